@@ -1,0 +1,1 @@
+"""Dataset readers, demo-data writers and the Grain input pipeline."""
