@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from jaxtl.errors import DataError
+
 SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """A dataset on disk is missing or not in the expected layout (a user error)."""
+__all__ = ["SPLITS", "DataError", "Record", "DatasetSplits"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,77 @@
+"""Defaults shared by every experiment family.
+
+Each `configs/<family>.py` starts from `base_config()` and sets what differs. Every key that the
+code reads is defined here, so a typo in an override fails instead of silently using a default;
+`jaxtl.configuration.validate` checks the values before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def base_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.dataset = ""  # set by each family: 'eyepacs', ...
+
+    config.data = ml_collections.ConfigDict()
+    config.data.root = ""  # empty: synthetic demo data in the dataset's real layout (see `demo`)
+    config.data.resolution = 256  # square side in pixels after resizing
+    config.data.augment = "none"  # 'none' or a comma list of crop, flip, rotate
+    config.data.crop_scale_min = 0.7  # 'crop': smallest crop area as a fraction of the image
+    config.data.rotate_degrees = 10.0  # 'rotate': angle drawn uniformly in +-this
+    config.data.mean = IMAGENET_MEAN  # per channel, on the 0..1 scale
+    config.data.std = IMAGENET_STD
+    config.data.batch_size = 64  # global batch (all devices and hosts together)
+    config.data.train_per_class = -1  # training images kept per class; -1 keeps all
+    config.data.sample_seed = 0  # which images the per-class cap keeps
+    config.data.val_fraction = 0.1  # of patients, when the dataset has no official split
+    config.data.test_fraction = 0.1
+    config.data.split_seed = 0
+    config.data.num_workers = 2  # Grain worker processes per host; 0 decodes in the main process
+    config.data.prefetch_batches = 2  # batches kept ready on the device
+    config.data.cache_dir = ""  # demo data and index caches; empty: $JAXTL_CACHE or ~/.cache/jaxtl
+
+    config.model = ml_collections.ConfigDict()
+    config.model.arch = "resnet50"
+    config.model.head = "linear"  # linear | mlp_128 | mlp_512_256_128_64
+    config.model.dropout = 0.0
+    config.model.dtype = "float32"  # compute dtype; parameters stay float32
+    config.model.init = ""  # a jaxtl workdir (or its checkpoint folder) to start from; empty: random
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.name = "sgd"  # sgd | adam | adamw
+    config.optim.lr = 0.01  # peak learning rate for the global batch
+    config.optim.momentum = 0.9  # sgd
+    config.optim.nesterov = True  # sgd
+    config.optim.weight_decay = 1e-4  # sgd, adam: coupled L2; adamw: decoupled
+    config.optim.schedule = "gradual"  # flat | gradual (warmup + cosine) | sudden (step decay)
+    config.optim.warmup_epochs = 1.0  # gradual
+    config.optim.decay_epochs = (10, 20)  # sudden: epochs at which lr is multiplied by decay_factor
+    config.optim.decay_factor = 0.1  # sudden
+
+    config.train = ml_collections.ConfigDict()
+    config.train.epochs = 30
+    config.train.eval_every_epochs = 1
+    config.train.checkpoint_every_epochs = 1
+    config.train.keep_checkpoints = 2  # latest checkpoints kept for resuming; the best is kept apart
+    config.train.log_every_steps = 50
+    config.train.seed = 0  # parameter init, dropout and augmentation
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 64  # global
+    config.eval.best_metric = "kappa"  # validation metric that selects the best checkpoint
+
+    config.demo = ml_collections.ConfigDict()  # used only when data.root is empty
+    config.demo.seed = 0
+    config.demo.num_patients = 1000
+    config.demo.image_size = 128  # side of the written demo images
+    # What the demo run changes so that it finishes in minutes on a laptop CPU:
+    config.demo.arch = "resnet18"
+    config.demo.resolution = 64
+    config.demo.batch_size = 32
+    config.demo.epochs = 8
+    return config

@@ -1,0 +1,111 @@
+"""Throughput of a config: python -m jaxtl.bench --config configs/eyepacs.py [--steps 10]
+
+Prints one JSON object: train-step images/s of the configured model on synthetic device batches
+after compilation, the compile time, and the input pipeline's images/s at the configured
+resolution on the configured data (the demo images when no data.root is set; the demo's smaller
+model settings are not applied here). Add --config.x=y overrides as for training.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from jaxtl import configuration, models, optim, steps
+from jaxtl.data import datasets, pipeline, prepare
+from jaxtl.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed train steps (after one compiling step).")
+_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20, "Timed input batches.")
+flags.mark_flag_as_required("config")
+
+
+def synthetic_batch(layout: pipeline.Layout, batch_size: int, shape: tuple[int, ...],
+                    num_classes: int) -> dict[str, jax.Array]:
+    local = layout.local_batch_size(batch_size, "data.batch_size")
+    rng = np.random.default_rng(0)
+    batch = {"image": rng.standard_normal((local, *shape), np.float32),
+             "label": rng.integers(0, num_classes, local).astype(np.int32)}
+    return {k: jax.make_array_from_process_local_data(layout.sharding, v)
+            for k, v in batch.items()}
+
+
+def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) -> dict:
+    mesh = steps.make_mesh()
+    layout = pipeline.Layout.from_mesh(mesh)
+    model = models.create_model(config.model.arch, num_outputs=num_classes,
+                                head=config.model.head, dropout=config.model.dropout,
+                                dtype=config.model.dtype)
+    tx, _ = optim.make_optimizer(config.optim, steps_per_epoch=100, total_steps=1000)
+    shape = (config.data.resolution, config.data.resolution, channels)
+    state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
+    batch = synthetic_batch(layout, config.data.batch_size, shape, num_classes)
+    train_step = steps.make_train_step(model, tx, mesh)
+    start = time.perf_counter()
+    compiled = train_step.lower(state, batch).compile()
+    compile_seconds = time.perf_counter() - start
+    state, metrics = compiled(state, batch)  # warm-up
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(timed_steps):
+        state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    seconds = time.perf_counter() - start
+    return {"compile_seconds": compile_seconds,
+            "train_images_per_second": timed_steps * config.data.batch_size / seconds,
+            "train_step_seconds": seconds / timed_steps,
+            "devices": mesh.size, "platform": jax.devices()[0].platform}
+
+
+def bench_pipeline(config, splits, channels: int, batches: int) -> dict:
+    from jaxtl.train import image_transform
+
+    layout = pipeline.Layout.from_mesh(steps.make_mesh())
+    stream = pipeline.train_stream(splits.train, image_transform(config, channels, True),
+                                   global_batch=config.data.batch_size,
+                                   epochs=config.train.epochs, seed=0, layout=layout,
+                                   num_workers=config.data.num_workers,
+                                   prefetch=config.data.prefetch_batches)
+    iterator = stream.iterator()
+    jax.block_until_ready(next(iterator))  # starts the workers
+    start = time.perf_counter()
+    count = 0
+    for _ in range(batches):
+        jax.block_until_ready(next(iterator))
+        count += config.data.batch_size
+    seconds = time.perf_counter() - start
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+    return {"pipeline_images_per_second": count / seconds,
+            "pipeline_workers": config.data.num_workers}
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    config = _CONFIG.value
+    try:
+        configuration.validate(config)
+        spec = datasets.get(config.dataset)
+        splits = prepare.load_splits(config)
+        result = {"arch": config.model.arch, "resolution": config.data.resolution,
+                  "batch_size": config.data.batch_size, "dtype": config.model.dtype,
+                  "pipeline_data": "DEMO" if splits.demo else config.data.root,
+                  **bench_train_step(config, splits.num_classes, spec.channels, _STEPS.value),
+                  **bench_pipeline(config, splits, spec.channels, _PIPELINE_BATCHES.value)}
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,125 @@
+"""Grain input pipelines: process shard -> shuffle -> decode/augment -> batch -> device.
+
+Each host reads only its own shard of records and builds its part of every global batch;
+`jax.make_array_from_process_local_data` joins the parts into one array sharded on the mesh's
+'data' axis. The training iterator's state (a position in a deterministic stream) is saved in
+every checkpoint, so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+from grain.experimental import ThreadPrefetchIterDataset
+
+from jaxtl.data.records import DataError, Record
+from jaxtl.data.transforms import EvalExample, ImageTransform, TrainExample
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How a global batch is split over hosts and devices."""
+
+    sharding: jax.sharding.NamedSharding  # batch dimension on the 'data' axis
+    process_index: int
+    process_count: int
+
+    @classmethod
+    def from_mesh(cls, mesh: jax.sharding.Mesh) -> Layout:
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        return cls(sharding, jax.process_index(), jax.process_count())
+
+    def local_batch_size(self, global_batch: int, what: str) -> int:
+        devices = self.sharding.mesh.size
+        if global_batch % devices:
+            raise DataError(f"{what}={global_batch} must be a multiple of the {devices} "
+                            f"devices so every device gets the same number of images")
+        return global_batch // self.process_count
+
+
+def _to_global(layout: Layout):
+    def place(batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+        return {key: jax.make_array_from_process_local_data(layout.sharding, value)
+                for key, value in batch.items()}
+
+    return place
+
+
+def _workers(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset:
+    if num_workers == 0:
+        return dataset
+    return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+
+
+def _on_device(dataset: grain.IterDataset, layout: Layout, prefetch: int) -> grain.IterDataset:
+    dataset = ThreadPrefetchIterDataset(dataset, prefetch_buffer_size=prefetch)
+    return ThreadPrefetchIterDataset(dataset.map(_to_global(layout)),
+                                     prefetch_buffer_size=prefetch)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainStream:
+    """An endless-enough stream of training batches for `epochs` passes over the data."""
+
+    dataset: grain.IterDataset
+    steps_per_epoch: int
+    examples_per_epoch: int  # training images seen per epoch (all hosts)
+
+    def iterator(self, state: dict[str, Any] | None = None) -> grain.DatasetIterator:
+        iterator = iter(self.dataset)
+        if state is not None:
+            iterator.set_state(state)
+        return iterator
+
+
+def train_stream(records: Sequence[Record], transform: ImageTransform, *, global_batch: int,
+                 epochs: int, seed: int, layout: Layout, num_workers: int,
+                 prefetch: int) -> TrainStream:
+    """Shuffles every epoch anew (seeded), augments, and drops the last partial batch."""
+    local_batch = layout.local_batch_size(global_batch, "data.batch_size")
+    # Every host gets the same number of records so every host runs the same number of steps.
+    per_host = len(records) // layout.process_count
+    local = list(records[layout.process_index::layout.process_count])[:per_host]
+    steps_per_epoch = per_host // local_batch
+    if steps_per_epoch == 0:
+        raise DataError(f"the training split has {len(records)} images, fewer than one batch "
+                        f"(data.batch_size={global_batch}); lower the batch size or add data")
+    dataset = (grain.MapDataset.source(local)
+               .shuffle(seed=seed)
+               .repeat(epochs)
+               .random_map(TrainExample(transform), seed=seed + 1)
+               .batch(local_batch, drop_remainder=True))
+    dataset = _on_device(_workers(dataset.to_iter_dataset(), num_workers), layout, prefetch)
+    return TrainStream(dataset, steps_per_epoch, steps_per_epoch * global_batch)
+
+
+def eval_batches(records: Sequence[Record], transform: ImageTransform, *, global_batch: int,
+                 layout: Layout, num_workers: int, prefetch: int) -> Iterator[dict[str, jax.Array]]:
+    """Every record exactly once: the last batch is padded with masked-out blanks.
+
+    Host p takes records p, p + P, ...; all hosts pad to the same number of batches.
+    Each example carries its index in `records`, so results can be checked and ordered.
+    """
+    local_batch = layout.local_batch_size(global_batch, "eval.batch_size")
+    per_host = math.ceil(len(records) / layout.process_count)
+    padded = max(1, math.ceil(per_host / local_batch)) * local_batch
+    indices = range(layout.process_index, len(records), layout.process_count)
+    items: list[tuple[Record | None, int]] = [(records[i], i) for i in indices]
+    items += [(None, -1)] * (padded - len(items))
+    dataset = (grain.MapDataset.source(items)
+               .map(EvalExample(transform))
+               .batch(local_batch, drop_remainder=False))
+    dataset = _on_device(_workers(dataset.to_iter_dataset(), num_workers), layout, prefetch)
+    iterator = iter(dataset)
+    try:
+        yield from iterator
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,1 @@
+"""Exact evaluation: metrics from scikit-learn over every example of a split."""

@@ -1,0 +1,107 @@
+"""The jit-compiled train and eval steps, sharded over a Mesh of all devices.
+
+The batch is sharded on the mesh's 'data' axis and the train state is replicated; under
+`jax.jit` the loss, gradients and BatchNorm statistics are computed over the global batch, so
+one device and N devices compute the same numbers. The train step donates the old state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+Batch = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array  # raw uint32 key data: dropout keys are fold_in(rng, step)
+
+
+def make_mesh() -> Mesh:
+    return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
+               image_shape: tuple[int, int, int], mesh: Mesh) -> TrainState:
+    """Random initial variables, replicated on every device."""
+
+    def init() -> TrainState:
+        params_key, dropout_key, state_key = jax.random.split(jax.random.PRNGKey(seed), 3)
+        dummy = jnp.zeros((1, *image_shape), jnp.float32)
+        variables = model.init({"params": params_key, "dropout": dropout_key}, dummy,
+                               train=False)
+        params = variables["params"]
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          batch_stats=variables.get("batch_stats", {}),
+                          opt_state=tx.init(params), rng=state_key)
+
+    return jax.jit(init, out_shardings=replicated(mesh))()
+
+
+def with_variables(state: TrainState, tx: optax.GradientTransformation,
+                   variables: dict[str, Any]) -> TrainState:
+    """The same state with other parameters and statistics (and a fresh optimizer state)."""
+    return state.replace(params=variables["params"],
+                         batch_stats=variables.get("batch_stats", {}),
+                         opt_state=tx.init(variables["params"]))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
+                    mesh: Mesh) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        dropout_key = jax.random.fold_in(state.rng, state.step)
+
+        def loss_fn(params):
+            logits, updates = model.apply(
+                {"params": params, "batch_stats": state.batch_stats}, batch["image"],
+                train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+            loss = cross_entropy(logits, batch["label"]).mean()
+            return loss, (logits, updates.get("batch_stats", {}))
+
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
+        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                                  opt_state=opt_state)
+        return new_state, {"loss": loss, "accuracy": accuracy,
+                           "grad_norm": optax.global_norm(grads)}
+
+    data = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.jit(step, in_shardings=(replicated(mesh), data),
+                   out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
+
+
+def make_eval_step(model: nn.Module, mesh: Mesh) -> Callable[[TrainState, Batch], Batch]:
+    """Logits of a batch, returned (with labels, indices and mask) to every host."""
+
+    def step(state: TrainState, batch: Batch) -> Batch:
+        logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                             batch["image"], train=False)
+        return {"logits": logits.astype(jnp.float32), "label": batch["label"],
+                "index": batch["index"], "mask": batch["mask"]}
+
+    data = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.jit(step, in_shardings=(replicated(mesh), data), out_shardings=replicated(mesh))

@@ -1,0 +1,104 @@
+"""Classifier heads: layout, dropout semantics, dtypes, errors."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtl.models import HEADS
+from jaxtl.models.heads import make_head
+
+# Skip XLA's backend optimisations: compile time dominates these tiny CPU tests.
+_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
+FEATURES = jnp.asarray(np.random.default_rng(0).normal(size=(4, 32)), jnp.float32)
+
+
+def _init(head):
+    return _jit(lambda key, x: head.init(key, x, train=False))(jax.random.key(0), FEATURES)
+
+
+def _applier(head):
+    """apply(variables, train, seed) -> outputs; one compilation per value of `train`."""
+    apply = _jit(
+        lambda v, x, key, train: head.apply(v, x, train=train, rngs={"dropout": key}), static_argnames="train"
+    )
+    return lambda variables, train, seed=0: apply(variables, FEATURES, jax.random.key(seed), train=train)
+
+
+def test_head_names():
+    assert HEADS == ("linear", "mlp_128", "mlp_512_256_128_64")
+
+
+@pytest.mark.parametrize(
+    "name, widths",
+    [("linear", ()), ("mlp_128", (128,)), ("mlp_512_256_128_64", (512, 256, 128, 64))],
+)
+def test_layout(name, widths):
+    params = jax.eval_shape(lambda: make_head(name, num_outputs=3).init(jax.random.key(0), FEATURES, train=False))
+    params = params["params"]
+    assert set(params) == {f"hidden_{i}" for i in range(len(widths))} | {"fc"}
+    fan_in = 32
+    for i, width in enumerate(widths):
+        assert params[f"hidden_{i}"]["kernel"].shape == (fan_in, width)
+        assert params[f"hidden_{i}"]["bias"].shape == (width,)
+        fan_in = width
+    assert params["fc"]["kernel"].shape == (fan_in, 3)
+    assert params["fc"]["bias"].shape == (3,)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_zero_dropout_is_a_no_op(name):
+    head = make_head(name, num_outputs=3, dropout=0.0)
+    variables = _init(head)
+    eval_out = _jit(lambda v, x: head.apply(v, x, train=False))(variables, FEATURES)
+    # No dropout rng needed: rate 0 never draws random numbers.
+    train_out = _jit(lambda v, x: head.apply(v, x, train=True))(variables, FEATURES)
+    np.testing.assert_array_equal(train_out, eval_out)
+    assert eval_out.shape == (4, 3) and eval_out.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_dropout_only_in_training(name):
+    head = make_head(name, num_outputs=3, dropout=0.5)
+    variables, apply = _init(head), _applier(head)
+    eval_a, eval_b = apply(variables, False, seed=1), apply(variables, False, seed=2)
+    np.testing.assert_array_equal(eval_a, eval_b)
+    train_a, train_b = apply(variables, True, seed=1), apply(variables, True, seed=2)
+    assert not np.allclose(train_a, train_b)
+    assert not np.allclose(train_a, eval_a)
+
+
+def test_linear_head_drops_pooled_features():
+    head = make_head("linear", num_outputs=3, dropout=0.5)
+    variables = _init(head)
+    out = _applier(head)(variables, True, seed=3)
+    # `linear` has no hidden layer, so any change must come from dropping pooled features.
+    fc = variables["params"]["fc"]
+    assert not np.allclose(out, FEATURES @ fc["kernel"] + fc["bias"])
+    assert np.isfinite(np.asarray(out)).all()
+
+
+def test_bfloat16_head_returns_float32():
+    head = make_head("mlp_128", num_outputs=3, dtype=jnp.bfloat16)
+    variables = _init(head)
+    assert {x.dtype for x in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    out = jax.eval_shape(lambda v, x: head.apply(v, x, train=False), variables, FEATURES)
+    assert out.dtype == jnp.float32
+
+
+def test_unknown_head():
+    with pytest.raises(ValueError, match="mlp_999") as info:
+        make_head("mlp_999", num_outputs=2)
+    for name in HEADS:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0])
+def test_bad_dropout_rate(rate):
+    with pytest.raises(ValueError, match="dropout"):
+        make_head("linear", num_outputs=2, dropout=rate)

@@ -1,0 +1,311 @@
+"""ResNet backbones: timm-compatible layout and counts, dtypes, BatchNorm, gradients."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtl.models import create_model
+from jaxtl.models.layers import max_pool2d
+from jaxtl.models.resnet import BasicBlock, Bottleneck
+
+TIMM_PARAM_COUNTS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+}
+
+# On a 2-core CPU, XLA's optimising backend dominates test time; these tests only need
+# correct numbers, so compile without backend optimisation.
+_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
+
+def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
+    # NumPy, not jax.random: compiling threefry for every new shape costs seconds on CPU.
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
+
+
+def _init_shapes(model, size: int = 32, channels: int = 3):
+    x = jnp.zeros((1, size, size, channels), jnp.float32)
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
+def _name(path) -> str:
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def _paths(tree) -> set[str]:
+    return {_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _random_variables(shapes, seed: int = 0):
+    """He-normal kernels, BN scale 1 (every branch live), zero biases, unit running var.
+
+    A real `init` of a whole ResNet costs many seconds of compilation on CPU; block-level
+    tests below check what `init` itself produces.
+    """
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = _name(path)
+        if name.endswith("kernel"):
+            return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
+        if name.endswith(("scale", "var")):
+            return np.ones(leaf.shape, np.float32)
+        return np.zeros(leaf.shape, np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    model = create_model("resnet18", num_outputs=5)
+    return model, _random_variables(_init_shapes(model))
+
+
+@pytest.fixture(scope="module")
+def apply_eval(resnet18):
+    model, _ = resnet18
+    return _jit(lambda v, x: model.apply(v, x, train=False))
+
+
+@pytest.fixture(scope="module")
+def apply_train(resnet18):
+    model, _ = resnet18
+    return _jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
+def test_param_count_matches_timm(name):
+    variables = _init_shapes(create_model(name, num_outputs=1000))
+    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+
+
+def test_bottleneck_variable_names():
+    variables = _init_shapes(create_model("resnet50", num_outputs=4))
+    params = _paths(variables["params"])
+    for path in (
+        "backbone/conv1/kernel",
+        "backbone/bn1/scale",
+        "backbone/layer1_0/conv1/kernel",
+        "backbone/layer1_0/conv3/kernel",
+        "backbone/layer1_0/downsample_conv/kernel",  # 64 -> 256 channels at stride 1
+        "backbone/layer2_0/downsample_conv/kernel",
+        "backbone/layer4_2/bn3/bias",
+        "head/fc/kernel",
+        "head/fc/bias",
+    ):
+        assert path in params
+    assert "backbone/layer1_1/downsample_conv/kernel" not in params
+    assert not any(p.endswith("bias") for p in params if "conv" in p)
+    assert set(variables["batch_stats"]) == {"backbone"}
+    assert "backbone/layer3_0/downsample_bn/var" in _paths(variables["batch_stats"])
+    assert "backbone/layer3_5/downsample_bn/var" not in _paths(variables["batch_stats"])
+    backbone = variables["params"]["backbone"]
+    assert backbone["conv1"]["kernel"].shape == (7, 7, 3, 64)  # HWIO
+    assert backbone["layer2_0"]["conv2"]["kernel"].shape == (3, 3, 128, 128)
+    assert variables["params"]["head"]["fc"]["kernel"].shape == (2048, 4)
+
+
+def test_basic_block_variable_names(resnet18):
+    params = _paths(resnet18[1]["params"])
+    blocks = {p.split("/")[1] for p in params if p.startswith("backbone/layer")}
+    assert blocks == {f"layer{i}_{j}" for i in range(1, 5) for j in range(2)}
+    assert "backbone/layer1_0/conv2/kernel" in params
+    assert "backbone/layer1_0/conv3/kernel" not in params
+    assert "backbone/layer1_0/downsample_conv/kernel" not in params
+    assert "backbone/layer2_0/downsample_conv/kernel" in params
+    assert "backbone/layer2_0/downsample_bn/scale" in params
+    assert "head/fc/kernel" in params
+
+
+def _block_init(block, x):
+    return _jit(lambda key, x: block.init(key, x, train=False))(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("block, last_bn", [(BasicBlock, "bn2"), (Bottleneck, "bn3")])
+def test_block_init_zeroes_last_bn_scale(block, last_bn):
+    x = jnp.ones((1, 4, 4, 32))
+    variables = _block_init(block(16, stride=2), x)
+    params = variables["params"]
+    np.testing.assert_array_equal(params[last_bn]["scale"], 0.0)
+    np.testing.assert_array_equal(params["bn1"]["scale"], 1.0)
+    np.testing.assert_array_equal(params["downsample_bn"]["scale"], 1.0)
+    np.testing.assert_array_equal(variables["batch_stats"]["bn1"]["var"], 1.0)
+    # kaiming_normal_(mode="fan_out", nonlinearity="relu"), as timm.
+    kernel = np.asarray(params["conv1"]["kernel"])
+    fan_out = np.prod(kernel.shape[:2]) * kernel.shape[-1]
+    np.testing.assert_allclose(kernel.std(), np.sqrt(2.0 / fan_out), rtol=0.15)
+
+
+@pytest.mark.parametrize("block", [BasicBlock(16), Bottleneck(4)])
+def test_block_is_identity_at_init(block):
+    x = jax.nn.relu(_images(1, size=4, channels=16))
+    y = _jit(lambda v, x: block.apply(v, x, train=False))(_block_init(block, x), x)
+    np.testing.assert_allclose(y, x, atol=1e-6)
+
+
+def test_feature_map_sizes_match_torch():
+    model = create_model("resnet18", num_outputs=2)
+    blocks = {"layer1_1", "layer2_1", "layer3_1", "layer4_1"}
+    x = jnp.zeros((1, 224, 224, 3))
+
+    def run():
+        variables = model.init(jax.random.key(0), x, train=False)
+        return model.apply(
+            variables, x, train=False, capture_intermediates=lambda mdl, _: mdl.name in blocks | {"conv1"}
+        )
+
+    _, state = jax.eval_shape(run)
+    found = state["intermediates"]["backbone"]
+    assert found["conv1"]["__call__"][0].shape == (1, 112, 112, 64)
+    for name, size, channels in zip(sorted(blocks), (56, 28, 14, 7), (64, 128, 256, 512)):
+        assert found[name]["__call__"][0].shape == (1, size, size, channels)
+
+
+def test_forward_and_features(resnet18, apply_eval):
+    model, variables = resnet18
+    logits = apply_eval(variables, _images())
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all()
+    features = jax.eval_shape(
+        lambda v, x: model.apply(v, x, train=False, method="features"), variables, _images()
+    )
+    assert features.shape == (2, 512) and features.dtype == jnp.float32
+    assert model.backbone.num_features == 512
+    wide = create_model("resnet50", num_outputs=3)
+    features = jax.eval_shape(
+        lambda v, x: wide.apply(v, x, train=False, method="features"), _init_shapes(wide), _images()
+    )
+    assert features.shape == (2, 2048) and features.dtype == jnp.float32
+    assert wide.backbone.num_features == 2048
+
+
+def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
+    """Output dtypes of the named primitives, searching nested jaxprs too."""
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in names:
+            found.add(eqn.outvars[0].aval.dtype)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    found |= _op_dtypes(inner, names)
+    return found
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_compute_dtype(dtype):
+    model = create_model("resnet18", num_outputs=5, head="mlp_128", dtype=dtype)
+    shapes = _init_shapes(model)
+    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+
+    def forward(v, x):
+        return model.apply(v, x, train=True, mutable=["batch_stats"])
+
+    x = _images()
+    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    logits, state = jax.eval_shape(forward, shapes, x)
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
+
+
+def test_bfloat16_runs_close_to_float32(resnet18, apply_eval):
+    _, variables = resnet18  # the same float32 variables serve either compute dtype
+    model16 = create_model("resnet18", num_outputs=5, dtype="bfloat16")
+    x = _images()
+    f16 = _jit(lambda v, x: model16.apply(v, x, train=False))(variables, x)
+    assert f16.dtype == jnp.float32 and np.isfinite(np.asarray(f16)).all()
+    np.testing.assert_allclose(f16, apply_eval(variables, x), rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize("channels", [1, 12])
+def test_any_number_of_input_channels(channels):
+    model = create_model("resnet18", num_outputs=3)
+    x = _images(channels=channels)
+    shapes = _init_shapes(model, channels=channels)
+    assert shapes["params"]["backbone"]["conv1"]["kernel"].shape == (7, 7, channels, 64)
+    logits = _jit(lambda v, x: model.apply(v, x, train=False))(_random_variables(shapes), x)
+    assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()
+
+
+def test_train_updates_batch_stats_and_eval_uses_running_stats(resnet18, apply_eval, apply_train):
+    _, variables = resnet18
+    x = _images(seed=1) * 3.0 + 1.0
+    logits, state = apply_train(variables, x)
+    assert logits.shape == (2, 5)
+    old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
+    for path in (("bn1", "mean"), ("bn1", "var"), ("layer4_1", "bn2", "mean"), ("layer2_0", "downsample_bn", "var")):
+        a, b = old, new
+        for key in path:
+            a, b = a[key], b[key]
+        assert not np.allclose(a, b), path
+
+    trained = {"params": variables["params"], "batch_stats": state["batch_stats"]}
+    a, b, c = _images(1, seed=2), _images(1, seed=3), _images(1, seed=4)
+    ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
+    np.testing.assert_allclose(apply_eval(trained, ab)[0], apply_eval(trained, ac)[0], rtol=1e-5, atol=1e-6)
+    # In train mode the batch statistics couple the samples.
+    assert not np.allclose(apply_train(trained, ab)[0][0], apply_train(trained, ac)[0][0], atol=1e-5)
+
+
+def test_gradients_finite_and_nonzero(resnet18):
+    model, variables = resnet18
+    x, labels = _images(seed=5), jnp.array([1, 3])
+
+    @_jit
+    def grads(params):
+        def loss(p):
+            logits, _ = model.apply(
+                {"params": p, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
+            )
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
+
+        return jax.grad(loss)(params)
+
+    def zero_grads(params) -> set[str]:
+        g = grads(params)
+        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(g))
+        return {_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(g) if not np.any(np.asarray(leaf))}
+
+    params = variables["params"]
+    assert zero_grads(params) == set()
+
+    # As after `init` (zero_init_last): the residual branches get no gradient until their
+    # last BN scale moves away from zero; everything else still does.
+    blocks = [f"backbone/layer{i}_{j}" for i in range(1, 5) for j in range(2)]
+    last_bn = {f"{b}/bn2/scale" for b in blocks}
+    at_init = jax.tree_util.tree_map_with_path(lambda p, v: v * 0 if _name(p) in last_bn else v, params)
+    expected = {f"{b}/{leaf}" for b in blocks for leaf in ("conv1/kernel", "bn1/scale", "bn1/bias", "conv2/kernel")}
+    assert zero_grads(at_init) == expected
+
+
+def _torch_max_pool_reference(x: np.ndarray, k: int, s: int, p: int) -> np.ndarray:
+    """NumPy torch.nn.MaxPool2d: windows only see in-bounds values (padding acts as -inf)."""
+    n, h, w, c = x.shape
+    out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    out = np.empty((n, out_h, out_w, c), x.dtype)
+    for i in range(out_h):
+        for j in range(out_w):
+            r0, c0 = i * s - p, j * s - p
+            window = x[:, max(r0, 0) : r0 + k, max(c0, 0) : c0 + k]
+            out[:, i, j] = window.max(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 6, 3), (1, 8, 7, 2)])
+def test_max_pool_matches_torch(shape):
+    x = -np.abs(np.random.default_rng(0).normal(size=shape)).astype(np.float32) - 0.1  # all negative
+    expected = _torch_max_pool_reference(x, 3, 2, 1)
+    got = np.asarray(max_pool2d(jnp.asarray(x), 3, 2, 1))
+    np.testing.assert_array_equal(got, expected)
+    assert (got < 0).all()
+    zero_padded = _torch_max_pool_reference(np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), 3, 2, 0)
+    assert zero_padded.shape == expected.shape and not np.array_equal(zero_padded, expected)
