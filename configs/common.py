@@ -67,11 +67,14 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.demo = ml_collections.ConfigDict()  # used only when data.root is empty
     config.demo.seed = 0
-    config.demo.num_patients = 1000
+    config.demo.num_patients = 700
     config.demo.image_size = 128  # side of the written demo images
-    # What the demo run changes so that it finishes in minutes on a laptop CPU:
+    # What the demo run changes so that it finishes in minutes on a 2-core CPU. 80 px is the
+    # fastest ResNet18 resolution on XLA:CPU here (benchmarks/README.md): 64 px puts 2x2 maps
+    # into layer4 and 112+ px large maps into layer1, both of which hit slow CPU convolutions.
     config.demo.arch = "resnet18"
-    config.demo.resolution = 64
+    config.demo.resolution = 80
     config.demo.batch_size = 32
-    config.demo.epochs = 8
+    config.demo.epochs = 4
+    config.demo.num_workers = 0  # decoding 128 px JPEGs inline beats worker processes on 2 cores
     return config

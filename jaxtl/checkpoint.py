@@ -29,8 +29,8 @@ class RunCheckpoints:
         self.best = ocp.CheckpointManager(
             workdir / BEST_DIR, item_names=("state", "meta"),
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, create=True,
-                best_fn=lambda meta: meta["val"][best_metric], best_mode="max"))
+                max_to_keep=1, create=True, best_fn=lambda metrics: metrics[best_metric],
+                best_mode="max", keep_checkpoints_without_metrics=False))
 
     def latest_step(self) -> int | None:
         return self.latest.latest_step()
@@ -53,6 +53,7 @@ class RunCheckpoints:
         return restored.state, restored.meta
 
     def best_value(self) -> float | None:
+        self.best.wait_until_finished()
         step = self.best.best_step()
         if step is None:
             return None
@@ -65,7 +66,8 @@ class RunCheckpoints:
         if previous is not None and not meta["val"][self.best_metric] > previous:
             return False
         self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                     meta=ocp.args.JsonSave(meta)))
+                                                     meta=ocp.args.JsonSave(meta)),
+                       metrics={self.best_metric: meta["val"][self.best_metric]})
         return True
 
     def restore_best(self, abstract_state: Any) -> tuple[Any, dict[str, Any]]:

@@ -144,6 +144,7 @@ def _rules() -> dict[str, Rule]:
         "demo.resolution": number(16, 4096, integer=True),
         "demo.batch_size": number(1, None, integer=True),
         "demo.epochs": number(1, None, integer=True),
+        "demo.num_workers": number(0, 256, integer=True),
     }
 
 

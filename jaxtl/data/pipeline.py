@@ -78,15 +78,33 @@ class TrainStream:
         return iterator
 
 
+def train_shard(records: Sequence[Record], process_index: int,
+                process_count: int) -> list[Record]:
+    """Records p, p + P, ... for host p, cut so that every host has the same number."""
+    per_host = len(records) // process_count
+    return list(records[process_index::process_count])[:per_host]
+
+
+def eval_shard(records: Sequence[Record], process_index: int, process_count: int,
+               local_batch: int) -> list[tuple[Record | None, int]]:
+    """(record, index in split) for host p, padded with (None, -1) to whole batches.
+
+    All hosts get the same number of batches, and every record is on exactly one host.
+    """
+    per_host = math.ceil(len(records) / process_count)
+    padded = max(1, math.ceil(per_host / local_batch)) * local_batch
+    indices = range(process_index, len(records), process_count)
+    items: list[tuple[Record | None, int]] = [(records[i], i) for i in indices]
+    return items + [(None, -1)] * (padded - len(items))
+
+
 def train_stream(records: Sequence[Record], transform: ImageTransform, *, global_batch: int,
                  epochs: int, seed: int, layout: Layout, num_workers: int,
                  prefetch: int) -> TrainStream:
     """Shuffles every epoch anew (seeded), augments, and drops the last partial batch."""
     local_batch = layout.local_batch_size(global_batch, "data.batch_size")
-    # Every host gets the same number of records so every host runs the same number of steps.
-    per_host = len(records) // layout.process_count
-    local = list(records[layout.process_index::layout.process_count])[:per_host]
-    steps_per_epoch = per_host // local_batch
+    local = train_shard(records, layout.process_index, layout.process_count)
+    steps_per_epoch = len(local) // local_batch
     if steps_per_epoch == 0:
         raise DataError(f"the training split has {len(records)} images, fewer than one batch "
                         f"(data.batch_size={global_batch}); lower the batch size or add data")
@@ -103,15 +121,10 @@ def eval_batches(records: Sequence[Record], transform: ImageTransform, *, global
                  layout: Layout, num_workers: int, prefetch: int) -> Iterator[dict[str, jax.Array]]:
     """Every record exactly once: the last batch is padded with masked-out blanks.
 
-    Host p takes records p, p + P, ...; all hosts pad to the same number of batches.
     Each example carries its index in `records`, so results can be checked and ordered.
     """
     local_batch = layout.local_batch_size(global_batch, "eval.batch_size")
-    per_host = math.ceil(len(records) / layout.process_count)
-    padded = max(1, math.ceil(per_host / local_batch)) * local_batch
-    indices = range(layout.process_index, len(records), layout.process_count)
-    items: list[tuple[Record | None, int]] = [(records[i], i) for i in indices]
-    items += [(None, -1)] * (padded - len(items))
+    items = eval_shard(records, layout.process_index, layout.process_count, local_batch)
     dataset = (grain.MapDataset.source(items)
                .map(EvalExample(transform))
                .batch(local_batch, drop_remainder=False))

@@ -1,0 +1,32 @@
+"""The sharded train step: one device and four devices compute the same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).with_name("sharded_losses.py")
+
+
+def losses_with(devices: int) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=SCRIPT.parent.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_one_and_four_devices_give_the_same_losses():
+    one, four = losses_with(1), losses_with(4)
+    assert (one["devices"], four["devices"]) == (1, 4)
+    assert four["batch_shards"] == 4  # the batch really is split over the four devices
+    assert four["losses"] == pytest.approx(one["losses"], rel=1e-4)
+    assert four["bn_mean"] == pytest.approx(one["bn_mean"], rel=1e-4)  # global-batch BN stats
+    assert one["losses"][0] != pytest.approx(one["losses"][-1])  # and training moves
