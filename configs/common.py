@@ -67,7 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.demo = ml_collections.ConfigDict()  # used only when data.root is empty
     config.demo.seed = 0
-    config.demo.num_patients = 700
+    config.demo.num_patients = 800
     config.demo.image_size = 128  # side of the written demo images
     # What the demo run changes so that it finishes in minutes on a 2-core CPU. 80 px is the
     # fastest ResNet18 resolution on XLA:CPU here (benchmarks/README.md): 64 px puts 2x2 maps

@@ -7,6 +7,7 @@ where JAX finds them itself).
 
 from __future__ import annotations
 
+import logging as pylogging
 import sys
 
 import jax
@@ -36,9 +37,20 @@ def initialize_distributed() -> None:
         jax.distributed.initialize()
 
 
+def quiet_library_logs() -> None:
+    """Orbax and Grain log every checkpoint step at INFO; keep their warnings, drop the rest."""
+
+    def keep(record: pylogging.LogRecord) -> bool:
+        noisy = any(part in record.pathname for part in ("/orbax/", "/grain/"))
+        return record.levelno >= pylogging.WARNING or not noisy
+
+    logging.get_absl_handler().addFilter(keep)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    quiet_library_logs()
     initialize_distributed()
     from jaxtl import train  # after distributed init: importing may touch JAX backends
 

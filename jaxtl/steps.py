@@ -56,11 +56,13 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
 
 
 def with_variables(state: TrainState, tx: optax.GradientTransformation,
-                   variables: dict[str, Any]) -> TrainState:
+                   variables: dict[str, Any], mesh: Mesh) -> TrainState:
     """The same state with other parameters and statistics (and a fresh optimizer state)."""
+    variables = jax.device_put(variables, replicated(mesh))
     return state.replace(params=variables["params"],
                          batch_stats=variables.get("batch_stats", {}),
-                         opt_state=tx.init(variables["params"]))
+                         opt_state=jax.jit(tx.init, out_shardings=replicated(mesh))(
+                             variables["params"]))
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -87,7 +89,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
         new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                                   opt_state=opt_state)
         return new_state, {"loss": loss, "accuracy": accuracy,
-                           "grad_norm": optax.global_norm(grads)}
+                           "grad_norm": optax.tree.norm(grads)}
 
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(step, in_shardings=(replicated(mesh), data),

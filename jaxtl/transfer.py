@@ -44,7 +44,10 @@ def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
 
 
 def load_into(path: str | pathlib.Path, target: dict[str, Any]) -> dict[str, Any]:
-    """`target` (freshly initialised variables) with every non-head leaf taken from `path`."""
+    """`target` (freshly initialised variables) with every non-head leaf taken from `path`.
+
+    Leaves from the checkpoint are NumPy arrays; `jaxtl.steps.with_variables` places them.
+    """
     source = load_variables(path)
     merged: dict[str, Any] = {}
     missing, unexpected, misshaped = [], [], []
@@ -60,7 +63,7 @@ def load_into(path: str | pathlib.Path, target: dict[str, Any]) -> dict[str, Any
             elif old[name].shape != value.shape:
                 misshaped.append(f"{collection}/{name} {old[name].shape} -> {value.shape}")
             else:
-                out[name] = jax.device_put(old[name].astype(value.dtype), value.sharding)
+                out[name] = old[name].astype(value.dtype)
         unexpected += [f"{collection}/{name}" for name in old
                        if name not in new and not name.startswith(HEAD + "/")]
         merged[collection] = traverse_util.unflatten_dict(out, sep="/")

@@ -26,7 +26,7 @@ def test_shipped_config_is_valid():
     ("data.batch_size", 0, "config.data.batch_size is 0; expected an integer in 1 .. inf"),
     ("data.train_per_class", 0, "expected an integer in 1 .. inf (or -1)"),
     ("optim.lr", -0.1, "config.optim.lr is -0.1; expected a number"),
-    ("optim.nesterov", 1, "expected True or False"),
+    ("data.val_fraction", 0.95, "config.data.val_fraction is 0.95; expected a number in 0.0 .. 0.9"),
     ("optim.decay_epochs", (20, 10), "the epochs must be in ascending order"),
     ("eval.best_metric", "auroc", "allowed values for eyepacs: kappa, accuracy"),
 ])

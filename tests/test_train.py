@@ -117,3 +117,15 @@ def test_configured_root_that_is_malformed_never_falls_back_to_demo(tmp_path):
     with pytest.raises(DataError, match="expected the header 'image,level'"):
         train.train_and_evaluate(config, tmp_path / "workdir")
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_run_can_start_from_another_runs_checkpoint(finished_run, tmp_path):
+    tmp, _, _ = finished_run
+    config = tiny_config(tmp_path)
+    config.data.cache_dir = finished_run[1].data.cache_dir
+    config.model.init = str(tmp / "workdir")
+    config.model.head = "mlp_128"  # a new head; the backbone comes from the first run
+    config.demo.epochs = 1
+    results = train.train_and_evaluate(config, tmp_path / "second")
+    assert results["config"]["model"]["init"] == str(tmp / "workdir")
+    assert results["val"]["count"] == results["split_sizes"]["val"]
