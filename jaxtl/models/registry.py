@@ -6,12 +6,12 @@ New architectures are added with `register_backbone(name, factory)`; a factory t
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxtl.models import resnet
 from jaxtl.models.classifier import Classifier
 from jaxtl.models.heads import make_head
 from jaxtl.models.layers import Dtype
@@ -65,11 +65,9 @@ def create_model(
     )
 
 
-for _name, _factory in {
-    "resnet18": resnet.resnet18,
-    "resnet34": resnet.resnet34,
-    "resnet50": resnet.resnet50,
-    "resnet101": resnet.resnet101,
-    "resnet152": resnet.resnet152,
-}.items():
-    register_backbone(_name, _factory)
+# Each family module (jaxtl/models/<family>.py) exposes BACKBONES: {name: factory}.
+_FAMILIES = ("resnet",)
+
+for _family in _FAMILIES:
+    for _name, _factory in importlib.import_module(f"jaxtl.models.{_family}").BACKBONES.items():
+        register_backbone(_name, _factory)

@@ -105,3 +105,7 @@ def resnet101(dtype: Dtype = jnp.float32) -> ResNet:
 
 def resnet152(dtype: Dtype = jnp.float32) -> ResNet:
     return ResNet(Bottleneck, (3, 8, 36, 3), dtype=dtype)
+
+
+BACKBONES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
+             "resnet101": resnet101, "resnet152": resnet152}
