@@ -32,6 +32,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def initialize_distributed() -> None:
     if _COORDINATOR.value is not None:
+        # CPU hosts need a collectives backend for cross-process arrays; GPUs and TPUs ignore it.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     elif _DISTRIBUTED.value:
         jax.distributed.initialize()

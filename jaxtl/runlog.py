@@ -6,6 +6,7 @@ Only the first host writes. Every record and log line of a demo run is marked DE
 from __future__ import annotations
 
 import json
+import re
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -45,12 +46,17 @@ class RunLog:
             handle.write(json.dumps(record) + "\n")
         for key, value in values.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                self._writer.add_scalar(f"{split}/{key}", value, step)
+                self._writer.add_scalar(_tag(split, key), value, step)
             elif isinstance(value, Mapping):
                 for sub_key, sub_value in value.items():
                     if isinstance(sub_value, (int, float)):
-                        self._writer.add_scalar(f"{split}/{key}/{sub_key}", sub_value, step)
+                        self._writer.add_scalar(_tag(split, key, sub_key), sub_value, step)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+def _tag(*parts: str) -> str:
+    """TensorBoard tag: path parts joined by '/', other characters outside [\w.-] as '_'."""
+    return "/".join(re.sub(r"[^\w.-]", "_", str(part)) for part in parts)

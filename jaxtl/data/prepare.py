@@ -39,10 +39,10 @@ def ensure_demo_data(config: ml_collections.ConfigDict) -> pathlib.Path:
     logging.info("DEMO: writing synthetic %s data to %s (once)", config.dataset, root)
     try:
         datasets.get(config.dataset).write_demo(root, config)
-    except FileExistsError:
-        pass  # another process finished writing it first
-    if not root.is_dir():
-        raise DataError(f"writing the demo dataset to {root} failed; remove it and retry")
+    except OSError:
+        # Another process on this machine renamed its finished copy into place first.
+        if not root.is_dir():
+            raise
     return root
 
 

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from jaxtl.data.records import Record
+from jaxtl.data.records import DataError, Record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,11 +26,16 @@ class ImageTransform:
     rotate_degrees: float = 10.0
 
     def load(self, path: str) -> Image.Image:
-        image = Image.open(path)
-        # JPEG decoders can downscale by 1/2..1/8 while decoding: much faster for large fundus
-        # photographs, and the result is still at least `resolution` on the short side.
-        image.draft("L" if self.channels == 1 else "RGB", (self.resolution, self.resolution))
-        return image.convert("L" if self.channels == 1 else "RGB")
+        mode = "L" if self.channels == 1 else "RGB"
+        try:
+            image = Image.open(path)
+            # JPEG decoders can downscale by 1/2..1/8 while decoding: much faster for large
+            # fundus photographs, and the result is still at least `resolution` on a side.
+            image.draft(mode, (self.resolution, self.resolution))
+            return image.convert(mode)
+        except (OSError, SyntaxError, ValueError) as error:
+            raise DataError(f"{path} cannot be read as an image ({error}); replace the file "
+                            f"or remove its row from the labels file") from error
 
     def crop_box(self, width: int, height: int,
                  rng: np.random.Generator | None) -> tuple[float, float, float, float]:

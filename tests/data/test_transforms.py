@@ -8,6 +8,7 @@ from PIL import Image
 
 from jaxtl.data.records import Record
 from jaxtl.data.transforms import EvalExample, ImageTransform, TrainExample
+from jaxtl.errors import DataError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
 
@@ -80,3 +81,10 @@ def test_train_example_is_float32_with_int_label(image_path):
     out = TrainExample(transform(augment=("flip",)))(Record("x", image_path, 2, "p"),
                                                      np.random.default_rng(0))
     assert out["image"].dtype == np.float32 and out["label"] == 2
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    broken = tmp_path / "broken.jpeg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(DataError, match="broken.jpeg cannot be read as an image"):
+        transform().pixels(str(broken), None)

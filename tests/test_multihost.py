@@ -1,0 +1,45 @@
+"""Two real JAX processes (gloo collectives on CPU) train one run and score every image once."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_and_evaluate_exactly(tmp_path):
+    port = free_port()
+    env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)  # one CPU device per process: the mesh spans both processes
+    command = [sys.executable, "-m", "jaxtl.main", "--config", "configs/eyepacs.py",
+               "--workdir", str(tmp_path / "run"), f"--coordinator_address=127.0.0.1:{port}",
+               "--num_processes=2", "--config.demo.num_patients=40",
+               "--config.demo.image_size=48", "--config.demo.resolution=32",
+               "--config.demo.batch_size=8", "--config.eval.batch_size=6",
+               "--config.demo.epochs=2"]
+    processes = [subprocess.Popen(command + [f"--process_id={i}"], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    # 8 val images over 2 hosts with a global eval batch of 6: padding on both hosts, and
+    # still every image scored exactly once.
+    assert results["val"]["count"] == results["split_sizes"]["val"] == 8
+    assert results["test"]["count"] == results["split_sizes"]["test"]
+    last = tmp_path / "run" / "checkpoints" / str(results["steps"]) / "data"
+    assert sorted(p.name for p in last.iterdir() if p.suffix == ".json") == [
+        "process_0-of-2.json", "process_1-of-2.json"]
