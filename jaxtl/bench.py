@@ -82,9 +82,7 @@ def bench_pipeline(config, splits, channels: int, batches: int) -> dict:
         jax.block_until_ready(next(iterator))
         count += config.data.batch_size
     seconds = time.perf_counter() - start
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()
+    pipeline.close(iterator)
     return {"pipeline_images_per_second": count / seconds,
             "pipeline_workers": config.data.num_workers}
 

@@ -201,6 +201,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             checkpoints.save_latest(step, state, iterator, meta)
         window_start, window_images = time.time(), 0
     progress.close()
+    pipeline.close(iterator)
     checkpoints.wait()
 
     # --- Final evaluation of the best checkpoint --------------------------------------------

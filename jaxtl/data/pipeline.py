@@ -133,6 +133,10 @@ def eval_batches(records: Sequence[Record], transform: ImageTransform, *, global
     try:
         yield from iterator
     finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
+        close(iterator)
+
+
+def close(iterator: Any) -> None:
+    """Stops an iterator's Grain worker processes and prefetch threads, if it has any."""
+    if hasattr(iterator, "close"):
+        iterator.close()
