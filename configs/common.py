@@ -43,11 +43,13 @@ def base_config() -> ml_collections.ConfigDict:
     config.model.init = ""  # a jaxtl workdir (or its checkpoint folder) to start from; empty: random
 
     config.optim = ml_collections.ConfigDict()
-    config.optim.name = "sgd"  # sgd | adam | adamw
+    config.optim.name = "sgd"  # sgd | adam | adamw | cool_momentum
     config.optim.lr = 0.01  # peak learning rate for the global batch
     config.optim.momentum = 0.9  # sgd
     config.optim.nesterov = True  # sgd
-    config.optim.weight_decay = 1e-4  # sgd, adam: coupled L2; adamw: decoupled
+    config.optim.weight_decay = 1e-4  # sgd, adam, cool_momentum: coupled L2; adamw: decoupled
+    config.optim.rho_0 = 0.99  # cool_momentum: initial momentum
+    config.optim.alpha = 0.0  # cool_momentum: cooling rate; 0 derives (1 - rho_0)^(1 / total steps)
     config.optim.schedule = "gradual"  # flat | gradual (warmup + cosine) | sudden (step decay)
     config.optim.warmup_epochs = 1.0  # gradual
     config.optim.decay_epochs = (10, 20)  # sudden: epochs at which lr is multiplied by decay_factor

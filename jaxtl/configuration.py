@@ -125,6 +125,8 @@ def _rules() -> dict[str, Rule]:
         "optim.momentum": number(0.0, 0.9999),
         "optim.nesterov": boolean,
         "optim.weight_decay": number(0.0, 1.0),
+        "optim.rho_0": number(0.0, 0.9999),
+        "optim.alpha": number(0.0, 1.0),
         "optim.schedule": choice(*optim.SCHEDULES),
         "optim.warmup_epochs": number(0.0, None),
         "optim.decay_epochs": ascending_epochs,

@@ -58,5 +58,5 @@ class RunLog:
 
 
 def _tag(*parts: str) -> str:
-    """TensorBoard tag: path parts joined by '/', other characters outside [\w.-] as '_'."""
+    r"""TensorBoard tag: path parts joined by '/', other characters outside [\w.-] as '_'."""
     return "/".join(re.sub(r"[^\w.-]", "_", str(part)) for part in parts)

@@ -17,7 +17,8 @@ def test_shipped_config_is_valid():
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("optim.name", "sgdd", "config.optim.name is 'sgdd'; allowed values: sgd, adam, adamw"),
+    ("optim.name", "sgdd",
+     "config.optim.name is 'sgdd'; allowed values: sgd, adam, adamw, cool_momentum"),
     ("model.arch", "resnet5", "config.model.arch is 'resnet5'; allowed values: "),
     ("model.head", "mlp", "allowed values: linear, mlp_128, mlp_512_256_128_64"),
     ("model.dtype", "float16", "allowed values: float32, bfloat16"),

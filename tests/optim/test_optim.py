@@ -78,3 +78,18 @@ def test_adamw_decay_is_decoupled():
     params = {"w": jnp.array([2.0])}
     updates, _ = tx.update({"w": jnp.array([1.0])}, tx.init(params), params)
     np.testing.assert_allclose(updates["w"], [-0.01 * (1.0 + 0.5 * 2.0)], rtol=1e-4)
+
+
+def test_cool_momentum_from_config_cools_over_the_whole_run():
+    tx, _ = optim.make_optimizer(optim_config(name="cool_momentum", schedule="flat", lr=0.01,
+                                              rho_0=0.99, alpha=0.0, weight_decay=0.0), 5, 20)
+    params = {"w": jnp.array([1.0])}
+    state = tx.init(params)
+    updates = []
+    for _ in range(21):
+        update, state = tx.update({"w": jnp.array([1.0])}, state, params)
+        updates.append(float(update["w"][0]))
+    # rho_0 at the first step: x1 = lr (1 + rho_0) / 2 g; after S = 20 steps rho is 0 and the
+    # update is lr / 2 * g.
+    assert updates[0] == pytest.approx(-0.01 * 1.99 / 2)
+    assert updates[20] == pytest.approx(-0.01 / 2, rel=1e-5)
