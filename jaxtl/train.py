@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxtl import __version__, configuration, demo, models, optim, steps, transfer
-from jaxtl.checkpoint import RunCheckpoints, abstract_like
+from jaxtl.checkpoint import LATEST_DIR, RunCheckpoints, abstract_like
 from jaxtl.data import datasets, pipeline, prepare
 from jaxtl.data.records import DatasetSplits, Record
 from jaxtl.data.transforms import ImageTransform
@@ -115,10 +115,11 @@ def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record]) -> di
 
 
 def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
-    """Writes config.json for a new run; for a resumed run, insists it is the same config."""
+    """Writes config.json for a new run; a run with checkpoints must keep its config."""
     path = workdir / CONFIG_FILE
     current = dict(configuration.flatten(json.loads(configuration.to_json(config))))
-    if not path.exists():
+    has_checkpoints = any(p.name.isdigit() for p in (workdir / LATEST_DIR).glob("*"))
+    if not path.exists() or not has_checkpoints:
         if jax.process_index() == 0:
             workdir.mkdir(parents=True, exist_ok=True)
             path.write_text(configuration.to_json(config))

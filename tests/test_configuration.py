@@ -93,3 +93,10 @@ def test_command_line_override_reaches_the_config(tmp_path):
     assert "does not exist; set --config.data.root" in result.stderr
     saved = (tmp_path / "run" / "config.json").read_text()
     assert '"lr": 0.5' in saved and '"name": "adam"' in saved
+
+
+def test_a_failed_start_does_not_pin_the_workdir_config(tmp_path):
+    run_main(tmp_path, "--config.data.root=" + str(tmp_path / "missing"))
+    result = run_main(tmp_path, "--config.data.root=" + str(tmp_path / "missing-too"))
+    assert "holds a run with a different config" not in result.stderr
+    assert "missing-too" in (tmp_path / "run" / "config.json").read_text()
