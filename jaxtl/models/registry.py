@@ -66,7 +66,7 @@ def create_model(
 
 
 # Each family module (jaxtl/models/<family>.py) exposes BACKBONES: {name: factory}.
-_FAMILIES = ("resnet",)
+_FAMILIES = ("resnet", "vgg", "densenet", "small_cnn", "efficientnet", "inception", "nfnet", "resnetv2")
 
 for _family in _FAMILIES:
     for _name, _factory in importlib.import_module(f"jaxtl.models.{_family}").BACKBONES.items():

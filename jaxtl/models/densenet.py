@@ -1,0 +1,106 @@
+"""DenseNet-BC backbones laid out like timm's `densenet121/169/201`, so its weights convert by name.
+
+Variables are named after timm's module paths with "." replaced by "_"
+(`features.denseblock1.denselayer1.norm1` -> `features_denseblock1_denselayer1_norm1`).
+Every `norm*` is timm's BatchNormAct2d: BatchNorm followed by ReLU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxtl.models.layers import Dtype, batch_norm, max_pool2d
+
+# torch.nn.init.kaiming_normal_ defaults (fan_in, gain sqrt(2)): timm's DenseNet conv init.
+_kernel_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def _conv(x: jnp.ndarray, features: int, kernel_size: int, stride: int, *, dtype: Dtype, name: str) -> jnp.ndarray:
+    pad = kernel_size // 2
+    return nn.Conv(
+        features,
+        (kernel_size, kernel_size),
+        strides=(stride, stride),
+        padding=((pad, pad), (pad, pad)),
+        use_bias=False,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        kernel_init=_kernel_init,
+        name=name,
+    )(x)
+
+
+def _norm_act(x: jnp.ndarray, train: bool, *, dtype: Dtype, name: str) -> jnp.ndarray:
+    return nn.relu(batch_norm(train, dtype=dtype, name=name)(x))
+
+
+class DenseNet(nn.Module):
+    """DenseNet trunk; returns globally average-pooled `norm5` features (N, C) in float32.
+
+    Layers are created by helpers called from this one compact scope (no submodules), so
+    the variable tree is flat: `features_transition1_conv/kernel`. Needs inputs of at least
+    32x32 (the last dense block runs at stride 32).
+    """
+
+    block_config: Sequence[int]
+    growth_rate: int = 32
+    bn_size: int = 4
+    dtype: Dtype = jnp.float32
+
+    @property
+    def num_features(self) -> int:
+        features = 2 * self.growth_rate
+        for i, num_layers in enumerate(self.block_config):
+            features += num_layers * self.growth_rate
+            if i < len(self.block_config) - 1:
+                features //= 2
+        return features
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        if x.ndim != 4 or min(x.shape[1:3]) < 32:
+            raise ValueError(f"DenseNet needs NHWC images of at least 32x32 pixels, got shape {x.shape}")
+        dtype = self.dtype
+        x = _conv(x, 2 * self.growth_rate, 7, 2, dtype=dtype, name="features_conv0")
+        x = _norm_act(x, train, dtype=dtype, name="features_norm0")
+        x = max_pool2d(x, 3, 2, 1)
+        for i, num_layers in enumerate(self.block_config):
+            block = f"features_denseblock{i + 1}"
+            for j in range(num_layers):
+                x = jnp.concatenate([x, self._dense_layer(x, train, f"{block}_denselayer{j + 1}")], axis=-1)
+            if i < len(self.block_config) - 1:
+                name = f"features_transition{i + 1}"
+                x = _norm_act(x, train, dtype=dtype, name=f"{name}_norm")
+                x = _conv(x, x.shape[-1] // 2, 1, 1, dtype=dtype, name=f"{name}_conv")
+                x = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+        x = _norm_act(x, train, dtype=dtype, name="features_norm5")
+        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+    def _dense_layer(self, x: jnp.ndarray, train: bool, name: str) -> jnp.ndarray:
+        """BN-ReLU-1x1 conv (bn_size * growth) -BN-ReLU-3x3 conv (growth): the new channels.
+
+        The caller appends them after the input channels, as timm's torch.cat([x, new...]).
+        """
+        dtype = self.dtype
+        y = _norm_act(x, train, dtype=dtype, name=f"{name}_norm1")
+        y = _conv(y, self.bn_size * self.growth_rate, 1, 1, dtype=dtype, name=f"{name}_conv1")
+        y = _norm_act(y, train, dtype=dtype, name=f"{name}_norm2")
+        return _conv(y, self.growth_rate, 3, 1, dtype=dtype, name=f"{name}_conv2")
+
+
+def densenet121(dtype: Dtype = jnp.float32) -> DenseNet:
+    return DenseNet((6, 12, 24, 16), dtype=dtype)
+
+
+def densenet169(dtype: Dtype = jnp.float32) -> DenseNet:
+    return DenseNet((6, 12, 32, 32), dtype=dtype)
+
+
+def densenet201(dtype: Dtype = jnp.float32) -> DenseNet:
+    return DenseNet((6, 12, 48, 32), dtype=dtype)
+
+
+BACKBONES = {"densenet121": densenet121, "densenet169": densenet169, "densenet201": densenet201}

@@ -1,0 +1,176 @@
+"""EfficientNet-B0..B5 with timm's layout: `efficientnet_b*` and TF-ported `tf_efficientnet_b*`.
+
+Name mapping from a timm state dict: a numeric key part (an `nn.Sequential` index) joins
+the part before it with "_", every other "." starts a nested module, e.g.
+`blocks.1.0.se.conv_reduce.weight` -> `blocks_1_0/se/conv_reduce/kernel`. Leaves: conv
+`weight` (OIHW) -> `kernel` (HWIO), `bias` -> `bias`; BN `weight`/`bias` -> params
+`scale`/`bias`, `running_mean`/`running_var` -> batch_stats `mean`/`var`. timm's
+`classifier` is the head's `fc` (added by `create_model`).
+
+The two flavours differ only in numerics: `efficientnet_b*` pads symmetrically like
+torch (k // 2) with BN eps 1e-5; `tf_efficientnet_b*` pads TF "SAME" (one pixel more at
+the bottom/right for stride 2 on even inputs) with BN eps 1e-3.
+
+Not implemented: drop-path (stochastic depth, timm's `drop_path_rate`, 0 by default), so
+training is as timm with `drop_path_rate=0`; the classifier dropout is the head's `dropout`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxtl.models.layers import Dtype
+from jaxtl.models.std_layers import Conv2d, Padding, batch_norm, global_avg_pool, make_divisible, normal_fan_out
+
+# (block type, repeats, dw kernel, stride, expansion, out channels) per stage; SE ratio 0.25.
+_ARCH = (
+    ("ds", 1, 3, 1, 1, 16),
+    ("ir", 2, 3, 2, 6, 24),
+    ("ir", 2, 5, 2, 6, 40),
+    ("ir", 3, 3, 2, 6, 80),
+    ("ir", 3, 5, 1, 6, 112),
+    ("ir", 4, 5, 2, 6, 192),
+    ("ir", 1, 3, 1, 6, 320),
+)
+_SE_RATIO = 0.25
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    kind: str  # "ds": depthwise-separable, "ir": inverted residual (MBConv)
+    in_chs: int
+    out_chs: int
+    kernel_size: int
+    stride: int
+    mid_chs: int
+    se_chs: int
+
+
+def round_channels(channels: int, multiplier: float) -> int:
+    """timm `round_channels` with divisor 8."""
+    return make_divisible(channels * multiplier, 8)
+
+
+def block_specs(width: float, depth: float) -> list[list[BlockSpec]]:
+    """timm's decoded EfficientNet arch: depth ceil-scaled per stage, widths rounded to 8."""
+    in_chs = round_channels(32, width)
+    stages = []
+    for kind, repeats, kernel, stride, exp, out in _ARCH:
+        out_chs = round_channels(out, width)
+        stage = []
+        for i in range(math.ceil(repeats * depth)):
+            mid_chs = make_divisible(in_chs * exp) if kind == "ir" else in_chs
+            # timm divides the SE ratio by the expansion, so SE reduces from the block input.
+            se_chs = round(mid_chs * (_SE_RATIO / exp))
+            stage.append(BlockSpec(kind, in_chs, out_chs, kernel, stride if i == 0 else 1, mid_chs, se_chs))
+            in_chs = out_chs
+        stages.append(stage)
+    return stages
+
+
+class SqueezeExcite(nn.Module):
+    """timm EfficientNet SE: mean pool, 1x1 conv reduce, SiLU, 1x1 conv expand, sigmoid gate."""
+
+    reduced: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        s = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.dtype)
+        s = nn.silu(Conv2d(self.reduced, 1, use_bias=True, dtype=self.dtype, name="conv_reduce")(s))
+        s = Conv2d(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name="conv_expand")(s)
+        return x * nn.sigmoid(s)
+
+
+class MBConvBlock(nn.Module):
+    """timm `DepthwiseSeparableConv` (kind "ds") or `InvertedResidual` (kind "ir")."""
+
+    spec: BlockSpec
+    padding: Padding
+    bn_eps: float
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        s, dtype = self.spec, self.dtype
+
+        def conv(features: int, kernel: int, name: str, stride: int = 1, groups: int = 1) -> Conv2d:
+            return Conv2d(
+                features, kernel, stride, self.padding, groups=groups, dtype=dtype,
+                kernel_init=normal_fan_out(groups=groups), name=name,
+            )
+
+        def bn(name: str) -> nn.BatchNorm:
+            return batch_norm(train, eps=self.bn_eps, dtype=dtype, name=name)
+
+        shortcut = x
+        if s.kind == "ir":
+            x = nn.silu(bn("bn1")(conv(s.mid_chs, 1, "conv_pw")(x)))
+            x = conv(s.mid_chs, s.kernel_size, "conv_dw", s.stride, s.mid_chs)(x)
+            x = nn.silu(bn("bn2")(x))
+            x = SqueezeExcite(s.se_chs, dtype, name="se")(x)
+            x = bn("bn3")(conv(s.out_chs, 1, "conv_pwl")(x))
+        else:
+            x = conv(s.in_chs, s.kernel_size, "conv_dw", s.stride, s.in_chs)(x)
+            x = nn.silu(bn("bn1")(x))
+            x = SqueezeExcite(s.se_chs, dtype, name="se")(x)
+            x = bn("bn2")(conv(s.out_chs, 1, "conv_pw")(x))
+        if s.stride == 1 and s.in_chs == s.out_chs:
+            x = x + shortcut
+        return x
+
+
+class EfficientNet(nn.Module):
+    """conv_stem/bn1, blocks_{stage}_{block}, conv_head/bn2; returns pooled float32 features."""
+
+    width: float = 1.0
+    depth: float = 1.0
+    padding: Padding = "torch"
+    bn_eps: float = 1e-5
+    dtype: Dtype = jnp.float32
+
+    @property
+    def num_features(self) -> int:
+        return round_channels(1280, self.width)
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        stages = block_specs(self.width, self.depth)
+        x = Conv2d(stages[0][0].in_chs, 3, 2, self.padding, dtype=self.dtype, name="conv_stem")(x)
+        x = nn.silu(batch_norm(train, eps=self.bn_eps, dtype=self.dtype, name="bn1")(x))
+        for i, stage in enumerate(stages):
+            for j, spec in enumerate(stage):
+                x = MBConvBlock(spec, self.padding, self.bn_eps, self.dtype, name=f"blocks_{i}_{j}")(x, train)
+        x = Conv2d(self.num_features, 1, padding=self.padding, dtype=self.dtype, name="conv_head")(x)
+        x = nn.silu(batch_norm(train, eps=self.bn_eps, dtype=self.dtype, name="bn2")(x))
+        return global_avg_pool(x)
+
+
+# name: (channel multiplier, depth multiplier), as timm's `_gen_efficientnet` calls.
+_SCALES = {
+    "b0": (1.0, 1.0),
+    "b1": (1.0, 1.1),
+    "b2": (1.1, 1.2),
+    "b3": (1.2, 1.4),
+    "b4": (1.4, 1.8),
+    "b5": (1.6, 2.2),
+}
+
+
+def _factory(width: float, depth: float, tf: bool):
+    def make(dtype: Dtype = jnp.float32) -> EfficientNet:
+        if tf:
+            return EfficientNet(width, depth, padding="same", bn_eps=1e-3, dtype=dtype)
+        return EfficientNet(width, depth, padding="torch", bn_eps=1e-5, dtype=dtype)
+
+    return make
+
+
+BACKBONES = {
+    **{f"efficientnet_{k}": _factory(w, d, tf=False) for k, (w, d) in _SCALES.items()},
+    **{f"tf_efficientnet_{k}": _factory(w, d, tf=True) for k, (w, d) in _SCALES.items()},
+}

@@ -1,0 +1,293 @@
+"""DenseNet backbones: timm-compatible layout and counts, channel order, dtypes, BatchNorm, gradients."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtl.models import Classifier, create_model
+from jaxtl.models.heads import make_head
+from jaxtl.models.densenet import DenseNet
+from jaxtl.models.layers import max_pool2d
+
+# timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
+TIMM_PARAM_COUNTS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928}
+BLOCK_CONFIGS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32), "densenet201": (6, 12, 48, 32)}
+NUM_FEATURES = {"densenet121": 1024, "densenet169": 1664, "densenet201": 1920}
+
+# Compiling DenseNet's ~120 BatchNorms dominates; skip XLA's backend optimisation.
+_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
+
+def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
+
+
+@functools.cache
+def _init_shapes(name: str, num_outputs: int = 1000, size: int = 32, channels: int = 3):
+    model = create_model(name, num_outputs=num_outputs)
+    x = jnp.zeros((1, size, size, channels), jnp.float32)
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
+def _name(path) -> str:
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def _paths(tree) -> set[str]:
+    return {_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _random_variables(shapes, seed: int = 0):
+    """He-normal (fan_in) kernels, BN scale 1, zero biases and means, unit running var."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = _name(path)
+        if name.endswith("kernel"):
+            return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
+        if name.endswith(("scale", "var")):
+            return np.ones(leaf.shape, np.float32)
+        return np.zeros(leaf.shape, np.float32)
+
+    return jax.device_put(jax.tree_util.tree_map_with_path(fill, shapes))
+
+
+@pytest.fixture(scope="module")
+def variables():
+    return _random_variables(_init_shapes("densenet121"))
+
+
+def _expected_modules(block_config) -> tuple[set[str], set[str]]:
+    """timm's module paths with "." -> "_": (convs, norms)."""
+    convs, norms = {"features_conv0"}, {"features_norm0", "features_norm5"}
+    for i, num_layers in enumerate(block_config, start=1):
+        for j in range(1, num_layers + 1):
+            layer = f"features_denseblock{i}_denselayer{j}"
+            convs |= {f"{layer}_conv1", f"{layer}_conv2"}
+            norms |= {f"{layer}_norm1", f"{layer}_norm2"}
+        if i < len(block_config):
+            convs.add(f"features_transition{i}_conv")
+            norms.add(f"features_transition{i}_norm")
+    return convs, norms
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
+def test_param_count_matches_timm(name):
+    variables = _init_shapes(name)
+    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
+def test_variable_names_follow_timm(name):
+    variables = _init_shapes(name)
+    backbone = variables["params"]["backbone"]
+    convs, norms = _expected_modules(BLOCK_CONFIGS[name])
+    assert set(backbone) == convs | norms
+    assert all(set(backbone[c]) == {"kernel"} for c in convs)  # bias-free, as timm
+    assert all(set(backbone[n]) == {"scale", "bias"} for n in norms)
+    assert set(variables["batch_stats"]["backbone"]) == norms
+    assert backbone["features_norm5"]["scale"].shape == (NUM_FEATURES[name],)
+    assert variables["params"]["head"]["fc"]["kernel"].shape == (NUM_FEATURES[name], 1000)
+    assert create_model(name, num_outputs=1000).backbone.num_features == NUM_FEATURES[name]
+
+
+def test_densenet121_shapes():
+    backbone = _init_shapes("densenet121")["params"]["backbone"]
+    shapes = {name: backbone[name][leaf].shape for name, leaf in [
+        ("features_conv0", "kernel"),
+        ("features_norm0", "scale"),
+        ("features_denseblock1_denselayer1_norm1", "scale"),
+        ("features_denseblock1_denselayer1_conv1", "kernel"),
+        ("features_denseblock1_denselayer1_norm2", "scale"),
+        ("features_denseblock1_denselayer1_conv2", "kernel"),
+        ("features_denseblock1_denselayer6_norm1", "scale"),
+        ("features_transition1_norm", "scale"),
+        ("features_transition1_conv", "kernel"),
+        ("features_denseblock4_denselayer16_conv1", "kernel"),
+        ("features_transition3_conv", "kernel"),
+    ]}
+    assert shapes == {
+        "features_conv0": (7, 7, 3, 64),  # HWIO
+        "features_norm0": (64,),
+        "features_denseblock1_denselayer1_norm1": (64,),
+        "features_denseblock1_denselayer1_conv1": (1, 1, 64, 128),  # bn_size 4 * growth 32
+        "features_denseblock1_denselayer1_norm2": (128,),
+        "features_denseblock1_denselayer1_conv2": (3, 3, 128, 32),
+        "features_denseblock1_denselayer6_norm1": (64 + 5 * 32,),
+        "features_transition1_norm": (256,),
+        "features_transition1_conv": (1, 1, 256, 128),
+        "features_denseblock4_denselayer16_conv1": (1, 1, 512 + 15 * 32, 128),
+        "features_transition3_conv": (1, 1, 1024, 512),
+    }
+
+
+def test_feature_map_sizes_match_torch():
+    model = create_model("densenet121", num_outputs=1000)
+    taps = {"features_conv0", "features_transition1_conv", "features_transition2_conv",
+            "features_transition3_conv", "features_norm5"}
+    x = jnp.zeros((1, 224, 224, 3))
+    _, state = jax.eval_shape(
+        lambda v: model.apply(v, x, train=False, capture_intermediates=lambda mdl, _: mdl.name in taps),
+        _init_shapes("densenet121"),
+    )
+    found = {name: out["__call__"][0].shape for name, out in state["intermediates"]["backbone"].items()}
+    assert found == {
+        "features_conv0": (1, 112, 112, 64),
+        "features_transition1_conv": (1, 56, 56, 128),  # before its 2x2 average pool
+        "features_transition2_conv": (1, 28, 28, 256),
+        "features_transition3_conv": (1, 14, 14, 512),
+        "features_norm5": (1, 7, 7, 1024),
+    }
+
+
+def test_new_channels_are_appended_after_the_input():
+    """timm concatenates [input, layer1, layer2, ...] on the channel axis; converted
+    norm1/conv1 weights are only right with the same order."""
+    model = DenseNet((2, 1), growth_rate=4, bn_size=2)
+    x = _images(2)
+    capture = {"features_norm0", "features_denseblock1_denselayer1_conv2", "features_denseblock1_denselayer2_conv2",
+               "features_transition1_norm"}
+
+    @_jit
+    def run(x):
+        variables = model.init(jax.random.key(0), x, train=False)
+        _, state = model.apply(variables, x, train=False, capture_intermediates=lambda mdl, _: mdl.name in capture)
+        return {name: out["__call__"][0] for name, out in state["intermediates"].items()}
+
+    out = run(x)
+    # Eval BN at init (mean 0, var 1, scale 1, bias 0) only divides by sqrt(1 + eps).
+    seen = np.asarray(out["features_transition1_norm"]) * np.sqrt(1 + 1e-5)
+    assert seen.shape[-1] == 8 + 2 * 4
+    np.testing.assert_allclose(seen[..., 8:12], out["features_denseblock1_denselayer1_conv2"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(seen[..., 12:], out["features_denseblock1_denselayer2_conv2"], rtol=1e-5, atol=1e-5)
+    stem = max_pool2d(jax.nn.relu(out["features_norm0"]), 3, 2, 1)  # the block input comes first
+    np.testing.assert_allclose(seen[..., :8], stem, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [16, 31])
+def test_too_small_input_is_a_clear_error(size):
+    with pytest.raises(ValueError, match="at least 32x32"):
+        _init_shapes("densenet121", size=size)
+
+
+def test_forward_and_features(variables):
+    model = create_model("densenet121", num_outputs=1000)
+    logits = _jit(lambda v, x: model.apply(v, x, train=False))(variables, _images())
+    assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all() and np.ptp(np.asarray(logits)) > 0
+    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, method="features"), variables, _images())
+    assert features.shape == (2, 1024) and features.dtype == jnp.float32
+
+
+def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
+    """Output dtypes of the named primitives, searching nested jaxprs too."""
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in names:
+            found.add(eqn.outvars[0].aval.dtype)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    found |= _op_dtypes(inner, names)
+    return found
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_compute_dtype(dtype):
+    """Convolutions run in `dtype`, variables and logits stay float32 (traced, not compiled)."""
+    model = create_model("densenet121", num_outputs=1000, dtype=dtype)
+    shapes = _init_shapes("densenet121")
+    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+
+    def forward(v, x):
+        return model.apply(v, x, train=True, mutable=["batch_stats"])
+
+    jaxpr, (logits, state) = jax.make_jaxpr(forward, return_shape=True)(shapes, _images())
+    assert _op_dtypes(jaxpr.jaxpr) == {jnp.dtype(dtype)}
+    assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
+    assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
+
+
+@pytest.mark.parametrize("channels", [1, 12])
+def test_any_number_of_input_channels(channels):
+    model = create_model("densenet121", num_outputs=3)
+    x = _images(channels=channels)
+    logits, shapes = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), x, train=False))
+    assert shapes["params"]["backbone"]["features_conv0"]["kernel"].shape == (7, 7, channels, 64)
+    assert logits.shape == (2, 3) and logits.dtype == jnp.float32
+
+
+def _tiny(dtype: str = "float32") -> Classifier:
+    """Same DenseNet code, 4 blocks of 1-3 layers: compiling densenet121's backward pass takes
+    30-50 s on a 2-core CPU (each block input's gradient sums over all later layers)."""
+    backbone = DenseNet((2, 3, 1, 2), growth_rate=8, bn_size=2, dtype=jnp.dtype(dtype))
+    return Classifier(backbone, make_head("linear", num_outputs=5, dtype=jnp.dtype(dtype)))
+
+
+@pytest.fixture(scope="module")
+def tiny_variables():
+    return _random_variables(jax.eval_shape(lambda: _tiny().init(jax.random.key(0), _images(1), train=False)))
+
+
+def test_bfloat16_runs_close_to_float32(tiny_variables):
+    x = _images()
+    f32 = _jit(lambda v, x: _tiny().apply(v, x, train=False))(tiny_variables, x)
+    bf16 = _jit(lambda v, x: _tiny("bfloat16").apply(v, x, train=False))(tiny_variables, x)
+    assert bf16.dtype == jnp.float32 and np.isfinite(np.asarray(bf16)).all()
+    np.testing.assert_allclose(bf16, f32, rtol=0.1, atol=0.1 * float(np.abs(f32).max()))
+
+
+def test_train_step_gradients_and_batch_stats(tiny_variables):
+    """One compiled train-mode forward + backward: finite, nonzero gradients for every
+    parameter, updated running statistics, and eval mode that uses them."""
+    model, variables = _tiny(), tiny_variables
+    x, labels = _images(seed=5) * 3.0 + 1.0, jnp.array([1, 3])
+
+    @_jit
+    def train_step(variables):
+        def loss(params):
+            logits, state = model.apply(
+                {"params": params, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
+            )
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1)), state
+
+        return jax.grad(loss, has_aux=True)(variables["params"])
+
+    grads, state = train_step(variables)
+    assert _paths(grads) == _paths(variables["params"])
+    for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
+        leaf = np.asarray(leaf)
+        assert np.isfinite(leaf).all() and np.any(leaf), _name(path)
+
+    old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
+    assert set(new) == set(old) == _expected_modules((2, 3, 1, 2))[1]
+    for layer in old:
+        for stat in ("mean", "var"):
+            assert not np.allclose(old[layer][stat], new[layer][stat]), (layer, stat)
+
+    trained = {"params": variables["params"], "batch_stats": state["batch_stats"]}
+    apply_eval = _jit(lambda v, x: model.apply(v, x, train=False))
+    a, b, c = _images(1, seed=2), _images(1, seed=3), _images(1, seed=4)
+    ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
+    np.testing.assert_allclose(apply_eval(trained, ab)[0], apply_eval(trained, ac)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_init_matches_timm():
+    """kaiming_normal_ (fan_in, gain sqrt(2)) conv kernels, BN scale 1 / bias 0, as timm's DenseNet."""
+    model = DenseNet((2, 2), growth_rate=8, bn_size=4)
+    variables = _jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), _images(1))
+    params = variables["params"]
+    kernel = np.asarray(params["features_denseblock2_denselayer2_conv1"]["kernel"])
+    assert kernel.shape == (1, 1, 16 + 8, 32)
+    np.testing.assert_allclose(kernel.std(), np.sqrt(2.0 / 24), rtol=0.15)
+    conv0 = np.asarray(params["features_conv0"]["kernel"])
+    np.testing.assert_allclose(conv0.std(), np.sqrt(2.0 / (49 * 3)), rtol=0.1)
+    np.testing.assert_array_equal(params["features_norm5"]["scale"], 1.0)
+    np.testing.assert_array_equal(params["features_norm5"]["bias"], 0.0)
+    np.testing.assert_array_equal(variables["batch_stats"]["features_transition1_norm"]["var"], 1.0)

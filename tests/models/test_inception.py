@@ -1,0 +1,207 @@
+"""Inception-V3: timm layout and count, input sizes, pooling, dtypes, gradients."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtl.models import create_model
+from jaxtl.models.inception import _avg_pool_3x3
+
+# timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model("inception_v3").parameters()),
+# 1000 classes. timm's default has aux_logits=False, so no `AuxLogits` branch is built or counted;
+# its `fc` is a Linear, like the `linear` head's `fc`.
+TIMM_PARAM_COUNT = 23_834_568
+TIMM_TENSORS = (284, 188)  # state dict: parameters, BN buffers without num_batches_tracked
+# timm 1.0.31: forward_features spatial size per input size (74 px fails in timm too).
+TIMM_FEATURE_SIZES = {75: 1, 256: 6, 299: 8, 512: 14}
+# Some timm state-dict entries and their torch shapes (timm 1.0.31).
+TIMM_KEYS = {
+    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+    "Conv2d_1a_3x3.bn.weight": (32,),
+    "Conv2d_4a_3x3.bn.running_var": (192,),
+    "Mixed_5b.branch5x5_2.conv.weight": (64, 48, 5, 5),
+    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
+    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
+    "Mixed_6b.branch7x7_2.conv.weight": (128, 128, 1, 7),
+    "Mixed_6b.branch7x7_3.conv.weight": (192, 128, 7, 1),
+    "Mixed_6e.branch7x7dbl_5.bn.running_mean": (192,),
+    "Mixed_7a.branch7x7x3_4.conv.weight": (192, 192, 3, 3),
+    "Mixed_7c.branch3x3dbl_3a.conv.weight": (384, 384, 1, 3),
+    "Mixed_7c.branch3x3dbl_3b.conv.weight": (384, 384, 3, 1),
+    "Mixed_7c.branch_pool.bn.bias": (192,),
+    "fc.weight": (1000, 2048),
+    "fc.bias": (1000,),
+}
+
+# Compile time dominates on a 2-core CPU: skip XLA's backend optimisation and its fusion
+# emitters (together ~4x faster to compile here; the numbers are the same).
+_jit = functools.partial(
+    jax.jit, compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+)
+
+
+def _images(n: int = 2, size: int = 75, channels: int = 3, seed: int = 0) -> jnp.ndarray:
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
+
+
+def _init_shapes(model, size: int = 75, channels: int = 3):
+    x = jnp.zeros((1, size, size, channels), jnp.float32)
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
+def _name(path) -> str:
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def _random_variables(shapes, seed: int = 0):
+    """He-normal (fan-in) kernels, unit BN scale and running var, zero biases and means."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = _name(path)
+        if name.endswith("kernel"):
+            return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
+        if name.endswith(("scale", "var")):
+            return np.ones(leaf.shape, np.float32)
+        return np.zeros(leaf.shape, np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def _timm_to_flax(key: str, shape: tuple[int, ...]) -> tuple[str, str, tuple[int, ...]]:
+    """The converter rule: "." nests modules (no numeric parts here), OIHW -> HWIO, BN buffers -> batch_stats."""
+    *modules, leaf = key.split(".")
+    if modules == ["fc"]:
+        return "params", f"head/fc/{'kernel' if leaf == 'weight' else leaf}", shape[::-1]
+    path = "backbone/" + "/".join(modules)
+    if leaf.startswith("running_"):
+        return "batch_stats", f"{path}/{leaf.removeprefix('running_')}", shape
+    if leaf == "weight" and len(shape) == 4:
+        return "params", f"{path}/kernel", (shape[2], shape[3], shape[1], shape[0])
+    return "params", f"{path}/{'scale' if leaf == 'weight' else leaf}", shape
+
+
+def test_param_count_matches_timm():
+    variables = _init_shapes(create_model("inception_v3", num_outputs=1000))
+    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNT
+    assert len(jax.tree.leaves(variables["params"])) == TIMM_TENSORS[0]
+    assert len(jax.tree.leaves(variables["batch_stats"])) == TIMM_TENSORS[1]
+
+
+def test_timm_state_dict_names_map_mechanically():
+    variables = _init_shapes(create_model("inception_v3", num_outputs=1000))
+    found = {
+        c: {_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables[c])}
+        for c in ("params", "batch_stats")
+    }
+    for key, shape in TIMM_KEYS.items():
+        collection, path, flax_shape = _timm_to_flax(key, shape)
+        assert found[collection].get(path) == flax_shape, (key, path)
+    params = found["params"]
+    assert not any("AuxLogits" in p for p in params)
+    assert not any(p.endswith("bias") for p in params if "/conv/" in p)
+    top = {p.split("/")[1] for p in params if p.startswith("backbone/")}
+    assert top == {"Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"} | {
+        f"Mixed_{m}" for m in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c")
+    }
+
+
+@pytest.mark.parametrize("size", sorted(TIMM_FEATURE_SIZES))
+def test_input_sizes(size):
+    model = create_model("inception_v3", num_outputs=4)
+    x = jnp.zeros((1, size, size, 3))
+
+    def run():
+        variables = model.init(jax.random.key(0), x, train=False)
+        capture = lambda mdl, method: mdl.name == "Mixed_7c" and method == "__call__"  # noqa: E731
+        return model.apply(variables, x, train=False, capture_intermediates=capture)
+
+    logits, state = jax.eval_shape(run)
+    found = state["intermediates"]["backbone"]["Mixed_7c"]["__call__"][0]
+    n = TIMM_FEATURE_SIZES[size]
+    assert found.shape == (1, n, n, 2048)
+    assert logits.shape == (1, 4) and logits.dtype == jnp.float32
+
+
+def test_too_small_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least 75"):
+        _init_shapes(create_model("inception_v3", num_outputs=4), size=74)
+
+
+def test_pool_branch_averages_with_zero_padding_counted():
+    x = np.random.default_rng(0).normal(size=(1, 4, 5, 2)).astype(np.float32)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    expected = np.stack(
+        [np.stack([padded[:, i : i + 3, j : j + 3].sum(axis=(1, 2)) / 9 for j in range(5)], axis=1) for i in range(4)],
+        axis=1,
+    )
+    np.testing.assert_allclose(_avg_pool_3x3(jnp.asarray(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_forward_backward():
+    model = create_model("inception_v3", num_outputs=5)
+    variables = _random_variables(_init_shapes(model))
+    x, labels = _images(), jnp.array([1, 3])
+
+    @_jit
+    def step(params):
+        def loss(p):
+            logits, state = model.apply(
+                {"params": p, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
+            )
+            nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
+            return nll, (logits, state)
+
+        return jax.grad(loss, has_aux=True)(params)
+
+    grads, (logits, state) = step(variables["params"])
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all()
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        g = np.asarray(g)
+        assert np.isfinite(g).all() and np.any(g), _name(path)
+    new = state["batch_stats"]["backbone"]["Mixed_7c"]["branch_pool"]["bn"]["mean"]
+    assert not np.allclose(new, 0.0)
+
+
+def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in names:
+            found.add(eqn.outvars[0].aval.dtype)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    found |= _op_dtypes(inner, names)
+    return found
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_compute_dtype(dtype):
+    model = create_model("inception_v3", num_outputs=5, dtype=dtype)
+    shapes = _init_shapes(model)
+    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+
+    def forward(v, x):
+        return model.apply(v, x, train=True, mutable=["batch_stats"])
+
+    x = _images()
+    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    logits, state = jax.eval_shape(forward, shapes, x)
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
+
+
+@pytest.mark.parametrize("channels", [1, 12])
+def test_any_number_of_input_channels(channels):
+    model = create_model("inception_v3", num_outputs=3, dtype="bfloat16")
+    shapes = _init_shapes(model, channels=channels)
+    assert shapes["params"]["backbone"]["Conv2d_1a_3x3"]["conv"]["kernel"].shape == (3, 3, channels, 32)
+    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), shapes, _images(channels=channels))
+    assert logits.shape == (2, 3) and logits.dtype == jnp.float32

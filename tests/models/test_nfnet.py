@@ -1,0 +1,217 @@
+"""NF-ResNet50: timm layout and count, scaled weight standardisation, alpha/beta, pooling, gradients."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtl.models import create_model
+from jaxtl.models.nfnet import NormFreeBlock, avg_pool_ceil, block_betas
+from jaxtl.models.std_layers import ScaledStdConv2d
+
+# timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
+# 1000 classes; timm's `head.fc` is a Linear, like the `linear` head's `fc`.
+TIMM_PARAM_COUNT = 25_557_032
+TIMM_PARAM_TENSORS = 161  # no buffers
+# timm 1.0.31: [[block.beta for block in stage] for stage in model.stages]
+TIMM_BETAS = [
+    [1.0, 0.980580675691, 0.962250448649],
+    [0.944911182523, 0.980580675691, 0.962250448649, 0.944911182523],
+    [0.928476690885, 0.980580675691, 0.962250448649, 0.944911182523, 0.928476690885, 0.912870929175],
+    [0.898026510134, 0.980580675691, 0.962250448649],
+]
+# Some timm state-dict entries and their torch shapes (timm 1.0.31).
+TIMM_KEYS = {
+    "stem.conv.weight": (64, 3, 7, 7),
+    "stem.conv.bias": (64,),
+    "stem.conv.gain": (64, 1, 1, 1),
+    "stages.0.0.downsample.conv.weight": (256, 64, 1, 1),
+    "stages.0.0.downsample.conv.gain": (256, 1, 1, 1),
+    "stages.0.0.conv1.weight": (64, 64, 1, 1),
+    "stages.0.2.conv3.gain": (256, 1, 1, 1),
+    "stages.1.0.conv2.weight": (128, 128, 3, 3),
+    "stages.1.0.downsample.conv.bias": (512,),
+    "stages.3.2.conv3.weight": (2048, 512, 1, 1),
+    "head.fc.weight": (1000, 2048),
+    "head.fc.bias": (1000,),
+}
+RELU_GAMMA = 1.7139588594436646
+
+# Compile time dominates on a 2-core CPU: skip XLA's backend optimisation and its fusion
+# emitters (together ~4x faster to compile here; the numbers are the same).
+_jit = functools.partial(
+    jax.jit, compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+)
+
+
+def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
+
+
+def _init_shapes(model, size: int = 32, channels: int = 3):
+    x = jnp.zeros((1, size, size, channels), jnp.float32)
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
+def _name(path) -> str:
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def _random_variables(shapes, seed: int = 0):
+    """Normal kernels, gains 1 (every residual branch live, unlike at init), small random biases."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = _name(path)
+        if name.endswith("kernel"):
+            return rng.normal(0.0, np.sqrt(1.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
+        if name.endswith("gain"):
+            return np.ones(leaf.shape, np.float32)
+        return (0.1 * rng.normal(size=leaf.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def _timm_to_flax(key: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    """The converter rule: numeric parts join the previous one with "_", OIHW -> HWIO, gain -> (out,)."""
+    *modules, leaf = key.split(".")
+    if modules == ["head", "fc"]:
+        return ("head/fc/kernel", shape[::-1]) if leaf == "weight" else ("head/fc/bias", shape)
+    parts: list[str] = []
+    for m in modules:
+        parts = parts[:-1] + [f"{parts[-1]}_{m}"] if m.isdigit() else parts + [m]
+    path = "backbone/" + "/".join(parts)
+    if leaf == "weight":
+        return f"{path}/kernel", (shape[2], shape[3], shape[1], shape[0])
+    return f"{path}/{leaf}", (shape[0],)
+
+
+def test_param_count_matches_timm():
+    variables = _init_shapes(create_model("nf_resnet50", num_outputs=1000))
+    assert set(variables) == {"params"}
+    leaves = jax.tree.leaves(variables["params"])
+    assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
+    assert len(leaves) == TIMM_PARAM_TENSORS
+
+
+def test_timm_state_dict_names_map_mechanically():
+    variables = _init_shapes(create_model("nf_resnet50", num_outputs=1000))
+    params = {_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
+    for key, shape in TIMM_KEYS.items():
+        path, flax_shape = _timm_to_flax(key, shape)
+        assert params.get(path) == flax_shape, (key, path)
+    blocks = {p.split("/")[1] for p in params if p.startswith("backbone/stages_")}
+    assert blocks == {f"stages_{i}_{j}" for i, d in enumerate((3, 4, 6, 3)) for j in range(d)}
+    projected = {p.split("/")[1] for p in params if "/downsample/" in p}
+    assert projected == {f"stages_{i}_0" for i in range(4)}
+
+
+def test_betas_match_timm():
+    np.testing.assert_allclose(sum(block_betas((3, 4, 6, 3), 0.2), []), sum(TIMM_BETAS, []), rtol=1e-11)
+
+
+def test_scaled_std_conv_matches_reference():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 3, 6)).astype(np.float32)
+    kernel = rng.normal(size=(1, 1, 6, 4)).astype(np.float32)
+    gain, bias = rng.uniform(0.5, 2.0, 4).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    conv = ScaledStdConv2d(4, 1, gamma=RELU_GAMMA, eps=1e-5)
+    got = conv.apply({"params": {"kernel": kernel, "gain": gain, "bias": bias}}, x)
+    w = kernel.reshape(6, 4).astype(np.float64)
+    w = (w - w.mean(0)) / np.sqrt(w.var(0) + 1e-5) * gain * RELU_GAMMA / math.sqrt(6)
+    np.testing.assert_allclose(got, np.einsum("nhwc,co->nhwo", x, w) + bias, rtol=1e-4, atol=1e-5)
+
+
+def test_block_init_is_identity_and_matches_timm_init():
+    block = NormFreeBlock(16, beta=0.9)  # 16 -> 16 channels, stride 1: identity shortcut
+    x = _images(1, size=5, channels=16)
+    variables = _jit(lambda k, x: block.init(k, x))(jax.random.key(0), x)
+    params = variables["params"]
+    np.testing.assert_array_equal(params["conv3"]["gain"], 0.0)  # timm gain_init=0 (skipinit off)
+    np.testing.assert_array_equal(params["conv1"]["gain"], 1.0)
+    np.testing.assert_array_equal(params["conv2"]["bias"], 0.0)
+    # kaiming_normal_(mode="fan_in", nonlinearity="linear")
+    kernel = np.asarray(params["conv2"]["kernel"])
+    assert kernel.shape == (3, 3, 8, 8)  # bottleneck 16 / 4 rounded up to a multiple of 8
+    np.testing.assert_allclose(kernel.std(), 1 / math.sqrt(9 * 8), rtol=0.15)
+    np.testing.assert_allclose(_jit(block.apply)(variables, x), x, atol=1e-6)
+
+
+def _reference_avg_pool_ceil(x: np.ndarray) -> np.ndarray:
+    """torch AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False): a cut window averages what it has."""
+    n, h, w, c = x.shape
+    out = np.empty((n, -(-h // 2), -(-w // 2), c), x.dtype)
+    for i in range(out.shape[1]):
+        for j in range(out.shape[2]):
+            out[:, i, j] = x[:, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].mean(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 6, 3), (1, 5, 7, 2), (1, 1, 3, 1)])
+def test_downsample_avg_pool_like_torch(shape):
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    np.testing.assert_allclose(avg_pool_ceil(jnp.asarray(x), 2, 2), _reference_avg_pool_ceil(x), rtol=1e-6, atol=1e-7)
+
+
+def test_forward_backward():
+    model = create_model("nf_resnet50", num_outputs=5)
+    params = _random_variables(_init_shapes(model))["params"]
+    x, labels = _images(), jnp.array([1, 3])
+
+    @_jit
+    def step(params):
+        def loss(p):
+            logits = model.apply({"params": p}, x, train=True)
+            nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
+            return nll, logits
+
+        return jax.grad(loss, has_aux=True)(params)
+
+    grads, logits = step(params)
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all()
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        g = np.asarray(g)
+        assert np.isfinite(g).all() and np.any(g), _name(path)
+
+
+def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in names:
+            found.add(eqn.outvars[0].aval.dtype)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    found |= _op_dtypes(inner, names)
+    return found
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_compute_dtype(dtype):
+    model = create_model("nf_resnet50", num_outputs=5, dtype=dtype)
+    shapes = _init_shapes(model)
+    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+
+    def forward(v, x):
+        return model.apply(v, x, train=True)
+
+    x = _images()
+    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    logits = jax.eval_shape(forward, shapes, x)
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("channels", [1, 12])
+def test_any_number_of_input_channels(channels):
+    model = create_model("nf_resnet50", num_outputs=3, dtype="bfloat16")
+    shapes = _init_shapes(model, channels=channels)
+    assert shapes["params"]["backbone"]["stem"]["conv"]["kernel"].shape == (7, 7, channels, 64)
+    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), shapes, _images(channels=channels))
+    assert logits.shape == (2, 3) and logits.dtype == jnp.float32

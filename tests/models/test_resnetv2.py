@@ -1,0 +1,195 @@
+"""ResNetV2-50x1 BiT: timm layout and count, weight standardisation, BiT stem, dtypes, gradients."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtl.models import create_model
+from jaxtl.models.resnetv2 import fixed_pad_max_pool
+from jaxtl.models.std_layers import StdConv2d
+
+# timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()), 1000
+# classes. timm's classifier `head.fc` is a 1x1 Conv2d with bias on the pooled features:
+# 2048 * 1000 + 1000 parameters, exactly the `linear` head's Dense `fc`, so totals compare as is.
+TIMM_PARAM_COUNT = 25_549_352
+TIMM_PARAM_TENSORS = 153  # no buffers: GroupNorm only
+# Some timm state-dict entries and their torch shapes (timm 1.0.31).
+TIMM_KEYS = {
+    "stem.conv.weight": (64, 3, 7, 7),
+    "stages.0.blocks.0.downsample.conv.weight": (256, 64, 1, 1),
+    "stages.0.blocks.0.norm1.weight": (64,),
+    "stages.0.blocks.0.conv1.weight": (64, 64, 1, 1),
+    "stages.0.blocks.2.conv3.weight": (256, 64, 1, 1),
+    "stages.1.blocks.0.downsample.conv.weight": (512, 256, 1, 1),
+    "stages.1.blocks.0.conv2.weight": (128, 128, 3, 3),
+    "stages.3.blocks.2.norm3.bias": (512,),
+    "norm.weight": (2048,),
+    "norm.bias": (2048,),
+    "head.fc.weight": (1000, 2048, 1, 1),
+    "head.fc.bias": (1000,),
+}
+
+# Compile time dominates on a 2-core CPU: skip XLA's backend optimisation and its fusion
+# emitters (together ~4x faster to compile here; the numbers are the same).
+_jit = functools.partial(
+    jax.jit, compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+)
+
+
+def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
+
+
+def _init_shapes(model, size: int = 32, channels: int = 3):
+    x = jnp.zeros((1, size, size, channels), jnp.float32)
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
+def _name(path) -> str:
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def _random_variables(shapes, seed: int = 0):
+    """Normal kernels (standardised anyway), GN scale 1 + noise, small random biases."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = _name(path)
+        if name.endswith("kernel"):
+            return rng.normal(0.0, np.sqrt(1.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
+        if name.endswith("scale"):
+            return (1.0 + 0.1 * rng.normal(size=leaf.shape)).astype(np.float32)
+        return (0.1 * rng.normal(size=leaf.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def _timm_to_flax(key: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    """The converter rule: numeric parts join the previous one with "_", OIHW -> HWIO."""
+    *modules, leaf = key.split(".")
+    if modules == ["head", "fc"]:  # 1x1 conv (out, in, 1, 1) -> Dense kernel (in, out)
+        return ("head/fc/kernel", (shape[1], shape[0])) if leaf == "weight" else ("head/fc/bias", shape)
+    parts: list[str] = []
+    for m in modules:
+        parts = parts[:-1] + [f"{parts[-1]}_{m}"] if m.isdigit() else parts + [m]
+    if leaf == "weight" and len(shape) == 4:
+        return "backbone/" + "/".join(parts) + "/kernel", (shape[2], shape[3], shape[1], shape[0])
+    return "backbone/" + "/".join(parts) + ("/scale" if leaf == "weight" else f"/{leaf}"), shape
+
+
+def test_param_count_matches_timm():
+    variables = _init_shapes(create_model("resnetv2_50x1_bit", num_outputs=1000))
+    assert set(variables) == {"params"}
+    leaves = jax.tree.leaves(variables["params"])
+    assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
+    assert len(leaves) == TIMM_PARAM_TENSORS
+
+
+def test_timm_state_dict_names_map_mechanically():
+    variables = _init_shapes(create_model("resnetv2_50x1_bit", num_outputs=1000))
+    params = {_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
+    for key, shape in TIMM_KEYS.items():
+        path, flax_shape = _timm_to_flax(key, shape)
+        assert params.get(path) == flax_shape, (key, path)
+    assert not any(p.endswith("bias") for p in params if "conv" in p)
+    for i, depth in enumerate((3, 4, 6, 3)):
+        assert f"backbone/stages_{i}/blocks_0/downsample/conv/kernel" in params
+        assert f"backbone/stages_{i}/blocks_{depth - 1}/conv3/kernel" in params
+        assert f"backbone/stages_{i}/blocks_1/downsample/conv/kernel" not in params
+        assert f"backbone/stages_{i}/blocks_{depth}/conv1/kernel" not in params
+
+
+def _reference_std_conv_1x1(x: np.ndarray, kernel: np.ndarray, eps: float) -> np.ndarray:
+    w = kernel.reshape(-1, kernel.shape[-1]).astype(np.float64)
+    w = (w - w.mean(0)) / np.sqrt(w.var(0) + eps)
+    return np.einsum("nhwc,co->nhwo", x, w)
+
+
+def test_std_conv_standardises_each_output_channel():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 3, 6)).astype(np.float32)
+    kernel = rng.normal(size=(1, 1, 6, 4)).astype(np.float32)
+    conv = StdConv2d(4, 1, eps=1e-8)
+    got = np.asarray(conv.apply({"params": {"kernel": kernel}}, x))
+    np.testing.assert_allclose(got, _reference_std_conv_1x1(x, kernel, 1e-8), rtol=1e-4, atol=1e-5)
+    # Invariant to a per-output-channel affine change of the raw weight.
+    moved = kernel * np.array([0.5, 2.0, 3.0, 7.0], np.float32) + np.array([1.0, -2.0, 0.0, 0.3], np.float32)
+    np.testing.assert_allclose(conv.apply({"params": {"kernel": moved}}, x), got, rtol=1e-3, atol=1e-4)
+
+
+def test_bit_stem_pool_pads_with_zeros():
+    # timm: nn.ConstantPad2d(1, 0.) then nn.MaxPool2d(3, stride=2). The stem output is not yet
+    # activated, so zero padding (unlike torch's -inf pool padding) changes border values.
+    x = -np.abs(np.random.default_rng(0).normal(size=(1, 7, 6, 2))).astype(np.float32) - 0.1
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    expected = np.stack([
+        np.stack([padded[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].max(axis=(1, 2)) for j in range(3)], axis=1)
+        for i in range(4)
+    ], axis=1)
+    got = np.asarray(fixed_pad_max_pool(jnp.asarray(x)))
+    np.testing.assert_array_equal(got, expected)
+    assert (got[:, 0] == 0).all() and (got[:, 1:3, 1:3] < 0).all()
+
+
+def test_forward_backward():
+    model = create_model("resnetv2_50x1_bit", num_outputs=5)
+    params = _random_variables(_init_shapes(model))["params"]
+    x, labels = _images(), jnp.array([1, 3])
+
+    @_jit
+    def step(params):
+        def loss(p):
+            logits = model.apply({"params": p}, x, train=True)
+            nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
+            return nll, logits
+
+        return jax.grad(loss, has_aux=True)(params)
+
+    grads, logits = step(params)
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all()
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        g = np.asarray(g)
+        assert np.isfinite(g).all() and np.any(g), _name(path)
+
+
+def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in names:
+            found.add(eqn.outvars[0].aval.dtype)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    found |= _op_dtypes(inner, names)
+    return found
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_compute_dtype(dtype):
+    model = create_model("resnetv2_50x1_bit", num_outputs=5, dtype=dtype)
+    shapes = _init_shapes(model)
+    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+
+    def forward(v, x):
+        return model.apply(v, x, train=True)
+
+    x = _images()
+    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    logits = jax.eval_shape(forward, shapes, x)
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("channels", [1, 12])
+def test_any_number_of_input_channels(channels):
+    model = create_model("resnetv2_50x1_bit", num_outputs=3, dtype="bfloat16")
+    shapes = _init_shapes(model, channels=channels)
+    assert shapes["params"]["backbone"]["stem"]["conv"]["kernel"].shape == (7, 7, channels, 64)
+    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), shapes, _images(channels=channels))
+    assert logits.shape == (2, 3) and logits.dtype == jnp.float32

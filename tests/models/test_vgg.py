@@ -1,0 +1,329 @@
+"""VGG16 backbones: timm-compatible layout and counts, small-input pre_logits, dtypes, gradients."""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxtl.models import create_model
+from jaxtl.models.vgg import VGG, adaptive_avg_pool2d, pre_logits
+
+# timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
+TIMM_PARAM_COUNTS = {"vgg16": 138_357_544, "vgg16_bn": 138_365_992}
+# Indices of the Conv2d layers in timm's `features` Sequential (its BatchNorm2d follow at +1).
+TIMM_CONV_INDICES = {
+    "vgg16": (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
+    "vgg16_bn": (0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40),
+}
+# Input windows [start, end) of torch.nn.functional.adaptive_avg_pool2d (torch 2.14.1), per axis.
+TORCH_ADAPTIVE_WINDOWS = {
+    (1, 7): [(0, 1)] * 7,
+    (2, 7): [(0, 1)] * 3 + [(0, 2)] + [(1, 2)] * 3,
+    (3, 7): [(0, 1), (0, 1), (0, 2), (1, 2), (1, 3), (2, 3), (2, 3)],
+    (5, 7): [(0, 1), (0, 2), (1, 3), (2, 3), (2, 4), (3, 5), (4, 5)],
+    (10, 4): [(0, 3), (2, 5), (5, 8), (7, 10)],
+    (7, 7): [(i, i + 1) for i in range(7)],
+}
+
+_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
+
+def _images(n: int = 2, size: int | tuple[int, int] = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
+    h, w = (size, size) if isinstance(size, int) else size
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, h, w, channels)), jnp.float32)
+
+
+def _init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):
+    h, w = (size, size) if isinstance(size, int) else size
+    x = jnp.zeros((1, h, w, channels), jnp.float32)
+    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+
+
+def _name(path) -> str:
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def _paths(tree) -> set[str]:
+    return {_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _random_leaf(rng: np.random.Generator, name: str, shape) -> np.ndarray:
+    """He-normal (fan_in) kernels, BN scale 1, zero biases and means, unit running var."""
+    if name.endswith("kernel"):
+        leaf = rng.standard_normal(shape, dtype=np.float32)
+        leaf *= np.float32(np.sqrt(2.0 / np.prod(shape[:-1])))
+        return leaf
+    if name.endswith(("scale", "var")):
+        return np.ones(shape, np.float32)
+    return np.zeros(shape, np.float32)
+
+
+@pytest.fixture(scope="module")
+def variables():
+    """Random variables for vgg16_bn and the same arrays renamed for vgg16 (138M values, made once)."""
+    rng = np.random.default_rng(0)
+    bn = jax.tree_util.tree_map_with_path(
+        lambda p, s: _random_leaf(rng, _name(p), s.shape), _init_shapes(create_model("vgg16_bn", num_outputs=5))
+    )
+    bn = jax.device_put(bn)  # once, not a 0.5 GB host-to-device copy on every call
+    plain_backbone = {k: v for k, v in bn["params"]["backbone"].items() if k.startswith("pre_logits")}
+    for i, j in zip(TIMM_CONV_INDICES["vgg16"], TIMM_CONV_INDICES["vgg16_bn"]):
+        plain_backbone[f"features_{i}"] = bn["params"]["backbone"][f"features_{j}"]
+    plain = {"params": {"backbone": plain_backbone, "head": bn["params"]["head"]}}
+    return {"vgg16": plain, "vgg16_bn": bn}
+
+
+@functools.cache
+def _apply_eval(name: str, dtype: str = "float32"):
+    """One jitted eval forward per model, shared by the tests (compiling VGG16 costs seconds)."""
+    model = create_model(name, num_outputs=5, dtype=dtype)
+    return _jit(lambda v, x: model.apply(v, x, train=False))
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
+def test_param_count_matches_timm(name):
+    variables = _init_shapes(create_model(name, num_outputs=1000))
+    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
+def test_variable_names_follow_timm(name):
+    variables = _init_shapes(create_model(name, num_outputs=4))
+    backbone = variables["params"]["backbone"]
+    convs = {f"features_{i}" for i in TIMM_CONV_INDICES[name]}
+    norms = {f"features_{i + 1}" for i in TIMM_CONV_INDICES[name]} if name.endswith("_bn") else set()
+    assert set(backbone) == convs | norms | {"pre_logits_fc1", "pre_logits_fc2"}
+    for conv in convs:
+        assert set(backbone[conv]) == {"kernel", "bias"}  # timm's VGG convs have biases, BN or not
+    for norm in norms:
+        assert set(backbone[norm]) == {"scale", "bias"}
+    assert backbone["features_0"]["kernel"].shape == (3, 3, 3, 64)  # HWIO
+    last = f"features_{TIMM_CONV_INDICES[name][-1]}"
+    assert backbone[last]["kernel"].shape == (3, 3, 512, 512)
+    # fc6/fc7 as convs: torch (4096, 512, 7, 7) / (4096, 4096, 1, 1) transposed to HWIO.
+    assert backbone["pre_logits_fc1"]["kernel"].shape == (7, 7, 512, 4096)
+    assert backbone["pre_logits_fc2"]["kernel"].shape == (1, 1, 4096, 4096)
+    assert backbone["pre_logits_fc2"]["bias"].shape == (4096,)
+    assert variables["params"]["head"]["fc"]["kernel"].shape == (4096, 4)
+    if norms:
+        assert set(variables["batch_stats"]["backbone"]) == norms
+        assert "backbone/features_41/var" in _paths(variables["batch_stats"])
+    else:
+        assert set(variables) == {"params"}
+    assert create_model(name, num_outputs=4).backbone.num_features == 4096
+
+
+@pytest.mark.parametrize("sizes", sorted(TORCH_ADAPTIVE_WINDOWS))
+def test_adaptive_avg_pool_matches_torch(sizes):
+    in_size, out_size = sizes
+    x = np.random.default_rng(0).normal(size=(2, in_size, 3, 4)).astype(np.float32)
+    expected = np.stack([x[:, a:b].mean(axis=1) for a, b in TORCH_ADAPTIVE_WINDOWS[sizes]], axis=1)
+    np.testing.assert_allclose(adaptive_avg_pool2d(jnp.asarray(x), (out_size, 3)), expected, rtol=1e-6, atol=1e-6)
+    xt = x.transpose(0, 2, 1, 3)  # the same along the width axis
+    got = adaptive_avg_pool2d(jnp.asarray(xt), (3, out_size))
+    np.testing.assert_allclose(got, expected.transpose(0, 2, 1, 3), rtol=1e-6, atol=1e-6)
+
+
+class _PreLogits(nn.Module):
+    hidden: int = 6
+    drop_rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        return pre_logits(x, train, hidden=self.hidden, drop_rate=self.drop_rate, dtype=jnp.float32)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 9), (7, 7), (8, 10)])
+def test_pre_logits_resizes_small_maps_like_timm(size):
+    """Maps under 7x7 are adaptively average-pooled to (max(7, H), max(7, W)) before fc6."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, *size, 5)).astype(np.float32)
+    module = _PreLogits()
+    variables = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.asarray(x), train=False))
+    variables = jax.tree.map(lambda v: rng.normal(size=v.shape).astype(np.float32), variables)
+    got = np.asarray(_jit(lambda v, x: module.apply(v, x, train=False))(variables, x))
+
+    resized = x
+    for axis, n in ((1, size[0]), (2, size[1])):
+        if n < 7:
+            windows = TORCH_ADAPTIVE_WINDOWS[(n, 7)]
+            resized = np.stack([resized.take(range(a, b), axis=axis).mean(axis=axis) for a, b in windows], axis=axis)
+    p = variables["params"]
+    k1, b1 = np.asarray(p["pre_logits_fc1"]["kernel"]), np.asarray(p["pre_logits_fc1"]["bias"])
+    k2, b2 = np.asarray(p["pre_logits_fc2"]["kernel"]), np.asarray(p["pre_logits_fc2"]["bias"])
+    out_h, out_w = resized.shape[1] - 6, resized.shape[2] - 6
+    fc6 = np.zeros((2, out_h, out_w, 6), np.float32)
+    for i in range(out_h):
+        for j in range(out_w):
+            fc6[:, i, j] = np.einsum("nhwc,hwco->no", resized[:, i : i + 7, j : j + 7], k1) + b1
+    expected = np.maximum(np.maximum(fc6, 0) @ k2[0, 0] + b2, 0)
+    assert got.shape == expected.shape == (2, max(1, size[0] - 6), max(1, size[1] - 6), 6)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    if size == (1, 1):  # a 1x1 map is repeated: fc6 sees the vector in all 49 positions
+        repeated = np.maximum(x[:, 0, 0] @ k1.sum(axis=(0, 1)) + b1, 0) @ k2[0, 0] + b2
+        np.testing.assert_allclose(got[:, 0, 0], np.maximum(repeated, 0), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "size, fc6_size", [(32, (1, 1)), (64, (1, 1)), (224, (1, 1)), (256, (2, 2)), ((64, 256), (1, 2))]
+)
+def test_any_resolution_from_32(size, fc6_size):
+    model = create_model("vgg16", num_outputs=3)
+    h, w = (size, size) if isinstance(size, int) else size
+    x = jnp.zeros((2, h, w, 3))
+
+    def run(v):
+        return model.apply(v, x, train=False, capture_intermediates=lambda mdl, _: mdl.name == "pre_logits_fc1")
+
+    logits, state = jax.eval_shape(run, _init_shapes(model, size))
+    assert logits.shape == (2, 3) and logits.dtype == jnp.float32
+    assert state["intermediates"]["backbone"]["pre_logits_fc1"]["__call__"][0].shape == (2, *fc6_size, 4096)
+
+
+@pytest.mark.parametrize("size", [16, 31, (32, 20)])
+def test_too_small_input_is_a_clear_error(size):
+    model = create_model("vgg16_bn", num_outputs=3)
+    with pytest.raises(ValueError, match="at least 32x32"):
+        _init_shapes(model, size)
+
+
+def test_forward_and_features(variables):
+    logits = _apply_eval("vgg16_bn")(variables["vgg16_bn"], _images())
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert np.isfinite(np.asarray(logits)).all() and np.ptp(np.asarray(logits)) > 0
+    model = create_model("vgg16_bn", num_outputs=5)
+    features = jax.eval_shape(
+        lambda v, x: model.apply(v, x, train=False, method="features"), variables["vgg16_bn"], _images()
+    )
+    assert features.shape == (2, 4096) and features.dtype == jnp.float32
+
+
+def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
+    """Output dtypes of the named primitives, searching nested jaxprs too."""
+    found = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in names:
+            found.add(eqn.outvars[0].aval.dtype)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    found |= _op_dtypes(inner, names)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_compute_dtype(name, dtype):
+    model = create_model(name, num_outputs=5, dtype=dtype)
+    shapes = _init_shapes(model)
+    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
+
+    def forward(v, x):
+        return model.apply(v, x, train=True, mutable=["batch_stats"])
+
+    x = _images()  # 32 px: also covers the adaptive pooling in front of fc6
+    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    logits, state = jax.eval_shape(forward, shapes, x)
+    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
+    assert {x.dtype for x in jax.tree.leaves(state)} <= {jnp.dtype(jnp.float32)}
+
+
+def test_bfloat16_runs_close_to_float32(variables):
+    x = _images()
+    f32 = _apply_eval("vgg16_bn")(variables["vgg16_bn"], x)
+    bf16 = _apply_eval("vgg16_bn", "bfloat16")(variables["vgg16_bn"], x)
+    assert bf16.dtype == jnp.float32 and np.isfinite(np.asarray(bf16)).all()
+    np.testing.assert_allclose(bf16, f32, rtol=0.1, atol=0.1 * float(np.abs(f32).max()))
+
+
+@pytest.mark.parametrize("channels", [1, 12])
+def test_any_number_of_input_channels(variables, channels):
+    shapes = _init_shapes(create_model("vgg16", num_outputs=5), channels=channels)
+    kernel = shapes["params"]["backbone"]["features_0"]["kernel"]
+    assert kernel.shape == (3, 3, channels, 64)
+    params = variables["vgg16"]["params"]
+    new_kernel = _random_leaf(np.random.default_rng(2), "kernel", kernel.shape)
+    first = {**params["backbone"]["features_0"], "kernel": new_kernel}
+    params = {**params, "backbone": {**params["backbone"], "features_0": first}}
+    logits = _apply_eval("vgg16")({"params": params}, _images(channels=channels))
+    assert logits.shape == (2, 5) and np.isfinite(np.asarray(logits)).all()
+
+
+def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
+    model = create_model("vgg16_bn", num_outputs=5)
+    apply_train = _jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+    apply_eval = _apply_eval("vgg16_bn")
+    v = variables["vgg16_bn"]
+    logits, state = apply_train(v, _images(seed=1) * 3.0 + 1.0)
+    assert logits.shape == (2, 5)
+    old, new = v["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
+    assert set(new) == set(old)
+    for layer in ("features_1", "features_41"):
+        for stat in ("mean", "var"):
+            assert not np.allclose(old[layer][stat], new[layer][stat]), (layer, stat)
+
+    trained = {"params": v["params"], "batch_stats": state["batch_stats"]}
+    a, b, c = _images(1, seed=2), _images(1, seed=3), _images(1, seed=4)
+    ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
+    np.testing.assert_allclose(apply_eval(trained, ab)[0], apply_eval(trained, ac)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_vgg16_without_bn_has_no_batch_stats(variables):
+    model = create_model("vgg16", num_outputs=5)
+    _, state = jax.eval_shape(
+        lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]), variables["vgg16"], _images()
+    )
+    assert not jax.tree.leaves(state)
+
+
+def test_gradients_finite_and_nonzero(variables):
+    model = create_model("vgg16", num_outputs=5)
+    x, labels = _images(1, seed=5), jnp.array([3])
+
+    @_jit
+    def grads(params):
+        def loss(p):
+            logits = model.apply({"params": p}, x, train=True)
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
+
+        return jax.grad(loss)(params)
+
+    g = grads(variables["vgg16"]["params"])
+    assert _paths(g) == _paths(variables["vgg16"]["params"])
+    for path, leaf in jax.tree_util.tree_leaves_with_path(g):
+        leaf = np.asarray(leaf)
+        assert np.isfinite(leaf).all() and np.any(leaf), _name(path)
+
+
+def test_pre_logits_dropout_only_in_training():
+    assert VGG().drop_rate == 0.0  # timm's default
+    module = _PreLogits(hidden=64, drop_rate=0.5)
+
+    @_jit
+    def run(x):
+        variables = module.init(jax.random.key(0), x, train=False)
+        train = [module.apply(variables, x, train=True, rngs={"dropout": jax.random.key(i)}) for i in (1, 2)]
+        return train, [module.apply(variables, x, train=False) for _ in range(2)]
+
+    (a, b), (c, d) = run(_images(2, size=1, channels=4))
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(c, d)
+
+
+def test_init_matches_timm():
+    """kaiming_normal_(fan_out, relu) conv kernels and zero biases, as timm's VGG._initialize_weights."""
+    model = VGG((16, "M", 16, "M", 16, "M", 16, "M", 16, "M"), use_bn=True, hidden=64)
+    variables = _jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), _images(1))
+    params = variables["params"]
+    kernel = np.asarray(params["pre_logits_fc1"]["kernel"])
+    np.testing.assert_allclose(kernel.std(), np.sqrt(2.0 / (49 * 64)), rtol=0.1)
+    for name in ("features_0", "features_4", "pre_logits_fc1", "pre_logits_fc2"):
+        np.testing.assert_array_equal(params[name]["bias"], 0.0)
+    np.testing.assert_array_equal(params["features_1"]["scale"], 1.0)
+    np.testing.assert_array_equal(variables["batch_stats"]["features_1"]["var"], 1.0)
