@@ -13,14 +13,12 @@ from jaxtl.models import Classifier, create_model
 from jaxtl.models.heads import make_head
 from jaxtl.models.densenet import DenseNet
 from jaxtl.models.layers import max_pool2d
+from zoo_helpers import fast_jit, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928}
 BLOCK_CONFIGS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32), "densenet201": (6, 12, 48, 32)}
 NUM_FEATURES = {"densenet121": 1024, "densenet169": 1664, "densenet201": 1920}
-
-# Compiling DenseNet's ~120 BatchNorms dominates; skip XLA's backend optimisation.
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
 def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
@@ -34,12 +32,8 @@ def _init_shapes(name: str, num_outputs: int = 1000, size: int = 32, channels: i
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
-def _name(path) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
 def _paths(tree) -> set[str]:
-    return {_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
+    return {leaf_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _random_variables(shapes, seed: int = 0):
@@ -47,7 +41,7 @@ def _random_variables(shapes, seed: int = 0):
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
-        name = _name(path)
+        name = leaf_name(path)
         if name.endswith("kernel"):
             return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
         if name.endswith(("scale", "var")):
@@ -153,7 +147,7 @@ def test_new_channels_are_appended_after_the_input():
     capture = {"features_norm0", "features_denseblock1_denselayer1_conv2", "features_denseblock1_denselayer2_conv2",
                "features_transition1_norm"}
 
-    @_jit
+    @fast_jit
     def run(x):
         variables = model.init(jax.random.key(0), x, train=False)
         _, state = model.apply(variables, x, train=False, capture_intermediates=lambda mdl, _: mdl.name in capture)
@@ -177,25 +171,11 @@ def test_too_small_input_is_a_clear_error(size):
 
 def test_forward_and_features(variables):
     model = create_model("densenet121", num_outputs=1000)
-    logits = _jit(lambda v, x: model.apply(v, x, train=False))(variables, _images())
+    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(variables, _images())
     assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all() and np.ptp(np.asarray(logits)) > 0
     features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, method="features"), variables, _images())
     assert features.shape == (2, 1024) and features.dtype == jnp.float32
-
-
-def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
-    """Output dtypes of the named primitives, searching nested jaxprs too."""
-    found = set()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in names:
-            found.add(eqn.outvars[0].aval.dtype)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    found |= _op_dtypes(inner, names)
-    return found
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -209,7 +189,7 @@ def test_compute_dtype(dtype):
         return model.apply(v, x, train=True, mutable=["batch_stats"])
 
     jaxpr, (logits, state) = jax.make_jaxpr(forward, return_shape=True)(shapes, _images())
-    assert _op_dtypes(jaxpr.jaxpr) == {jnp.dtype(dtype)}
+    assert op_dtypes(jaxpr.jaxpr) == {jnp.dtype(dtype)}
     assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
     assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
 
@@ -237,8 +217,8 @@ def tiny_variables():
 
 def test_bfloat16_runs_close_to_float32(tiny_variables):
     x = _images()
-    f32 = _jit(lambda v, x: _tiny().apply(v, x, train=False))(tiny_variables, x)
-    bf16 = _jit(lambda v, x: _tiny("bfloat16").apply(v, x, train=False))(tiny_variables, x)
+    f32 = fast_jit(lambda v, x: _tiny().apply(v, x, train=False))(tiny_variables, x)
+    bf16 = fast_jit(lambda v, x: _tiny("bfloat16").apply(v, x, train=False))(tiny_variables, x)
     assert bf16.dtype == jnp.float32 and np.isfinite(np.asarray(bf16)).all()
     np.testing.assert_allclose(bf16, f32, rtol=0.1, atol=0.1 * float(np.abs(f32).max()))
 
@@ -249,7 +229,7 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
     model, variables = _tiny(), tiny_variables
     x, labels = _images(seed=5) * 3.0 + 1.0, jnp.array([1, 3])
 
-    @_jit
+    @fast_jit
     def train_step(variables):
         def loss(params):
             logits, state = model.apply(
@@ -263,7 +243,7 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
     assert _paths(grads) == _paths(variables["params"])
     for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
         leaf = np.asarray(leaf)
-        assert np.isfinite(leaf).all() and np.any(leaf), _name(path)
+        assert np.isfinite(leaf).all() and np.any(leaf), leaf_name(path)
 
     old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
     assert set(new) == set(old) == _expected_modules((2, 3, 1, 2))[1]
@@ -272,7 +252,7 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
             assert not np.allclose(old[layer][stat], new[layer][stat]), (layer, stat)
 
     trained = {"params": variables["params"], "batch_stats": state["batch_stats"]}
-    apply_eval = _jit(lambda v, x: model.apply(v, x, train=False))
+    apply_eval = fast_jit(lambda v, x: model.apply(v, x, train=False))
     a, b, c = _images(1, seed=2), _images(1, seed=3), _images(1, seed=4)
     ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
     np.testing.assert_allclose(apply_eval(trained, ab)[0], apply_eval(trained, ac)[0], rtol=1e-5, atol=1e-6)
@@ -281,7 +261,7 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
 def test_init_matches_timm():
     """kaiming_normal_ (fan_in, gain sqrt(2)) conv kernels, BN scale 1 / bias 0, as timm's DenseNet."""
     model = DenseNet((2, 2), growth_rate=8, bn_size=4)
-    variables = _jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), _images(1))
+    variables = fast_jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), _images(1))
     params = variables["params"]
     kernel = np.asarray(params["features_denseblock2_denselayer2_conv1"]["kernel"])
     assert kernel.shape == (1, 1, 16 + 8, 32)

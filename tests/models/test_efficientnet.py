@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +11,7 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.efficientnet import block_specs
 from jaxtl.models.std_layers import Conv2d, pad_same, same_padding
+from zoo_helpers import fast_jit_no_fusion, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `classifier` is a Linear, like the `linear` head's `fc`. Both
@@ -73,12 +73,6 @@ TIMM_KEYS = {
     },
 }
 
-# Compile time dominates on a 2-core CPU: skip XLA's backend optimisation and its fusion
-# emitters (together ~4x faster to compile here; the numbers are the same).
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-)
-
 
 def _images(n: int = 2, size: int = 64, channels: int = 3, seed: int = 0) -> jnp.ndarray:
     return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
@@ -89,12 +83,8 @@ def _init_shapes(model, size: int = 64, channels: int = 3):
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
-def _name(path) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
 def _shapes_by_name(tree) -> dict[str, tuple[int, ...]]:
-    return {_name(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+    return {leaf_name(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _random_variables(shapes, seed: int = 0):
@@ -102,7 +92,7 @@ def _random_variables(shapes, seed: int = 0):
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
-        name = _name(path)
+        name = leaf_name(path)
         if name.endswith("kernel"):
             return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
         if name.endswith(("scale", "var")):
@@ -224,7 +214,7 @@ def b0():
 def _train_step(model):
     labels = jnp.array([1, 3])
 
-    @_jit
+    @fast_jit_no_fusion
     def step(params, batch_stats, x):
         def loss(p):
             logits, state = model.apply(
@@ -248,22 +238,9 @@ def test_forward_backward(b0):
     assert np.isfinite(np.asarray(logits)).all()
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         g = np.asarray(g)
-        assert np.isfinite(g).all() and np.any(g), _name(path)
+        assert np.isfinite(g).all() and np.any(g), leaf_name(path)
     old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
     assert not np.allclose(old["blocks_3_1"]["bn2"]["var"], new["blocks_3_1"]["bn2"]["var"])
-
-
-def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
-    found = set()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in names:
-            found.add(eqn.outvars[0].aval.dtype)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    found |= _op_dtypes(inner, names)
-    return found
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "tf_efficientnet_b0"])
@@ -277,7 +254,7 @@ def test_compute_dtype(name, dtype):
         return model.apply(v, x, train=True, mutable=["batch_stats"])
 
     x = _images(size=32)
-    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits, state = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
     assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
@@ -288,7 +265,7 @@ def test_bfloat16_runs_close_to_float32(b0):
     outputs = []
     for dtype in ("float32", "bfloat16"):  # the same float32 variables serve either compute dtype
         model = create_model("efficientnet_b0", num_outputs=5, dtype=dtype)
-        outputs.append(_jit(lambda v, x, model=model: model.apply(v, x, train=False))(variables, _images()))
+        outputs.append(fast_jit_no_fusion(lambda v, x, model=model: model.apply(v, x, train=False))(variables, _images()))
     assert all(o.dtype == jnp.float32 and np.isfinite(np.asarray(o)).all() for o in outputs)
     scale = float(np.abs(np.asarray(outputs[0])).max())
     np.testing.assert_allclose(outputs[1], outputs[0], atol=0.1 * scale)
@@ -299,7 +276,7 @@ def test_any_number_of_input_channels(channels):
     model = create_model("tf_efficientnet_b0", num_outputs=3)
     shapes = _init_shapes(model, size=32, channels=channels)
     assert shapes["params"]["backbone"]["conv_stem"]["kernel"].shape == (3, 3, channels, 32)
-    logits = _jit(lambda v, x: model.apply(v, x, train=False))(
+    logits = fast_jit_no_fusion(lambda v, x: model.apply(v, x, train=False))(
         _random_variables(shapes), _images(size=32, channels=channels)
     )
     assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()

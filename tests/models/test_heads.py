@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -11,20 +10,19 @@ import pytest
 
 from jaxtl.models import HEADS
 from jaxtl.models.heads import make_head
+from zoo_helpers import fast_jit
 
-# Skip XLA's backend optimisations: compile time dominates these tiny CPU tests.
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 FEATURES = jnp.asarray(np.random.default_rng(0).normal(size=(4, 32)), jnp.float32)
 
 
 def _init(head):
-    return _jit(lambda key, x: head.init(key, x, train=False))(jax.random.key(0), FEATURES)
+    return fast_jit(lambda key, x: head.init(key, x, train=False))(jax.random.key(0), FEATURES)
 
 
 def _applier(head):
     """apply(variables, train, seed) -> outputs; one compilation per value of `train`."""
-    apply = _jit(
+    apply = fast_jit(
         lambda v, x, key, train: head.apply(v, x, train=train, rngs={"dropout": key}), static_argnames="train"
     )
     return lambda variables, train, seed=0: apply(variables, FEATURES, jax.random.key(seed), train=train)
@@ -55,9 +53,9 @@ def test_layout(name, widths):
 def test_zero_dropout_is_a_no_op(name):
     head = make_head(name, num_outputs=3, dropout=0.0)
     variables = _init(head)
-    eval_out = _jit(lambda v, x: head.apply(v, x, train=False))(variables, FEATURES)
+    eval_out = fast_jit(lambda v, x: head.apply(v, x, train=False))(variables, FEATURES)
     # No dropout rng needed: rate 0 never draws random numbers.
-    train_out = _jit(lambda v, x: head.apply(v, x, train=True))(variables, FEATURES)
+    train_out = fast_jit(lambda v, x: head.apply(v, x, train=True))(variables, FEATURES)
     np.testing.assert_array_equal(train_out, eval_out)
     assert eval_out.shape == (4, 3) and eval_out.dtype == jnp.float32
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +10,7 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.inception import _avg_pool_3x3
+from zoo_helpers import fast_jit_no_fusion, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model("inception_v3").parameters()),
 # 1000 classes. timm's default has aux_logits=False, so no `AuxLogits` branch is built or counted;
@@ -38,12 +38,6 @@ TIMM_KEYS = {
     "fc.bias": (1000,),
 }
 
-# Compile time dominates on a 2-core CPU: skip XLA's backend optimisation and its fusion
-# emitters (together ~4x faster to compile here; the numbers are the same).
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-)
-
 
 def _images(n: int = 2, size: int = 75, channels: int = 3, seed: int = 0) -> jnp.ndarray:
     return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
@@ -54,16 +48,12 @@ def _init_shapes(model, size: int = 75, channels: int = 3):
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
-def _name(path) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
 def _random_variables(shapes, seed: int = 0):
     """He-normal (fan-in) kernels, unit BN scale and running var, zero biases and means."""
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
-        name = _name(path)
+        name = leaf_name(path)
         if name.endswith("kernel"):
             return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
         if name.endswith(("scale", "var")):
@@ -96,7 +86,7 @@ def test_param_count_matches_timm():
 def test_timm_state_dict_names_map_mechanically():
     variables = _init_shapes(create_model("inception_v3", num_outputs=1000))
     found = {
-        c: {_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables[c])}
+        c: {leaf_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables[c])}
         for c in ("params", "batch_stats")
     }
     for key, shape in TIMM_KEYS.items():
@@ -148,7 +138,7 @@ def test_forward_backward():
     variables = _random_variables(_init_shapes(model))
     x, labels = _images(), jnp.array([1, 3])
 
-    @_jit
+    @fast_jit_no_fusion
     def step(params):
         def loss(p):
             logits, state = model.apply(
@@ -164,22 +154,9 @@ def test_forward_backward():
     assert np.isfinite(np.asarray(logits)).all()
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         g = np.asarray(g)
-        assert np.isfinite(g).all() and np.any(g), _name(path)
+        assert np.isfinite(g).all() and np.any(g), leaf_name(path)
     new = state["batch_stats"]["backbone"]["Mixed_7c"]["branch_pool"]["bn"]["mean"]
     assert not np.allclose(new, 0.0)
-
-
-def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
-    found = set()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in names:
-            found.add(eqn.outvars[0].aval.dtype)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    found |= _op_dtypes(inner, names)
-    return found
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -192,7 +169,7 @@ def test_compute_dtype(dtype):
         return model.apply(v, x, train=True, mutable=["batch_stats"])
 
     x = _images()
-    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits, state = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
     assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -13,6 +12,7 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.nfnet import NormFreeBlock, avg_pool_ceil, block_betas
 from jaxtl.models.std_layers import ScaledStdConv2d
+from zoo_helpers import fast_jit_no_fusion, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `head.fc` is a Linear, like the `linear` head's `fc`.
@@ -42,12 +42,6 @@ TIMM_KEYS = {
 }
 RELU_GAMMA = 1.7139588594436646
 
-# Compile time dominates on a 2-core CPU: skip XLA's backend optimisation and its fusion
-# emitters (together ~4x faster to compile here; the numbers are the same).
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-)
-
 
 def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
     return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
@@ -58,16 +52,12 @@ def _init_shapes(model, size: int = 32, channels: int = 3):
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
-def _name(path) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
 def _random_variables(shapes, seed: int = 0):
     """Normal kernels, gains 1 (every residual branch live, unlike at init), small random biases."""
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
-        name = _name(path)
+        name = leaf_name(path)
         if name.endswith("kernel"):
             return rng.normal(0.0, np.sqrt(1.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
         if name.endswith("gain"):
@@ -101,7 +91,7 @@ def test_param_count_matches_timm():
 
 def test_timm_state_dict_names_map_mechanically():
     variables = _init_shapes(create_model("nf_resnet50", num_outputs=1000))
-    params = {_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
+    params = {leaf_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
     for key, shape in TIMM_KEYS.items():
         path, flax_shape = _timm_to_flax(key, shape)
         assert params.get(path) == flax_shape, (key, path)
@@ -130,7 +120,7 @@ def test_scaled_std_conv_matches_reference():
 def test_block_init_is_identity_and_matches_timm_init():
     block = NormFreeBlock(16, beta=0.9)  # 16 -> 16 channels, stride 1: identity shortcut
     x = _images(1, size=5, channels=16)
-    variables = _jit(lambda k, x: block.init(k, x))(jax.random.key(0), x)
+    variables = fast_jit_no_fusion(lambda k, x: block.init(k, x))(jax.random.key(0), x)
     params = variables["params"]
     np.testing.assert_array_equal(params["conv3"]["gain"], 0.0)  # timm gain_init=0 (skipinit off)
     np.testing.assert_array_equal(params["conv1"]["gain"], 1.0)
@@ -139,7 +129,7 @@ def test_block_init_is_identity_and_matches_timm_init():
     kernel = np.asarray(params["conv2"]["kernel"])
     assert kernel.shape == (3, 3, 8, 8)  # bottleneck 16 / 4 rounded up to a multiple of 8
     np.testing.assert_allclose(kernel.std(), 1 / math.sqrt(9 * 8), rtol=0.15)
-    np.testing.assert_allclose(_jit(block.apply)(variables, x), x, atol=1e-6)
+    np.testing.assert_allclose(fast_jit_no_fusion(block.apply)(variables, x), x, atol=1e-6)
 
 
 def _reference_avg_pool_ceil(x: np.ndarray) -> np.ndarray:
@@ -163,7 +153,7 @@ def test_forward_backward():
     params = _random_variables(_init_shapes(model))["params"]
     x, labels = _images(), jnp.array([1, 3])
 
-    @_jit
+    @fast_jit_no_fusion
     def step(params):
         def loss(p):
             logits = model.apply({"params": p}, x, train=True)
@@ -177,20 +167,7 @@ def test_forward_backward():
     assert np.isfinite(np.asarray(logits)).all()
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         g = np.asarray(g)
-        assert np.isfinite(g).all() and np.any(g), _name(path)
-
-
-def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
-    found = set()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in names:
-            found.add(eqn.outvars[0].aval.dtype)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    found |= _op_dtypes(inner, names)
-    return found
+        assert np.isfinite(g).all() and np.any(g), leaf_name(path)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -203,7 +180,7 @@ def test_compute_dtype(dtype):
         return model.apply(v, x, train=True)
 
     x = _images()
-    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
 

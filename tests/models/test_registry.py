@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -15,10 +14,9 @@ import numpy as np
 import pytest
 
 from jaxtl.models import HEADS, Classifier, create_model, list_models, registry
+from zoo_helpers import fast_jit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Skip XLA's backend optimisations: compile time dominates these tiny CPU tests.
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 
@@ -92,12 +90,12 @@ def test_register_backbone_and_variable_layout(tiny):
         registry.register_backbone(tiny, _TinyBackbone)
     model = create_model(tiny, num_outputs=3, head="mlp_128", dtype="bfloat16")
     x = jnp.ones((2, 8, 8, 5))
-    variables = _jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), x)
+    variables = fast_jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), x)
     assert set(variables) == {"params", "batch_stats"}
     assert set(variables["params"]) == {"backbone", "head"}
     assert set(variables["params"]["head"]) == {"hidden_0", "fc"}
     assert set(variables["batch_stats"]) == {"backbone"}
-    logits = _jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
     assert logits.shape == (2, 3) and logits.dtype == jnp.float32
     features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, method="features"), variables, x)
     assert features.shape == (2, 8) and features.dtype == jnp.float32

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +11,7 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.layers import max_pool2d
 from jaxtl.models.resnet import BasicBlock, Bottleneck
+from zoo_helpers import fast_jit, leaf_name, op_dtypes
 
 TIMM_PARAM_COUNTS = {
     "resnet18": 11_689_512,
@@ -20,10 +20,6 @@ TIMM_PARAM_COUNTS = {
     "resnet101": 44_549_160,
     "resnet152": 60_192_808,
 }
-
-# On a 2-core CPU, XLA's optimising backend dominates test time; these tests only need
-# correct numbers, so compile without backend optimisation.
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
 
 
 def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
@@ -36,12 +32,8 @@ def _init_shapes(model, size: int = 32, channels: int = 3):
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
-def _name(path) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
 def _paths(tree) -> set[str]:
-    return {_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
+    return {leaf_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _random_variables(shapes, seed: int = 0):
@@ -53,7 +45,7 @@ def _random_variables(shapes, seed: int = 0):
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
-        name = _name(path)
+        name = leaf_name(path)
         if name.endswith("kernel"):
             return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
         if name.endswith(("scale", "var")):
@@ -72,13 +64,13 @@ def resnet18():
 @pytest.fixture(scope="module")
 def apply_eval(resnet18):
     model, _ = resnet18
-    return _jit(lambda v, x: model.apply(v, x, train=False))
+    return fast_jit(lambda v, x: model.apply(v, x, train=False))
 
 
 @pytest.fixture(scope="module")
 def apply_train(resnet18):
     model, _ = resnet18
-    return _jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+    return fast_jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
@@ -126,7 +118,7 @@ def test_basic_block_variable_names(resnet18):
 
 
 def _block_init(block, x):
-    return _jit(lambda key, x: block.init(key, x, train=False))(jax.random.key(0), x)
+    return fast_jit(lambda key, x: block.init(key, x, train=False))(jax.random.key(0), x)
 
 
 @pytest.mark.parametrize("block, last_bn", [(BasicBlock, "bn2"), (Bottleneck, "bn3")])
@@ -147,7 +139,7 @@ def test_block_init_zeroes_last_bn_scale(block, last_bn):
 @pytest.mark.parametrize("block", [BasicBlock(16), Bottleneck(4)])
 def test_block_is_identity_at_init(block):
     x = jax.nn.relu(_images(1, size=4, channels=16))
-    y = _jit(lambda v, x: block.apply(v, x, train=False))(_block_init(block, x), x)
+    y = fast_jit(lambda v, x: block.apply(v, x, train=False))(_block_init(block, x), x)
     np.testing.assert_allclose(y, x, atol=1e-6)
 
 
@@ -187,20 +179,6 @@ def test_forward_and_features(resnet18, apply_eval):
     assert wide.backbone.num_features == 2048
 
 
-def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
-    """Output dtypes of the named primitives, searching nested jaxprs too."""
-    found = set()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in names:
-            found.add(eqn.outvars[0].aval.dtype)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    found |= _op_dtypes(inner, names)
-    return found
-
-
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_compute_dtype(dtype):
     model = create_model("resnet18", num_outputs=5, head="mlp_128", dtype=dtype)
@@ -211,7 +189,7 @@ def test_compute_dtype(dtype):
         return model.apply(v, x, train=True, mutable=["batch_stats"])
 
     x = _images()
-    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits, state = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
     assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
@@ -221,7 +199,7 @@ def test_bfloat16_runs_close_to_float32(resnet18, apply_eval):
     _, variables = resnet18  # the same float32 variables serve either compute dtype
     model16 = create_model("resnet18", num_outputs=5, dtype="bfloat16")
     x = _images()
-    f16 = _jit(lambda v, x: model16.apply(v, x, train=False))(variables, x)
+    f16 = fast_jit(lambda v, x: model16.apply(v, x, train=False))(variables, x)
     assert f16.dtype == jnp.float32 and np.isfinite(np.asarray(f16)).all()
     np.testing.assert_allclose(f16, apply_eval(variables, x), rtol=0.1, atol=0.1)
 
@@ -232,7 +210,7 @@ def test_any_number_of_input_channels(channels):
     x = _images(channels=channels)
     shapes = _init_shapes(model, channels=channels)
     assert shapes["params"]["backbone"]["conv1"]["kernel"].shape == (7, 7, channels, 64)
-    logits = _jit(lambda v, x: model.apply(v, x, train=False))(_random_variables(shapes), x)
+    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(_random_variables(shapes), x)
     assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()
 
 
@@ -260,7 +238,7 @@ def test_gradients_finite_and_nonzero(resnet18):
     model, variables = resnet18
     x, labels = _images(seed=5), jnp.array([1, 3])
 
-    @_jit
+    @fast_jit
     def grads(params):
         def loss(p):
             logits, _ = model.apply(
@@ -273,7 +251,7 @@ def test_gradients_finite_and_nonzero(resnet18):
     def zero_grads(params) -> set[str]:
         g = grads(params)
         assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(g))
-        return {_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(g) if not np.any(np.asarray(leaf))}
+        return {leaf_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(g) if not np.any(np.asarray(leaf))}
 
     params = variables["params"]
     assert zero_grads(params) == set()
@@ -282,7 +260,7 @@ def test_gradients_finite_and_nonzero(resnet18):
     # last BN scale moves away from zero; everything else still does.
     blocks = [f"backbone/layer{i}_{j}" for i in range(1, 5) for j in range(2)]
     last_bn = {f"{b}/bn2/scale" for b in blocks}
-    at_init = jax.tree_util.tree_map_with_path(lambda p, v: v * 0 if _name(p) in last_bn else v, params)
+    at_init = jax.tree_util.tree_map_with_path(lambda p, v: v * 0 if leaf_name(p) in last_bn else v, params)
     expected = {f"{b}/{leaf}" for b in blocks for leaf in ("conv1/kernel", "bn1/scale", "bn1/bias", "conv2/kernel")}
     assert zero_grads(at_init) == expected
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +11,7 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.resnetv2 import fixed_pad_max_pool
 from jaxtl.models.std_layers import StdConv2d
+from zoo_helpers import fast_jit_no_fusion, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()), 1000
 # classes. timm's classifier `head.fc` is a 1x1 Conv2d with bias on the pooled features:
@@ -34,12 +34,6 @@ TIMM_KEYS = {
     "head.fc.bias": (1000,),
 }
 
-# Compile time dominates on a 2-core CPU: skip XLA's backend optimisation and its fusion
-# emitters (together ~4x faster to compile here; the numbers are the same).
-_jit = functools.partial(
-    jax.jit, compiler_options={"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
-)
-
 
 def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
     return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
@@ -50,16 +44,12 @@ def _init_shapes(model, size: int = 32, channels: int = 3):
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
-def _name(path) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
 def _random_variables(shapes, seed: int = 0):
     """Normal kernels (standardised anyway), GN scale 1 + noise, small random biases."""
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
-        name = _name(path)
+        name = leaf_name(path)
         if name.endswith("kernel"):
             return rng.normal(0.0, np.sqrt(1.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
         if name.endswith("scale"):
@@ -92,7 +82,7 @@ def test_param_count_matches_timm():
 
 def test_timm_state_dict_names_map_mechanically():
     variables = _init_shapes(create_model("resnetv2_50x1_bit", num_outputs=1000))
-    params = {_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
+    params = {leaf_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
     for key, shape in TIMM_KEYS.items():
         path, flax_shape = _timm_to_flax(key, shape)
         assert params.get(path) == flax_shape, (key, path)
@@ -141,7 +131,7 @@ def test_forward_backward():
     params = _random_variables(_init_shapes(model))["params"]
     x, labels = _images(), jnp.array([1, 3])
 
-    @_jit
+    @fast_jit_no_fusion
     def step(params):
         def loss(p):
             logits = model.apply({"params": p}, x, train=True)
@@ -155,20 +145,7 @@ def test_forward_backward():
     assert np.isfinite(np.asarray(logits)).all()
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         g = np.asarray(g)
-        assert np.isfinite(g).all() and np.any(g), _name(path)
-
-
-def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
-    found = set()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in names:
-            found.add(eqn.outvars[0].aval.dtype)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    found |= _op_dtypes(inner, names)
-    return found
+        assert np.isfinite(g).all() and np.any(g), leaf_name(path)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -181,7 +158,7 @@ def test_compute_dtype(dtype):
         return model.apply(v, x, train=True)
 
     x = _images()
-    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
 

@@ -10,21 +10,16 @@ import numpy as np
 import pytest
 
 from jaxtl.models import create_model, list_models
+from zoo_helpers import fast_jit, leaf_name
 
 WIDTHS = (32, 64, 128, 256)
 # 3x3 conv kernels (no bias: BN follows) + BN scale/bias per block.
 BACKBONE_PARAMS = sum(9 * c_in * c_out + 2 * c_out for c_in, c_out in zip((3, *WIDTHS), WIDTHS))
 
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
-
 
 def _images(n: int = 2, size: int | tuple[int, int] = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
     h, w = (size, size) if isinstance(size, int) else size
     return jnp.asarray(np.random.default_rng(seed).normal(size=(n, h, w, channels)), jnp.float32)
-
-
-def _name(path) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")
 
 
 @functools.cache
@@ -35,19 +30,19 @@ def _model(num_outputs: int = 5, dtype: str = "float32"):
 @functools.cache
 def _apply_eval(dtype: str = "float32"):
     model = _model(dtype=dtype)
-    return _jit(lambda v, x: model.apply(v, x, train=False))
+    return fast_jit(lambda v, x: model.apply(v, x, train=False))
 
 
 @functools.cache
 def _apply_train():
     model = _model()
-    return _jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+    return fast_jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
 
 
 @functools.cache
 def _initial_variables():
     """A real `init`: cheap for this model."""
-    return _jit(lambda key, x: _model().init(key, x, train=False))(jax.random.key(0), _images(1))
+    return fast_jit(lambda key, x: _model().init(key, x, train=False))(jax.random.key(0), _images(1))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +52,7 @@ def variables():
     rng = np.random.default_rng(0)
 
     def perturb(path, value):
-        return value + 0.1 * rng.normal(size=value.shape).astype(np.float32) if "_bn" in _name(path) else value
+        return value + 0.1 * rng.normal(size=value.shape).astype(np.float32) if "_bn" in leaf_name(path) else value
 
     return {"params": jax.tree_util.tree_map_with_path(perturb, variables["params"]),
             "batch_stats": variables["batch_stats"]}
@@ -132,7 +127,7 @@ def test_bfloat16_runs_close_to_float32(variables):
 def test_any_number_of_input_channels(channels):
     model = create_model("small_cnn", num_outputs=3)
     x = _images(channels=channels)
-    logits, variables = _jit(lambda key, x: model.init_with_output(key, x, train=False))(jax.random.key(0), x)
+    logits, variables = fast_jit(lambda key, x: model.init_with_output(key, x, train=False))(jax.random.key(0), x)
     assert variables["params"]["backbone"]["block1_conv"]["kernel"].shape == (3, 3, channels, 32)
     assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()
 
@@ -156,7 +151,7 @@ def test_gradients_finite_and_nonzero(variables):
     model = _model()
     x, labels = _images(seed=5), jnp.array([1, 3])
 
-    @_jit
+    @fast_jit
     def grads(params):
         def loss(p):
             logits, _ = model.apply(
@@ -168,4 +163,4 @@ def test_gradients_finite_and_nonzero(variables):
 
     for path, leaf in jax.tree_util.tree_leaves_with_path(grads(variables["params"])):
         leaf = np.asarray(leaf)
-        assert np.isfinite(leaf).all() and np.any(leaf), _name(path)
+        assert np.isfinite(leaf).all() and np.any(leaf), leaf_name(path)

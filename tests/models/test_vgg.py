@@ -12,6 +12,7 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.vgg import VGG, adaptive_avg_pool2d, pre_logits
+from zoo_helpers import fast_jit, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"vgg16": 138_357_544, "vgg16_bn": 138_365_992}
@@ -30,8 +31,6 @@ TORCH_ADAPTIVE_WINDOWS = {
     (7, 7): [(i, i + 1) for i in range(7)],
 }
 
-_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
-
 
 def _images(n: int = 2, size: int | tuple[int, int] = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
     h, w = (size, size) if isinstance(size, int) else size
@@ -44,12 +43,8 @@ def _init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
-def _name(path) -> str:
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
 def _paths(tree) -> set[str]:
-    return {_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
+    return {leaf_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def _random_leaf(rng: np.random.Generator, name: str, shape) -> np.ndarray:
@@ -68,7 +63,7 @@ def variables():
     """Random variables for vgg16_bn and the same arrays renamed for vgg16 (138M values, made once)."""
     rng = np.random.default_rng(0)
     bn = jax.tree_util.tree_map_with_path(
-        lambda p, s: _random_leaf(rng, _name(p), s.shape), _init_shapes(create_model("vgg16_bn", num_outputs=5))
+        lambda p, s: _random_leaf(rng, leaf_name(p), s.shape), _init_shapes(create_model("vgg16_bn", num_outputs=5))
     )
     bn = jax.device_put(bn)  # once, not a 0.5 GB host-to-device copy on every call
     plain_backbone = {k: v for k, v in bn["params"]["backbone"].items() if k.startswith("pre_logits")}
@@ -82,7 +77,7 @@ def variables():
 def _apply_eval(name: str, dtype: str = "float32"):
     """One jitted eval forward per model, shared by the tests (compiling VGG16 costs seconds)."""
     model = create_model(name, num_outputs=5, dtype=dtype)
-    return _jit(lambda v, x: model.apply(v, x, train=False))
+    return fast_jit(lambda v, x: model.apply(v, x, train=False))
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
@@ -146,7 +141,7 @@ def test_pre_logits_resizes_small_maps_like_timm(size):
     module = _PreLogits()
     variables = jax.eval_shape(lambda: module.init(jax.random.key(0), jnp.asarray(x), train=False))
     variables = jax.tree.map(lambda v: rng.normal(size=v.shape).astype(np.float32), variables)
-    got = np.asarray(_jit(lambda v, x: module.apply(v, x, train=False))(variables, x))
+    got = np.asarray(fast_jit(lambda v, x: module.apply(v, x, train=False))(variables, x))
 
     resized = x
     for axis, n in ((1, size[0]), (2, size[1])):
@@ -203,20 +198,6 @@ def test_forward_and_features(variables):
     assert features.shape == (2, 4096) and features.dtype == jnp.float32
 
 
-def _op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
-    """Output dtypes of the named primitives, searching nested jaxprs too."""
-    found = set()
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name in names:
-            found.add(eqn.outvars[0].aval.dtype)
-        for value in eqn.params.values():
-            for sub in value if isinstance(value, (tuple, list)) else (value,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    found |= _op_dtypes(inner, names)
-    return found
-
-
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_compute_dtype(name, dtype):
@@ -228,7 +209,7 @@ def test_compute_dtype(name, dtype):
         return model.apply(v, x, train=True, mutable=["batch_stats"])
 
     x = _images()  # 32 px: also covers the adaptive pooling in front of fc6
-    assert _op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
+    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits, state = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
     assert {x.dtype for x in jax.tree.leaves(state)} <= {jnp.dtype(jnp.float32)}
@@ -257,7 +238,7 @@ def test_any_number_of_input_channels(variables, channels):
 
 def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
     model = create_model("vgg16_bn", num_outputs=5)
-    apply_train = _jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+    apply_train = fast_jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
     apply_eval = _apply_eval("vgg16_bn")
     v = variables["vgg16_bn"]
     logits, state = apply_train(v, _images(seed=1) * 3.0 + 1.0)
@@ -286,7 +267,7 @@ def test_gradients_finite_and_nonzero(variables):
     model = create_model("vgg16", num_outputs=5)
     x, labels = _images(1, seed=5), jnp.array([3])
 
-    @_jit
+    @fast_jit
     def grads(params):
         def loss(p):
             logits = model.apply({"params": p}, x, train=True)
@@ -298,14 +279,14 @@ def test_gradients_finite_and_nonzero(variables):
     assert _paths(g) == _paths(variables["vgg16"]["params"])
     for path, leaf in jax.tree_util.tree_leaves_with_path(g):
         leaf = np.asarray(leaf)
-        assert np.isfinite(leaf).all() and np.any(leaf), _name(path)
+        assert np.isfinite(leaf).all() and np.any(leaf), leaf_name(path)
 
 
 def test_pre_logits_dropout_only_in_training():
     assert VGG().drop_rate == 0.0  # timm's default
     module = _PreLogits(hidden=64, drop_rate=0.5)
 
-    @_jit
+    @fast_jit
     def run(x):
         variables = module.init(jax.random.key(0), x, train=False)
         train = [module.apply(variables, x, train=True, rngs={"dropout": jax.random.key(i)}) for i in (1, 2)]
@@ -319,7 +300,7 @@ def test_pre_logits_dropout_only_in_training():
 def test_init_matches_timm():
     """kaiming_normal_(fan_out, relu) conv kernels and zero biases, as timm's VGG._initialize_weights."""
     model = VGG((16, "M", 16, "M", 16, "M", 16, "M", 16, "M"), use_bn=True, hidden=64)
-    variables = _jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), _images(1))
+    variables = fast_jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), _images(1))
     params = variables["params"]
     kernel = np.asarray(params["pre_logits_fc1"]["kernel"])
     np.testing.assert_allclose(kernel.std(), np.sqrt(2.0 / (49 * 64)), rtol=0.1)
