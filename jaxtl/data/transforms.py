@@ -1,41 +1,156 @@
-"""Per-image work done in Grain workers: decode -> resize -> augment -> normalise.
+"""Per-image work done in Grain workers: decode -> crop/resize -> augment -> normalise.
 
-Transforms are frozen dataclasses so they pickle into worker processes; every random choice
-comes from the `numpy.random.Generator` that Grain derives from the config seed and the
+A dataset chooses how its images are decoded (a `Decoder`); the rest is shared:
+
+- Image files (JPEG, PNG: EyePACS, chest X-rays) decode with Pillow into a `PIL.Image` and stay
+  on the Pillow path: JPEG draft decoding, Pillow's antialiased resize, flip and rotate, uint8
+  pixels. This is the fastest path for 8-bit photographs.
+- Arrays (CoNSeP nucleus patches from the patch cache, BigEarthNet band stacks) decode into an
+  (H, W, C) NumPy array with any number of channels and take the NumPy/SciPy path: crop, resize,
+  flip and rotate are composed into one affine map and sampled once per channel with
+  `scipy.ndimage.affine_transform` (bilinear), giving float32 pixels. Pixels that a rotation
+  brings in from outside the image are mirrored from inside (`mode="reflect"`) rather than
+  black. Downscaling by a factor k > 1 first blurs with a Gaussian of sigma (k - 1) / 2 (the
+  anti-aliasing rule of scikit-image's `resize`).
+
+Both paths draw the same random numbers in the same order, so a crop, flip or rotation means
+the same thing on either. Normalisation is per channel: `mean` and `std` are on the 0..1 scale
+of the data, and a decoder's `value_scale` says which decoded value is 1.0 (255 for 8-bit
+images, 10000 for Sentinel-2 reflectances).
+
+Transforms and decoders are frozen dataclasses so they pickle into worker processes; every random
+choice comes from the `numpy.random.Generator` that Grain derives from the config seed and the
 element's position, so a run is reproducible and resumable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from jaxtl.data.records import DataError, Record
 
+Decoded = Image.Image | np.ndarray
+
+
+class Decoder(Protocol):
+    """Reads one image given its `Record.path`."""
+
+    channels: int
+    value_scale: float  # the decoded value that means 1.0 on the 0..1 scale of data.mean/std
+
+    def decode(self, path: str, resolution: int) -> Decoded:
+        """A PIL image (8-bit, 1 or 3 channels) or an (H, W, channels) array. `resolution` is
+        the side the image will be resized to (decoders may use it to decode less)."""
+        ...
+
+
+class PilPreprocess(Protocol):
+    """An optional step on a decoded image file before cropping (e.g. EyePACS's Graham)."""
+
+    def __call__(self, image: Image.Image, resolution: int) -> Image.Image: ...
+
 
 @dataclasses.dataclass(frozen=True)
-class ImageTransform:
-    resolution: int
-    channels: int  # 1 decodes as grayscale, 3 as RGB
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    augment: tuple[str, ...] = ()  # any of 'crop', 'flip', 'rotate'
-    crop_scale_min: float = 0.7
-    rotate_degrees: float = 10.0
+class ImageFileDecoder:
+    """JPEG/PNG files through Pillow: 1 channel decodes as grayscale ('L'), 3 as RGB."""
 
-    def load(self, path: str) -> Image.Image:
+    channels: int = 3
+    preprocess: PilPreprocess | None = None
+    value_scale: float = 255.0
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"image files decode to 1 or 3 channels, not {self.channels}")
+
+    def decode(self, path: str, resolution: int) -> Image.Image:
         mode = "L" if self.channels == 1 else "RGB"
         try:
             image = Image.open(path)
             # JPEG decoders can downscale by 1/2..1/8 while decoding: much faster for large
             # fundus photographs, and the result is still at least `resolution` on a side.
-            image.draft(mode, (self.resolution, self.resolution))
-            return image.convert(mode)
+            image.draft(mode, (resolution, resolution))
+            image = image.convert(mode)
         except (OSError, SyntaxError, ValueError) as error:
             raise DataError(f"{path} cannot be read as an image ({error}); replace the file "
                             f"or remove its row from the labels file") from error
+        return self.preprocess(image, resolution) if self.preprocess is not None else image
+
+
+@functools.lru_cache(maxsize=8)
+def _memory_mapped(path: str) -> np.ndarray:
+    """One read-only memory map per array file and process (workers share the page cache)."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} cannot be read as a NumPy array ({error}); delete it so that "
+                        f"it is rebuilt") from error
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchArrayDecoder:
+    """Rows of an (N, H, W, 3) uint8 .npy file; `Record.path` is '<file>.npy#<row>'.
+
+    channels=1 converts RGB to grey with Pillow's 'L' weights (ITU-R 601-2 luma).
+    """
+
+    channels: int = 3
+    value_scale: float = 255.0
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"RGB patches decode to 1 or 3 channels, not {self.channels}")
+
+    def decode(self, path: str, resolution: int) -> np.ndarray:
+        del resolution
+        file, _, row = path.rpartition("#")
+        if not file or not row.isdigit():
+            raise DataError(f"{path!r} does not name a patch as '<file>.npy#<row>'")
+        patches = _memory_mapped(file)
+        if int(row) >= len(patches):
+            raise DataError(f"{path!r}: {file} holds only {len(patches)} patches; delete it "
+                            f"so that the patch cache is rebuilt")
+        patch = np.asarray(patches[int(row)])
+        if self.channels == 1:
+            return to_grey(patch)
+        return patch
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W, 1) uint8 with Pillow's convert('L') formula."""
+    weights = np.array([299, 587, 114], np.uint32)
+    grey = (rgb.astype(np.uint32) @ weights + 500) // 1000
+    return grey.astype(np.uint8)[..., None]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageTransform:
+    """Decode -> square crop resized to `resolution` -> augment -> normalise, per image."""
+
+    resolution: int
+    channels: int
+    mean: tuple[float, ...]  # per channel, on the 0..1 scale (see `Decoder.value_scale`)
+    std: tuple[float, ...]
+    augment: tuple[str, ...] = ()  # any of 'crop', 'flip', 'rotate'
+    crop_scale_min: float = 0.7
+    rotate_degrees: float = 10.0
+    decoder: Decoder | None = None  # None: image files through Pillow with `channels`
+
+    def __post_init__(self) -> None:
+        if self.decoder is None:
+            object.__setattr__(self, "decoder", ImageFileDecoder(self.channels))
+        if self.decoder.channels != self.channels:
+            raise ValueError(f"the decoder gives {self.decoder.channels} channels, the "
+                             f"transform expects {self.channels}")
+        if not len(self.mean) == len(self.std) == self.channels:
+            raise ValueError(f"mean and std need one value per channel ({self.channels}); "
+                             f"got {len(self.mean)} and {len(self.std)}")
 
     def crop_box(self, width: int, height: int,
                  rng: np.random.Generator | None) -> tuple[float, float, float, float]:
@@ -49,27 +164,95 @@ class ImageTransform:
             left, top = (width - side) / 2.0, (height - side) / 2.0
         return left, top, left + side, top + side
 
+    def _flip_and_angle(self, rng: np.random.Generator | None) -> tuple[bool, float]:
+        flip = rng is not None and "flip" in self.augment and rng.uniform() < 0.5
+        angle = 0.0
+        if rng is not None and "rotate" in self.augment:
+            angle = float(rng.uniform(-self.rotate_degrees, self.rotate_degrees))
+        return flip, angle
+
     def pixels(self, path: str, rng: np.random.Generator | None) -> np.ndarray:
-        """Uint8 HWC pixels at `resolution`; augmented when `rng` is given."""
-        image = self.load(path)
+        """HWC pixels at `resolution` (uint8 from image files, float32 from arrays);
+        augmented when `rng` is given."""
+        decoded = self.decoder.decode(path, self.resolution)
+        if isinstance(decoded, Image.Image):
+            return self._pil_pixels(decoded, rng)
+        if decoded.ndim != 3 or decoded.shape[-1] != self.channels:
+            raise DataError(f"{path} decoded to shape {decoded.shape}; expected (H, W, "
+                            f"{self.channels})")
+        return self._array_pixels(decoded, rng)
+
+    def _pil_pixels(self, image: Image.Image, rng: np.random.Generator | None) -> np.ndarray:
         box = self.crop_box(image.width, image.height, rng)
         image = image.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR,
                              box=box)
-        if rng is not None and "flip" in self.augment and rng.uniform() < 0.5:
+        flip, angle = self._flip_and_angle(rng)
+        if flip:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if rng is not None and "rotate" in self.augment:
-            angle = rng.uniform(-self.rotate_degrees, self.rotate_degrees)
             image = image.rotate(angle, Image.Resampling.BILINEAR)
         array = np.asarray(image, dtype=np.uint8)
         return array[..., None] if array.ndim == 2 else array
 
+    def _array_pixels(self, array: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        height, width = array.shape[:2]
+        left, top, right, _ = self.crop_box(width, height, rng)
+        flip, angle = self._flip_and_angle(rng)
+        side = right - left
+        if (not flip and angle == 0.0 and left == 0.0 and top == 0.0
+                and side == width == height == self.resolution):
+            return array.astype(np.float32)  # nothing to resample: exact
+        matrix, offset = sampling_map(self.resolution, left, top, side, flip, angle)
+        scale = side / self.resolution
+        out = np.empty((self.resolution, self.resolution, array.shape[-1]), np.float32)
+        for channel in range(array.shape[-1]):
+            plane = array[..., channel].astype(np.float32)
+            if scale > 1.0:
+                plane = ndimage.gaussian_filter(plane, sigma=(scale - 1.0) / 2.0,
+                                                mode="reflect")
+            ndimage.affine_transform(plane, matrix, offset,
+                                     output_shape=(self.resolution, self.resolution),
+                                     output=out[..., channel], order=1, mode="reflect")
+        return out
+
     def normalise(self, pixels: np.ndarray) -> np.ndarray:
-        mean = np.asarray(self.mean, np.float32) * 255.0
-        std = np.asarray(self.std, np.float32) * 255.0
+        scale = np.float32(self.decoder.value_scale)
+        mean = np.asarray(self.mean, np.float32) * scale
+        std = np.asarray(self.std, np.float32) * scale
         return (pixels.astype(np.float32) - mean) / std
 
     def blank(self) -> np.ndarray:
         return np.zeros((self.resolution, self.resolution, self.channels), np.float32)
+
+
+def sampling_map(resolution: int, left: float, top: float, side: float, flip: bool,
+                 angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """The (row, col) map from output to input array indices for `ndimage.affine_transform`.
+
+    The output is the square (left, top, side) of the input resized to `resolution`, then
+    mirrored left-right when `flip`, then rotated `angle` degrees counter-clockwise about its
+    centre, the same sequence and conventions as the Pillow path (`Image.resize(box=...)`,
+    `transpose(FLIP_LEFT_RIGHT)`, `rotate(angle)`). Coordinates are pixel edges (a pixel's
+    centre is at index + 0.5), as in Pillow.
+    """
+    a = -math.radians(angle)  # Pillow's rotate maps output to input with the negated angle
+    centre = resolution / 2.0
+    k = side / resolution
+    # In (x, y) edge coordinates, output -> rotated -> flipped -> input:
+    #   x_r = cos a (x - c) + sin a (y - c) + c,  y_r = -sin a (x - c) + cos a (y - c) + c
+    #   x_f = R - x_r (flip) or x_r,               y_f = y_r
+    #   x_in = left + k x_f,                       y_in = top + k y_f
+    sign = -1.0 if flip else 1.0
+    rotate = np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
+    rotate_offset = np.array([centre, centre]) - rotate @ np.array([centre, centre])
+    flip_matrix = np.diag([sign, 1.0])
+    flip_offset = np.array([resolution if flip else 0.0, 0.0])
+    xy_matrix = k * flip_matrix @ rotate
+    xy_offset = k * (flip_matrix @ rotate_offset + flip_offset) + np.array([left, top])
+    # Index coordinates: edge = index + 0.5 on both sides; then swap (x, y) -> (row, col).
+    xy_offset = xy_offset + xy_matrix @ np.array([0.5, 0.5]) - 0.5
+    swap = np.array([[0.0, 1.0], [1.0, 0.0]])
+    return swap @ xy_matrix @ swap, swap @ xy_offset
 
 
 @dataclasses.dataclass(frozen=True)
