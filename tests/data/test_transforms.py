@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from jaxtl.data.records import Record
-from jaxtl.data.transforms import EvalExample, ImageTransform, TrainExample
+from jaxtl.data.eyepacs_preprocess import GrahamPreprocess, estimate_radius
+from jaxtl.data.transforms import (EvalExample, ImageFileDecoder, ImageTransform,
+                                   PatchArrayDecoder, TrainExample)
 from jaxtl.errors import DataError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
@@ -88,3 +93,158 @@ def test_unreadable_image_names_the_file(tmp_path):
     broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(DataError, match="broken.jpeg cannot be read as an image"):
         transform().pixels(str(broken), None)
+
+
+# --- arrays of any channel count (CoNSeP patches, BigEarthNet bands) ---------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayDecoder:
+    """Serves one in-memory array whatever the path (a stand-in for a dataset's decoder)."""
+
+    array: np.ndarray
+    value_scale: float = 255.0
+
+    @property
+    def channels(self) -> int:
+        return self.array.shape[-1]
+
+    def decode(self, path: str, resolution: int) -> np.ndarray:
+        return self.array
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def smooth_rgb(height: int = 40, width: int = 50) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([128 + 100 * np.sin(x / 6.0), 128 + 100 * np.cos(y / 5.0),
+                     128 + 60 * np.sin((x + y) / 7.0)], -1).astype(np.uint8)
+
+
+def array_transform(array, resolution, **kw):
+    return ImageTransform(resolution=resolution, channels=array.shape[-1],
+                          mean=(0.5,) * array.shape[-1], std=(0.5,) * array.shape[-1],
+                          decoder=ArrayDecoder(array), **kw)
+
+
+@pytest.mark.parametrize("augment", [(), ("crop",), ("flip",), ("rotate",),
+                                     ("crop", "flip", "rotate")])
+def test_array_path_matches_pillow_on_rgb(augment):
+    """The NumPy/SciPy path and the Pillow path read the same random numbers the same way.
+
+    Upscaling (no antialiasing on either side), compared away from the border where Pillow fills
+    black and the array path mirrors; Pillow rounds to uint8 after each of its steps.
+    """
+    rgb = smooth_rgb()
+    t = array_transform(rgb, 64, augment=augment, rotate_degrees=30, crop_scale_min=0.5)
+    centre = slice(16, 48)
+    for seed in range(4):
+        pil = t._pil_pixels(Image.fromarray(rgb), np.random.default_rng(seed)).astype(float)
+        array = t.pixels("ignored", np.random.default_rng(seed))
+        assert array.dtype == np.float32 and array.shape == (64, 64, 3)
+        assert np.abs(pil[centre, centre] - array[centre, centre]).max() < 2.5
+
+
+@pytest.mark.parametrize("channels", [1, 3, 10, 12])
+def test_any_channel_count_keeps_each_channel(channels):
+    planes = np.arange(1, channels + 1, dtype=np.float32) * 100.0
+    array = np.broadcast_to(planes, (30, 30, channels)).copy()
+    t = array_transform(array, 20, augment=("crop", "flip", "rotate"), rotate_degrees=45)
+    out = t.pixels("ignored", np.random.default_rng(0))
+    assert out.shape == (20, 20, channels)
+    np.testing.assert_allclose(out, np.broadcast_to(planes, out.shape), rtol=1e-5)
+
+
+def test_same_size_without_augmentation_is_exact_and_flip_mirrors():
+    array = np.random.default_rng(0).uniform(0, 5000, (16, 16, 10)).astype(np.float32)
+    np.testing.assert_array_equal(array_transform(array, 16).pixels("x", None), array)
+    t = array_transform(array, 16, augment=("flip",))
+    outputs = [t.pixels("x", np.random.default_rng(s)) for s in range(10)]
+    mirrored = [np.allclose(o, array[:, ::-1], atol=1e-3) for o in outputs]
+    unchanged = [np.allclose(o, array, atol=1e-3) for o in outputs]
+    assert all(m or u for m, u in zip(mirrored, unchanged)) and any(mirrored) and any(unchanged)
+
+
+def test_downscaling_is_antialiased():
+    """A 1-pixel checkerboard shrunk 4x becomes its mean grey, not an aliasing pattern."""
+    board = ((np.indices((64, 64)).sum(0) % 2) * 255.0).astype(np.float32)[..., None]
+    out = array_transform(board, 16).pixels("x", None)
+    assert abs(out.mean() - 127.5) < 3 and out.std() < 12
+
+
+def test_normalisation_uses_the_decoders_value_scale():
+    array = np.full((8, 8, 2), 5000.0, np.float32)
+    t = ImageTransform(resolution=8, channels=2, mean=(0.4, 0.5), std=(0.1, 0.2),
+                       decoder=ArrayDecoder(array, value_scale=10000.0))
+    np.testing.assert_allclose(t.normalise(t.pixels("x", None))[0, 0], [1.0, 0.0], atol=1e-6)
+
+
+def test_channel_mismatches_are_refused():
+    with pytest.raises(ValueError, match="decoder gives 3 channels"):
+        ImageTransform(resolution=8, channels=1, mean=(0.5,), std=(0.5,),
+                       decoder=ArrayDecoder(np.zeros((4, 4, 3))))
+    with pytest.raises(ValueError, match="one value per channel"):
+        ImageTransform(resolution=8, channels=3, mean=(0.5,), std=(0.5,))
+
+
+def test_patch_array_decoder_reads_rows_and_converts_to_grey_like_pillow(tmp_path):
+    patches = np.random.default_rng(1).integers(0, 256, (5, 6, 6, 3), dtype=np.uint8)
+    np.save(tmp_path / "p.npy", patches)
+    np.testing.assert_array_equal(PatchArrayDecoder(3).decode(f"{tmp_path}/p.npy#3", 6),
+                                  patches[3])
+    grey = PatchArrayDecoder(1).decode(f"{tmp_path}/p.npy#2", 6)
+    np.testing.assert_array_equal(grey[..., 0], np.asarray(Image.fromarray(patches[2])
+                                                           .convert("L")))
+    with pytest.raises(DataError, match="holds only 5 patches"):
+        PatchArrayDecoder(3).decode(f"{tmp_path}/p.npy#5", 6)
+    with pytest.raises(DataError, match="does not name a patch"):
+        PatchArrayDecoder(3).decode(f"{tmp_path}/p.npy", 6)
+
+
+def test_transforms_pickle_for_worker_processes(tmp_path):
+    from jaxtl.data.bigearthnet import BandStackDecoder
+    from jaxtl.data.eyepacs_preprocess import GrahamPreprocess
+
+    for decoder in (ImageFileDecoder(3, GrahamPreprocess()), PatchArrayDecoder(1),
+                    BandStackDecoder(("B02", "B8A", "B01"), "bicubic")):
+        t = ImageTransform(resolution=8, channels=decoder.channels,
+                           mean=(0.5,) * decoder.channels, std=(0.5,) * decoder.channels,
+                           augment=("flip",), decoder=decoder)
+        assert pickle.loads(pickle.dumps(TrainExample(t))) == TrainExample(t)
+
+
+# --- EyePACS: the winning entry's preprocessing ------------------------------------------------
+
+
+def fundus(size=(150, 200), radius=60, dot_offset=30):
+    """An orange disc of `radius` on black, with a dark dot `dot_offset` px right of centre."""
+    rows, cols = np.indices(size)
+    cy, cx = size[0] // 2, size[1] // 2
+    pixels = np.zeros((*size, 3), np.uint8)
+    pixels[(rows - cy) ** 2 + (cols - cx) ** 2 <= radius ** 2] = (200, 100, 40)
+    pixels[(rows - cy) ** 2 + (cols - cx - dot_offset) ** 2 <= 9] = (60, 20, 10)
+    return pixels
+
+
+def test_graham_radius_is_estimated_from_the_middle_row():
+    assert estimate_radius(fundus(radius=60)) == pytest.approx(60.5, abs=1)
+    assert estimate_radius(np.zeros((20, 40, 3), np.uint8)) == 20.0  # no eye: half the width
+
+
+def test_graham_scales_the_eye_subtracts_the_blur_and_masks(tmp_path):
+    path = tmp_path / "eye.png"
+    Image.fromarray(fundus(radius=60, dot_offset=30)).save(path)
+    t = ImageTransform(resolution=64, channels=3, mean=MEAN, std=STD,
+                       decoder=ImageFileDecoder(3, GrahamPreprocess()))
+    out = t.pixels(str(path), None).astype(int)
+    assert out.shape == (64, 64, 3)
+    rows, cols = np.indices((64, 64))
+    distance = np.hypot(rows - 31.5, cols - 31.5)
+    assert (out[distance > 0.9 * 32 + 0.5] == 128).all()  # grey outside 0.9 r
+    flat = (distance < 10)
+    assert np.abs(out[flat] - 128).max() <= 3  # a uniform area minus its blur is grey
+    # The dot, half the radius right of the centre, lands half the new radius (16 px) right.
+    darkest = np.unravel_index(np.argmin(out.sum(-1)), (64, 64))
+    assert abs(darkest[0] - 31.5) <= 1.5 and abs(darkest[1] - (31.5 + 16)) <= 1.5
+    assert out[darkest].sum() < 3 * 128 - 150  # and is amplified (4x its contrast, clipped)
