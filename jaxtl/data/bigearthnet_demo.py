@@ -29,6 +29,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 
@@ -112,6 +113,12 @@ _CLASSES = {
 _REGION_COUNTS = (1, 2, 3, 4)
 _REGION_COUNT_PROBS = (0.2, 0.35, 0.3, 0.15)
 _MIN_REGION_SHARE = 0.04  # smaller regions merge into the largest one
+_PATCH_NAME = re.compile(r"^S2[AB]_MSIL2A_\d{8}T\d{6}_\d{1,2}_\d{1,2}$")
+
+
+def re_patch_name(name: str) -> bool:
+    """Whether `name` has the form of a BigEarthNet-S2 patch name (S2A_MSIL2A_<date>T<time>_h_v)."""
+    return _PATCH_NAME.match(name) is not None
 
 
 # ---------------------------------------------------------------------------------------------
