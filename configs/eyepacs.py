@@ -15,6 +15,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
     config = common.base_config()
     config.dataset = "eyepacs"
+    config.data.task = "grade"  # the 5 DR grades, one per image
     config.data.resolution = 512
     config.data.augment = "crop,flip,rotate"
     config.data.rotate_degrees = 180.0  # a fundus photograph has no preferred orientation
@@ -27,4 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.schedule = "gradual"
     config.train.epochs = 30
     config.eval.best_metric = "kappa"
+
+    config.eyepacs = ml_collections.ConfigDict()
+    # 'graham': the winning Kaggle entry's preprocessing (eye radius scaled to half of
+    # data.resolution, 4 * image - 4 * Gaussian blur + 128, grey outside 0.9 of the radius).
+    config.eyepacs.preprocess = "none"
     return config

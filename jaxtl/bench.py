@@ -92,13 +92,12 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     try:
         configuration.validate(config)
-        spec = datasets.get(config.dataset)
         splits = prepare.load_splits(config)
         result = {"arch": config.model.arch, "resolution": config.data.resolution,
                   "batch_size": config.data.batch_size, "dtype": config.model.dtype,
                   "pipeline_data": "DEMO" if splits.demo else config.data.root,
-                  **bench_train_step(config, splits.num_classes, spec.channels, _STEPS.value),
-                  **bench_pipeline(config, splits, spec.channels, _PIPELINE_BATCHES.value)}
+                  **bench_train_step(config, splits.num_classes, config.data.channels, _STEPS.value),
+                  **bench_pipeline(config, splits, config.data.channels, _PIPELINE_BATCHES.value)}
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

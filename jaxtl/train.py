@@ -54,22 +54,23 @@ class Run:
 
 def image_transform(config: ml_collections.ConfigDict, channels: int,
                     augment: bool) -> ImageTransform:
+    """The per-image transform, decoding with the dataset's decoder (`DatasetSpec.decoder`)."""
     return ImageTransform(resolution=config.data.resolution, channels=channels,
                           mean=tuple(config.data.mean), std=tuple(config.data.std),
                           augment=configuration.parse_augment(config.data.augment) if augment
                           else (),
                           crop_scale_min=config.data.crop_scale_min,
-                          rotate_degrees=config.data.rotate_degrees)
+                          rotate_degrees=config.data.rotate_degrees,
+                          decoder=datasets.get(config.dataset).decoder(config))
 
 
 def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
     """Data, model, optimizer and compiled steps; returns the run and a fresh state."""
-    spec = datasets.get(config.dataset)
     splits = prepare.load_splits(config)
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
     stream = pipeline.train_stream(
-        splits.train, image_transform(config, spec.channels, augment=True),
+        splits.train, image_transform(config, config.data.channels, augment=True),
         global_batch=config.data.batch_size, epochs=config.train.epochs,
         seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
         prefetch=config.data.prefetch_batches)
@@ -78,7 +79,7 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
     model = models.create_model(config.model.arch, num_outputs=splits.num_classes,
                                 head=config.model.head, dropout=config.model.dropout,
                                 dtype=config.model.dtype)
-    image_shape = (config.data.resolution, config.data.resolution, spec.channels)
+    image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
     state = steps.init_state(model, tx, seed=config.train.seed, image_shape=image_shape,
                              mesh=mesh)
     if config.model.init:
@@ -88,7 +89,7 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
     run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
               train_step=steps.make_train_step(model, tx, mesh),
               eval_step=steps.make_eval_step(model, mesh), schedule=schedule, stream=stream,
-              eval_transform=image_transform(config, spec.channels, augment=False),
+              eval_transform=image_transform(config, config.data.channels, augment=False),
               total_steps=total_steps)
     return run, state
 

@@ -21,9 +21,10 @@ differ as they do under the microscope, in size, shape, stain and context:
     6 muscle                blunt cigar along the fibres in dense pink cytoplasm, paler
     7 endothelial           thin, curved, hugging a small vessel lumen
 
-Every tile has its own stain strength and hue and its own mix of types (drawn around the
-dataset-wide mix `TYPE_PROBS`), so tiles differ as real ones do and a tile-held-out split is
-harder than a random one. Nucleus sizes are in pixels for tiles of about 256 px and 32 px patches.
+Type appearances overlap (sizes, stain), and in 30 % of muscle and endothelial nuclei the
+telltale cytoplasm or lumen is missing. Every tile has its own stain strength and hue, focus,
+noise, magnification and mix of types (drawn around the dataset-wide mix `TYPE_PROBS`), so tiles
+differ as real ones do and a tile-held-out split is harder than a random one. Nucleus sizes are in pixels for tiles of about 256 px and 32 px patches.
 """
 
 from __future__ import annotations
@@ -63,13 +64,13 @@ class _Look:
 
 
 _LOOKS = {
-    1: _Look((4.5, 6.5), (3.5, 5.5), (0.50, 0.75), 0.16, "ellipse"),
-    2: _Look((3.0, 4.0), (2.7, 3.8), (1.25, 1.60), 0.03, "ellipse"),
-    3: _Look((6.0, 7.5), (3.2, 4.2), (0.75, 0.95), 0.03, "ellipse"),
-    4: _Look((7.5, 10.0), (5.5, 8.0), (0.80, 1.00), 0.12, "vesicular"),
-    5: _Look((7.0, 10.0), (1.6, 2.3), (0.95, 1.25), 0.00, "spindle"),
-    6: _Look((8.0, 11.0), (2.4, 3.2), (0.60, 0.80), 0.00, "cigar"),
-    7: _Look((5.5, 8.0), (1.5, 2.2), (0.85, 1.10), 0.00, "curved"),
+    1: _Look((4.0, 7.5), (3.0, 6.0), (0.45, 0.90), 0.20, "ellipse"),
+    2: _Look((2.8, 4.5), (2.5, 4.2), (1.00, 1.60), 0.05, "ellipse"),
+    3: _Look((5.5, 8.0), (3.0, 5.0), (0.70, 1.00), 0.05, "ellipse"),
+    4: _Look((6.5, 10.0), (4.5, 8.0), (0.75, 1.05), 0.14, "vesicular"),
+    5: _Look((6.5, 10.5), (1.5, 2.8), (0.85, 1.25), 0.00, "spindle"),
+    6: _Look((7.0, 11.0), (2.2, 3.4), (0.60, 0.95), 0.00, "cigar"),
+    7: _Look((5.0, 8.5), (1.5, 2.6), (0.80, 1.15), 0.00, "curved"),
 }
 
 
@@ -81,6 +82,7 @@ class _Tile:
     eosin: np.ndarray
     inst_map: np.ndarray  # (S, S) int32
     type_map: np.ndarray
+    magnification: float = 1.0  # this tile's scale of every nucleus size
     types: list[int] = dataclasses.field(default_factory=list)
 
     @property
@@ -141,7 +143,8 @@ def render_tile(size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[s
     fibre_angle = float(rng.uniform(0, math.pi))
     tile = _Tile(*_stroma(size, fibre_angle, rng),
                  inst_map=np.zeros((size, size), np.int32),
-                 type_map=np.zeros((size, size), np.int32))
+                 type_map=np.zeros((size, size), np.int32),
+                 magnification=float(rng.uniform(0.85, 1.15)))
     glands = _draw_glands(tile, int(np.sum((types == 3) | (types == 4))), rng)
     clusters = rng.uniform(0, size, size=(int(rng.integers(1, 4)), 2))
     for kind in _drawing_order(types, rng):
@@ -243,7 +246,8 @@ def _draw_nucleus(tile: _Tile, kind: int, centre: np.ndarray, angle: float,
                   rng: np.random.Generator) -> bool:
     """Paints one nucleus (and its context) if its pixels are free; False when they are not."""
     look = _LOOKS[kind]
-    a, b = rng.uniform(*look.major), rng.uniform(*look.minor)
+    a = rng.uniform(*look.major) * tile.magnification
+    b = rng.uniform(*look.minor) * tile.magnification
     reach = int(math.ceil(max(a, b) * 2.6)) + 2
     x0, y0 = int(round(centre[0])), int(round(centre[1]))
     top, bottom = max(0, y0 - reach), min(tile.size, y0 + reach + 1)
@@ -285,6 +289,8 @@ def _draw_context(tile: _Tile, kind: int, window: tuple[slice, slice], u: np.nda
                   rng: np.random.Generator) -> None:
     """What surrounds a nucleus: muscle cytoplasm, a vessel lumen beside endothelium."""
     h, e = tile.hematoxylin[window], tile.eosin[window]
+    if kind in (6, 7) and rng.uniform() < 0.3:
+        return  # the cytoplasm or lumen is out of the section's plane
     if kind == 6:  # dense pink cytoplasm of a smooth-muscle cell along its nucleus
         cell = ((u / (2.3 * a)) ** 2 + (v / (2.8 * b)) ** 2) < 1.0
         e[cell & free] = 0.42 + 0.03 * rng.standard_normal(int((cell & free).sum()))
@@ -303,15 +309,16 @@ def _draw_context(tile: _Tile, kind: int, window: tuple[slice, slice], u: np.nda
 
 def _to_rgb(tile: _Tile, rng: np.random.Generator) -> np.ndarray:
     """Mixes the stains with this tile's stain vectors and strength; adds blur and noise."""
-    h_vector = H_STAIN + rng.normal(0, 0.04, size=3)
-    e_vector = E_STAIN + rng.normal(0, 0.04, size=3)
+    h_vector = H_STAIN + rng.normal(0, 0.06, size=3)
+    e_vector = E_STAIN + rng.normal(0, 0.06, size=3)
     h_vector, e_vector = (np.abs(v) / np.linalg.norm(v) for v in (h_vector, e_vector))
-    h = tile.hematoxylin * rng.uniform(0.8, 1.2)
-    e = tile.eosin * rng.uniform(0.75, 1.25)
+    h = tile.hematoxylin * rng.uniform(0.7, 1.3)
+    e = tile.eosin * rng.uniform(0.6, 1.4)
     density = h[..., None] * h_vector + e[..., None] * e_vector
     rgb = 250.0 * 10.0 ** (-density)
-    rgb = ndimage.gaussian_filter(rgb, sigma=(0.6, 0.6, 0))
-    rgb += rng.normal(0, 2.5, size=rgb.shape)
+    focus = rng.uniform(0.4, 1.1)  # scanners and focus differ between tiles
+    rgb = ndimage.gaussian_filter(rgb, sigma=(focus, focus, 0))
+    rgb += rng.normal(0, rng.uniform(2.0, 5.0), size=rgb.shape)
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 

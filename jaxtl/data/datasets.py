@@ -1,23 +1,66 @@
-"""Which datasets jaxtl reads: each entry knows how to load its real layout and write its demo."""
+"""Which datasets jaxtl reads: each entry knows how to load its real layout and write its demo.
+
+A spec also brings the config rules of its own keys: `data.task` (which tasks the dataset
+offers) and the keys of its section (e.g. `config.consep`), plus `check(config)` for rules that
+involve several keys, and the decoder its images need (`jaxtl.data.transforms`).
+`jaxtl.configuration.validate` applies the rules with the common ones.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import ml_collections
 
+from jaxtl.config_rules import Rule, choice, number
 from jaxtl.data.records import DatasetSplits
+from jaxtl.data.transforms import Decoder, ImageFileDecoder
+
+Loader = Callable[[pathlib.Path, ml_collections.ConfigDict, bool], DatasetSplits]
+
+
+def _no_checks(config: ml_collections.ConfigDict) -> list[str]:
+    del config
+    return []
+
+
+def _image_files(config: ml_collections.ConfigDict) -> Decoder:
+    return ImageFileDecoder(config.data.channels)
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    channels: int
     metrics: tuple[str, ...]  # validation metrics that may select the best checkpoint
-    load: Callable[[pathlib.Path, ml_collections.ConfigDict, bool], DatasetSplits]
+    load: Loader  # (root, config, demo) -> splits; must not open image files
     write_demo: Callable[[pathlib.Path, ml_collections.ConfigDict], None]
+    rules: Mapping[str, Rule]  # "data.task" and the dataset's own keys
+    check: Callable[[ml_collections.ConfigDict], list[str]] = _no_checks
+    decoder: Callable[[ml_collections.ConfigDict], Decoder] = _image_files
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> None:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"dataset {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+
+
+def names() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def get(name: str) -> DatasetSpec:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+# --- EyePACS ---------------------------------------------------------------------------------
 
 
 def _load_eyepacs(root: pathlib.Path, config: ml_collections.ConfigDict,
@@ -36,17 +79,74 @@ def _write_eyepacs_demo(root: pathlib.Path, config: ml_collections.ConfigDict) -
                                     image_size=config.demo.image_size, seed=config.demo.seed)
 
 
-_REGISTRY: dict[str, DatasetSpec] = {
-    "eyepacs": DatasetSpec(name="eyepacs", channels=3, metrics=("kappa", "accuracy"),
-                           load=_load_eyepacs, write_demo=_write_eyepacs_demo),
-}
+def _eyepacs_checks(config: ml_collections.ConfigDict) -> list[str]:
+    return ([] if config.data.channels in (1, 3) else
+            [f"data.channels is {config.data.channels}; EyePACS photographs load as 3 (RGB) "
+             f"or 1 (grey) channels"])
 
 
-def names() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
+def _eyepacs_decoder(config: ml_collections.ConfigDict) -> Decoder:
+    from jaxtl.data.eyepacs_preprocess import GrahamPreprocess
+
+    graham = config.eyepacs.preprocess == "graham"
+    return ImageFileDecoder(config.data.channels, GrahamPreprocess() if graham else None)
 
 
-def get(name: str) -> DatasetSpec:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(names())}")
-    return _REGISTRY[name]
+register(DatasetSpec(name="eyepacs", metrics=("kappa", "accuracy"),
+                     load=_load_eyepacs, write_demo=_write_eyepacs_demo,
+                     rules={"data.task": choice("grade"),
+                            "eyepacs.preprocess": choice("none", "graham")},
+                     check=_eyepacs_checks, decoder=_eyepacs_decoder))
+
+
+# --- CoNSeP ----------------------------------------------------------------------------------
+
+
+def _load_consep(root: pathlib.Path, config: ml_collections.ConfigDict,
+                 demo: bool) -> DatasetSplits:
+    from jaxtl.data import consep, prepare
+
+    section = config.consep
+    return consep.load(root, task=config.data.task, patch_size=section.patch_size,
+                       border=section.border, split=section.split,
+                       test_tiles=section.test_tiles, val_tiles=section.val_tiles,
+                       val_fraction=config.data.val_fraction,
+                       test_fraction=config.data.test_fraction,
+                       split_seed=config.data.split_seed, cache_dir=prepare.cache_dir(config),
+                       demo=demo)
+
+
+def _write_consep_demo(root: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+    from jaxtl.data import consep_demo
+
+    consep_demo.write_demo_dataset(root, num_tiles=config.demo.num_patients,
+                                   tile_size=config.demo.image_size, seed=config.demo.seed)
+
+
+def _consep_checks(config: ml_collections.ConfigDict) -> list[str]:
+    problems = []
+    if config.data.channels not in (1, 3):
+        problems.append(f"data.channels is {config.data.channels}; CoNSeP patches load as 3 "
+                        f"(RGB) or 1 (grey) channels")
+    if config.demo.image_size < 96:
+        problems.append(f"demo.image_size is {config.demo.image_size}; CoNSeP demo tiles are "
+                        f"at least 96 px")
+    return problems
+
+
+def _consep_decoder(config: ml_collections.ConfigDict) -> Decoder:
+    from jaxtl.data.transforms import PatchArrayDecoder
+
+    return PatchArrayDecoder(config.data.channels)
+
+
+register(DatasetSpec(
+    name="consep", metrics=("accuracy", "kappa"), load=_load_consep,
+    write_demo=_write_consep_demo,
+    rules={"data.task": choice("type7", "type4"),
+           "consep.patch_size": number(4, 512, integer=True),
+           "consep.border": choice("reflect", "zero"),
+           "consep.split": choice("random", "tiles"),
+           "consep.test_tiles": number(0, None, integer=True),
+           "consep.val_tiles": number(1, None, integer=True)},
+    check=_consep_checks, decoder=_consep_decoder))
