@@ -20,34 +20,57 @@ from jaxtl.data.records import DataError, DatasetSplits, Record
 CLASS_NAMES = ("0 none", "1 mild", "2 moderate", "3 severe", "4 proliferative")
 LABELS_FILE = "trainLabels.csv"
 IMAGE_DIR = "train"
+TEST_LABELS_FILE = "retinopathy_solution.csv"  # published after the competition
+TEST_IMAGE_DIR = "test"
+USAGES = ("Public", "Private")  # the public and private leaderboard halves of the test set
 _IMAGE_ID = re.compile(r"^(\d+)_(left|right)$")
 
 
 def read_labels(root: pathlib.Path) -> list[Record]:
     """Parses trainLabels.csv; every row must name an existing train/{image}.jpeg."""
-    labels_path = root / LABELS_FILE
     if not root.is_dir():
         raise DataError(f"EyePACS root {root} does not exist; set --config.data.root to the "
                         f"folder holding {LABELS_FILE} and {IMAGE_DIR}/, or leave it empty "
                         f"for the demo data")
+    return [record for record, _ in _read_rows(root, LABELS_FILE, IMAGE_DIR, ("image", "level"))]
+
+
+def has_test_labels(root: pathlib.Path) -> bool:
+    """Whether the root holds the Kaggle test labels and the test images."""
+    return (root / TEST_LABELS_FILE).is_file() and (root / TEST_IMAGE_DIR).is_dir()
+
+
+def read_test_labels(root: pathlib.Path) -> tuple[list[Record], list[str]]:
+    """The Kaggle test set: records from retinopathy_solution.csv (image,level,Usage) with
+    test/{image}.jpeg, and the Usage (Public or Private) of each."""
+    rows = _read_rows(root, TEST_LABELS_FILE, TEST_IMAGE_DIR, ("image", "level", "Usage"))
+    return [record for record, _ in rows], [usage for _, usage in rows]
+
+
+def _read_rows(root: pathlib.Path, file: str, folder: str,
+               header: tuple[str, ...]) -> list[tuple[Record, str]]:
+    """(record, Usage or '') per row of a Kaggle labels file; every image must exist."""
+    labels_path = root / file
     if not labels_path.is_file():
-        raise DataError(f"{labels_path} not found: an EyePACS root must hold {LABELS_FILE} "
-                        f"(columns image,level) and the folder {IMAGE_DIR}/ of .jpeg files")
+        raise DataError(f"{labels_path} not found: an EyePACS root must hold {file} "
+                        f"(columns {','.join(header)}) and the folder {folder}/ of .jpeg files")
     with labels_path.open(newline="") as handle:
         rows = list(csv.reader(handle))
-    if not rows or [cell.strip() for cell in rows[0]] != ["image", "level"]:
+    if not rows or [cell.strip() for cell in rows[0]] != list(header):
         found = rows[0] if rows else "an empty file"
-        raise DataError(f"{labels_path}: expected the header 'image,level', found {found}")
-    image_dir = root / IMAGE_DIR
+        raise DataError(f"{labels_path}: expected the header '{','.join(header)}', found "
+                        f"{found}")
+    image_dir = root / folder
     present = {p.stem for p in image_dir.glob("*.jpeg")} if image_dir.is_dir() else set()
     records, missing = [], []
     for line_number, row in enumerate(rows[1:], start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
-        if len(row) != 2:
-            raise DataError(f"{labels_path}, line {line_number}: expected 2 cells "
-                            f"(image,level), found {len(row)}: {row}")
+        if len(row) != len(header):
+            raise DataError(f"{labels_path}, line {line_number}: expected {len(header)} cells "
+                            f"({','.join(header)}), found {len(row)}: {row}")
         image_id, level = row[0].strip(), row[1].strip()
+        usage = row[2].strip() if len(header) == 3 else ""
         match = _IMAGE_ID.match(image_id)
         if match is None:
             raise DataError(f"{labels_path}, line {line_number}: image {image_id!r} is not "
@@ -55,15 +78,18 @@ def read_labels(root: pathlib.Path) -> list[Record]:
         if level not in {"0", "1", "2", "3", "4"}:
             raise DataError(f"{labels_path}, line {line_number}: level {level!r} of "
                             f"{image_id} is not a grade 0..4")
+        if len(header) == 3 and usage not in USAGES:
+            raise DataError(f"{labels_path}, line {line_number}: Usage {usage!r} of "
+                            f"{image_id} is not one of {', '.join(USAGES)}")
         if image_id not in present:
             missing.append(image_id)
             continue
-        records.append(Record(image_id=image_id, path=str(image_dir / f"{image_id}.jpeg"),
-                              label=int(level), patient=match.group(1)))
+        records.append((Record(image_id=image_id, path=str(image_dir / f"{image_id}.jpeg"),
+                               label=int(level), patient=match.group(1)), usage))
     if missing:
         raise DataError(f"{len(missing)} of {len(rows) - 1} images listed in {labels_path} are "
                         f"missing from {image_dir} (first: {', '.join(missing[:3])}.jpeg); "
-                        f"unpack the complete train archive there")
+                        f"unpack the complete {folder} archive there")
     if not records:
         raise DataError(f"{labels_path} lists no images")
     return records
