@@ -17,7 +17,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxtl import configuration, models, optim, steps
+from jaxtl import configuration, models, optim, steps, tasks
 from jaxtl.data import datasets, pipeline, prepare
 from jaxtl.errors import UserError
 
@@ -48,7 +48,8 @@ def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) 
     shape = (config.data.resolution, config.data.resolution, channels)
     state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
     batch = synthetic_batch(layout, config.data.batch_size, shape, num_classes)
-    train_step = steps.make_train_step(model, tx, mesh)
+    task = tasks.multiclass([str(c) for c in range(num_classes)])
+    train_step = steps.make_train_step(model, tx, mesh, task=task)
     start = time.perf_counter()
     compiled = train_step.lower(state, batch).compile()
     compile_seconds = time.perf_counter() - start

@@ -1,8 +1,9 @@
 """Which datasets jaxtl reads: each entry knows how to load its real layout and write its demo.
 
 A spec also brings the config rules of its own keys: `data.task` (which tasks the dataset
-offers) and the keys of its section (e.g. `config.consep`), plus `check(config)` for rules that
-involve several keys, and the decoder its images need (`jaxtl.data.transforms`).
+offers) and the keys of its section (e.g. `config.chest`), plus `check(config)` for rules that
+involve several keys, and `decoder(config)`, how its images are decoded (`jaxtl.data.transforms`:
+image files through Pillow by default, arrays for CoNSeP patches and BigEarthNet bands).
 `jaxtl.configuration.validate` applies the rules with the common ones.
 """
 
@@ -26,6 +27,11 @@ def _no_checks(config: ml_collections.ConfigDict) -> list[str]:
     return []
 
 
+def _files_checked_on_load(root: pathlib.Path, splits: DatasetSplits) -> DatasetSplits:
+    del root
+    return splits
+
+
 def _image_files(config: ml_collections.ConfigDict) -> Decoder:
     return ImageFileDecoder(config.data.channels)
 
@@ -38,29 +44,11 @@ class DatasetSpec:
     write_demo: Callable[[pathlib.Path, ml_collections.ConfigDict], None]
     rules: Mapping[str, Rule]  # "data.task" and the dataset's own keys
     check: Callable[[ml_collections.ConfigDict], list[str]] = _no_checks
+    # (root, splits after sampling) -> splits whose image files exist; a clear error otherwise.
+    # Training calls it; `python -m jaxtl.data.stats` does not (it reads label files only).
+    resolve_files: Callable[[pathlib.Path, DatasetSplits], DatasetSplits] = _files_checked_on_load
+    # config -> the decoder of this dataset's `Record.path`s (picklable, for Grain workers)
     decoder: Callable[[ml_collections.ConfigDict], Decoder] = _image_files
-
-
-_REGISTRY: dict[str, DatasetSpec] = {}
-
-
-def register(spec: DatasetSpec) -> None:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"dataset {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
-
-
-def names() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
-
-
-def get(name: str) -> DatasetSpec:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(names())}")
-    return _REGISTRY[name]
-
-
-# --- EyePACS ---------------------------------------------------------------------------------
 
 
 def _load_eyepacs(root: pathlib.Path, config: ml_collections.ConfigDict,
@@ -85,6 +73,15 @@ def _eyepacs_checks(config: ml_collections.ConfigDict) -> list[str]:
              f"or 1 (grey) channels"])
 
 
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> None:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"dataset {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+
+
 def _eyepacs_decoder(config: ml_collections.ConfigDict) -> Decoder:
     from jaxtl.data.eyepacs_preprocess import GrahamPreprocess
 
@@ -92,11 +89,36 @@ def _eyepacs_decoder(config: ml_collections.ConfigDict) -> Decoder:
     return ImageFileDecoder(config.data.channels, GrahamPreprocess() if graham else None)
 
 
-register(DatasetSpec(name="eyepacs", metrics=("kappa", "accuracy"),
+register(DatasetSpec(name="eyepacs", metrics=("kappa", "accuracy", "macro_f1"),
                      load=_load_eyepacs, write_demo=_write_eyepacs_demo,
                      rules={"data.task": choice("grade"),
                             "eyepacs.preprocess": choice("none", "graham")},
                      check=_eyepacs_checks, decoder=_eyepacs_decoder))
+
+
+def _chest_spec(name: str) -> DatasetSpec:
+    from jaxtl.data import chest
+
+    def load(root: pathlib.Path, config: ml_collections.ConfigDict,
+             demo: bool) -> DatasetSplits:
+        return chest.load(name, root, config, demo)
+
+    def write_demo(root: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+        from jaxtl.data import chest_demo
+
+        chest_demo.write_demo_dataset(name, root, num_patients=config.demo.num_patients,
+                                      image_size=config.demo.image_size, seed=config.demo.seed)
+
+    def resolve_files(root: pathlib.Path, splits: DatasetSplits) -> DatasetSplits:
+        return chest.resolve_files(name, root, splits)
+
+    return DatasetSpec(name=name, metrics=("mean_auroc", "mean_ap"), load=load,
+                       write_demo=write_demo, rules=chest.rules(name), check=chest.check,
+                       resolve_files=resolve_files)
+
+
+register(_chest_spec("chexpert"))
+register(_chest_spec("cxr14"))
 
 
 # --- CoNSeP ----------------------------------------------------------------------------------
@@ -150,3 +172,13 @@ register(DatasetSpec(
            "consep.test_tiles": number(0, None, integer=True),
            "consep.val_tiles": number(1, None, integer=True)},
     check=_consep_checks, decoder=_consep_decoder))
+
+
+def names() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def get(name: str) -> DatasetSpec:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(names())}")
+    return _REGISTRY[name]
