@@ -33,4 +33,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 'graham': the winning Kaggle entry's preprocessing (eye radius scaled to half of
     # data.resolution, 4 * image - 4 * Gaussian blur + 128, grey outside 0.9 of the radius).
     config.eyepacs.preprocess = "none"
+    # The test split: 'holdout' (test_fraction of the trainLabels.csv patients), 'kaggle' (the
+    # Kaggle test set: retinopathy_solution.csv + test/, also scored per Usage Public/Private),
+    # or 'auto' (kaggle when data.root holds both files, else holdout).
+    config.eyepacs.test_set = "auto"
     return config

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -121,12 +121,25 @@ def predict(run: Run, state: steps.TrainState,
 
 
 def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record], *,
-             intervals: bool = False) -> dict[str, Any]:
-    """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient."""
+             intervals: bool = False,
+             subsets: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
+    """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient.
+    Each of `subsets` (name -> indices into `records`) is also scored on its own, under
+    "subsets"."""
     labels, logits = predict(run, state, records)
-    return task_metrics(run.splits.task, labels, logits, [r.patient for r in records],
-                        bootstrap_samples=run.config.eval.bootstrap_samples if intervals else 0,
-                        seed=run.config.eval.bootstrap_seed)
+    groups = [r.patient for r in records]
+
+    def metrics(rows: np.ndarray) -> dict[str, Any]:
+        return task_metrics(run.splits.task, labels[rows], logits[rows],
+                            [groups[i] for i in rows],
+                            bootstrap_samples=run.config.eval.bootstrap_samples if intervals
+                            else 0, seed=run.config.eval.bootstrap_seed)
+
+    result = metrics(np.arange(len(records)))
+    if subsets:
+        result["subsets"] = {name: metrics(np.asarray(rows, np.int64))
+                             for name, rows in subsets.items()}
+    return result
 
 
 def write_training_set(workdir: pathlib.Path, records: Sequence[Record]) -> None:
@@ -248,7 +261,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                  "three_way": list(run.splits.task.three_way),
                  "parents": list(run.splits.task.parents)},
         "val": evaluate(run, best_state, run.splits.val, intervals=True),
-        "test": (evaluate(run, best_state, run.splits.test, intervals=True)
+        "test": (evaluate(run, best_state, run.splits.test, intervals=True,
+                          subsets=run.splits.subsets.get("test"))
                  if run.splits.test else None),
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
         "wall_seconds_this_session": time.time() - started,

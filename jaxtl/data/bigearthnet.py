@@ -38,6 +38,7 @@ import tifffile
 from absl import logging
 from PIL import Image
 
+from jaxtl import tasks
 from jaxtl.data.bigearthnet_labels import NOMENCLATURES, multi_hot
 from jaxtl.data.records import DataError, DatasetSplits, Record
 
@@ -237,6 +238,6 @@ def load(root: str | os.PathLike, *, task: str, split_dir: str | os.PathLike,
         logging.warning("BigEarthNet: %d listed patches have none of the %d %s labels (all their "
                         "classes are dropped); they are kept with all-negative labels", empty,
                         len(NOMENCLATURES[task]), task)
-    return DatasetSplits(name="bigearthnet", class_names=NOMENCLATURES[task],
+    return DatasetSplits(name="bigearthnet", task=tasks.multilabel(NOMENCLATURES[task]),
                          train=by_split["train"], val=by_split["val"], test=by_split["test"],
                          demo=demo)

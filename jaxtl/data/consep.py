@@ -56,6 +56,7 @@ import scipy.io
 from absl import logging
 from PIL import Image
 
+from jaxtl import tasks
 from jaxtl.data.records import DataError, DatasetSplits, Record
 
 FOLDERS = ("Train", "Test")
@@ -341,5 +342,6 @@ def load(root: str | os.PathLike, *, task: str, patch_size: int, border: str, sp
     by_split = split_records(index, records, split=split, test_tiles=test_tiles,
                              val_tiles=val_tiles, val_fraction=val_fraction,
                              test_fraction=test_fraction, seed=split_seed)
-    return DatasetSplits(name="consep", class_names=class_names(task), train=by_split["train"],
-                         val=by_split["val"], test=by_split["test"], demo=demo)
+    return DatasetSplits(name="consep", task=tasks.multiclass(class_names(task)),
+                         train=by_split["train"], val=by_split["val"], test=by_split["test"],
+                         demo=demo)

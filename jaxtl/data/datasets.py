@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 import ml_collections
 
-from jaxtl.config_rules import Rule, choice, number
+from jaxtl.config_rules import Rule, choice, number, text
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.transforms import Decoder, ImageFileDecoder
 
@@ -57,7 +57,8 @@ def _load_eyepacs(root: pathlib.Path, config: ml_collections.ConfigDict,
 
     return eyepacs.load(root, val_fraction=config.data.val_fraction,
                         test_fraction=config.data.test_fraction,
-                        split_seed=config.data.split_seed, demo=demo)
+                        split_seed=config.data.split_seed, demo=demo,
+                        test_set=config.eyepacs.test_set)
 
 
 def _write_eyepacs_demo(root: pathlib.Path, config: ml_collections.ConfigDict) -> None:
@@ -92,7 +93,8 @@ def _eyepacs_decoder(config: ml_collections.ConfigDict) -> Decoder:
 register(DatasetSpec(name="eyepacs", metrics=("kappa", "accuracy", "macro_f1"),
                      load=_load_eyepacs, write_demo=_write_eyepacs_demo,
                      rules={"data.task": choice("grade"),
-                            "eyepacs.preprocess": choice("none", "graham")},
+                            "eyepacs.preprocess": choice("none", "graham"),
+                            "eyepacs.test_set": choice("auto", "kaggle", "holdout")},
                      check=_eyepacs_checks, decoder=_eyepacs_decoder))
 
 
@@ -163,7 +165,7 @@ def _consep_decoder(config: ml_collections.ConfigDict) -> Decoder:
 
 
 register(DatasetSpec(
-    name="consep", metrics=("accuracy", "kappa"), load=_load_consep,
+    name="consep", metrics=("accuracy", "macro_f1"), load=_load_consep,
     write_demo=_write_consep_demo,
     rules={"data.task": choice("type7", "type4"),
            "consep.patch_size": number(4, 512, integer=True),
@@ -172,6 +174,75 @@ register(DatasetSpec(
            "consep.test_tiles": number(0, None, integer=True),
            "consep.val_tiles": number(1, None, integer=True)},
     check=_consep_checks, decoder=_consep_decoder))
+
+
+# --- BigEarthNet-S2 --------------------------------------------------------------------------
+
+
+def _load_bigearthnet(root: pathlib.Path, config: ml_collections.ConfigDict,
+                      demo: bool) -> DatasetSplits:
+    from jaxtl.data import bigearthnet, prepare
+
+    return bigearthnet.load(root, task=config.data.task, split_dir=config.bigearthnet.split_dir,
+                            cache_dir=prepare.cache_dir(config), demo=demo)
+
+
+def _write_bigearthnet_demo(root: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+    from jaxtl.data import bigearthnet_demo
+
+    bigearthnet_demo.write_demo_dataset(root, num_patches=config.demo.num_patients,
+                                        seed=config.demo.seed)
+
+
+def _band_selection(value: object) -> str | None:
+    from jaxtl.data import bigearthnet
+
+    if not isinstance(value, str):
+        return f"is {value!r}; expected a band selection such as '10m20m'"
+    try:
+        bigearthnet.parse_bands(value)
+    except ValueError as error:
+        return f"is {error}"
+    return None
+
+
+def _bigearthnet_checks(config: ml_collections.ConfigDict) -> list[str]:
+    from jaxtl.data import bigearthnet
+
+    problems = []
+    bands = bigearthnet.parse_bands(config.bigearthnet.bands)
+    if config.data.channels != len(bands) or len(config.data.mean) != len(bands):
+        mean, std = bigearthnet.published_statistics(bands)
+        problems.append(
+            f"data.channels, data.mean and data.std must match bigearthnet.bands="
+            f"{config.bigearthnet.bands!r} ({len(bands)} bands: {', '.join(bands)}); with the "
+            f"published statistics: --config.data.channels={len(bands)} "
+            f"--config.data.mean='{mean}' --config.data.std='{std}' (or use "
+            f"configs/bigearthnet.py:{config.bigearthnet.bands})")
+    if config.bigearthnet.split_dir and not config.data.root:
+        problems.append("bigearthnet.split_dir is set but data.root is empty: the demo data "
+                        "bring their own lists; leave it empty or set data.root")
+    if config.demo.image_size != bigearthnet.PATCH_SIDE:
+        problems.append(f"demo.image_size is {config.demo.image_size}; BigEarthNet patches are "
+                        f"{bigearthnet.PATCH_SIDE} px (set data.resolution to train smaller)")
+    return problems
+
+
+def _bigearthnet_decoder(config: ml_collections.ConfigDict) -> Decoder:
+    from jaxtl.data import bigearthnet
+
+    return bigearthnet.BandStackDecoder(bigearthnet.parse_bands(config.bigearthnet.bands),
+                                        config.bigearthnet.interpolation)
+
+
+register(DatasetSpec(
+    name="bigearthnet", metrics=("mean_ap", "micro_f1", "macro_f1", "mean_auroc", "micro_ap"),
+    load=_load_bigearthnet, write_demo=_write_bigearthnet_demo,
+    rules={"data.task": choice("labels19", "labels43"),
+           "bigearthnet.bands": _band_selection,
+           "bigearthnet.interpolation": choice("nearest", "bilinear", "bicubic"),
+           "bigearthnet.split_dir": text},
+    check=_bigearthnet_checks, decoder=_bigearthnet_decoder))
 
 
 def names() -> tuple[str, ...]:

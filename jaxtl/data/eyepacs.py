@@ -5,6 +5,11 @@ patient are always in the same split. The sorted patient ids are permuted with
 `numpy.random.default_rng(split_seed)`; the first round(test_fraction * P) patients form the
 test split, the next round(val_fraction * P) the validation split, the rest the training split.
 The same CSV, fractions and seed always give the same split.
+
+The Kaggle test set: when the root also holds `retinopathy_solution.csv` (image,level,Usage;
+published after the competition) and `test/*.jpeg`, it can be the test split instead
+(`eyepacs.test_set`), scored as a whole and per Usage: Public (the public leaderboard, 10,906
+images) and Private (the final ranking, 42,670).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ IMAGE_DIR = "train"
 TEST_LABELS_FILE = "retinopathy_solution.csv"  # published after the competition
 TEST_IMAGE_DIR = "test"
 USAGES = ("Public", "Private")  # the public and private leaderboard halves of the test set
+TEST_SETS = ("auto", "kaggle", "holdout")
 _IMAGE_ID = re.compile(r"^(\d+)_(left|right)$")
 
 
@@ -96,9 +102,27 @@ def _read_rows(root: pathlib.Path, file: str, folder: str,
 
 
 def load(root: str | pathlib.Path, *, val_fraction: float, test_fraction: float,
-         split_seed: int, demo: bool = False) -> DatasetSplits:
-    records = read_labels(pathlib.Path(root).expanduser().resolve())
-    train, val, test = split_by_patient(records, val_fraction=val_fraction,
-                                        test_fraction=test_fraction, seed=split_seed)
-    return DatasetSplits(name="eyepacs", task=tasks.multiclass(CLASS_NAMES), train=train, val=val,
-                         test=test, demo=demo)
+         split_seed: int, demo: bool = False, test_set: str = "holdout") -> DatasetSplits:
+    """Train, val and test splits. `test_set`: 'holdout' takes test_fraction of the training
+    patients; 'kaggle' takes the Kaggle test set (retinopathy_solution.csv + test/), scored
+    also per Usage (Public, Private), and splits the training patients into train and val
+    only; 'auto' is 'kaggle' when the root holds both, else 'holdout'."""
+    if test_set not in TEST_SETS:
+        raise ValueError(f"unknown test_set {test_set!r}; choose one of {', '.join(TEST_SETS)}")
+    root = pathlib.Path(root).expanduser().resolve()
+    records = read_labels(root)
+    kaggle = test_set == "kaggle" or (test_set == "auto" and has_test_labels(root))
+    if not kaggle:
+        train, val, test = split_by_patient(records, val_fraction=val_fraction,
+                                            test_fraction=test_fraction, seed=split_seed)
+        return DatasetSplits(name="eyepacs", task=tasks.multiclass(CLASS_NAMES), train=train,
+                             val=val, test=test, demo=demo)
+    if not has_test_labels(root):
+        raise DataError(f"eyepacs.test_set is 'kaggle' but {root} lacks {TEST_LABELS_FILE} "
+                        f"or {TEST_IMAGE_DIR}/; add both, or use test_set 'holdout'")
+    train, val, _ = split_by_patient(records, val_fraction=val_fraction, test_fraction=0.0,
+                                     seed=split_seed)
+    test, usages = read_test_labels(root)
+    subsets = {usage: tuple(i for i, u in enumerate(usages) if u == usage) for usage in USAGES}
+    return DatasetSplits(name="eyepacs", task=tasks.multiclass(CLASS_NAMES), train=train,
+                         val=val, test=test, demo=demo, subsets={"test": subsets})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from jaxtl.errors import DataError
 from jaxtl.tasks import Task
@@ -32,6 +32,9 @@ class DatasetSplits:
     val: Sequence[Record]
     test: Sequence[Record]
     demo: bool = False
+    # Named parts of a split scored on their own as well, as indices into it: split -> name ->
+    # indices (e.g. EyePACS's Kaggle test set: test -> {"Public": ..., "Private": ...}).
+    subsets: Mapping[str, Mapping[str, Sequence[int]]] = dataclasses.field(default_factory=dict)
 
     @property
     def class_names(self) -> tuple[str, ...]:
