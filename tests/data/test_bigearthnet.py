@@ -196,3 +196,18 @@ def test_published_statistics_are_per_band_on_the_reflectance_scale():
     mean, std = bigearthnet.published_statistics(("B02", "B12"))
     assert mean == pytest.approx((429.9430203 / 1e4, 1009.32729131 / 1e4), abs=1e-6)
     assert std == pytest.approx((572.41639287 / 1e4, 818.86747235 / 1e4), abs=1e-6)
+
+
+def test_channel_statistics_of_the_training_bands(root, tmp_path):
+    from jaxtl.data.channel_stats import channel_statistics
+
+    records = load(root, tmp_path).train
+    decoder = bigearthnet.BandStackDecoder(("B02", "B8A"), "nearest")
+    stats = channel_statistics(records, decoder, max_images=-1, seed=0, resolution=120)
+    stacked = np.concatenate([decoder.decode(r.path, 120).reshape(-1, 2) for r in records])
+    stacked = stacked.astype(np.float64) / 1e4
+    assert stats["images"] == 2 and stats["pixels"] == 2 * 120 * 120
+    np.testing.assert_allclose(stats["mean"], stacked.mean(0), atol=1e-6)
+    np.testing.assert_allclose(stats["std"], stacked.std(0), atol=1e-6)
+    one = channel_statistics(records, decoder, max_images=1, seed=0, resolution=120)
+    assert one["images"] == 1 and one["mean"] != stats["mean"]

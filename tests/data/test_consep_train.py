@@ -17,8 +17,8 @@ def tiny_consep_config(tmp_path, **consep):
     config.data.cache_dir = str(tmp_path / "cache")
     config.data.num_workers = 0
     config.eval.bootstrap_samples = 20
-    config.demo.num_patients = 6  # tiles
-    config.demo.image_size = 128
+    config.demo.num_patients = 10  # tiles: 7 Train, 3 Test
+    config.demo.image_size = 96
     config.demo.resolution = 16
     config.demo.batch_size = 16
     config.demo.epochs = 1
@@ -47,11 +47,11 @@ def test_split_modes_as_the_stats_tool_reports_them(tmp_path):
     tiles = stats.dataset_stats(prepare.sampled_splits(
         tiny_consep_config(tmp_path), prepare.data_root(tiny_consep_config(tmp_path))))
     assert tiles["shared_patients"] == {"train/val": 0, "train/test": 0, "val/test": 0}
-    assert tiles["splits"]["test"]["patients"] == 2  # the demo's Test/ tiles
+    assert tiles["splits"]["test"]["patients"] == 3  # the demo's Test/ tiles
     assert sum(tiles["splits"]["test"]["classes"].values()) == tiles["splits"]["test"]["images"]
     random = stats.dataset_stats(prepare.sampled_splits(
         tiny_consep_config(tmp_path, split="random"),
         prepare.data_root(tiny_consep_config(tmp_path, split="random"))))
-    assert random["shared_patients"]["train/test"] == 6  # every tile on both sides
+    assert random["shared_patients"]["train/test"] >= 8  # (nearly) every tile on both sides
     assert (sum(s["images"] for s in random["splits"].values())
             == sum(s["images"] for s in tiles["splits"].values()))
