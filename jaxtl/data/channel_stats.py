@@ -27,12 +27,18 @@ from jaxtl.data.records import Record
 from jaxtl.data.transforms import Decoder
 from jaxtl.errors import UserError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                          lock_config=True)
-_MAX_IMAGES = flags.DEFINE_integer("max_images", 5000, "Training images measured at most "
-                                   "(a seeded sample; -1 for all).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the sample.")
-_OUT = flags.DEFINE_string("out", None, "Also write the JSON object to this file.")
+
+
+def _define_flags() -> dict[str, flags.FlagHolder]:
+    """Only when run as a program, so importing `channel_statistics` defines no flags."""
+    return {
+        "config": config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                                  lock_config=True),
+        "max_images": flags.DEFINE_integer("max_images", 5000, "Training images measured at "
+                                           "most (a seeded sample; -1 for all)."),
+        "seed": flags.DEFINE_integer("seed", 0, "Seed of the sample."),
+        "out": flags.DEFINE_string("out", None, "Also write the JSON object to this file."),
+    }
 
 
 def channel_statistics(records: Sequence[Record], decoder: Decoder, *, max_images: int,
@@ -57,15 +63,17 @@ def channel_statistics(records: Sequence[Record], decoder: Decoder, *, max_image
             "mean": [round(float(m), 6) for m in mean], "std": [round(float(s), 6) for s in std]}
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
     del argv
-    config = _CONFIG.value
+    config = options["config"].value
     try:
         configuration.validate(config)
         splits = prepare.load_splits(config)
         decoder = datasets.get(config.dataset).decoder(config)
-        stats = channel_statistics(splits.train, decoder, max_images=_MAX_IMAGES.value,
-                                   seed=_SEED.value, resolution=config.data.resolution)
+        stats = channel_statistics(splits.train, decoder,
+                                   max_images=options["max_images"].value,
+                                   seed=options["seed"].value,
+                                   resolution=config.data.resolution)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -75,11 +83,12 @@ def main(argv: list[str]) -> None:
               "flags": f"--config.data.mean='{tuple_text(stats['mean'])}' "
                        f"--config.data.std='{tuple_text(stats['std'])}'"}
     text = json.dumps(result, indent=2)
-    if _OUT.value:
-        pathlib.Path(_OUT.value).write_text(text + "\n")
+    if options["out"].value:
+        pathlib.Path(options["out"].value).write_text(text + "\n")
     print(text)
 
 
 if __name__ == "__main__":
+    _options = _define_flags()
     flags.mark_flag_as_required("config")
-    app.run(main)
+    app.run(lambda argv: main(argv, _options))

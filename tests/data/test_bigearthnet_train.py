@@ -9,16 +9,22 @@ import pytest
 from sklearn import metrics as skm
 
 from configs import bigearthnet as bigearthnet_config
-from jaxtl import tasks, train
+from jaxtl import demo, tasks, train
 from jaxtl.data.bigearthnet_labels import LABELS_19
 from jaxtl.evaluation.metrics import task_metrics
 
 pytestmark = pytest.mark.slow
 
 
-def tiny_config(tmp_path, bands: str):
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One demo dataset for the module's runs."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def tiny_config(cache, bands: str):
     config = bigearthnet_config.get_config(bands)
-    config.data.cache_dir = str(tmp_path / "cache")
+    config.data.cache_dir = str(cache)
     config.data.num_workers = 0
     config.eval.batch_size = 16
     config.demo.num_patients = 60
@@ -31,20 +37,27 @@ def tiny_config(tmp_path, bands: str):
     return config
 
 
-@pytest.mark.parametrize("bands, channels", [("all", 12), ("10m20m", 10)])
-def test_band_stacks_reach_a_model_with_as_many_input_channels(tmp_path, bands, channels):
-    config = tiny_config(tmp_path, bands)
-    results = train.train_and_evaluate(config, tmp_path / "run")
+def test_a_twelve_band_run_trains_multilabel_and_reports_its_metrics(cache, tmp_path):
+    results = train.train_and_evaluate(tiny_config(cache, "all"), tmp_path / "run")
     assert results["task"] == {"kind": "multilabel", "names": list(LABELS_19),
                                "three_way": [False] * 19, "parents": [-1] * 19}
     for key in ("micro_f1", "macro_f1", "mean_ap", "micro_ap", "mean_auroc"):
-        assert key in results["test"]
+        assert key in results["test"] and f"{key}_ci" in results["test"]
+    assert results["split_sizes"] == {"train": 36, "val": 12, "test": 12}
+
+
+@pytest.mark.parametrize("bands, channels", [("all", 12), ("10m20m", 10)])
+def test_band_stacks_reach_a_model_with_as_many_input_channels(cache, bands, channels):
+    config = tiny_config(cache, bands)
+    demo.apply(config)
     run, state = train.build(config)
     batch = next(run.stream.iterator())
     assert batch["image"].shape == (8, 32, 32, channels) and batch["label"].shape == (8, 19)
-    kernel = jax.tree_util.tree_leaves(state.params)[0]
-    assert channels in kernel.shape  # the first convolution takes every band
-    assert np.isfinite(jax.device_get(run.train_step(state, batch)[1]["loss"]))
+    kernels = [leaf for leaf in jax.tree_util.tree_leaves(state.params) if leaf.ndim == 4]
+    assert any(kernel.shape[2] == channels for kernel in kernels)  # the first convolution
+    new_state, metrics = run.train_step(state, batch)
+    assert np.isfinite(jax.device_get(metrics["loss"]))
+    assert int(new_state.step) == 1
 
 
 def test_multilabel_metrics_are_scikit_learns():
