@@ -53,6 +53,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.demo.arch = "resnet18"
     config.demo.resolution = 32
     config.demo.batch_size = 64
-    config.demo.epochs = 6
+    config.demo.epochs = 4
     config.demo.num_workers = 0
     return config

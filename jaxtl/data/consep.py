@@ -12,8 +12,8 @@ Each .mat holds `inst_map` (HxW, 0 background, 1..N instance ids), `type_map` (H
 first, then y = row). Only `inst_type` and `inst_centroid` are read here.
 
 Patches: one `patch_size` x `patch_size` patch per nucleus, cut around the pixel nearest to
-its centroid: rows round(y) - S // 2 ... round(y) - S // 2 + S - 1, likewise columns, so for an
-even S the centroid pixel sits just below and right of the patch centre. Where a patch reaches
+its centroid (halves round up): rows round(y) - S // 2 ... round(y) - S // 2 + S - 1, likewise
+columns, so for an even S the centroid pixel sits just below and right of the patch centre. Where a patch reaches
 past the tile border the tile is extended by the `border` rule: 'reflect' mirrors the tile
 about its edge pixels (numpy.pad mode 'reflect'), 'zero' pads with black. Nuclei whose type is
 not 1..7, or whose centroid lies outside the tile or is not a number, are left out and counted
