@@ -84,8 +84,8 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
                              mesh=mesh)
     if config.model.init:
         state = steps.with_variables(state, tx, transfer.load_into(
-            config.model.init, {"params": state.params, "batch_stats": state.batch_stats}),
-            mesh)
+            config.model.init, {"params": state.params, "batch_stats": state.batch_stats},
+            in_channels=channels), mesh)
     run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
               train_step=steps.make_train_step(model, tx, mesh, task=splits.task),
               eval_step=steps.make_eval_step(model, mesh), schedule=schedule, stream=stream,

@@ -196,7 +196,7 @@ def load(path: str | pathlib.Path, dtype: str = "float32",
     channels = in_channels or channels
     expected = jax.eval_shape(lambda: module.init(
         jax.random.key(0), jnp.zeros((1, size, size, channels), jnp.float32), train=False))
-    merged = _merge(path, variables, expected, in_channels=channels, keep_target_head=False)
+    merged = _merge(f"{path}", variables, expected, in_channels=channels, keep_target_head=False)
     return module, jax.tree_util.tree_map(jnp.asarray, merged)
 
 
@@ -262,11 +262,11 @@ def load_into(path: str | pathlib.Path, target: dict[str, Any], *,
     `adapt_input_kernel`. Leaves from the checkpoint are NumPy arrays;
     `jaxtl.steps.with_variables` places them.
     """
-    return _merge(path, load_variables(path), target, in_channels=in_channels,
+    return _merge(f"model.init={path}", load_variables(path), target, in_channels=in_channels,
                   keep_target_head=True)
 
 
-def _merge(path: str | pathlib.Path, source: Mapping[str, Any], target: Mapping[str, Any], *,
+def _merge(what: str, source: Mapping[str, Any], target: Mapping[str, Any], *,
            in_channels: int | None, keep_target_head: bool) -> dict[str, Any]:
     """Leaves of `target`'s tree taken from `source` (adapting the first conv), or failure
     listing every missing, unexpected and mis-shaped name. `keep_target_head`: the head comes
@@ -305,7 +305,7 @@ def _merge(path: str | pathlib.Path, source: Mapping[str, Any], target: Mapping[
     for name, gain in adapted_gains.items():  # after the loop, which copied the old gains
         merged["params"][name] = gain
     if missing or unexpected or misshaped:
-        raise TransferError(f"model.init={path} does not fit model: "
+        raise TransferError(f"{what} does not fit model: "
                             + _mismatch_text(missing, unexpected, misshaped))
     for line in adapted:
         logging.info("model.init: adapted %s input channels (mean kernel x C_old/C_new)", line)

@@ -22,7 +22,9 @@ from collections.abc import Mapping
 
 import numpy as np
 from absl import app, flags
+from flax import traverse_util
 
+from jaxtl import __version__
 from jaxtl.errors import UserError
 from jaxtl.transfer import PretrainedInfo, save_pretrained
 from tools.convert_weights.archs import HALF
@@ -31,16 +33,12 @@ from tools.convert_weights.errors import ConversionError
 from tools.convert_weights.reading import read_weights
 from tools.convert_weights.timm_layout import mismatch_text
 
-from jaxtl import __version__
-
 ARCH = "resnetv2_50x1_bit"
 UNITS = (3, 4, 6, 3)
 RESOLUTION = 224
 _UNIT = re.compile(r"^block(\d+)/unit(\d+)/(a|b|c)/(proj/)?(standardized_conv2d|group_norm)/(\w+)$")
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("weights", None, "BiT .npz, e.g. BiT-M-R50x1.npz")
-flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained checkpoint to")
 
 
 def jaxtl_name(key: str) -> str | None:
@@ -83,8 +81,6 @@ def convert_bit(weights: Mapping[str, np.ndarray]) -> tuple[int, dict]:
     num_classes = int(head.shape[-1])
     expected = expected_variables(ARCH, num_classes, int(
         stripped["root_block/standardized_conv2d/kernel"].shape[2]))["params"]
-    from flax import traverse_util
-
     wanted = traverse_util.flatten_dict(expected, sep="/")
     found: dict[str, np.ndarray] = {}
     unexpected, misshaped = [], []
@@ -125,6 +121,12 @@ def convert(weights: str, out: str) -> pathlib.Path:
     return target
 
 
+def define_flags() -> None:
+    """Command-line flags; defined only when run as a program, so the modules import cleanly."""
+    flags.DEFINE_string("weights", None, "BiT .npz, e.g. BiT-M-R50x1.npz")
+    flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained checkpoint to")
+
+
 def main(argv: list[str]) -> None:
     del argv
     try:
@@ -135,5 +137,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["weights", "out"])
     app.run(main)

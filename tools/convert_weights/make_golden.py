@@ -4,7 +4,7 @@
 
 For every architecture in `archs.ARCHS`:
   1. the timm model's state-dict names and shapes (the manifest; 1000 classes),
-  2. the architecture's `norm_scale` (`choose_norm_scale`): the largest on a grid for which the
+  2. the architecture's `norm_scale` (`choose_norm_scale`): the largest for which the
      random network neither forgets its input nor explodes,
   3. synthetic weights for them from NumPy (`synthetic.synthetic_state_dict`), written to a
      .safetensors file that timm itself loads (`timm.models.load_checkpoint`); every tensor timm
@@ -44,8 +44,8 @@ from tools.convert_weights import synthetic, timm_reference
 from tools.convert_weights.archs import ARCHS
 
 PARITY_RESOLUTION = 512
-SCALE_GRID = [round(0.3 + 0.05 * i, 2) for i in range(25)]  # 0.3 .. 1.5
-MAX_LOGIT = 30.0  # largest |logit| allowed while choosing norm_scale (at 160 px)
+SCALE_LOW, SCALE_HIGH = 0.3, 1.5  # range searched for each architecture's norm_scale
+MAX_LOGIT = 30.0  # largest |logit| allowed while choosing norm_scale (at 128 px)
 MAX_AMPLIFICATION = 3.0  # logit change / input change allowed for a small input perturbation
 NUM_CLASSES = 1000
 XRV_CLASSES = 18  # torchxrayvision's DenseNet121 outputs
@@ -77,24 +77,37 @@ def check_pretrained_cfg(arch: str) -> None:
 
 
 def choose_norm_scale(arch: str, manifest) -> tuple[float, dict[str, float]]:
-    """The largest grid value (before the first failure) with max |logit| <= MAX_LOGIT and
-    small-perturbation amplification <= MAX_AMPLIFICATION, measured with timm at 160 px."""
+    """The largest scale in [SCALE_LOW, SCALE_HIGH] (bisection, 6 steps) with max |logit| <=
+    MAX_LOGIT and small-perturbation amplification <= MAX_AMPLIFICATION, measured with timm
+    at 128 px. Too small a scale makes the logits forget the input, too large explodes them."""
     model = timm_reference.build(arch, NUM_CLASSES)
-    x = synthetic.synthetic_input(160, 3)
+    x = synthetic.synthetic_input(128, 3)
     noise = 1e-3 * np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
-    chosen = None
-    for scale in SCALE_GRID:
+
+    def measure(scale: float) -> dict[str, float] | None:
         timm_reference.load(model, synthetic.synthetic_state_dict(manifest, scale))
         logits = timm_reference.forward(model, x)
         amplification = float(np.abs(timm_reference.forward(model, x + noise) - logits).max()
                               / 1e-3)
         stats = {"max_abs_logit": float(np.abs(logits).max()), "amplification": amplification}
-        if stats["max_abs_logit"] > MAX_LOGIT or amplification > MAX_AMPLIFICATION:
-            break
-        chosen = (scale, stats)
-    if chosen is None:
-        raise SystemExit(f"{arch}: no norm_scale in {SCALE_GRID} keeps the logits in range")
-    return chosen
+        ok = stats["max_abs_logit"] <= MAX_LOGIT and amplification <= MAX_AMPLIFICATION
+        return stats if ok else None
+
+    low, high = SCALE_LOW, SCALE_HIGH
+    low_stats = measure(low)
+    if low_stats is None:
+        raise SystemExit(f"{arch}: even norm_scale {low} gives logits out of range")
+    high_stats = measure(high)
+    if high_stats is not None:
+        return high, high_stats
+    for _ in range(6):
+        middle = round((low + high) / 2, 4)
+        stats = measure(middle)
+        if stats is None:
+            high = middle
+        else:
+            low, low_stats = middle, stats
+    return low, low_stats
 
 
 def timm_loaded_from_file(arch: str, state: dict[str, np.ndarray], tmp: pathlib.Path):

@@ -30,13 +30,6 @@ from tools.convert_weights.errors import ConversionError
 from tools.convert_weights.reading import read_weights
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("arch", None, sorted(ARCHS), "jaxtl architecture (python -m jaxtl.models --list)")
-flags.DEFINE_string("weights", None, "timm/torchvision state dict: .safetensors, .pth or .bin")
-flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained checkpoint to")
-flags.DEFINE_list("mean", None, "per-channel input mean on the 0..1 scale (default: the weights')")
-flags.DEFINE_list("std", None, "per-channel input std on the 0..1 scale (default: the weights')")
-flags.DEFINE_integer("resolution", None, "input resolution the weights were trained at")
-flags.DEFINE_list("ignore", [], "state-dict entries that are not weights, e.g. op_threshs")
 
 
 def hub_config(weights: pathlib.Path) -> dict:
@@ -72,6 +65,17 @@ def convert(arch: str, weights: str, out: str, *, mean=None, std=None, resolutio
     return target
 
 
+def define_flags() -> None:
+    """Command-line flags; defined only when run as a program, so the modules import cleanly."""
+    flags.DEFINE_enum("arch", None, sorted(ARCHS), "jaxtl architecture (python -m jaxtl.models --list)")
+    flags.DEFINE_string("weights", None, "timm/torchvision state dict: .safetensors, .pth or .bin")
+    flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained checkpoint to")
+    flags.DEFINE_list("mean", None, "per-channel input mean on the 0..1 scale (default: the weights')")
+    flags.DEFINE_list("std", None, "per-channel input std on the 0..1 scale (default: the weights')")
+    flags.DEFINE_integer("resolution", None, "input resolution the weights were trained at")
+    flags.DEFINE_list("ignore", [], "state-dict entries that are not weights, e.g. op_threshs")
+
+
 def main(argv: list[str]) -> None:
     del argv
     try:
@@ -83,5 +87,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     flags.mark_flags_as_required(["arch", "weights", "out"])
     app.run(main)

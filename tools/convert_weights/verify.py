@@ -20,6 +20,7 @@ Exit status 1 when any row exceeds --tolerance.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import json
 import pathlib
@@ -44,12 +45,6 @@ TOLERANCE = 1e-4
 PARITY_RESOLUTION = 512
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("arch", None, "architecture (with --weights), or a comma list with --golden")
-flags.DEFINE_string("weights", None, "a timm checkpoint to check (.safetensors, .pth, .bin)")
-flags.DEFINE_string("timm_python", sys.executable, "interpreter with torch + timm, for --weights")
-flags.DEFINE_string("golden", None, "folder written by make_golden (tests/tools/golden)")
-flags.DEFINE_string("markdown", None, "with --golden: write the parity table into this file")
-flags.DEFINE_float("tolerance", TOLERANCE, "largest max |logit difference| that passes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,19 +142,20 @@ class Golden:
                    float(np.abs(want).max()), stats.get("sensitivity"), time.time() - started)
 
 
-def golden_rows(golden: Golden, archs: list[str], tmp: pathlib.Path) -> Iterator[Row]:
+def golden_rows(golden: Golden, archs: list[str], tmp: pathlib.Path,
+                jit=jax.jit) -> Iterator[Row]:
     for arch in archs:
-        runner = JaxtlRunner(golden.converted(arch, tmp))
+        runner = JaxtlRunner(golden.converted(arch, tmp), jit=jit)
         for resolution, channels in settings(arch):
             yield golden.row(runner, arch, resolution, channels)
         if arch == "resnetv2_50x1_bit":
-            runner = JaxtlRunner(golden.converted_bit_npz(tmp))
+            runner = JaxtlRunner(golden.converted_bit_npz(tmp), jit=jit)
             yield dataclasses.replace(golden.row(runner, arch, 224, 3, "bit_npz/r224_c3"),
                                       arch="BiT .npz (bit converter)")
     if "densenet121" in archs:
         weights = golden.timm_checkpoint("torchvision_densenet121", tmp)
         runner = JaxtlRunner(timm_tool.convert("densenet121", str(weights),
-                                               str(tmp / "tv-jaxtl")))
+                                               str(tmp / "tv-jaxtl")), jit=jit)
         name = "torchvision_densenet121/r224_c1"
         yield dataclasses.replace(golden.row(runner, "densenet121", 224, 1, name),
                                   arch="torchvision densenet121, 1-ch stem (torchxrayvision)")
@@ -219,6 +215,18 @@ def live_rows(arch: str, weights: str, timm_python: str, tmp: pathlib.Path) -> l
     return out
 
 
+def define_flags() -> None:
+    """Command-line flags; defined only when run as a program, so the modules import cleanly."""
+    flags.DEFINE_string("arch", None, "architecture (with --weights), or a comma list with --golden")
+    flags.DEFINE_string("weights", None, "a timm checkpoint to check (.safetensors, .pth, .bin)")
+    flags.DEFINE_string("timm_python", sys.executable, "interpreter with torch + timm, for --weights")
+    flags.DEFINE_string("golden", None, "folder written by make_golden (tests/tools/golden)")
+    flags.DEFINE_string("markdown", None, "with --golden: write the parity table into this file")
+    flags.DEFINE_float("tolerance", TOLERANCE, "largest max |logit difference| that passes")
+    flags.DEFINE_bool("fast_compile", False, "compile with XLA backend optimisation level 0 "
+                      "(several times faster on CPU; as the CI parity tests do)")
+
+
 def main(argv: list[str]) -> None:
     del argv
     if bool(FLAGS.weights) == bool(FLAGS.golden):
@@ -236,7 +244,9 @@ def main(argv: list[str]) -> None:
         else:
             golden = Golden(FLAGS.golden)
             archs = FLAGS.arch.split(",") if FLAGS.arch else list(ARCHS)
-            for r in golden_rows(golden, archs, tmp):
+            jit = (functools.partial(jax.jit, compiler_options={
+                "xla_backend_optimization_level": 0}) if FLAGS.fast_compile else jax.jit)
+            for r in golden_rows(golden, archs, tmp, jit):
                 rows.append(r)
                 print(f"{r.arch} {r.resolution}px {r.channels}ch: max abs diff "
                       f"{r.max_abs_diff:.2e} (max |logit| {r.max_abs_logit:.3g}, "
@@ -249,4 +259,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
