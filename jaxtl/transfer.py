@@ -192,7 +192,7 @@ def load(path: str | pathlib.Path, dtype: str = "float32",
                                      head=run_config["model"]["head"],
                                      dropout=run_config["model"]["dropout"], dtype=dtype)
         size = int(run_config["data"]["resolution"])
-        channels = _image_channels(module, variables, size)
+        channels = in_channels or _image_channels(module, variables, size)
     channels = in_channels or channels
     expected = jax.eval_shape(lambda: module.init(
         jax.random.key(0), jnp.zeros((1, size, size, channels), jnp.float32), train=False))

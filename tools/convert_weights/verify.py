@@ -151,39 +151,57 @@ def golden_rows(golden: Golden, archs: list[str], tmp: pathlib.Path,
         if arch == "resnetv2_50x1_bit":
             runner = JaxtlRunner(golden.converted_bit_npz(tmp), jit=jit)
             yield dataclasses.replace(golden.row(runner, arch, 224, 3, "bit_npz/r224_c3"),
-                                      arch="BiT .npz (bit converter)")
+                                      arch=BIT_ROW)
     if "densenet121" in archs:
         weights = golden.timm_checkpoint("torchvision_densenet121", tmp)
         runner = JaxtlRunner(timm_tool.convert("densenet121", str(weights),
                                                str(tmp / "tv-jaxtl")), jit=jit)
         name = "torchvision_densenet121/r224_c1"
         yield dataclasses.replace(golden.row(runner, "densenet121", 224, 1, name),
-                                  arch="torchvision densenet121, 1-ch stem (torchxrayvision)")
+                                  arch=TORCHVISION_ROW)
 
 
-def markdown_table(rows: list[Row], tolerance: float) -> str:
-    lines = ["| architecture | resolution | channels | max abs diff | max abs logit | "
-             "sensitivity | within 1e-4 |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for r in rows:
-        sens = f"{r.sensitivity:.3g}" if r.sensitivity is not None else ""
-        lines.append(f"| {r.arch} | {r.resolution} | {r.channels} | {r.max_abs_diff:.2e} | "
-                     f"{r.max_abs_logit:.3g} | {sens} | "
-                     f"{'yes' if r.max_abs_diff <= tolerance else '**NO**'} |")
-    return "\n".join(lines) + "\n"
-
-
+BIT_ROW = "BiT .npz (bit converter)"
+TORCHVISION_ROW = "torchvision densenet121, 1-ch stem (torchxrayvision)"
+TABLE_HEADER = ("| architecture | resolution | channels | max abs diff | max abs logit | "
+                "sensitivity | within 1e-4 |\n| --- | ---: | ---: | ---: | ---: | ---: | --- |\n")
 TABLE_BEGIN = "<!-- parity table: begin -->"
 TABLE_END = "<!-- parity table: end -->"
 
 
-def write_markdown(path: pathlib.Path, table: str) -> None:
-    """Replaces the text between the table markers in `path` (the rest of the page stays)."""
+def table_line(r: Row, tolerance: float) -> str:
+    sens = f"{r.sensitivity:.3g}" if r.sensitivity is not None else ""
+    return (f"| {r.arch} | {r.resolution} | {r.channels} | {r.max_abs_diff:.2e} | "
+            f"{r.max_abs_logit:.3g} | {sens} | "
+            f"{'yes' if r.max_abs_diff <= tolerance else '**NO**'} |")
+
+
+def _order(line: str) -> tuple:
+    """Table order: architectures as in ARCHS (extra rows after theirs), native size first."""
+    arch, resolution, channels = (c.strip() for c in line.strip("|").split("|")[:3])
+    base = {BIT_ROW: "resnetv2_50x1_bit", TORCHVISION_ROW: "densenet121"}.get(arch, arch)
+    position = list(ARCHS).index(base) if base in ARCHS else len(ARCHS)
+    return (position, arch != base, int(resolution) != arch_info(base).resolution
+            if base in ARCHS else 0, -int(channels))
+
+
+def write_markdown(path: pathlib.Path, rows: list[Row], tolerance: float) -> None:
+    """Puts `rows` into the table between the markers in `path`; rows of other architectures
+    already there stay, so the table can be regenerated in parts."""
     text = path.read_text() if path.exists() else f"{TABLE_BEGIN}\n{TABLE_END}\n"
     if TABLE_BEGIN not in text or TABLE_END not in text:
         raise ConversionError(f"{path} lacks the markers {TABLE_BEGIN} / {TABLE_END}")
     head, rest = text.split(TABLE_BEGIN, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    path.write_text(f"{head}{TABLE_BEGIN}\n{table}{TABLE_END}{tail}")
+    table, tail = rest.split(TABLE_END, 1)
+    lines = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and len(cells) > 3 and cells[1].isdigit():
+            lines[tuple(cells[:3])] = line
+    for r in rows:
+        lines[(r.arch, str(r.resolution), str(r.channels))] = table_line(r, tolerance)
+    body = "\n".join(sorted(lines.values(), key=_order))
+    path.write_text(f"{head}{TABLE_BEGIN}\n{TABLE_HEADER}{body}\n{TABLE_END}{tail}")
 
 
 # --- A user's checkpoint against live timm ---------------------------------------------------
@@ -251,8 +269,8 @@ def main(argv: list[str]) -> None:
                 print(f"{r.arch} {r.resolution}px {r.channels}ch: max abs diff "
                       f"{r.max_abs_diff:.2e} (max |logit| {r.max_abs_logit:.3g}, "
                       f"{r.seconds:.0f} s)", flush=True)
-            if FLAGS.markdown:
-                write_markdown(pathlib.Path(FLAGS.markdown), markdown_table(rows, FLAGS.tolerance))
+                if FLAGS.markdown:  # row by row: a long run's finished rows are kept
+                    write_markdown(pathlib.Path(FLAGS.markdown), [r], FLAGS.tolerance)
     worst = max(r.max_abs_diff for r in rows)
     print(f"{len(rows)} rows, worst max abs diff {worst:.2e} (tolerance {FLAGS.tolerance:g})")
     sys.exit(0 if worst <= FLAGS.tolerance else 1)
