@@ -39,6 +39,8 @@ def read_weights(path: str | pathlib.Path) -> dict[str, np.ndarray]:
     else:
         raise ConversionError(f"--weights {path}: unknown file type {suffix!r}; expected "
                               f".safetensors, {', '.join(TORCH_SUFFIXES)} or .npz")
+    if tensors and all(name.startswith("module.") for name in tensors):  # DataParallel
+        tensors = {name[len("module."):]: value for name, value in tensors.items()}
     return {name: np.asarray(value, np.float32) if np.issubdtype(value.dtype, np.floating)
             else np.asarray(value) for name, value in tensors.items()}
 
@@ -103,7 +105,7 @@ def read_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
 
 
 def unwrap_state_dict(loaded: Any, path: pathlib.Path) -> Mapping[str, Any]:
-    """The state dict inside a training checkpoint; drops a DataParallel `module.` prefix."""
+    """The state dict inside a training checkpoint."""
     for key in NESTED_KEYS:
         if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
             loaded = loaded[key]
@@ -111,6 +113,4 @@ def unwrap_state_dict(loaded: Any, path: pathlib.Path) -> Mapping[str, Any]:
     if not isinstance(loaded, Mapping) or not all(hasattr(v, "shape") for v in loaded.values()):
         raise ConversionError(f"--weights {path} is not a state dict (name -> tensor) nor a "
                               f"checkpoint holding one under {', '.join(NESTED_KEYS)}")
-    if loaded and all(name.startswith("module.") for name in loaded):
-        loaded = {name[len("module."):]: value for name, value in loaded.items()}
     return loaded

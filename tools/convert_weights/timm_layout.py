@@ -117,6 +117,7 @@ def convert_state_dict(arch: str, state: Mapping[str, np.ndarray],
         if name not in wanted:
             unexpected.append(f"{key} (-> {name})")
         elif tuple(array.shape) != tuple(wanted[name].shape):
+            source_of[name] = key
             misshaped.append(f"{key} {tuple(value.shape)} -> {name} {tuple(array.shape)}, "
                              f"model has {tuple(wanted[name].shape)}")
         elif name in found:
@@ -124,7 +125,7 @@ def convert_state_dict(arch: str, state: Mapping[str, np.ndarray],
         else:
             found[name] = np.ascontiguousarray(array, dtype=np.float32)
             source_of[name] = key
-    missing = [name for name in wanted if name not in found]
+    missing = [name for name in wanted if name not in source_of]
     if missing or unexpected or misshaped:
         raise ConversionError(f"the weights do not fit {arch}: " + mismatch_text(
             missing=missing, unexpected=unexpected, misshaped=misshaped))
