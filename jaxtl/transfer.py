@@ -229,14 +229,14 @@ def adapt_input_kernel(kernel: np.ndarray, channels: int,
     so the new effective kernel is (gain' / gain) * s * sqrt(C_old / C_new) times the rule's
     target; gain' = gain * sqrt(C_old / C_new) / s makes it exact.
     """
+    if np.ndim(kernel) != 4:
+        raise ValueError(f"expected a (kh, kw, in, out) kernel, got shape {np.shape(kernel)}")
+    if gain is None:  # mean * C_old / C_new == sum / C_new: for C_new = 1, timm's float32 sum
+        summed = np.asarray(kernel, np.float32).sum(axis=2, keepdims=True, dtype=np.float32)
+        return np.repeat(summed / np.float32(channels), channels, axis=2), None
     kernel = np.asarray(kernel, np.float64)
-    if kernel.ndim != 4:
-        raise ValueError(f"expected a (kh, kw, in, out) kernel, got shape {kernel.shape}")
     old = kernel.shape[2]
     mean = kernel.mean(axis=2, keepdims=True)
-    if gain is None:
-        adapted = np.repeat(mean * (old / channels), channels, axis=2)
-        return adapted.astype(np.float32), None
     var_old = kernel.var(axis=(0, 1, 2))
     var_mean = mean.var(axis=(0, 1, 2))
     scale = np.where(var_mean > 0, np.sqrt(var_old / np.where(var_mean > 0, var_mean, 1.0)), 1.0)
