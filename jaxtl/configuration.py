@@ -76,6 +76,22 @@ def ascending_epochs(value: Any) -> str | None:
     return None
 
 
+def epochs_from_zero(value: Any) -> str | None:
+    if not isinstance(value, (tuple, list)) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in value):
+        return f"is {value!r}; expected a tuple of epoch numbers >= 0, e.g. (2, 4, 6)"
+    if list(value) != sorted(value):
+        return f"is {value!r}; the epochs must be in ascending order"
+    return None
+
+
+def positive_numbers(value: Any) -> str | None:
+    if not isinstance(value, (tuple, list)) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in value):
+        return f"is {value!r}; expected a tuple of positive numbers (or () for none)"
+    return None
+
+
 def augment_list(value: Any) -> str | None:
     if not isinstance(value, str):
         return f"is {value!r}; expected 'none' or a comma list of {', '.join(AUGMENTATIONS)}"
@@ -127,11 +143,23 @@ def _rules() -> dict[str, Rule]:
         "optim.weight_decay": number(0.0, 1.0),
         "optim.rho_0": number(0.0, 0.9999),
         "optim.alpha": number(0.0, 1.0),
+        "optim.clip_grad_norm": number(0.0, None),
         "optim.schedule": choice(*optim.SCHEDULES),
         "optim.warmup_epochs": number(0.0, None),
+        "optim.gradual_decay": choice(*optim.GRADUAL_DECAYS),
+        "optim.end_lr_fraction": number(0.0, 1.0),
+        "optim.min_lr_fraction": number(0.0, 1.0),
+        "optim.cycle_epochs": number(0.01, None),
         "optim.decay_epochs": ascending_epochs,
         "optim.decay_factor": number(0.0, 1.0),
+        "finetune.strategy": choice(*optim.STRATEGIES),
+        "finetune.freeze_stages": number(0, None, integer=True),
+        "finetune.unfreeze_epochs": epochs_from_zero,
+        "finetune.stage_lr_multipliers": positive_numbers,
         "train.epochs": number(1, None, integer=True),
+        "train.early_stopping_patience": number(0, None, integer=True),
+        "train.early_stopping_min_delta": number(0.0, None),
+        "train.label_smoothing": number(0.0, 0.99),
         "train.eval_every_epochs": number(1, None, integer=True),
         "train.checkpoint_every_epochs": number(1, None, integer=True),
         "train.keep_checkpoints": number(1, None, integer=True),
@@ -182,8 +210,42 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if len(config.data.mean) != len(config.data.std):
             problems.append("config.data.mean and config.data.std must have one value per "
                             "channel each")
+    if not problems:
+        problems += _optim_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _optim_problems(config: ml_collections.ConfigDict) -> list[str]:
+    """Settings of optim and finetune that only make sense together."""
+    problems = []
+    optim_config, finetune = config.optim, config.finetune
+    if (optim_config.schedule == "gradual" and optim_config.gradual_decay == "exponential"
+            and optim_config.end_lr_fraction <= 0):
+        problems.append("config.optim.end_lr_fraction must be above 0 for the exponential "
+                        "gradual decay (it is the final lr / lr, e.g. 0.01)")
+    stages = [stage.name for stage in optim.stages_of(config.model.arch)]
+    named = f"{config.model.arch} has {len(stages)} stages: {', '.join(stages)}"
+    strategy = finetune.strategy
+    if strategy == "freeze_stages" and not 1 <= finetune.freeze_stages <= len(stages):
+        problems.append(f"config.finetune.freeze_stages is {finetune.freeze_stages}; "
+                        f"expected 1 .. {len(stages)} ({named})")
+    if strategy != "freeze_stages" and finetune.freeze_stages != 0:
+        problems.append(f"config.finetune.freeze_stages is {finetune.freeze_stages} but "
+                        f"finetune.strategy is {strategy!r}; set it to 0 or use freeze_stages")
+    if strategy == "gradual_unfreeze" and not 1 <= len(finetune.unfreeze_epochs) <= len(stages):
+        problems.append(f"config.finetune.unfreeze_epochs is {finetune.unfreeze_epochs!r}; "
+                        f"gradual_unfreeze needs 1 .. {len(stages)} epochs, one per stage "
+                        f"from the top down ({named})")
+    if strategy != "gradual_unfreeze" and finetune.unfreeze_epochs:
+        problems.append(f"config.finetune.unfreeze_epochs is {finetune.unfreeze_epochs!r} but "
+                        f"finetune.strategy is {strategy!r}; set it to () or use "
+                        f"gradual_unfreeze")
+    multipliers = finetune.stage_lr_multipliers
+    if multipliers and len(multipliers) != len(stages):
+        problems.append(f"config.finetune.stage_lr_multipliers has {len(multipliers)} values; "
+                        f"expected () or one per stage from the input up ({named})")
+    return problems
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -74,7 +74,8 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
         seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
         prefetch=config.data.prefetch_batches)
     total_steps = stream.steps_per_epoch * config.train.epochs
-    tx, schedule = optim.make_optimizer(config.optim, stream.steps_per_epoch, total_steps)
+    optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
+    tx, schedule = optimizer.tx, optimizer.schedule
     model = models.create_model(config.model.arch, num_outputs=splits.num_classes,
                                 head=config.model.head, dropout=config.model.dropout,
                                 dtype=config.model.dtype)
