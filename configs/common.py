@@ -85,6 +85,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval.batch_size = 64  # global
     config.eval.best_metric = "kappa"  # validation metric that selects the best checkpoint
 
+    # python -m jaxtl.features: logistic regression on pooled backbone features
+    config.probe = ml_collections.ConfigDict()
+    config.probe.c_values = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths; val picks one
+    config.probe.max_iter = 1000  # L-BFGS iterations per fit
+
     config.demo = ml_collections.ConfigDict()  # used only when data.root is empty
     config.demo.seed = 0
     config.demo.num_patients = 800

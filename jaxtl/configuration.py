@@ -165,6 +165,8 @@ def _rules() -> dict[str, Rule]:
         "train.keep_checkpoints": number(1, None, integer=True),
         "train.log_every_steps": number(1, None, integer=True),
         "train.seed": number(0, 2**31 - 1, integer=True),
+        "probe.c_values": positive_numbers,
+        "probe.max_iter": number(1, None, integer=True),
         "eval.batch_size": number(1, None, integer=True),
         "eval.best_metric": text,  # checked against the dataset's metrics below
         "demo.seed": number(0, 2**31 - 1, integer=True),
@@ -241,6 +243,8 @@ def _optim_problems(config: ml_collections.ConfigDict) -> list[str]:
         problems.append(f"config.finetune.unfreeze_epochs is {finetune.unfreeze_epochs!r} but "
                         f"finetune.strategy is {strategy!r}; set it to () or use "
                         f"gradual_unfreeze")
+    if not config.probe.c_values:
+        problems.append("config.probe.c_values is (); give at least one C, e.g. (0.1, 1.0)")
     multipliers = finetune.stage_lr_multipliers
     if multipliers and len(multipliers) != len(stages):
         problems.append(f"config.finetune.stage_lr_multipliers has {len(multipliers)} values; "
