@@ -271,3 +271,26 @@ def test_every_schedule_and_strategy_passes_validation_when_complete():
                      {"strategy": "gradual_unfreeze", "unfreeze_epochs": (0, 1.5, 3)},
                      {"stage_lr_multipliers": (0.1, 0.2, 0.4, 0.8, 1)}):
         configuration.validate(run_config({}, finetune))
+
+
+@pytest.mark.parametrize("name, lr", [("sgd", 0.05), ("adam", 0.2), ("adamw", 0.2),
+                                      ("cool_momentum", 0.05)])
+@pytest.mark.parametrize("schedule", sorted(optim.SCHEDULES))
+def test_every_optimizer_with_every_schedule_minimises_a_quadratic(name, lr, schedule):
+    config = run_config({"name": name, "lr": lr, "schedule": schedule, "warmup_epochs": 1.0,
+                         "end_lr_fraction": 0.01, "decay_epochs": (3,), "cycle_epochs": 2.0,
+                         "weight_decay": 0.0})
+    tx = optim.make_optimizer(config, steps_per_epoch=10, total_steps=60).tx
+    target = jnp.array([1.0, -2.0, 0.5])
+    loss = lambda p: jnp.sum((p["w"] - target) ** 2)  # noqa: E731
+
+    @jax.jit
+    def step(params, state):
+        updates, state = tx.update(jax.grad(loss)(params), state, params)
+        return optax.apply_updates(params, updates), state
+
+    params = {"w": jnp.zeros(3)}
+    state = tx.init(params)
+    for _ in range(60):
+        params, state = step(params, state)
+    assert float(loss(params)) < 0.05 * float(loss({"w": jnp.zeros(3)}))
