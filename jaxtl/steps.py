@@ -18,6 +18,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxtl.optim.freezing import NOTHING_FROZEN, Frozen
+
 Batch = dict[str, jax.Array]
 
 
@@ -69,15 +71,20 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
-                    mesh: Mesh) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
+                    frozen: Frozen = NOTHING_FROZEN,
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    """`frozen`: backbone stages that get no gradient and run BatchNorm and dropout in
+    inference mode (jaxtl.optim.freezing); the optimizer keeps their parameters."""
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         dropout_key = jax.random.fold_in(state.rng, state.step)
 
         def loss_fn(params):
-            logits, updates = model.apply(
-                {"params": params, "batch_stats": state.batch_stats}, batch["image"],
-                train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+            with frozen.inference_mode():
+                logits, updates = model.apply(
+                    {"params": frozen.stop_gradient(params), "batch_stats": state.batch_stats},
+                    batch["image"], train=True, rngs={"dropout": dropout_key},
+                    mutable=["batch_stats"])
             loss = cross_entropy(logits, batch["label"]).mean()
             return loss, (logits, updates.get("batch_stats", {}))
 

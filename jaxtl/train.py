@@ -8,6 +8,7 @@ evaluation (`jaxtl.evaluation`), checkpoints (`jaxtl.checkpoint`), logs (`jaxtl.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -26,6 +27,7 @@ from jaxtl.data.records import DatasetSplits, Record
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.errors import WorkdirConflict
 from jaxtl.evaluation.metrics import classification_metrics
+from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.runlog import RunLog
 
 CONFIG_FILE = "config.json"
@@ -44,7 +46,8 @@ class Run:
     mesh: jax.sharding.Mesh
     layout: pipeline.Layout
     model: Any
-    train_step: Any
+    plan: optim.FinetunePlan  # which backbone stages train from which step
+    train_step: Any  # step number -> the compiled train step (frozen stages differ by phase)
     eval_step: Any
     schedule: Any
     stream: pipeline.TrainStream
@@ -86,8 +89,11 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
         state = steps.with_variables(state, tx, transfer.load_into(
             config.model.init, {"params": state.params, "batch_stats": state.batch_stats}),
             mesh)
+    compile_step = functools.cache(
+        lambda frozen: steps.make_train_step(model, tx, mesh, frozen=frozen))
     run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
-              train_step=steps.make_train_step(model, tx, mesh),
+              plan=optimizer.plan,
+              train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
               eval_step=steps.make_eval_step(model, mesh), schedule=schedule, stream=stream,
               eval_transform=image_transform(config, spec.channels, augment=False),
               total_steps=total_steps)
@@ -153,9 +159,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
              len(run.splits.val), len(run.splits.test), run.splits.num_classes,
              config.model.arch, run.mesh.size, jax.devices()[0].platform,
              run.stream.steps_per_epoch)
+    if not run.plan.uniform:
+        log.info("fine-tuning (%s): %s", config.finetune.strategy,
+                 run.plan.describe(run.stream.steps_per_epoch))
     checkpoints = RunCheckpoints(workdir, keep=config.train.keep_checkpoints,
                                  best_metric=config.eval.best_metric)
     iterator = run.stream.iterator()
+    stopper = EarlyStopping(config.train.early_stopping_patience,
+                            config.train.early_stopping_min_delta)
 
     # --- Restore or start -------------------------------------------------------------------
     if checkpoints.latest_step() is not None:
@@ -163,6 +174,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         log.info("resumed from step %d (epoch %d) in %s", int(state.step), meta["epoch"],
                  workdir)
         log.truncate_after(int(state.step))
+        stopper = EarlyStopping.restore(stopper.patience, stopper.min_delta,
+                                        meta["early_stopping"])
     step = int(state.step)
     steps_per_epoch = run.stream.steps_per_epoch
 
@@ -172,9 +185,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                     desc=("DEMO " if is_demo else "") + "train")
     window_start, window_images = time.time(), 0
     throughput: list[float] = []
-    while step < run.total_steps:
+    while step < run.total_steps and not stopper.stopped:
         batch = next(iterator)
-        state, train_metrics = run.train_step(state, batch)
+        state, train_metrics = run.train_step(step)(state, batch)
         step += 1
         window_images += config.data.batch_size
         progress.update(1)
@@ -199,7 +212,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                      meta["val"][config.eval.best_metric], meta["val"]["accuracy"])
             if checkpoints.save_if_best(step, state, meta):
                 log.info("epoch %d is the best so far", epoch)
-        if epoch % config.train.checkpoint_every_epochs == 0 or last:
+            if stopper.update(epoch, meta["val"][config.eval.best_metric]):
+                log.info("early stopping after epoch %d: %s has not risen by more than %g "
+                         "since epoch %d", epoch, config.eval.best_metric, stopper.min_delta,
+                         stopper.best_epoch)
+        meta["early_stopping"] = stopper.state()
+        if epoch % config.train.checkpoint_every_epochs == 0 or last or stopper.stopped:
             checkpoints.save_latest(step, state, iterator, meta)
         window_start, window_images = time.time(), 0
     progress.close()
@@ -214,6 +232,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         "jaxtl_version": __version__,
         "best_epoch": best_meta["epoch"],
         "epochs": config.train.epochs,
+        "epochs_trained": step // steps_per_epoch,
+        "stopped_epoch": stopper.stopped_epoch,  # None: trained all epochs
         "steps": run.total_steps,
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
         "val": evaluate(run, best_state, run.splits.val),
