@@ -15,31 +15,30 @@ from jaxtl.optim.freezing import Frozen
 from jaxtl.optim.stages import stages_of
 
 
-def small_model(arch, dropout=0.0):
-    model = models.create_model(arch, num_outputs=3, head="mlp_128", dropout=dropout)
-    variables = model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 32, 32, 3)),
-                           train=False)
-    images = jax.random.normal(jax.random.PRNGKey(1), (4, 32, 32, 3))
-    return model, variables, images
-
-
 def flat(tree):
     return traverse_util.flatten_dict(tree, sep="/")
 
 
 def test_all_stages_frozen_is_the_backbone_in_inference_mode():
-    model, variables, images = small_model("small_cnn")
+    model = models.create_model("small_cnn", num_outputs=3, head="mlp_128")
     frozen = Frozen(stages_of("small_cnn"))
 
-    with frozen.inference_mode():
-        logits, updates = model.apply(variables, images, train=True, mutable=["batch_stats"])
-    expected = model.apply(variables, images, train=False)
+    @jax.jit  # one compilation for all four (op-by-op dispatch is slow on a busy CPU)
+    def outputs():
+        variables = model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 32, 32, 3)),
+                               train=False)
+        images = jax.random.normal(jax.random.PRNGKey(1), (4, 32, 32, 3))
+        with frozen.inference_mode():
+            frozen_out = model.apply(variables, images, train=True, mutable=["batch_stats"])
+        # outside the context the same call trains BatchNorm again
+        train_out = model.apply(variables, images, train=True, mutable=["batch_stats"])
+        return variables, frozen_out, model.apply(variables, images, train=False), train_out
+
+    variables, (logits, updates), expected, (train_logits, _) = outputs()
     np.testing.assert_array_equal(logits, expected)
     for name, value in flat(updates["batch_stats"]).items():
         np.testing.assert_array_equal(value, flat(variables["batch_stats"])[name], err_msg=name)
-    # outside the context the same call trains BatchNorm again
-    logits, updates = model.apply(variables, images, train=True, mutable=["batch_stats"])
-    assert not np.allclose(logits, expected)
+    assert not np.allclose(train_logits, expected)
 
 
 def test_frozen_stage_dropout_is_off_and_unfrozen_dropout_stays_on():
