@@ -19,6 +19,8 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.data = ml_collections.ConfigDict()
     config.data.root = ""  # empty: synthetic demo data in the dataset's real layout (see `demo`)
+    config.data.task = ""  # what to predict; each family file sets it (the dataset lists its tasks)
+    config.data.channels = 3  # input channels; data.mean and data.std have one value each
     config.data.resolution = 256  # square side in pixels after resizing
     config.data.augment = "none"  # 'none' or a comma list of crop, flip, rotate
     config.data.crop_scale_min = 0.7  # 'crop': smallest crop area as a fraction of the image
@@ -74,7 +76,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.epochs = 30  # the most epochs; early stopping may end the run sooner
     config.train.early_stopping_patience = 0  # stop after this many epochs without improving; 0 off
     config.train.early_stopping_min_delta = 0.0  # smallest rise of eval.best_metric that counts
-    config.train.label_smoothing = 0.0  # targets (1 - s) one-hot + s / classes
+    # softmax targets (1 - s) one-hot + s / classes; binary targets (1 - s) y + s / 2
+    config.train.label_smoothing = 0.0
     config.train.eval_every_epochs = 1
     config.train.checkpoint_every_epochs = 1
     config.train.keep_checkpoints = 2  # latest checkpoints kept for resuming; the best is kept apart
@@ -84,6 +87,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 64  # global
     config.eval.best_metric = "kappa"  # validation metric that selects the best checkpoint
+    config.eval.bootstrap_samples = 1000  # patient resamples for the 95% CIs of final metrics
+    config.eval.bootstrap_seed = 0
 
     # python -m jaxtl.features: logistic regression on pooled backbone features
     config.probe = ml_collections.ConfigDict()

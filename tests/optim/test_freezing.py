@@ -9,7 +9,7 @@ import pytest
 from flax import traverse_util
 
 from configs import eyepacs
-from jaxtl import models, optim, steps
+from jaxtl import models, optim, steps, tasks
 from jaxtl.data import pipeline
 from jaxtl.optim.freezing import Frozen
 from jaxtl.optim.stages import stages_of
@@ -79,7 +79,8 @@ def train_steps(arch, finetune, count=3):
     state = steps.init_state(model, opt.tx, seed=0, image_shape=(32, 32, 3), mesh=mesh)
     initial = jax.device_get({"params": state.params, "batch_stats": state.batch_stats})
     frozen = opt.plan.frozen_at(0)
-    train_step = steps.make_train_step(model, opt.tx, mesh, frozen=frozen)
+    train_step = steps.make_train_step(model, opt.tx, mesh, frozen=frozen,
+                                       task=tasks.multiclass(["a", "b", "c"]))
     layout = pipeline.Layout.from_mesh(mesh)
     batch = {"image": np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype(np.float32),
              "label": np.array([0, 1, 2, 1], np.int32)}
