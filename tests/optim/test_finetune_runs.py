@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
+import optax
 import pytest
 from flax import traverse_util
 
 from conftest import tiny_config
 from jaxtl import checkpoint, train
+from jaxtl.data import pipeline
 from jaxtl.checkpoint import abstract_like
 
 pytestmark = pytest.mark.slow
@@ -18,6 +21,7 @@ pytestmark = pytest.mark.slow
 def small_cnn_config(tmp_path, **sections):
     config = tiny_config(tmp_path)
     config.demo.arch = config.model.arch = "small_cnn"
+    config.eval.bootstrap_samples = 20
     for section, values in sections.items():
         for key, value in values.items():
             config[section][key] = value
@@ -28,8 +32,6 @@ def initial_and_final(config, workdir):
     """The variables a run starts from (rebuilt from its seed) and its latest checkpoint's."""
     run, initial = train.build(config)
     latest = checkpoint.RunCheckpoints(workdir, keep=2, best_metric=config.eval.best_metric)
-    import grain  # noqa: F401  (the iterator is restored too)
-
     final, _ = latest.restore_latest(abstract_like(initial), run.stream.iterator())
     latest.close()
     return initial, final
@@ -52,7 +54,8 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
         tmp_path, demo={"epochs": 4},
         optim={"name": "adam", "lr": 0.01, "schedule": "one_cycle", "clip_grad_norm": 1.0},
         finetune={"strategy": "linear_probe"},
-        train={"early_stopping_patience": 1, "early_stopping_min_delta": 2.0})
+        train={"early_stopping_patience": 1, "early_stopping_min_delta": 2.0,
+               "label_smoothing": 0.2})
     workdir = tmp_path / "probe"
     results = train.train_and_evaluate(config, workdir)
     assert results["stopped_epoch"] == 2 and results["epochs_trained"] == 2
@@ -71,6 +74,18 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
     assert before == after and len(before) == 4  # all four blocks, params and statistics
     head_before = np.asarray(initial.params["head"]["fc"]["kernel"])
     assert not np.array_equal(head_before, np.asarray(final.params["head"]["fc"]["kernel"]))
+
+    # the first step's loss: label-smoothed cross-entropy of the backbone in inference mode
+    run, _ = train.build(config)
+    iterator = run.stream.iterator()
+    batch = next(iterator)
+    pipeline.close(iterator)
+    logits = run.model.apply({"params": initial.params, "batch_stats": initial.batch_stats},
+                             batch["image"], train=False)
+    targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], 5), 0.2)
+    first_loss = float(optax.softmax_cross_entropy(logits, targets).mean())
+    assert [r["loss"] for r in records if r["split"] == "train"][0] == pytest.approx(
+        first_loss, rel=1e-5)
 
     # the same command again: the run is over, nothing is trained any more
     again = train.train_and_evaluate(config, workdir)
