@@ -145,3 +145,25 @@ def test_command_line_reports_a_bad_config_in_one_line(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=pathlib.Path(__file__).parents[1])
     assert result.returncode == 2
     assert "config.probe.c_values is (); give at least one C" in result.stderr
+
+
+def test_backbone_weights_come_from_model_init(tmp_path):
+    import orbax.checkpoint as ocp
+
+    config = tiny_config(tmp_path)
+    config.model.arch = "small_cnn"
+    model = models.create_model("small_cnn", num_outputs=5, head=config.model.head)
+    mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
+    random = jax.device_get(features.init_variables(model, config, mesh))
+    # a run's best checkpoint whose backbone differs from the random one
+    pretrained = jax.tree.map(lambda x: np.asarray(x) + 1.0, random)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp_path / "run" / "best" / "7" / "state", pretrained)
+    checkpointer.wait_until_finished()
+    config.model.init = str(tmp_path / "run")
+    loaded = jax.device_get(features.init_variables(model, config, mesh))
+    for collection in ("params", "batch_stats"):
+        jax.tree.map(np.testing.assert_array_equal, loaded[collection]["backbone"],
+                     pretrained[collection]["backbone"])
+    jax.tree.map(np.testing.assert_array_equal, loaded["params"]["head"],
+                 random["params"]["head"])  # the head is the new task's, not the checkpoint's
