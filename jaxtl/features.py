@@ -184,7 +184,7 @@ def _fit_part(x: np.ndarray, y: np.ndarray, num_classes: int, width: int, c: flo
         return _constant(np.bincount(y, minlength=num_classes).astype(float), width)
     model = LogisticRegression(C=c, max_iter=max_iter)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # counted below instead
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported once, in the results
         model.fit(x, y)
     return model, classes
 
@@ -268,12 +268,15 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
                  "three_way": list(splits.task.three_way),
                  "parents": list(splits.task.parents)},
         "probe": {"backbone": backbone, "feature_dim": int(features["train"].features.shape[1]),
-                  "C": _chosen_c(probe, by_c), f"val_{config.eval.best_metric}_by_C": by_c,
+                  "C": _chosen_c(probe), f"val_{config.eval.best_metric}_by_C": by_c,
                   "max_iter": config.probe.max_iter,
                   "converged": _converged(probe, config.probe.max_iter)},
         "wall_seconds_this_session": None,
         "config": config.to_dict(),
     }
+    if writer and not results["probe"]["converged"]:
+        logging.warning("a logistic regression stopped at probe.max_iter=%d before "
+                        "converging; raise probe.max_iter", config.probe.max_iter)
     for split in ("val", "test"):
         if split not in features:
             results[split] = None
@@ -295,7 +298,7 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
     return results
 
 
-def _chosen_c(probe: Probe, by_c: dict[str, float]) -> float | None:
+def _chosen_c(probe: Probe) -> float | None:
     for _, part in probe.parts:
         if not isinstance(part, np.ndarray):
             return float(part[0].C)
