@@ -28,7 +28,7 @@ def probe_run(tmp_path_factory):
     config = tiny_config(tmp)
     config.demo.arch = config.model.arch = "small_cnn"
     config.demo.num_patients = 60
-    config.eval.bootstrap_samples = 20
+    config.demo.bootstrap_samples = 20  # the demo sets eval.bootstrap_samples
     config.probe.c_values = (0.01, 1.0)
     results = features.extract_and_probe(config, tmp / "workdir")
     return tmp / "workdir", config, results

@@ -200,11 +200,13 @@ def test_schedule_gives_eta_at_each_step():
 def test_sharded_parameters_and_orbax_checkpoint_follow_the_published_formula(tmp_path):
     """Parameters split over 4 devices, state saved and restored with Orbax at step 17:
     the trajectory is the NumPy one, and parameters and velocity stay sharded alike."""
+    root = SHARDED_SCRIPT.parents[2]  # import this checkout's jaxtl, whatever is installed
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")
+               JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run([sys.executable, str(SHARDED_SCRIPT), str(tmp_path)], env=env,
                             capture_output=True, text=True, timeout=300,
-                            cwd=SHARDED_SCRIPT.parents[2])
+                            cwd=root)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["devices"] == 4 and out["shards"] == 4

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def small_cnn_config(tmp_path, **sections):
     config = tiny_config(tmp_path)
     config.demo.arch = config.model.arch = "small_cnn"
-    config.eval.bootstrap_samples = 20
+    config.demo.bootstrap_samples = 20  # the demo sets eval.bootstrap_samples
     for section, values in sections.items():
         for key, value in values.items():
             config[section][key] = value
