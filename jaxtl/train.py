@@ -17,9 +17,10 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from scipy.special import softmax
 from tqdm import tqdm
 
-from jaxtl import __version__, configuration, demo, models, optim, steps, transfer
+from jaxtl import __version__, configuration, demo, models, optim, provenance, steps, transfer
 from jaxtl.checkpoint import LATEST_DIR, RunCheckpoints, abstract_like
 from jaxtl.data import datasets, pipeline, prepare
 from jaxtl.data.records import DatasetSplits, Record
@@ -30,6 +31,7 @@ from jaxtl.runlog import RunLog
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "predictions_{split}.npz"  # labels and scores of the best checkpoint
 # Settings that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = ("data.num_workers", "data.prefetch_batches", "data.cache_dir",
                      "train.log_every_steps")
@@ -93,8 +95,13 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
     return run, state
 
 
-def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record]) -> dict[str, Any]:
-    """Scores every record of a split exactly once (all hosts) and computes the metrics."""
+def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record],
+             predictions_file: pathlib.Path | None = None) -> dict[str, Any]:
+    """Scores every record of a split exactly once (all hosts) and computes the metrics.
+
+    With `predictions_file`, host 0 also saves the labels and scores in record order (for ROC
+    and precision-recall curves).
+    """
     outputs: dict[str, list[np.ndarray]] = {"logits": [], "label": [], "index": [], "mask": []}
     for batch in pipeline.eval_batches(records, run.eval_transform,
                                        global_batch=run.config.eval.batch_size,
@@ -111,6 +118,10 @@ def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record]) -> di
                            f"{len(records)}: every example must be scored exactly once")
     logits = np.concatenate(outputs["logits"])[mask][order]
     labels = np.concatenate(outputs["label"])[mask][order]
+    if predictions_file is not None and jax.process_index() == 0:
+        np.savez_compressed(predictions_file, labels=labels,
+                            scores=softmax(logits.astype(np.float64), axis=-1).astype(np.float32),
+                            names=np.array(run.splits.class_names))
     return classification_metrics(labels, logits, run.splits.class_names)
 
 
@@ -211,12 +222,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         "demo": is_demo,
         "dataset": run.splits.name,
         "jaxtl_version": __version__,
+        **provenance.git_commit(),
         "best_epoch": best_meta["epoch"],
         "epochs": config.train.epochs,
         "steps": run.total_steps,
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
-        "val": evaluate(run, best_state, run.splits.val),
-        "test": (evaluate(run, best_state, run.splits.test) if run.splits.test else None),
+        "val": evaluate(run, best_state, run.splits.val,
+                        workdir / PREDICTIONS_FILE.format(split="val")),
+        "test": (evaluate(run, best_state, run.splits.test,
+                          workdir / PREDICTIONS_FILE.format(split="test"))
+                 if run.splits.test else None),
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
         "wall_seconds_this_session": time.time() - started,
         "config": config.to_dict(),
