@@ -92,8 +92,11 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
     slug = _slug(study.dataset)
     metric_name = f"{study.split} {study.metric}"
     has_ci = any(select.interval(r, study.split, study.metric) for r in study.rows)
-    ci_note = ("Bands and brackets: 95% bootstrap confidence intervals, resampled by patient."
-               if has_ci else "These results hold no confidence intervals (`<metric>_ci`).")
+    levels = {row.get(f"{study.split}.ci_level") for row in study.rows} - {None}
+    level = f"{100 * levels.pop():g}%" if len(levels) == 1 else "95%"
+    ci_note = (f"Bands and brackets: the runs' {level} confidence intervals (`<metric>_ci` in "
+               f"results.json; jaxtl resamples patients)." if has_ci
+               else "These results hold no confidence intervals (`<metric>_ci`).")
     doc.heading(f"{study.dataset}: {metric_name}")
     png, _ = figures.metric_vs_size(study, {study.dataset: study.rows})
     doc.figure(f"{slug}_main.png", png,
@@ -134,6 +137,8 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
         doc.paragraph(f"No `{PREDICTIONS_FILE.format(split=study.split)}` in the chosen runs' "
                       f"folders: no ROC or precision-recall curves.")
 
+    _per_class_tables(doc, study, chosen)
+
     best = select.best_by_validation(list(study.rows), study.metric)
     matrix = best.get(f"{study.split}.confusion_matrix")
     if isinstance(matrix, list) and matrix:
@@ -154,6 +159,29 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
         doc.figure(f"{slug}_learning_curves.png", png,
                    f"Learning curves of the chosen runs (from metrics.jsonl): training loss "
                    f"and validation {study.metric} per epoch.")
+
+
+def per_class_metrics(rows: Sequence[Mapping[str, Any]], split: str) -> dict[str, list[str]]:
+    """{metric: [class or label names]} of the per-class/per-label metrics the rows hold
+    (`<split>.recall.<class>`, `<split>.auroc.<label>`, ...)."""
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        for key, number in row.items():
+            parts = key.split(".", 2)
+            if (len(parts) == 3 and parts[0] == split and isinstance(number, (int, float))
+                    and not key.endswith((".ci_low", ".ci_high"))):
+                names = found.setdefault(parts[1], [])
+                if parts[2] not in names:
+                    names.append(parts[2])
+    return {metric: names for metric, names in found.items() if len(names) > 1}
+
+
+def _per_class_tables(doc: Document, study: select.Study, chosen: Sequence[Mapping]) -> None:
+    for metric, names in per_class_metrics(chosen, study.split).items():
+        doc.paragraph(f"{study.split} {metric} per class/label of the chosen runs:")
+        doc.table([metric, *(_label(row) for row in chosen)],
+                  [[name, *(with_ci(row, study.split, f"{metric}.{name}") for row in chosen)]
+                   for name in names])
 
 
 def _label(row: Mapping[str, Any]) -> str:

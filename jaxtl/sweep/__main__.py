@@ -77,6 +77,8 @@ def main(argv: list[str]) -> int:
     try:
         status = runner.run_all(runs, parallel=args.parallel,
                                 after_each=lambda: table.write(sweep_dir))
+    except KeyboardInterrupt:
+        return 130
     finally:
         table.write(sweep_dir)
     failed = [name for name, value in status.items()

@@ -243,7 +243,8 @@ def resolve(candidate: _Candidate, sweep: Sweep, sweep_dir: pathlib.Path,
         elif init:
             overrides[INIT_KEY] = str(pathlib.Path(init).expanduser().resolve())
     for key, value in overrides.items():
-        set_value(config, key, value, name)
+        if value != raw[key]:  # placeholders filled, model.init resolved
+            set_value(config, key, value, name)
     try:
         configuration.validate(config)
     except ConfigError as error:
