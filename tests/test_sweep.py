@@ -258,7 +258,9 @@ def test_runner_skips_finished_runs_records_failures_and_blocks_their_dependents
                                     "sys.exit(2)"),
         scripted(tmp_path, "crashes", "raise RuntimeError('XLA aborted')"),
         scripted(tmp_path, "after_failure", "raise SystemExit('must not run')", needs=["fails"]),
-        scripted(tmp_path, "ok", FINISH.format(dir=tmp_path / "ok")),
+        scripted(tmp_path, "ok", "import time\nend = time.process_time() + 0.3\n"
+                                 "while time.process_time() < end: pass\n"
+                                 + FINISH.format(dir=tmp_path / "ok")),
         scripted(tmp_path, "after_ok", FINISH.format(dir=tmp_path / "after_ok"), needs=["ok"]),
     ]
     lines: list[str] = []
@@ -270,6 +272,8 @@ def test_runner_skips_finished_runs_records_failures_and_blocks_their_dependents
     assert runner.read_status(tmp_path / "after_failure")["error"] == \
         "starts from run fails, which failed"
     assert not (tmp_path / "finished" / runner.STATUS_FILE).exists()  # skipped, not touched
+    ok = runner.read_status(tmp_path / "ok")
+    assert ok["cpu_seconds"] >= 0.3 and ok["wall_seconds"] >= ok["cpu_seconds"] / 2
     assert lines[0].startswith("[sweep] 1/6 done (1 already finished), 0 failed, 5 remaining")
     assert lines[-1].startswith("[sweep] 3/6 done (1 already finished), 3 failed, 0 remaining")
     assert any("ETA" in line and "after the first run" not in line for line in lines)

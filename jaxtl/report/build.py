@@ -76,12 +76,14 @@ def _summary(doc: Document, info: Mapping[str, Any], rows: Sequence[Mapping[str,
     for row in rows:
         counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1
     wall = sum(row.get("wall_seconds") or 0.0 for row in rows)
+    cpu = sum(row.get("cpu_seconds") or 0.0 for row in rows)
     versions = sorted({str(row.get("jaxtl_version")) for row in rows if row.get("jaxtl_version")})
     commits = sorted({str(row.get("git_commit"))[:12] + ("+dirty" if row.get("git_dirty") else "")
                       for row in rows if row.get("git_commit")})
     doc.paragraph(
         f"{len(rows)} runs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        + f". Training wall time of all runs together: {wall / 60:.1f} min. "
+        + f". Wall time of all runs together: {wall / 60:.1f} min"
+        + (f" (CPU time {cpu / 60:.1f} min)" if cpu else "") + ". "
         + f"jaxtl {', '.join(versions) or 'unknown'}; git commit "
         + f"{', '.join(f'`{c}`' for c in commits) or 'unknown'}. "
         + "Tables: `results.csv` and `results.jsonl` in the sweep folder.")

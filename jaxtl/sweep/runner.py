@@ -183,19 +183,22 @@ def run_all(runs: Sequence[PlannedRun], parallel: int = 1,
                 break
             time.sleep(POLL_SECONDS)
             for name, job in list(active.items()):
-                returncode = job.process.poll()
-                if returncode is None:
+                ended = _reap(job)
+                if ended is None:
                     continue
+                returncode, cpu_seconds = ended
                 del active[name]
                 progress.running = len(active)
                 job.log.close()
                 seconds = time.time() - job.started
+                cpu_total = read_status(job.run.workdir).get("cpu_seconds", 0.0) + cpu_seconds
                 if returncode == 0 and is_finished(job.run.workdir):
-                    finish(name, DONE, seconds, None, returncode=0)
+                    finish(name, DONE, seconds, None, returncode=0, cpu_seconds=cpu_total)
                 else:
                     log_text = (job.run.workdir / LOG_FILE).read_text(errors="replace")
                     error = error_from_log(log_text[job.log_offset:], returncode)
-                    finish(name, FAILED, seconds, error, returncode=returncode)
+                    finish(name, FAILED, seconds, error, returncode=returncode,
+                           cpu_seconds=cpu_total)
     except KeyboardInterrupt:
         for name, job in active.items():
             os.killpg(job.process.pid, signal.SIGTERM)
@@ -207,6 +210,19 @@ def run_all(runs: Sequence[PlannedRun], parallel: int = 1,
         out("[sweep] interrupted: running the same command again resumes the unfinished runs")
         raise
     return status
+
+
+def _reap(job: _Active) -> tuple[int, float] | None:
+    """(exit status, CPU seconds of the run's process tree) once it has ended, else None.
+
+    CPU time (user + system, the run and the processes it waited for) measures a run's cost
+    independently of how busy a shared machine was.
+    """
+    pid, wait_status, usage = os.wait4(job.process.pid, os.WNOHANG)
+    if pid == 0:
+        return None
+    job.process.returncode = os.waitstatus_to_exitcode(wait_status)
+    return job.process.returncode, usage.ru_utime + usage.ru_stime
 
 
 def _launch(run: PlannedRun, env: dict[str, str] | None) -> _Active:

@@ -28,7 +28,7 @@ RESULTS_JSONL = "results.jsonl"
 METRICS_FILE = "metrics.jsonl"
 IDENTITY = ("run", "role", "status", "error", "pretrain", "needs", "workdir", "demo",
             "dataset", "jaxtl_version", "git_commit", "git_dirty", "best_epoch", "stop_epoch",
-            "epochs", "steps", "wall_seconds", "wall_seconds_last_session",
+            "epochs", "steps", "wall_seconds", "cpu_seconds", "wall_seconds_last_session",
             "train_images_per_second", "attempts")
 METRIC_PREFIXES = ("val.", "test.", "last_val.", "split_sizes.")
 _LOG_FIELDS = ("step", "split", "demo", "epoch")
@@ -83,6 +83,7 @@ def run_row(workdir: pathlib.Path) -> dict[str, Any]:
         "error": None if status == runner.DONE else record.get("error"),
         "pretrain": record.get("pretrain"), "needs": ",".join(record.get("needs", [])),
         "workdir": workdir.name, "wall_seconds": record.get("wall_seconds"),
+        "cpu_seconds": record.get("cpu_seconds"),
         "attempts": record.get("attempts"),
     }
     if results is None:
