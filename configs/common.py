@@ -19,6 +19,8 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.data = ml_collections.ConfigDict()
     config.data.root = ""  # empty: synthetic demo data in the dataset's real layout (see `demo`)
+    config.data.task = ""  # what to predict; each family file sets it (the dataset lists its tasks)
+    config.data.channels = 3  # input channels; data.mean and data.std have one value each
     config.data.resolution = 256  # square side in pixels after resizing
     config.data.augment = "none"  # 'none' or a comma list of crop, flip, rotate
     config.data.crop_scale_min = 0.7  # 'crop': smallest crop area as a fraction of the image
@@ -66,6 +68,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 64  # global
     config.eval.best_metric = "kappa"  # validation metric that selects the best checkpoint
+    config.eval.bootstrap_samples = 1000  # patient resamples for the 95% CIs of final metrics
+    config.eval.bootstrap_seed = 0
 
     config.demo = ml_collections.ConfigDict()  # used only when data.root is empty
     config.demo.seed = 0

@@ -15,6 +15,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
     config = common.base_config()
     config.dataset = "eyepacs"
+    config.data.task = "grade"  # the 5 DR grades, one per image
     config.data.resolution = 512
     config.data.augment = "crop,flip,rotate"
     config.data.rotate_degrees = 180.0  # a fundus photograph has no preferred orientation

@@ -17,7 +17,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxtl import configuration, models, optim, steps
+from jaxtl import configuration, models, optim, steps, tasks
 from jaxtl.data import datasets, pipeline, prepare
 from jaxtl.errors import UserError
 
@@ -48,7 +48,8 @@ def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) 
     shape = (config.data.resolution, config.data.resolution, channels)
     state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
     batch = synthetic_batch(layout, config.data.batch_size, shape, num_classes)
-    train_step = steps.make_train_step(model, tx, mesh)
+    task = tasks.multiclass([str(c) for c in range(num_classes)])
+    train_step = steps.make_train_step(model, tx, mesh, task=task)
     start = time.perf_counter()
     compiled = train_step.lower(state, batch).compile()
     compile_seconds = time.perf_counter() - start
@@ -92,13 +93,12 @@ def main(argv: list[str]) -> None:
     config = _CONFIG.value
     try:
         configuration.validate(config)
-        spec = datasets.get(config.dataset)
         splits = prepare.load_splits(config)
         result = {"arch": config.model.arch, "resolution": config.data.resolution,
                   "batch_size": config.data.batch_size, "dtype": config.model.dtype,
                   "pipeline_data": "DEMO" if splits.demo else config.data.root,
-                  **bench_train_step(config, splits.num_classes, spec.channels, _STEPS.value),
-                  **bench_pipeline(config, splits, spec.channels, _PIPELINE_BATCHES.value)}
+                  **bench_train_step(config, splits.num_classes, config.data.channels, _STEPS.value),
+                  **bench_pipeline(config, splits, config.data.channels, _PIPELINE_BATCHES.value)}
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

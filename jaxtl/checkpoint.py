@@ -58,16 +58,22 @@ class RunCheckpoints:
         if step is None:
             return None
         meta = self.best.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-        return meta["val"][self.best_metric]
+        return self.score(meta)
+
+    def score(self, meta: dict[str, Any]) -> float:
+        """The validation metric; an undefined one (e.g. AUROC of a one-class split) is -inf."""
+        value = meta["val"][self.best_metric]
+        return float("-inf") if value is None else float(value)
 
     def save_if_best(self, step: int, state: Any, meta: dict[str, Any]) -> bool:
-        """Keeps `state` as the best checkpoint when its validation metric is higher."""
+        """Keeps `state` as the best checkpoint when its validation metric is higher (the
+        first evaluation is always kept)."""
         previous = self.best_value()
-        if previous is not None and not meta["val"][self.best_metric] > previous:
+        if previous is not None and not self.score(meta) > previous:
             return False
         self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                      meta=ocp.args.JsonSave(meta)),
-                       metrics={self.best_metric: meta["val"][self.best_metric]})
+                       metrics={self.best_metric: self.score(meta)})
         return True
 
     def restore_best(self, abstract_state: Any) -> tuple[Any, dict[str, Any]]:

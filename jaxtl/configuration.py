@@ -8,98 +8,30 @@ reported at once, each naming the key and what is allowed.
 from __future__ import annotations
 
 import json
-import numbers
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import ml_collections
 
 from jaxtl import models, optim
+from jaxtl.config_rules import (AUGMENTATIONS, DTYPES, Rule, ascending_epochs, augment_list,
+                                boolean, choice, number, parse_augment, text,
+                                triple_of_positive)
 from jaxtl.data import datasets
 from jaxtl.errors import ConfigError
 
-Rule = Callable[[Any], str | None]  # returns what is wrong, or None when the value is fine
+__all__ = ["AUGMENTATIONS", "DTYPES", "flatten", "parse_augment", "to_json", "validate"]
 
-AUGMENTATIONS = ("crop", "flip", "rotate")
-DTYPES = ("float32", "bfloat16")
-
-
-def choice(*allowed: str) -> Rule:
-    def check(value: Any) -> str | None:
-        if value not in allowed:
-            return f"is {value!r}; allowed values: {', '.join(allowed)}"
-        return None
-
-    return check
-
-
-def number(low: float | None = None, high: float | None = None, *, integer: bool = False,
-           allowed_extra: tuple[float, ...] = ()) -> Rule:
-    def check(value: Any) -> str | None:
-        kind = "an integer" if integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return f"is {value!r}; expected {kind}"
-        if value in allowed_extra:
-            return None
-        if integer and int(value) != value:
-            return f"is {value!r}; expected {kind}"
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"{'-inf' if low is None else low} .. {'inf' if high is None else high}"
-            extra = f" (or {', '.join(map(str, allowed_extra))})" if allowed_extra else ""
-            return f"is {value!r}; expected {kind} in {bounds}{extra}"
-        return None
-
-    return check
-
-
-def boolean(value: Any) -> str | None:
-    return None if isinstance(value, bool) else f"is {value!r}; expected True or False"
-
-
-def text(value: Any) -> str | None:
-    return None if isinstance(value, str) else f"is {value!r}; expected a string"
-
-
-def triple_of_positive(value: Any) -> str | None:
-    if (not isinstance(value, (tuple, list)) or len(value) == 0
-            or not all(isinstance(v, numbers.Real) and v > 0 for v in value)):
-        return f"is {value!r}; expected a tuple of positive numbers, one per channel"
-    return None
-
-
-def ascending_epochs(value: Any) -> str | None:
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, numbers.Real) and v > 0 for v in value):
-        return f"is {value!r}; expected a tuple of positive epoch numbers, e.g. (10, 20)"
-    if list(value) != sorted(value):
-        return f"is {value!r}; the epochs must be in ascending order"
-    return None
-
-
-def augment_list(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return f"is {value!r}; expected 'none' or a comma list of {', '.join(AUGMENTATIONS)}"
-    if value == "none":
-        return None
-    unknown = [a for a in parse_augment(value) if a not in AUGMENTATIONS]
-    if unknown or not parse_augment(value):
-        return (f"is {value!r}; expected 'none' or a comma list of "
-                f"{', '.join(AUGMENTATIONS)} (e.g. 'crop,flip')")
-    return None
-
-
-def parse_augment(value: str) -> tuple[str, ...]:
-    """'crop, flip' -> ('crop', 'flip'); 'none' -> ()."""
-    if value.strip() == "none":
-        return ()
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _rules() -> dict[str, Rule]:
+def _rules(dataset: str) -> dict[str, Rule]:
+    """The rules of the common keys plus those the dataset's spec adds (data.task and its own
+    section)."""
     archs = tuple(models.list_models())
+    extra = dict(datasets.get(dataset).rules) if dataset in datasets.names() else {}
     return {
         "dataset": choice(*datasets.names()),
         "data.root": text,
+        "data.task": text,  # the dataset's rule below replaces this one
+        "data.channels": number(1, 64, integer=True),
         "data.resolution": number(16, 4096, integer=True),
         "data.augment": augment_list,
         "data.crop_scale_min": number(0.05, 1.0),
@@ -139,6 +71,8 @@ def _rules() -> dict[str, Rule]:
         "train.seed": number(0, 2**31 - 1, integer=True),
         "eval.batch_size": number(1, None, integer=True),
         "eval.best_metric": text,  # checked against the dataset's metrics below
+        "eval.bootstrap_samples": number(0, 100_000, integer=True),
+        "eval.bootstrap_seed": number(0, 2**31 - 1, integer=True),
         "demo.seed": number(0, 2**31 - 1, integer=True),
         "demo.num_patients": number(10, None, integer=True),
         "demo.image_size": number(16, 4096, integer=True),
@@ -147,7 +81,7 @@ def _rules() -> dict[str, Rule]:
         "demo.batch_size": number(1, None, integer=True),
         "demo.epochs": number(1, None, integer=True),
         "demo.num_workers": number(0, 256, integer=True),
-    }
+    } | extra
 
 
 def flatten(config: Mapping[str, Any] | ml_collections.ConfigDict,
@@ -162,7 +96,7 @@ def flatten(config: Mapping[str, Any] | ml_collections.ConfigDict,
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError listing every unknown key, missing key and invalid value."""
-    rules = _rules()
+    rules = _rules(config.dataset if "dataset" in config else "")
     leaves = dict(flatten(config))
     problems = [f"config.{key} is not a known setting; remove it (known settings are listed "
                 f"in configs/common.py)" for key in leaves if key not in rules]
@@ -179,9 +113,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if config.eval.best_metric not in metrics:
             problems.append(f"config.eval.best_metric is {config.eval.best_metric!r}; allowed "
                             f"values for {config.dataset}: {', '.join(metrics)}")
-        if len(config.data.mean) != len(config.data.std):
-            problems.append("config.data.mean and config.data.std must have one value per "
-                            "channel each")
+        if not len(config.data.mean) == len(config.data.std) == config.data.channels:
+            problems.append(f"config.data.mean and config.data.std must have one value per "
+                            f"channel each (data.channels={config.data.channels}); they have "
+                            f"{len(config.data.mean)} and {len(config.data.std)}")
+        problems += [f"config.{problem}" for problem in datasets.get(config.dataset).check(config)]
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 

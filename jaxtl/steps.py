@@ -18,6 +18,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxtl.tasks import Task
+
 Batch = dict[str, jax.Array]
 
 
@@ -65,12 +67,11 @@ def with_variables(state: TrainState, tx: optax.GradientTransformation,
                              variables["params"]))
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-
-
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
-                    mesh: Mesh) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
+                    task: Task, label_smoothing: float = 0.0,
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    """One optimizer step on the task's loss: the mean over the counted (image, label)
+    entries of the global batch (see jaxtl.tasks)."""
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         dropout_key = jax.random.fold_in(state.rng, state.step)
 
@@ -78,18 +79,19 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation,
             logits, updates = model.apply(
                 {"params": params, "batch_stats": state.batch_stats}, batch["image"],
                 train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"])
-            loss = cross_entropy(logits, batch["label"]).mean()
+            loss = task.mean_loss(logits, batch["label"], label_smoothing)
             return loss, (logits, updates.get("batch_stats", {}))
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
         new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                                   opt_state=opt_state)
-        return new_state, {"loss": loss, "accuracy": accuracy,
-                           "grad_norm": optax.tree.norm(grads)}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        if not task.multilabel:
+            metrics["accuracy"] = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
+        return new_state, metrics
 
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(step, in_shardings=(replicated(mesh), data),

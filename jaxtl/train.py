@@ -17,7 +17,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from scipy.special import softmax
 from tqdm import tqdm
 
 from jaxtl import __version__, configuration, demo, models, optim, provenance, steps, transfer
@@ -26,11 +25,12 @@ from jaxtl.data import datasets, pipeline, prepare
 from jaxtl.data.records import DatasetSplits, Record
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.errors import WorkdirConflict
-from jaxtl.evaluation.metrics import classification_metrics
+from jaxtl.evaluation.metrics import task_metrics
 from jaxtl.runlog import RunLog
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
+TRAIN_IMAGES_FILE = "train_images.csv"  # the training images (and patients) this run used
 PREDICTIONS_FILE = "predictions_{split}.npz"  # labels and scores of the best checkpoint
 # Settings that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = ("data.num_workers", "data.prefetch_batches", "data.cache_dir",
@@ -66,21 +66,21 @@ def image_transform(config: ml_collections.ConfigDict, channels: int,
 
 def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
     """Data, model, optimizer and compiled steps; returns the run and a fresh state."""
-    spec = datasets.get(config.dataset)
     splits = prepare.load_splits(config)
+    channels = config.data.channels
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
     stream = pipeline.train_stream(
-        splits.train, image_transform(config, spec.channels, augment=True),
+        splits.train, image_transform(config, channels, augment=True),
         global_batch=config.data.batch_size, epochs=config.train.epochs,
         seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
         prefetch=config.data.prefetch_batches)
     total_steps = stream.steps_per_epoch * config.train.epochs
     tx, schedule = optim.make_optimizer(config.optim, stream.steps_per_epoch, total_steps)
-    model = models.create_model(config.model.arch, num_outputs=splits.num_classes,
+    model = models.create_model(config.model.arch, num_outputs=splits.task.num_outputs,
                                 head=config.model.head, dropout=config.model.dropout,
                                 dtype=config.model.dtype)
-    image_shape = (config.data.resolution, config.data.resolution, spec.channels)
+    image_shape = (config.data.resolution, config.data.resolution, channels)
     state = steps.init_state(model, tx, seed=config.train.seed, image_shape=image_shape,
                              mesh=mesh)
     if config.model.init:
@@ -88,26 +88,24 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
             config.model.init, {"params": state.params, "batch_stats": state.batch_stats}),
             mesh)
     run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
-              train_step=steps.make_train_step(model, tx, mesh),
+              train_step=steps.make_train_step(model, tx, mesh, task=splits.task),
               eval_step=steps.make_eval_step(model, mesh), schedule=schedule, stream=stream,
-              eval_transform=image_transform(config, spec.channels, augment=False),
+              eval_transform=image_transform(config, channels, augment=False),
               total_steps=total_steps)
     return run, state
 
 
-def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record],
-             predictions_file: pathlib.Path | None = None) -> dict[str, Any]:
-    """Scores every record of a split exactly once (all hosts) and computes the metrics.
-
-    With `predictions_file`, host 0 also saves the labels and scores in record order (for ROC
-    and precision-recall curves).
-    """
+def predict(run: Run, state: steps.TrainState,
+            records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, logits) of every record of a split, scored exactly once (all hosts), in the
+    order of `records`."""
     outputs: dict[str, list[np.ndarray]] = {"logits": [], "label": [], "index": [], "mask": []}
     for batch in pipeline.eval_batches(records, run.eval_transform,
                                        global_batch=run.config.eval.batch_size,
                                        layout=run.layout,
                                        num_workers=run.config.data.num_workers,
-                                       prefetch=run.config.data.prefetch_batches):
+                                       prefetch=run.config.data.prefetch_batches,
+                                       label_shape=run.splits.task.label_shape):
         for key, value in jax.device_get(run.eval_step(state, batch)).items():
             outputs[key].append(np.asarray(value))
     mask = np.concatenate(outputs["mask"])
@@ -118,11 +116,36 @@ def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record],
                            f"{len(records)}: every example must be scored exactly once")
     logits = np.concatenate(outputs["logits"])[mask][order]
     labels = np.concatenate(outputs["label"])[mask][order]
+    return labels, logits
+
+
+def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record], *,
+             intervals: bool = False,
+             predictions_file: pathlib.Path | None = None) -> dict[str, Any]:
+    """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient.
+
+    With `predictions_file`, host 0 also saves the labels and the task's scores in record
+    order (for ROC and precision-recall curves).
+    """
+    labels, logits = predict(run, state, records)
     if predictions_file is not None and jax.process_index() == 0:
         np.savez_compressed(predictions_file, labels=labels,
-                            scores=softmax(logits.astype(np.float64), axis=-1).astype(np.float32),
-                            names=np.array(run.splits.class_names))
-    return classification_metrics(labels, logits, run.splits.class_names)
+                            scores=run.splits.task.scores(logits).astype(np.float32),
+                            names=np.array(run.splits.task.names))
+    return task_metrics(run.splits.task, labels, logits, [r.patient for r in records],
+                        bootstrap_samples=run.config.eval.bootstrap_samples if intervals else 0,
+                        seed=run.config.eval.bootstrap_seed)
+
+
+def write_training_set(workdir: pathlib.Path, records: Sequence[Record]) -> None:
+    """The image and patient ids of the training set (after the per-class cap)."""
+    lines = ["image_id,patient"] + [f"{r.image_id},{r.patient}" for r in records]
+    (workdir / TRAIN_IMAGES_FILE).write_text("\n".join(lines) + "\n")
+
+
+def summary(metrics: dict[str, Any], names: Sequence[str]) -> str:
+    return ", ".join(f"{name} {metrics[name]:.4f}" for name in names
+                     if isinstance(metrics.get(name), float))
 
 
 def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> None:
@@ -158,9 +181,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     for note in notes:
         log.info(note)
     run, state = build(config)
-    log.info("%s: %d train / %d val / %d test images, %d classes; %s on %d %s device(s), "
+    if jax.process_index() == 0:
+        write_training_set(workdir, run.splits.train)
+    log.info("%s: %d train / %d val / %d test images, %s; %s on %d %s device(s), "
              "%d steps per epoch", run.splits.name, len(run.splits.train),
-             len(run.splits.val), len(run.splits.test), run.splits.num_classes,
+             len(run.splits.val), len(run.splits.test), run.splits.task.describe(),
              config.model.arch, run.mesh.size, jax.devices()[0].platform,
              run.stream.steps_per_epoch)
     checkpoints = RunCheckpoints(workdir, keep=config.train.keep_checkpoints,
@@ -177,6 +202,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     steps_per_epoch = run.stream.steps_per_epoch
 
     # --- Train ------------------------------------------------------------------------------
+    reported = dict.fromkeys([config.eval.best_metric, *datasets.get(config.dataset).metrics,
+                              "loss"])
     progress = tqdm(total=run.total_steps, initial=step, unit="step", mininterval=2.0,
                     disable=jax.process_index() != 0,
                     desc=("DEMO " if is_demo else "") + "train")
@@ -205,8 +232,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         if epoch % config.train.eval_every_epochs == 0 or last:
             meta["val"] = evaluate(run, state, run.splits.val)
             log.write(step, "val", {"epoch": epoch, **meta["val"]})
-            log.info("epoch %d: val %s %.4f, accuracy %.4f", epoch, config.eval.best_metric,
-                     meta["val"][config.eval.best_metric], meta["val"]["accuracy"])
+            log.info("epoch %d: val %s", epoch, summary(meta["val"], reported))
             if checkpoints.save_if_best(step, state, meta):
                 log.info("epoch %d is the best so far", epoch)
         if epoch % config.train.checkpoint_every_epochs == 0 or last:
@@ -227,10 +253,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         "epochs": config.train.epochs,
         "steps": run.total_steps,
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
-        "val": evaluate(run, best_state, run.splits.val,
-                        workdir / PREDICTIONS_FILE.format(split="val")),
-        "test": (evaluate(run, best_state, run.splits.test,
-                          workdir / PREDICTIONS_FILE.format(split="test"))
+        "task": {"kind": run.splits.task.kind, "names": list(run.splits.task.names),
+                 "three_way": list(run.splits.task.three_way),
+                 "parents": list(run.splits.task.parents)},
+        "val": evaluate(run, best_state, run.splits.val, intervals=True,
+                        predictions_file=workdir / PREDICTIONS_FILE.format(split="val")),
+        "test": (evaluate(run, best_state, run.splits.test, intervals=True,
+                          predictions_file=workdir / PREDICTIONS_FILE.format(split="test"))
                  if run.splits.test else None),
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
         "wall_seconds_this_session": time.time() - started,
@@ -241,9 +270,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     for split in ("val", "test"):
         if results[split] is not None:
             log.write(step, f"final_{split}", results[split])
-            log.info("best checkpoint (epoch %d), %s: kappa %.4f, accuracy %.4f",
-                     results["best_epoch"], split, results[split]["kappa"],
-                     results[split]["accuracy"])
+            log.info("best checkpoint (epoch %d), %s: %s", results["best_epoch"], split,
+                     summary(results[split], reported))
     log.info("results written to %s", workdir / RESULTS_FILE)
     checkpoints.close()
     log.close()

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from configs import eyepacs
-from jaxtl import models, optim, steps
+from jaxtl import models, optim, steps, tasks
 from jaxtl.data import pipeline
 
 
@@ -23,7 +23,8 @@ def main() -> None:
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
     state = steps.init_state(model, tx, seed=0, image_shape=(32, 32, 3), mesh=mesh)
-    train_step = steps.make_train_step(model, tx, mesh)
+    task = tasks.multiclass([str(grade) for grade in range(5)])
+    train_step = steps.make_train_step(model, tx, mesh, task=task)
     rng = np.random.default_rng(0)
     losses = []
     for _ in range(4):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from absl import flags
 from ml_collections import config_flags
@@ -216,16 +217,25 @@ def test_sweep_files_in_the_repository_plan(tmp_path):
     sources = {run.pretrain for run in demo_runs if run.role == "grid"}
     sizes = {run.effective["data.train_per_class"] for run in demo_runs if run.role == "grid"}
     assert len(sources) >= 2 and len(sizes) >= 3 and demo_runs[0].role == "source"
-    study = plan.load_sweep("configs/sweeps/study.py:eyepacs=/data/eyepacs")
+    study = plan.load_sweep("configs/sweeps/study.py:eyepacs=/data/eyepacs,chexpert=/data/cx")
     keys = {key for own in study.grid for key in own}
-    assert keys >= {"config", "data.resolution", "data.train_per_class", "model.arch",
-                    "model.head", "optim.name", "optim.lr", "optim.schedule", "data.batch_size",
-                    "model.init", "data.augment"}
+    assert keys >= {"config", "data.resolution", "data.task", "data.train_per_class",
+                    "model.arch", "model.head", "optim.name", "optim.lr", "optim.schedule",
+                    "data.batch_size", "model.init", "data.augment"}
     runs = plan.plan(study, tmp_path / "study",
                      ["config=eyepacs", "model.arch=resnet50", "data.train_per_class=10",
                       "model.init=none", "data.batch_size=16", "data.augment=none"])
     assert len(runs) == 2 * 2 * 5 * 2  # resolution x head x optimizer-lr x schedule
     assert all(run.effective["data.root"] == "/data/eyepacs" for run in runs)
+    transfer = plan.plan(study, tmp_path / "study",
+                         ["config=eyepacs", "model.init=run:chexpert-all", "data.resolution=224",
+                          "model.arch=densenet121", "data.train_per_class=100",
+                          "model.head=linear", "optim.name=adam", "optim.lr=0.0001",
+                          "optim.schedule=gradual", "data.batch_size=16", "data.augment=none"])
+    source, run = transfer
+    assert source.name == "chexpert-all-densenet121-224px-3ch" and run.needs == (source.name,)
+    assert source.effective["data.root"] == "/data/cx" and source.effective["data.channels"] == 3
+    assert run.overrides["model.init"] == str(tmp_path / "study" / source.name)
 
 
 # --- Runner -----------------------------------------------------------------------------------
@@ -438,7 +448,12 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     assert fine_tuned["demo"] is True and fine_tuned["git_commit"]
     assert fine_tuned["val.count"] == fine_tuned["split_sizes.val"]
     assert fine_tuned["data.train_per_class"] == 4 and "test.kappa" in fine_tuned
-    assert (tmp_path / "runs" / "init=pre,n=4" / "predictions_test.npz").is_file()
+    assert fine_tuned["test.kappa.ci_low"] <= fine_tuned["test.kappa"] <= \
+        fine_tuned["test.kappa.ci_high"]
+    with np.load(tmp_path / "runs" / "init=pre,n=4" / "predictions_test.npz") as saved:
+        assert saved["labels"].shape == (fine_tuned["split_sizes.test"],)
+        np.testing.assert_allclose(saved["scores"].sum(axis=1), 1.0, rtol=1e-5)
+        assert len(saved["names"]) == saved["scores"].shape[1] == 5
     assert list((tmp_path / "cache" / "jax-compilation").iterdir())
 
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)

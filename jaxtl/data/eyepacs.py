@@ -13,9 +13,9 @@ import csv
 import pathlib
 import re
 
-import numpy as np
-
+from jaxtl import tasks
 from jaxtl.data.records import DataError, DatasetSplits, Record
+from jaxtl.data.splits import split_by_patient
 
 CLASS_NAMES = ("0 none", "1 mild", "2 moderate", "3 severe", "4 proliferative")
 LABELS_FILE = "trainLabels.csv"
@@ -69,27 +69,10 @@ def read_labels(root: pathlib.Path) -> list[Record]:
     return records
 
 
-def split_by_patient(records: list[Record], *, val_fraction: float, test_fraction: float,
-                     seed: int) -> tuple[list[Record], list[Record], list[Record]]:
-    """Train, val and test records; all images of one patient land in one split."""
-    patients = sorted({r.patient for r in records}, key=lambda p: (len(p), p))
-    order = np.random.default_rng(seed).permutation(len(patients))
-    n_test = round(test_fraction * len(patients))
-    n_val = round(val_fraction * len(patients))
-    split_of = {}
-    for rank, index in enumerate(order):
-        split_of[patients[index]] = ("test" if rank < n_test else
-                                     "val" if rank < n_test + n_val else "train")
-    by_split: dict[str, list[Record]] = {"train": [], "val": [], "test": []}
-    for record in records:
-        by_split[split_of[record.patient]].append(record)
-    return by_split["train"], by_split["val"], by_split["test"]
-
-
 def load(root: str | pathlib.Path, *, val_fraction: float, test_fraction: float,
          split_seed: int, demo: bool = False) -> DatasetSplits:
     records = read_labels(pathlib.Path(root).expanduser().resolve())
     train, val, test = split_by_patient(records, val_fraction=val_fraction,
                                         test_fraction=test_fraction, seed=split_seed)
-    return DatasetSplits(name="eyepacs", class_names=CLASS_NAMES, train=train, val=val,
+    return DatasetSplits(name="eyepacs", task=tasks.multiclass(CLASS_NAMES), train=train, val=val,
                          test=test, demo=demo)

@@ -118,7 +118,8 @@ def train_stream(records: Sequence[Record], transform: ImageTransform, *, global
 
 
 def eval_batches(records: Sequence[Record], transform: ImageTransform, *, global_batch: int,
-                 layout: Layout, num_workers: int, prefetch: int) -> Iterator[dict[str, jax.Array]]:
+                 layout: Layout, num_workers: int, prefetch: int,
+                 label_shape: tuple[int, ...] = ()) -> Iterator[dict[str, jax.Array]]:
     """Every record exactly once: the last batch is padded with masked-out blanks.
 
     Each example carries its index in `records`, so results can be checked and ordered.
@@ -126,7 +127,7 @@ def eval_batches(records: Sequence[Record], transform: ImageTransform, *, global
     local_batch = layout.local_batch_size(global_batch, "eval.batch_size")
     items = eval_shard(records, layout.process_index, layout.process_count, local_batch)
     dataset = (grain.MapDataset.source(items)
-               .map(EvalExample(transform))
+               .map(EvalExample(transform, label_shape))
                .batch(local_batch, drop_remainder=False))
     dataset = _on_device(_workers(dataset.to_iter_dataset(), num_workers), layout, prefetch)
     iterator = iter(dataset)

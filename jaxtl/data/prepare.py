@@ -46,19 +46,30 @@ def ensure_demo_data(config: ml_collections.ConfigDict) -> pathlib.Path:
     return root
 
 
-def load_splits(config: ml_collections.ConfigDict) -> DatasetSplits:
-    """Reads the configured dataset (or the demo) and applies the per-class training cap."""
-    spec = datasets.get(config.dataset)
+def data_root(config: ml_collections.ConfigDict) -> pathlib.Path:
+    """data.root, or the demo dataset (written once) when it is empty."""
     if config.data.root:
-        splits = spec.load(pathlib.Path(config.data.root), config, False)
-    else:
-        splits = spec.load(ensure_demo_data(config), config, True)
-    train = sampling.cap_per_class(splits.train, config.data.train_per_class,
-                                   config.data.sample_seed, splits.class_names)
-    for name in ("train", "val", "test"):
-        records = train if name == "train" else splits.split(name)
-        if not records and name != "test":
+        return pathlib.Path(config.data.root)
+    return ensure_demo_data(config)
+
+
+def sampled_splits(config: ml_collections.ConfigDict, root: pathlib.Path) -> DatasetSplits:
+    """The splits after every filter and policy and the per-category training cap; reads
+    label files only."""
+    splits = datasets.get(config.dataset).load(root, config, not config.data.root)
+    train = sampling.sample_training_set(splits.train, splits.task,
+                                         config.data.train_per_class, config.data.sample_seed)
+    return dataclasses.replace(splits, train=train)
+
+
+def load_splits(config: ml_collections.ConfigDict) -> DatasetSplits:
+    """Reads the configured dataset (or the demo), applies the training cap and checks that
+    every image file the run uses exists."""
+    root = data_root(config)
+    splits = sampled_splits(config, root)
+    for name in ("train", "val"):
+        if not splits.split(name):
             raise DataError(f"the {name} split of {splits.name} is empty; check "
                             f"data.val_fraction / data.test_fraction and the dataset size")
-    return dataclasses.replace(splits, train=train)
+    return datasets.get(config.dataset).resolve_files(root, splits)
 

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from jaxtl.errors import DataError
+from jaxtl.tasks import Task
 
 SPLITS = ("train", "val", "test")
 __all__ = ["SPLITS", "DataError", "Record", "DatasetSplits"]
@@ -13,28 +14,32 @@ __all__ = ["SPLITS", "DataError", "Record", "DatasetSplits"]
 
 @dataclasses.dataclass(frozen=True)
 class Record:
-    """One image: where it is, its label and the patient it belongs to."""
+    """One image: where it is, its label(s) and the patient it belongs to."""
 
     image_id: str  # stable id inside the dataset, e.g. "10_left"
-    path: str  # absolute path of the image file
-    label: int  # class index
-    patient: str  # patient (or other grouping) id; never shared between splits
+    path: str  # where the image is (a file path, or what the dataset's decoder reads)
+    label: int | tuple[int, ...]  # class index, or one value per label (see jaxtl.tasks)
+    patient: str  # patient (or other grouping, e.g. tile) id; never shared between splits
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSplits:
-    """Records of each split plus what a model needs to know about the task."""
+    """Records of each split plus the task a model is trained on."""
 
     name: str
-    class_names: tuple[str, ...]
+    task: Task
     train: Sequence[Record]
     val: Sequence[Record]
     test: Sequence[Record]
     demo: bool = False
 
     @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.task.names
+
+    @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        return len(self.task.names)
 
     def split(self, name: str) -> Sequence[Record]:
         if name not in SPLITS:

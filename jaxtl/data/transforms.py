@@ -80,7 +80,7 @@ class TrainExample:
 
     def __call__(self, record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
         image = self.transform.normalise(self.transform.pixels(record.path, rng))
-        return {"image": image, "label": np.int32(record.label)}
+        return {"image": image, "label": np.asarray(record.label, np.int32)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,12 +88,14 @@ class EvalExample:
     """Grain Map: (Record or None for padding, index in the split) -> example with a mask."""
 
     transform: ImageTransform
+    label_shape: tuple[int, ...] = ()  # () for a class index, (L,) for L labels
 
     def __call__(self, item: tuple[Record | None, int]) -> dict[str, np.ndarray]:
         record, index = item
         if record is None:
-            return {"image": self.transform.blank(), "label": np.int32(0),
+            return {"image": self.transform.blank(),
+                    "label": np.full(self.label_shape, -1 if self.label_shape else 0, np.int32),
                     "index": np.int32(-1), "mask": np.bool_(False)}
         image = self.transform.normalise(self.transform.pixels(record.path, None))
-        return {"image": image, "label": np.int32(record.label), "index": np.int32(index),
+        return {"image": image, "label": np.asarray(record.label, np.int32), "index": np.int32(index),
                 "mask": np.bool_(True)}

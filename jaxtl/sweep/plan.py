@@ -136,8 +136,9 @@ def name_value(key: str, value: Any) -> str:
         text = str(value)
         if key == INIT_KEY and text.startswith(RUN_PREFIX):
             text = text[len(RUN_PREFIX):]
-        # Placeholders are left out: their values are the run's other settings.
-        text = _PLACEHOLDER.sub("", text).replace(",", "+").replace("/", "-")
+        # What precedes the first placeholder: the placeholders' values are the run's other
+        # settings, in the name already ("run:pre-{model.arch}" -> "pre").
+        text = text.split("{", 1)[0].replace(",", "+").replace("/", "-")
     text = re.sub("-+", "-", _UNSAFE.sub("-", text))
     if isinstance(value, (int, float)):
         return text  # keeps the sign of -1
@@ -270,8 +271,11 @@ def parse_only(only: Sequence[str]) -> dict[str, list[str]]:
 
 
 def _matches(key: str, value: Any, wanted: str) -> bool:
+    """Whether a run's override equals --only's text, as written or as in folder names."""
     if wanted in (str(value), name_value(key, value)):
         return True
+    if key == INIT_KEY and wanted.startswith(RUN_PREFIX):
+        return wanted[len(RUN_PREFIX):] == name_value(key, value)
     if key == CONFIG_KEY:
         return pathlib.Path(split_spec(wanted)[0]).resolve() == \
             pathlib.Path(split_spec(str(value))[0]).resolve()

@@ -97,6 +97,7 @@ def run_row(workdir: pathlib.Path) -> dict[str, Any]:
         row["wall_seconds_last_session"] = results.get("wall_seconds_this_session")
         row["train_images_per_second"] = results.get("train_images_per_second")
         row |= metric_columns("split_sizes.", results.get("split_sizes") or {})
+        row |= {f"task.{key}": value for key, value in (results.get("task") or {}).items()}
         for split in ("val", "test"):
             row |= metric_columns(f"{split}.", results.get(split) or {})
     log = read_log(workdir)

@@ -1,0 +1,87 @@
+"""Building blocks of config validation: each rule returns what is wrong with a value, or None.
+
+Used by jaxtl.configuration for the common keys and by the dataset specs
+(jaxtl.data.datasets) for their own keys.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+Rule = Callable[[Any], str | None]  # returns what is wrong, or None when the value is fine
+
+AUGMENTATIONS = ("crop", "flip", "rotate")
+DTYPES = ("float32", "bfloat16")
+
+
+def choice(*allowed: str) -> Rule:
+    def check(value: Any) -> str | None:
+        if value not in allowed:
+            return f"is {value!r}; allowed values: {', '.join(allowed)}"
+        return None
+
+    return check
+
+
+def number(low: float | None = None, high: float | None = None, *, integer: bool = False,
+           allowed_extra: tuple[float, ...] = ()) -> Rule:
+    def check(value: Any) -> str | None:
+        kind = "an integer" if integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return f"is {value!r}; expected {kind}"
+        if value in allowed_extra:
+            return None
+        if integer and int(value) != value:
+            return f"is {value!r}; expected {kind}"
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{'-inf' if low is None else low} .. {'inf' if high is None else high}"
+            extra = f" (or {', '.join(map(str, allowed_extra))})" if allowed_extra else ""
+            return f"is {value!r}; expected {kind} in {bounds}{extra}"
+        return None
+
+    return check
+
+
+def boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"is {value!r}; expected True or False"
+
+
+def text(value: Any) -> str | None:
+    return None if isinstance(value, str) else f"is {value!r}; expected a string"
+
+
+def triple_of_positive(value: Any) -> str | None:
+    if (not isinstance(value, (tuple, list)) or len(value) == 0
+            or not all(isinstance(v, numbers.Real) and v > 0 for v in value)):
+        return f"is {value!r}; expected a tuple of positive numbers, one per channel"
+    return None
+
+
+def ascending_epochs(value: Any) -> str | None:
+    if not isinstance(value, (tuple, list)) or not all(
+            isinstance(v, numbers.Real) and v > 0 for v in value):
+        return f"is {value!r}; expected a tuple of positive epoch numbers, e.g. (10, 20)"
+    if list(value) != sorted(value):
+        return f"is {value!r}; the epochs must be in ascending order"
+    return None
+
+
+def augment_list(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"is {value!r}; expected 'none' or a comma list of {', '.join(AUGMENTATIONS)}"
+    if value == "none":
+        return None
+    unknown = [a for a in parse_augment(value) if a not in AUGMENTATIONS]
+    if unknown or not parse_augment(value):
+        return (f"is {value!r}; expected 'none' or a comma list of "
+                f"{', '.join(AUGMENTATIONS)} (e.g. 'crop,flip')")
+    return None
+
+
+def parse_augment(value: str) -> tuple[str, ...]:
+    """'crop, flip' -> ('crop', 'flip'); 'none' -> ()."""
+    if value.strip() == "none":
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())

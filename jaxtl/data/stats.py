@@ -1,0 +1,92 @@
+"""What a config's data looks like after every filter and policy, from the label files alone.
+
+    python -m jaxtl.data.stats --config configs/chexpert.py --config.data.root=/data/chexpert --json
+
+For each split: images, patients (the grouping id: patient, or tile for CoNSeP), and per label
+the counts of positive, negative, uncertain and masked values (multi-label tasks) or per class
+the number of images (single-label tasks); then the number of patients shared between each
+pair of splits, which must be 0. No image file is opened. Without data.root it describes the
+demo data (written first if needed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from absl import app, flags
+from ml_collections import config_flags
+
+from jaxtl import configuration, tasks
+from jaxtl.data import prepare
+from jaxtl.data.records import SPLITS, DatasetSplits, Record
+from jaxtl.errors import UserError
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
+flags.mark_flag_as_required("config")
+
+
+def split_stats(records: Sequence[Record], task: tasks.Task) -> dict[str, Any]:
+    out: dict[str, Any] = {"images": len(records),
+                           "patients": len({r.patient for r in records})}
+    if task.multilabel:
+        values = np.asarray([r.label for r in records], np.int64).reshape(len(records), -1)
+        out["labels"] = {
+            name: {"positive": int((values[:, i] == tasks.POSITIVE).sum()),
+                   "negative": int((values[:, i] == tasks.NEGATIVE).sum()),
+                   "uncertain": int((values[:, i] == tasks.UNCERTAIN).sum()),
+                   "masked": int((values[:, i] == tasks.MASKED).sum())}
+            for i, name in enumerate(task.names)}
+    else:
+        counts = np.bincount(np.asarray([r.label for r in records], np.int64),
+                             minlength=len(task.names))
+        out["classes"] = {name: int(c) for name, c in zip(task.names, counts)}
+    return out
+
+
+def dataset_stats(splits: DatasetSplits) -> dict[str, Any]:
+    patients = {name: {r.patient for r in splits.split(name)} for name in SPLITS}
+    shared = {f"{a}/{b}": len(patients[a] & patients[b])
+              for a, b in itertools.combinations(SPLITS, 2)}
+    return {"dataset": splits.name, "demo": splits.demo, "task": splits.task.describe(),
+            "label_names": list(splits.task.names),
+            "splits": {name: split_stats(splits.split(name), splits.task) for name in SPLITS},
+            "shared_patients": shared}
+
+
+def format_table(stats: dict[str, Any]) -> str:
+    lines = [f"{stats['dataset']}{' (DEMO)' if stats['demo'] else ''}: {stats['task']}"]
+    for name, split in stats["splits"].items():
+        lines.append(f"{name}: {split['images']} images, {split['patients']} patients")
+        if "labels" in split:
+            for label, counts in split["labels"].items():
+                lines.append(f"  {label:28s} " + "  ".join(f"{k} {v:7d}"
+                                                          for k, v in counts.items()))
+        else:
+            lines += [f"  {label:28s} {count:7d}" for label, count in split["classes"].items()]
+    lines.append("patients shared between splits: " + ", ".join(
+        f"{pair} {count}" for pair, count in stats["shared_patients"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = _CONFIG.value
+    try:
+        configuration.validate(config)
+        stats = dataset_stats(prepare.sampled_splits(config, prepare.data_root(config)))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(stats, indent=2) if _JSON.value else format_table(stats))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,169 @@
+"""What a model predicts, how it is trained and how its outputs become scores.
+
+Two kinds of task:
+- `multiclass`: one class per image (EyePACS grades, CoNSeP nucleus types). `Record.label` is
+  the class index; the model has one logit per class; softmax cross-entropy.
+- `multilabel`: several binary findings per image (chest X-rays, BigEarthNet). `Record.label`
+  is a tuple with one value per label: POSITIVE (1), NEGATIVE (0), MASKED (-1: unknown or
+  ignored, left out of loss and metrics) or UNCERTAIN (2, only for labels trained three-way).
+  A binary label has one logit (sigmoid cross-entropy). A three-way label (the CheXpert
+  U-MultiClass policy) has three logits (negative, positive, uncertain; softmax
+  cross-entropy) and is scored p1 / (p0 + p1).
+  A hierarchical task names each label's parent: a child's loss counts only where its parent
+  is positive (the child is trained conditionally), and its score is the product of the
+  conditional probabilities along the path from the root.
+
+The loss is the mean over the counted (image, label) entries of the global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from scipy.special import expit, softmax
+
+MASKED, NEGATIVE, POSITIVE, UNCERTAIN = -1, 0, 1, 2
+KINDS = ("multiclass", "multilabel")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    kind: str
+    names: tuple[str, ...]  # class names (multiclass) or label names (multilabel)
+    three_way: tuple[bool, ...] = ()  # multilabel: per label, trained as neg/pos/uncertain
+    parents: tuple[int, ...] = ()  # multilabel: per label, index of its parent label or -1
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown task kind {self.kind!r}; known kinds: {KINDS}")
+        if not self.names:
+            raise ValueError("a task needs at least one class or label")
+        if self.kind == "multiclass":
+            if self.three_way or self.parents:
+                raise ValueError("three_way and parents apply to multilabel tasks only")
+            if len(self.names) < 2:
+                raise ValueError("a multiclass task needs at least two classes")
+            return
+        if not self.three_way:
+            object.__setattr__(self, "three_way", (False,) * len(self.names))
+        if not self.parents:
+            object.__setattr__(self, "parents", (-1,) * len(self.names))
+        if len(self.three_way) != len(self.names) or len(self.parents) != len(self.names):
+            raise ValueError("three_way and parents need one entry per label")
+        for index in range(len(self.names)):
+            self.path(index)  # raises on a cycle or a bad index
+        if self.hierarchical and any(self.three_way):
+            raise ValueError("a hierarchical task trains binary labels only; three-way "
+                             "(U-MultiClass) labels cannot be combined with a hierarchy")
+
+    @property
+    def multilabel(self) -> bool:
+        return self.kind == "multilabel"
+
+    @property
+    def hierarchical(self) -> bool:
+        return any(parent >= 0 for parent in self.parents)
+
+    @property
+    def num_outputs(self) -> int:
+        if not self.multilabel:
+            return len(self.names)
+        return sum(3 if three else 1 for three in self.three_way)
+
+    @property
+    def label_shape(self) -> tuple[int, ...]:
+        return (len(self.names),) if self.multilabel else ()
+
+    def path(self, index: int) -> list[int]:
+        """The label and its ancestors, the label first."""
+        path = [index]
+        while (parent := self.parents[path[-1]]) >= 0:
+            if parent >= len(self.names) or parent in path:
+                raise ValueError(f"label {self.names[index]!r} has an invalid parent chain")
+            path.append(parent)
+        return path
+
+    def output_slices(self) -> list[slice]:
+        """Which logits belong to each label (multilabel)."""
+        slices, start = [], 0
+        for three in self.three_way:
+            width = 3 if three else 1
+            slices.append(slice(start, start + width))
+            start += width
+        return slices
+
+    # --- training (jnp, inside jit) -----------------------------------------------------------
+    def loss_terms(self, logits: jax.Array, labels: jax.Array,
+                   label_smoothing: float = 0.0) -> tuple[jax.Array, jax.Array]:
+        """(summed loss, number of counted entries) per example; both shape (N,)."""
+        logits = logits.astype(jnp.float32)
+        if not self.multilabel:
+            targets = optax.smooth_labels(jax.nn.one_hot(labels, len(self.names)),
+                                          label_smoothing)
+            return (optax.softmax_cross_entropy(logits, targets),
+                    jnp.ones(labels.shape[0], jnp.float32))
+        total = jnp.zeros(logits.shape[0], jnp.float32)
+        count = jnp.zeros(logits.shape[0], jnp.float32)
+        for index, (columns, three) in enumerate(zip(self.output_slices(), self.three_way)):
+            target = labels[:, index]
+            if three:
+                counted = target >= 0
+                onehot = jax.nn.one_hot(jnp.clip(target, 0, 2), 3)
+                loss = optax.softmax_cross_entropy(
+                    logits[:, columns], optax.smooth_labels(onehot, label_smoothing))
+            else:
+                counted = (target == POSITIVE) | (target == NEGATIVE)
+                soft = target.astype(jnp.float32) * (1.0 - label_smoothing) + 0.5 * label_smoothing
+                loss = optax.sigmoid_binary_cross_entropy(logits[:, columns.start], soft)
+            if (parent := self.parents[index]) >= 0:
+                counted &= labels[:, parent] == POSITIVE
+            total += jnp.where(counted, loss, 0.0)
+            count += counted.astype(jnp.float32)
+        return total, count
+
+    def mean_loss(self, logits: jax.Array, labels: jax.Array,
+                  label_smoothing: float = 0.0) -> jax.Array:
+        total, count = self.loss_terms(logits, labels, label_smoothing)
+        return total.sum() / jnp.maximum(count.sum(), 1.0)
+
+    # --- scoring (NumPy, on the host) --------------------------------------------------------
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, C) for multiclass; P(label positive) (N, L) for multilabel."""
+        logits = np.asarray(logits, np.float64)
+        if not self.multilabel:
+            return softmax(logits, axis=-1)
+        conditional = np.empty((logits.shape[0], len(self.names)))
+        for index, (columns, three) in enumerate(zip(self.output_slices(), self.three_way)):
+            if three:
+                probs = softmax(logits[:, columns], axis=-1)
+                conditional[:, index] = probs[:, 1] / (probs[:, 0] + probs[:, 1])
+            else:
+                conditional[:, index] = expit(logits[:, columns.start])
+        if not self.hierarchical:
+            return conditional
+        return np.stack([np.prod(conditional[:, self.path(i)], axis=1)
+                         for i in range(len(self.names))], axis=1)
+
+    def describe(self) -> str:
+        if not self.multilabel:
+            return f"{len(self.names)} classes"
+        extras = []
+        if any(self.three_way):
+            extras.append(f"{sum(self.three_way)} three-way")
+        if self.hierarchical:
+            extras.append("hierarchical")
+        return f"{len(self.names)} labels" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def multiclass(names: Sequence[str]) -> Task:
+    return Task("multiclass", tuple(names))
+
+
+def multilabel(names: Sequence[str], three_way: Sequence[bool] = (),
+               parents: Sequence[int] = ()) -> Task:
+    return Task("multilabel", tuple(names), tuple(three_way), tuple(parents))

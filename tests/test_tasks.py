@@ -1,0 +1,71 @@
+"""Task losses against hand-computed values: masks, three-way labels, hierarchy, smoothing."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import log_softmax
+
+from jaxtl import tasks
+
+
+def bce(z, t):
+    return float(np.logaddexp(0.0, z) - t * z)
+
+
+def test_multilabel_loss_is_the_mean_over_counted_entries():
+    task = tasks.multilabel(["a", "b"])
+    logits = np.array([[0.5, -1.0], [2.0, 0.3]], np.float32)
+    labels = np.array([[1, tasks.MASKED], [0, 1]], np.int32)
+    expected = (bce(0.5, 1) + bce(2.0, 0) + bce(0.3, 1)) / 3
+    assert float(task.mean_loss(jnp.asarray(logits), jnp.asarray(labels))) == pytest.approx(
+        expected, rel=1e-5)
+
+
+def test_binary_label_never_trains_on_uncertain_values():
+    task = tasks.multilabel(["a"])
+    loss = task.mean_loss(jnp.array([[3.0], [1.0]]), jnp.array([[tasks.UNCERTAIN], [1]]))
+    assert float(loss) == pytest.approx(bce(1.0, 1), rel=1e-5)
+
+
+def test_three_way_label_uses_softmax_over_negative_positive_uncertain():
+    task = tasks.multilabel(["u", "b"], three_way=[True, False])
+    logits = np.array([[0.1, 0.7, -0.2, 1.5]], np.float32)
+    labels = np.array([[tasks.UNCERTAIN, 0]], np.int32)
+    expected = (-log_softmax(logits[0, :3])[2] + bce(1.5, 0)) / 2
+    assert float(task.mean_loss(jnp.asarray(logits), jnp.asarray(labels))) == pytest.approx(
+        expected, rel=1e-5)
+
+
+def test_child_loss_counts_only_where_the_parent_is_positive():
+    task = tasks.multilabel(["parent", "child"], parents=[-1, 0])
+    logits = np.array([[0.2, 0.4], [-0.3, 1.1]], np.float32)
+    labels = np.array([[1, 1], [0, 0]], np.int32)  # child of row 2 is not counted
+    expected = (bce(0.2, 1) + bce(0.4, 1) + bce(-0.3, 0)) / 3
+    assert float(task.mean_loss(jnp.asarray(logits), jnp.asarray(labels))) == pytest.approx(
+        expected, rel=1e-5)
+
+
+def test_label_smoothing_moves_binary_targets_towards_one_half():
+    task = tasks.multilabel(["a"])
+    z = 0.8
+    loss = task.mean_loss(jnp.array([[z]]), jnp.array([[1]]), label_smoothing=0.2)
+    target = 1 * 0.8 + 0.1
+    assert float(loss) == pytest.approx(float(np.logaddexp(0, z) - target * z), rel=1e-5)
+
+
+def test_multiclass_loss_is_softmax_cross_entropy():
+    task = tasks.multiclass(["a", "b", "c"])
+    logits = np.array([[1.0, 2.0, 0.5]], np.float32)
+    assert float(task.mean_loss(jnp.asarray(logits), jnp.array([2]))) == pytest.approx(
+        -log_softmax(logits[0])[2], rel=1e-5)
+
+
+def test_invalid_tasks_are_refused():
+    with pytest.raises(ValueError, match="cycle|parent chain"):
+        tasks.multilabel(["a", "b"], parents=[1, 0])
+    with pytest.raises(ValueError, match="three-way"):
+        tasks.multilabel(["a", "b"], three_way=[False, True], parents=[-1, 0])
+    with pytest.raises(ValueError, match="one entry per label"):
+        tasks.multilabel(["a", "b"], three_way=[True])
