@@ -158,6 +158,8 @@ def test_report_from_run_folders_writes_the_table_first(tmp_path):
     assert "No grid run has finished yet" in paths["markdown"].read_text()
 
 
-def test_report_command_refuses_a_missing_folder(tmp_path, capsys):
+def test_report_command_refuses_a_missing_folder_and_one_without_runs(tmp_path, capsys):
     assert report_cli.main([str(tmp_path / "nothing")]) == 2
     assert "is not a folder; pass the --workdir of a sweep" in capsys.readouterr().err
+    assert report_cli.main([str(tmp_path)]) == 2
+    assert "holds no runs of a sweep" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Sequence
 
+from jaxtl.errors import UserError
 from jaxtl.report.build import build
 from jaxtl.sweep import table
 
@@ -25,6 +26,10 @@ def render(sweep_dir: str | pathlib.Path, out_dir: str | pathlib.Path | None = N
     if not (sweep_dir / table.RESULTS_JSONL).is_file():
         table.write(sweep_dir)
     rows = table.read(sweep_dir)
+    if not rows:
+        raise UserError(f"{sweep_dir} holds no runs of a sweep (no {table.RESULTS_JSONL} rows, "
+                        f"no */sweep_run.json): run python -m jaxtl.sweep --workdir {sweep_dir} "
+                        f"first")
     out = pathlib.Path(out_dir) if out_dir is not None else sweep_dir / REPORT_DIR
     return build(sweep_dir, rows, chosen).write(out)
 

@@ -9,7 +9,6 @@ learning curves and tables with confidence intervals.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 
@@ -29,7 +28,6 @@ def main(argv: list[str]) -> int:
         print(f"error: {sweep_dir} is not a folder; pass the --workdir of a sweep "
               f"(python -m jaxtl.sweep --config ... --workdir {sweep_dir})", file=sys.stderr)
         return 2
-    os.environ.setdefault("MPLBACKEND", "Agg")
     from jaxtl.report import render
 
     try:
