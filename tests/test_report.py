@@ -163,3 +163,33 @@ def test_report_command_refuses_a_missing_folder_and_one_without_runs(tmp_path, 
     assert "is not a folder; pass the --workdir of a sweep" in capsys.readouterr().err
     assert report_cli.main([str(tmp_path)]) == 2
     assert "holds no runs of a sweep" in capsys.readouterr().err
+
+
+def test_multilabel_study_has_per_label_table_and_curves_but_no_confusion_matrix(tmp_path):
+    labels = ("Edema", "Effusion")
+    rows = []
+    for pretrain, auroc in (("none", 0.7), ("imagenet", 0.8)):
+        rows.append({
+            "run": f"{pretrain}-run", "role": "grid", "status": "done", "pretrain": pretrain,
+            "workdir": f"{pretrain}-run", "dataset": "chexpert", "data.task": "competition5",
+            "eval.best_metric": "mean_auroc", "data.train_per_class": 50,
+            "model.arch": "densenet121", "optim.name": "adam",
+            "val.mean_auroc": auroc, "test.mean_auroc": auroc,
+            "test.mean_auroc.ci_low": auroc - 0.1, "test.mean_auroc.ci_high": auroc + 0.1,
+            **{f"test.auroc.{name}": auroc for name in labels},
+            **{f"test.auroc.{name}.ci_low": auroc - 0.05 for name in labels},
+            **{f"test.auroc.{name}.ci_high": auroc + 0.05 for name in labels}})
+        folder = tmp_path / f"{pretrain}-run"
+        folder.mkdir()
+        np.savez(folder / "predictions_test.npz", labels=np.array([[1, 0], [0, -1], [1, 1],
+                                                                   [0, 2]]),
+                 scores=np.array([[0.9, 0.2], [0.3, 0.5], [0.6, 0.7], [0.4, 0.6]]),
+                 names=np.array(labels))
+    table.write(tmp_path, rows)
+    markdown = report.render(tmp_path)["markdown"].read_text()
+    assert "## chexpert / competition5: test mean_auroc" in markdown
+    assert "| imagenet | 50 | 0.800 [0.700, 0.900] |" in markdown
+    assert "| auroc | imagenet, n=50 | none, n=50 |" in markdown
+    assert "| Edema | 0.800 [0.750, 0.850] | 0.700 [0.650, 0.750] |" in markdown
+    assert "chexpert_competition5_roc_pr.png" in markdown
+    assert "confusion" not in markdown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,8 +39,13 @@ def _seconds(value: Any) -> str:
     return "" if not isinstance(value, (int, float)) else f"{value / 60:.1f} min"
 
 
+def natural(text: str) -> list:
+    """Sort key with numbers in numeric order: n=30 before n=100."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def hyperparameter_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -195,15 +201,15 @@ def _runs_section(doc: Document, rows: Sequence[Mapping[str, Any]]) -> None:
     doc.heading("All runs")
     keys = hyperparameter_keys(rows)
     header = ["run", "role", "status", "pretraining", *keys, "metric", "val [95% CI]",
-              "test [95% CI]", "best / stop epoch", "wall time", "train images/s"]
+              "test [95% CI]", "best / stop epoch", "wall time", "CPU time", "train images/s"]
     body = []
-    for row in rows:
+    for row in sorted(rows, key=lambda r: (r.get("role") != "grid", natural(str(r["run"])))):
         metric = str(row.get("eval.best_metric"))
         body.append([f"`{row.get('run')}`", row.get("role"), row.get("status"),
                      row.get("pretrain"), *[row.get(key) for key in keys], metric,
                      with_ci(row, "val", metric), with_ci(row, "test", metric),
                      f"{row.get('best_epoch')} / {row.get('stop_epoch')}",
-                     _seconds(row.get("wall_seconds")),
+                     _seconds(row.get("wall_seconds")), _seconds(row.get("cpu_seconds")),
                      fmt(row.get("train_images_per_second"), 1)])
     doc.paragraph("Hyperparameters shown are those that differ between runs; every setting of "
                   "every run is in results.csv.")
