@@ -83,4 +83,5 @@ def base_config() -> ml_collections.ConfigDict:
     config.demo.batch_size = 32
     config.demo.epochs = 4
     config.demo.num_workers = 0  # decoding 128 px JPEGs inline beats worker processes on 2 cores
+    config.demo.bootstrap_samples = 200  # CIs of the small demo splits in seconds, not minutes
     return config

@@ -81,6 +81,7 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "demo.batch_size": number(1, None, integer=True),
         "demo.epochs": number(1, None, integer=True),
         "demo.num_workers": number(0, 256, integer=True),
+        "demo.bootstrap_samples": number(0, 100_000, integer=True),
     } | extra
 
 

@@ -14,7 +14,8 @@ def apply(config: ml_collections.ConfigDict) -> list[str]:
     demo = config.demo
     changes = {("model", "arch"): demo.arch, ("data", "resolution"): demo.resolution,
                ("data", "batch_size"): demo.batch_size, ("train", "epochs"): demo.epochs,
-               ("data", "num_workers"): demo.num_workers}
+               ("data", "num_workers"): demo.num_workers,
+               ("eval", "bootstrap_samples"): demo.bootstrap_samples}
     changed = []
     for (section, key), value in changes.items():
         old = config[section][key]

@@ -61,3 +61,23 @@ def tiny_config(tmp_path: pathlib.Path, **data_overrides):
     for key, value in data_overrides.items():
         config.data[key] = value
     return config
+
+
+def tiny_chest_config(tmp_path: pathlib.Path, dataset: str = "chexpert"):
+    """A chest config shrunk to run in seconds: 60 demo patients at 48 px, ResNet18 at 32 px."""
+    from configs import chexpert as chexpert_config
+    from configs import cxr14 as cxr14_config
+
+    config = (chexpert_config if dataset == "chexpert" else cxr14_config).get_config()
+    config.data.cache_dir = str(tmp_path / "cache")
+    config.data.num_workers = 0
+    config.data.batch_size = 8
+    config.eval.batch_size = 8
+    config.eval.bootstrap_samples = 20
+    config.demo.num_patients = 60
+    config.demo.image_size = 48
+    config.demo.resolution = 32
+    config.demo.batch_size = 8
+    config.demo.epochs = 1
+    config.train.log_every_steps = 5
+    return config

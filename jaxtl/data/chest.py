@@ -137,10 +137,11 @@ def load(dataset: str, root: pathlib.Path, config: ml_collections.ConfigDict,
                                             config.chest.empty)
                         for name, policy in zip(task.names, policies)], axis=1)
     masks = split_table(table, config.chest.split, config, official_test)
+    labels = [tuple(row) for row in encoded.tolist()]
     records = {
-        name: [Record(image_id=table.image_ids[i], path=table.paths[i],
-                      label=tuple(int(v) for v in encoded[i]), patient=table.patients[i])
-               for i in np.flatnonzero(mask)]
+        name: [Record(image_id=table.image_ids[i], path=table.paths[i], label=labels[i],
+                      patient=table.patients[i])
+               for i in np.flatnonzero(mask).tolist()]
         for name, mask in masks.items()}
     return DatasetSplits(name=dataset, task=task, train=records["train"], val=records["val"],
                          test=records["test"], demo=demo)

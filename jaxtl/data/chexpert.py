@@ -67,13 +67,13 @@ def read_csv(root: pathlib.Path, name: str) -> ChestTable:
     ages = [cell.strip() for cell in columns[2]]
     return ChestTable(
         image_ids=image_ids,
-        paths=[str(root / image_id) for image_id in image_ids],
+        paths=[f"{root}/{image_id}" for image_id in image_ids],  # str concat: 10x pathlib
         patients=patients,
         studies=studies,
-        frontal=np.asarray([cell.strip() == "Frontal" for cell in columns[3]]),
+        frontal=np.asarray([cell.strip() == "Frontal" for cell in columns[3]], bool),
         view=[cell.strip() for cell in columns[4]],
         sex=[cell.strip() for cell in columns[1]],
-        age=np.asarray([float(a) if a and a != "0" else math.nan for a in ages]),
+        age=np.asarray([float(a) if a and a != "0" else math.nan for a in ages], np.float64),
         labels=labels,
         source=[name.removesuffix(".csv")] * len(rows),
     )

@@ -127,7 +127,7 @@ def image_folders(root: pathlib.Path) -> list[pathlib.Path]:
 def read(root: pathlib.Path, *, official_split: bool) -> ChestTable:
     """The label table; with `official_split`, `source` is 'train_val' or 'test' per row."""
     table = read_labels(root)
-    table.paths = [str(root / "images" / name) for name in table.image_ids]
+    table.paths = [f"{root}/images/{name}" for name in table.image_ids]
     if official_split:
         train_val, test = read_split_list(root, "train_val"), read_split_list(root, "test")
         unlisted = [name for name in table.image_ids if name not in train_val | test]

@@ -65,7 +65,8 @@ def cap_per_label(records: Sequence[Record], per_class: int, seed: int,
     """N positives per label (rarest label first) plus N all-negative images."""
     if per_class < 0:
         return list(records)
-    labels = np.asarray([r.label for r in records], np.int64).reshape(len(records), -1)
+    labels = np.asarray([r.label for r in records], np.int64).reshape(len(records),
+                                                                      len(label_names))
     positive = labels == POSITIVE
     chosen = np.zeros(len(records), bool)
     order = sorted(range(len(label_names)), key=lambda i: (int(positive[:, i].sum()), i))

@@ -36,7 +36,8 @@ def split_stats(records: Sequence[Record], task: tasks.Task) -> dict[str, Any]:
     out: dict[str, Any] = {"images": len(records),
                            "patients": len({r.patient for r in records})}
     if task.multilabel:
-        values = np.asarray([r.label for r in records], np.int64).reshape(len(records), -1)
+        values = np.asarray([r.label for r in records], np.int64).reshape(len(records),
+                                                                        len(task.names))
         out["labels"] = {
             name: {"positive": int((values[:, i] == tasks.POSITIVE).sum()),
                    "negative": int((values[:, i] == tasks.NEGATIVE).sum()),

@@ -184,3 +184,19 @@ def test_bad_chest_settings_are_config_errors():
     message = str(error.value)
     assert "config.chest.uncertain is 'maybe'" in message
     assert "Edema=sometimes" in message and "'Hernia' is not a chexpert label" in message
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_grey_radiographs_load_as_one_channel_or_replicated_to_three(tmp_path, channels):
+    from chest_fixtures import write_image
+
+    from jaxtl.data.transforms import ImageTransform
+
+    write_image(tmp_path / "x.jpg", size=40)
+    transform = ImageTransform(resolution=16, channels=channels, mean=(0.5,) * channels,
+                               std=(0.25,) * channels)
+    pixels = transform.pixels(str(tmp_path / "x.jpg"), None)
+    assert pixels.shape == (16, 16, channels)
+    if channels == 3:
+        assert np.array_equal(pixels[..., 0], pixels[..., 1])
+        assert np.array_equal(pixels[..., 1], pixels[..., 2])
