@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxtl import __version__, configuration, demo, models, optim, steps, transfer
+from jaxtl import __version__, configuration, demo, models, optim, provenance, steps, transfer
 from jaxtl.checkpoint import LATEST_DIR, RunCheckpoints, abstract_like
 from jaxtl.data import datasets, pipeline, prepare
 from jaxtl.data.records import DatasetSplits, Record
@@ -33,6 +33,7 @@ from jaxtl.runlog import RunLog
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
 TRAIN_IMAGES_FILE = "train_images.csv"  # the training images (and patients) this run used
+PREDICTIONS_FILE = "predictions_{split}.npz"  # labels and scores of the best checkpoint
 # Settings that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = ("data.num_workers", "data.prefetch_batches", "data.cache_dir",
                      "train.log_every_steps")
@@ -127,9 +128,18 @@ def predict(run: Run, state: steps.TrainState,
 
 
 def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record], *,
-             intervals: bool = False) -> dict[str, Any]:
-    """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient."""
+             intervals: bool = False,
+             predictions_file: pathlib.Path | None = None) -> dict[str, Any]:
+    """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient.
+
+    With `predictions_file`, host 0 also saves the labels and the task's scores in record
+    order (for ROC and precision-recall curves).
+    """
     labels, logits = predict(run, state, records)
+    if predictions_file is not None and jax.process_index() == 0:
+        np.savez_compressed(predictions_file, labels=labels,
+                            scores=run.splits.task.scores(logits).astype(np.float32),
+                            names=np.array(run.splits.task.names))
     return task_metrics(run.splits.task, labels, logits, [r.patient for r in records],
                         bootstrap_samples=run.config.eval.bootstrap_samples if intervals else 0,
                         seed=run.config.eval.bootstrap_seed)
@@ -258,6 +268,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         "demo": is_demo,
         "dataset": run.splits.name,
         "jaxtl_version": __version__,
+        **provenance.git_commit(),
         "best_epoch": best_meta["epoch"],
         "epochs": config.train.epochs,
         "epochs_trained": step // steps_per_epoch,
@@ -267,8 +278,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         "task": {"kind": run.splits.task.kind, "names": list(run.splits.task.names),
                  "three_way": list(run.splits.task.three_way),
                  "parents": list(run.splits.task.parents)},
-        "val": evaluate(run, best_state, run.splits.val, intervals=True),
-        "test": (evaluate(run, best_state, run.splits.test, intervals=True)
+        "val": evaluate(run, best_state, run.splits.val, intervals=True,
+                        predictions_file=workdir / PREDICTIONS_FILE.format(split="val")),
+        "test": (evaluate(run, best_state, run.splits.test, intervals=True,
+                          predictions_file=workdir / PREDICTIONS_FILE.format(split="test"))
                  if run.splits.test else None),
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
         "wall_seconds_this_session": time.time() - started,
