@@ -12,8 +12,8 @@ from flax import traverse_util
 
 from conftest import tiny_config
 from jaxtl import checkpoint, train
-from jaxtl.data import pipeline
 from jaxtl.checkpoint import abstract_like
+from jaxtl.data import pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +29,15 @@ def small_cnn_config(tmp_path, **sections):
 
 
 def initial_and_final(config, workdir):
-    """The variables a run starts from (rebuilt from its seed) and its latest checkpoint's."""
+    """The run's fine-tuning plan, the variables it starts from (rebuilt from its seed) and
+    those of its latest checkpoint."""
     run, initial = train.build(config)
     latest = checkpoint.RunCheckpoints(workdir, keep=2, best_metric=config.eval.best_metric)
-    final, _ = latest.restore_latest(abstract_like(initial), run.stream.iterator())
+    iterator = run.stream.iterator()
+    final, _ = latest.restore_latest(abstract_like(initial), iterator)
+    pipeline.close(iterator)
     latest.close()
-    return initial, final
+    return run.plan, initial, final
 
 
 def by_stage(state, plan):
@@ -65,11 +68,8 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2]
 
-    initial, final = initial_and_final(config, workdir)
+    plan, initial, final = initial_and_final(config, workdir)
     assert int(final.step) == 2 * results["steps"] // 4
-    from jaxtl import optim
-
-    plan = optim.make_optimizer(config, 10, 100).plan
     before, after = by_stage(initial, plan), by_stage(final, plan)
     assert before == after and len(before) == 4  # all four blocks, params and statistics
     head_before = np.asarray(initial.params["head"]["fc"]["kernel"])
@@ -101,10 +101,7 @@ def test_gradual_unfreezing_trains_stages_from_their_epoch_and_resumes_exactly(
         finetune={"strategy": "gradual_unfreeze", "unfreeze_epochs": (1,),
                   "stage_lr_multipliers": (1.0, 1.0, 1.0, 0.5)})
     results = train.train_and_evaluate(config, tmp_path / "whole")
-    initial, final = initial_and_final(config, tmp_path / "whole")
-    from jaxtl import optim
-
-    plan = optim.make_optimizer(config, 10, 100).plan
+    plan, initial, final = initial_and_final(config, tmp_path / "whole")
     before, after = by_stage(initial, plan), by_stage(final, plan)
     for stage in ("block1", "block2", "block3"):
         assert before[stage] == after[stage]
