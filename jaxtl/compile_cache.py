@@ -23,7 +23,7 @@ def enable(cache_root: str | pathlib.Path) -> pathlib.Path:
     """
     chosen = jax.config.jax_compilation_cache_dir
     path = pathlib.Path(chosen) if chosen else pathlib.Path(cache_root).expanduser() / CACHE_SUBDIR
-    path.mkdir(parents=True, exist_ok=True)
+    # JAX creates the folder at the first compilation, so a config error leaves nothing behind.
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
