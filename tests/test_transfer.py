@@ -72,7 +72,8 @@ def test_std_conv_rule_keeps_each_filters_grey_pattern():
 
 def small_checkpoint(tmp_path, arch="resnet18", num_classes=7, channels=3):
     model = models.create_model(arch, num_outputs=num_classes)
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, channels)), train=False)
+    variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(
+        jnp.zeros((1, 32, 32, channels)))
     # Non-trivial statistics so that a lost or misplaced leaf changes the logits.
     variables = jax.tree_util.tree_map(
         lambda v: v + 0.05 * jax.random.normal(jax.random.key(1), v.shape), variables)
@@ -86,8 +87,9 @@ def test_pretrained_round_trip_gives_the_same_logits(tmp_path):
     path, model, variables = small_checkpoint(tmp_path)
     loaded_model, loaded = transfer.load(path)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 32, 3)), jnp.float32)
-    np.testing.assert_array_equal(loaded_model.apply(loaded, x, train=False),
-                                  model.apply(variables, x, train=False))
+    apply = jax.jit(lambda v, x: model.apply(v, x, train=False))  # the same module twice
+    assert loaded_model == model
+    np.testing.assert_array_equal(apply(loaded, x), apply(variables, x))
     meta = json.loads((path / transfer.PRETRAINED_FILE).read_text())
     assert meta["format"] == transfer.FORMAT and meta["arch"] == "resnet18"
     assert meta["num_classes"] == 7 and meta["mean"] == [0.5] * 3
