@@ -311,16 +311,21 @@ def _converged(probe: Probe, max_iter: int) -> bool:
                for _, part in probe.parts)
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for the features and results.json.")
+def _define_flags() -> dict[str, flags.FlagHolder]:
+    """Only when run as a program, so importing this module defines no absl flags."""
+    return {
+        "config": config_flags.DEFINE_config_file(
+            "config", None, "Experiment config file (configs/*.py).", lock_config=True),
+        "workdir": flags.DEFINE_string("workdir", None,
+                                       "Folder for the features and results.json."),
+    }
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        extract_and_probe(_CONFIG.value, _WORKDIR.value)
+        extract_and_probe(options["config"].value, options["workdir"].value)
     except UserError as error:
         logging.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
@@ -328,5 +333,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _options = _define_flags()
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    app.run(lambda argv: main(argv, _options))
