@@ -52,13 +52,32 @@ def base_config() -> ml_collections.ConfigDict:
     config.optim.weight_decay = 1e-4  # sgd, adam, cool_momentum: coupled L2; adamw: decoupled
     config.optim.rho_0 = 0.99  # cool_momentum: initial momentum
     config.optim.alpha = 0.0  # cool_momentum: cooling rate; 0 derives (1 - rho_0)^(1 / total steps)
-    config.optim.schedule = "gradual"  # flat | gradual (warmup + cosine) | sudden (step decay)
-    config.optim.warmup_epochs = 1.0  # gradual
+    config.optim.clip_grad_norm = 0.0  # clip gradients to this global norm; 0: no clipping
+    # flat | gradual (linear warmup, then decay) | sudden (step decay) | triangular (cyclic) |
+    # one_cycle. Durations are in epochs, converted to steps from the training-set size and batch.
+    config.optim.schedule = "gradual"
+    config.optim.warmup_epochs = 1.0  # gradual: linear warmup; one_cycle: cosine rise to lr
+    config.optim.gradual_decay = "cosine"  # gradual: cosine | exponential
+    config.optim.end_lr_fraction = 0.0  # gradual, one_cycle: final lr / lr (exponential: > 0)
+    config.optim.min_lr_fraction = 0.04  # triangular: lowest lr / lr; one_cycle: first lr / lr
+    config.optim.cycle_epochs = 4.0  # triangular: length of one cycle (up and down)
     config.optim.decay_epochs = (10, 20)  # sudden: epochs at which lr is multiplied by decay_factor
     config.optim.decay_factor = 0.1  # sudden
 
+    # Which backbone stages train (stages per architecture: python -m jaxtl.optim.stages ARCH)
+    config.finetune = ml_collections.ConfigDict()
+    config.finetune.strategy = "full"  # full | linear_probe | freeze_stages | gradual_unfreeze
+    config.finetune.freeze_stages = 0  # freeze_stages: how many stages, from the input up
+    # gradual_unfreeze: the epoch at which each stage starts training, the last stage first
+    config.finetune.unfreeze_epochs = ()
+    config.finetune.stage_lr_multipliers = ()  # lr factor per stage from the input up; () all 1
+
     config.train = ml_collections.ConfigDict()
-    config.train.epochs = 30
+    config.train.epochs = 30  # the most epochs; early stopping may end the run sooner
+    config.train.early_stopping_patience = 0  # stop after this many epochs without improving; 0 off
+    config.train.early_stopping_min_delta = 0.0  # smallest rise of eval.best_metric that counts
+    # softmax targets (1 - s) one-hot + s / classes; binary targets (1 - s) y + s / 2
+    config.train.label_smoothing = 0.0
     config.train.eval_every_epochs = 1
     config.train.checkpoint_every_epochs = 1
     config.train.keep_checkpoints = 2  # latest checkpoints kept for resuming; the best is kept apart
@@ -70,6 +89,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval.best_metric = "kappa"  # validation metric that selects the best checkpoint
     config.eval.bootstrap_samples = 1000  # patient resamples for the 95% CIs of final metrics
     config.eval.bootstrap_seed = 0
+
+    # python -m jaxtl.features: logistic regression on pooled backbone features
+    config.probe = ml_collections.ConfigDict()
+    config.probe.c_values = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths; val picks one
+    config.probe.max_iter = 1000  # L-BFGS iterations per fit
 
     config.demo = ml_collections.ConfigDict()  # used only when data.root is empty
     config.demo.seed = 0

@@ -44,7 +44,7 @@ def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) 
     model = models.create_model(config.model.arch, num_outputs=num_classes,
                                 head=config.model.head, dropout=config.model.dropout,
                                 dtype=config.model.dtype)
-    tx, _ = optim.make_optimizer(config.optim, steps_per_epoch=100, total_steps=1000)
+    tx = optim.make_optimizer(config, steps_per_epoch=100, total_steps=1000).tx
     shape = (config.data.resolution, config.data.resolution, channels)
     state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
     batch = synthetic_batch(layout, config.data.batch_size, shape, num_classes)

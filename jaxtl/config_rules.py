@@ -68,6 +68,22 @@ def ascending_epochs(value: Any) -> str | None:
     return None
 
 
+def epochs_from_zero(value: Any) -> str | None:
+    if not isinstance(value, (tuple, list)) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in value):
+        return f"is {value!r}; expected a tuple of epoch numbers >= 0, e.g. (2, 4, 6)"
+    if list(value) != sorted(value):
+        return f"is {value!r}; the epochs must be in ascending order"
+    return None
+
+
+def positive_numbers(value: Any) -> str | None:
+    if not isinstance(value, (tuple, list)) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in value):
+        return f"is {value!r}; expected a tuple of positive numbers (or () for none)"
+    return None
+
+
 def augment_list(value: Any) -> str | None:
     if not isinstance(value, str):
         return f"is {value!r}; expected 'none' or a comma list of {', '.join(AUGMENTATIONS)}"

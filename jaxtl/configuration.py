@@ -15,12 +15,13 @@ import ml_collections
 
 from jaxtl import models, optim
 from jaxtl.config_rules import (AUGMENTATIONS, DTYPES, Rule, ascending_epochs, augment_list,
-                                boolean, choice, number, parse_augment, text,
-                                triple_of_positive)
+                                boolean, choice, epochs_from_zero, number, parse_augment,
+                                positive_numbers, text, triple_of_positive)
 from jaxtl.data import datasets
 from jaxtl.errors import ConfigError
 
 __all__ = ["AUGMENTATIONS", "DTYPES", "flatten", "parse_augment", "to_json", "validate"]
+
 
 def _rules(dataset: str) -> dict[str, Rule]:
     """The rules of the common keys plus those the dataset's spec adds (data.task and its own
@@ -59,16 +60,30 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "optim.weight_decay": number(0.0, 1.0),
         "optim.rho_0": number(0.0, 0.9999),
         "optim.alpha": number(0.0, 1.0),
+        "optim.clip_grad_norm": number(0.0, None),
         "optim.schedule": choice(*optim.SCHEDULES),
         "optim.warmup_epochs": number(0.0, None),
+        "optim.gradual_decay": choice(*optim.GRADUAL_DECAYS),
+        "optim.end_lr_fraction": number(0.0, 1.0),
+        "optim.min_lr_fraction": number(0.0, 1.0),
+        "optim.cycle_epochs": number(0.01, None),
         "optim.decay_epochs": ascending_epochs,
         "optim.decay_factor": number(0.0, 1.0),
+        "finetune.strategy": choice(*optim.STRATEGIES),
+        "finetune.freeze_stages": number(0, None, integer=True),
+        "finetune.unfreeze_epochs": epochs_from_zero,
+        "finetune.stage_lr_multipliers": positive_numbers,
         "train.epochs": number(1, None, integer=True),
+        "train.early_stopping_patience": number(0, None, integer=True),
+        "train.early_stopping_min_delta": number(0.0, None),
+        "train.label_smoothing": number(0.0, 0.99),
         "train.eval_every_epochs": number(1, None, integer=True),
         "train.checkpoint_every_epochs": number(1, None, integer=True),
         "train.keep_checkpoints": number(1, None, integer=True),
         "train.log_every_steps": number(1, None, integer=True),
         "train.seed": number(0, 2**31 - 1, integer=True),
+        "probe.c_values": positive_numbers,
+        "probe.max_iter": number(1, None, integer=True),
         "eval.batch_size": number(1, None, integer=True),
         "eval.best_metric": text,  # checked against the dataset's metrics below
         "eval.bootstrap_samples": number(0, 100_000, integer=True),
@@ -119,8 +134,44 @@ def validate(config: ml_collections.ConfigDict) -> None:
                             f"channel each (data.channels={config.data.channels}); they have "
                             f"{len(config.data.mean)} and {len(config.data.std)}")
         problems += [f"config.{problem}" for problem in datasets.get(config.dataset).check(config)]
+    if not problems:
+        problems += _optim_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _optim_problems(config: ml_collections.ConfigDict) -> list[str]:
+    """Settings of optim, finetune and probe that only make sense together."""
+    problems = []
+    optim_config, finetune = config.optim, config.finetune
+    if (optim_config.schedule == "gradual" and optim_config.gradual_decay == "exponential"
+            and optim_config.end_lr_fraction <= 0):
+        problems.append("config.optim.end_lr_fraction must be above 0 for the exponential "
+                        "gradual decay (it is the final lr / lr, e.g. 0.01)")
+    stages = [stage.name for stage in optim.stages_of(config.model.arch)]
+    named = f"{config.model.arch} has {len(stages)} stages: {', '.join(stages)}"
+    strategy = finetune.strategy
+    if strategy == "freeze_stages" and not 1 <= finetune.freeze_stages <= len(stages):
+        problems.append(f"config.finetune.freeze_stages is {finetune.freeze_stages}; "
+                        f"expected 1 .. {len(stages)} ({named})")
+    if strategy != "freeze_stages" and finetune.freeze_stages != 0:
+        problems.append(f"config.finetune.freeze_stages is {finetune.freeze_stages} but "
+                        f"finetune.strategy is {strategy!r}; set it to 0 or use freeze_stages")
+    if strategy == "gradual_unfreeze" and not 1 <= len(finetune.unfreeze_epochs) <= len(stages):
+        problems.append(f"config.finetune.unfreeze_epochs is {finetune.unfreeze_epochs!r}; "
+                        f"gradual_unfreeze needs 1 .. {len(stages)} epochs, one per stage "
+                        f"from the top down ({named})")
+    if strategy != "gradual_unfreeze" and finetune.unfreeze_epochs:
+        problems.append(f"config.finetune.unfreeze_epochs is {finetune.unfreeze_epochs!r} but "
+                        f"finetune.strategy is {strategy!r}; set it to () or use "
+                        f"gradual_unfreeze")
+    if not config.probe.c_values:
+        problems.append("config.probe.c_values is (); give at least one C, e.g. (0.1, 1.0)")
+    multipliers = finetune.stage_lr_multipliers
+    if multipliers and len(multipliers) != len(stages):
+        problems.append(f"config.finetune.stage_lr_multipliers has {len(multipliers)} values; "
+                        f"expected () or one per stage from the input up ({named})")
+    return problems
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -25,12 +25,17 @@ from ml_collections import config_flags
 from jaxtl import __version__, configuration, demo, steps, transfer
 from jaxtl.errors import TransferError, UserError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config of the data to score on.",
-                                          lock_config=True)
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A jaxtl run's workdir (its best "
-                                  "checkpoint is used) or one checkpoint folder.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where results.json is written.")
-flags.mark_flags_as_required(["config", "checkpoint", "workdir"])
+
+
+def _define_flags() -> dict[str, flags.FlagHolder]:
+    """Only when run as a program, so importing this module defines no absl flags."""
+    return {
+        "config": config_flags.DEFINE_config_file(
+            "config", None, "Config of the data to score on.", lock_config=True),
+        "checkpoint": flags.DEFINE_string("checkpoint", None, "A jaxtl run's workdir (its "
+                                          "best checkpoint is used) or one checkpoint folder."),
+        "workdir": flags.DEFINE_string("workdir", None, "Where results.json is written."),
+    }
 
 MODEL_KEYS = ("model.arch", "model.head", "model.dropout", "model.dtype", "data.channels",
               "data.resolution", "data.mean", "data.std")
@@ -100,11 +105,12 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
     return results
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        results = evaluate_checkpoint(_CONFIG.value, _CHECKPOINT.value, _WORKDIR.value)
+        results = evaluate_checkpoint(options["config"].value, options["checkpoint"].value,
+                                      options["workdir"].value)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -115,4 +121,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _options = _define_flags()
+    flags.mark_flags_as_required(["config", "checkpoint", "workdir"])
+    app.run(lambda argv: main(argv, _options))

@@ -54,7 +54,11 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     quiet_library_logs()
     initialize_distributed()
-    from jaxtl import train  # after distributed init: importing may touch JAX backends
+    from jaxtl import compile_cache, train  # after distributed init: may touch JAX backends
+    from jaxtl.data import prepare
+
+    # Before the first compilation: runs with the same programs (a sweep) reuse the executables.
+    compile_cache.enable(prepare.cache_dir(_CONFIG.value))
 
     try:
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

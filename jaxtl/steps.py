@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxtl.optim.freezing import NOTHING_FROZEN, Frozen
 from jaxtl.tasks import Task
 
 Batch = dict[str, jax.Array]
@@ -68,17 +69,21 @@ def with_variables(state: TrainState, tx: optax.GradientTransformation,
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
-                    task: Task, label_smoothing: float = 0.0,
+                    task: Task, label_smoothing: float = 0.0, frozen: Frozen = NOTHING_FROZEN,
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """One optimizer step on the task's loss: the mean over the counted (image, label)
-    entries of the global batch (see jaxtl.tasks)."""
+    entries of the global batch (see jaxtl.tasks). `frozen`: backbone stages that get no
+    gradient and run BatchNorm and dropout in inference mode (jaxtl.optim.freezing); the
+    optimizer keeps their parameters."""
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         dropout_key = jax.random.fold_in(state.rng, state.step)
 
         def loss_fn(params):
-            logits, updates = model.apply(
-                {"params": params, "batch_stats": state.batch_stats}, batch["image"],
-                train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+            with frozen.inference_mode():
+                logits, updates = model.apply(
+                    {"params": frozen.stop_gradient(params), "batch_stats": state.batch_stats},
+                    batch["image"], train=True, rngs={"dropout": dropout_key},
+                    mutable=["batch_stats"])
             loss = task.mean_loss(logits, batch["label"], label_smoothing)
             return loss, (logits, updates.get("batch_stats", {}))
 

@@ -8,6 +8,7 @@ evaluation (`jaxtl.evaluation`), checkpoints (`jaxtl.checkpoint`), logs (`jaxtl.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -19,18 +20,20 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxtl import __version__, configuration, demo, models, optim, steps, transfer
+from jaxtl import __version__, configuration, demo, models, optim, provenance, steps, transfer
 from jaxtl.checkpoint import LATEST_DIR, RunCheckpoints, abstract_like
 from jaxtl.data import datasets, pipeline, prepare
 from jaxtl.data.records import DatasetSplits, Record
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.errors import WorkdirConflict
 from jaxtl.evaluation.metrics import task_metrics
+from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.runlog import RunLog
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
 TRAIN_IMAGES_FILE = "train_images.csv"  # the training images (and patients) this run used
+PREDICTIONS_FILE = "predictions_{split}.npz"  # labels and scores of the best checkpoint
 # Settings that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = ("data.num_workers", "data.prefetch_batches", "data.cache_dir",
                      "train.log_every_steps")
@@ -45,7 +48,8 @@ class Run:
     mesh: jax.sharding.Mesh
     layout: pipeline.Layout
     model: Any
-    train_step: Any
+    plan: optim.FinetunePlan  # which backbone stages train from which step
+    train_step: Any  # step number -> the compiled train step (frozen stages differ by phase)
     eval_step: Any
     schedule: Any
     stream: pipeline.TrainStream
@@ -77,7 +81,8 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
         seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
         prefetch=config.data.prefetch_batches)
     total_steps = stream.steps_per_epoch * config.train.epochs
-    tx, schedule = optim.make_optimizer(config.optim, stream.steps_per_epoch, total_steps)
+    optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
+    tx, schedule = optimizer.tx, optimizer.schedule
     model = models.create_model(config.model.arch, num_outputs=splits.task.num_outputs,
                                 head=config.model.head, dropout=config.model.dropout,
                                 dtype=config.model.dtype)
@@ -86,10 +91,14 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, Any]:
                              mesh=mesh)
     if config.model.init:
         state = steps.with_variables(state, tx, transfer.load_into(
-            config.model.init, {"params": state.params, "batch_stats": state.batch_stats}),
-            mesh)
+            config.model.init, {"params": state.params, "batch_stats": state.batch_stats},
+            in_channels=channels), mesh)
+    compile_step = functools.cache(lambda frozen: steps.make_train_step(
+        model, tx, mesh, task=splits.task, label_smoothing=config.train.label_smoothing,
+        frozen=frozen))
     run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
-              train_step=steps.make_train_step(model, tx, mesh, task=splits.task),
+              plan=optimizer.plan,
+              train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
               eval_step=steps.make_eval_step(model, mesh), schedule=schedule, stream=stream,
               eval_transform=image_transform(config, channels, augment=False),
               total_steps=total_steps)
@@ -122,11 +131,19 @@ def predict(run: Run, state: steps.TrainState,
 
 def evaluate(run: Run, state: steps.TrainState, records: Sequence[Record], *,
              intervals: bool = False,
-             subsets: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
+             subsets: Mapping[str, Sequence[int]] | None = None,
+             predictions_file: pathlib.Path | None = None) -> dict[str, Any]:
     """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient.
+
     Each of `subsets` (name -> indices into `records`) is also scored on its own, under
-    "subsets"."""
+    "subsets". With `predictions_file`, host 0 also saves the labels and the task's scores in
+    record order (for ROC and precision-recall curves).
+    """
     labels, logits = predict(run, state, records)
+    if predictions_file is not None and jax.process_index() == 0:
+        np.savez_compressed(predictions_file, labels=labels,
+                            scores=run.splits.task.scores(logits).astype(np.float32),
+                            names=np.array(run.splits.task.names))
     groups = [r.patient for r in records]
 
     def metrics(rows: np.ndarray) -> dict[str, Any]:
@@ -193,9 +210,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
              len(run.splits.val), len(run.splits.test), run.splits.task.describe(),
              config.model.arch, run.mesh.size, jax.devices()[0].platform,
              run.stream.steps_per_epoch)
+    if not run.plan.uniform:
+        log.info("fine-tuning (%s): %s", config.finetune.strategy,
+                 run.plan.describe(run.stream.steps_per_epoch))
     checkpoints = RunCheckpoints(workdir, keep=config.train.keep_checkpoints,
                                  best_metric=config.eval.best_metric)
     iterator = run.stream.iterator()
+    stopper = EarlyStopping(config.train.early_stopping_patience,
+                            config.train.early_stopping_min_delta)
 
     # --- Restore or start -------------------------------------------------------------------
     if checkpoints.latest_step() is not None:
@@ -203,6 +225,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         log.info("resumed from step %d (epoch %d) in %s", int(state.step), meta["epoch"],
                  workdir)
         log.truncate_after(int(state.step))
+        stopper = EarlyStopping.restore(stopper.patience, stopper.min_delta,
+                                        meta["early_stopping"])
     step = int(state.step)
     steps_per_epoch = run.stream.steps_per_epoch
 
@@ -214,9 +238,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                     desc=("DEMO " if is_demo else "") + "train")
     window_start, window_images = time.time(), 0
     throughput: list[float] = []
-    while step < run.total_steps:
+    while step < run.total_steps and not stopper.stopped:
         batch = next(iterator)
-        state, train_metrics = run.train_step(state, batch)
+        state, train_metrics = run.train_step(step)(state, batch)
         step += 1
         window_images += config.data.batch_size
         progress.update(1)
@@ -240,7 +264,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             log.info("epoch %d: val %s", epoch, summary(meta["val"], reported))
             if checkpoints.save_if_best(step, state, meta):
                 log.info("epoch %d is the best so far", epoch)
-        if epoch % config.train.checkpoint_every_epochs == 0 or last:
+            if stopper.update(epoch, meta["val"][config.eval.best_metric]):
+                log.info("early stopping after epoch %d: %s has not risen by more than %g "
+                         "since epoch %d", epoch, config.eval.best_metric, stopper.min_delta,
+                         stopper.best_epoch)
+        meta["early_stopping"] = stopper.state()
+        if epoch % config.train.checkpoint_every_epochs == 0 or last or stopper.stopped:
             checkpoints.save_latest(step, state, iterator, meta)
         window_start, window_images = time.time(), 0
     progress.close()
@@ -253,16 +282,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         "demo": is_demo,
         "dataset": run.splits.name,
         "jaxtl_version": __version__,
+        **provenance.git_commit(),
         "best_epoch": best_meta["epoch"],
         "epochs": config.train.epochs,
+        "epochs_trained": step // steps_per_epoch,
+        "stopped_epoch": stopper.stopped_epoch,  # None: trained all epochs
         "steps": run.total_steps,
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
         "task": {"kind": run.splits.task.kind, "names": list(run.splits.task.names),
                  "three_way": list(run.splits.task.three_way),
                  "parents": list(run.splits.task.parents)},
-        "val": evaluate(run, best_state, run.splits.val, intervals=True),
+        "val": evaluate(run, best_state, run.splits.val, intervals=True,
+                        predictions_file=workdir / PREDICTIONS_FILE.format(split="val")),
         "test": (evaluate(run, best_state, run.splits.test, intervals=True,
-                          subsets=run.splits.subsets.get("test"))
+                          subsets=run.splits.subsets.get("test"),
+                          predictions_file=workdir / PREDICTIONS_FILE.format(split="test"))
                  if run.splits.test else None),
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
         "wall_seconds_this_session": time.time() - started,

@@ -16,10 +16,11 @@ from jaxtl.data import pipeline
 
 
 def main() -> None:
-    config = eyepacs.get_config().optim
-    config.lr, config.schedule = 0.05, "flat"
+    config = eyepacs.get_config()
+    config.model.arch = "resnet18"
+    config.optim.lr, config.optim.schedule = 0.05, "flat"
     model = models.create_model("resnet18", num_outputs=5, head="mlp_128", dropout=0.0)
-    tx, _ = optim.make_optimizer(config, steps_per_epoch=10, total_steps=100)
+    tx = optim.make_optimizer(config, steps_per_epoch=10, total_steps=100).tx
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
     state = steps.init_state(model, tx, seed=0, image_shape=(32, 32, 3), mesh=mesh)

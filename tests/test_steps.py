@@ -15,7 +15,7 @@ SCRIPT = pathlib.Path(__file__).with_name("sharded_losses.py")
 
 def losses_with(devices: int) -> dict:
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_PLATFORMS="cpu")
+               JAX_PLATFORMS="cpu", PYTHONPATH=str(SCRIPT.parent.parent))  # this checkout
     result = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True,
                             text=True, timeout=300, cwd=SCRIPT.parent.parent)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -26,10 +26,15 @@ from jaxtl.data import prepare
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
 from jaxtl.errors import UserError
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                          lock_config=True)
-_JSON = flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
-flags.mark_flag_as_required("config")
+
+
+def _define_flags() -> dict[str, flags.FlagHolder]:
+    """Only when run as a program, so importing this module defines no absl flags."""
+    return {
+        "config": config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                                  lock_config=True),
+        "json": flags.DEFINE_bool("json", False, "Print one JSON object instead of a table."),
+    }
 
 
 def split_stats(records: Sequence[Record], task: tasks.Task) -> dict[str, Any]:
@@ -76,18 +81,20 @@ def format_table(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    config = _CONFIG.value
+    config = options["config"].value
     try:
         configuration.validate(config)
         stats = dataset_stats(prepare.sampled_splits(config, prepare.data_root(config)))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(json.dumps(stats, indent=2) if _JSON.value else format_table(stats))
+    print(json.dumps(stats, indent=2) if options["json"].value else format_table(stats))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _options = _define_flags()
+    flags.mark_flag_as_required("config")
+    app.run(lambda argv: main(argv, _options))

@@ -1,21 +1,30 @@
-"""Optax optimizers built from `config.optim`.
+"""Optax optimizers built from the config: optimizer, schedule, clipping, fine-tuning strategy.
 
-`OPTIMIZERS` maps a config name to a builder `(optim_config, schedule) -> GradientTransformation`;
-CoolMomentum is one more entry, and `make_optimizer` is the one place where
-the optimizer is assembled, so fine-tuning strategies (parameter masks) wrap its result there.
+`OPTIMIZERS` maps `optim.name` to a builder `(optim config, schedule, steps) -> transformation`
+(weight decay included); `make_optimizer` is the one place where the optimizer is assembled:
+
+    clip_by_global_norm (optim.clip_grad_norm > 0)
+    -> one builder per parameter group: the head, and each backbone stage when the fine-tuning
+       strategy treats stages differently (optax.multi_transform over stage labels; a frozen
+       stage keeps its parameters; a stage unfrozen later starts its own optimizer then, with
+       the run's schedule and its learning-rate multiplier).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import ml_collections
 import optax
 
 from jaxtl.optim.cool_momentum import cool_momentum
-from jaxtl.optim.schedules import SCHEDULES
+from jaxtl.optim.freezing import HEAD, STRATEGIES, FinetunePlan, Frozen, NOTHING_FROZEN
+from jaxtl.optim.schedules import GRADUAL_DECAYS, SCHEDULES, make_schedule
+from jaxtl.optim.stages import stages_of
+from jaxtl.optim.transforms import keep_parameters, start_at, zero_frozen_gradients
 
-# (optim config, learning-rate schedule, total steps of the run) -> optimizer
+# (optim config, learning-rate schedule, steps this optimizer will run) -> optimizer
 Builder = Callable[[ml_collections.ConfigDict, optax.Schedule, int], optax.GradientTransformation]
 
 
@@ -36,32 +45,67 @@ def _adam(optim: ml_collections.ConfigDict, lr: optax.Schedule,
 
 def _adamw(optim: ml_collections.ConfigDict, lr: optax.Schedule,
            total_steps: int) -> optax.GradientTransformation:
-    """Adam with decoupled weight decay (Loshchilov and Hutter)."""
+    """Adam with decoupled weight decay (Loshchilov and Hutter): p -= lr(t) * wd * p."""
     del total_steps
     return optax.adamw(lr, weight_decay=optim.weight_decay)
 
 
 def _cool_momentum(optim: ml_collections.ConfigDict, lr: optax.Schedule,
                    total_steps: int) -> optax.GradientTransformation:
-    """CoolMomentum; alpha 0 derives the cooling rate from the run's total steps.
+    """CoolMomentum; alpha 0 derives the cooling rate from the steps it will run.
 
     Its learning rate is on another scale than SGD's: the early step is about lr / (1 - rho_0).
     Weight decay is coupled L2, as in the reference implementation.
     """
     return optax.chain(optax.add_decayed_weights(optim.weight_decay),
                        cool_momentum(lr, rho_0=optim.rho_0, alpha=optim.alpha or None,
-                                     total_steps=total_steps))
+                                     total_steps=max(total_steps, 1)))
 
 
 OPTIMIZERS: dict[str, Builder] = {"sgd": _sgd, "adam": _adam, "adamw": _adamw,
                                   "cool_momentum": _cool_momentum}
 
 
-def make_optimizer(optim: ml_collections.ConfigDict, steps_per_epoch: int,
-                   total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """The optimizer and its learning-rate schedule (returned too, for logging)."""
-    schedule = SCHEDULES[optim.schedule](optim, steps_per_epoch, total_steps)
-    return OPTIMIZERS[optim.name](optim, schedule, total_steps), schedule
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule  # the head's learning rate at each step (for logging)
+    plan: FinetunePlan  # which stages are frozen at which step (`plan.frozen_at(step)`)
 
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "make_optimizer"]
+def _shifted(schedule: optax.Schedule, start: int, multiplier: float) -> optax.Schedule:
+    """The run's schedule seen by an optimizer that starts at step `start`, scaled."""
+    if start == 0 and multiplier == 1:
+        return schedule
+    return lambda count: multiplier * schedule(count + start)
+
+
+def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
+                   total_steps: int) -> Optimizer:
+    """The run's optimizer from `config.optim`, `config.finetune` and `config.model.arch`."""
+    optim = config.optim
+    build = OPTIMIZERS[optim.name]
+    schedule = make_schedule(optim, steps_per_epoch, total_steps)
+    plan = FinetunePlan.from_config(config.finetune, config.model.arch, steps_per_epoch)
+    clip = ([optax.clip_by_global_norm(optim.clip_grad_norm)] if optim.clip_grad_norm > 0
+            else [])
+    if plan.uniform:
+        return Optimizer(optax.chain(*clip, build(optim, schedule, total_steps)), schedule, plan)
+
+    transforms = {HEAD: build(optim, schedule, total_steps)}
+    starts: dict[str, int | None] = {HEAD: 0}
+    for stage, start, multiplier in zip(plan.stages, plan.start_steps, plan.lr_multipliers):
+        if start is None or start >= total_steps:
+            transforms[stage.name], starts[stage.name] = keep_parameters(), None
+            continue
+        transforms[stage.name] = start_at(start, build(
+            optim, _shifted(schedule, start, multiplier), total_steps - start))
+        starts[stage.name] = start
+    if clip:  # the global norm counts the gradients of trainable parameters only
+        clip = [zero_frozen_gradients(plan.labels, starts), *clip]
+    tx = optax.chain(*clip, optax.multi_transform(transforms, plan.labels))
+    return Optimizer(tx, schedule, plan)
+
+
+__all__ = ["GRADUAL_DECAYS", "NOTHING_FROZEN", "OPTIMIZERS", "SCHEDULES", "STRATEGIES",
+           "FinetunePlan", "Frozen", "Optimizer", "make_optimizer", "stages_of"]

@@ -1,0 +1,338 @@
+"""Pooled backbone features of every split, and a logistic-regression probe on them.
+
+    python -m jaxtl.features --config configs/eyepacs.py --workdir runs/features \
+        [--config.model.init=runs/pretrained]
+
+The backbone is `model.arch`, with the variables of `model.init` (a jaxtl workdir) or, when that
+is empty, randomly initialised with `train.seed`. Images go through the evaluation transform
+(no augmentation) and the backbone in inference mode. Writes to the workdir:
+
+  features/<split>.npz   features (N, D) float32, labels, image_id, patient; in split order
+  results.json           the probe's val and test metrics in the format of a training run
+                         (bootstrap intervals included), plus the probe's settings
+  config.json
+
+The probe is scikit-learn's LogisticRegression on standardised features (mean and scale from
+the training split), one model per task: multinomial for a multiclass task; for a multilabel
+task one binary model per label (three-way labels: one multinomial over negative / positive /
+uncertain), fitted on the entries the task's loss counts (not masked; for a hierarchical task,
+where the parent is positive). Its inverse regularisation C is chosen among `probe.c_values` by
+the validation `eval.best_metric`; the logits passed to the metrics are its decision values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from jax.sharding import NamedSharding, PartitionSpec
+from ml_collections import config_flags
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from jaxtl import __version__, configuration, demo, models, steps, transfer
+from jaxtl.data import pipeline, prepare
+from jaxtl.data.records import SPLITS, DatasetSplits, Record
+from jaxtl.errors import UserError
+from jaxtl.evaluation.metrics import task_metrics
+from jaxtl.runlog import RunLog
+from jaxtl.tasks import NEGATIVE, POSITIVE, Task
+
+FEATURES_DIR = "features"
+RESULTS_FILE = "results.json"
+CONFIG_FILE = "config.json"
+ABSENT_CLASS_LOGIT = -30.0  # a class the training entries of a label never show
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitFeatures:
+    features: np.ndarray  # (N, D) float32
+    labels: np.ndarray  # (N,) or (N, L) int32
+
+
+# --- extraction ---------------------------------------------------------------------------------
+def init_variables(model: Any, config: ml_collections.ConfigDict,
+                   mesh: jax.sharding.Mesh) -> dict[str, Any]:
+    """Random variables from train.seed, or model.init's backbone (head left random)."""
+    shape = (1, config.data.resolution, config.data.resolution, config.data.channels)
+
+    def init() -> dict[str, Any]:
+        return dict(model.init({"params": jax.random.PRNGKey(config.train.seed)},
+                               jnp.zeros(shape, jnp.float32), train=False))
+
+    variables = jax.jit(init, out_shardings=steps.replicated(mesh))()
+    if config.model.init:
+        variables = transfer.load_into(config.model.init, variables,
+                                       in_channels=config.data.channels)
+    return jax.device_put(variables, steps.replicated(mesh))
+
+
+def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
+            log: RunLog) -> dict[str, SplitFeatures]:
+    """Pooled features of every record of every split, in the order of the records."""
+    from jaxtl import train  # the evaluation transform of a training run
+
+    mesh = steps.make_mesh()
+    layout = pipeline.Layout.from_mesh(mesh)
+    model = models.create_model(config.model.arch, num_outputs=splits.task.num_outputs,
+                                head=config.model.head, dtype=config.model.dtype)
+    variables = init_variables(model, config, mesh)
+    data = NamedSharding(mesh, PartitionSpec("data"))
+
+    def features_step(variables: dict[str, Any], batch: dict[str, jax.Array]) -> dict:
+        features = model.apply(variables, batch["image"], train=False, method="features")
+        return {"features": features, "label": batch["label"], "index": batch["index"],
+                "mask": batch["mask"]}
+
+    step = jax.jit(features_step, in_shardings=(steps.replicated(mesh), data),
+                   out_shardings=steps.replicated(mesh))
+    transform = train.image_transform(config, config.data.channels, augment=False)
+    result = {}
+    for split in SPLITS:
+        records = splits.split(split)
+        if not records:
+            continue
+        started = time.time()
+        outputs: dict[str, list[np.ndarray]] = {"features": [], "label": [], "index": [],
+                                                "mask": []}
+        for batch in pipeline.eval_batches(records, transform,
+                                           global_batch=config.eval.batch_size, layout=layout,
+                                           num_workers=config.data.num_workers,
+                                           prefetch=config.data.prefetch_batches,
+                                           label_shape=splits.task.label_shape):
+            for key, value in jax.device_get(step(variables, batch)).items():
+                outputs[key].append(np.asarray(value))
+        result[split] = _in_record_order(outputs, len(records))
+        log.info("%s: %d x %d features in %.1f s", split, *result[split].features.shape,
+                 time.time() - started)
+    return result
+
+
+def _in_record_order(outputs: dict[str, list[np.ndarray]], count: int) -> SplitFeatures:
+    mask = np.concatenate(outputs["mask"])
+    index = np.concatenate(outputs["index"])[mask]
+    order = np.argsort(index)
+    if not np.array_equal(index[order], np.arange(count)):
+        raise RuntimeError(f"feature extraction saw {len(index)} examples for a split of "
+                           f"{count}: every example must be seen exactly once")
+    return SplitFeatures(np.concatenate(outputs["features"])[mask][order].astype(np.float32),
+                         np.concatenate(outputs["label"])[mask][order])
+
+
+def save(directory: pathlib.Path, split: str, features: SplitFeatures,
+         records: Sequence[Record]) -> pathlib.Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{split}.npz"
+    np.savez(path, features=features.features, labels=features.labels,
+             image_id=np.array([r.image_id for r in records]),
+             patient=np.array([r.patient for r in records]))
+    return path
+
+
+# --- the probe ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Probe:
+    """Fitted logistic regressions (or constant logits) for each output group of a task."""
+
+    task: Task
+    scaler: StandardScaler
+    parts: list[tuple[slice, Any]]  # (columns of the logits, model or constant logits)
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        x = self.scaler.transform(features)
+        out = np.zeros((len(features), self.task.num_outputs))
+        for columns, part in self.parts:
+            out[:, columns] = _part_logits(part, x, columns.stop - columns.start)
+        return out
+
+
+def _part_logits(part: Any, x: np.ndarray, width: int) -> np.ndarray:
+    if isinstance(part, np.ndarray):  # constant logits
+        return np.broadcast_to(part, (len(x), width))
+    model, classes = part
+    decision = model.decision_function(x)
+    if width == 1:  # a binary label: the logit of positive (classes are 0 and 1)
+        return decision[:, None]
+    if decision.ndim == 1:  # two of the classes seen in training: their logit difference
+        decision = np.stack([-decision / 2, decision / 2], axis=1)
+    full = np.full((len(x), width), ABSENT_CLASS_LOGIT)
+    full[:, classes] = decision
+    return full
+
+
+def _constant(counts: np.ndarray, width: int) -> np.ndarray:
+    """Logits of the smoothed class frequencies, for a label with one class in training."""
+    log_prior = np.log((counts + 0.5) / (counts.sum() + 0.5 * len(counts)))
+    return log_prior if width > 1 else np.array([log_prior[1] - log_prior[0]])
+
+
+def _fit_part(x: np.ndarray, y: np.ndarray, num_classes: int, width: int, c: float,
+              max_iter: int) -> Any:
+    classes = np.unique(y)
+    if len(classes) < 2:
+        return _constant(np.bincount(y, minlength=num_classes).astype(float), width)
+    model = LogisticRegression(C=c, max_iter=max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported once, in the results
+        model.fit(x, y)
+    return model, classes
+
+
+def fit_probe(task: Task, train: SplitFeatures, c: float, max_iter: int) -> Probe:
+    scaler = StandardScaler().fit(train.features)
+    x = scaler.transform(train.features)
+    if not task.multilabel:
+        part = _fit_part(x, train.labels, len(task.names), len(task.names), c, max_iter)
+        return Probe(task, scaler, [(slice(0, len(task.names)), part)])
+    parts = []
+    for index, (columns, three) in enumerate(zip(task.output_slices(), task.three_way)):
+        target = train.labels[:, index]
+        counted = target >= 0 if three else (target == POSITIVE) | (target == NEGATIVE)
+        if (parent := task.parents[index]) >= 0:
+            counted &= train.labels[:, parent] == POSITIVE
+        width = columns.stop - columns.start
+        parts.append((columns, _fit_part(x[counted], target[counted], 3 if three else 2, width,
+                                         c, max_iter)))
+    return Probe(task, scaler, parts)
+
+
+def _score(metrics: dict[str, Any], name: str) -> float:
+    value = metrics.get(name)
+    return float("-inf") if value is None else float(value)
+
+
+def choose_and_fit(task: Task, features: dict[str, SplitFeatures], probe: Any,
+                   best_metric: str, log: RunLog) -> tuple[Probe, dict[str, float]]:
+    """The probe with the C of the best validation metric (the smallest C on ties)."""
+    by_c: dict[str, float] = {}
+    best: tuple[float, Probe] | None = None
+    for c in sorted(probe.c_values):
+        fitted = fit_probe(task, features["train"], c, probe.max_iter)
+        if "val" not in features:  # no validation split: the first (strongest prior) C
+            return fitted, by_c
+        value = _score(task_metrics(task, features["val"].labels,
+                                    fitted.logits(features["val"].features)), best_metric)
+        by_c[f"{c:g}"] = value
+        log.info("probe C=%g: val %s %.4f", c, best_metric, value)
+        if best is None or value > best[0]:
+            best = (value, fitted)
+    assert best is not None
+    return best[1], by_c
+
+
+# --- the command ------------------------------------------------------------------------------
+def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+    """Writes the features of every split and results.json of the probe; returns the results."""
+    started = time.time()
+    notes = demo.apply(config)
+    configuration.validate(config)
+    workdir = pathlib.Path(workdir).resolve()
+    is_demo = not config.data.root
+    writer = jax.process_index() == 0
+    if writer:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / CONFIG_FILE).write_text(configuration.to_json(config))
+    log = RunLog(workdir, demo=is_demo, enabled=writer)
+    for note in notes:
+        log.info(note)
+    splits = prepare.load_splits(config)
+    backbone = config.model.init or f"random (train.seed={config.train.seed})"
+    log.info("%s: %d train / %d val / %d test images, %s; %s features, weights: %s",
+             splits.name, len(splits.train), len(splits.val), len(splits.test),
+             splits.task.describe(), config.model.arch, backbone)
+    features = extract(config, splits, log)
+    if writer:
+        for split, values in features.items():
+            save(workdir / FEATURES_DIR, split, values, splits.split(split))
+
+    probe, by_c = choose_and_fit(splits.task, features, config.probe, config.eval.best_metric,
+                                 log)
+    results: dict[str, Any] = {
+        "demo": is_demo,
+        "dataset": splits.name,
+        "jaxtl_version": __version__,
+        "method": "logistic_regression_probe",
+        "split_sizes": {name: len(splits.split(name)) for name in SPLITS},
+        "task": {"kind": splits.task.kind, "names": list(splits.task.names),
+                 "three_way": list(splits.task.three_way),
+                 "parents": list(splits.task.parents)},
+        "probe": {"backbone": backbone, "feature_dim": int(features["train"].features.shape[1]),
+                  "C": _chosen_c(probe), f"val_{config.eval.best_metric}_by_C": by_c,
+                  "max_iter": config.probe.max_iter,
+                  "converged": _converged(probe, config.probe.max_iter)},
+        "wall_seconds_this_session": None,
+        "config": config.to_dict(),
+    }
+    if writer and not results["probe"]["converged"]:
+        logging.warning("a logistic regression stopped at probe.max_iter=%d before "
+                        "converging; raise probe.max_iter", config.probe.max_iter)
+    for split in ("val", "test"):
+        if split not in features:
+            results[split] = None
+            continue
+        records = splits.split(split)
+        results[split] = task_metrics(
+            splits.task, features[split].labels, probe.logits(features[split].features),
+            [r.patient for r in records], bootstrap_samples=config.eval.bootstrap_samples,
+            seed=config.eval.bootstrap_seed)
+        log.write(0, f"final_{split}", results[split])
+        log.info("probe, %s: %s %.4f", split, config.eval.best_metric,
+                 _score(results[split], config.eval.best_metric))
+    results["wall_seconds_this_session"] = time.time() - started
+    if writer:
+        (workdir / RESULTS_FILE).write_text(json.dumps(results, indent=2, default=list))
+    log.info("features in %s, results written to %s", workdir / FEATURES_DIR,
+             workdir / RESULTS_FILE)
+    log.close()
+    return results
+
+
+def _chosen_c(probe: Probe) -> float | None:
+    for _, part in probe.parts:
+        if not isinstance(part, np.ndarray):
+            return float(part[0].C)
+    return None  # every label was constant
+
+
+def _converged(probe: Probe, max_iter: int) -> bool:
+    return all(isinstance(part, np.ndarray) or int(np.max(part[0].n_iter_)) < max_iter
+               for _, part in probe.parts)
+
+
+def _define_flags() -> dict[str, flags.FlagHolder]:
+    """Only when run as a program, so importing this module defines no absl flags."""
+    return {
+        "config": config_flags.DEFINE_config_file(
+            "config", None, "Experiment config file (configs/*.py).", lock_config=True),
+        "workdir": flags.DEFINE_string("workdir", None,
+                                       "Folder for the features and results.json."),
+    }
+
+
+def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        extract_and_probe(options["config"].value, options["workdir"].value)
+    except UserError as error:
+        logging.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    _options = _define_flags()
+    flags.mark_flags_as_required(["config", "workdir"])
+    app.run(lambda argv: main(argv, _options))

@@ -1,0 +1,37 @@
+"""The report of a sweep: python -m jaxtl.report runs/NAME
+
+Markdown (report.md with its PNG figures beside it) and one self-contained HTML page
+(report.html, figures embedded), written to runs/NAME/report/ unless --out says otherwise.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+
+from jaxtl.errors import UserError
+from jaxtl.report.build import build
+from jaxtl.sweep import table
+
+REPORT_DIR = "report"
+
+
+def render(sweep_dir: str | pathlib.Path, out_dir: str | pathlib.Path | None = None,
+           chosen: Sequence[str] = ()) -> dict[str, pathlib.Path]:
+    """Writes the report of the sweep in `sweep_dir`; returns the paths of report.md/.html.
+
+    Reads results.jsonl; where it is missing but run folders exist, writes it first.
+    """
+    sweep_dir = pathlib.Path(sweep_dir)
+    if not (sweep_dir / table.RESULTS_JSONL).is_file():
+        table.write(sweep_dir)
+    rows = table.read(sweep_dir)
+    if not rows:
+        raise UserError(f"{sweep_dir} holds no runs of a sweep (no {table.RESULTS_JSONL} rows, "
+                        f"no */sweep_run.json): run python -m jaxtl.sweep --workdir {sweep_dir} "
+                        f"first")
+    out = pathlib.Path(out_dir) if out_dir is not None else sweep_dir / REPORT_DIR
+    return build(sweep_dir, rows, chosen).write(out)
+
+
+__all__ = ["render", "REPORT_DIR"]

@@ -1,0 +1,221 @@
+"""From a sweep folder (results.jsonl, run folders) to the report document."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxtl.report import figures, select
+from jaxtl.report.document import Document
+from jaxtl.sweep import table
+
+PREDICTIONS_FILE = "predictions_{split}.npz"  # written by jaxtl.train next to results.json
+SWEEP_FILE = "sweep.json"
+HYPERPARAMETER_PREFIXES = ("dataset", "data.", "model.", "optim.", "train.", "eval.")
+IGNORED_KEYS = ("data.cache_dir", "data.num_workers", "data.prefetch_batches",
+                "train.log_every_steps", "model.init")
+
+
+def fmt(number: Any, digits: int = 3) -> str:
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        return "" if number is None else str(number)
+    return f"{number:.{digits}f}"
+
+
+def with_ci(row: Mapping[str, Any], split: str, metric: str) -> str:
+    point = select.value(row, split, metric)
+    if point is None:
+        return ""
+    ci = select.interval(row, split, metric)
+    return fmt(point) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "")
+
+
+def _seconds(value: Any) -> str:
+    return "" if not isinstance(value, (int, float)) else f"{value / 60:.1f} min"
+
+
+def natural(text: str) -> list:
+    """Sort key with numbers in numeric order: n=30 before n=100."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def hyperparameter_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    keys = sorted({key for row in rows for key in row if key.startswith(HYPERPARAMETER_PREFIXES)
+                   and not key.startswith(table.METRIC_PREFIXES) and key not in IGNORED_KEYS})
+    return select.varying_keys(rows, keys)
+
+
+def build(sweep_dir: pathlib.Path, rows: Sequence[Mapping[str, Any]],
+          chosen: Sequence[str] = ()) -> Document:
+    """The report of a sweep; `chosen` names the runs whose curves to draw (default: per
+    pretraining source, the best-validated run at the largest training size)."""
+    sweep_dir = pathlib.Path(sweep_dir)
+    info_path = sweep_dir / SWEEP_FILE
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    doc = Document(title=f"Sweep report: {info.get('sweep_file', sweep_dir.name)}")
+    if any(row.get("demo") for row in rows):
+        doc.banner("DEMO: these runs trained on synthetic demo data (no data.root). The numbers "
+                   "show that the pipeline works; they say nothing about real images.")
+    _summary(doc, info, rows)
+    studies = select.studies(rows)
+    if not studies:
+        doc.paragraph("No grid run has finished yet: there is nothing to plot.")
+    for study in studies:
+        _study_section(doc, sweep_dir, study, chosen)
+    _runs_section(doc, rows)
+    return doc
+
+
+def _summary(doc: Document, info: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> None:
+    if info.get("description"):
+        doc.paragraph(info["description"])
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1
+    wall = sum(row.get("wall_seconds") or 0.0 for row in rows)
+    cpu = sum(row.get("cpu_seconds") or 0.0 for row in rows)
+    versions = sorted({str(row.get("jaxtl_version")) for row in rows if row.get("jaxtl_version")})
+    commits = sorted({str(row.get("git_commit"))[:12] + ("+dirty" if row.get("git_dirty") else "")
+                      for row in rows if row.get("git_commit")})
+    doc.paragraph(
+        f"{len(rows)} runs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        + f". Wall time of all runs together: {wall / 60:.1f} min"
+        + (f" (CPU time {cpu / 60:.1f} min)" if cpu else "") + ". "
+        + f"jaxtl {', '.join(versions) or 'unknown'}; git commit "
+        + f"{', '.join(f'`{c}`' for c in commits) or 'unknown'}. "
+        + "Tables: `results.csv` and `results.jsonl` in the sweep folder.")
+
+
+def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
+                   chosen_names: Sequence[str]) -> None:
+    slug = _slug(study.dataset)
+    metric_name = f"{study.split} {study.metric}"
+    has_ci = any(select.interval(r, study.split, study.metric) for r in study.rows)
+    levels = {row.get(f"{study.split}.ci_level") for row in study.rows} - {None}
+    level = f"{100 * levels.pop():g}%" if len(levels) == 1 else "95%"
+    ci_note = (f"Bands and brackets: the runs' {level} confidence intervals (`<metric>_ci` in "
+               f"results.json; jaxtl resamples patients)." if has_ci
+               else "These results hold no confidence intervals (`<metric>_ci`).")
+    doc.heading(f"{study.dataset}: {metric_name}")
+    png, _ = figures.metric_vs_size(study, {study.dataset: study.rows})
+    doc.figure(f"{slug}_main.png", png,
+               f"{metric_name} against training images per class (log scale), one line per "
+               f"pretraining source. Where several runs share a point, the one with the best "
+               f"validation {study.metric} is shown. {ci_note}")
+    points = select.series(list(study.rows), study)
+    by_run = {row["run"]: row for row in study.rows}
+    doc.table(["pretraining", "images per class", f"{metric_name} [95% CI]",
+               f"val {study.metric} [95% CI]", "best / stop epoch", "run"],
+              [[line, "all" if p.all_images else f"{p.x:g}",
+                with_ci(by_run[p.run], study.split, study.metric),
+                with_ci(by_run[p.run], "val", study.metric),
+                f"{by_run[p.run].get('best_epoch')} / {by_run[p.run].get('stop_epoch')}",
+                f"`{p.run}`"]
+               for line, line_points in points.items() for p in line_points])
+    for key, label in (("model.arch", "model"), ("optim.name", "optimizer")):
+        panels = select.panels(study, key)
+        png, _ = figures.metric_vs_size(study, panels, panel_name=label)
+        doc.figure(f"{slug}_per_{label}.png", png,
+                   f"The same per {label} ({', '.join(panels)}): one panel each, best "
+                   f"validation run per point within the panel.")
+
+    chosen = select.chosen_runs(study, chosen_names)
+    curves = []
+    for row in chosen:
+        path = sweep_dir / str(row.get("workdir")) / PREDICTIONS_FILE.format(split=study.split)
+        if path.is_file():
+            with np.load(path) as saved:
+                curves.append((_label(row), saved["labels"], saved["scores"]))
+    if curves:
+        png, _ = figures.roc_pr(curves, f"{study.split} split")
+        doc.figure(f"{slug}_roc_pr.png", png,
+                   f"ROC and precision-recall curves on the {study.split} split of the chosen "
+                   f"runs (per pretraining source, the best-validated run at the largest "
+                   f"training size, unless named with --runs).")
+    else:
+        doc.paragraph(f"No `{PREDICTIONS_FILE.format(split=study.split)}` in the chosen runs' "
+                      f"folders: no ROC or precision-recall curves.")
+
+    _per_class_tables(doc, study, chosen)
+
+    best = select.best_by_validation(list(study.rows), study.metric)
+    matrix = best.get(f"{study.split}.confusion_matrix")
+    if isinstance(matrix, list) and matrix:
+        names = [key.split(".", 2)[2] for key in best if key.startswith(f"{study.split}.recall.")]
+        if len(names) != len(matrix):
+            names = [str(i) for i in range(len(matrix))]
+        doc.figure(f"{slug}_confusion.png",
+                   figures.confusion_matrix(matrix, names, f"{study.dataset}, {study.split}: "
+                                                           f"{best['run']}"),
+                   f"Confusion matrix ({study.split} split) of the run with the best validation "
+                   f"{study.metric}, `{best['run']}`: counts, coloured by the fraction of each "
+                   f"true class.")
+
+    logs = [(_label(row), table.read_log(sweep_dir / str(row.get("workdir")))) for row in chosen]
+    logs = [(label, records) for label, records in logs if records]
+    if logs:
+        png, _ = figures.learning_curves(logs, study.metric)
+        doc.figure(f"{slug}_learning_curves.png", png,
+                   f"Learning curves of the chosen runs (from metrics.jsonl): training loss "
+                   f"and validation {study.metric} per epoch.")
+
+
+def per_class_metrics(rows: Sequence[Mapping[str, Any]], split: str) -> dict[str, list[str]]:
+    """{metric: [class or label names]} of the per-class/per-label metrics the rows hold
+    (`<split>.recall.<class>`, `<split>.auroc.<label>`, ...)."""
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        for key, number in row.items():
+            parts = key.split(".", 2)
+            if (len(parts) == 3 and parts[0] == split and isinstance(number, (int, float))
+                    and not key.endswith((".ci_low", ".ci_high"))):
+                names = found.setdefault(parts[1], [])
+                if parts[2] not in names:
+                    names.append(parts[2])
+    return {metric: names for metric, names in found.items() if len(names) > 1}
+
+
+def _per_class_tables(doc: Document, study: select.Study, chosen: Sequence[Mapping]) -> None:
+    for metric, names in per_class_metrics(chosen, study.split).items():
+        doc.paragraph(f"{study.split} {metric} per class/label of the chosen runs:")
+        doc.table([metric, *(_label(row) for row in chosen)],
+                  [[name, *(with_ci(row, study.split, f"{metric}.{name}") for row in chosen)]
+                   for name in names])
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    size = row.get(select.SIZE_KEY)
+    return f"{row.get('pretrain')}, n={'all' if size == select.ALL else size}"
+
+
+def _runs_section(doc: Document, rows: Sequence[Mapping[str, Any]]) -> None:
+    doc.heading("All runs")
+    keys = hyperparameter_keys(rows)
+    header = ["run", "role", "status", "pretraining", *keys, "metric", "val [95% CI]",
+              "test [95% CI]", "best / stop epoch", "wall time", "CPU time", "train images/s"]
+    body = []
+    for row in sorted(rows, key=lambda r: (r.get("role") != "grid", natural(str(r["run"])))):
+        metric = str(row.get("eval.best_metric"))
+        body.append([f"`{row.get('run')}`", row.get("role"), row.get("status"),
+                     row.get("pretrain"), *[row.get(key) for key in keys], metric,
+                     with_ci(row, "val", metric), with_ci(row, "test", metric),
+                     f"{row.get('best_epoch')} / {row.get('stop_epoch')}",
+                     _seconds(row.get("wall_seconds")), _seconds(row.get("cpu_seconds")),
+                     fmt(row.get("train_images_per_second"), 1)])
+    doc.paragraph("Hyperparameters shown are those that differ between runs; every setting of "
+                  "every run is in results.csv.")
+    doc.table(header, body)
+    failed = [row for row in rows if row.get("status") not in ("done", "pending", "running")]
+    if failed:
+        doc.heading("Runs that did not finish", level=3)
+        doc.table(["run", "status", "error"],
+                  [[f"`{row.get('run')}`", row.get("status"), row.get("error")] for row in failed])

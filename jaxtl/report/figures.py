@@ -1,0 +1,178 @@
+"""The report's figures, drawn with matplotlib (Agg, no display) into small PNGs.
+
+Each function returns the PNG bytes and the numbers it drew, so tests can check what is shown.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+from sklearn import metrics as skm
+
+from jaxtl.report import select
+
+DPI = 90
+PANEL = (4.2, 3.2)  # inches per panel
+BAND_ALPHA = 0.2
+
+
+def to_png(figure: Figure) -> bytes:
+    """PNG bytes, reduced to a 256-colour palette (line plots lose nothing visible)."""
+    raw = io.BytesIO()
+    figure.savefig(raw, format="png", dpi=DPI, bbox_inches="tight")
+    image = Image.open(io.BytesIO(raw.getvalue())).convert("RGB")
+    small = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(small, format="png",
+                                                                     optimize=True)
+    return small.getvalue()
+
+
+def _grid(count: int, columns: int = 3) -> tuple[Figure, list[Any]]:
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    figure = Figure(figsize=(PANEL[0] * columns, PANEL[1] * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
+    for extra in axes[count:]:
+        extra.set_visible(False)
+    return figure, axes[:count]
+
+
+def _size_label(point: select.Point) -> str:
+    if point.all_images:
+        return f"all\n(~{point.x:.0f})"
+    return f"{point.x:g}"
+
+
+def metric_vs_size(study: select.Study, panels: Mapping[str, Sequence[select.Row]],
+                   panel_name: str = "") -> tuple[bytes, dict[str, dict[str, list]]]:
+    """Metric against training images per class (log x), one line per pretraining source,
+    with the confidence interval as a band (as error bars where a line has a single point)."""
+    figure, axes = _grid(len(panels))
+    drawn: dict[str, dict[str, list]] = {}
+    for ax, (panel, rows) in zip(axes, panels.items()):
+        lines = select.series(list(rows), study)
+        drawn[panel] = {line: [(p.x, p.y, p.ci, p.run) for p in points]
+                        for line, points in lines.items()}
+        ticks: dict[float, str] = {}
+        for line, points in lines.items():
+            xs = np.array([p.x for p in points])
+            ys = np.array([p.y for p in points])
+            (handle,) = ax.plot(xs, ys, "o-", label=line, linewidth=1.6, markersize=4)
+            with_ci = [p for p in points if p.ci is not None]
+            if len(with_ci) >= 2:
+                ax.fill_between([p.x for p in with_ci], [p.ci[0] for p in with_ci],
+                                [p.ci[1] for p in with_ci], color=handle.get_color(),
+                                alpha=BAND_ALPHA, linewidth=0)
+            elif with_ci:
+                p = with_ci[0]
+                ax.errorbar([p.x], [p.y], yerr=[[p.y - p.ci[0]], [p.ci[1] - p.y]],
+                            color=handle.get_color(), capsize=3)
+            ticks |= {p.x: _size_label(p) for p in points}
+        ax.set_xscale("log")
+        if ticks:
+            ax.set_xticks(sorted(ticks), [ticks[x] for x in sorted(ticks)])
+            ax.minorticks_off()
+        ax.set_xlabel("training images per class")
+        ax.set_ylabel(f"{study.split} {study.metric}")
+        ax.grid(True, alpha=0.3)
+        ax.set_title(f"{panel_name}: {panel}" if panel_name else study.title, fontsize=10)
+        if lines:
+            ax.legend(title="pretraining", fontsize=8, title_fontsize=8)
+    return to_png(figure), drawn
+
+
+def binary_view(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(targets, scores, what) for one ROC/PR curve of a run's predictions.
+
+    Two classes: the positive class. More classes: micro-average one-vs-rest. Multi-label:
+    micro-average over the entries that are labelled 0 or 1 (masked/uncertain left out).
+    """
+    labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+    if labels.ndim == 2:
+        keep = (labels == 0) | (labels == 1)
+        return labels[keep] == 1, scores[keep], "micro-average over labels"
+    if scores.shape[1] == 2:
+        return labels == 1, scores[:, 1], "positive class"
+    one_hot = np.eye(scores.shape[1], dtype=bool)[labels]
+    return one_hot.ravel(), scores.ravel(), "micro-average one-vs-rest over classes"
+
+
+def roc_pr(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+           title: str) -> tuple[bytes, dict[str, dict[str, float]]]:
+    """ROC (left) and precision-recall (right) curves, one per (label, labels, scores)."""
+    figure, (roc_ax, pr_ax) = _grid(2, columns=2)
+    drawn: dict[str, dict[str, float]] = {}
+    what = ""
+    for label, labels, scores in curves:
+        targets, flat_scores, what = binary_view(labels, scores)
+        fpr, tpr, _ = skm.roc_curve(targets, flat_scores)
+        precision, recall, _ = skm.precision_recall_curve(targets, flat_scores)
+        auroc = float(skm.roc_auc_score(targets, flat_scores))
+        ap = float(skm.average_precision_score(targets, flat_scores))
+        drawn[label] = {"auroc": auroc, "ap": ap, "prevalence": float(np.mean(targets))}
+        roc_ax.plot(fpr, tpr, label=f"{label} (AUC {auroc:.3f})", linewidth=1.4)
+        pr_ax.step(recall, precision, where="post", label=f"{label} (AP {ap:.3f})",
+                   linewidth=1.4)
+    roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    if drawn:
+        prevalence = next(iter(drawn.values()))["prevalence"]
+        pr_ax.axhline(prevalence, color="grey", linestyle=":", linewidth=1)
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate",
+               title=f"ROC, {title}\n({what})")
+    pr_ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall, {title}\n({what})",
+              ylim=(0, 1.02))
+    for ax in (roc_ax, pr_ax):
+        ax.title.set_fontsize(9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
+    return to_png(figure), drawn
+
+
+def confusion_matrix(matrix: Sequence[Sequence[int]], names: Sequence[str],
+                     title: str) -> bytes:
+    """Counts, coloured by the fraction of each true class (rows are true classes)."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure = Figure(figsize=(4.4, 3.8), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (i, j), count in np.ndenumerate(counts):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                color="white" if fractions[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.set_title(title, fontsize=9)
+    figure.colorbar(image, ax=ax, label="fraction of the true class", shrink=0.8)
+    return to_png(figure)
+
+
+def learning_curves(logs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
+                    metric: str) -> tuple[bytes, dict[str, dict[str, list]]]:
+    """Training loss (left) and validation metric (right) against epochs, one line per run."""
+    figure, (loss_ax, metric_ax) = _grid(2, columns=2)
+    drawn: dict[str, dict[str, list]] = {}
+    for label, records in logs:
+        train = [r for r in records if r.get("split") == "train" and "loss" in r]
+        val = [r for r in records if r.get("split") == "val" and metric in r]
+        drawn[label] = {"train": [(r["epoch"], r["loss"]) for r in train],
+                        "val": [(r["epoch"], r[metric]) for r in val]}
+        (handle,) = loss_ax.plot(*zip(*drawn[label]["train"]), linewidth=1.2,
+                                 label=label) if train else (None,)
+        if val:
+            metric_ax.plot(*zip(*drawn[label]["val"]), "o-", markersize=3, linewidth=1.2,
+                           label=label, color=handle.get_color() if handle else None)
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    metric_ax.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric}")
+    for ax in (loss_ax, metric_ax):
+        ax.title.set_fontsize(9)
+        ax.grid(True, alpha=0.3)
+        if logs:
+            ax.legend(fontsize=7)
+    return to_png(figure), drawn

@@ -1,0 +1,90 @@
+"""Grids of config overrides: what a sweep file (configs/sweeps/*.py) is made of.
+
+A grid is a list of override dicts, one per run; each dict maps `'section.key'` to a value,
+as `--config.section.key=value` would on the command line. Two keys are the sweep's own:
+
+- `config`: the base config file of the run (e.g. `configs/eyepacs.py`, or `file.py:arg`), so a
+  dataset axis can switch config families;
+- `model.init` accepts `"none"` (random init), a folder (a converted checkpoint or any jaxtl
+  workdir) and `"run:NAME"`: the workdir of run NAME of the same sweep, which then runs first.
+
+String values may hold `{section.key}` placeholders, filled from the run's own effective config
+(e.g. `"run:pretrain-{model.arch}"` picks the pretraining run of the same architecture).
+
+    grid = product(axis("data.train_per_class", [10, 100]),
+                   [{"optim.name": "sgd", "optim.lr": 0.01}, {"optim.name": "adam", "optim.lr": 1e-3}])
+
+is four runs; `a + b` (plain list concatenation) is the runs of both grids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jaxtl.errors import UserError
+
+Overrides = dict[str, Any]
+CONFIG_KEY = "config"  # selects the base config file of a run
+INIT_KEY = "model.init"
+RUN_PREFIX = "run:"  # model.init="run:NAME": start from run NAME of this sweep
+NO_INIT = "none"
+
+
+class SweepError(UserError):
+    """A sweep file or a sweep command line is malformed."""
+
+
+def axis(key: str, values: Sequence[Any]) -> list[Overrides]:
+    """One run per value of `key`."""
+    if isinstance(values, (str, bytes)) or not len(values):
+        raise SweepError(f"axis {key!r} needs a non-empty list of values, got {values!r}")
+    return [{key: value} for value in values]
+
+
+def product(*grids: Sequence[Mapping[str, Any]]) -> list[Overrides]:
+    """Every combination of one entry of each grid, in order (the last grid varies fastest)."""
+    combined: list[Overrides] = [{}]
+    for grid in grids:
+        if not len(grid):
+            raise SweepError("product() got an empty grid: the product would have no runs")
+        next_combined = []
+        for left in combined:
+            for right in grid:
+                shared = sorted(set(left) & set(right))
+                if shared:
+                    raise SweepError(f"product() sets {', '.join(shared)} in two of its grids; "
+                                     f"set each key in one grid only")
+                next_combined.append({**left, **right})
+        combined = next_combined
+    return combined
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A study: a base config, the runs of its grid and the runs they start from.
+
+    config:  base config file, used by runs whose overrides do not name one (`config` key).
+    grid:    the runs the report compares; each run's folder is named after its own overrides.
+    fixed:   overrides applied to every run (grid and sources) before the run's own; not part of
+             folder names.
+    sources: runs that others start from (`model.init="run:NAME"`), as {name template: grid}:
+             `{"pretrain-{model.arch}": axis("model.arch", [...])}` names each run of the grid
+             from its effective config. Only the sources that selected runs need are run.
+    description: one paragraph for the report.
+    """
+
+    config: str
+    grid: Sequence[Mapping[str, Any]]
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sources: Mapping[str, Sequence[Mapping[str, Any]]] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.grid:
+            raise SweepError("the sweep's grid is empty: it needs at least one run")
+        for name, grid in self.sources.items():
+            if not grid:
+                raise SweepError(f"source {name!r} has an empty grid; use [{{}}] for one run "
+                                 f"with the fixed settings")

@@ -1,0 +1,400 @@
+"""From a sweep file to the ordered list of runs: names, filters, configs, dependencies.
+
+Every selected run's config is built and validated here, in this process, before anything is
+launched: a typo in a sweep file fails at once for all runs, not one run after another.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import pathlib
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import ml_collections
+
+from jaxtl import configuration, demo
+from jaxtl.errors import ConfigError, UserError
+from jaxtl.sweep.grid import (CONFIG_KEY, INIT_KEY, NO_INIT, RUN_PREFIX, Overrides, Sweep,
+                              SweepError)
+
+GRID, SOURCE = "grid", "source"
+RESERVED_NAMES = ("report",)
+MAX_NAME_LENGTH = 200  # folder names; longer ones end in a hash
+# Short names of common keys in folder names (other keys use their last component).
+NAME_ALIASES = {"data.train_per_class": "n", "data.resolution": "res", "data.batch_size": "batch",
+                "data.augment": "aug", "optim.name": "optim", "optim.schedule": "sched",
+                "model.arch": "arch", "model.init": "init"}
+UNNAMED_KEYS = ("data.root",)  # where the data is, not what the run is: never in folder names
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=,-]+")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep, ready to launch."""
+
+    name: str  # folder name under the sweep's workdir
+    role: str  # GRID (compared in the report) or SOURCE (others start from it)
+    config_file: str  # base config file (`file.py` or `file.py:arg`)
+    own: Overrides  # the run's overrides as the sweep file writes them (names, --only, labels)
+    overrides: Overrides  # passed as --config.KEY=VALUE: fixed + own, placeholders filled
+    needs: tuple[str, ...]  # runs that must finish first (model.init="run:NAME")
+    pretrain: str  # the pretraining source as the sweep names it: none, a run, a folder
+    effective: dict[str, Any]  # the flattened config the run trains with (demo settings applied)
+    workdir: pathlib.Path
+
+    def command(self) -> list[str]:
+        """The `python -m jaxtl.main` command line of this run."""
+        flags = [f"--config.{key}={flag_value(value)}" for key, value in self.overrides.items()]
+        return [sys.executable, "-m", "jaxtl.main", "--config", self.config_file,
+                "--workdir", str(self.workdir), *flags]
+
+    def record(self) -> dict[str, Any]:
+        """What the sweep stores about the run next to it (sweep_run.json)."""
+        return {"name": self.name, "role": self.role, "config_file": self.config_file,
+                "own": self.own, "overrides": self.overrides, "needs": list(self.needs),
+                "pretrain": self.pretrain, "effective": self.effective,
+                "command": self.command()}
+
+
+# --- Loading files ----------------------------------------------------------------------------
+def _load_module(path: pathlib.Path, what: str):
+    if not path.is_file():
+        raise SweepError(f"{what} {path} does not exist; check the path (it is relative to the "
+                         f"folder you run from, usually the repository root)")
+    module_name = "_jaxtl_loaded_" + re.sub(r"\W", "_", str(path.resolve()))
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """'configs/x.py:arg' -> ('configs/x.py', 'arg'), as ml_collections config files take it."""
+    path, sep, arg = spec.partition(":")
+    return path, (arg if sep else None)
+
+
+def load_sweep(spec: str) -> Sweep:
+    """Calls `get_sweep(arg)` of a sweep file given as `path.py` or `path.py:arg`."""
+    path, arg = split_spec(spec)
+    module = _load_module(pathlib.Path(path), "sweep file")
+    if not hasattr(module, "get_sweep"):
+        raise SweepError(f"sweep file {path} defines no get_sweep(arg) function returning a "
+                         f"jaxtl.sweep.Sweep")
+    sweep = module.get_sweep(arg)
+    if not isinstance(sweep, Sweep):
+        raise SweepError(f"get_sweep() of {path} returned {type(sweep).__name__}; it must "
+                         f"return a jaxtl.sweep.Sweep")
+    return sweep
+
+
+class ConfigLoader:
+    """Base configs by file spec; each call returns a fresh copy."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, Any] = {}
+
+    def load(self, spec: str, needed_by: str) -> ml_collections.ConfigDict:
+        path, arg = split_spec(spec)
+        if path not in self._modules:
+            if not pathlib.Path(path).is_file():
+                raise SweepError(f"run {needed_by} uses config {path}, which does not exist; "
+                                 f"fix the sweep file, or leave those runs out with --only")
+            self._modules[path] = _load_module(pathlib.Path(path), "config file")
+        config = self._modules[path].get_config(arg)
+        return ml_collections.ConfigDict(config.to_dict())  # a copy the run may change
+
+
+# --- Names ------------------------------------------------------------------------------------
+def short_keys(keys: Iterable[str]) -> dict[str, str]:
+    """Each key's alias or last component; the whole key where two keys would share a name."""
+    keys = [key for key in dict.fromkeys(keys) if key not in UNNAMED_KEYS]
+    last = [NAME_ALIASES.get(key, key.rsplit(".", 1)[-1]) for key in keys]
+    return {key: (tail if last.count(tail) == 1 else key) for key, tail in zip(keys, last)}
+
+
+def name_value(key: str, value: Any) -> str:
+    """A value as it appears in a folder name."""
+    if key == CONFIG_KEY:
+        path, arg = split_spec(str(value))
+        text = pathlib.Path(path).stem + (f"-{arg}" if arg else "")
+    elif isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, float):
+        text = format(value, "g")
+    elif isinstance(value, (tuple, list)):
+        text = "-".join(name_value(key, v) for v in value)
+    else:
+        text = str(value)
+        if key == INIT_KEY and text.startswith(RUN_PREFIX):
+            text = text[len(RUN_PREFIX):]
+        # What precedes the first placeholder: the placeholders' values are the run's other
+        # settings, in the name already ("run:pre-{model.arch}" -> "pre").
+        text = text.split("{", 1)[0].replace(",", "+").replace("/", "-")
+    text = re.sub("-+", "-", _UNSAFE.sub("-", text))
+    if isinstance(value, (int, float)):
+        return text  # keeps the sign of -1
+    return text.strip("-.") or "empty"
+
+
+def run_name(own: Mapping[str, Any], keys: Mapping[str, str]) -> str:
+    name = ",".join(f"{keys[key]}={name_value(key, value)}" for key, value in own.items()
+                    if key not in UNNAMED_KEYS)
+    name = name or "base"
+    if len(name) > MAX_NAME_LENGTH:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = name[:MAX_NAME_LENGTH - 11] + "-" + digest
+    return name
+
+
+# --- Config of one run ------------------------------------------------------------------------
+def set_value(config: ml_collections.ConfigDict, key: str, value: Any, run: str) -> None:
+    *sections, leaf = key.split(".")
+    node = config
+    for section in sections:
+        if not isinstance(node, ml_collections.ConfigDict) or section not in node:
+            raise ConfigError(f"run {run}: config.{key} is not a known setting; known settings "
+                              f"are listed in configs/common.py")
+        node = node[section]
+    if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
+        raise ConfigError(f"run {run}: config.{key} is not a known setting; known settings are "
+                          f"listed in configs/common.py")
+    if isinstance(node[leaf], tuple) and isinstance(value, list):
+        value = tuple(value)
+    try:
+        node[leaf] = value
+    except TypeError as error:
+        raise ConfigError(f"run {run}: config.{key}={value!r} has the wrong type "
+                          f"({error})") from None
+
+
+def flag_value(value: Any) -> str:
+    """A value as ml_collections parses it back from --config.KEY=VALUE."""
+    if isinstance(value, (tuple, list)):
+        return repr(tuple(value))
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def fill_placeholders(value: Any, key: str, flat: Mapping[str, Any], run: str) -> Any:
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name == key or name not in flat:
+            raise SweepError(f"run {run}: {key}={value!r} names {{{name}}}, which is not another "
+                             f"setting of the run's config")
+        return name_value(name, flat[name])
+
+    return _PLACEHOLDER.sub(replace, value)
+
+
+def _flat(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    return dict(configuration.flatten(json.loads(configuration.to_json(config))))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Candidate:
+    name: str
+    role: str
+    config_file: str
+    own: Overrides
+
+
+def resolve(candidate: _Candidate, sweep: Sweep, sweep_dir: pathlib.Path,
+            loader: ConfigLoader) -> PlannedRun:
+    """Builds and validates the run's config; finds the run it starts from."""
+    name = candidate.name
+    raw = {**dict(sweep.fixed), **candidate.own}
+    raw.pop(CONFIG_KEY, None)
+    config = loader.load(candidate.config_file, name)
+    for key, value in raw.items():
+        set_value(config, key, value, name)
+    before_demo = _flat(config)
+    demo.apply(config)
+    after_demo = _flat(config)
+    replaced = [key for key in raw if before_demo[key] != after_demo[key]]
+    if replaced:
+        raise ConfigError(
+            f"run {name}: the sweep sets {', '.join(replaced)}, but this run has no data.root, "
+            f"so the demo replaces {'it' if len(replaced) == 1 else 'them'} with the "
+            f"config.demo settings; sweep the demo.* keys for demo data, or set data.root")
+    overrides: Overrides = {}
+    for key, value in raw.items():
+        overrides[key] = fill_placeholders(value, key, after_demo, name)
+    needs: list[str] = []
+    raw_init = raw.get(INIT_KEY, after_demo[INIT_KEY] or NO_INIT)
+    init = overrides.get(INIT_KEY)
+    if isinstance(init, str):
+        if init == NO_INIT:
+            overrides[INIT_KEY] = ""
+        elif init.startswith(RUN_PREFIX):
+            needs.append(init[len(RUN_PREFIX):])
+            overrides[INIT_KEY] = str(sweep_dir / needs[-1])
+        elif init:
+            overrides[INIT_KEY] = str(pathlib.Path(init).expanduser().resolve())
+    for key, value in overrides.items():
+        if value != raw[key]:  # placeholders filled, model.init resolved
+            set_value(config, key, value, name)
+    try:
+        configuration.validate(config)
+    except ConfigError as error:
+        raise ConfigError(f"run {name}: {error}") from None
+    pretrain = name_value(INIT_KEY, raw_init)
+    return PlannedRun(name=name, role=candidate.role, config_file=candidate.config_file,
+                      own=dict(candidate.own), overrides=overrides, needs=tuple(needs),
+                      pretrain=pretrain, effective=_flat(config),
+                      workdir=sweep_dir / name)
+
+
+# --- Selection and order ----------------------------------------------------------------------
+def parse_only(only: Sequence[str]) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    for item in only:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SweepError(f"--only {item!r}: expected key=value, e.g. "
+                             f"--only data.train_per_class=10 or --only run=NAME")
+        filters.setdefault(key.removeprefix("config.") if key != CONFIG_KEY else key,
+                           []).append(value)
+    return filters
+
+
+def _matches(key: str, value: Any, wanted: str) -> bool:
+    """Whether a run's override equals --only's text, as written or as in folder names."""
+    if wanted in (str(value), name_value(key, value)):
+        return True
+    if key == INIT_KEY and wanted.startswith(RUN_PREFIX):
+        return wanted[len(RUN_PREFIX):] == name_value(key, value)
+    if key == CONFIG_KEY:
+        return pathlib.Path(split_spec(wanted)[0]).resolve() == \
+            pathlib.Path(split_spec(str(value))[0]).resolve()
+    try:
+        return ast.literal_eval(wanted) == value
+    except (ValueError, SyntaxError):
+        return False
+
+
+def _select(grid: list[_Candidate], sources: list[PlannedRun],
+            filters: dict[str, list[str]]) -> tuple[list[_Candidate], list[str]]:
+    """The grid runs the filters keep, and the source names they select by run=NAME."""
+    if not filters:
+        return grid, []
+    known = {key for run in grid for key in run.own}
+    unknown = [key for key in filters if key != "run" and key not in known]
+    if unknown:
+        raise SweepError(f"--only {', '.join(unknown)}: no run of the sweep sets "
+                         f"{'it' if len(unknown) == 1 else 'them'}; keys you can filter on: "
+                         f"run, {', '.join(sorted(known))}")
+    names = filters.get("run", [])
+    unknown_names = [name for name in names
+                     if name not in {run.name for run in grid} | {run.name for run in sources}]
+    if unknown_names:
+        raise SweepError(f"--only run={unknown_names[0]}: the sweep has no run of that name; "
+                         f"python -m jaxtl.sweep ... --dry-run lists them")
+    source_names = [run.name for run in sources if run.name in names]
+    key_filters = {key: values for key, values in filters.items() if key != "run"}
+    kept = [run for run in grid
+            if all(key in run.own and any(_matches(key, run.own[key], v) for v in values)
+                   for key, values in key_filters.items())
+            and (not names or run.name in names)]
+    if not kept and not source_names:
+        raise SweepError(f"--only {' '.join(f'{k}={v}' for k, vs in filters.items() for v in vs)}"
+                         f" selects no run; python -m jaxtl.sweep ... --dry-run lists them all")
+    return kept, source_names
+
+
+def _ordered(runs: dict[str, PlannedRun]) -> list[PlannedRun]:
+    """Dependencies first, otherwise in the sweep file's order; refuses cycles."""
+    order, placed, visiting = [], set(), []
+
+    def visit(name: str) -> None:
+        if name in placed:
+            return
+        if name in visiting:
+            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+            raise SweepError(f"the sweep's runs start from each other in a cycle: {cycle}")
+        visiting.append(name)
+        for need in runs[name].needs:
+            visit(need)
+        visiting.pop()
+        placed.add(name)
+        order.append(runs[name])
+
+    for name in runs:
+        visit(name)
+    return order
+
+
+def plan(sweep: Sweep, sweep_dir: pathlib.Path, only: Sequence[str] = ()) -> list[PlannedRun]:
+    """The runs to do, dependencies first. Raises SweepError / ConfigError for any problem."""
+    sweep_dir = pathlib.Path(sweep_dir).resolve()
+    loader = ConfigLoader()
+    keys = short_keys(key for own in sweep.grid for key in own)
+    grid: list[_Candidate] = []
+    for own in sweep.grid:
+        own = dict(own)
+        config_file = str(own.get(CONFIG_KEY, sweep.config))
+        grid.append(_Candidate(run_name(own, keys), GRID, config_file, own))
+    _check_unique([run.name for run in grid], "grid")
+
+    sources: list[PlannedRun] = []
+    unavailable: list[str] = []  # sources that cannot be built: an error only where needed
+    for template, source_grid in sweep.sources.items():
+        for own in source_grid:
+            own = dict(own)
+            candidate = _Candidate(template, SOURCE, str(own.get(CONFIG_KEY, sweep.config)), own)
+            try:
+                provisional = resolve(candidate, sweep, sweep_dir, loader)
+            except UserError as error:
+                unavailable.append(str(error))
+                continue
+            name = name_value("", fill_placeholders(template, "", provisional.effective, template))
+            sources.append(dataclasses.replace(provisional, name=name,
+                                               workdir=sweep_dir / name))
+    _check_unique([run.name for run in sources] + [run.name for run in grid], "source and grid")
+
+    selected, source_names = _select(grid, sources, parse_only(only))
+    runs = {run.name: resolve(run, sweep, sweep_dir, loader) for run in selected}
+    available = {run.name: run for run in sources} | runs
+    pending = [*runs.values(), *(available[name] for name in source_names)]
+    for name in source_names:
+        runs[name] = available[name]
+    while pending:
+        run = pending.pop()
+        for need in run.needs:
+            if need not in available:
+                source_names = ", ".join(sorted(r.name for r in sources)) or "none"
+                reasons = "".join(f"\n  {reason}" for reason in dict.fromkeys(unavailable))
+                detail = (f"sources that could not be built:{reasons}" if unavailable
+                          else f"its sources are: {source_names}")
+                raise SweepError(f"run {run.name} starts from run {need!r}, which the sweep does "
+                                 f"not define; {detail}")
+            if need not in runs:
+                runs[need] = available[need]
+                pending.append(runs[need])
+    source_first = {run.name: run for run in sources if run.name in runs}
+    source_first |= {name: run for name, run in runs.items() if name not in source_first}
+    return _ordered(source_first)
+
+
+def _check_unique(names: list[str], what: str) -> None:
+    seen, clashes = set(), set()
+    for name in names:
+        (clashes if name in seen else seen).add(name)
+    if clashes:
+        raise SweepError(f"two {what} runs share a folder name ({', '.join(sorted(clashes))}): "
+                         f"each run needs overrides that tell it apart")
+    reserved = [name for name in names if name in RESERVED_NAMES]
+    if reserved:
+        raise SweepError(f"run name {reserved[0]!r} is reserved for the sweep's own files")

@@ -1,0 +1,136 @@
+"""Fine-tuning strategies and early stopping in real (tiny) training runs, from the config."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import traverse_util
+
+from conftest import tiny_config
+from jaxtl import checkpoint, train
+from jaxtl.checkpoint import abstract_like
+from jaxtl.data import pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def small_cnn_config(tmp_path, **sections):
+    config = tiny_config(tmp_path)
+    config.demo.arch = config.model.arch = "small_cnn"
+    config.demo.bootstrap_samples = 20  # the demo sets eval.bootstrap_samples
+    for section, values in sections.items():
+        for key, value in values.items():
+            config[section][key] = value
+    return config
+
+
+def initial_and_final(config, workdir):
+    """The run's fine-tuning plan, the variables it starts from (rebuilt from its seed) and
+    those of its latest checkpoint."""
+    run, initial = train.build(config)
+    latest = checkpoint.RunCheckpoints(workdir, keep=2, best_metric=config.eval.best_metric)
+    iterator = run.stream.iterator()
+    final, _ = latest.restore_latest(abstract_like(initial), iterator)
+    pipeline.close(iterator)
+    latest.close()
+    return run.plan, initial, final
+
+
+def by_stage(state, plan):
+    """{stage: {collection/path: bytes}} of the backbone variables."""
+    out: dict[str, dict[str, bytes]] = {}
+    for collection in ("params", "batch_stats"):
+        for path, value in traverse_util.flatten_dict(getattr(state, collection)).items():
+            if path[0] == "backbone":
+                out.setdefault(plan.label(path), {})["/".join((collection, *path))] = (
+                    np.asarray(value).tobytes())
+    return out
+
+
+def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_path):
+    # kappa cannot rise by more than 2, so the run stops `patience` epochs after the first
+    config = small_cnn_config(
+        tmp_path, demo={"epochs": 4},
+        optim={"name": "adam", "lr": 0.01, "schedule": "one_cycle", "clip_grad_norm": 1.0},
+        finetune={"strategy": "linear_probe"},
+        train={"early_stopping_patience": 1, "early_stopping_min_delta": 2.0,
+               "label_smoothing": 0.2})
+    workdir = tmp_path / "probe"
+    results = train.train_and_evaluate(config, workdir)
+    assert results["stopped_epoch"] == 2 and results["epochs_trained"] == 2
+    assert results["epochs"] == 4 and results["best_epoch"] in (1, 2)
+    saved = json.loads((workdir / "results.json").read_text())
+    assert saved["stopped_epoch"] == 2 and saved["epochs_trained"] == 2
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2]
+
+    plan, initial, final = initial_and_final(config, workdir)
+    assert int(final.step) == 2 * results["steps"] // 4
+    before, after = by_stage(initial, plan), by_stage(final, plan)
+    assert before == after and len(before) == 4  # all four blocks, params and statistics
+    head_before = np.asarray(initial.params["head"]["fc"]["kernel"])
+    assert not np.array_equal(head_before, np.asarray(final.params["head"]["fc"]["kernel"]))
+
+    # the first step's loss: label-smoothed cross-entropy of the backbone in inference mode
+    run, _ = train.build(config)
+    iterator = run.stream.iterator()
+    batch = next(iterator)
+    pipeline.close(iterator)
+    logits = run.model.apply({"params": initial.params, "batch_stats": initial.batch_stats},
+                             batch["image"], train=False)
+    targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], 5), 0.2)
+    first_loss = float(optax.softmax_cross_entropy(logits, targets).mean())
+    assert [r["loss"] for r in records if r["split"] == "train"][0] == pytest.approx(
+        first_loss, rel=1e-5)
+
+    # the same command again: the run is over, nothing is trained any more
+    again = train.train_and_evaluate(config, workdir)
+    assert again["stopped_epoch"] == 2 and again["val"] == results["val"]
+
+
+def test_gradual_unfreezing_trains_stages_from_their_epoch_and_resumes_exactly(
+        tmp_path, monkeypatch):
+    config = small_cnn_config(
+        tmp_path, demo={"epochs": 2},
+        optim={"name": "cool_momentum", "lr": 0.001, "schedule": "sudden",
+               "decay_epochs": (1.5,)},
+        finetune={"strategy": "gradual_unfreeze", "unfreeze_epochs": (1,),
+                  "stage_lr_multipliers": (1.0, 1.0, 1.0, 0.5)})
+    results = train.train_and_evaluate(config, tmp_path / "whole")
+    plan, initial, final = initial_and_final(config, tmp_path / "whole")
+    before, after = by_stage(initial, plan), by_stage(final, plan)
+    for stage in ("block1", "block2", "block3"):
+        assert before[stage] == after[stage]
+    # block4, unfrozen after epoch 1: its parameters and BatchNorm statistics moved
+    changed = [k for k in before["block4"] if before["block4"][k] != after["block4"][k]]
+    assert {k.split("/")[0] for k in changed} == {"params", "batch_stats"}
+
+    # interrupted at the end of the first epoch (the frozen phase), then the same command
+    original = checkpoint.RunCheckpoints.save_latest
+
+    class Preempted(Exception):
+        pass
+
+    def save_then_stop(self, step, *args, **kwargs):
+        original(self, step, *args, **kwargs)
+        self.wait()
+        raise Preempted
+
+    monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", save_then_stop)
+    with pytest.raises(Preempted):
+        train.train_and_evaluate(config, tmp_path / "resumed")
+    monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", original)
+    resumed = train.train_and_evaluate(config, tmp_path / "resumed")
+
+    def losses(workdir):
+        return [r["loss"] for r in map(json.loads, (workdir / "metrics.jsonl").read_text()
+                                       .splitlines()) if r["split"] == "train"]
+
+    assert len(losses(tmp_path / "resumed")) == results["steps"]
+    np.testing.assert_allclose(losses(tmp_path / "resumed"), losses(tmp_path / "whole"),
+                               rtol=1e-5)
+    assert resumed["val"]["kappa"] == pytest.approx(results["val"]["kappa"], abs=1e-6)

@@ -1,0 +1,195 @@
+"""The report from a synthetic results table: what it selects, draws and writes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn import metrics as skm
+
+from jaxtl import report
+from jaxtl.report import __main__ as report_cli
+from jaxtl.report import figures, select
+from jaxtl.sweep import table
+
+CLASSES = ["0", "1", "2", "3", "4"]
+
+
+def row(run, pretrain, n, lr, val, test, *, arch="resnet18", optim="sgd", status="done",
+        ci=0.05):
+    return {
+        "run": run, "role": "grid", "status": status, "error": None, "pretrain": pretrain,
+        "workdir": run, "demo": True, "dataset": "eyepacs", "jaxtl_version": "0.1.0",
+        "git_commit": "0123456789abcdef", "git_dirty": False, "best_epoch": 3,
+        "stop_epoch": 4, "wall_seconds": 60.0, "train_images_per_second": 30.0,
+        "eval.best_metric": "kappa", "data.train_per_class": n, "optim.lr": lr,
+        "model.arch": arch, "optim.name": optim, "data.root": "",
+        "split_sizes.train": 500,
+        **{f"{split}.{key}": (None if value is None else value + shift)
+           for split, value in (("val", val), ("test", test))
+           for key, shift in (("kappa", 0.0), ("kappa.ci_low", -ci), ("kappa.ci_high", ci))},
+        "test.confusion_matrix": np.diag([10, 5, 4, 2, 1]).tolist(),
+        **{f"test.recall.{name}": 1.0 for name in CLASSES},
+    }
+
+
+def synthetic_rows():
+    rows = []
+    for pretrain, offset in (("none", 0.0), ("pre", 0.2)):
+        for n in (10, 30, -1):
+            base = {10: 0.3, 30: 0.4, -1: 0.5}[n] + offset
+            # The lr=0.1 run is better on test but worse on validation: it must not be shown.
+            rows.append(row(f"{pretrain}-{n}-a", pretrain, n, 0.01, val=base, test=base))
+            rows.append(row(f"{pretrain}-{n}-b", pretrain, n, 0.1, val=base - 0.1,
+                            test=base + 0.3, optim="adam"))
+    rows.append(row("broken", "none", 10, 0.5, val=None, test=None, status="failed"))
+    rows[-1]["error"] = "config.optim.lr is too large"
+    rows.append({**row("pre", "none", -1, 0.01, val=0.7, test=0.7), "role": "source"})
+    return rows
+
+
+def test_points_are_the_best_validation_run_of_each_cell():
+    rows = synthetic_rows()
+    (study,) = select.studies(rows)
+    assert (study.dataset, study.metric, study.split) == ("eyepacs", "kappa", "test")
+    assert len(study.rows) == 12  # grid runs that finished: no failed run, no source
+    lines = select.series(list(study.rows), study)
+    assert [p.run for p in lines["pre"]] == ["pre-10-a", "pre-30-a", "pre--1-a"]
+    assert [p.y for p in lines["none"]] == pytest.approx([0.3, 0.4, 0.5])
+    assert lines["none"][0].ci == pytest.approx((0.25, 0.35))
+    # 'all' (-1) sits at the mean images per class: 500 training images / 5 classes.
+    assert lines["none"][-1].x == 100.0 and lines["none"][-1].all_images
+    chosen = select.chosen_runs(study)
+    assert [r["run"] for r in chosen] == ["none--1-a", "pre--1-a"]
+
+
+def test_metric_figure_draws_one_line_per_source_and_panels_per_value():
+    (study,) = select.studies(synthetic_rows())
+    png, drawn = figures.metric_vs_size(study, select.panels(study, "optim.name"), "optimizer")
+    assert Image.open(io.BytesIO(png)).format == "PNG"
+    assert set(drawn) == {"adam", "sgd"}
+    points = drawn["adam"]["pre"]  # within the adam panel only the adam runs are shown
+    assert [x for x, _, _, _ in points] == [10, 30, 100]
+    assert [y for _, y, _, _ in points] == pytest.approx([0.8, 0.9, 1.0])
+    assert [run for _, _, _, run in points] == ["pre-10-b", "pre-30-b", "pre--1-b"]
+
+
+def test_roc_and_precision_recall_match_scikit_learn_micro_averages():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 200)
+    scores = rng.dirichlet(np.ones(5), 200) + np.eye(5)[labels] * 0.3
+    scores /= scores.sum(axis=1, keepdims=True)
+    _, drawn = figures.roc_pr([("run", labels, scores)], "test")
+    one_hot = np.eye(5)[labels]
+    assert drawn["run"]["auroc"] == pytest.approx(
+        skm.roc_auc_score(one_hot, scores, average="micro"))
+    assert drawn["run"]["ap"] == pytest.approx(
+        skm.average_precision_score(one_hot, scores, average="micro"))
+    binary = rng.integers(0, 2, 100)
+    two = np.stack([1 - binary * 0.6, binary * 0.6 + 0.2], axis=1)
+    _, drawn = figures.roc_pr([("b", binary, two)], "test")
+    assert drawn["b"]["auroc"] == pytest.approx(skm.roc_auc_score(binary, two[:, 1]))
+    multilabel = np.array([[1, 0], [0, -1], [1, 1], [0, 0]])
+    ml_scores = np.array([[0.9, 0.2], [0.1, 0.99], [0.6, 0.7], [0.4, 0.1]])
+    targets, flat, _ = figures.binary_view(multilabel, ml_scores)
+    assert targets.tolist() == [True, False, False, True, True, False, False]  # -1 left out
+    assert flat.tolist() == [0.9, 0.2, 0.1, 0.6, 0.7, 0.4, 0.1]
+
+
+def write_sweep_dir(tmp_path):
+    rows = synthetic_rows()
+    table.write(tmp_path, rows)
+    (tmp_path / "sweep.json").write_text(json.dumps({"sweep_file": "configs/sweeps/demo.py",
+                                                     "description": "A synthetic sweep."}))
+    rng = np.random.default_rng(1)
+    for name in ("none--1-a", "pre--1-a"):
+        folder = tmp_path / name
+        folder.mkdir()
+        labels = rng.integers(0, 5, 60)
+        scores = rng.dirichlet(np.ones(5), 60)
+        np.savez(folder / "predictions_test.npz", labels=labels, scores=scores,
+                 names=np.array(CLASSES))
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+            {"step": 5, "split": "train", "loss": 1.5, "epoch": 1.0},
+            {"step": 5, "split": "val", "kappa": 0.2, "epoch": 1},
+            {"step": 10, "split": "train", "loss": 1.1, "epoch": 2.0},
+            {"step": 10, "split": "val", "kappa": 0.4, "epoch": 2}]))
+    return rows
+
+
+def test_report_writes_markdown_with_figures_and_a_self_contained_html(tmp_path):
+    write_sweep_dir(tmp_path)
+    paths = report.render(tmp_path)
+    markdown = paths["markdown"].read_text()
+    html = paths["html"].read_text()
+    assert paths["markdown"].parent == tmp_path / "report"
+    assert "DEMO" in markdown and "A synthetic sweep." in markdown
+    figures_md = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", markdown)
+    assert figures_md == ["eyepacs_main.png", "eyepacs_per_model.png",
+                          "eyepacs_per_optimizer.png", "eyepacs_roc_pr.png",
+                          "eyepacs_confusion.png", "eyepacs_learning_curves.png"]
+    assert all((tmp_path / "report" / name).is_file() for name in figures_md)
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == len(figures_md)
+    for data in images:
+        Image.open(io.BytesIO(base64.b64decode(data))).verify()
+    assert not re.search(r'(src|href)="(http|//|[^"#d])', html)  # nothing fetched
+    # The main table: the validation-selected run and its test kappa with the interval.
+    assert "| pre | 10 | 0.500 [0.450, 0.550] | 0.500 [0.450, 0.550] | 3 / 4 | `pre-10-a` |" \
+        in markdown
+    assert "| none | all | 0.500 [0.450, 0.550]" in markdown
+    assert "`pre-10-b`" in markdown  # listed among all runs, not chosen for the figure
+    assert "| `broken` | failed | config.optim.lr is too large |" in markdown
+    assert "0.800 [0.750, 0.850]" in html
+
+
+def test_report_from_run_folders_writes_the_table_first(tmp_path):
+    folder = tmp_path / "only"
+    folder.mkdir()
+    (folder / "sweep_run.json").write_text(json.dumps({"name": "only", "role": "grid",
+                                                       "status": "failed", "error": "boom"}))
+    paths = report.render(tmp_path, tmp_path / "out")
+    assert (tmp_path / table.RESULTS_JSONL).is_file()
+    assert "No grid run has finished yet" in paths["markdown"].read_text()
+
+
+def test_report_command_refuses_a_missing_folder_and_one_without_runs(tmp_path, capsys):
+    assert report_cli.main([str(tmp_path / "nothing")]) == 2
+    assert "is not a folder; pass the --workdir of a sweep" in capsys.readouterr().err
+    assert report_cli.main([str(tmp_path)]) == 2
+    assert "holds no runs of a sweep" in capsys.readouterr().err
+
+
+def test_multilabel_study_has_per_label_table_and_curves_but_no_confusion_matrix(tmp_path):
+    labels = ("Edema", "Effusion")
+    rows = []
+    for pretrain, auroc in (("none", 0.7), ("imagenet", 0.8)):
+        rows.append({
+            "run": f"{pretrain}-run", "role": "grid", "status": "done", "pretrain": pretrain,
+            "workdir": f"{pretrain}-run", "dataset": "chexpert", "data.task": "competition5",
+            "eval.best_metric": "mean_auroc", "data.train_per_class": 50,
+            "model.arch": "densenet121", "optim.name": "adam",
+            "val.mean_auroc": auroc, "test.mean_auroc": auroc,
+            "test.mean_auroc.ci_low": auroc - 0.1, "test.mean_auroc.ci_high": auroc + 0.1,
+            **{f"test.auroc.{name}": auroc for name in labels},
+            **{f"test.auroc.{name}.ci_low": auroc - 0.05 for name in labels},
+            **{f"test.auroc.{name}.ci_high": auroc + 0.05 for name in labels}})
+        folder = tmp_path / f"{pretrain}-run"
+        folder.mkdir()
+        np.savez(folder / "predictions_test.npz", labels=np.array([[1, 0], [0, -1], [1, 1],
+                                                                   [0, 2]]),
+                 scores=np.array([[0.9, 0.2], [0.3, 0.5], [0.6, 0.7], [0.4, 0.6]]),
+                 names=np.array(labels))
+    table.write(tmp_path, rows)
+    markdown = report.render(tmp_path)["markdown"].read_text()
+    assert "## chexpert / competition5: test mean_auroc" in markdown
+    assert "| imagenet | 50 | 0.800 [0.700, 0.900] |" in markdown
+    assert "| auroc | imagenet, n=50 | none, n=50 |" in markdown
+    assert "| Edema | 0.800 [0.750, 0.850] | 0.700 [0.650, 0.750] |" in markdown
+    assert "chexpert_competition5_roc_pr.png" in markdown
+    assert "confusion" not in markdown

@@ -1,0 +1,1 @@
+"""Command-line tools that ship with jaxtl (not imported by the training code)."""

@@ -1,0 +1,92 @@
+"""timm (or torchvision) checkpoint -> jaxtl pretrained checkpoint.
+
+    python -m tools.convert_weights.timm --arch resnet50 --weights model.safetensors --out DIR
+
+`--weights` is a timm state dict as `.safetensors` (read without torch) or `.pth`/`.bin`
+(needs torch; read with `torch.load(weights_only=True)`, so only tensors are ever unpickled).
+A Hugging Face timm download (`model.safetensors` next to `config.json`) gives its input
+mean/std and resolution from that `config.json`; otherwise timm 1.0.31's defaults for the
+architecture apply (`tools/convert_weights/archs.py`), and `--mean/--std/--resolution` set them.
+
+torchvision state dicts use timm's names for ResNet and DenseNet, so they convert as they are
+(including torchxrayvision's chest X-ray DenseNet121: see the README). DIR receives
+`pretrained.json` + `variables.safetensors`; use it with `--config.model.init=DIR` or
+`jaxtl.transfer.load(DIR)`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+from absl import app, flags
+
+from jaxtl.errors import UserError
+from jaxtl.transfer import save_pretrained
+from tools.convert_weights.archs import ARCHS
+from tools.convert_weights.convert import convert_timm_state, file_sha256
+from tools.convert_weights.errors import ConversionError
+from tools.convert_weights.reading import read_weights
+
+FLAGS = flags.FLAGS
+
+
+def hub_config(weights: pathlib.Path) -> dict:
+    """`pretrained_cfg` of a Hugging Face timm download (config.json beside the weights)."""
+    path = weights.parent / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    return config.get("pretrained_cfg", {}) if isinstance(config, dict) else {}
+
+
+def convert(arch: str, weights: str, out: str, *, mean=None, std=None, resolution=None,
+            ignore=()) -> pathlib.Path:
+    path = pathlib.Path(weights).expanduser()
+    state = read_weights(path)
+    hub = hub_config(path)
+    if hub:
+        mean = mean or hub.get("mean")
+        std = std or hub.get("std")
+        resolution = resolution or (hub.get("input_size") or [None, None])[1]
+    info, variables = convert_timm_state(
+        arch, state, mean=[float(v) for v in mean] if mean else None,
+        std=[float(v) for v in std] if std else None, resolution=resolution,
+        ignore=tuple(ignore),
+        source={"kind": "timm", "file": path.name, "sha256": file_sha256(path),
+                "converter": "tools.convert_weights.timm"})
+    target = save_pretrained(out, info, variables)
+    print(f"{arch}: {info.num_classes} classes, {info.in_channels} input channel(s), "
+          f"{info.resolution} px, mean {info.mean}, std {info.std} -> {target}")
+    return target
+
+
+def define_flags() -> None:
+    """Command-line flags; defined only when run as a program, so the modules import cleanly."""
+    flags.DEFINE_enum("arch", None, sorted(ARCHS), "jaxtl architecture (python -m jaxtl.models --list)")
+    flags.DEFINE_string("weights", None, "timm/torchvision state dict: .safetensors, .pth or .bin")
+    flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained checkpoint to")
+    flags.DEFINE_list("mean", None, "per-channel input mean on the 0..1 scale (default: the weights')")
+    flags.DEFINE_list("std", None, "per-channel input std on the 0..1 scale (default: the weights')")
+    flags.DEFINE_integer("resolution", None, "input resolution the weights were trained at")
+    flags.DEFINE_list("ignore", [], "state-dict entries that are not weights, e.g. op_threshs")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    try:
+        convert(FLAGS.arch, FLAGS.weights, FLAGS.out, mean=FLAGS.mean, std=FLAGS.std,
+                resolution=FLAGS.resolution, ignore=FLAGS.ignore)
+    except (UserError, ConversionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    define_flags()
+    flags.mark_flags_as_required(["arch", "weights", "out"])
+    app.run(main)
