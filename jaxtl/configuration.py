@@ -160,6 +160,17 @@ def flatten(config: Mapping[str, Any] | ml_collections.ConfigDict,
             yield f"{prefix}{key}", value
 
 
+def resolution_problems(config: ml_collections.ConfigDict) -> list[str]:
+    """A resolution below what its architecture accepts (e.g. inception_v3 below 75 px)."""
+    pairs = (("model.arch", config.model.arch, "data.resolution", config.data.resolution),
+             ("demo.arch", config.demo.arch, "demo.resolution", config.demo.resolution))
+    return [f"config.{resolution_key} is {resolution}; {arch} (config.{arch_key}) needs at "
+            f"least {models.min_input_size(arch)} px: raise config.{resolution_key} or choose "
+            f"another architecture"
+            for arch_key, arch, resolution_key, resolution in pairs
+            if resolution < models.min_input_size(arch)]
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError listing every unknown key, missing key and invalid value."""
     rules = _rules()
@@ -182,6 +193,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if len(config.data.mean) != len(config.data.std):
             problems.append("config.data.mean and config.data.std must have one value per "
                             "channel each")
+        problems += resolution_problems(config)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
