@@ -3,7 +3,9 @@
 Prints one JSON object: train-step images/s of the configured model on synthetic device batches
 after compilation, the compile time, and the input pipeline's images/s at the configured
 resolution on the configured data (the demo images when no data.root is set; the demo's smaller
-model settings are not applied here). Add --config.x=y overrides as for training.
+model settings are not applied here). Add --config.x=y overrides as for training; any
+architecture of `python -m jaxtl.models --list` works (--config.model.arch=NAME).
+--pipeline_batches=0 measures the train step only.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from jaxtl.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed train steps (after one compiling step).")
-_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20, "Timed input batches.")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed train steps (after one compiling step).",
+                              lower_bound=1)
+_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20,
+                                         "Timed input batches; 0 skips the input pipeline.",
+                                         lower_bound=0)
 flags.mark_flag_as_required("config")
 
 
@@ -60,7 +65,8 @@ def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) 
         state, metrics = compiled(state, batch)
     jax.block_until_ready((state, metrics))
     seconds = time.perf_counter() - start
-    return {"compile_seconds": compile_seconds,
+    return {"compile_seconds": compile_seconds, "timed_steps": timed_steps,
+            "params": sum(x.size for x in jax.tree.leaves(state.params)),
             "train_images_per_second": timed_steps * config.data.batch_size / seconds,
             "train_step_seconds": seconds / timed_steps,
             "devices": mesh.size, "platform": jax.devices()[0].platform}
@@ -97,8 +103,9 @@ def main(argv: list[str]) -> None:
         result = {"arch": config.model.arch, "resolution": config.data.resolution,
                   "batch_size": config.data.batch_size, "dtype": config.model.dtype,
                   "pipeline_data": "DEMO" if splits.demo else config.data.root,
-                  **bench_train_step(config, splits.num_classes, config.data.channels, _STEPS.value),
-                  **bench_pipeline(config, splits, config.data.channels, _PIPELINE_BATCHES.value)}
+                  **bench_train_step(config, splits.num_classes, config.data.channels, _STEPS.value)}
+        if _PIPELINE_BATCHES.value > 0:
+            result |= bench_pipeline(config, splits, config.data.channels, _PIPELINE_BATCHES.value)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -110,6 +110,17 @@ def flatten(config: Mapping[str, Any] | ml_collections.ConfigDict,
             yield f"{prefix}{key}", value
 
 
+def resolution_problems(config: ml_collections.ConfigDict) -> list[str]:
+    """A resolution below what its architecture accepts (e.g. inception_v3 below 75 px)."""
+    pairs = (("model.arch", config.model.arch, "data.resolution", config.data.resolution),
+             ("demo.arch", config.demo.arch, "demo.resolution", config.demo.resolution))
+    return [f"config.{resolution_key} is {resolution}; {arch} (config.{arch_key}) needs at "
+            f"least {models.min_input_size(arch)} px: raise config.{resolution_key} or choose "
+            f"another architecture"
+            for arch_key, arch, resolution_key, resolution in pairs
+            if resolution < models.min_input_size(arch)]
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError listing every unknown key, missing key and invalid value."""
     rules = _rules(config.dataset if "dataset" in config else "")
@@ -134,6 +145,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                             f"channel each (data.channels={config.data.channels}); they have "
                             f"{len(config.data.mean)} and {len(config.data.std)}")
         problems += [f"config.{problem}" for problem in datasets.get(config.dataset).check(config)]
+        problems += resolution_problems(config)
     if not problems:
         problems += _optim_problems(config)
     if problems:

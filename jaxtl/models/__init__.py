@@ -2,6 +2,7 @@
 
 from jaxtl.models.classifier import Classifier
 from jaxtl.models.heads import HEADS
-from jaxtl.models.registry import create_model, list_models, register_backbone
+from jaxtl.models.registry import create_model, list_models, min_input_size, register_backbone
 
-__all__ = ["HEADS", "Classifier", "create_model", "list_models", "register_backbone"]
+__all__ = ["HEADS", "Classifier", "create_model", "list_models", "min_input_size",
+           "register_backbone"]

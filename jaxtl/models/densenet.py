@@ -50,6 +50,8 @@ class DenseNet(nn.Module):
     bn_size: int = 4
     dtype: Dtype = jnp.float32
 
+    min_input_size = 32  # smallest square input side in pixels
+
     @property
     def num_features(self) -> int:
         features = 2 * self.growth_rate
@@ -61,8 +63,9 @@ class DenseNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        if x.ndim != 4 or min(x.shape[1:3]) < 32:
-            raise ValueError(f"DenseNet needs NHWC images of at least 32x32 pixels, got shape {x.shape}")
+        m = self.min_input_size
+        if x.ndim != 4 or min(x.shape[1:3]) < m:
+            raise ValueError(f"DenseNet needs NHWC images of at least {m}x{m} pixels, got shape {x.shape}")
         dtype = self.dtype
         x = _conv(x, 2 * self.growth_rate, 7, 2, dtype=dtype, name="features_conv0")
         x = _norm_act(x, train, dtype=dtype, name="features_norm0")

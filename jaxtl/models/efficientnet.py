@@ -133,6 +133,8 @@ class EfficientNet(nn.Module):
     bn_eps: float = 1e-5
     dtype: Dtype = jnp.float32
 
+    min_input_size = 1  # any input size: every downsampling layer pads
+
     @property
     def num_features(self) -> int:
         return round_channels(1280, self.width)

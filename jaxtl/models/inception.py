@@ -141,11 +141,13 @@ class InceptionV3(nn.Module):
     dtype: Dtype = jnp.float32
 
     num_features = 2048
+    min_input_size = 75  # smallest square input side in pixels (as timm)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        if min(x.shape[1:3]) < 75:
-            raise ValueError(f"inception_v3 needs inputs of at least 75x75 pixels, got {x.shape[1:3]}")
+        m = self.min_input_size
+        if min(x.shape[1:3]) < m:
+            raise ValueError(f"inception_v3 needs inputs of at least {m}x{m} pixels, got {x.shape[1:3]}")
         d = self.dtype
         x = ConvBN(32, 3, 2, dtype=d, name="Conv2d_1a_3x3")(x, train)
         x = ConvBN(32, 3, dtype=d, name="Conv2d_2a_3x3")(x, train)

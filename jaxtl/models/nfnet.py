@@ -105,6 +105,7 @@ class NormFreeResNet(nn.Module):
     dtype: Dtype = jnp.float32
 
     num_features = 2048
+    min_input_size = 1  # any input size: every downsampling layer pads
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:

@@ -1,7 +1,8 @@
 """Name -> backbone registry and `create_model`.
 
 New architectures are added with `register_backbone(name, factory)`; a factory takes
-`dtype` and returns a Linen module whose `__call__(x, train)` gives pooled features.
+`dtype` and returns a Linen module whose `__call__(x, train)` gives pooled features and
+whose `min_input_size` attribute is the smallest square input side (pixels) it accepts.
 """
 
 from __future__ import annotations
@@ -27,11 +28,25 @@ def register_backbone(name: str, factory: BackboneFactory) -> None:
     """Makes `factory(dtype=...)` available to `create_model` as `name`."""
     if name in _BACKBONES:
         raise ValueError(f"backbone {name!r} is already registered")
+    if not isinstance(getattr(factory(dtype=jnp.float32), "min_input_size", None), int):
+        raise ValueError(f"backbone {name!r} must declare `min_input_size`, the smallest square "
+                         f"input side in pixels it accepts (1 if any size works)")
     _BACKBONES[name] = factory
 
 
 def list_models() -> list[str]:
     return sorted(_BACKBONES)
+
+
+def min_input_size(name: str) -> int:
+    """Smallest square input side (pixels) that architecture `name` accepts."""
+    _check_known(name)
+    return _BACKBONES[name](dtype=jnp.float32).min_input_size
+
+
+def _check_known(name: str) -> None:
+    if name not in _BACKBONES:
+        raise ValueError(f"unknown architecture {name!r}; known architectures: {', '.join(list_models())}")
 
 
 def resolve_dtype(dtype: str | Dtype) -> Dtype:
@@ -54,8 +69,7 @@ def create_model(
     dtype: str | Dtype = "float32",
 ) -> Classifier:
     """Backbone `name` (see `list_models()`) with classifier head `head` (see HEADS)."""
-    if name not in _BACKBONES:
-        raise ValueError(f"unknown architecture {name!r}; known architectures: {', '.join(list_models())}")
+    _check_known(name)
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be positive, got {num_outputs}")
     compute_dtype = resolve_dtype(dtype)

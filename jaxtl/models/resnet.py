@@ -71,6 +71,8 @@ class ResNet(nn.Module):
     stage_sizes: Sequence[int]
     dtype: Dtype = jnp.float32
 
+    min_input_size = 1  # any input size: every downsampling layer pads
+
     @property
     def num_features(self) -> int:
         return 512 * self.block.expansion

@@ -109,6 +109,8 @@ class ResNetV2(nn.Module):
     width_factor: int = 1
     dtype: Dtype = jnp.float32
 
+    min_input_size = 1  # any input size: every downsampling layer pads
+
     @property
     def num_features(self) -> int:
         return make_divisible(2048 * self.width_factor)

@@ -26,9 +26,14 @@ class SmallCNN(nn.Module):
     def num_features(self) -> int:
         return self.widths[-1]
 
+    @property
+    def min_input_size(self) -> int:
+        """Smallest square input side in pixels: one 2x2 pool per block."""
+        return 2 ** len(self.widths)
+
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        min_size = 2 ** len(self.widths)
+        min_size = self.min_input_size
         if x.ndim != 4 or min(x.shape[1:3]) < min_size:
             raise ValueError(f"small_cnn needs NHWC images of at least {min_size}x{min_size} pixels, got {x.shape}")
         for i, width in enumerate(self.widths, start=1):

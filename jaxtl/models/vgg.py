@@ -93,9 +93,14 @@ class VGG(nn.Module):
     def num_features(self) -> int:
         return self.hidden
 
+    @property
+    def min_input_size(self) -> int:
+        """Smallest square input side in pixels: one 2x2 max-pool per "M"."""
+        return 2 ** sum(v == "M" for v in self.cfg)
+
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        min_size = 2 ** sum(v == "M" for v in self.cfg)
+        min_size = self.min_input_size
         if x.ndim != 4 or min(x.shape[1:3]) < min_size:
             raise ValueError(f"VGG needs NHWC images of at least {min_size}x{min_size} pixels, got shape {x.shape}")
         index = 0  # position in timm's `features` Sequential

@@ -25,6 +25,8 @@ class _TinyBackbone(nn.Module):
 
     dtype: jnp.dtype = jnp.float32
 
+    min_input_size = 1
+
     @nn.compact
     def __call__(self, x, train: bool):
         x = nn.Conv(8, (1, 1), dtype=self.dtype, name="conv")(x)

@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtl.models import create_model
+from jaxtl.models import Classifier, create_model
+from jaxtl.models.heads import make_head
 from jaxtl.models.layers import max_pool2d
-from jaxtl.models.resnet import BasicBlock, Bottleneck
+from jaxtl.models.resnet import BasicBlock, Bottleneck, ResNet
 from zoo_helpers import fast_jit, leaf_name, op_dtypes
 
 TIMM_PARAM_COUNTS = {
@@ -263,6 +264,38 @@ def test_gradients_finite_and_nonzero(resnet18):
     at_init = jax.tree_util.tree_map_with_path(lambda p, v: v * 0 if leaf_name(p) in last_bn else v, params)
     expected = {f"{b}/{leaf}" for b in blocks for leaf in ("conv1/kernel", "bn1/scale", "bn1/bias", "conv2/kernel")}
     assert zero_grads(at_init) == expected
+
+
+def test_bottleneck_resnet_gradients_finite_and_nonzero():
+    """ResNet50/101/152's code path (Bottleneck blocks, projection shortcuts) forward and backward.
+
+    One bottleneck per stage: the deeper models repeat these blocks, and compiling their own
+    backward passes costs tens of seconds each on a 2-core CPU.
+    """
+    model = Classifier(ResNet(Bottleneck, (1, 1, 1, 1)), make_head("linear", num_outputs=5))
+    variables = _random_variables(_init_shapes(model))
+    x, labels = _images(seed=6), jnp.array([0, 4])
+
+    @fast_jit
+    def step(params):
+        def loss(p):
+            logits, state = model.apply(
+                {"params": p, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
+            )
+            nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
+            return nll, (logits, state)
+
+        return jax.grad(loss, has_aux=True)(params)
+
+    grads, (logits, state) = step(variables["params"])
+    assert logits.shape == (2, 5) and np.isfinite(np.asarray(logits)).all()
+    assert _paths(grads) == _paths(variables["params"])
+    assert "backbone/layer1_0/downsample_conv/kernel" in _paths(grads)  # 64 -> 256 channels
+    for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
+        leaf = np.asarray(leaf)
+        assert np.isfinite(leaf).all() and np.any(leaf), leaf_name(path)
+    old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
+    assert not np.allclose(old["layer4_0"]["bn3"]["var"], new["layer4_0"]["bn3"]["var"])
 
 
 def _torch_max_pool_reference(x: np.ndarray, k: int, s: int, p: int) -> np.ndarray:

@@ -1,0 +1,146 @@
+"""Choosing an architecture by config alone: input-size validation and end-to-end demo training.
+
+Every registered architecture is accepted by the config at its smallest input and refused,
+with a config error that names the key, below it. End-to-end training through
+`jaxtl.train.train_and_evaluate` (what `python -m jaxtl.main` calls), selected only by
+`config.demo.arch`, runs for one member of most families. Compiling a deep model's backward
+pass costs tens of seconds on a 2-core CI machine, so the deeper members of a family (same
+code, more blocks or wider layers) and two families whose smallest member is still too slow
+here are covered by the forward/backward and parameter-count tests in their family's file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from configs import eyepacs as eyepacs_config
+from jaxtl import configuration, demo
+from jaxtl.errors import ConfigError
+from jaxtl.models import list_models, min_input_size, registry
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_FLOOR = 16  # configuration: data.resolution and demo.resolution start at 16 px
+
+SCRIPT = Path(__file__).with_name("train_by_config.py")
+# Trained end to end below: one member of every family but two, covering BatchNorm models,
+# models without batch statistics (nf_resnet50, resnetv2_50x1_bit) and TF "SAME" padding.
+TRAINED = ("small_cnn", "resnet18", "tf_efficientnet_b0", "inception_v3", "nf_resnet50",
+           "resnetv2_50x1_bit")
+# Measured on the shared 2-core machine, these take 50-55 s of CPU each for two tiny steps
+# (vgg16: 138 M parameters to initialise and checkpoint; densenet121: its backward pass's
+# compilation), against 2-33 s for the trained ones. Their families' tests run forward and
+# backward passes instead: test_vgg.py::test_gradients_finite_and_nonzero and
+# test_densenet.py::test_train_step_gradients_and_batch_stats.
+NOT_TRAINED_HERE = ("vgg16", "densenet121")
+# XLA's cheapest compilation: about half the CPU time of these runs, the same computation.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+
+
+def smallest_resolution(arch: str) -> int:
+    return max(CONFIG_FLOOR, min_input_size(arch))
+
+
+def test_min_input_sizes_are_those_the_models_enforce():
+    # The models raise below these sizes (tests/models/test_{vgg,densenet,inception,small_cnn}.py
+    # check both sides of each limit); the other families pad every downsampling layer.
+    expected = {"vgg16": 32, "vgg16_bn": 32, "densenet121": 32, "densenet169": 32,
+                "densenet201": 32, "inception_v3": 75, "small_cnn": 16}
+    assert {arch: min_input_size(arch) for arch in list_models()} == {
+        arch: expected.get(arch, 1) for arch in list_models()}
+
+
+def _family(arch: str) -> str:
+    """The module that registers the architecture, e.g. jaxtl.models.efficientnet."""
+    return registry._BACKBONES[arch].__module__
+
+
+def test_trained_set_covers_every_family():
+    assert {_family(arch) for arch in TRAINED} | {_family(arch) for arch in NOT_TRAINED_HERE} \
+        == {_family(arch) for arch in list_models()}
+    assert not {_family(arch) for arch in TRAINED} & {_family(arch) for arch in NOT_TRAINED_HERE}
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_demo_arch_alone_selects_the_model(arch):
+    config = eyepacs_config.get_config()
+    config.demo.arch = arch
+    config.demo.resolution = smallest_resolution(arch)
+    demo.apply(config)
+    configuration.validate(config)
+    assert config.model.arch == arch and config.data.resolution == smallest_resolution(arch)
+
+
+@pytest.mark.parametrize("arch", [a for a in list_models() if min_input_size(a) > CONFIG_FLOOR])
+def test_too_small_demo_resolution_is_a_config_error(arch):
+    config = eyepacs_config.get_config()
+    config.demo.arch = arch
+    config.demo.resolution = min_input_size(arch) - 1
+    demo.apply(config)
+    with pytest.raises(ConfigError) as info:
+        configuration.validate(config)
+    message = str(info.value)
+    for key in ("config.demo.resolution", "config.data.resolution"):
+        assert f"{key} is {min_input_size(arch) - 1}; {arch}" in message
+        assert f"needs at least {min_input_size(arch)} px: raise {key}" in message
+
+
+def test_too_small_data_resolution_with_a_root_is_a_config_error():
+    config = eyepacs_config.get_config()
+    config.data.root = "/data/eyepacs"
+    config.model.arch = "inception_v3"
+    config.data.resolution = 64
+    demo.apply(config)  # a data root: the demo settings change nothing
+    with pytest.raises(ConfigError, match=r"config.data.resolution is 64; inception_v3 "
+                                          r"\(config.model.arch\) needs at least 75 px") as info:
+        configuration.validate(config)
+    assert "config.demo.resolution" not in str(info.value)
+
+
+def test_command_line_reports_a_too_small_resolution_before_any_work(tmp_path):
+    env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"))
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxtl.main", "--config", "configs/eyepacs.py",
+         "--workdir", str(tmp_path / "run"), "--config.demo.arch=inception_v3",
+         "--config.demo.resolution=64"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "config.demo.resolution is 64; inception_v3 (config.demo.arch) needs at least 75 px" \
+        in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "cache").exists()  # refused before the demo data was written
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory) -> Path:
+    """One workdir per architecture of TRAINED, all trained by one subprocess."""
+    root = tmp_path_factory.mktemp("trained_by_config")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip(),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                        os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, str(SCRIPT), str(root), *TRAINED], cwd=REPO_ROOT,
+                            env=env, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", TRAINED)
+def test_config_alone_trains_the_architecture(arch, trained_runs):
+    run = trained_runs / arch
+    results = json.loads((run / "results.json").read_text())
+    assert results["demo"] is True and results["steps"] == 2
+    assert results["config"]["model"]["arch"] == arch
+    assert results["config"]["data"]["resolution"] == smallest_resolution(arch)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if r["split"] == "train"]
+    assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
+    for split in ("val", "test"):
+        assert results[split]["count"] == results["split_sizes"][split] > 0
+        assert sum(map(sum, results[split]["confusion_matrix"])) == results["split_sizes"][split]

@@ -1,0 +1,48 @@
+"""Trains each named architecture on tiny demo data, selected by `config.demo.arch` alone.
+
+Used by test_config_selection.py, in a subprocess so that XLA_FLAGS can lower XLA's compile
+effort (compilation dominates these tiny runs on a CPU):
+
+    python tests/models/train_by_config.py OUT_DIR ARCH [ARCH ...]
+
+Writes one workdir per architecture under OUT_DIR (demo data under OUT_DIR/cache).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from absl import flags
+
+from configs import eyepacs
+from jaxtl import train
+from jaxtl.models import min_input_size
+
+CONFIG_FLOOR = 16  # configuration: demo.resolution starts at 16 px
+
+
+def tiny_demo_config(cache_dir: pathlib.Path, arch: str):
+    """Two train steps of batch 8 on 20 tiny demo images at the architecture's smallest input."""
+    config = eyepacs.get_config()
+    config.data.cache_dir = str(cache_dir)
+    config.demo.num_patients = 10
+    config.demo.image_size = 32
+    config.demo.arch = arch
+    config.demo.resolution = max(CONFIG_FLOOR, min_input_size(arch))
+    config.demo.batch_size = 8
+    config.demo.epochs = 1
+    config.eval.batch_size = 8
+    config.train.log_every_steps = 1
+    return config
+
+
+def main(out_dir: str, *archs: str) -> None:
+    flags.FLAGS.mark_as_parsed()  # Grain reads absl flags; use their defaults
+    root = pathlib.Path(out_dir)
+    for arch in archs:
+        train.train_and_evaluate(tiny_demo_config(root / "cache", arch), root / arch)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
