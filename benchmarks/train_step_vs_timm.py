@@ -50,8 +50,10 @@ def run(command: list[str], timeout: float) -> dict:
         return {"error": f"timed out after {timeout:.0f} s"}
     wall = time.perf_counter() - start
     if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip()
-                else f"exit code {result.returncode}", "process_seconds": wall}
+        lines = [line for line in result.stderr.splitlines() if line.strip("* \t")]
+        return {"error": lines[-1].strip() if lines else f"exit code {result.returncode}",
+                "exit_code": result.returncode, "stderr_tail": lines[-15:],
+                "process_seconds": wall}
     figures = json.loads(result.stdout[result.stdout.index("{"):])
     return figures | {"process_seconds": wall}
 
