@@ -217,25 +217,35 @@ def test_sweep_files_in_the_repository_plan(tmp_path):
     sources = {run.pretrain for run in demo_runs if run.role == "grid"}
     sizes = {run.effective["data.train_per_class"] for run in demo_runs if run.role == "grid"}
     assert len(sources) >= 2 and len(sizes) >= 3 and demo_runs[0].role == "source"
-    study = plan.load_sweep("configs/sweeps/study.py:eyepacs=/data/eyepacs,chexpert=/data/cx")
+    study = plan.load_sweep("configs/sweeps/study.py:eyepacs=/data/eyepacs,chexpert=/data/cx,"
+                            "consep=/data/consep")
     keys = {key for own in study.grid for key in own}
     assert keys >= {"config", "data.resolution", "data.task", "data.train_per_class",
                     "model.arch", "model.head", "optim.name", "optim.lr", "optim.schedule",
-                    "data.batch_size", "model.init", "data.augment"}
+                    "data.batch_size", "model.init", "data.augment", "consep.split"}
+    datasets = {pathlib.Path(own["config"]).stem for own in study.grid}
+    assert datasets == {"eyepacs", "chexpert", "cxr14", "consep", "bigearthnet"}
     runs = plan.plan(study, tmp_path / "study",
-                     ["config=eyepacs", "model.arch=resnet50", "data.train_per_class=10",
+                     ["config=eyepacs", "model.arch=resnet50", "data.train_per_class=100",
                       "model.init=none", "data.batch_size=16", "data.augment=none"])
-    assert len(runs) == 2 * 2 * 5 * 2  # resolution x head x optimizer-lr x schedule
+    assert len(runs) == 2 * 3 * 8 * 3  # resolution x head x optimizer-lr x schedule
     assert all(run.effective["data.root"] == "/data/eyepacs" for run in runs)
+    assert {run.effective["data.resolution"] for run in runs} == {256, 512}
     transfer = plan.plan(study, tmp_path / "study",
-                         ["config=eyepacs", "model.init=run:chexpert-all", "data.resolution=224",
-                          "model.arch=densenet121", "data.train_per_class=100",
+                         ["config=eyepacs", "model.init=run:chexpert-all", "data.resolution=256",
+                          "model.arch=densenet201", "data.train_per_class=1000",
                           "model.head=linear", "optim.name=adam", "optim.lr=0.0001",
                           "optim.schedule=gradual", "data.batch_size=16", "data.augment=none"])
     source, run = transfer
-    assert source.name == "chexpert-all-densenet121-224px-3ch" and run.needs == (source.name,)
+    assert source.name == "chexpert-all-densenet201-256px-3ch" and run.needs == (source.name,)
     assert source.effective["data.root"] == "/data/cx" and source.effective["data.channels"] == 3
     assert run.overrides["model.init"] == str(tmp_path / "study" / source.name)
+    consep = plan.plan(study, tmp_path / "study",
+                       ["config=consep", "model.arch=inception_v3", "data.train_per_class=100",
+                        "model.init=none", "model.head=linear", "optim.name=sgd",
+                        "optim.lr=0.01", "optim.schedule=flat", "data.batch_size=64",
+                        "data.augment=none", "data.task=type4", "data.resolution=96"])
+    assert {run.effective["consep.split"] for run in consep} == {"random", "tiles"}
 
 
 # --- Runner -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import json
@@ -123,6 +124,19 @@ def short_keys(keys: Iterable[str]) -> dict[str, str]:
 
 def name_value(key: str, value: Any) -> str:
     """A value as it appears in a folder name."""
+    try:
+        return _cached_name_value(key, value, repr(value))
+    except TypeError:  # unhashable (a list)
+        return _name_value(key, value)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a study grid names a million runs
+def _cached_name_value(key: str, value: Any, value_repr: str) -> str:
+    del value_repr  # in the cache key only: (1,) == (True,) but they name differently
+    return _name_value(key, value)
+
+
+def _name_value(key: str, value: Any) -> str:
     if key == CONFIG_KEY:
         path, arg = split_spec(str(value))
         text = pathlib.Path(path).stem + (f"-{arg}" if arg else "")
@@ -272,6 +286,19 @@ def parse_only(only: Sequence[str]) -> dict[str, list[str]]:
 
 def _matches(key: str, value: Any, wanted: str) -> bool:
     """Whether a run's override equals --only's text, as written or as in folder names."""
+    try:
+        return _cached_matches(key, value, repr(value), wanted)
+    except TypeError:  # unhashable (a list)
+        return _uncached_matches(key, value, wanted)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cached_matches(key: str, value: Any, value_repr: str, wanted: str) -> bool:
+    del value_repr  # in the cache key only
+    return _uncached_matches(key, value, wanted)
+
+
+def _uncached_matches(key: str, value: Any, wanted: str) -> bool:
     if wanted in (str(value), name_value(key, value)):
         return True
     if key == INIT_KEY and wanted.startswith(RUN_PREFIX):
