@@ -68,8 +68,7 @@ def measure(args: argparse.Namespace) -> None:
         archs = list_models()
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"cpu_count": os.cpu_count(), "machine": platform.machine(),
-               "shared_machine": True}
+    machine = {"cpu_count": os.cpu_count(), "machine": platform.machine()}
     for i, arch in enumerate(archs):
         sides = {
             "jaxtl": jaxtl_command(arch, args.resolution, args.batch_size, args.steps),
@@ -78,8 +77,10 @@ def measure(args: argparse.Namespace) -> None:
         }
         order = ["jaxtl", "timm"] if i % 2 == 0 else ["timm", "jaxtl"]
         for position, side in enumerate(order):
+            load_before = os.getloadavg()[0]  # other jobs on the machine show here
             figures = run(sides[side], args.timeout)
-            record = {"framework": side, "arch": arch, "order": position, **machine, **figures}
+            record = {"framework": side, "arch": arch, "order": position, **machine,
+                      "load_average_1min_before": load_before, **figures}
             with out.open("a") as file:
                 file.write(json.dumps(record) + "\n")
             images = figures.get("train_images_per_second")
