@@ -12,25 +12,14 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxtl.models.layers import Dtype, batch_norm, max_pool2d
+from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
 
 # torch.nn.init.kaiming_normal_ defaults (fan_in, gain sqrt(2)): timm's DenseNet conv init.
 _kernel_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
 def _conv(x: jnp.ndarray, features: int, kernel_size: int, stride: int, *, dtype: Dtype, name: str) -> jnp.ndarray:
-    pad = kernel_size // 2
-    return nn.Conv(
-        features,
-        (kernel_size, kernel_size),
-        strides=(stride, stride),
-        padding=((pad, pad), (pad, pad)),
-        use_bias=False,
-        dtype=dtype,
-        param_dtype=jnp.float32,
-        kernel_init=_kernel_init,
-        name=name,
-    )(x)
+    return conv2d(features, kernel_size, stride, dtype=dtype, name=name, kernel_init=_kernel_init)(x)
 
 
 def _norm_act(x: jnp.ndarray, train: bool, *, dtype: Dtype, name: str) -> jnp.ndarray:

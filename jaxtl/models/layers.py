@@ -20,6 +20,7 @@ def conv2d(
     *,
     dtype: Dtype,
     name: str,
+    kernel_init: nn.initializers.Initializer = conv_kernel_init,
 ) -> nn.Conv:
     """Bias-free square conv with torch's symmetric padding `kernel_size // 2`.
 
@@ -35,7 +36,7 @@ def conv2d(
         use_bias=False,
         dtype=dtype,
         param_dtype=jnp.float32,
-        kernel_init=conv_kernel_init,
+        kernel_init=kernel_init,
         name=name,
     )
 

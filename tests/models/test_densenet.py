@@ -13,7 +13,7 @@ from jaxtl.models import Classifier, create_model
 from jaxtl.models.heads import make_head
 from jaxtl.models.densenet import DenseNet
 from jaxtl.models.layers import max_pool2d
-from zoo_helpers import fast_jit, leaf_name, op_dtypes
+from zoo_helpers import fast_jit, images, init_shapes, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928}
@@ -21,15 +21,9 @@ BLOCK_CONFIGS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),
 NUM_FEATURES = {"densenet121": 1024, "densenet169": 1664, "densenet201": 1920}
 
 
-def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
-
-
 @functools.cache
 def _init_shapes(name: str, num_outputs: int = 1000, size: int = 32, channels: int = 3):
-    model = create_model(name, num_outputs=num_outputs)
-    x = jnp.zeros((1, size, size, channels), jnp.float32)
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    return init_shapes(create_model(name, num_outputs=num_outputs), size, channels)
 
 
 def _paths(tree) -> set[str]:
@@ -143,7 +137,7 @@ def test_new_channels_are_appended_after_the_input():
     """timm concatenates [input, layer1, layer2, ...] on the channel axis; converted
     norm1/conv1 weights are only right with the same order."""
     model = DenseNet((2, 1), growth_rate=4, bn_size=2)
-    x = _images(2)
+    x = images(2)
     capture = {"features_norm0", "features_denseblock1_denselayer1_conv2", "features_denseblock1_denselayer2_conv2",
                "features_transition1_norm"}
 
@@ -171,10 +165,10 @@ def test_too_small_input_is_a_clear_error(size):
 
 def test_forward_and_features(variables):
     model = create_model("densenet121", num_outputs=1000)
-    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(variables, _images())
+    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(variables, images())
     assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all() and np.ptp(np.asarray(logits)) > 0
-    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, method="features"), variables, _images())
+    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, method="features"), variables, images())
     assert features.shape == (2, 1024) and features.dtype == jnp.float32
 
 
@@ -188,7 +182,7 @@ def test_compute_dtype(dtype):
     def forward(v, x):
         return model.apply(v, x, train=True, mutable=["batch_stats"])
 
-    jaxpr, (logits, state) = jax.make_jaxpr(forward, return_shape=True)(shapes, _images())
+    jaxpr, (logits, state) = jax.make_jaxpr(forward, return_shape=True)(shapes, images())
     assert op_dtypes(jaxpr.jaxpr) == {jnp.dtype(dtype)}
     assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
     assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
@@ -197,7 +191,7 @@ def test_compute_dtype(dtype):
 @pytest.mark.parametrize("channels", [1, 12])
 def test_any_number_of_input_channels(channels):
     model = create_model("densenet121", num_outputs=3)
-    x = _images(channels=channels)
+    x = images(channels=channels)
     logits, shapes = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), x, train=False))
     assert shapes["params"]["backbone"]["features_conv0"]["kernel"].shape == (7, 7, channels, 64)
     assert logits.shape == (2, 3) and logits.dtype == jnp.float32
@@ -212,11 +206,11 @@ def _tiny(dtype: str = "float32") -> Classifier:
 
 @pytest.fixture(scope="module")
 def tiny_variables():
-    return _random_variables(jax.eval_shape(lambda: _tiny().init(jax.random.key(0), _images(1), train=False)))
+    return _random_variables(jax.eval_shape(lambda: _tiny().init(jax.random.key(0), images(1), train=False)))
 
 
 def test_bfloat16_runs_close_to_float32(tiny_variables):
-    x = _images()
+    x = images()
     f32 = fast_jit(lambda v, x: _tiny().apply(v, x, train=False))(tiny_variables, x)
     bf16 = fast_jit(lambda v, x: _tiny("bfloat16").apply(v, x, train=False))(tiny_variables, x)
     assert bf16.dtype == jnp.float32 and np.isfinite(np.asarray(bf16)).all()
@@ -227,7 +221,7 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
     """One compiled train-mode forward + backward: finite, nonzero gradients for every
     parameter, updated running statistics, and eval mode that uses them."""
     model, variables = _tiny(), tiny_variables
-    x, labels = _images(seed=5) * 3.0 + 1.0, jnp.array([1, 3])
+    x, labels = images(seed=5) * 3.0 + 1.0, jnp.array([1, 3])
 
     @fast_jit
     def train_step(variables):
@@ -253,7 +247,7 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
 
     trained = {"params": variables["params"], "batch_stats": state["batch_stats"]}
     apply_eval = fast_jit(lambda v, x: model.apply(v, x, train=False))
-    a, b, c = _images(1, seed=2), _images(1, seed=3), _images(1, seed=4)
+    a, b, c = images(1, seed=2), images(1, seed=3), images(1, seed=4)
     ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
     np.testing.assert_allclose(apply_eval(trained, ab)[0], apply_eval(trained, ac)[0], rtol=1e-5, atol=1e-6)
 
@@ -261,7 +255,7 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
 def test_init_matches_timm():
     """kaiming_normal_ (fan_in, gain sqrt(2)) conv kernels, BN scale 1 / bias 0, as timm's DenseNet."""
     model = DenseNet((2, 2), growth_rate=8, bn_size=4)
-    variables = fast_jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), _images(1))
+    variables = fast_jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), images(1))
     params = variables["params"]
     kernel = np.asarray(params["features_denseblock2_denselayer2_conv1"]["kernel"])
     assert kernel.shape == (1, 1, 16 + 8, 32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,7 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.efficientnet import block_specs
 from jaxtl.models.std_layers import Conv2d, pad_same, same_padding
-from zoo_helpers import fast_jit_no_fusion, leaf_name, op_dtypes
+from zoo_helpers import assert_finite_logits_and_every_gradient_nonzero, fast_jit_no_fusion, images, init_shapes, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `classifier` is a Linear, like the `linear` head's `fc`. Both
@@ -74,13 +76,10 @@ TIMM_KEYS = {
 }
 
 
-def _images(n: int = 2, size: int = 64, channels: int = 3, seed: int = 0) -> jnp.ndarray:
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
+_images = functools.partial(images, size=64)
 
 
-def _init_shapes(model, size: int = 64, channels: int = 3):
-    x = jnp.zeros((1, size, size, channels), jnp.float32)
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+_init_shapes = functools.partial(init_shapes, size=64)
 
 
 def _shapes_by_name(tree) -> dict[str, tuple[int, ...]]:
@@ -234,11 +233,7 @@ def test_forward_backward(b0):
     model = create_model("tf_efficientnet_b0", num_outputs=5)
     variables = b0[1]  # both flavours share one layout
     grads, (logits, state) = _train_step(model)(variables["params"], variables["batch_stats"], _images())
-    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
-    assert np.isfinite(np.asarray(logits)).all()
-    for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        g = np.asarray(g)
-        assert np.isfinite(g).all() and np.any(g), leaf_name(path)
+    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
     old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
     assert not np.allclose(old["blocks_3_1"]["bn2"]["var"], new["blocks_3_1"]["bn2"]["var"])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +12,7 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.inception import _avg_pool_3x3
-from zoo_helpers import fast_jit_no_fusion, leaf_name, op_dtypes
+from zoo_helpers import assert_finite_logits_and_every_gradient_nonzero, images, init_shapes, leaf_name, op_dtypes, train_mode_gradients
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model("inception_v3").parameters()),
 # 1000 classes. timm's default has aux_logits=False, so no `AuxLogits` branch is built or counted;
@@ -39,13 +41,10 @@ TIMM_KEYS = {
 }
 
 
-def _images(n: int = 2, size: int = 75, channels: int = 3, seed: int = 0) -> jnp.ndarray:
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
+_images = functools.partial(images, size=75)
 
 
-def _init_shapes(model, size: int = 75, channels: int = 3):
-    x = jnp.zeros((1, size, size, channels), jnp.float32)
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+_init_shapes = functools.partial(init_shapes, size=75)
 
 
 def _random_variables(shapes, seed: int = 0):
@@ -136,25 +135,8 @@ def test_pool_branch_averages_with_zero_padding_counted():
 def test_forward_backward():
     model = create_model("inception_v3", num_outputs=5)
     variables = _random_variables(_init_shapes(model))
-    x, labels = _images(), jnp.array([1, 3])
-
-    @fast_jit_no_fusion
-    def step(params):
-        def loss(p):
-            logits, state = model.apply(
-                {"params": p, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
-            )
-            nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
-            return nll, (logits, state)
-
-        return jax.grad(loss, has_aux=True)(params)
-
-    grads, (logits, state) = step(variables["params"])
-    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
-    assert np.isfinite(np.asarray(logits)).all()
-    for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        g = np.asarray(g)
-        assert np.isfinite(g).all() and np.any(g), leaf_name(path)
+    grads, (logits, state) = train_mode_gradients(model, variables, _images(), jnp.array([1, 3]))
+    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
     new = state["batch_stats"]["backbone"]["Mixed_7c"]["branch_pool"]["bn"]["mean"]
     assert not np.allclose(new, 0.0)
 

@@ -12,7 +12,7 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.nfnet import NormFreeBlock, avg_pool_ceil, block_betas
 from jaxtl.models.std_layers import ScaledStdConv2d
-from zoo_helpers import fast_jit_no_fusion, leaf_name, op_dtypes
+from zoo_helpers import assert_finite_logits_and_every_gradient_nonzero, fast_jit_no_fusion, images, init_shapes, leaf_name, op_dtypes, train_mode_gradients
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `head.fc` is a Linear, like the `linear` head's `fc`.
@@ -41,15 +41,6 @@ TIMM_KEYS = {
     "head.fc.bias": (1000,),
 }
 RELU_GAMMA = 1.7139588594436646
-
-
-def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
-
-
-def _init_shapes(model, size: int = 32, channels: int = 3):
-    x = jnp.zeros((1, size, size, channels), jnp.float32)
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
 def _random_variables(shapes, seed: int = 0):
@@ -82,7 +73,7 @@ def _timm_to_flax(key: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...
 
 
 def test_param_count_matches_timm():
-    variables = _init_shapes(create_model("nf_resnet50", num_outputs=1000))
+    variables = init_shapes(create_model("nf_resnet50", num_outputs=1000))
     assert set(variables) == {"params"}
     leaves = jax.tree.leaves(variables["params"])
     assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
@@ -90,7 +81,7 @@ def test_param_count_matches_timm():
 
 
 def test_timm_state_dict_names_map_mechanically():
-    variables = _init_shapes(create_model("nf_resnet50", num_outputs=1000))
+    variables = init_shapes(create_model("nf_resnet50", num_outputs=1000))
     params = {leaf_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
     for key, shape in TIMM_KEYS.items():
         path, flax_shape = _timm_to_flax(key, shape)
@@ -119,7 +110,7 @@ def test_scaled_std_conv_matches_reference():
 
 def test_block_init_is_identity_and_matches_timm_init():
     block = NormFreeBlock(16, beta=0.9)  # 16 -> 16 channels, stride 1: identity shortcut
-    x = _images(1, size=5, channels=16)
+    x = images(1, size=5, channels=16)
     variables = fast_jit_no_fusion(lambda k, x: block.init(k, x))(jax.random.key(0), x)
     params = variables["params"]
     np.testing.assert_array_equal(params["conv3"]["gain"], 0.0)  # timm gain_init=0 (skipinit off)
@@ -150,36 +141,21 @@ def test_downsample_avg_pool_like_torch(shape):
 
 def test_forward_backward():
     model = create_model("nf_resnet50", num_outputs=5)
-    params = _random_variables(_init_shapes(model))["params"]
-    x, labels = _images(), jnp.array([1, 3])
-
-    @fast_jit_no_fusion
-    def step(params):
-        def loss(p):
-            logits = model.apply({"params": p}, x, train=True)
-            nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
-            return nll, logits
-
-        return jax.grad(loss, has_aux=True)(params)
-
-    grads, logits = step(params)
-    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
-    assert np.isfinite(np.asarray(logits)).all()
-    for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        g = np.asarray(g)
-        assert np.isfinite(g).all() and np.any(g), leaf_name(path)
+    variables = {"params": _random_variables(init_shapes(model))["params"]}
+    grads, (logits, _) = train_mode_gradients(model, variables, images(), jnp.array([1, 3]))
+    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_compute_dtype(dtype):
     model = create_model("nf_resnet50", num_outputs=5, dtype=dtype)
-    shapes = _init_shapes(model)
+    shapes = init_shapes(model)
     assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
 
     def forward(v, x):
         return model.apply(v, x, train=True)
 
-    x = _images()
+    x = images()
     assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
@@ -188,7 +164,7 @@ def test_compute_dtype(dtype):
 @pytest.mark.parametrize("channels", [1, 12])
 def test_any_number_of_input_channels(channels):
     model = create_model("nf_resnet50", num_outputs=3, dtype="bfloat16")
-    shapes = _init_shapes(model, channels=channels)
+    shapes = init_shapes(model, channels=channels)
     assert shapes["params"]["backbone"]["stem"]["conv"]["kernel"].shape == (7, 7, channels, 64)
-    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), shapes, _images(channels=channels))
+    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), shapes, images(channels=channels))
     assert logits.shape == (2, 3) and logits.dtype == jnp.float32

@@ -12,7 +12,7 @@ from jaxtl.models import Classifier, create_model
 from jaxtl.models.heads import make_head
 from jaxtl.models.layers import max_pool2d
 from jaxtl.models.resnet import BasicBlock, Bottleneck, ResNet
-from zoo_helpers import fast_jit, leaf_name, op_dtypes
+from zoo_helpers import fast_jit, images, init_shapes, leaf_name, op_dtypes
 
 TIMM_PARAM_COUNTS = {
     "resnet18": 11_689_512,
@@ -21,16 +21,6 @@ TIMM_PARAM_COUNTS = {
     "resnet101": 44_549_160,
     "resnet152": 60_192_808,
 }
-
-
-def _images(n: int = 2, size: int = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
-    # NumPy, not jax.random: compiling threefry for every new shape costs seconds on CPU.
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, size, size, channels)), jnp.float32)
-
-
-def _init_shapes(model, size: int = 32, channels: int = 3):
-    x = jnp.zeros((1, size, size, channels), jnp.float32)
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
 def _paths(tree) -> set[str]:
@@ -59,7 +49,7 @@ def _random_variables(shapes, seed: int = 0):
 @pytest.fixture(scope="module")
 def resnet18():
     model = create_model("resnet18", num_outputs=5)
-    return model, _random_variables(_init_shapes(model))
+    return model, _random_variables(init_shapes(model))
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +66,12 @@ def apply_train(resnet18):
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
-    variables = _init_shapes(create_model(name, num_outputs=1000))
+    variables = init_shapes(create_model(name, num_outputs=1000))
     assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
 
 
 def test_bottleneck_variable_names():
-    variables = _init_shapes(create_model("resnet50", num_outputs=4))
+    variables = init_shapes(create_model("resnet50", num_outputs=4))
     params = _paths(variables["params"])
     for path in (
         "backbone/conv1/kernel",
@@ -139,7 +129,7 @@ def test_block_init_zeroes_last_bn_scale(block, last_bn):
 
 @pytest.mark.parametrize("block", [BasicBlock(16), Bottleneck(4)])
 def test_block_is_identity_at_init(block):
-    x = jax.nn.relu(_images(1, size=4, channels=16))
+    x = jax.nn.relu(images(1, size=4, channels=16))
     y = fast_jit(lambda v, x: block.apply(v, x, train=False))(_block_init(block, x), x)
     np.testing.assert_allclose(y, x, atol=1e-6)
 
@@ -164,17 +154,17 @@ def test_feature_map_sizes_match_torch():
 
 def test_forward_and_features(resnet18, apply_eval):
     model, variables = resnet18
-    logits = apply_eval(variables, _images())
+    logits = apply_eval(variables, images())
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all()
     features = jax.eval_shape(
-        lambda v, x: model.apply(v, x, train=False, method="features"), variables, _images()
+        lambda v, x: model.apply(v, x, train=False, method="features"), variables, images()
     )
     assert features.shape == (2, 512) and features.dtype == jnp.float32
     assert model.backbone.num_features == 512
     wide = create_model("resnet50", num_outputs=3)
     features = jax.eval_shape(
-        lambda v, x: wide.apply(v, x, train=False, method="features"), _init_shapes(wide), _images()
+        lambda v, x: wide.apply(v, x, train=False, method="features"), init_shapes(wide), images()
     )
     assert features.shape == (2, 2048) and features.dtype == jnp.float32
     assert wide.backbone.num_features == 2048
@@ -183,13 +173,13 @@ def test_forward_and_features(resnet18, apply_eval):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_compute_dtype(dtype):
     model = create_model("resnet18", num_outputs=5, head="mlp_128", dtype=dtype)
-    shapes = _init_shapes(model)
+    shapes = init_shapes(model)
     assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
 
     def forward(v, x):
         return model.apply(v, x, train=True, mutable=["batch_stats"])
 
-    x = _images()
+    x = images()
     assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits, state = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
@@ -199,7 +189,7 @@ def test_compute_dtype(dtype):
 def test_bfloat16_runs_close_to_float32(resnet18, apply_eval):
     _, variables = resnet18  # the same float32 variables serve either compute dtype
     model16 = create_model("resnet18", num_outputs=5, dtype="bfloat16")
-    x = _images()
+    x = images()
     f16 = fast_jit(lambda v, x: model16.apply(v, x, train=False))(variables, x)
     assert f16.dtype == jnp.float32 and np.isfinite(np.asarray(f16)).all()
     np.testing.assert_allclose(f16, apply_eval(variables, x), rtol=0.1, atol=0.1)
@@ -208,8 +198,8 @@ def test_bfloat16_runs_close_to_float32(resnet18, apply_eval):
 @pytest.mark.parametrize("channels", [1, 12])
 def test_any_number_of_input_channels(channels):
     model = create_model("resnet18", num_outputs=3)
-    x = _images(channels=channels)
-    shapes = _init_shapes(model, channels=channels)
+    x = images(channels=channels)
+    shapes = init_shapes(model, channels=channels)
     assert shapes["params"]["backbone"]["conv1"]["kernel"].shape == (7, 7, channels, 64)
     logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(_random_variables(shapes), x)
     assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()
@@ -217,7 +207,7 @@ def test_any_number_of_input_channels(channels):
 
 def test_train_updates_batch_stats_and_eval_uses_running_stats(resnet18, apply_eval, apply_train):
     _, variables = resnet18
-    x = _images(seed=1) * 3.0 + 1.0
+    x = images(seed=1) * 3.0 + 1.0
     logits, state = apply_train(variables, x)
     assert logits.shape == (2, 5)
     old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
@@ -228,7 +218,7 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(resnet18, apply_e
         assert not np.allclose(a, b), path
 
     trained = {"params": variables["params"], "batch_stats": state["batch_stats"]}
-    a, b, c = _images(1, seed=2), _images(1, seed=3), _images(1, seed=4)
+    a, b, c = images(1, seed=2), images(1, seed=3), images(1, seed=4)
     ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
     np.testing.assert_allclose(apply_eval(trained, ab)[0], apply_eval(trained, ac)[0], rtol=1e-5, atol=1e-6)
     # In train mode the batch statistics couple the samples.
@@ -237,7 +227,7 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(resnet18, apply_e
 
 def test_gradients_finite_and_nonzero(resnet18):
     model, variables = resnet18
-    x, labels = _images(seed=5), jnp.array([1, 3])
+    x, labels = images(seed=5), jnp.array([1, 3])
 
     @fast_jit
     def grads(params):
@@ -273,8 +263,8 @@ def test_bottleneck_resnet_gradients_finite_and_nonzero():
     backward passes costs tens of seconds each on a 2-core CPU.
     """
     model = Classifier(ResNet(Bottleneck, (1, 1, 1, 1)), make_head("linear", num_outputs=5))
-    variables = _random_variables(_init_shapes(model))
-    x, labels = _images(seed=6), jnp.array([0, 4])
+    variables = _random_variables(init_shapes(model))
+    x, labels = images(seed=6), jnp.array([0, 4])
 
     @fast_jit
     def step(params):

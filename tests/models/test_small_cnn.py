@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 
 from jaxtl.models import create_model, list_models
-from zoo_helpers import fast_jit, leaf_name
+from zoo_helpers import fast_jit, images, leaf_name
 
 WIDTHS = (32, 64, 128, 256)
 # 3x3 conv kernels (no bias: BN follows) + BN scale/bias per block.
 BACKBONE_PARAMS = sum(9 * c_in * c_out + 2 * c_out for c_in, c_out in zip((3, *WIDTHS), WIDTHS))
-
-
-def _images(n: int = 2, size: int | tuple[int, int] = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
-    h, w = (size, size) if isinstance(size, int) else size
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, h, w, channels)), jnp.float32)
 
 
 @functools.cache
@@ -42,7 +37,7 @@ def _apply_train():
 @functools.cache
 def _initial_variables():
     """A real `init`: cheap for this model."""
-    return fast_jit(lambda key, x: _model().init(key, x, train=False))(jax.random.key(0), _images(1))
+    return fast_jit(lambda key, x: _model().init(key, x, train=False))(jax.random.key(0), images(1))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +58,7 @@ def test_registered():
 
 
 def test_param_count():
-    shapes = jax.eval_shape(lambda: _model(1000).init(jax.random.key(0), _images(1), train=False))
+    shapes = jax.eval_shape(lambda: _model(1000).init(jax.random.key(0), images(1), train=False))
     assert BACKBONE_PARAMS == 388_896
     assert sum(x.size for x in jax.tree.leaves(shapes["params"]["backbone"])) == BACKBONE_PARAMS
     assert sum(x.size for x in jax.tree.leaves(shapes["params"])) == BACKBONE_PARAMS + 256 * 1000 + 1000
@@ -94,7 +89,7 @@ def test_init():
 
 @pytest.mark.parametrize("size", [16, 32, (16, 40), 75])
 def test_any_input_size_from_16(variables, size):
-    logits = _apply_eval()(variables, _images(size=size))
+    logits = _apply_eval()(variables, images(size=size))
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all()
 
@@ -102,18 +97,18 @@ def test_any_input_size_from_16(variables, size):
 @pytest.mark.parametrize("size", [8, 15, (16, 12)])
 def test_too_small_input_is_a_clear_error(variables, size):
     with pytest.raises(ValueError, match="at least 16x16"):
-        _model().apply(variables, _images(size=size), train=False)
+        _model().apply(variables, images(size=size), train=False)
 
 
 def test_features(variables):
     features = jax.eval_shape(
-        lambda v, x: _model().apply(v, x, train=False, method="features"), variables, _images()
+        lambda v, x: _model().apply(v, x, train=False, method="features"), variables, images()
     )
     assert features.shape == (2, 256) and features.dtype == jnp.float32
 
 
 def test_bfloat16_runs_close_to_float32(variables):
-    x = _images()
+    x = images()
     f32 = _apply_eval()(variables, x)
     bf16 = _apply_eval("bfloat16")(variables, x)
     assert bf16.dtype == jnp.float32 and np.isfinite(np.asarray(bf16)).all()
@@ -126,14 +121,14 @@ def test_bfloat16_runs_close_to_float32(variables):
 @pytest.mark.parametrize("channels", [1, 12])
 def test_any_number_of_input_channels(channels):
     model = create_model("small_cnn", num_outputs=3)
-    x = _images(channels=channels)
+    x = images(channels=channels)
     logits, variables = fast_jit(lambda key, x: model.init_with_output(key, x, train=False))(jax.random.key(0), x)
     assert variables["params"]["backbone"]["block1_conv"]["kernel"].shape == (3, 3, channels, 32)
     assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()
 
 
 def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
-    logits, state = _apply_train()(variables, _images(seed=1) * 3.0 + 1.0)
+    logits, state = _apply_train()(variables, images(seed=1) * 3.0 + 1.0)
     assert logits.shape == (2, 5)
     for block in variables["batch_stats"]["backbone"]:
         for stat in ("mean", "var"):
@@ -141,7 +136,7 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
             assert not np.allclose(old, new), (block, stat)
 
     trained = {"params": variables["params"], "batch_stats": state["batch_stats"]}
-    a, b, c = _images(1, seed=2), _images(1, seed=3), _images(1, seed=4)
+    a, b, c = images(1, seed=2), images(1, seed=3), images(1, seed=4)
     ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
     np.testing.assert_allclose(_apply_eval()(trained, ab)[0], _apply_eval()(trained, ac)[0], rtol=1e-5, atol=1e-6)
     assert not np.allclose(_apply_train()(trained, ab)[0][0], _apply_train()(trained, ac)[0][0], atol=1e-5)
@@ -149,7 +144,7 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
 
 def test_gradients_finite_and_nonzero(variables):
     model = _model()
-    x, labels = _images(seed=5), jnp.array([1, 3])
+    x, labels = images(seed=5), jnp.array([1, 3])
 
     @fast_jit
     def grads(params):

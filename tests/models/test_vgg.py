@@ -12,7 +12,7 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.vgg import VGG, adaptive_avg_pool2d, pre_logits
-from zoo_helpers import fast_jit, leaf_name, op_dtypes
+from zoo_helpers import fast_jit, images, init_shapes, leaf_name, op_dtypes
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"vgg16": 138_357_544, "vgg16_bn": 138_365_992}
@@ -30,17 +30,6 @@ TORCH_ADAPTIVE_WINDOWS = {
     (10, 4): [(0, 3), (2, 5), (5, 8), (7, 10)],
     (7, 7): [(i, i + 1) for i in range(7)],
 }
-
-
-def _images(n: int = 2, size: int | tuple[int, int] = 32, channels: int = 3, seed: int = 0) -> jnp.ndarray:
-    h, w = (size, size) if isinstance(size, int) else size
-    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, h, w, channels)), jnp.float32)
-
-
-def _init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):
-    h, w = (size, size) if isinstance(size, int) else size
-    x = jnp.zeros((1, h, w, channels), jnp.float32)
-    return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
 def _paths(tree) -> set[str]:
@@ -63,7 +52,7 @@ def variables():
     """Random variables for vgg16_bn and the same arrays renamed for vgg16 (138M values, made once)."""
     rng = np.random.default_rng(0)
     bn = jax.tree_util.tree_map_with_path(
-        lambda p, s: _random_leaf(rng, leaf_name(p), s.shape), _init_shapes(create_model("vgg16_bn", num_outputs=5))
+        lambda p, s: _random_leaf(rng, leaf_name(p), s.shape), init_shapes(create_model("vgg16_bn", num_outputs=5))
     )
     bn = jax.device_put(bn)  # once, not a 0.5 GB host-to-device copy on every call
     plain_backbone = {k: v for k, v in bn["params"]["backbone"].items() if k.startswith("pre_logits")}
@@ -82,13 +71,13 @@ def _apply_eval(name: str, dtype: str = "float32"):
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
-    variables = _init_shapes(create_model(name, num_outputs=1000))
+    variables = init_shapes(create_model(name, num_outputs=1000))
     assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_variable_names_follow_timm(name):
-    variables = _init_shapes(create_model(name, num_outputs=4))
+    variables = init_shapes(create_model(name, num_outputs=4))
     backbone = variables["params"]["backbone"]
     convs = {f"features_{i}" for i in TIMM_CONV_INDICES[name]}
     norms = {f"features_{i + 1}" for i in TIMM_CONV_INDICES[name]} if name.endswith("_bn") else set()
@@ -175,7 +164,7 @@ def test_any_resolution_from_32(size, fc6_size):
     def run(v):
         return model.apply(v, x, train=False, capture_intermediates=lambda mdl, _: mdl.name == "pre_logits_fc1")
 
-    logits, state = jax.eval_shape(run, _init_shapes(model, size))
+    logits, state = jax.eval_shape(run, init_shapes(model, size))
     assert logits.shape == (2, 3) and logits.dtype == jnp.float32
     assert state["intermediates"]["backbone"]["pre_logits_fc1"]["__call__"][0].shape == (2, *fc6_size, 4096)
 
@@ -184,16 +173,16 @@ def test_any_resolution_from_32(size, fc6_size):
 def test_too_small_input_is_a_clear_error(size):
     model = create_model("vgg16_bn", num_outputs=3)
     with pytest.raises(ValueError, match="at least 32x32"):
-        _init_shapes(model, size)
+        init_shapes(model, size)
 
 
 def test_forward_and_features(variables):
-    logits = _apply_eval("vgg16_bn")(variables["vgg16_bn"], _images())
+    logits = _apply_eval("vgg16_bn")(variables["vgg16_bn"], images())
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all() and np.ptp(np.asarray(logits)) > 0
     model = create_model("vgg16_bn", num_outputs=5)
     features = jax.eval_shape(
-        lambda v, x: model.apply(v, x, train=False, method="features"), variables["vgg16_bn"], _images()
+        lambda v, x: model.apply(v, x, train=False, method="features"), variables["vgg16_bn"], images()
     )
     assert features.shape == (2, 4096) and features.dtype == jnp.float32
 
@@ -202,13 +191,13 @@ def test_forward_and_features(variables):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_compute_dtype(name, dtype):
     model = create_model(name, num_outputs=5, dtype=dtype)
-    shapes = _init_shapes(model)
+    shapes = init_shapes(model)
     assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
 
     def forward(v, x):
         return model.apply(v, x, train=True, mutable=["batch_stats"])
 
-    x = _images()  # 32 px: also covers the adaptive pooling in front of fc6
+    x = images()  # 32 px: also covers the adaptive pooling in front of fc6
     assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
     logits, state = jax.eval_shape(forward, shapes, x)
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
@@ -216,7 +205,7 @@ def test_compute_dtype(name, dtype):
 
 
 def test_bfloat16_runs_close_to_float32(variables):
-    x = _images()
+    x = images()
     f32 = _apply_eval("vgg16_bn")(variables["vgg16_bn"], x)
     bf16 = _apply_eval("vgg16_bn", "bfloat16")(variables["vgg16_bn"], x)
     assert bf16.dtype == jnp.float32 and np.isfinite(np.asarray(bf16)).all()
@@ -225,14 +214,14 @@ def test_bfloat16_runs_close_to_float32(variables):
 
 @pytest.mark.parametrize("channels", [1, 12])
 def test_any_number_of_input_channels(variables, channels):
-    shapes = _init_shapes(create_model("vgg16", num_outputs=5), channels=channels)
+    shapes = init_shapes(create_model("vgg16", num_outputs=5), channels=channels)
     kernel = shapes["params"]["backbone"]["features_0"]["kernel"]
     assert kernel.shape == (3, 3, channels, 64)
     params = variables["vgg16"]["params"]
     new_kernel = _random_leaf(np.random.default_rng(2), "kernel", kernel.shape)
     first = {**params["backbone"]["features_0"], "kernel": new_kernel}
     params = {**params, "backbone": {**params["backbone"], "features_0": first}}
-    logits = _apply_eval("vgg16")({"params": params}, _images(channels=channels))
+    logits = _apply_eval("vgg16")({"params": params}, images(channels=channels))
     assert logits.shape == (2, 5) and np.isfinite(np.asarray(logits)).all()
 
 
@@ -241,7 +230,7 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
     apply_train = fast_jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
     apply_eval = _apply_eval("vgg16_bn")
     v = variables["vgg16_bn"]
-    logits, state = apply_train(v, _images(seed=1) * 3.0 + 1.0)
+    logits, state = apply_train(v, images(seed=1) * 3.0 + 1.0)
     assert logits.shape == (2, 5)
     old, new = v["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
     assert set(new) == set(old)
@@ -250,7 +239,7 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
             assert not np.allclose(old[layer][stat], new[layer][stat]), (layer, stat)
 
     trained = {"params": v["params"], "batch_stats": state["batch_stats"]}
-    a, b, c = _images(1, seed=2), _images(1, seed=3), _images(1, seed=4)
+    a, b, c = images(1, seed=2), images(1, seed=3), images(1, seed=4)
     ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
     np.testing.assert_allclose(apply_eval(trained, ab)[0], apply_eval(trained, ac)[0], rtol=1e-5, atol=1e-6)
 
@@ -258,14 +247,14 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
 def test_vgg16_without_bn_has_no_batch_stats(variables):
     model = create_model("vgg16", num_outputs=5)
     _, state = jax.eval_shape(
-        lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]), variables["vgg16"], _images()
+        lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]), variables["vgg16"], images()
     )
     assert not jax.tree.leaves(state)
 
 
 def test_gradients_finite_and_nonzero(variables):
     model = create_model("vgg16", num_outputs=5)
-    x, labels = _images(1, seed=5), jnp.array([3])
+    x, labels = images(1, seed=5), jnp.array([3])
 
     @fast_jit
     def grads(params):
@@ -292,7 +281,7 @@ def test_pre_logits_dropout_only_in_training():
         train = [module.apply(variables, x, train=True, rngs={"dropout": jax.random.key(i)}) for i in (1, 2)]
         return train, [module.apply(variables, x, train=False) for _ in range(2)]
 
-    (a, b), (c, d) = run(_images(2, size=1, channels=4))
+    (a, b), (c, d) = run(images(2, size=1, channels=4))
     assert not np.allclose(a, b)
     np.testing.assert_array_equal(c, d)
 
@@ -300,7 +289,7 @@ def test_pre_logits_dropout_only_in_training():
 def test_init_matches_timm():
     """kaiming_normal_(fan_out, relu) conv kernels and zero biases, as timm's VGG._initialize_weights."""
     model = VGG((16, "M", 16, "M", 16, "M", 16, "M", 16, "M"), use_bn=True, hidden=64)
-    variables = fast_jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), _images(1))
+    variables = fast_jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), images(1))
     params = variables["params"]
     kernel = np.asarray(params["pre_logits_fc1"]["kernel"])
     np.testing.assert_allclose(kernel.std(), np.sqrt(2.0 / (49 * 64)), rtol=0.1)
