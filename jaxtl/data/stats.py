@@ -2,7 +2,8 @@
 
     python -m jaxtl.data.stats --config configs/chexpert.py --config.data.root=/data/chexpert --json
 
-For each split: images, patients (the grouping id: patient, or tile for CoNSeP), and per label
+For each split: images, patients (the grouping id: patient; for CoNSeP patches and their tiles;
+for BigEarthNet each patch is its own group; "units" names them), and per label
 the counts of positive, negative, uncertain and masked values (multi-label tasks) or per class
 the number of images (single-label tasks); then the number of patients shared between each
 pair of splits, which must be 0. No image file is opened. Without data.root it describes the
@@ -26,6 +27,9 @@ from jaxtl.data import prepare
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
 from jaxtl.errors import UserError
 
+# What an image and its grouping id (Record.patient) are, where they are not images and patients.
+UNITS = {"consep": ("patches", "tiles"), "bigearthnet": ("patches", "patches")}
+DEFAULT_UNITS = ("images", "patients")
 
 
 def _define_flags() -> dict[str, flags.FlagHolder]:
@@ -60,7 +64,9 @@ def dataset_stats(splits: DatasetSplits) -> dict[str, Any]:
     patients = {name: {r.patient for r in splits.split(name)} for name in SPLITS}
     shared = {f"{a}/{b}": len(patients[a] & patients[b])
               for a, b in itertools.combinations(SPLITS, 2)}
+    items, groups = UNITS.get(splits.name, DEFAULT_UNITS)
     return {"dataset": splits.name, "demo": splits.demo, "task": splits.task.describe(),
+            "units": {"images": items, "patients": groups},
             "label_names": list(splits.task.names),
             "splits": {name: split_stats(splits.split(name), splits.task) for name in SPLITS},
             "shared_patients": shared}
@@ -68,15 +74,16 @@ def dataset_stats(splits: DatasetSplits) -> dict[str, Any]:
 
 def format_table(stats: dict[str, Any]) -> str:
     lines = [f"{stats['dataset']}{' (DEMO)' if stats['demo'] else ''}: {stats['task']}"]
+    items, groups = stats["units"]["images"], stats["units"]["patients"]
     for name, split in stats["splits"].items():
-        lines.append(f"{name}: {split['images']} images, {split['patients']} patients")
+        lines.append(f"{name}: {split['images']} {items}, {split['patients']} {groups}")
         if "labels" in split:
             for label, counts in split["labels"].items():
                 lines.append(f"  {label:28s} " + "  ".join(f"{k} {v:7d}"
                                                           for k, v in counts.items()))
         else:
             lines += [f"  {label:28s} {count:7d}" for label, count in split["classes"].items()]
-    lines.append("patients shared between splits: " + ", ".join(
+    lines.append(f"{groups} shared between splits: " + ", ".join(
         f"{pair} {count}" for pair, count in stats["shared_patients"].items()))
     return "\n".join(lines)
 

@@ -47,6 +47,9 @@ def test_split_modes_as_the_stats_tool_reports_them(tmp_path):
     tiles = stats.dataset_stats(prepare.sampled_splits(
         tiny_consep_config(tmp_path), prepare.data_root(tiny_consep_config(tmp_path))))
     assert tiles["shared_patients"] == {"train/val": 0, "train/test": 0, "val/test": 0}
+    table = stats.format_table(tiles)
+    assert f"test: {tiles['splits']['test']['images']} patches, 3 tiles" in table
+    assert "tiles shared between splits: train/val 0, train/test 0, val/test 0" in table
     assert tiles["splits"]["test"]["patients"] == 3  # the demo's Test/ tiles
     assert sum(tiles["splits"]["test"]["classes"].values()) == tiles["splits"]["test"]["images"]
     random = stats.dataset_stats(prepare.sampled_splits(
