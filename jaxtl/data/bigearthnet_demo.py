@@ -30,8 +30,6 @@ import math
 import os
 import pathlib
 import re
-import shutil
-import tempfile
 
 import numpy as np
 import tifffile
@@ -40,6 +38,7 @@ from scipy import ndimage
 from jaxtl.data.bigearthnet import (BANDS, GRID_METRES, PATCH_SIDE, SPLIT_FILES, band_path,
                                     labels_path)
 from jaxtl.data.bigearthnet_labels import LABELS_43, TO_19
+from jaxtl.data.staging import staged_folder
 
 README_FILE = "DEMO_README.txt"
 UNLISTED_SHARE = 0.03  # cloudy or snowy patches: written, not listed (as in the archive)
@@ -134,9 +133,6 @@ def write_demo_dataset(root: str | os.PathLike, *, num_patches: int, seed: int) 
     if num_patches < 10:
         raise ValueError(f"num_patches must be >= 10, got {num_patches}")
     root = pathlib.Path(root).absolute()
-    if root.exists():
-        raise FileExistsError(f"{root} already exists")
-    root.parent.mkdir(parents=True, exist_ok=True)
     layout_seq, patches_seq = np.random.SeedSequence(seed).spawn(2)
     layout_rng = np.random.default_rng(layout_seq)
     unlisted = max(1, round(num_patches * UNLISTED_SHARE))
@@ -145,10 +141,8 @@ def write_demo_dataset(root: str | os.PathLike, *, num_patches: int, seed: int) 
     order = layout_rng.permutation(len(names))
     listed_set = {names[i][0] for i in order[:num_patches]}
     listed = [name for name, _ in names if name in listed_set]
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     label_counts = dict.fromkeys(LABELS_43, 0)
-    try:
-        os.chmod(tmp, 0o755)
+    with staged_folder(root) as tmp:
         for (name, scene), patch_seq in zip(names, patches_seq.spawn(len(names))):
             rng = np.random.default_rng(patch_seq)
             if name in listed_set:
@@ -167,10 +161,6 @@ def write_demo_dataset(root: str | os.PathLike, *, num_patches: int, seed: int) 
             (tmp / SPLIT_FILES[split]).write_text(lines)
             start = stop
         (tmp / README_FILE).write_text(_readme(num_patches, unlisted, label_counts, seed))
-        os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import io
 import pathlib
-import shutil
-import tempfile
 
 import numpy as np
 from PIL import Image
 
 from jaxtl.data.chest_labels import CHEXPERT_LABELS, CXR14_LABELS
+from jaxtl.data.staging import staged_folder
 
 RELEASE = "CheXpert-v1.0-small"
 # Findings drawn into the images, with their prevalence per study.
@@ -278,14 +277,7 @@ def write_cxr14(root: pathlib.Path, num_patients: int, image_size: int, seed: in
 
 def write_demo_dataset(dataset: str, root: str | pathlib.Path, *, num_patients: int,
                        image_size: int, seed: int) -> pathlib.Path:
-    root = pathlib.Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    try:
-        writer = write_chexpert if dataset == "chexpert" else write_cxr14
+    writer = write_chexpert if dataset == "chexpert" else write_cxr14
+    with staged_folder(root) as staging:
         writer(staging, num_patients, image_size, seed)
-        staging.rename(root)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return root
+    return pathlib.Path(root)

@@ -33,13 +33,13 @@ import dataclasses
 import math
 import os
 import pathlib
-import shutil
-import tempfile
 
 import numpy as np
 import scipy.io
 from PIL import Image
 from scipy import ndimage
+
+from jaxtl.data.staging import staged_folder
 
 README_FILE = "DEMO_README.txt"
 NUM_TYPES = 7
@@ -107,17 +107,12 @@ def write_demo_dataset(root: str | os.PathLike, *, num_tiles: int, tile_size: in
     if tile_size < 96:
         raise ValueError(f"tile_size must be >= 96, got {tile_size}")
     root = pathlib.Path(root).absolute()
-    if root.exists():
-        raise FileExistsError(f"{root} already exists")
-    root.parent.mkdir(parents=True, exist_ok=True)
     num_test = max(1, round(num_tiles * TEST_SHARE))
     names = ([("Train", f"train_{i}") for i in range(1, num_tiles - num_test + 1)]
              + [("Test", f"test_{i}") for i in range(1, num_test + 1)])
     seeds = np.random.SeedSequence(seed).spawn(len(names))
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     counts = np.zeros(NUM_TYPES + 1, np.int64)
-    try:
-        os.chmod(tmp, 0o755)
+    with staged_folder(root) as tmp:
         for folder in ("Train", "Test"):
             (tmp / folder / "Images").mkdir(parents=True)
             (tmp / folder / "Labels").mkdir()
@@ -128,10 +123,6 @@ def write_demo_dataset(root: str | os.PathLike, *, num_tiles: int, tile_size: in
             counts += np.bincount(labels["inst_type"].reshape(-1).astype(np.int64),
                                   minlength=NUM_TYPES + 1)
         (tmp / README_FILE).write_text(_readme(names, counts, tile_size, seed))
-        os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

@@ -29,12 +29,12 @@ import dataclasses
 import math
 import os
 import pathlib
-import shutil
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from jaxtl.data.staging import staged_folder
 
 LABELS_FILE = "trainLabels.csv"
 IMAGE_DIR = "train"
@@ -134,17 +134,11 @@ def write_demo_dataset(
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     root = pathlib.Path(root).absolute()
-    if root.exists():
-        raise FileExistsError(f"{root} already exists")
-    root.parent.mkdir(parents=True, exist_ok=True)
-
     layout_seq, images_seq = np.random.SeedSequence(seed).spawn(2)
     rows = demo_labels(num_patients, np.random.default_rng(layout_seq))
     image_seqs = images_seq.spawn(len(rows))
 
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is ordinary data
+    with staged_folder(root) as tmp:
         (tmp / IMAGE_DIR).mkdir()
         for (image_id, grade), image_seq in zip(rows, image_seqs):
             eye = image_id.rsplit("_", 1)[1]
@@ -152,10 +146,6 @@ def write_demo_dataset(
             _save_jpeg(pixels, tmp / IMAGE_DIR / f"{image_id}.jpeg")
         (tmp / LABELS_FILE).write_bytes(_labels_csv(rows))
         (tmp / README_FILE).write_text(_readme(rows, num_patients, image_size, seed))
-        os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root
 
 

@@ -1,0 +1,34 @@
+"""Demo writers stage a whole dataset folder and rename it into place only when complete."""
+
+from __future__ import annotations
+
+import pytest
+
+from jaxtl.data.staging import staged_folder
+
+
+def test_a_finished_block_renames_the_folder_into_place(tmp_path):
+    root = tmp_path / "parent" / "dataset"
+    with staged_folder(root) as staging:
+        assert staging.parent == root.parent and not root.exists()
+        (staging / "labels.csv").write_text("a,b\n")
+    assert (root / "labels.csv").read_text() == "a,b\n"
+    assert sorted(p.name for p in root.parent.iterdir()) == ["dataset"]
+    assert oct(root.stat().st_mode & 0o777) == oct(0o755)
+
+
+def test_an_interrupted_block_leaves_nothing(tmp_path):
+    root = tmp_path / "dataset"
+    with pytest.raises(KeyboardInterrupt):
+        with staged_folder(root) as staging:
+            (staging / "half.csv").write_text("a\n")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_root_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "dataset").mkdir()
+    with pytest.raises(FileExistsError, match="already exists"):
+        with staged_folder(tmp_path / "dataset"):
+            pytest.fail("the block must not run")
+    assert [p.name for p in tmp_path.iterdir()] == ["dataset"]
