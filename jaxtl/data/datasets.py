@@ -49,6 +49,8 @@ class DatasetSpec:
     resolve_files: Callable[[pathlib.Path, DatasetSplits], DatasetSplits] = _files_checked_on_load
     # config -> the decoder of this dataset's `Record.path`s (picklable, for Grain workers)
     decoder: Callable[[ml_collections.ConfigDict], Decoder] = _image_files
+    # what a Record and its grouping id (Record.patient) are called in reports such as stats
+    units: tuple[str, str] = ("images", "patients")
 
 
 def _load_eyepacs(root: pathlib.Path, config: ml_collections.ConfigDict,
@@ -168,7 +170,7 @@ def _consep_decoder(config: ml_collections.ConfigDict) -> Decoder:
 
 register(DatasetSpec(
     name="consep", metrics=("accuracy", "macro_f1"), load=_load_consep,
-    write_demo=_write_consep_demo,
+    write_demo=_write_consep_demo, units=("patches", "tiles"),
     rules={"data.task": choice("type7", "type4"),
            "consep.patch_size": number(4, 512, integer=True),
            "consep.border": choice("reflect", "zero"),
@@ -239,7 +241,7 @@ def _bigearthnet_decoder(config: ml_collections.ConfigDict) -> Decoder:
 
 register(DatasetSpec(
     name="bigearthnet", metrics=("mean_ap", "micro_f1", "macro_f1", "mean_auroc", "micro_ap"),
-    load=_load_bigearthnet, write_demo=_write_bigearthnet_demo,
+    load=_load_bigearthnet, write_demo=_write_bigearthnet_demo, units=("patches", "patches"),
     rules={"data.task": choice("labels19", "labels43"),
            "bigearthnet.bands": _band_selection,
            "bigearthnet.interpolation": choice("nearest", "bilinear", "bicubic"),

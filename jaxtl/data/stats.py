@@ -23,13 +23,9 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from jaxtl import configuration, tasks
-from jaxtl.data import prepare
+from jaxtl.data import datasets, prepare
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
 from jaxtl.errors import UserError
-
-# What an image and its grouping id (Record.patient) are, where they are not images and patients.
-UNITS = {"consep": ("patches", "tiles"), "bigearthnet": ("patches", "patches")}
-DEFAULT_UNITS = ("images", "patients")
 
 
 def _define_flags() -> dict[str, flags.FlagHolder]:
@@ -64,7 +60,7 @@ def dataset_stats(splits: DatasetSplits) -> dict[str, Any]:
     patients = {name: {r.patient for r in splits.split(name)} for name in SPLITS}
     shared = {f"{a}/{b}": len(patients[a] & patients[b])
               for a, b in itertools.combinations(SPLITS, 2)}
-    items, groups = UNITS.get(splits.name, DEFAULT_UNITS)
+    items, groups = datasets.get(splits.name).units
     return {"dataset": splits.name, "demo": splits.demo, "task": splits.task.describe(),
             "units": {"images": items, "patients": groups},
             "label_names": list(splits.task.names),
