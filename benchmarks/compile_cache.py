@@ -30,15 +30,15 @@ def measure(arch: str, resolution: int, batch: int, cache: str | None) -> dict:
     import numpy as np
 
     from jaxtl import compile_cache, models, optim, steps
-    from configs import common
+    from jaxtl.base_config import base_config
 
     if cache is not None:
         compile_cache.enable(cache)
-    config = common.base_config()
+    config = base_config("eyepacs")
     mesh = steps.make_mesh()
     model = models.create_model(arch, num_outputs=5, head="linear", dropout=0.0,
                                 dtype="float32")
-    tx, _ = optim.make_optimizer(config.optim, steps_per_epoch=10, total_steps=100)
+    tx = optim.make_optimizer(config, steps_per_epoch=10, total_steps=100).tx
     shape = (resolution, resolution, 3)
     state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
     rng = np.random.default_rng(0)

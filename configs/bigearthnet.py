@@ -9,36 +9,25 @@ The argument after ':' selects the bands (default '10m20m': the 10 m and 20 m ba
 upsampled to 120x120; 'all': 12 bands; '10m'; 'rgb'; or a comma list such as B04,B03,B02) and
 sets data.channels, data.mean and data.std to the published per-band statistics of those
 bands. To normalise with statistics of the training split instead, measure them with
-`python -m jaxtl.data.channel_stats --config configs/bigearthnet.py` and pass the printed flags.
+`python -m jaxtl.channel_stats --config configs/bigearthnet.py` and pass the printed flags.
+The `bigearthnet` section and the data defaults: jaxtl/data/bigearthnet/spec.py.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from configs import common
-from jaxtl.data import bigearthnet
+from jaxtl.base_config import base_config
+from jaxtl.data.bigearthnet.spec import select_bands
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    bands = arg or "10m20m"
-    selected = bigearthnet.parse_bands(bands)
-    config = common.base_config()
-    config.dataset = "bigearthnet"
-    config.data.task = "labels19"  # 'labels19' (the 19-class nomenclature) or 'labels43'
-    config.data.channels = len(selected)
-    config.data.mean, config.data.std = bigearthnet.published_statistics(selected)
+    config = base_config("bigearthnet")
+    if arg:
+        select_bands(config, arg)
     config.data.resolution = 120  # the 10 m grid of a patch
-    config.data.augment = "flip,rotate"
-    config.data.rotate_degrees = 180.0  # seen from above: no preferred orientation
     config.data.batch_size = 128
     config.eval.batch_size = 256
-    config.eval.best_metric = "mean_ap"
-
-    config.bigearthnet = ml_collections.ConfigDict()
-    config.bigearthnet.bands = bands  # named set or comma list (see the module doc)
-    config.bigearthnet.interpolation = "bilinear"  # upsampling of 20 m / 60 m bands
-    config.bigearthnet.split_dir = ""  # train.csv, val.csv, test.csv; empty: data.root
 
     # Sumbul et al. (2021) train ResNet-50 from scratch with Adam.
     config.model.arch = "resnet50"
@@ -50,8 +39,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # The demo: 1,000 synthetic patches in the archive's layout, ResNet18 at 80 px (on XLA:CPU
     # faster than 64 px, whose 2x2 maps in layer4 are slow: benchmarks/README.md).
-    config.demo.num_patients = 1000  # patches
-    config.demo.image_size = 120  # fixed: the patch side
     config.demo.arch = "resnet18"
     config.demo.resolution = 80
     config.demo.batch_size = 32

@@ -4,17 +4,20 @@
     python -m jaxtl.main --config configs/cxr14.py --config.data.root=/data/ChestX-ray14 \\
         --config.chest.split=official --config.data.task=all ...
 
-CXR14 has no Lung Opacity label: `lung_opacity` (the default task) uses the documented
-mapping in jaxtl/data/chest_labels.py (any of the opacity findings).
+The chest X-ray study of configs/chexpert.py on ChestX-ray14. CXR14 has no Lung Opacity label:
+`lung_opacity` (the default task) uses the documented mapping in jaxtl/data/chest/labels.py
+(any of the opacity findings).
 """
 
 from __future__ import annotations
 
+import pathlib
+
 import ml_collections
 
-from configs import chest_common
+from jaxtl.config_files import load_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
-    return chest_common.chest_config("cxr14")
+    return load_config(f"{pathlib.Path(__file__).with_name('chexpert.py')}:cxr14")

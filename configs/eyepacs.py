@@ -2,39 +2,26 @@
 
     python -m jaxtl.main --config configs/eyepacs.py --workdir runs/eyepacs
     python -m jaxtl.main --config configs/eyepacs.py --config.data.root=/data/eyepacs ...
+
+The dataset's own keys and defaults (task, augmentation, `eyepacs.*`): jaxtl/data/eyepacs/spec.py.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from configs import common
+from jaxtl.base_config import base_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
-    config = common.base_config()
-    config.dataset = "eyepacs"
-    config.data.task = "grade"  # the 5 DR grades, one per image
+    config = base_config("eyepacs")
     config.data.resolution = 512
-    config.data.augment = "crop,flip,rotate"
-    config.data.rotate_degrees = 180.0  # a fundus photograph has no preferred orientation
     config.data.batch_size = 16
     config.eval.batch_size = 32
-
     config.model.arch = "resnet50"
     config.optim.name = "sgd"
     config.optim.lr = 0.01
     config.optim.schedule = "gradual"
     config.train.epochs = 30
-    config.eval.best_metric = "kappa"
-
-    config.eyepacs = ml_collections.ConfigDict()
-    # 'graham': the winning Kaggle entry's preprocessing (eye radius scaled to half of
-    # data.resolution, 4 * image - 4 * Gaussian blur + 128, grey outside 0.9 of the radius).
-    config.eyepacs.preprocess = "none"
-    # The test split: 'holdout' (test_fraction of the trainLabels.csv patients), 'kaggle' (the
-    # Kaggle test set: retinopathy_solution.csv + test/, also scored per Usage Public/Private),
-    # or 'auto' (kaggle when data.root holds both files, else holdout).
-    config.eyepacs.test_set = "auto"
     return config

@@ -11,26 +11,25 @@ architecture of `python -m jaxtl.models --list` works (--config.model.arch=NAME)
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import jax
 import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from jaxtl import configuration, models, optim, steps, tasks
-from jaxtl.data import datasets, pipeline, prepare
-from jaxtl.errors import UserError
+from jaxtl import cli, configuration, models, optim, steps, tasks
+from jaxtl.data import loading, pipeline
+from jaxtl.run import image_transform
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                          lock_config=True)
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed train steps (after one compiling step).",
-                              lower_bound=1)
-_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20,
-                                         "Timed input batches; 0 skips the input pipeline.",
-                                         lower_bound=0)
-flags.mark_flag_as_required("config")
+
+def define_flags() -> cli.Options:
+    return {
+        "config": cli.config_flag("Experiment config file."),
+        "steps": flags.DEFINE_integer("steps", 5, "Timed train steps (after one compiling "
+                                      "step).", lower_bound=1),
+        "pipeline_batches": flags.DEFINE_integer("pipeline_batches", 20, "Timed input batches; "
+                                                 "0 skips the input pipeline.", lower_bound=0),
+    }
 
 
 def synthetic_batch(layout: pipeline.Layout, batch_size: int, shape: tuple[int, ...],
@@ -72,11 +71,9 @@ def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) 
             "devices": mesh.size, "platform": jax.devices()[0].platform}
 
 
-def bench_pipeline(config, splits, channels: int, batches: int) -> dict:
-    from jaxtl.train import image_transform
-
+def bench_pipeline(config, splits, batches: int) -> dict:
     layout = pipeline.Layout.from_mesh(steps.make_mesh())
-    stream = pipeline.train_stream(splits.train, image_transform(config, channels, True),
+    stream = pipeline.train_stream(splits.train, image_transform(config, augment=True),
                                    global_batch=config.data.batch_size,
                                    epochs=config.train.epochs, seed=0, layout=layout,
                                    num_workers=config.data.num_workers,
@@ -94,23 +91,20 @@ def bench_pipeline(config, splits, channels: int, batches: int) -> dict:
             "pipeline_workers": config.data.num_workers}
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], options: cli.Options) -> None:
     del argv
-    config = _CONFIG.value
-    try:
-        configuration.validate(config)
-        splits = prepare.load_splits(config)
-        result = {"arch": config.model.arch, "resolution": config.data.resolution,
-                  "batch_size": config.data.batch_size, "dtype": config.model.dtype,
-                  "pipeline_data": "DEMO" if splits.demo else config.data.root,
-                  **bench_train_step(config, splits.num_classes, config.data.channels, _STEPS.value)}
-        if _PIPELINE_BATCHES.value > 0:
-            result |= bench_pipeline(config, splits, config.data.channels, _PIPELINE_BATCHES.value)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    config = options["config"].value
+    configuration.validate(config)
+    splits = loading.load_splits(config)
+    result = {"arch": config.model.arch, "resolution": config.data.resolution,
+              "batch_size": config.data.batch_size, "dtype": config.model.dtype,
+              "pipeline_data": "DEMO" if splits.demo else config.data.root,
+              **bench_train_step(config, splits.num_classes, config.data.channels,
+                                 options["steps"].value)}
+    if options["pipeline_batches"].value > 0:
+        result |= bench_pipeline(config, splits, options["pipeline_batches"].value)
     print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags, required=("config",))

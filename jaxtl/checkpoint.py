@@ -15,8 +15,7 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
-LATEST_DIR = "checkpoints"
-BEST_DIR = "best"
+from jaxtl.rundir import BEST_DIR, LATEST_DIR
 
 
 class RunCheckpoints:

@@ -1,7 +1,7 @@
 """Building blocks of config validation: each rule returns what is wrong with a value, or None.
 
 Used by jaxtl.configuration for the common keys and by the dataset specs
-(jaxtl.data.datasets) for their own keys.
+(jaxtl.data.<dataset>/spec.py) for their own keys.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from jaxtl import models, optim
 from jaxtl.config_rules import (AUGMENTATIONS, DTYPES, Rule, ascending_epochs, augment_list,
                                 boolean, choice, epochs_from_zero, number, parse_augment,
                                 positive_numbers, text, triple_of_positive)
-from jaxtl.data import datasets
+from jaxtl.data import registry
 from jaxtl.errors import ConfigError
 
 __all__ = ["AUGMENTATIONS", "DTYPES", "flatten", "parse_augment", "to_json", "validate"]
@@ -27,9 +27,9 @@ def _rules(dataset: str) -> dict[str, Rule]:
     """The rules of the common keys plus those the dataset's spec adds (data.task and its own
     section)."""
     archs = tuple(models.list_models())
-    extra = dict(datasets.get(dataset).rules) if dataset in datasets.names() else {}
+    extra = dict(registry.get(dataset).rules) if registry.dataset_rule(dataset) is None else {}
     return {
-        "dataset": choice(*datasets.names()),
+        "dataset": registry.dataset_rule,
         "data.root": text,
         "data.task": text,  # the dataset's rule below replaces this one
         "data.channels": number(1, 64, integer=True),
@@ -126,7 +126,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     rules = _rules(config.dataset if "dataset" in config else "")
     leaves = dict(flatten(config))
     problems = [f"config.{key} is not a known setting; remove it (known settings are listed "
-                f"in configs/common.py)" for key in leaves if key not in rules]
+                f"in jaxtl/base_config.py and the dataset's spec.py)" for key in leaves if key not in rules]
     problems += [f"config.{key} is missing; add it to the config file" for key in rules
                  if key not in leaves]
     for key, rule in rules.items():
@@ -136,7 +136,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         problems.append("config.data.val_fraction + config.data.test_fraction must be below 1 "
                         "so that patients are left for training")
     if not problems:
-        metrics = datasets.get(config.dataset).metrics
+        metrics = registry.get(config.dataset).metrics
         if config.eval.best_metric not in metrics:
             problems.append(f"config.eval.best_metric is {config.eval.best_metric!r}; allowed "
                             f"values for {config.dataset}: {', '.join(metrics)}")
@@ -144,7 +144,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             problems.append(f"config.data.mean and config.data.std must have one value per "
                             f"channel each (data.channels={config.data.channels}); they have "
                             f"{len(config.data.mean)} and {len(config.data.std)}")
-        problems += [f"config.{problem}" for problem in datasets.get(config.dataset).check(config)]
+        problems += [f"config.{problem}" for problem in registry.get(config.dataset).check(config)]
         problems += resolution_problems(config)
     if not problems:
         problems += _optim_problems(config)

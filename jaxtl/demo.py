@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxtl.data import prepare
+from jaxtl.data.demo_data import demo_root
 
 
 def apply(config: ml_collections.ConfigDict) -> list[str]:
@@ -24,7 +24,7 @@ def apply(config: ml_collections.ConfigDict) -> list[str]:
             changed.append(f"{section}.{key} {old} -> {value}")
     return [
         f"DEMO RUN: no data.root set, so synthetic {config.dataset} data in the real layout is "
-        f"used ({prepare.demo_root(config)}).",
+        f"used ({demo_root(config)}).",
         "DEMO RUN: demo settings (config.demo): " + (", ".join(changed) or "none changed"),
         "DEMO RUN: for real data pass --config.data.root=/path/to/" + config.dataset,
     ]

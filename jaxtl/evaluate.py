@@ -6,7 +6,7 @@
 The model (architecture, head, dtype, channels, resolution) and its variables, head included,
 come from the checkpoint's run; the data, task and label policies come from --config. The
 task's labels must be the run's labels in the same order: CXR14 findings can be named in
-CheXpert terms through the documented mapping (jaxtl/data/chest_labels.py). Writes
+CheXpert terms through the documented mapping (jaxtl/data/chest/labels.py). Writes
 `results.json` with the val and test metrics (bootstrap CIs by patient) to --workdir.
 """
 
@@ -14,28 +14,26 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 from typing import Any
 
 import jax
 import ml_collections
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-from jaxtl import __version__, configuration, demo, steps, transfer
-from jaxtl.errors import TransferError, UserError
+from jaxtl import __version__, cli, configuration, demo, rundir, steps, transfer
+from jaxtl.errors import TransferError
+from jaxtl.run import build
+from jaxtl.scoring import score
 
 
-
-def _define_flags() -> dict[str, flags.FlagHolder]:
-    """Only when run as a program, so importing this module defines no absl flags."""
+def define_flags() -> cli.Options:
     return {
-        "config": config_flags.DEFINE_config_file(
-            "config", None, "Config of the data to score on.", lock_config=True),
+        "config": cli.config_flag("Config of the data to score on."),
         "checkpoint": flags.DEFINE_string("checkpoint", None, "A jaxtl run's workdir (its "
                                           "best checkpoint is used) or one checkpoint folder."),
         "workdir": flags.DEFINE_string("workdir", None, "Where results.json is written."),
     }
+
 
 MODEL_KEYS = ("model.arch", "model.head", "model.dropout", "model.dtype", "data.channels",
               "data.resolution", "data.mean", "data.std")
@@ -43,15 +41,14 @@ MODEL_KEYS = ("model.arch", "model.head", "model.dropout", "model.dtype", "data.
 
 def source_run(checkpoint: pathlib.Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(flattened config, results) of the run that wrote the checkpoint."""
-    workdir = checkpoint
-    while workdir != workdir.parent and not (workdir / "config.json").is_file():
-        workdir = workdir.parent
-    config_path, results_path = workdir / "config.json", workdir / "results.json"
-    if not config_path.is_file() or not results_path.is_file():
+    workdir = rundir.run_folder_of(checkpoint)
+    results = rundir.read_results(workdir) if workdir is not None else None
+    if results is None:
         raise TransferError(f"{checkpoint} is not inside a finished jaxtl run: expected "
-                            f"config.json and results.json in it or a folder above it")
-    source = dict(configuration.flatten(json.loads(config_path.read_text())))
-    return source, json.loads(results_path.read_text())
+                            f"{rundir.CONFIG_FILE} and {rundir.RESULTS_FILE} in it or a folder "
+                            f"above it")
+    config_text = (workdir / rundir.CONFIG_FILE).read_text()
+    return dict(configuration.flatten(json.loads(config_text))), results
 
 
 def adopt_model(config: ml_collections.ConfigDict, source: dict[str, Any]) -> None:
@@ -63,8 +60,6 @@ def adopt_model(config: ml_collections.ConfigDict, source: dict[str, Any]) -> No
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pathlib.Path,
                         workdir: str | pathlib.Path) -> dict[str, Any]:
-    from jaxtl import train  # builds the data, model and compiled steps as a run does
-
     checkpoint = pathlib.Path(checkpoint).expanduser().resolve()
     source, source_results = source_run(checkpoint)
     notes = demo.apply(config)
@@ -72,7 +67,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
     configuration.validate(config)
     for note in notes:
         logging.info("%s", note)
-    run, state = train.build(config)
+    run, state = build(config)
     names = tuple(source_results["task"]["names"])
     if (run.splits.task.names != names
             or list(run.splits.task.three_way) != source_results["task"]["three_way"]):
@@ -93,27 +88,20 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
         "jaxtl_version": __version__,
         "task": source_results["task"],
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
-        "val": train.evaluate(run, state, run.splits.val, intervals=True),
-        "test": (train.evaluate(run, state, run.splits.test, intervals=True)
+        "val": score(run, state, run.splits.val, intervals=True),
+        "test": (score(run, state, run.splits.test, intervals=True)
                  if run.splits.test else None),
         "config": config.to_dict(),
     }
-    workdir = pathlib.Path(workdir)
     if jax.process_index() == 0:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "results.json").write_text(json.dumps(results, indent=2, default=list))
+        rundir.write_results(pathlib.Path(workdir), results)
     return results
 
 
-def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        results = evaluate_checkpoint(options["config"].value, options["checkpoint"].value,
-                                      options["workdir"].value)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+def main(argv: list[str], options: cli.Options) -> None:
+    del argv
+    results = evaluate_checkpoint(options["config"].value, options["checkpoint"].value,
+                                  options["workdir"].value)
     for split in ("val", "test"):
         if results[split] is not None:
             metrics = {k: v for k, v in results[split].items() if isinstance(v, float)}
@@ -121,6 +109,4 @@ def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
 
 
 if __name__ == "__main__":
-    _options = _define_flags()
-    flags.mark_flags_as_required(["config", "checkpoint", "workdir"])
-    app.run(lambda argv: main(argv, _options))
+    cli.run(main, define_flags, required=("config", "checkpoint", "workdir"))

@@ -23,36 +23,30 @@ the validation `eval.best_metric`; the logits passed to the metrics are its deci
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
-import sys
 import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from jax.sharding import NamedSharding, PartitionSpec
-from ml_collections import config_flags
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from jaxtl import __version__, configuration, demo, models, steps, transfer
-from jaxtl.data import pipeline, prepare
+from jaxtl import __version__, atomic, cli, configuration, demo, rundir, steps
+from jaxtl.data import loading, pipeline
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
-from jaxtl.errors import UserError
-from jaxtl.evaluation.metrics import task_metrics
+from jaxtl.metrics import task_metrics
+from jaxtl.run import build_model, image_transform
 from jaxtl.runlog import RunLog
+from jaxtl.scoring import outputs
 from jaxtl.tasks import NEGATIVE, POSITIVE, Task
 
-FEATURES_DIR = "features"
-RESULTS_FILE = "results.json"
-CONFIG_FILE = "config.json"
 ABSENT_CLASS_LOGIT = -30.0  # a class the training entries of a label never show
 
 
@@ -63,32 +57,13 @@ class SplitFeatures:
 
 
 # --- extraction ---------------------------------------------------------------------------------
-def init_variables(model: Any, config: ml_collections.ConfigDict,
-                   mesh: jax.sharding.Mesh) -> dict[str, Any]:
-    """Random variables from train.seed, or model.init's backbone (head left random)."""
-    shape = (1, config.data.resolution, config.data.resolution, config.data.channels)
-
-    def init() -> dict[str, Any]:
-        return dict(model.init({"params": jax.random.PRNGKey(config.train.seed)},
-                               jnp.zeros(shape, jnp.float32), train=False))
-
-    variables = jax.jit(init, out_shardings=steps.replicated(mesh))()
-    if config.model.init:
-        variables = transfer.load_into(config.model.init, variables,
-                                       in_channels=config.data.channels)
-    return jax.device_put(variables, steps.replicated(mesh))
-
-
 def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
             log: RunLog) -> dict[str, SplitFeatures]:
     """Pooled features of every record of every split, in the order of the records."""
-    from jaxtl import train  # the evaluation transform of a training run
-
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
-    model = models.create_model(config.model.arch, num_outputs=splits.task.num_outputs,
-                                head=config.model.head, dtype=config.model.dtype)
-    variables = init_variables(model, config, mesh)
+    model, variables = build_model(config, splits, mesh)
+    variables = jax.device_put(variables, steps.replicated(mesh))
     data = NamedSharding(mesh, PartitionSpec("data"))
 
     def features_step(variables: dict[str, Any], batch: dict[str, jax.Array]) -> dict:
@@ -98,47 +73,27 @@ def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
 
     step = jax.jit(features_step, in_shardings=(steps.replicated(mesh), data),
                    out_shardings=steps.replicated(mesh))
-    transform = train.image_transform(config, config.data.channels, augment=False)
+    transform = image_transform(config, augment=False)
     result = {}
     for split in SPLITS:
         records = splits.split(split)
         if not records:
             continue
         started = time.time()
-        outputs: dict[str, list[np.ndarray]] = {"features": [], "label": [], "index": [],
-                                                "mask": []}
-        for batch in pipeline.eval_batches(records, transform,
-                                           global_batch=config.eval.batch_size, layout=layout,
-                                           num_workers=config.data.num_workers,
-                                           prefetch=config.data.prefetch_batches,
-                                           label_shape=splits.task.label_shape):
-            for key, value in jax.device_get(step(variables, batch)).items():
-                outputs[key].append(np.asarray(value))
-        result[split] = _in_record_order(outputs, len(records))
+        out = outputs(step, variables, records, transform, config=config, layout=layout,
+                      task=splits.task)
+        result[split] = SplitFeatures(out["features"].astype(np.float32), out["label"])
         log.info("%s: %d x %d features in %.1f s", split, *result[split].features.shape,
                  time.time() - started)
     return result
 
 
-def _in_record_order(outputs: dict[str, list[np.ndarray]], count: int) -> SplitFeatures:
-    mask = np.concatenate(outputs["mask"])
-    index = np.concatenate(outputs["index"])[mask]
-    order = np.argsort(index)
-    if not np.array_equal(index[order], np.arange(count)):
-        raise RuntimeError(f"feature extraction saw {len(index)} examples for a split of "
-                           f"{count}: every example must be seen exactly once")
-    return SplitFeatures(np.concatenate(outputs["features"])[mask][order].astype(np.float32),
-                         np.concatenate(outputs["label"])[mask][order])
-
-
 def save(directory: pathlib.Path, split: str, features: SplitFeatures,
          records: Sequence[Record]) -> pathlib.Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{split}.npz"
-    np.savez(path, features=features.features, labels=features.labels,
-             image_id=np.array([r.image_id for r in records]),
-             patient=np.array([r.patient for r in records]))
-    return path
+    return atomic.save_npz(directory / f"{split}.npz", features=features.features,
+                           labels=features.labels,
+                           image_id=np.array([r.image_id for r in records]),
+                           patient=np.array([r.patient for r in records]))
 
 
 # --- the probe ---------------------------------------------------------------------------------
@@ -242,12 +197,11 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
     is_demo = not config.data.root
     writer = jax.process_index() == 0
     if writer:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / CONFIG_FILE).write_text(configuration.to_json(config))
+        rundir.write_config(workdir, config)
     log = RunLog(workdir, demo=is_demo, enabled=writer)
     for note in notes:
         log.info(note)
-    splits = prepare.load_splits(config)
+    splits = loading.load_splits(config)
     backbone = config.model.init or f"random (train.seed={config.train.seed})"
     log.info("%s: %d train / %d val / %d test images, %s; %s features, weights: %s",
              splits.name, len(splits.train), len(splits.val), len(splits.test),
@@ -255,7 +209,7 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
     features = extract(config, splits, log)
     if writer:
         for split, values in features.items():
-            save(workdir / FEATURES_DIR, split, values, splits.split(split))
+            save(workdir / rundir.FEATURES_DIR, split, values, splits.split(split))
 
     probe, by_c = choose_and_fit(splits.task, features, config.probe, config.eval.best_metric,
                                  log)
@@ -292,9 +246,9 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
                  _score(results[split], config.eval.best_metric))
     results["wall_seconds_this_session"] = time.time() - started
     if writer:
-        (workdir / RESULTS_FILE).write_text(json.dumps(results, indent=2, default=list))
-    log.info("features in %s, results written to %s", workdir / FEATURES_DIR,
-             workdir / RESULTS_FILE)
+        rundir.write_results(workdir, results)
+    log.info("features in %s, results written to %s", workdir / rundir.FEATURES_DIR,
+             workdir / rundir.RESULTS_FILE)
     log.close()
     return results
 
@@ -311,28 +265,18 @@ def _converged(probe: Probe, max_iter: int) -> bool:
                for _, part in probe.parts)
 
 
-def _define_flags() -> dict[str, flags.FlagHolder]:
-    """Only when run as a program, so importing this module defines no absl flags."""
+def define_flags() -> cli.Options:
     return {
-        "config": config_flags.DEFINE_config_file(
-            "config", None, "Experiment config file (configs/*.py).", lock_config=True),
+        "config": cli.config_flag("Experiment config file (configs/*.py)."),
         "workdir": flags.DEFINE_string("workdir", None,
                                        "Folder for the features and results.json."),
     }
 
 
-def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        extract_and_probe(options["config"].value, options["workdir"].value)
-    except UserError as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+def main(argv: list[str], options: cli.Options) -> None:
+    del argv
+    extract_and_probe(options["config"].value, options["workdir"].value)
 
 
 if __name__ == "__main__":
-    _options = _define_flags()
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(lambda argv: main(argv, _options))
+    cli.run(main, define_flags, required=("config", "workdir"))

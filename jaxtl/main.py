@@ -8,34 +8,38 @@ where JAX finds them itself).
 from __future__ import annotations
 
 import logging as pylogging
-import sys
 
 import jax
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging
 
-from jaxtl.errors import UserError
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and results; "
-                               "running again on the same folder resumes the run.")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with "
-                                 "the cluster settings JAX detects (Cloud TPU, SLURM, ...).")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for "
-                                   "multi-host runs on machines JAX cannot detect.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts).")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Index of this process.")
-
-flags.mark_flags_as_required(["config", "workdir"])
+from jaxtl import cli
 
 
-def initialize_distributed() -> None:
-    if _COORDINATOR.value is not None:
+def define_flags() -> cli.Options:
+    return {
+        "config": cli.config_flag("Experiment config file (configs/*.py)."),
+        "workdir": flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and "
+                                       "results; running again on the same folder resumes the "
+                                       "run."),
+        "distributed": flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() "
+                                         "with the cluster settings JAX detects (Cloud TPU, "
+                                         "SLURM, ...)."),
+        "coordinator_address": flags.DEFINE_string("coordinator_address", None, "host:port of "
+                                                   "process 0, for multi-host runs on machines "
+                                                   "JAX cannot detect."),
+        "num_processes": flags.DEFINE_integer("num_processes", None,
+                                              "Number of processes (hosts)."),
+        "process_id": flags.DEFINE_integer("process_id", None, "Index of this process."),
+    }
+
+
+def initialize_distributed(options: cli.Options) -> None:
+    if options["coordinator_address"].value is not None:
         # CPU hosts need a collectives backend for cross-process arrays; GPUs and TPUs ignore it.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    elif _DISTRIBUTED.value:
+        jax.distributed.initialize(options["coordinator_address"].value,
+                                   options["num_processes"].value, options["process_id"].value)
+    elif options["distributed"].value:
         jax.distributed.initialize()
 
 
@@ -49,24 +53,17 @@ def quiet_library_logs() -> None:
     logging.get_absl_handler().addFilter(keep)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main(argv: list[str], options: cli.Options) -> None:
+    del argv
     quiet_library_logs()
-    initialize_distributed()
+    initialize_distributed(options)
     from jaxtl import compile_cache, train  # after distributed init: may touch JAX backends
-    from jaxtl.data import prepare
+    from jaxtl.data.cache import cache_root
 
     # Before the first compilation: runs with the same programs (a sweep) reuse the executables.
-    compile_cache.enable(prepare.cache_dir(_CONFIG.value))
-
-    try:
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except UserError as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    compile_cache.enable(cache_root(options["config"].value))
+    train.train_and_evaluate(options["config"].value, options["workdir"].value)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, define_flags, required=("config", "workdir"))

@@ -14,7 +14,8 @@ from typing import Any
 from absl import logging
 from tensorboardX import SummaryWriter
 
-METRICS_FILE = "metrics.jsonl"
+from jaxtl import atomic
+from jaxtl.rundir import METRICS_FILE, TENSORBOARD_DIR
 
 
 class RunLog:
@@ -22,7 +23,7 @@ class RunLog:
         self.demo = demo
         self.enabled = enabled
         self.path = workdir / METRICS_FILE
-        self._writer = SummaryWriter(str(workdir / "tensorboard")) if enabled else None
+        self._writer = SummaryWriter(str(workdir / TENSORBOARD_DIR)) if enabled else None
         if enabled and demo:
             self._writer.add_text("run", "DEMO run on synthetic data", 0)
 
@@ -36,7 +37,7 @@ class RunLog:
             return
         kept = [line for line in self.path.read_text().splitlines()
                 if line.strip() and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        atomic.write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, step: int, split: str, values: Mapping[str, Any]) -> None:
         if not self.enabled:

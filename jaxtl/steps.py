@@ -41,31 +41,39 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
-               image_shape: tuple[int, int, int], mesh: Mesh) -> TrainState:
-    """Random initial variables, replicated on every device."""
+def init_variables(model: nn.Module, *, seed: int, image_shape: tuple[int, int, int],
+                   mesh: Mesh) -> dict[str, Any]:
+    """Random initial variables `{'params', 'batch_stats'}` from `seed`, replicated."""
 
-    def init() -> TrainState:
-        params_key, dropout_key, state_key = jax.random.split(jax.random.PRNGKey(seed), 3)
+    def init() -> dict[str, Any]:
+        params_key, dropout_key, _ = jax.random.split(jax.random.PRNGKey(seed), 3)
         dummy = jnp.zeros((1, *image_shape), jnp.float32)
         variables = model.init({"params": params_key, "dropout": dropout_key}, dummy,
                                train=False)
-        params = variables["params"]
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          batch_stats=variables.get("batch_stats", {}),
-                          opt_state=tx.init(params), rng=state_key)
+        return {"params": variables["params"],
+                "batch_stats": variables.get("batch_stats", {})}
 
     return jax.jit(init, out_shardings=replicated(mesh))()
 
 
-def with_variables(state: TrainState, tx: optax.GradientTransformation,
-                   variables: dict[str, Any], mesh: Mesh) -> TrainState:
-    """The same state with other parameters and statistics (and a fresh optimizer state)."""
+def new_state(tx: optax.GradientTransformation, variables: dict[str, Any], *, seed: int,
+              mesh: Mesh) -> TrainState:
+    """Step 0 of training from `variables`: a fresh optimizer state, the RNG from `seed`."""
     variables = jax.device_put(variables, replicated(mesh))
-    return state.replace(params=variables["params"],
-                         batch_stats=variables.get("batch_stats", {}),
-                         opt_state=jax.jit(tx.init, out_shardings=replicated(mesh))(
-                             variables["params"]))
+    rng = jax.random.split(jax.random.PRNGKey(seed), 3)[2]  # the third key, beside init's two
+    return TrainState(step=jax.device_put(jnp.zeros((), jnp.int32), replicated(mesh)),
+                      params=variables["params"],
+                      batch_stats=variables.get("batch_stats", {}),
+                      opt_state=jax.jit(tx.init, out_shardings=replicated(mesh))(
+                          variables["params"]),
+                      rng=jax.device_put(rng, replicated(mesh)))
+
+
+def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
+               image_shape: tuple[int, int, int], mesh: Mesh) -> TrainState:
+    """Random initial variables and a fresh optimizer state, replicated on every device."""
+    return new_state(tx, init_variables(model, seed=seed, image_shape=image_shape, mesh=mesh),
+                     seed=seed, mesh=mesh)
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,

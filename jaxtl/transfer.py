@@ -41,7 +41,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import traverse_util
 
-from jaxtl.checkpoint import BEST_DIR, LATEST_DIR
+from jaxtl import atomic, rundir
 from jaxtl.errors import TransferError
 
 HEAD = "head"
@@ -50,7 +50,6 @@ PRETRAINED_FILE = "pretrained.json"
 VARIABLES_FILE = "variables.safetensors"
 FORMAT = "jaxtl-pretrained"
 FORMAT_VERSION = 1
-RUN_CONFIG_FILE = "config.json"  # jaxtl.train.CONFIG_FILE (train imports this module)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +102,7 @@ def save_pretrained(directory: str | pathlib.Path, info: PretrainedInfo,
             for collection in COLLECTIONS if collection in variables
             for name, value in traverse_util.flatten_dict(variables[collection], sep="/").items()}
     save_file(flat, directory / VARIABLES_FILE, metadata={"format": FORMAT})
-    (directory / PRETRAINED_FILE).write_text(info.to_json())
+    atomic.write_text(directory / PRETRAINED_FILE, info.to_json())
     return directory
 
 
@@ -138,14 +137,15 @@ def checkpoint_state_dir(path: str | pathlib.Path) -> pathlib.Path:
     path = pathlib.Path(path).expanduser().resolve()
     if (path / "state").is_dir():
         return path / "state"
-    for sub in (BEST_DIR, LATEST_DIR):
+    for sub in (rundir.BEST_DIR, rundir.LATEST_DIR):
         steps = sorted((p for p in (path / sub).glob("*") if p.name.isdigit()),
                        key=lambda p: int(p.name))
         if steps and (steps[-1] / "state").is_dir():
             return steps[-1] / "state"
     raise TransferError(f"model.init={path} is neither a converted pretrained checkpoint "
                         f"(a folder with {PRETRAINED_FILE}) nor a jaxtl workdir or checkpoint: "
-                        f"expected {BEST_DIR}/<step>/state or {LATEST_DIR}/<step>/state inside it")
+                        f"expected {rundir.BEST_DIR}/<step>/state or {rundir.LATEST_DIR}/<step>/"
+                        f"state inside it")
 
 
 def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
@@ -159,11 +159,12 @@ def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
 
 def _run_config(path: pathlib.Path) -> dict[str, Any]:
     state_dir = checkpoint_state_dir(path)
-    for folder in state_dir.parents:  # <workdir>/best/<step>/state
-        if (folder / RUN_CONFIG_FILE).is_file():
-            return json.loads((folder / RUN_CONFIG_FILE).read_text())
-    raise TransferError(f"{path}: found the checkpoint {state_dir} but no {RUN_CONFIG_FILE} "
-                        f"in a folder above it, so the model it belongs to is unknown")
+    workdir = rundir.run_folder_of(state_dir)  # <workdir>/best/<step>/state
+    if workdir is None:
+        raise TransferError(f"{path}: found the checkpoint {state_dir} but no "
+                            f"{rundir.CONFIG_FILE} in a folder above it, so the model it "
+                            f"belongs to is unknown")
+    return json.loads((workdir / rundir.CONFIG_FILE).read_text())
 
 
 def load(path: str | pathlib.Path, dtype: str = "float32",

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from configs import chest_common, common
+from jaxtl.base_config import IMAGENET_MEAN, IMAGENET_STD
+from jaxtl.data.chest.spec import GREY_MEAN, GREY_STD
 from jaxtl.sweep import Sweep, SweepError, axis, product
 
 
@@ -68,8 +69,8 @@ OPTIMIZERS = [
     *({"optim.name": "cool_momentum", "optim.lr": lr} for lr in (0.01, 0.001)),
 ]
 CHANNELS = [  # a pretraining run is made for the channel count of the runs that start from it
-    {"data.channels": 1, "data.mean": chest_common.GREY_MEAN, "data.std": chest_common.GREY_STD},
-    {"data.channels": 3, "data.mean": common.IMAGENET_MEAN, "data.std": common.IMAGENET_STD},
+    {"data.channels": 1, "data.mean": GREY_MEAN, "data.std": GREY_STD},
+    {"data.channels": 3, "data.mean": IMAGENET_MEAN, "data.std": IMAGENET_STD},
 ]
 SOURCE = "{name}-all-{{model.arch}}-{{data.resolution}}px-{{data.channels}}ch"
 

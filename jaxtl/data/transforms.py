@@ -26,107 +26,14 @@ element's position, so a run is reproducible and resumable.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from typing import Protocol
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DataError, Record
-
-Decoded = Image.Image | np.ndarray
-
-
-class Decoder(Protocol):
-    """Reads one image given its `Record.path`."""
-
-    channels: int
-    value_scale: float  # the decoded value that means 1.0 on the 0..1 scale of data.mean/std
-
-    def decode(self, path: str, resolution: int) -> Decoded:
-        """A PIL image (8-bit, 1 or 3 channels) or an (H, W, channels) array. `resolution` is
-        the side the image will be resized to (decoders may use it to decode less)."""
-        ...
-
-
-class PilPreprocess(Protocol):
-    """An optional step on a decoded image file before cropping (e.g. EyePACS's Graham)."""
-
-    def __call__(self, image: Image.Image, resolution: int) -> Image.Image: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageFileDecoder:
-    """JPEG/PNG files through Pillow: 1 channel decodes as grayscale ('L'), 3 as RGB."""
-
-    channels: int = 3
-    preprocess: PilPreprocess | None = None
-    value_scale: float = 255.0
-
-    def __post_init__(self) -> None:
-        if self.channels not in (1, 3):
-            raise ValueError(f"image files decode to 1 or 3 channels, not {self.channels}")
-
-    def decode(self, path: str, resolution: int) -> Image.Image:
-        mode = "L" if self.channels == 1 else "RGB"
-        try:
-            image = Image.open(path)
-            # JPEG decoders can downscale by 1/2..1/8 while decoding: much faster for large
-            # fundus photographs, and the result is still at least `resolution` on a side.
-            image.draft(mode, (resolution, resolution))
-            image = image.convert(mode)
-        except (OSError, SyntaxError, ValueError) as error:
-            raise DataError(f"{path} cannot be read as an image ({error}); replace the file "
-                            f"or remove its row from the labels file") from error
-        return self.preprocess(image, resolution) if self.preprocess is not None else image
-
-
-@functools.lru_cache(maxsize=8)
-def _memory_mapped(path: str) -> np.ndarray:
-    """One read-only memory map per array file and process (workers share the page cache)."""
-    try:
-        return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path} cannot be read as a NumPy array ({error}); delete it so that "
-                        f"it is rebuilt") from error
-
-
-@dataclasses.dataclass(frozen=True)
-class PatchArrayDecoder:
-    """Rows of an (N, H, W, 3) uint8 .npy file; `Record.path` is '<file>.npy#<row>'.
-
-    channels=1 converts RGB to grey with Pillow's 'L' weights (ITU-R 601-2 luma).
-    """
-
-    channels: int = 3
-    value_scale: float = 255.0
-
-    def __post_init__(self) -> None:
-        if self.channels not in (1, 3):
-            raise ValueError(f"RGB patches decode to 1 or 3 channels, not {self.channels}")
-
-    def decode(self, path: str, resolution: int) -> np.ndarray:
-        del resolution
-        file, _, row = path.rpartition("#")
-        if not file or not row.isdigit():
-            raise DataError(f"{path!r} does not name a patch as '<file>.npy#<row>'")
-        patches = _memory_mapped(file)
-        if int(row) >= len(patches):
-            raise DataError(f"{path!r}: {file} holds only {len(patches)} patches; delete it "
-                            f"so that the patch cache is rebuilt")
-        patch = np.asarray(patches[int(row)])
-        if self.channels == 1:
-            return to_grey(patch)
-        return patch
-
-
-def to_grey(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W, 1) uint8 with Pillow's convert('L') formula."""
-    weights = np.array([299, 587, 114], np.uint32)
-    grey = (rgb.astype(np.uint32) @ weights + 500) // 1000
-    return grey.astype(np.uint8)[..., None]
 
 
 @dataclasses.dataclass(frozen=True)

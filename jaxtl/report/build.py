@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from jaxtl import rundir
 from jaxtl.report import figures, select
 from jaxtl.report.document import Document
 from jaxtl.sweep import table
 
-PREDICTIONS_FILE = "predictions_{split}.npz"  # written by jaxtl.train next to results.json
-SWEEP_FILE = "sweep.json"
 HYPERPARAMETER_PREFIXES = ("dataset", "data.", "model.", "optim.", "train.", "eval.")
 IGNORED_KEYS = ("data.cache_dir", "data.num_workers", "data.prefetch_batches",
                 "train.log_every_steps", "model.init")
@@ -59,7 +58,7 @@ def build(sweep_dir: pathlib.Path, rows: Sequence[Mapping[str, Any]],
     """The report of a sweep; `chosen` names the runs whose curves to draw (default: per
     pretraining source, the best-validated run at the largest training size)."""
     sweep_dir = pathlib.Path(sweep_dir)
-    info_path = sweep_dir / SWEEP_FILE
+    info_path = sweep_dir / table.SWEEP_FILE
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     doc = Document(title=f"Sweep report: {info.get('sweep_file', sweep_dir.name)}")
     if any(row.get("demo") for row in rows):
@@ -131,7 +130,7 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
     chosen = select.chosen_runs(study, chosen_names)
     curves = []
     for row in chosen:
-        path = sweep_dir / str(row.get("workdir")) / PREDICTIONS_FILE.format(split=study.split)
+        path = rundir.predictions_file(sweep_dir / str(row.get("workdir")), study.split)
         if path.is_file():
             with np.load(path) as saved:
                 curves.append((_label(row), saved["labels"], saved["scores"]))
@@ -142,7 +141,8 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
                    f"runs (per pretraining source, the best-validated run at the largest "
                    f"training size, unless named with --runs).")
     else:
-        doc.paragraph(f"No `{PREDICTIONS_FILE.format(split=study.split)}` in the chosen runs' "
+        missing = rundir.PREDICTIONS_FILE.format(split=study.split)
+        doc.paragraph(f"No `{missing}` in the chosen runs' "
                       f"folders: no ROC or precision-recall curves.")
 
     _per_class_tables(doc, study, chosen)

@@ -11,36 +11,28 @@ malformed sweep.
 
 from __future__ import annotations
 
-import argparse
-import json
 import pathlib
-import sys
 import time
 
-from jaxtl import __version__, provenance
-from jaxtl.errors import UserError
+from absl import flags
+
+from jaxtl import __version__, atomic, cli, provenance
 from jaxtl.sweep import plan as planning
 from jaxtl.sweep import runner, table
 
-SWEEP_FILE = "sweep.json"
 
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m jaxtl.sweep", description=__doc__.split(
-        "\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True,
-                        help="sweep file, e.g. configs/sweeps/demo.py (or file.py:arg)")
-    parser.add_argument("--workdir", required=True, help="folder of the sweep's runs and tables")
-    parser.add_argument("--parallel", type=int, default=1,
-                        help="runs at once (each uses every core: 1 is best on a small CPU)")
-    parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                        help="keep runs whose override KEY is VALUE; repeatable")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="validate every run's config and list the runs; train nothing")
-    args = parser.parse_args(argv)
-    if args.parallel < 1:
-        parser.error("--parallel must be at least 1")
-    return args
+def define_flags() -> cli.Options:
+    return {
+        "config": flags.DEFINE_string("config", None, "Sweep file, e.g. configs/sweeps/demo.py "
+                                      "(or file.py:arg)."),
+        "workdir": flags.DEFINE_string("workdir", None, "Folder of the sweep's runs and tables."),
+        "parallel": flags.DEFINE_integer("parallel", 1, "Runs at once (each uses every core: 1 "
+                                         "is best on a small CPU).", lower_bound=1),
+        "only": flags.DEFINE_multi_string("only", [], "KEY=VALUE: keep runs whose override KEY "
+                                          "is VALUE; repeatable."),
+        "dry-run": flags.DEFINE_bool("dry-run", False, "Validate every run's config and list "
+                                     "the runs; train nothing."),
+    }
 
 
 def describe(runs: list[planning.PlannedRun]) -> list[str]:
@@ -54,28 +46,24 @@ def describe(runs: list[planning.PlannedRun]) -> list[str]:
     return lines
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    sweep_dir = pathlib.Path(args.workdir).resolve()
-    try:
-        sweep = planning.load_sweep(args.config)
-        runs = planning.plan(sweep, sweep_dir, args.only)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"[sweep] {args.config}: {len(runs)} runs in {sweep_dir}")
-    if args.dry_run:
+def main(argv: list[str], options: cli.Options) -> int:
+    del argv
+    sweep_file, only = options["config"].value, options["only"].value
+    sweep_dir = pathlib.Path(options["workdir"].value).resolve()
+    sweep = planning.load_sweep(sweep_file)
+    runs = planning.plan(sweep, sweep_dir, only)
+    print(f"[sweep] {sweep_file}: {len(runs)} runs in {sweep_dir}")
+    if options["dry-run"].value:
         print("\n".join(describe(runs)))
         print(f"[sweep] dry run: {len(runs)} configs valid; first command:\n  "
               + " ".join(runs[0].command()))
         return 0
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / SWEEP_FILE).write_text(json.dumps({
-        "sweep_file": args.config, "description": sweep.description, "only": args.only,
+    atomic.write_json(sweep_dir / table.SWEEP_FILE, {
+        "sweep_file": sweep_file, "description": sweep.description, "only": only,
         "jaxtl_version": __version__, **provenance.git_commit(), "started": time.time(),
-        "runs": [run.name for run in runs]}, indent=2))
+        "runs": [run.name for run in runs]}, indent=2)
     try:
-        status = runner.run_all(runs, parallel=args.parallel,
+        status = runner.run_all(runs, parallel=options["parallel"].value,
                                 after_each=lambda: table.write(sweep_dir))
     except KeyboardInterrupt:
         return 130
@@ -90,4 +78,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    cli.run(main, define_flags, required=("config", "workdir"))

@@ -10,7 +10,6 @@ import ast
 import dataclasses
 import functools
 import hashlib
-import importlib.util
 import json
 import pathlib
 import re
@@ -21,6 +20,7 @@ from typing import Any
 import ml_collections
 
 from jaxtl import configuration, demo
+from jaxtl.config_files import load_module, split_spec
 from jaxtl.errors import ConfigError, UserError
 from jaxtl.sweep.grid import (CONFIG_KEY, INIT_KEY, NO_INIT, RUN_PREFIX, Overrides, Sweep,
                               SweepError)
@@ -66,27 +66,13 @@ class PlannedRun:
 
 
 # --- Loading files ----------------------------------------------------------------------------
-def _load_module(path: pathlib.Path, what: str):
-    if not path.is_file():
-        raise SweepError(f"{what} {path} does not exist; check the path (it is relative to the "
-                         f"folder you run from, usually the repository root)")
-    module_name = "_jaxtl_loaded_" + re.sub(r"\W", "_", str(path.resolve()))
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def split_spec(spec: str) -> tuple[str, str | None]:
-    """'configs/x.py:arg' -> ('configs/x.py', 'arg'), as ml_collections config files take it."""
-    path, sep, arg = spec.partition(":")
-    return path, (arg if sep else None)
-
-
 def load_sweep(spec: str) -> Sweep:
     """Calls `get_sweep(arg)` of a sweep file given as `path.py` or `path.py:arg`."""
     path, arg = split_spec(spec)
-    module = _load_module(pathlib.Path(path), "sweep file")
+    if not pathlib.Path(path).is_file():
+        raise SweepError(f"sweep file {path} does not exist; check the path (it is relative "
+                         f"to the folder you run from, usually the repository root)")
+    module = load_module(path, "sweep file")
     if not hasattr(module, "get_sweep"):
         raise SweepError(f"sweep file {path} defines no get_sweep(arg) function returning a "
                          f"jaxtl.sweep.Sweep")
@@ -109,7 +95,7 @@ class ConfigLoader:
             if not pathlib.Path(path).is_file():
                 raise SweepError(f"run {needed_by} uses config {path}, which does not exist; "
                                  f"fix the sweep file, or leave those runs out with --only")
-            self._modules[path] = _load_module(pathlib.Path(path), "config file")
+            self._modules[path] = load_module(path)
         config = self._modules[path].get_config(arg)
         return ml_collections.ConfigDict(config.to_dict())  # a copy the run may change
 
@@ -176,11 +162,11 @@ def set_value(config: ml_collections.ConfigDict, key: str, value: Any, run: str)
     for section in sections:
         if not isinstance(node, ml_collections.ConfigDict) or section not in node:
             raise ConfigError(f"run {run}: config.{key} is not a known setting; known settings "
-                              f"are listed in configs/common.py")
+                              f"are listed in jaxtl/base_config.py")
         node = node[section]
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
         raise ConfigError(f"run {run}: config.{key} is not a known setting; known settings are "
-                          f"listed in configs/common.py")
+                          f"listed in jaxtl/base_config.py")
     if isinstance(node[leaf], tuple) and isinstance(value, list):
         value = tuple(value)
     try:

@@ -7,7 +7,7 @@ exactly the command a person would type, which its folder records. The price, a 
 compilation per run, is what the persistent compilation cache (jaxtl.compile_cache) takes back.
 
 Each run folder gets `sweep_run.json` (status, error, attempts, wall time, command) and
-`sweep.log` (the run's stdout and stderr). A run with results.json is finished and skipped;
+`sweep.log` (the run's stdout and stderr). A run with a complete results.json is finished and skipped;
 any other run is launched, and jaxtl resumes it from its latest checkpoint.
 """
 
@@ -24,22 +24,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from jaxtl import atomic, rundir
+from jaxtl.rundir import is_finished
 from jaxtl.sweep.plan import PlannedRun
 
-STATUS_FILE = "sweep_run.json"
-LOG_FILE = "sweep.log"
-RESULTS_FILE = "results.json"  # written by jaxtl.train when a run has finished
 DONE, FAILED, BLOCKED, PENDING, RUNNING, INTERRUPTED = (
     "done", "failed", "blocked", "pending", "running", "interrupted")
 POLL_SECONDS = 0.5
 
 
-def is_finished(workdir: pathlib.Path) -> bool:
-    return (workdir / RESULTS_FILE).is_file()
-
-
 def read_status(workdir: pathlib.Path) -> dict[str, Any]:
-    path = workdir / STATUS_FILE
+    path = workdir / rundir.SWEEP_STATUS_FILE
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -47,10 +42,7 @@ def write_status(run: PlannedRun, **fields: Any) -> dict[str, Any]:
     record = read_status(run.workdir)
     record.update(run.record())
     record.update(fields)
-    run.workdir.mkdir(parents=True, exist_ok=True)
-    temporary = run.workdir / (STATUS_FILE + ".tmp")
-    temporary.write_text(json.dumps(record, indent=2, default=list))
-    temporary.replace(run.workdir / STATUS_FILE)
+    atomic.write_json(run.workdir / rundir.SWEEP_STATUS_FILE, record, indent=2, default=list)
     return record
 
 
@@ -195,7 +187,8 @@ def run_all(runs: Sequence[PlannedRun], parallel: int = 1,
                 if returncode == 0 and is_finished(job.run.workdir):
                     finish(name, DONE, seconds, None, returncode=0, cpu_seconds=cpu_total)
                 else:
-                    log_text = (job.run.workdir / LOG_FILE).read_text(errors="replace")
+                    log_file = job.run.workdir / rundir.SWEEP_LOG_FILE
+                    log_text = log_file.read_text(errors="replace")
                     error = error_from_log(log_text[job.log_offset:], returncode)
                     finish(name, FAILED, seconds, error, returncode=returncode,
                            cpu_seconds=cpu_total)
@@ -229,7 +222,7 @@ def _launch(run: PlannedRun, env: dict[str, str] | None) -> _Active:
     run.workdir.mkdir(parents=True, exist_ok=True)
     attempts = read_status(run.workdir).get("attempts", 0) + 1
     write_status(run, status=RUNNING, error=None, started=time.time(), attempts=attempts)
-    log_path = run.workdir / LOG_FILE
+    log_path = run.workdir / rundir.SWEEP_LOG_FILE
     log = log_path.open("a")
     offset = log_path.stat().st_size
     log.write(f"# attempt {attempts}: {' '.join(run.command())}\n")

@@ -15,17 +15,19 @@ Metrics are taken generically: whatever keys a run's results hold become columns
 from __future__ import annotations
 
 import csv
+import io
 import json
 import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jaxtl import configuration
+from jaxtl import atomic, configuration, rundir
 from jaxtl.sweep import runner
 
+# The sweep folder's own files (beside one folder per run).
+SWEEP_FILE = "sweep.json"  # the sweep file, selection, version and runs of the last launch
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
-METRICS_FILE = "metrics.jsonl"
 IDENTITY = ("run", "role", "status", "error", "pretrain", "needs", "workdir", "demo",
             "dataset", "jaxtl_version", "git_commit", "git_dirty", "best_epoch", "stop_epoch",
             "epochs", "steps", "wall_seconds", "cpu_seconds", "wall_seconds_last_session",
@@ -64,7 +66,7 @@ def metric_columns(prefix: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_log(workdir: pathlib.Path) -> list[dict[str, Any]]:
-    path = workdir / METRICS_FILE
+    path = workdir / rundir.METRICS_FILE
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -73,8 +75,7 @@ def read_log(workdir: pathlib.Path) -> list[dict[str, Any]]:
 def run_row(workdir: pathlib.Path) -> dict[str, Any]:
     """The row of one run folder (finished or not)."""
     record = runner.read_status(workdir)
-    results_path = workdir / runner.RESULTS_FILE
-    results = json.loads(results_path.read_text()) if results_path.is_file() else None
+    results = rundir.read_results(workdir)
     status = record.get("status", runner.PENDING)
     if results is not None:
         status = runner.DONE
@@ -115,7 +116,8 @@ def run_row(workdir: pathlib.Path) -> dict[str, Any]:
 
 def collect(sweep_dir: pathlib.Path) -> list[dict[str, Any]]:
     """Rows of every run folder of the sweep (those the sweep has started), sorted by name."""
-    folders = sorted(p.parent for p in pathlib.Path(sweep_dir).glob(f"*/{runner.STATUS_FILE}"))
+    statuses = pathlib.Path(sweep_dir).glob(f"*/{rundir.SWEEP_STATUS_FILE}")
+    folders = sorted(status.parent for status in statuses)
     return [run_row(folder) for folder in folders]
 
 
@@ -144,15 +146,14 @@ def write(sweep_dir: pathlib.Path, rows: list[dict[str, Any]] | None = None) -> 
     sweep_dir = pathlib.Path(sweep_dir)
     rows = collect(sweep_dir) if rows is None else rows
     header = columns(rows)
-    with (sweep_dir / (RESULTS_CSV + ".tmp")).open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow([_csv_value(row.get(key)) for key in header])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_csv_value(row.get(key)) for key in header])
     lines = [json.dumps({key: row.get(key) for key in header}, default=list) for row in rows]
-    (sweep_dir / (RESULTS_JSONL + ".tmp")).write_text("".join(line + "\n" for line in lines))
-    (sweep_dir / (RESULTS_CSV + ".tmp")).replace(sweep_dir / RESULTS_CSV)
-    (sweep_dir / (RESULTS_JSONL + ".tmp")).replace(sweep_dir / RESULTS_JSONL)
+    atomic.write_text(sweep_dir / RESULTS_CSV, text.getvalue())
+    atomic.write_text(sweep_dir / RESULTS_JSONL, "".join(line + "\n" for line in lines))
     return rows
 
 

@@ -18,8 +18,8 @@ import re
 
 import numpy as np
 
-from jaxtl.data.chest_labels import CXR14_LABELS
-from jaxtl.data.chest_table import ChestTable
+from jaxtl.data.chest.labels import CXR14_LABELS
+from jaxtl.data.chest.table import ChestTable
 from jaxtl.data.records import DataError
 
 LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")

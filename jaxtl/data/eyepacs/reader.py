@@ -22,6 +22,7 @@ from jaxtl import tasks
 from jaxtl.data.records import DataError, DatasetSplits, Record
 from jaxtl.data.splits import split_by_patient
 
+NAME = "eyepacs"
 CLASS_NAMES = ("0 none", "1 mild", "2 moderate", "3 severe", "4 proliferative")
 LABELS_FILE = "trainLabels.csv"
 IMAGE_DIR = "train"
@@ -115,7 +116,7 @@ def load(root: str | pathlib.Path, *, val_fraction: float, test_fraction: float,
     if not kaggle:
         train, val, test = split_by_patient(records, val_fraction=val_fraction,
                                             test_fraction=test_fraction, seed=split_seed)
-        return DatasetSplits(name="eyepacs", task=tasks.multiclass(CLASS_NAMES), train=train,
+        return DatasetSplits(name=NAME, task=tasks.multiclass(CLASS_NAMES), train=train,
                              val=val, test=test, demo=demo)
     if not has_test_labels(root):
         raise DataError(f"eyepacs.test_set is 'kaggle' but {root} lacks {TEST_LABELS_FILE} "
@@ -124,5 +125,5 @@ def load(root: str | pathlib.Path, *, val_fraction: float, test_fraction: float,
                                      seed=split_seed)
     test, usages = read_test_labels(root)
     subsets = {usage: tuple(i for i, u in enumerate(usages) if u == usage) for usage in USAGES}
-    return DatasetSplits(name="eyepacs", task=tasks.multiclass(CLASS_NAMES), train=train,
+    return DatasetSplits(name=NAME, task=tasks.multiclass(CLASS_NAMES), train=train,
                          val=val, test=test, demo=demo, subsets={"test": subsets})

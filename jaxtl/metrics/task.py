@@ -16,7 +16,6 @@ which equals duplicating the images.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,9 +23,8 @@ import numpy as np
 from scipy.special import log_softmax
 from sklearn import metrics as skm
 
+from jaxtl.metrics.bootstrap import CI_LEVEL, bootstrap_intervals
 from jaxtl.tasks import NEGATIVE, POSITIVE, Task
-
-CI_LEVEL = 0.95
 
 
 def task_metrics(task: Task, labels: np.ndarray, logits: np.ndarray,
@@ -48,14 +46,6 @@ def task_metrics(task: Task, labels: np.ndarray, logits: np.ndarray,
         result["ci_level"] = CI_LEVEL
         result["bootstrap_samples"] = bootstrap_samples
     return result
-
-
-def classification_metrics(labels: np.ndarray, logits: np.ndarray,
-                           class_names: Sequence[str]) -> dict[str, Any]:
-    """Multiclass metrics without intervals (kept for callers that have no Task)."""
-    from jaxtl import tasks
-
-    return task_metrics(tasks.multiclass(class_names), labels, logits)
 
 
 # --- multiclass -------------------------------------------------------------------------------
@@ -161,40 +151,3 @@ def _loss(task: Task, labels: np.ndarray, logits: np.ndarray) -> float:
         total += float(loss[counted].sum())
         count += int(counted.sum())
     return total / max(count, 1)
-
-
-# --- bootstrap --------------------------------------------------------------------------------
-def bootstrap_intervals(compute: Callable[[np.ndarray | None], dict[str, Any]],
-                        groups: Sequence[str], samples: int, seed: int) -> dict[str, Any]:
-    """Percentile intervals of every scalar (and per-label) metric over patient resamples."""
-    unique, group_index = np.unique(np.asarray(groups), return_inverse=True)
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {}
-    for _ in range(samples):
-        counts = np.bincount(rng.integers(0, len(unique), len(unique)), minlength=len(unique))
-        for name, value in _scalars(compute(counts[group_index])).items():
-            draws.setdefault(name, []).append(value)
-    low, high = 100 * (1 - CI_LEVEL) / 2, 100 * (1 + CI_LEVEL) / 2
-    flat: dict[str, list[float] | None] = {}
-    for name, values in draws.items():
-        finite = [v for v in values if v is not None and math.isfinite(v)]
-        flat[name] = ([float(np.percentile(finite, low)), float(np.percentile(finite, high))]
-                      if finite else None)
-    out: dict[str, Any] = {}
-    for name, interval in flat.items():
-        if "/" in name:  # per-label: auroc/Edema -> auroc_ci: {Edema: [...]}
-            family, label = name.split("/", 1)
-            out.setdefault(f"{family}_ci", {})[label] = interval
-        else:
-            out[f"{name}_ci"] = interval
-    return out
-
-
-def _scalars(metrics: dict[str, Any]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for name, value in metrics.items():
-        if isinstance(value, dict) and name in ("auroc", "ap"):
-            out.update({f"{name}/{label}": v for label, v in value.items()})
-        elif isinstance(value, (int, float)) or value is None:
-            out[name] = value
-    return out

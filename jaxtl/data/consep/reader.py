@@ -23,7 +23,7 @@ The patches of all tiles are cut once and cached under `<cache_dir>/consep/<key>
 `patches.npy` (N, S, S, 3) uint8 plus `index.npz` (tile, folder, instance id, type, centroid per
 patch); the key hashes the format version, the root, the patch size, the border rule and the
 name, size and modification time of every tile file, so a changed dataset is cut again. A record's
-path is `<cache>/patches.npy#<row>` (read by `transforms.PatchArrayDecoder`), its patient is the
+path is `<cache>/patches.npy#<row>` (read by `jaxtl.data.decoders.PatchArrayDecoder`), its patient is the
 tile name.
 
 Labels (`task`): 'type7', the 7 CoNSeP types (1 other, 2 inflammatory, 3 healthy epithelial,
@@ -42,13 +42,9 @@ Splits (`split`):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import pathlib
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -57,9 +53,13 @@ from absl import logging
 from PIL import Image
 
 from jaxtl import tasks
+from jaxtl.atomic import staged_folder
+from jaxtl.data.cache import keyed_path
 from jaxtl.data.records import DataError, DatasetSplits, Record
 
+NAME = "consep"
 FOLDERS = ("Train", "Test")
+IMAGES_DIR, LABELS_DIR = "Images", "Labels"  # inside each of FOLDERS
 TYPE_NAMES = ("other", "inflammatory", "healthy epithelial", "malignant epithelial",
               "fibroblast", "muscle", "endothelial")
 MERGED_NAMES = ("other", "inflammatory", "epithelial", "spindle-shaped")
@@ -129,7 +129,7 @@ def find_tiles(root: pathlib.Path) -> list[Tile]:
                         f"folder holding Train/ and Test/, or leave it empty for the demo data")
     tiles = []
     for folder in FOLDERS:
-        images, labels = root / folder / "Images", root / folder / "Labels"
+        images, labels = root / folder / IMAGES_DIR, root / folder / LABELS_DIR
         if not images.is_dir() or not labels.is_dir():
             raise DataError(f"{root / folder} must hold Images/ (.png tiles) and Labels/ (.mat "
                             f"files): a CoNSeP root holds Train/ and Test/ as unpacked from "
@@ -198,15 +198,15 @@ def cut_patches(image: np.ndarray, centroid_xy: np.ndarray, size: int,
     return out
 
 
-def _cache_key(root: pathlib.Path, tiles: Sequence[Tile], size: int, border: str) -> str:
+def _cache_folder(root: pathlib.Path, tiles: Sequence[Tile], size: int, border: str,
+                  cache_dir: str | os.PathLike) -> pathlib.Path:
     files = []
     for tile in tiles:
         for path in (tile.image, tile.labels):
             stat = path.stat()
             files.append([str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns])
-    description = {"version": CACHE_FORMAT_VERSION, "root": str(root), "size": size,
-                   "border": border, "files": files}
-    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
+    return keyed_path(cache_dir, NAME, {"version": CACHE_FORMAT_VERSION, "root": str(root),
+                                        "size": size, "border": border, "files": files})
 
 
 def build_patch_index(root: str | os.PathLike, *, patch_size: int, border: str,
@@ -214,7 +214,7 @@ def build_patch_index(root: str | os.PathLike, *, patch_size: int, border: str,
     """Cuts every nucleus patch once; later calls (and other processes) read the cache."""
     root = pathlib.Path(root).expanduser().resolve()
     tiles = find_tiles(root)
-    target = pathlib.Path(cache_dir) / "consep" / _cache_key(root, tiles, patch_size, border)
+    target = _cache_folder(root, tiles, patch_size, border, cache_dir)
     if not (target / "index.npz").is_file():
         logging.info("CoNSeP: cutting %dx%d patches (border %s) from %d tiles into %s (once)",
                      patch_size, patch_size, border, len(tiles), target)
@@ -253,23 +253,16 @@ def _write_patch_cache(target: pathlib.Path, tiles: Sequence[Tile], size: int,
     all_patches = np.concatenate(patches) if patches else np.zeros((0, size, size, 3), np.uint8)
     if len(all_patches) == 0:
         raise DataError("the CoNSeP label files list no usable nuclei")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
-        np.save(tmp / "patches.npy", all_patches)
-        np.savez(tmp / "index.npz", tile=np.array(columns["tile"]),
-                 folder=np.array(columns["folder"]),
-                 instance=np.concatenate(columns["instance"]),
-                 type=np.concatenate(columns["type"]),
-                 centroid_xy=np.concatenate(columns["centroid_xy"]))
-        os.rename(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "index.npz").is_file():  # else another process finished first
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_folder(target) as staging:
+            np.save(staging / "patches.npy", all_patches)
+            np.savez(staging / "index.npz", tile=np.array(columns["tile"]),
+                     folder=np.array(columns["folder"]),
+                     instance=np.concatenate(columns["instance"]),
+                     type=np.concatenate(columns["type"]),
+                     centroid_xy=np.concatenate(columns["centroid_xy"]))
+    except FileExistsError:
+        pass  # another process wrote the same cache since we looked
 
 
 def split_random(count: int, *, val_fraction: float, test_fraction: float,
@@ -342,6 +335,6 @@ def load(root: str | os.PathLike, *, task: str, patch_size: int, border: str, sp
     by_split = split_records(index, records, split=split, test_tiles=test_tiles,
                              val_tiles=val_tiles, val_fraction=val_fraction,
                              test_fraction=test_fraction, seed=split_seed)
-    return DatasetSplits(name="consep", task=tasks.multiclass(class_names(task)),
+    return DatasetSplits(name=NAME, task=tasks.multiclass(class_names(task)),
                          train=by_split["train"], val=by_split["val"], test=by_split["test"],
                          demo=demo)

@@ -14,8 +14,8 @@ import re
 
 import numpy as np
 
-from jaxtl.data.chest_table import ChestTable
-from jaxtl.data.chest_labels import CHEXPERT_LABELS
+from jaxtl.data.chest.table import ChestTable
+from jaxtl.data.chest.labels import CHEXPERT_LABELS
 from jaxtl.data.records import DataError
 
 CSV_FILES = ("train.csv", "valid.csv")

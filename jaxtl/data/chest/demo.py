@@ -28,8 +28,8 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxtl.data.chest_labels import CHEXPERT_LABELS, CXR14_LABELS
-from jaxtl.data.staging import staged_folder
+from jaxtl.data.chest.labels import CHEXPERT_LABELS, CXR14_LABELS
+from jaxtl.atomic import staged_folder
 
 RELEASE = "CheXpert-v1.0-small"
 # Findings drawn into the images, with their prevalence per study.

@@ -39,10 +39,12 @@ import scipy.io
 from PIL import Image
 from scipy import ndimage
 
-from jaxtl.data.staging import staged_folder
+from jaxtl.atomic import staged_folder
+from jaxtl.data.consep.reader import FOLDERS, IMAGES_DIR, LABELS_DIR
+from jaxtl.data.demo_data import README_FILE
 
-README_FILE = "DEMO_README.txt"
 NUM_TYPES = 7
+MIN_TILE_SIZE = 96  # px: room for the glands and vessels the tiles draw
 # Dataset-wide share of types 1..7. Real CoNSeP is dominated by epithelial, spindle-shaped and
 # inflammatory nuclei with few "other"; the demo keeps that order but softens it.
 TYPE_PROBS = (0.06, 0.20, 0.14, 0.24, 0.18, 0.09, 0.09)
@@ -104,22 +106,23 @@ def write_demo_dataset(root: str | os.PathLike, *, num_tiles: int, tile_size: in
     """
     if num_tiles < 3:
         raise ValueError(f"num_tiles must be >= 3, got {num_tiles}")
-    if tile_size < 96:
-        raise ValueError(f"tile_size must be >= 96, got {tile_size}")
+    if tile_size < MIN_TILE_SIZE:
+        raise ValueError(f"tile_size must be >= {MIN_TILE_SIZE}, got {tile_size}")
     root = pathlib.Path(root).absolute()
     num_test = max(1, round(num_tiles * TEST_SHARE))
-    names = ([("Train", f"train_{i}") for i in range(1, num_tiles - num_test + 1)]
-             + [("Test", f"test_{i}") for i in range(1, num_test + 1)])
+    train_folder, test_folder = FOLDERS
+    names = ([(train_folder, f"train_{i}") for i in range(1, num_tiles - num_test + 1)]
+             + [(test_folder, f"test_{i}") for i in range(1, num_test + 1)])
     seeds = np.random.SeedSequence(seed).spawn(len(names))
     counts = np.zeros(NUM_TYPES + 1, np.int64)
     with staged_folder(root) as tmp:
-        for folder in ("Train", "Test"):
-            (tmp / folder / "Images").mkdir(parents=True)
-            (tmp / folder / "Labels").mkdir()
+        for folder in FOLDERS:
+            (tmp / folder / IMAGES_DIR).mkdir(parents=True)
+            (tmp / folder / LABELS_DIR).mkdir()
         for (folder, name), tile_seed in zip(names, seeds):
             rgb, labels = render_tile(tile_size, np.random.default_rng(tile_seed))
-            Image.fromarray(rgb).save(tmp / folder / "Images" / f"{name}.png")
-            scipy.io.savemat(tmp / folder / "Labels" / f"{name}.mat", labels)
+            Image.fromarray(rgb).save(tmp / folder / IMAGES_DIR / f"{name}.png")
+            scipy.io.savemat(tmp / folder / LABELS_DIR / f"{name}.mat", labels)
             counts += np.bincount(labels["inst_type"].reshape(-1).astype(np.int64),
                                   minlength=NUM_TYPES + 1)
         (tmp / README_FILE).write_text(_readme(names, counts, tile_size, seed))
@@ -330,7 +333,7 @@ def _annotations(tile: _Tile) -> dict[str, np.ndarray]:
 def _readme(names: list[tuple[str, str]], counts: np.ndarray, tile_size: int, seed: int) -> str:
     train = sum(folder == "Train" for folder, _ in names)
     lines = [
-        "SYNTHETIC DEMO DATA written by jaxtl.data.consep_demo; not CoNSeP.",
+        "SYNTHETIC DEMO DATA written by jaxtl.data.consep.demo; not CoNSeP.",
         f"seed {seed}, {len(names)} tiles of {tile_size}x{tile_size} px "
         f"({train} Train, {len(names) - train} Test), in the layout of the CoNSeP download.",
         "Nuclei per type: " + ", ".join(f"{t} {int(counts[t])}" for t in range(1, 8)),

@@ -35,12 +35,12 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
-from jaxtl.data.bigearthnet import (BANDS, GRID_METRES, PATCH_SIDE, SPLIT_FILES, band_path,
-                                    labels_path)
-from jaxtl.data.bigearthnet_labels import LABELS_43, TO_19
-from jaxtl.data.staging import staged_folder
+from jaxtl.atomic import staged_folder
+from jaxtl.data.bigearthnet.bands import BANDS, GRID_METRES, PATCH_SIDE, band_path
+from jaxtl.data.bigearthnet.labels import LABELS_43, TO_19
+from jaxtl.data.bigearthnet.reader import SPLIT_FILES, labels_path
+from jaxtl.data.demo_data import README_FILE
 
-README_FILE = "DEMO_README.txt"
 UNLISTED_SHARE = 0.03  # cloudy or snowy patches: written, not listed (as in the archive)
 SPLIT_SHARES = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 PATCH_METRES = PATCH_SIDE * 10
@@ -325,7 +325,7 @@ def _write_patch(folder: pathlib.Path, bands: dict[str, np.ndarray], labels: lis
 def _readme(num_patches: int, unlisted: int, label_counts: dict[str, int], seed: int) -> str:
     kept = {name: n for name, n in label_counts.items() if n}
     lines = [
-        "SYNTHETIC DEMO DATA written by jaxtl.data.bigearthnet_demo; not BigEarthNet.",
+        "SYNTHETIC DEMO DATA written by jaxtl.data.bigearthnet.demo; not BigEarthNet.",
         f"seed {seed}: {num_patches} listed patches (train/val/test.csv) and {unlisted} unlisted "
         f"cloud patches, in the layout of BigEarthNet-S2 v1.0.",
         "Patches per 43-class label (19-class target in brackets):",

@@ -1,6 +1,6 @@
 """What a config's data looks like after every filter and policy, from the label files alone.
 
-    python -m jaxtl.data.stats --config configs/chexpert.py --config.data.root=/data/chexpert --json
+    python -m jaxtl.stats --config configs/chexpert.py --config.data.root=/data/chexpert --json
 
 For each split: images, patients (the grouping id: patient; for CoNSeP patches and their tiles;
 for BigEarthNet each patch is its own group; "units" names them), and per label
@@ -14,25 +14,20 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from jaxtl import configuration, tasks
-from jaxtl.data import datasets, prepare
+from jaxtl import cli, configuration, tasks
+from jaxtl.data import loading, registry
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
-from jaxtl.errors import UserError
 
 
-def _define_flags() -> dict[str, flags.FlagHolder]:
-    """Only when run as a program, so importing this module defines no absl flags."""
+def define_flags() -> cli.Options:
     return {
-        "config": config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                                  lock_config=True),
+        "config": cli.config_flag("Experiment config file."),
         "json": flags.DEFINE_bool("json", False, "Print one JSON object instead of a table."),
     }
 
@@ -60,7 +55,7 @@ def dataset_stats(splits: DatasetSplits) -> dict[str, Any]:
     patients = {name: {r.patient for r in splits.split(name)} for name in SPLITS}
     shared = {f"{a}/{b}": len(patients[a] & patients[b])
               for a, b in itertools.combinations(SPLITS, 2)}
-    items, groups = datasets.get(splits.name).units
+    items, groups = registry.get(splits.name).units
     return {"dataset": splits.name, "demo": splits.demo, "task": splits.task.describe(),
             "units": {"images": items, "patients": groups},
             "label_names": list(splits.task.names),
@@ -84,20 +79,13 @@ def format_table(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def main(argv: list[str], options: cli.Options) -> None:
+    del argv
     config = options["config"].value
-    try:
-        configuration.validate(config)
-        stats = dataset_stats(prepare.sampled_splits(config, prepare.data_root(config)))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    configuration.validate(config)
+    stats = dataset_stats(loading.sampled_splits(config, loading.data_root(config)))
     print(json.dumps(stats, indent=2) if options["json"].value else format_table(stats))
 
 
 if __name__ == "__main__":
-    _options = _define_flags()
-    flags.mark_flag_as_required("config")
-    app.run(lambda argv: main(argv, _options))
+    cli.run(main, define_flags, required=("config",))

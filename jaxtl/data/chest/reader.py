@@ -3,7 +3,7 @@
 Order of operations: read the CSVs -> keep the configured views -> split by patient (or take
 the official split) -> encode each task label with its uncertainty and empty-cell policy ->
 records. The per-category training cap (`data.train_per_class`) is applied afterwards by
-`jaxtl.data.prepare` with the rule in `jaxtl.data.sampling`.
+`jaxtl.data.loading` with the rule in `jaxtl.data.sampling`.
 
 Splits (`chest.split`):
 - `patient`: all images (CheXpert: train.csv and valid.csv together) are split by patient with
@@ -22,48 +22,14 @@ import pathlib
 import ml_collections
 import numpy as np
 
-from jaxtl.config_rules import choice
-from jaxtl.data import chest_labels, chexpert, cxr14, splits
-from jaxtl.data.chest_table import ChestTable
+from jaxtl.data import splits
+from jaxtl.data.chest import chexpert, cxr14
+from jaxtl.data.chest import labels as chest_labels
+from jaxtl.data.chest.table import ChestTable
 from jaxtl.data.records import DataError, DatasetSplits, Record
 
 VIEWS = ("frontal", "lateral", "ap", "pa", "all")
 SPLIT_MODES = ("patient", "official")
-
-
-def add_config(config: ml_collections.ConfigDict) -> None:
-    """The `chest` section shared by configs/chexpert.py and configs/cxr14.py."""
-    config.chest = ml_collections.ConfigDict()
-    config.chest.uncertain = "ignore"  # -1 cells: ignore (U-Ignore) | zeros | ones | multiclass
-    config.chest.uncertain_per_label = ""  # overrides, e.g. "Atelectasis=ones,Edema=multiclass"
-    config.chest.empty = "negative"  # empty cells: negative | mask
-    config.chest.view = "frontal"  # frontal | lateral | ap | pa | all
-    config.chest.split = "patient"  # patient (val/test fractions) | official
-
-
-def rules(dataset: str) -> dict:
-    return {
-        "data.task": chest_labels.task_rule(dataset),
-        "chest.uncertain": choice(*chest_labels.POLICIES),
-        "chest.uncertain_per_label": chest_labels.policies_rule,
-        "chest.empty": choice(*chest_labels.EMPTY_POLICIES),
-        "chest.view": choice(*VIEWS),
-        "chest.split": choice(*SPLIT_MODES),
-    }
-
-
-def check(config: ml_collections.ConfigDict) -> list[str]:
-    problems = []
-    if config.data.channels not in (1, 3):
-        problems.append(f"data.channels is {config.data.channels}; chest X-rays load as 1 "
-                        f"(grey) or 3 (grey replicated, for RGB-pretrained models) channels")
-    if config.data.task == "hierarchical" and (
-            config.chest.uncertain == "multiclass"
-            or "multiclass" in chest_labels.parse_per_label(config.chest.uncertain_per_label)
-            .values()):
-        problems.append("chest.uncertain: the hierarchical task trains binary labels; use "
-                        "ignore, zeros or ones")
-    return problems
 
 
 def view_mask(table: ChestTable, view: str) -> np.ndarray:

@@ -1,25 +1,31 @@
-"""Defaults shared by every experiment family.
+"""The base config: every key jaxtl reads, with its default and what it means.
 
-Each `configs/<family>.py` starts from `base_config()` and sets what differs. Every key that the
-code reads is defined here, so a typo in an override fails instead of silently using a default;
-`jaxtl.configuration.validate` checks the values before anything is compiled.
+A config file (`configs/<name>.py`, given by path) starts from `base_config(dataset)` and sets
+what its experiment changes. The dataset's package adds its own section and its defaults
+(`DatasetSpec.add_config`: the task, the metric that selects the best checkpoint, the demo's
+size, ...). Every key the code reads is defined here or there, so a typo in an override fails
+instead of silently using a default; `jaxtl.configuration.validate` checks the values before
+anything is compiled.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
+from jaxtl.data import registry
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def base_config() -> ml_collections.ConfigDict:
+def base_config(dataset: str) -> ml_collections.ConfigDict:
+    """The defaults of every key for `dataset` (a name `jaxtl.data.registry.get` accepts)."""
     config = ml_collections.ConfigDict()
-    config.dataset = ""  # set by each family: 'eyepacs', ...
+    config.dataset = dataset  # built-in name, or '<module>[:<name>]' of a dataset package
 
     config.data = ml_collections.ConfigDict()
     config.data.root = ""  # empty: synthetic demo data in the dataset's real layout (see `demo`)
-    config.data.task = ""  # what to predict; each family file sets it (the dataset lists its tasks)
+    config.data.task = ""  # what to predict; the dataset sets its default and lists its tasks
     config.data.channels = 3  # input channels; data.mean and data.std have one value each
     config.data.resolution = 256  # square side in pixels after resizing
     config.data.augment = "none"  # 'none' or a comma list of crop, flip, rotate
@@ -86,7 +92,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 64  # global
-    config.eval.best_metric = "kappa"  # validation metric that selects the best checkpoint
+    config.eval.best_metric = ""  # validation metric that selects the best checkpoint (dataset's)
     config.eval.bootstrap_samples = 1000  # patient resamples for the 95% CIs of final metrics
     config.eval.bootstrap_seed = 0
 
@@ -108,4 +114,5 @@ def base_config() -> ml_collections.ConfigDict:
     config.demo.epochs = 4
     config.demo.num_workers = 0  # decoding 128 px JPEGs inline beats worker processes on 2 cores
     config.demo.bootstrap_samples = 200  # CIs of the small demo splits in seconds, not minutes
+    registry.get(dataset).add_config(config)
     return config

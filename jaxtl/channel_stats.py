@@ -1,6 +1,6 @@
 """Per-channel mean and standard deviation of a dataset's training images, for data.mean/std.
 
-    python -m jaxtl.data.channel_stats --config configs/bigearthnet.py \\
+    python -m jaxtl.channel_stats --config configs/bigearthnet.py \\
         [--max_images 5000] [--out stats.json] [--config.data.root=...]
 
 Decodes a seeded sample of at most `max_images` training images with the dataset's own decoder
@@ -13,27 +13,20 @@ BigEarthNet reflectance: digital number / 10000), and the command-line flags tha
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
 from collections.abc import Sequence
 
 import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from jaxtl import configuration
-from jaxtl.data import datasets, prepare
+from jaxtl import atomic, cli, configuration
+from jaxtl.data import loading, registry
+from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import Record
-from jaxtl.data.transforms import Decoder
-from jaxtl.errors import UserError
 
 
-
-def _define_flags() -> dict[str, flags.FlagHolder]:
-    """Only when run as a program, so importing `channel_statistics` defines no flags."""
+def define_flags() -> cli.Options:
     return {
-        "config": config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                                  lock_config=True),
+        "config": cli.config_flag("Experiment config file."),
         "max_images": flags.DEFINE_integer("max_images", 5000, "Training images measured at "
                                            "most (a seeded sample; -1 for all)."),
         "seed": flags.DEFINE_integer("seed", 0, "Seed of the sample."),
@@ -63,20 +56,14 @@ def channel_statistics(records: Sequence[Record], decoder: Decoder, *, max_image
             "mean": [round(float(m), 6) for m in mean], "std": [round(float(s), 6) for s in std]}
 
 
-def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
+def main(argv: list[str], options: cli.Options) -> None:
     del argv
     config = options["config"].value
-    try:
-        configuration.validate(config)
-        splits = prepare.load_splits(config)
-        decoder = datasets.get(config.dataset).decoder(config)
-        stats = channel_statistics(splits.train, decoder,
-                                   max_images=options["max_images"].value,
-                                   seed=options["seed"].value,
-                                   resolution=config.data.resolution)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    configuration.validate(config)
+    splits = loading.load_splits(config)
+    decoder = registry.get(config.dataset).decoder(config)
+    stats = channel_statistics(splits.train, decoder, max_images=options["max_images"].value,
+                               seed=options["seed"].value, resolution=config.data.resolution)
     tuple_text = lambda values: "(" + ",".join(str(v) for v in values) + ")"  # noqa: E731
     result = {"dataset": config.dataset, "demo": splits.demo, "split": "train",
               "channels": decoder.channels, **stats,
@@ -84,11 +71,9 @@ def main(argv: list[str], options: dict[str, flags.FlagHolder]) -> None:
                        f"--config.data.std='{tuple_text(stats['std'])}'"}
     text = json.dumps(result, indent=2)
     if options["out"].value:
-        pathlib.Path(options["out"].value).write_text(text + "\n")
+        atomic.write_text(options["out"].value, text + "\n")
     print(text)
 
 
 if __name__ == "__main__":
-    _options = _define_flags()
-    flags.mark_flag_as_required("config")
-    app.run(lambda argv: main(argv, _options))
+    cli.run(main, define_flags, required=("config",))

@@ -1,0 +1,40 @@
+"""From a config to the records of every split: real data from data.root, else demo data."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import ml_collections
+
+from jaxtl.data import registry, sampling
+from jaxtl.data.demo_data import ensure_demo_data
+from jaxtl.data.records import DataError, DatasetSplits
+
+
+def data_root(config: ml_collections.ConfigDict) -> pathlib.Path:
+    """data.root, or the demo dataset (written once) when it is empty."""
+    if config.data.root:
+        return pathlib.Path(config.data.root)
+    return ensure_demo_data(config)
+
+
+def sampled_splits(config: ml_collections.ConfigDict, root: pathlib.Path) -> DatasetSplits:
+    """The splits after every filter and policy and the per-category training cap; reads
+    label files only."""
+    splits = registry.get(config.dataset).load(root, config, not config.data.root)
+    train = sampling.sample_training_set(splits.train, splits.task,
+                                         config.data.train_per_class, config.data.sample_seed)
+    return dataclasses.replace(splits, train=train)
+
+
+def load_splits(config: ml_collections.ConfigDict) -> DatasetSplits:
+    """Reads the configured dataset (or the demo), applies the training cap and checks that
+    every image file the run uses exists."""
+    root = data_root(config)
+    splits = sampled_splits(config, root)
+    for name in ("train", "val"):
+        if not splits.split(name):
+            raise DataError(f"the {name} split of {splits.name} is empty; check "
+                            f"data.val_fraction / data.test_fraction and the dataset size")
+    return registry.get(config.dataset).resolve_files(root, splits)

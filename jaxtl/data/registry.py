@@ -1,0 +1,125 @@
+"""Which datasets jaxtl reads: each dataset package declares its `DatasetSpec`s.
+
+A dataset package (`jaxtl/data/<package>/`, or any importable package of your own) exports
+`DATASETS`, a tuple of specs. A spec is everything jaxtl needs to know about a dataset: its
+config section and defaults (`add_config`), the rules of its keys (`rules`, `check`), how to
+read its splits from the downloaded layout (`load`), how to write its demo data
+(`write_demo`), how its images decode (`decoder`), which metrics may select the best
+checkpoint (`metrics`) and what its items and groups are called (`units`).
+
+`config.dataset` names a dataset: a built-in name (`names()`: the specs of the packages under
+`jaxtl/data/`, found by listing them), or `<module>` / `<module>:<name>` for a dataset package
+elsewhere on Python's path, e.g. `--config.dataset=mylab.knee` (its one spec) or
+`mylab.datasets:knee`. Adding a built-in dataset is one package plus one config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import pathlib
+import pkgutil
+from collections.abc import Callable, Mapping
+
+import ml_collections
+
+from jaxtl.config_rules import Rule
+from jaxtl.data.decoders import Decoder, ImageFileDecoder
+from jaxtl.data.records import DatasetSplits
+from jaxtl.errors import ConfigError
+
+Loader = Callable[[pathlib.Path, ml_collections.ConfigDict, bool], DatasetSplits]
+
+
+def _no_checks(config: ml_collections.ConfigDict) -> list[str]:
+    del config
+    return []
+
+
+def _files_checked_on_load(root: pathlib.Path, splits: DatasetSplits) -> DatasetSplits:
+    del root
+    return splits
+
+
+def image_files(config: ml_collections.ConfigDict) -> Decoder:
+    """The default decoder: image files through Pillow with `data.channels` channels."""
+    return ImageFileDecoder(config.data.channels)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    metrics: tuple[str, ...]  # validation metrics that may select the best checkpoint
+    load: Loader  # (root, config, demo) -> splits; must not open image files
+    write_demo: Callable[[pathlib.Path, ml_collections.ConfigDict], None]
+    # Adds the dataset's own config section (if any) and sets its defaults of common keys
+    # (data.task, eval.best_metric, the demo's size, ...); `jaxtl.base_config` calls it.
+    add_config: Callable[[ml_collections.ConfigDict], None]
+    rules: Mapping[str, Rule]  # "data.task" and the keys of the dataset's own section
+    check: Callable[[ml_collections.ConfigDict], list[str]] = _no_checks
+    # (root, splits after sampling) -> splits whose image files exist; a clear error otherwise.
+    # Training calls it; `python -m jaxtl.stats` does not (it reads label files only).
+    resolve_files: Callable[[pathlib.Path, DatasetSplits], DatasetSplits] = _files_checked_on_load
+    # config -> the decoder of this dataset's `Record.path`s (picklable, for Grain workers)
+    decoder: Callable[[ml_collections.ConfigDict], Decoder] = image_files
+    # what a Record and its grouping id (Record.patient) are called in reports such as stats
+    units: tuple[str, str] = ("images", "patients")
+
+
+@functools.cache
+def _built_in() -> dict[str, DatasetSpec]:
+    import jaxtl.data
+
+    found: dict[str, DatasetSpec] = {}
+    for module in pkgutil.iter_modules(jaxtl.data.__path__):
+        if module.ispkg:
+            for spec in _specs_of(f"jaxtl.data.{module.name}"):
+                if spec.name in found:
+                    raise ValueError(f"dataset {spec.name!r} is declared twice")
+                found[spec.name] = spec
+    return found
+
+
+def _specs_of(module_name: str) -> tuple[DatasetSpec, ...]:
+    specs = getattr(importlib.import_module(module_name), "DATASETS", ())
+    if not all(isinstance(spec, DatasetSpec) for spec in specs):
+        raise TypeError(f"{module_name}.DATASETS must be a tuple of DatasetSpec")
+    return tuple(specs)
+
+
+def names() -> tuple[str, ...]:
+    """The built-in datasets."""
+    return tuple(sorted(_built_in()))
+
+
+def get(name: str) -> DatasetSpec:
+    """The spec `config.dataset` names (see the module doc); ConfigError if there is none."""
+    if name in _built_in():
+        return _built_in()[name]
+    module_name, _, spec_name = name.partition(":")
+    try:
+        specs = _specs_of(module_name) if module_name else ()
+    except ImportError as error:
+        raise ConfigError(f"config.dataset is {name!r}: neither a built-in dataset "
+                          f"({', '.join(names())}) nor an importable dataset package "
+                          f"({error})") from None
+    chosen = [s for s in specs if s.name == spec_name] if spec_name else list(specs)
+    if len(chosen) != 1:
+        declared = ", ".join(s.name for s in specs) or "none"
+        raise ConfigError(f"config.dataset is {name!r}: the module {module_name!r} declares "
+                          f"the datasets {declared} in DATASETS; name one as "
+                          f"'{module_name}:<name>' or use a built-in dataset "
+                          f"({', '.join(names())})")
+    return chosen[0]
+
+
+def dataset_rule(value: object) -> str | None:
+    """The config rule of `dataset`."""
+    if not isinstance(value, str) or not value:
+        return f"is {value!r}; expected a dataset name ({', '.join(names())})"
+    try:
+        get(value)
+    except ConfigError as error:
+        return str(error).removeprefix(f"config.dataset is {value!r}: ")
+    return None

@@ -1,1 +1,0 @@
-"""Exact evaluation: metrics from scikit-learn over every example of a split."""

@@ -1,0 +1,91 @@
+"""Building a run from its config: data, model, optimizer and compiled steps.
+
+Every command that trains or scores a model builds it here (`jaxtl.train`, `jaxtl.evaluate`,
+`jaxtl.features`, `jaxtl.bench`), so they all see the same data, transforms and variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import ml_collections
+
+from jaxtl import configuration, models, optim, steps, transfer
+from jaxtl.data import loading, pipeline, registry
+from jaxtl.data.records import DatasetSplits
+from jaxtl.data.transforms import ImageTransform
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything built from the config that the loop needs."""
+
+    config: ml_collections.ConfigDict
+    splits: DatasetSplits
+    mesh: jax.sharding.Mesh
+    layout: pipeline.Layout
+    model: Any
+    plan: optim.FinetunePlan  # which backbone stages train from which step
+    train_step: Any  # step number -> the compiled train step (frozen stages differ by phase)
+    eval_step: Any
+    schedule: Any
+    stream: pipeline.TrainStream
+    eval_transform: ImageTransform
+    total_steps: int
+
+
+def image_transform(config: ml_collections.ConfigDict, augment: bool) -> ImageTransform:
+    """The per-image transform, decoding with the dataset's decoder (`DatasetSpec.decoder`);
+    `augment`: the training augmentations of `data.augment`, else none (evaluation)."""
+    return ImageTransform(resolution=config.data.resolution, channels=config.data.channels,
+                          mean=tuple(config.data.mean), std=tuple(config.data.std),
+                          augment=configuration.parse_augment(config.data.augment) if augment
+                          else (),
+                          crop_scale_min=config.data.crop_scale_min,
+                          rotate_degrees=config.data.rotate_degrees,
+                          decoder=registry.get(config.dataset).decoder(config))
+
+
+def build_model(config: ml_collections.ConfigDict, splits: DatasetSplits,
+                mesh: jax.sharding.Mesh) -> tuple[Any, dict[str, Any]]:
+    """The configured model for the task and its starting variables: random from
+    `train.seed`, with `model.init`'s backbone when it is set (head left random)."""
+    model = models.create_model(config.model.arch, num_outputs=splits.task.num_outputs,
+                                head=config.model.head, dropout=config.model.dropout,
+                                dtype=config.model.dtype)
+    image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
+    variables = steps.init_variables(model, seed=config.train.seed, image_shape=image_shape,
+                                     mesh=mesh)
+    if config.model.init:
+        variables = transfer.load_into(config.model.init, variables,
+                                       in_channels=config.data.channels)
+    return model, variables
+
+
+def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
+    """Data, model, optimizer and compiled steps; returns the run and a fresh state."""
+    splits = loading.load_splits(config)
+    mesh = steps.make_mesh()
+    layout = pipeline.Layout.from_mesh(mesh)
+    stream = pipeline.train_stream(
+        splits.train, image_transform(config, augment=True),
+        global_batch=config.data.batch_size, epochs=config.train.epochs,
+        seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
+        prefetch=config.data.prefetch_batches)
+    total_steps = stream.steps_per_epoch * config.train.epochs
+    optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
+    model, variables = build_model(config, splits, mesh)
+    state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
+    compile_step = functools.cache(lambda frozen: steps.make_train_step(
+        model, optimizer.tx, mesh, task=splits.task,
+        label_smoothing=config.train.label_smoothing, frozen=frozen))
+    run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
+              plan=optimizer.plan,
+              train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
+              eval_step=steps.make_eval_step(model, mesh), schedule=optimizer.schedule,
+              stream=stream, eval_transform=image_transform(config, augment=False),
+              total_steps=total_steps)
+    return run, state

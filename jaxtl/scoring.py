@@ -1,0 +1,86 @@
+"""Scoring a split: every example once (all hosts), outputs in record order, then metrics.
+
+`outputs` runs any jitted step over a split's evaluation batches and returns what it computed
+per example, in the order of the records: the logits for `predict` and `score`, the pooled
+features for `jaxtl.features`. Evaluation is exact: the last batch is padded and the padding
+masked out, and a split whose examples do not come back exactly once is an error.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxtl import rundir
+from jaxtl.data import pipeline
+from jaxtl.data.records import Record
+from jaxtl.data.transforms import ImageTransform
+from jaxtl.metrics import task_metrics
+from jaxtl.run import Run
+from jaxtl.steps import TrainState
+from jaxtl.tasks import Task
+
+Step = Callable[[Any, dict[str, jax.Array]], dict[str, jax.Array]]  # -> per-example outputs
+
+
+def outputs(step: Step, variables: Any, records: Sequence[Record], transform: ImageTransform,
+            *, config: ml_collections.ConfigDict, layout: pipeline.Layout,
+            task: Task) -> dict[str, np.ndarray]:
+    """`step(variables, batch)` over every record once; each output (and the labels) in the
+    order of `records`. The step returns its outputs plus the batch's label, index and mask."""
+    collected: dict[str, list[np.ndarray]] = {}
+    for batch in pipeline.eval_batches(records, transform, global_batch=config.eval.batch_size,
+                                       layout=layout, num_workers=config.data.num_workers,
+                                       prefetch=config.data.prefetch_batches,
+                                       label_shape=task.label_shape):
+        for key, value in jax.device_get(step(variables, batch)).items():
+            collected.setdefault(key, []).append(np.asarray(value))
+    mask = np.concatenate(collected.pop("mask"))
+    index = np.concatenate(collected.pop("index"))[mask]
+    order = np.argsort(index)
+    if not np.array_equal(index[order], np.arange(len(records))):
+        raise RuntimeError(f"evaluation scored {len(index)} examples for a split of "
+                           f"{len(records)}: every example must be scored exactly once")
+    return {key: np.concatenate(values)[mask][order] for key, values in collected.items()}
+
+
+def predict(run: Run, state: TrainState,
+            records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, logits) of every record of a split, in the order of `records`."""
+    out = outputs(run.eval_step, state, records, run.eval_transform, config=run.config,
+                  layout=run.layout, task=run.splits.task)
+    return out["label"], out["logits"]
+
+
+def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: bool = False,
+          subsets: Mapping[str, Sequence[int]] | None = None,
+          predictions_of: tuple[pathlib.Path, str] | None = None) -> dict[str, Any]:
+    """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient.
+
+    Each of `subsets` (name -> indices into `records`) is also scored on its own, under
+    "subsets". With `predictions_of` = (workdir, split), host 0 also saves the labels and the
+    task's scores in record order (for ROC and precision-recall curves).
+    """
+    labels, logits = predict(run, state, records)
+    task = run.splits.task
+    if predictions_of is not None and jax.process_index() == 0:
+        workdir, split = predictions_of
+        rundir.save_predictions(workdir, split, labels=labels, scores=task.scores(logits),
+                                names=task.names)
+    groups = [r.patient for r in records]
+
+    def metrics(rows: np.ndarray) -> dict[str, Any]:
+        return task_metrics(task, labels[rows], logits[rows], [groups[i] for i in rows],
+                            bootstrap_samples=run.config.eval.bootstrap_samples if intervals
+                            else 0, seed=run.config.eval.bootstrap_seed)
+
+    result = metrics(np.arange(len(records)))
+    if subsets:
+        result["subsets"] = {name: metrics(np.asarray(rows, np.int64))
+                             for name, rows in subsets.items()}
+    return result
