@@ -62,7 +62,7 @@ def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
     """Pooled features of every record of every split, in the order of the records."""
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
-    model, variables = build_model(config, splits, mesh)
+    model, variables = build_model(config, splits.task, mesh)
     variables = jax.device_put(variables, steps.replicated(mesh))
     data = NamedSharding(mesh, PartitionSpec("data"))
 

@@ -17,6 +17,7 @@ from jaxtl import configuration, models, optim, steps, transfer
 from jaxtl.data import loading, pipeline, registry
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.transforms import ImageTransform
+from jaxtl.tasks import Task
 
 
 @dataclasses.dataclass
@@ -49,11 +50,11 @@ def image_transform(config: ml_collections.ConfigDict, augment: bool) -> ImageTr
                           decoder=registry.get(config.dataset).decoder(config))
 
 
-def build_model(config: ml_collections.ConfigDict, splits: DatasetSplits,
+def build_model(config: ml_collections.ConfigDict, task: Task,
                 mesh: jax.sharding.Mesh) -> tuple[Any, dict[str, Any]]:
-    """The configured model for the task and its starting variables: random from
-    `train.seed`, with `model.init`'s backbone when it is set (head left random)."""
-    model = models.create_model(config.model.arch, num_outputs=splits.task.num_outputs,
+    """The configured model for `task` and its starting variables: random from `train.seed`,
+    with `model.init`'s backbone when it is set (head left random)."""
+    model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
                                 head=config.model.head, dropout=config.model.dropout,
                                 dtype=config.model.dtype)
     image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
@@ -77,7 +78,7 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
         prefetch=config.data.prefetch_batches)
     total_steps = stream.steps_per_epoch * config.train.epochs
     optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
-    model, variables = build_model(config, splits, mesh)
+    model, variables = build_model(config, splits.task, mesh)
     state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
     compile_step = functools.cache(lambda frozen: steps.make_train_step(
         model, optimizer.tx, mesh, task=splits.task,

@@ -6,17 +6,18 @@ Used by test_steps.py: XLA_FLAGS=--xla_force_host_platform_device_count=N python
 from __future__ import annotations
 
 import json
+import pathlib
 
 import jax
 import numpy as np
 
-from configs import eyepacs
 from jaxtl import models, optim, steps, tasks
+from jaxtl.config_files import load_config
 from jaxtl.data import pipeline
 
 
 def main() -> None:
-    config = eyepacs.get_config()
+    config = load_config(str(pathlib.Path(__file__).parents[1] / "configs" / "eyepacs.py"))
     config.model.arch = "resnet18"
     config.optim.lr, config.optim.schedule = 0.05, "flat"
     model = models.create_model("resnet18", num_outputs=5, head="mlp_128", dropout=0.0)

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from configs import eyepacs
+from conftest import config_of
 from jaxtl import configuration
 from jaxtl.errors import ConfigError
 
 
 def test_shipped_config_is_valid():
-    configuration.validate(eyepacs.get_config())
+    configuration.validate(config_of("eyepacs"))
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -32,7 +32,7 @@ def test_shipped_config_is_valid():
     ("eval.best_metric", "auroc", "allowed values for eyepacs: kappa, accuracy"),
 ])
 def test_invalid_value_names_key_and_allowed_values(key, value, message):
-    config = eyepacs.get_config()
+    config = config_of("eyepacs")
     section, name = key.split(".")
     with config.unlocked():
         config[section][name] = value
@@ -42,7 +42,7 @@ def test_invalid_value_names_key_and_allowed_values(key, value, message):
 
 
 def test_unknown_and_missing_keys_are_reported_together():
-    config = eyepacs.get_config()
+    config = config_of("eyepacs")
     with config.unlocked():
         config.optim.lrr = 0.1
         del config.train["seed"]
@@ -53,7 +53,7 @@ def test_unknown_and_missing_keys_are_reported_together():
 
 
 def test_fractions_must_leave_training_patients():
-    config = eyepacs.get_config()
+    config = config_of("eyepacs")
     config.data.val_fraction, config.data.test_fraction = 0.5, 0.5
     with pytest.raises(ConfigError, match="must be below 1"):
         configuration.validate(config)

@@ -16,10 +16,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from conftest import tiny_config
-from jaxtl import features, models, tasks, train
-from jaxtl.data import prepare
+from jaxtl import features, tasks
+from jaxtl.data import loading
 from jaxtl.data.transforms import EvalExample
 from jaxtl.features import SplitFeatures, fit_probe
+from jaxtl.run import build_model, image_transform
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +38,10 @@ def probe_run(tmp_path_factory):
 @pytest.mark.slow
 def test_features_of_every_split_in_record_order(probe_run):
     workdir, config, _ = probe_run
-    splits = prepare.load_splits(config)
-    model = models.create_model("small_cnn", num_outputs=5, head=config.model.head)
+    splits = loading.load_splits(config)
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
-    variables = features.init_variables(model, config, mesh)
-    transform = train.image_transform(config, 3, augment=False)
+    model, variables = build_model(config, splits.task, mesh)
+    transform = image_transform(config, augment=False)
     for split in ("train", "val", "test"):
         records = splits.split(split)
         saved = np.load(workdir / "features" / f"{split}.npz")
@@ -67,7 +67,7 @@ def test_probe_results_match_scikit_learn_in_the_training_run_format(probe_run):
     assert set(probe["val_kappa_by_C"]) == {"0.01", "1"}
     assert probe["val_kappa_by_C"][f"{probe['C']:g}"] == max(probe["val_kappa_by_C"].values())
     # the same metric names as a training run's results (the lead's task_metrics)
-    from jaxtl.evaluation.metrics import task_metrics
+    from jaxtl.metrics import task_metrics
 
     task = tasks.multiclass([str(g) for g in range(5)])
     reference_keys = set(task_metrics(task, np.arange(5), np.eye(5), [str(i) for i in range(5)],
@@ -152,16 +152,16 @@ def test_backbone_weights_come_from_model_init(tmp_path):
 
     config = tiny_config(tmp_path)
     config.model.arch = "small_cnn"
-    model = models.create_model("small_cnn", num_outputs=5, head=config.model.head)
+    task = tasks.multiclass(("0", "1", "2", "3", "4"))
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
-    random = jax.device_get(features.init_variables(model, config, mesh))
+    random = jax.device_get(build_model(config, task, mesh)[1])
     # a run's best checkpoint whose backbone differs from the random one
     pretrained = jax.tree.map(lambda x: np.asarray(x) + 1.0, random)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp_path / "run" / "best" / "7" / "state", pretrained)
     checkpointer.wait_until_finished()
     config.model.init = str(tmp_path / "run")
-    loaded = jax.device_get(features.init_variables(model, config, mesh))
+    loaded = jax.device_get(build_model(config, task, mesh)[1])
     for collection in ("params", "batch_stats"):
         jax.tree.map(np.testing.assert_array_equal, loaded[collection]["backbone"],
                      pretrained[collection]["backbone"])

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import pathlib
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,7 +16,6 @@ from PIL import Image
 from sklearn import metrics as skm
 
 from jaxtl import report
-from jaxtl.report import __main__ as report_cli
 from jaxtl.report import figures, select
 from jaxtl.sweep import table
 
@@ -158,11 +160,18 @@ def test_report_from_run_folders_writes_the_table_first(tmp_path):
     assert "No grid run has finished yet" in paths["markdown"].read_text()
 
 
-def test_report_command_refuses_a_missing_folder_and_one_without_runs(tmp_path, capsys):
-    assert report_cli.main([str(tmp_path / "nothing")]) == 2
-    assert "is not a folder; pass the --workdir of a sweep" in capsys.readouterr().err
-    assert report_cli.main([str(tmp_path)]) == 2
-    assert "holds no runs of a sweep" in capsys.readouterr().err
+def report_command(folder: pathlib.Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jaxtl.report", str(folder)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_report_command_refuses_a_missing_folder_and_one_without_runs(tmp_path):
+    missing = report_command(tmp_path / "nothing")
+    assert missing.returncode == 2
+    assert "is not a folder; pass the --workdir of a sweep" in missing.stderr
+    empty = report_command(tmp_path)
+    assert empty.returncode == 2
+    assert "holds no runs of a sweep" in empty.stderr
 
 
 def test_multilabel_study_has_per_label_table_and_curves_but_no_confusion_matrix(tmp_path):

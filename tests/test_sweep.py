@@ -16,7 +16,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from jaxtl import demo, provenance
+from jaxtl import demo, provenance, rundir
 from jaxtl.errors import ConfigError
 from jaxtl.sweep import Sweep, SweepError, axis, plan, product, runner, table
 
@@ -291,7 +291,7 @@ def test_runner_skips_finished_runs_records_failures_and_blocks_their_dependents
     assert runner.read_status(tmp_path / "crashes")["error"] == "RuntimeError: XLA aborted"
     assert runner.read_status(tmp_path / "after_failure")["error"] == \
         "starts from run fails, which failed"
-    assert not (tmp_path / "finished" / runner.STATUS_FILE).exists()  # skipped, not touched
+    assert not (tmp_path / "finished" / rundir.SWEEP_STATUS_FILE).exists()  # skipped, not touched
     ok = runner.read_status(tmp_path / "ok")
     assert ok["cpu_seconds"] >= 0.3 and ok["wall_seconds"] >= ok["cpu_seconds"] / 2
     assert lines[0].startswith("[sweep] 1/6 done (1 already finished), 0 failed, 5 remaining")
@@ -310,7 +310,7 @@ def test_runner_launches_unfinished_runs_again(tmp_path):
     assert runner.run_all([run], out=lambda line: None) == {"flaky": "done"}
     record = runner.read_status(flaky)
     assert record["attempts"] == 2 and record["status"] == "done" and record["error"] is None
-    assert (flaky / runner.LOG_FILE).read_text().count("# attempt") == 2
+    assert (flaky / rundir.SWEEP_LOG_FILE).read_text().count("# attempt") == 2
 
 
 def test_error_from_log_prefers_the_jaxtl_message():
@@ -351,7 +351,7 @@ def fake_run_folder(root: pathlib.Path, name: str, kappa: float) -> pathlib.Path
         {"step": 10, "split": "val", "demo": True, "epoch": 1, "kappa": 0.1},
         {"step": 30, "split": "val", "demo": True, "epoch": 3, "kappa": 0.3,
          "recall": {"0": 0.25}}]))
-    (folder / runner.STATUS_FILE).write_text(json.dumps({
+    (folder / rundir.SWEEP_STATUS_FILE).write_text(json.dumps({
         "name": name, "role": "grid", "status": "done", "pretrain": "none", "needs": [],
         "wall_seconds": 20.0, "attempts": 1, "effective": {}}))
     return folder
@@ -362,7 +362,7 @@ def test_table_rows_hold_config_metrics_epochs_and_provenance(tmp_path):
     fake_run_folder(tmp_path, "a", 0.5)
     pending = tmp_path / "c"
     pending.mkdir()
-    (pending / runner.STATUS_FILE).write_text(json.dumps({
+    (pending / rundir.SWEEP_STATUS_FILE).write_text(json.dumps({
         "name": "c", "role": "grid", "status": "failed", "error": "boom", "needs": ["a"],
         "pretrain": "a", "effective": {"data.root": "", "optim.lr": 0.1}}))
     rows = table.write(tmp_path)

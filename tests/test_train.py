@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import eyepacs_labels, tiny_config, write_eyepacs
-from jaxtl import checkpoint, train, transfer
+from conftest import tiny_config
+from layouts.eyepacs import eyepacs_labels, write_eyepacs
+from jaxtl import checkpoint, rundir, train, transfer
 from jaxtl.errors import DataError, TransferError, WorkdirConflict
 
 pytestmark = pytest.mark.slow
@@ -42,8 +43,8 @@ def test_run_writes_results_metrics_tensorboard_and_checkpoints(finished_run):
     assert train_steps == list(range(1, saved["steps"] + 1))
     assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2]
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
-    assert (workdir / checkpoint.LATEST_DIR / str(saved["steps"])).is_dir()
-    assert len(list((workdir / checkpoint.BEST_DIR).iterdir())) >= 1
+    assert (workdir / rundir.LATEST_DIR / str(saved["steps"])).is_dir()
+    assert len(list((workdir / rundir.BEST_DIR).iterdir())) >= 1
     best_val = max(r["kappa"] for r in records if r["split"] == "val")
     assert saved["val"]["kappa"] == pytest.approx(best_val)  # final eval uses the best epoch
 
@@ -113,7 +114,7 @@ def test_init_from_a_different_architecture_lists_the_mismatch(finished_run):
 def test_configured_root_that_is_malformed_never_falls_back_to_demo(tmp_path):
     root = write_eyepacs(tmp_path / "eyepacs", eyepacs_labels(5))
     (root / "trainLabels.csv").write_text("id,grade\n")
-    config = tiny_config(tmp_path, root=str(root))
+    config = tiny_config(tmp_path, overrides={"data.root": str(root)})
     with pytest.raises(DataError, match="expected the header 'image,level'"):
         train.train_and_evaluate(config, tmp_path / "workdir")
     assert not (tmp_path / "cache").exists()

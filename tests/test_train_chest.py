@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from conftest import tiny_chest_config
-from jaxtl import evaluate, train
+from conftest import tiny_config
+from jaxtl import evaluate, rundir, train
 from jaxtl.errors import TransferError
 
 pytestmark = pytest.mark.slow
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def chexpert_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chexpert")
-    config = tiny_chest_config(tmp)
+    config = tiny_config(tmp, "chexpert")
     config.data.task = "competition5"
     config.chest.uncertain_per_label = "Cardiomegaly=multiclass,Atelectasis=ones"
     config.data.train_per_class = 20
@@ -40,7 +40,7 @@ def test_competition5_with_per_label_policies_reports_every_label(chexpert_run):
 
 def test_the_training_images_and_patients_are_written(chexpert_run):
     tmp, results = chexpert_run
-    with (tmp / "run" / train.TRAIN_IMAGES_FILE).open() as handle:
+    with (tmp / "run" / rundir.TRAIN_IMAGES_FILE).open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == results["split_sizes"]["train"]
     assert all(row["image_id"].startswith(("train/patient", "valid/patient")) for row in rows)
@@ -48,7 +48,7 @@ def test_the_training_images_and_patients_are_written(chexpert_run):
 
 
 def test_hierarchical_task_trains_and_scores_products(tmp_path):
-    config = tiny_chest_config(tmp_path)
+    config = tiny_config(tmp_path, "chexpert")
     config.data.task = "hierarchical"
     config.chest.uncertain = "ones"
     results = train.train_and_evaluate(config, tmp_path / "run")
@@ -59,7 +59,7 @@ def test_hierarchical_task_trains_and_scores_products(tmp_path):
 
 def test_a_chexpert_model_is_scored_on_cxr14_through_the_mapping(chexpert_run, tmp_path):
     tmp, _ = chexpert_run
-    config = tiny_chest_config(tmp_path, "cxr14")
+    config = tiny_config(tmp_path, "cxr14")
     config.data.task = "competition5"
     config.chest.uncertain_per_label = "Cardiomegaly=multiclass"
     results = evaluate.evaluate_checkpoint(config, tmp / "run", tmp_path / "eval")
@@ -67,7 +67,7 @@ def test_a_chexpert_model_is_scored_on_cxr14_through_the_mapping(chexpert_run, t
     saved = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert set(saved["test"]["auroc"]) == {"Atelectasis", "Cardiomegaly", "Consolidation",
                                            "Edema", "Pleural Effusion"}
-    config = tiny_chest_config(tmp_path, "cxr14")
+    config = tiny_config(tmp_path, "cxr14")
     config.data.task = "all"
     with pytest.raises(TransferError, match="set --config.data.task to the run's labels"):
         evaluate.evaluate_checkpoint(config, tmp / "run", tmp_path / "eval2")

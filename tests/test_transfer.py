@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from conftest import tiny_chest_config, tiny_config
+from conftest import tiny_config
 from jaxtl import configuration, demo, models, train, transfer
+from jaxtl.run import build
 from jaxtl.errors import TransferError
 from jaxtl.models.std_layers import ScaledStdConv2d, StdConv2d
 
@@ -161,12 +162,12 @@ def test_runs_chain_across_tasks_and_channels(tmp_path):
     train.train_and_evaluate(first, tmp_path / "a" / "workdir")
     saved = transfer.load_variables(tmp_path / "a" / "workdir")
 
-    second = tiny_chest_config(tmp_path / "b", dataset="cxr14")
+    second = tiny_config(tmp_path / "b", "cxr14")
     second.model.arch = "resnet18"
     second.model.init = str(tmp_path / "a" / "workdir")
     demo.apply(second)
     configuration.validate(second)
-    run, state = train.build(second)
+    run, state = build(second)
     outputs = run.splits.task.num_outputs
     assert second.data.channels == 1 and run.splits.task.kind == "multilabel" and outputs != 5
     backbone = jax.device_get(state.params["backbone"])

@@ -1,1 +1,7 @@
-"""Dataset readers, demo-data writers and the Grain input pipeline."""
+"""Datasets: one package per dataset family, plus what every dataset shares.
+
+Shared: records.py (Record, DatasetSplits), registry.py (DatasetSpec, lookup by name),
+loading.py (config -> splits), demo_data.py, cache.py, splits.py, sampling.py, decoders.py,
+transforms.py and pipeline.py (Grain). Per dataset: eyepacs/, chest/ (CheXpert and
+ChestX-ray14), consep/, bigearthnet/, each with reader, demo writer and spec.
+"""

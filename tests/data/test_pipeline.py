@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from jaxtl import steps
-from jaxtl.data import eyepacs, pipeline
+from jaxtl.data import pipeline
+from jaxtl.data.eyepacs import reader as eyepacs
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.errors import DataError
 

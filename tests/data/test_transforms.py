@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from jaxtl.data.records import Record
-from jaxtl.data.eyepacs_preprocess import GrahamPreprocess, estimate_radius
-from jaxtl.data.transforms import (EvalExample, ImageFileDecoder, ImageTransform,
-                                   PatchArrayDecoder, TrainExample)
+from jaxtl.data.eyepacs.graham import GrahamPreprocess, estimate_radius
+from jaxtl.data.decoders import ImageFileDecoder, PatchArrayDecoder
+from jaxtl.data.transforms import EvalExample, ImageTransform, TrainExample
 from jaxtl.errors import DataError
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
@@ -203,8 +203,8 @@ def test_patch_array_decoder_reads_rows_and_converts_to_grey_like_pillow(tmp_pat
 
 
 def test_transforms_pickle_for_worker_processes(tmp_path):
-    from jaxtl.data.bigearthnet import BandStackDecoder
-    from jaxtl.data.eyepacs_preprocess import GrahamPreprocess
+    from jaxtl.data.bigearthnet.bands import BandStackDecoder
+    from jaxtl.data.eyepacs.graham import GrahamPreprocess
 
     for decoder in (ImageFileDecoder(3, GrahamPreprocess()), PatchArrayDecoder(1),
                     BandStackDecoder(("B02", "B8A", "B01"), "bicubic")):

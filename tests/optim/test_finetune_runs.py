@@ -12,26 +12,20 @@ from flax import traverse_util
 
 from conftest import tiny_config
 from jaxtl import checkpoint, train
+from jaxtl.run import build
 from jaxtl.checkpoint import abstract_like
 from jaxtl.data import pipeline
 
 pytestmark = pytest.mark.slow
 
 
-def small_cnn_config(tmp_path, **sections):
-    config = tiny_config(tmp_path)
-    config.demo.arch = config.model.arch = "small_cnn"
-    config.demo.bootstrap_samples = 20  # the demo sets eval.bootstrap_samples
-    for section, values in sections.items():
-        for key, value in values.items():
-            config[section][key] = value
-    return config
+SMALL_CNN = {"demo.arch": "small_cnn", "model.arch": "small_cnn", "demo.bootstrap_samples": 20}
 
 
 def initial_and_final(config, workdir):
     """The run's fine-tuning plan, the variables it starts from (rebuilt from its seed) and
     those of its latest checkpoint."""
-    run, initial = train.build(config)
+    run, initial = build(config)
     latest = checkpoint.RunCheckpoints(workdir, keep=2, best_metric=config.eval.best_metric)
     iterator = run.stream.iterator()
     final, _ = latest.restore_latest(abstract_like(initial), iterator)
@@ -53,12 +47,11 @@ def by_stage(state, plan):
 
 def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_path):
     # kappa cannot rise by more than 2, so the run stops `patience` epochs after the first
-    config = small_cnn_config(
-        tmp_path, demo={"epochs": 4},
-        optim={"name": "adam", "lr": 0.01, "schedule": "one_cycle", "clip_grad_norm": 1.0},
-        finetune={"strategy": "linear_probe"},
-        train={"early_stopping_patience": 1, "early_stopping_min_delta": 2.0,
-               "label_smoothing": 0.2})
+    config = tiny_config(tmp_path, overrides={
+        **SMALL_CNN, "demo.epochs": 4, "optim.name": "adam", "optim.lr": 0.01,
+        "optim.schedule": "one_cycle", "optim.clip_grad_norm": 1.0,
+        "finetune.strategy": "linear_probe", "train.early_stopping_patience": 1,
+        "train.early_stopping_min_delta": 2.0, "train.label_smoothing": 0.2})
     workdir = tmp_path / "probe"
     results = train.train_and_evaluate(config, workdir)
     assert results["stopped_epoch"] == 2 and results["epochs_trained"] == 2
@@ -76,7 +69,7 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
     assert not np.array_equal(head_before, np.asarray(final.params["head"]["fc"]["kernel"]))
 
     # the first step's loss: label-smoothed cross-entropy of the backbone in inference mode
-    run, _ = train.build(config)
+    run, _ = build(config)
     iterator = run.stream.iterator()
     batch = next(iterator)
     pipeline.close(iterator)
@@ -94,12 +87,11 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
 
 def test_gradual_unfreezing_trains_stages_from_their_epoch_and_resumes_exactly(
         tmp_path, monkeypatch):
-    config = small_cnn_config(
-        tmp_path, demo={"epochs": 2},
-        optim={"name": "cool_momentum", "lr": 0.001, "schedule": "sudden",
-               "decay_epochs": (1.5,)},
-        finetune={"strategy": "gradual_unfreeze", "unfreeze_epochs": (1,),
-                  "stage_lr_multipliers": (1.0, 1.0, 1.0, 0.5)})
+    config = tiny_config(tmp_path, overrides={
+        **SMALL_CNN, "demo.epochs": 2, "optim.name": "cool_momentum", "optim.lr": 0.001,
+        "optim.schedule": "sudden", "optim.decay_epochs": (1.5,),
+        "finetune.strategy": "gradual_unfreeze", "finetune.unfreeze_epochs": (1,),
+        "finetune.stage_lr_multipliers": (1.0, 1.0, 1.0, 0.5)})
     results = train.train_and_evaluate(config, tmp_path / "whole")
     plan, initial, final = initial_and_final(config, tmp_path / "whole")
     before, after = by_stage(initial, plan), by_stage(final, plan)

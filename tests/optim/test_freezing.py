@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from configs import eyepacs
+from conftest import config_of
 from jaxtl import models, optim, steps, tasks
 from jaxtl.data import pipeline
 from jaxtl.optim.freezing import Frozen
@@ -68,7 +68,7 @@ def test_frozen_stage_dropout_is_off_and_unfrozen_dropout_stays_on():
 
 def train_steps(arch, finetune, count=3):
     """A few train steps of jaxtl.steps with the stages the config's strategy freezes."""
-    config = eyepacs.get_config()
+    config = config_of("eyepacs")
     config.model.arch = arch
     config.optim.name, config.optim.schedule, config.optim.lr = "sgd", "flat", 0.1
     for key, value in finetune.items():

@@ -8,12 +8,12 @@ import numpy as np
 import optax
 import pytest
 
-from configs import eyepacs
+from conftest import config_of
 from jaxtl import optim
 
 
 def run_config(optim_values=(), finetune_values=(), arch="resnet18"):
-    config = eyepacs.get_config()
+    config = config_of("eyepacs")
     config.model.arch = arch
     for key, value in dict(optim_values).items():
         config.optim[key] = value

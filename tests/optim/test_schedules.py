@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from configs import eyepacs
+from conftest import config_of
 from jaxtl.optim.schedules import make_schedule
 
 
 def optim_config(**values):
-    config = eyepacs.get_config().optim
+    config = config_of("eyepacs").optim
     for key, value in values.items():
         config[key] = value
     return config

@@ -1,4 +1,4 @@
-"""`python -m jaxtl.data.stats`: per-split counts after filters and policies, no image opened."""
+"""`python -m jaxtl.stats`: per-split counts after filters and policies, no image opened."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 
-from chest_fixtures import chexpert_row, write_chexpert
-from configs import chexpert as chexpert_config
-from jaxtl.data import prepare, stats
+from layouts.chest import chexpert_row, write_chexpert
+from conftest import config_of
+from jaxtl import stats
+from jaxtl.data import loading
 
 
 def test_counts_per_split_and_label_by_hand(tmp_path):
@@ -17,13 +18,13 @@ def test_counts_per_split_and_label_by_hand(tmp_path):
             chexpert_row(2, 1, "Frontal", {"Edema": "-1.0", "Lung Opacity": "1.0"}),
             chexpert_row(2, 1, "Lateral", {"Edema": "1.0"}, number=2)]
     root = write_chexpert(tmp_path / "c", rows, [], images=False)  # no image files at all
-    config = chexpert_config.get_config()
+    config = config_of("chexpert")
     config.data.root = str(root)
     config.data.task = "Edema,Lung Opacity"
     config.chest.uncertain_per_label = "Edema=multiclass"
     config.chest.empty = "mask"
     config.data.val_fraction, config.data.test_fraction = 0.0, 0.0
-    result = stats.dataset_stats(prepare.sampled_splits(config, root))
+    result = stats.dataset_stats(loading.sampled_splits(config, root))
     train = result["splits"]["train"]
     assert train["images"] == 3 and train["patients"] == 2
     assert train["labels"]["Edema"] == {"positive": 1, "negative": 1, "uncertain": 1,
@@ -35,7 +36,7 @@ def test_counts_per_split_and_label_by_hand(tmp_path):
 
 def test_command_prints_json_for_the_demo_data(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "jaxtl.data.stats", "--config", "configs/cxr14.py", "--json",
+        [sys.executable, "-m", "jaxtl.stats", "--config", "configs/cxr14.py", "--json",
          f"--config.data.cache_dir={tmp_path}", "--config.demo.num_patients=30",
          "--config.demo.image_size=32", "--config.data.task=all"],
         capture_output=True, text=True, timeout=300)
@@ -49,7 +50,7 @@ def test_command_prints_json_for_the_demo_data(tmp_path):
 
 def test_command_reports_a_bad_root_in_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "jaxtl.data.stats", "--config", "configs/chexpert.py",
+        [sys.executable, "-m", "jaxtl.stats", "--config", "configs/chexpert.py",
          f"--config.data.root={tmp_path / 'nowhere'}"],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

@@ -8,7 +8,7 @@ from scipy.special import expit, softmax
 from sklearn import metrics as skm
 
 from jaxtl import tasks
-from jaxtl.evaluation.metrics import task_metrics
+from jaxtl.metrics import task_metrics
 
 NAMES = ("a", "b", "c")
 
@@ -106,7 +106,7 @@ def test_patient_resampling_equals_duplicating_images():
     labels, logits = noisy_multilabel(n=40)
     weights = np.random.default_rng(3).integers(0, 3, 40)
     task = tasks.multilabel(NAMES)
-    from jaxtl.evaluation import metrics as module
+    from jaxtl.metrics import task as module
 
     weighted = module._multilabel(task, labels, logits)(weights)
     rows = np.repeat(np.arange(40), weights)

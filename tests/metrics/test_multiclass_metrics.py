@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from jaxtl.evaluation.metrics import classification_metrics
+from jaxtl import tasks
+from jaxtl.metrics import task_metrics
 
 NAMES = ("0", "1", "2", "3", "4")
 
@@ -25,7 +26,7 @@ def test_metrics_match_references():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 5, 200)
     logits = rng.normal(size=(200, 5)) + 2.0 * np.eye(5)[labels]
-    result = classification_metrics(labels, logits, NAMES)
+    result = task_metrics(tasks.multiclass(NAMES), labels, logits)
     predictions = logits.argmax(1)
     assert result["count"] == 200
     assert result["accuracy"] == pytest.approx(np.mean(predictions == labels))
@@ -42,6 +43,6 @@ def test_metrics_match_references():
 
 
 def test_absent_classes_keep_their_row():
-    result = classification_metrics(np.array([0, 0, 1]), np.eye(5)[[0, 1, 1]], NAMES)
+    result = task_metrics(tasks.multiclass(NAMES), np.array([0, 0, 1]), np.eye(5)[[0, 1, 1]])
     assert np.array(result["confusion_matrix"]).shape == (5, 5)
     assert result["recall"]["4"] == 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
@@ -10,9 +9,12 @@ import pytest
 import tifffile
 from scipy import ndimage
 
-from jaxtl.data import bigearthnet, bigearthnet_labels
-from jaxtl.data.bigearthnet_labels import LABELS_19, LABELS_43, TO_19
+from jaxtl.data.bigearthnet import bands as band_stack
+from jaxtl.data.bigearthnet import labels as bigearthnet_labels
+from jaxtl.data.bigearthnet import reader as ben_reader
+from jaxtl.data.bigearthnet.labels import LABELS_19, LABELS_43, TO_19
 from jaxtl.errors import DataError
+from layouts.bigearthnet import write_patch
 
 # The published label_conversion (label_indices.json of the BigEarthNet-S2 19-class models), as
 # 19-class name -> indices into the 43 original labels in CORINE code order.
@@ -77,23 +79,6 @@ def test_multi_hot_merges_drops_and_rejects_unknown_names():
 # --- files in the real layout ----------------------------------------------------------------
 
 
-def write_patch(root: pathlib.Path, name: str, labels: list[str], seed: int = 0,
-                sides: dict[str, int] | None = None) -> dict[str, np.ndarray]:
-    """One patch folder: 12 uint16 GeoTIFFs at 120/60/20 px and the labels JSON."""
-    folder = root / name
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    bands = {}
-    for band in bigearthnet.BANDS:
-        side = (sides or {}).get(band, bigearthnet.band_side(band))
-        bands[band] = rng.integers(0, 10000, (side, side), dtype=np.uint16)
-        tifffile.imwrite(folder / f"{name}_{band}.tif", bands[band])
-    (folder / f"{name}_labels_metadata.json").write_text(json.dumps(
-        {"labels": labels, "coordinates": {"ulx": 0, "uly": 1200, "lrx": 1200, "lry": 0},
-         "projection": "", "tile_source": "", "acquisition_date": "2017-06-17 11:33:21"}))
-    return bands
-
-
 @pytest.fixture
 def root(tmp_path):
     root = tmp_path / "BigEarthNet-v1.0"
@@ -110,7 +95,7 @@ def root(tmp_path):
 
 
 def load(root, tmp_path, task="labels19", split_dir=""):
-    return bigearthnet.load(root, task=task, split_dir=split_dir, cache_dir=tmp_path / "cache")
+    return ben_reader.load(root, task=task, split_dir=split_dir, cache_dir=tmp_path / "cache")
 
 
 def test_official_lists_give_the_splits_with_multi_hot_labels(root, tmp_path, caplog):
@@ -136,7 +121,7 @@ def test_split_lists_may_live_elsewhere_and_labels_are_cached(root, tmp_path, mo
     for split in ("train", "val", "test"):
         (root / f"{split}.csv").rename(elsewhere / f"{split}.csv")
     first = load(root, tmp_path, split_dir=str(elsewhere))
-    monkeypatch.setattr(bigearthnet, "read_patch_labels",
+    monkeypatch.setattr(ben_reader, "read_patch_labels",
                         lambda folder: pytest.fail("labels read again instead of the cache"))
     again = load(root, tmp_path, split_dir=str(elsewhere))
     assert [r.label for r in again.train] == [r.label for r in first.train]
@@ -155,54 +140,54 @@ def test_missing_patches_and_lists_are_clear_errors(root, tmp_path):
 
 def test_bands_are_stacked_in_order_and_resampled_to_120(root, tmp_path):
     name = "S2A_MSIL2A_20170617T113321_1_1"
-    bands = {b: tifffile.imread(root / name / f"{name}_{b}.tif") for b in bigearthnet.BANDS}
+    bands = {b: tifffile.imread(root / name / f"{name}_{b}.tif") for b in band_stack.BANDS}
     assert {b: a.shape for b, a in bands.items()} == {
-        b: (120, 120) if bigearthnet.GRID_METRES[b] == 10 else
-        (60, 60) if bigearthnet.GRID_METRES[b] == 20 else (20, 20) for b in bigearthnet.BANDS}
-    nearest = bigearthnet.BandStackDecoder(("B04", "B8A", "B09"), "nearest")
+        b: (120, 120) if band_stack.GRID_METRES[b] == 10 else
+        (60, 60) if band_stack.GRID_METRES[b] == 20 else (20, 20) for b in band_stack.BANDS}
+    nearest = band_stack.BandStackDecoder(("B04", "B8A", "B09"), "nearest")
     out = nearest.decode(str(root / name), 120)
     assert out.shape == (120, 120, 3) and out.dtype == np.float32
     np.testing.assert_array_equal(out[..., 0], bands["B04"])
     np.testing.assert_array_equal(out[..., 1], np.kron(bands["B8A"], np.ones((2, 2))))
     np.testing.assert_array_equal(out[..., 2], np.kron(bands["B09"], np.ones((6, 6))))
-    bilinear = bigearthnet.BandStackDecoder(("B05", "B01"), "bilinear").decode(str(root / name),
+    bilinear = band_stack.BandStackDecoder(("B05", "B01"), "bilinear").decode(str(root / name),
                                                                              120)
     for channel, band in enumerate(("B05", "B01")):
         reference = ndimage.zoom(bands[band].astype(np.float64), 120 / bands[band].shape[0],
                                  order=1, grid_mode=True, mode="nearest")
         np.testing.assert_allclose(bilinear[..., channel], reference, rtol=1e-5, atol=0.05)
-    assert bigearthnet.BandStackDecoder(bigearthnet.parse_bands("all")).decode(
+    assert band_stack.BandStackDecoder(band_stack.parse_bands("all")).decode(
         str(root / name), 120).shape == (120, 120, 12)
 
 
 def test_a_band_of_the_wrong_size_is_named(tmp_path):
     write_patch(tmp_path, "P_1_1", ["Pastures"], sides={"B11": 120})
-    decoder = bigearthnet.BandStackDecoder(bigearthnet.parse_bands("10m20m"))
+    decoder = band_stack.BandStackDecoder(band_stack.parse_bands("10m20m"))
     with pytest.raises(DataError, match=r"P_1_1_B11.tif is \(120, 120\); .* is \(60, 60\)"):
         decoder.decode(str(tmp_path / "P_1_1"), 120)
 
 
 def test_band_selections():
-    assert bigearthnet.parse_bands("10m20m") == ("B02", "B03", "B04", "B05", "B06", "B07",
+    assert band_stack.parse_bands("10m20m") == ("B02", "B03", "B04", "B05", "B06", "B07",
                                                   "B08", "B8A", "B11", "B12")
-    assert len(bigearthnet.parse_bands("all")) == 12 and "B10" not in bigearthnet.BANDS
-    assert bigearthnet.parse_bands("b04, B03,B02") == ("B04", "B03", "B02")
+    assert len(band_stack.parse_bands("all")) == 12 and "B10" not in band_stack.BANDS
+    assert band_stack.parse_bands("b04, B03,B02") == ("B04", "B03", "B02")
     for bad in ("B10", "B04,B04", "", "rgbn"):
         with pytest.raises(ValueError, match="is not a band selection"):
-            bigearthnet.parse_bands(bad)
+            band_stack.parse_bands(bad)
 
 
 def test_published_statistics_are_per_band_on_the_reflectance_scale():
-    mean, std = bigearthnet.published_statistics(("B02", "B12"))
+    mean, std = band_stack.published_statistics(("B02", "B12"))
     assert mean == pytest.approx((429.9430203 / 1e4, 1009.32729131 / 1e4), abs=1e-6)
     assert std == pytest.approx((572.41639287 / 1e4, 818.86747235 / 1e4), abs=1e-6)
 
 
 def test_channel_statistics_of_the_training_bands(root, tmp_path):
-    from jaxtl.data.channel_stats import channel_statistics
+    from jaxtl.channel_stats import channel_statistics
 
     records = load(root, tmp_path).train
-    decoder = bigearthnet.BandStackDecoder(("B02", "B8A"), "nearest")
+    decoder = band_stack.BandStackDecoder(("B02", "B8A"), "nearest")
     stats = channel_statistics(records, decoder, max_images=-1, seed=0, resolution=120)
     stacked = np.concatenate([decoder.decode(r.path, 120).reshape(-1, 2) for r in records])
     stacked = stacked.astype(np.float64) / 1e4

@@ -5,35 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from configs import consep as consep_config
-from jaxtl import train
-from jaxtl.data import prepare, stats
+from conftest import tiny_config
+from jaxtl import stats, train
+from jaxtl.data import loading
 
 pytestmark = pytest.mark.slow
 
 
-def tiny_consep_config(tmp_path, **consep):
-    config = consep_config.get_config()
-    config.data.cache_dir = str(tmp_path / "cache")
-    config.data.num_workers = 0
-    config.eval.bootstrap_samples = 20
-    config.demo.num_patients = 10  # tiles: 7 Train, 3 Test
-    config.demo.image_size = 96
-    config.demo.resolution = 16
-    config.demo.batch_size = 16
-    config.demo.epochs = 1
-    config.demo.bootstrap_samples = 20
-    config.consep.patch_size = 16
-    config.consep.val_tiles = 1
-    config.eval.batch_size = 32
-    config.train.log_every_steps = 5
-    for key, value in consep.items():
-        config.consep[key] = value
-    return config
-
-
 def test_grey_patches_train_on_a_random_split(tmp_path):
-    config = tiny_consep_config(tmp_path, split="random")
+    config = tiny_config(tmp_path, "consep", {"consep.split": "random"})
     config.data.channels, config.data.mean, config.data.std = 1, (0.5,), (0.25,)
     config.data.task = "type4"
     results = train.train_and_evaluate(config, tmp_path / "run")
@@ -44,17 +24,17 @@ def test_grey_patches_train_on_a_random_split(tmp_path):
 
 
 def test_split_modes_as_the_stats_tool_reports_them(tmp_path):
-    tiles = stats.dataset_stats(prepare.sampled_splits(
-        tiny_consep_config(tmp_path), prepare.data_root(tiny_consep_config(tmp_path))))
+    tiles = stats.dataset_stats(loading.sampled_splits(
+        tiny_config(tmp_path, "consep"), loading.data_root(tiny_config(tmp_path, "consep"))))
     assert tiles["shared_patients"] == {"train/val": 0, "train/test": 0, "val/test": 0}
     table = stats.format_table(tiles)
     assert f"test: {tiles['splits']['test']['images']} patches, 3 tiles" in table
     assert "tiles shared between splits: train/val 0, train/test 0, val/test 0" in table
     assert tiles["splits"]["test"]["patients"] == 3  # the demo's Test/ tiles
     assert sum(tiles["splits"]["test"]["classes"].values()) == tiles["splits"]["test"]["images"]
-    random = stats.dataset_stats(prepare.sampled_splits(
-        tiny_consep_config(tmp_path, split="random"),
-        prepare.data_root(tiny_consep_config(tmp_path, split="random"))))
+    random = stats.dataset_stats(loading.sampled_splits(
+        tiny_config(tmp_path, "consep", {"consep.split": "random"}),
+        loading.data_root(tiny_config(tmp_path, "consep", {"consep.split": "random"}))))
     assert random["shared_patients"]["train/test"] >= 8  # (nearly) every tile on both sides
     assert (sum(s["images"] for s in random["splits"].values())
             == sum(s["images"] for s in tiles["splits"].values()))

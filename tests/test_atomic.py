@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jaxtl.data.staging import staged_folder
+from jaxtl.atomic import staged_folder
 
 
 def test_a_finished_block_renames_the_folder_into_place(tmp_path):

@@ -8,7 +8,8 @@ import scipy.io
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
-from jaxtl.data import consep, consep_demo
+from jaxtl.data.consep import demo as consep_demo
+from jaxtl.data.consep import reader as consep
 
 
 @pytest.fixture(scope="module")

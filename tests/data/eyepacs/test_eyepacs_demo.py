@@ -14,7 +14,7 @@ from sklearn.metrics import cohen_kappa_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from jaxtl.data import eyepacs_demo
+from jaxtl.data.eyepacs import demo as eyepacs_demo
 
 ROW = re.compile(r"^(\d+)_(left|right),([0-4])$")
 

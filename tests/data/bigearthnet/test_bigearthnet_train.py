@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from configs import bigearthnet as bigearthnet_config
+from conftest import tiny_config
 from jaxtl import demo, tasks, train
-from jaxtl.data.bigearthnet_labels import LABELS_19
-from jaxtl.evaluation.metrics import task_metrics
+from jaxtl.run import build
+from jaxtl.data.bigearthnet.labels import LABELS_19
+from jaxtl.metrics import task_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -22,23 +23,8 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
-def tiny_config(cache, bands: str):
-    config = bigearthnet_config.get_config(bands)
-    config.data.cache_dir = str(cache)
-    config.data.num_workers = 0
-    config.eval.batch_size = 16
-    config.demo.num_patients = 60
-    config.demo.resolution = 32
-    config.demo.batch_size = 8
-    config.demo.epochs = 1
-    config.demo.bootstrap_samples = 10
-    config.demo.arch = "small_cnn"
-    config.train.log_every_steps = 5
-    return config
-
-
 def test_a_twelve_band_run_trains_multilabel_and_reports_its_metrics(cache, tmp_path):
-    results = train.train_and_evaluate(tiny_config(cache, "all"), tmp_path / "run")
+    results = train.train_and_evaluate(tiny_config(cache, "bigearthnet:all"), tmp_path / "run")
     assert results["task"] == {"kind": "multilabel", "names": list(LABELS_19),
                                "three_way": [False] * 19, "parents": [-1] * 19}
     for key in ("micro_f1", "macro_f1", "mean_ap", "micro_ap", "mean_auroc"):
@@ -48,9 +34,9 @@ def test_a_twelve_band_run_trains_multilabel_and_reports_its_metrics(cache, tmp_
 
 @pytest.mark.parametrize("bands, channels", [("all", 12), ("10m20m", 10)])
 def test_band_stacks_reach_a_model_with_as_many_input_channels(cache, bands, channels):
-    config = tiny_config(cache, bands)
+    config = tiny_config(cache, f"bigearthnet:{bands}")
     demo.apply(config)
-    run, state = train.build(config)
+    run, state = build(config)
     batch = next(run.stream.iterator())
     assert batch["image"].shape == (8, 32, 32, channels) and batch["label"].shape == (8, 19)
     kernels = [leaf for leaf in jax.tree_util.tree_leaves(state.params) if leaf.ndim == 4]

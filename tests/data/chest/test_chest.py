@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from chest_fixtures import chexpert_row, write_chexpert, write_cxr14
-from configs import chexpert as chexpert_config
-from configs import cxr14 as cxr14_config
+from layouts.chest import chexpert_row, write_chexpert, write_cxr14
+from conftest import config_of
 from jaxtl import configuration, tasks
-from jaxtl.data import chest, chest_labels, prepare
+from jaxtl.data import loading
+from jaxtl.data.chest import labels as chest_labels
 from jaxtl.errors import ConfigError, DataError
 
 NAN = math.nan
@@ -86,8 +86,8 @@ def chexpert_download(tmp_path, patients=40):
     return write_chexpert(tmp_path / "chexpert", rows, valid)
 
 
-def config_for(module, root, **chest_settings):
-    config = module.get_config()
+def config_for(name, root, **chest_settings):
+    config = config_of(name)
     config.data.root = str(root)
     for key, value in chest_settings.items():
         config.chest[key] = value
@@ -101,7 +101,7 @@ def all_records(splits):
 
 def test_views_and_patient_split_never_share_patients(tmp_path):
     root = chexpert_download(tmp_path)
-    splits = prepare.load_splits(config_for(chexpert_config, root))
+    splits = loading.load_splits(config_for("chexpert", root))
     records = all_records(splits)
     assert len(records) == 80 + 6  # frontal only; valid.csv joins the patient split
     assert all("frontal" in r.image_id for r in records)
@@ -109,31 +109,31 @@ def test_views_and_patient_split_never_share_patients(tmp_path):
     assert not (patients[0] & patients[1] or patients[0] & patients[2]
                 or patients[1] & patients[2])
     assert len(patients[2]) == round(0.2 * 46) and len(patients[1]) == round(0.1 * 46)
-    ap_only = prepare.load_splits(config_for(chexpert_config, root, view="ap"))
+    ap_only = loading.load_splits(config_for("chexpert", root, view="ap"))
     assert len(all_records(ap_only)) == 46  # even patients x 2 studies + the 6 AP valid rows
-    pa = prepare.load_splits(config_for(chexpert_config, root, view="pa"))
+    pa = loading.load_splits(config_for("chexpert", root, view="pa"))
     assert len(all_records(pa)) == 40
 
 
 def test_official_split_tests_on_valid_csv(tmp_path):
     root = chexpert_download(tmp_path)
-    splits = prepare.load_splits(config_for(chexpert_config, root, split="official"))
+    splits = loading.load_splits(config_for("chexpert", root, split="official"))
     assert sorted(r.patient for r in splits.test) == [f"patient{1000 + p:05d}" for p in range(6)]
     assert {r.label for r in splits.test} == {(0,), (1,)}
 
 
 def test_split_is_seeded(tmp_path):
     root = chexpert_download(tmp_path)
-    config = config_for(chexpert_config, root)
-    first = [r.image_id for r in prepare.load_splits(config).test]
-    assert first == [r.image_id for r in prepare.load_splits(config).test]
+    config = config_for("chexpert", root)
+    first = [r.image_id for r in loading.load_splits(config).test]
+    assert first == [r.image_id for r in loading.load_splits(config).test]
     config.data.split_seed = 1
-    assert first != [r.image_id for r in prepare.load_splits(config).test]
+    assert first != [r.image_id for r in loading.load_splits(config).test]
 
 
 def test_u_ignore_masks_uncertain_and_labels_follow_the_csv(tmp_path):
     root = chexpert_download(tmp_path)
-    splits = prepare.load_splits(config_for(chexpert_config, root, empty="mask"))
+    splits = loading.load_splits(config_for("chexpert", root, empty="mask"))
     by_id = {r.image_id: r.label for r in all_records(splits)}
     assert by_id["train/patient00001/study1/view1_frontal.jpg"] == (tasks.MASKED,)  # -1.0
     assert by_id["train/patient00001/study2/view1_frontal.jpg"] == (tasks.MASKED,)  # empty
@@ -145,19 +145,19 @@ def test_u_ignore_masks_uncertain_and_labels_follow_the_csv(tmp_path):
 
 def test_train_per_class_takes_n_positives_and_n_negatives(tmp_path):
     root = chexpert_download(tmp_path)
-    config = config_for(chexpert_config, root)
+    config = config_for("chexpert", root)
     config.data.train_per_class = 5
-    labels = [r.label for r in prepare.load_splits(config).train]
+    labels = [r.label for r in loading.load_splits(config).train]
     assert labels.count((1,)) == 5 and labels.count((0,)) == 5 and len(labels) == 10
 
 
 @pytest.mark.parametrize("nested", [False, True])
 def test_cxr14_both_image_layouts_and_official_split(tmp_path, nested):
     root = write_cxr14(tmp_path / "cxr14", nested=nested)
-    config = config_for(cxr14_config, root, split="official")
+    config = config_for("cxr14", root, split="official")
     config.data.task = "Cardiomegaly,Lung Opacity,Pleural Effusion"
     config.data.val_fraction = 0.2
-    splits = prepare.load_splits(config)
+    splits = loading.load_splits(config)
     assert {r.patient for r in splits.test} == {"2", "4"}
     by_id = {r.image_id: r for r in all_records(splits)}
     assert by_id["00000003_000.png"].label == (0, 1, 0)  # Infiltration|Nodule -> opacity
@@ -171,11 +171,11 @@ def test_missing_images_are_counted_in_one_error(tmp_path):
     root = write_cxr14(tmp_path / "cxr14")
     (root / "images" / "00000005_000.png").unlink()
     with pytest.raises(DataError, match="1 of the 8 cxr14 images .* 00000005_000.png"):
-        prepare.load_splits(config_for(cxr14_config, root))
+        loading.load_splits(config_for("cxr14", root))
 
 
 def test_bad_chest_settings_are_config_errors():
-    config = chexpert_config.get_config()
+    config = config_of("chexpert")
     config.chest.uncertain = "maybe"
     config.chest.uncertain_per_label = "Edema=sometimes"
     config.data.task = "Hernia"
@@ -188,7 +188,7 @@ def test_bad_chest_settings_are_config_errors():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_grey_radiographs_load_as_one_channel_or_replicated_to_three(tmp_path, channels):
-    from chest_fixtures import write_image
+    from layouts.chest import write_image
 
     from jaxtl.data.transforms import ImageTransform
 

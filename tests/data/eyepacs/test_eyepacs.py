@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import eyepacs_labels, write_eyepacs
-from jaxtl.data import eyepacs
+from layouts.eyepacs import eyepacs_labels, write_eyepacs
+from jaxtl.data.eyepacs import reader as eyepacs
 from jaxtl.errors import DataError
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from chest_fixtures import CHEXPERT_HEADER, chexpert_row, write_chexpert
-from jaxtl.data import chexpert
+from layouts.chest import CHEXPERT_HEADER, chexpert_row, write_chexpert
+from jaxtl.data.chest import chexpert
 from jaxtl.errors import DataError
 
 

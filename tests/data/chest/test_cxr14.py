@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from chest_fixtures import CXR14_ROWS, write_cxr14
-from jaxtl.data import cxr14
+from layouts.chest import CXR14_ROWS, write_cxr14
+from jaxtl.data.chest import cxr14
 from jaxtl.errors import DataError
 
 

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import eyepacs as eyepacs_config
-from conftest import eyepacs_labels, tiny_config, write_eyepacs
+from conftest import tiny_config
+from layouts.eyepacs import eyepacs_labels, write_eyepacs
 from jaxtl import train
-from jaxtl.data import datasets, eyepacs
-from jaxtl.data.eyepacs_preprocess import GrahamPreprocess
+from jaxtl.data import registry
+from jaxtl.data.eyepacs import reader as eyepacs
+from jaxtl.data.eyepacs.graham import GrahamPreprocess
 from jaxtl.errors import DataError
 
 
@@ -82,16 +83,16 @@ def test_bad_usage_and_missing_test_images_are_named(tmp_path):
         eyepacs.read_test_labels(root)
 
 
-def test_graham_preprocessing_is_selected_by_config():
-    config = eyepacs_config.get_config()
-    assert datasets.get("eyepacs").decoder(config).preprocess is None
+def test_graham_preprocessing_is_selected_by_config(tmp_path):
+    config = tiny_config(tmp_path)
+    assert registry.get("eyepacs").decoder(config).preprocess is None
     config.eyepacs.preprocess = "graham"
-    assert isinstance(datasets.get("eyepacs").decoder(config).preprocess, GrahamPreprocess)
+    assert isinstance(registry.get("eyepacs").decoder(config).preprocess, GrahamPreprocess)
 
 
 @pytest.mark.slow
 def test_a_run_scores_the_kaggle_test_set_per_usage(kaggle_root, tmp_path):
-    config = tiny_config(tmp_path, root=str(kaggle_root))
+    config = tiny_config(tmp_path, overrides={"data.root": str(kaggle_root)})
     config.train.epochs = 1
     config.eval.bootstrap_samples = 10
     config.eyepacs.preprocess = "graham"

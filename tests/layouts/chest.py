@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxtl.data.chest_labels import CHEXPERT_LABELS
+from jaxtl.data.chest.labels import CHEXPERT_LABELS
 
 CHEXPERT_HEADER = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS)
 

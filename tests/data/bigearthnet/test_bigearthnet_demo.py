@@ -12,8 +12,10 @@ from sklearn.metrics import f1_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 
-from jaxtl.data import bigearthnet, bigearthnet_demo
-from jaxtl.data.bigearthnet_labels import LABELS_43
+from jaxtl.data.bigearthnet import bands as band_stack
+from jaxtl.data.bigearthnet import demo as bigearthnet_demo
+from jaxtl.data.bigearthnet import reader as ben_reader
+from jaxtl.data.bigearthnet.labels import LABELS_43
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def demo_root(tmp_path_factory):
 
 
 def test_patch_folders_hold_georeferenced_bands_and_metadata(demo_root):
-    lists = bigearthnet.read_split_lists(demo_root)
+    lists = ben_reader.read_split_lists(demo_root)
     name = lists["train"][0]
     assert bigearthnet_demo.re_patch_name(name)
     with tifffile.TiffFile(demo_root / name / f"{name}_B8A.tif") as tif:
@@ -40,7 +42,7 @@ def test_patch_folders_hold_georeferenced_bands_and_metadata(demo_root):
 
 
 def test_lists_are_disjoint_and_leave_out_the_cloud_patches(demo_root):
-    lists = bigearthnet.read_split_lists(demo_root)
+    lists = ben_reader.read_split_lists(demo_root)
     listed = [n for names in lists.values() for n in names]
     assert len(listed) == len(set(listed)) == 160
     assert [len(lists[s]) for s in ("train", "val", "test")] == [96, 32, 32]
@@ -50,8 +52,8 @@ def test_lists_are_disjoint_and_leave_out_the_cloud_patches(demo_root):
 
 def test_labels_are_learnable_from_the_bands(demo_root, tmp_path):
     """Quantiles of a patch's log band values predict its 19-class labels, beyond chance."""
-    splits = bigearthnet.load(demo_root, task="labels19", split_dir="", cache_dir=tmp_path)
-    decoder = bigearthnet.BandStackDecoder(bigearthnet.parse_bands("10m20m"))
+    splits = ben_reader.load(demo_root, task="labels19", split_dir="", cache_dir=tmp_path)
+    decoder = band_stack.BandStackDecoder(band_stack.parse_bands("10m20m"))
 
     def features(records):
         stacks = [np.log1p(decoder.decode(r.path, 120).reshape(-1, 10)) for r in records]

@@ -1,0 +1,38 @@
+"""The squares dataset in jaxtl: its config section, rules and DatasetSpec."""
+
+from __future__ import annotations
+
+import pathlib
+
+import ml_collections
+
+from jaxtl.config_rules import choice
+from jaxtl.data.records import DatasetSplits
+from jaxtl.data.registry import DatasetSpec
+from squares import demo, reader
+
+
+def add_config(config: ml_collections.ConfigDict) -> None:
+    config.data.task = "shape"
+    config.data.augment = "flip"
+    config.eval.best_metric = "accuracy"
+    config.demo.num_patients = 60
+    config.demo.image_size = 32
+    config.squares = ml_collections.ConfigDict()
+    config.squares.outline = "filled"  # the dataset's own section: one key, checked by a rule
+
+
+def load(root: pathlib.Path, config: ml_collections.ConfigDict, demo_data: bool) -> DatasetSplits:
+    return reader.load(root, val_fraction=config.data.val_fraction,
+                       test_fraction=config.data.test_fraction,
+                       split_seed=config.data.split_seed, demo=demo_data)
+
+
+def write_demo(root: pathlib.Path, config: ml_collections.ConfigDict) -> None:
+    demo.write_demo_dataset(root, num_patients=config.demo.num_patients,
+                            image_size=config.demo.image_size, seed=config.demo.seed)
+
+
+SPEC = DatasetSpec(name=reader.NAME, metrics=("accuracy", "macro_f1", "kappa"), load=load,
+                   write_demo=write_demo, add_config=add_config,
+                   rules={"data.task": choice("shape"), "squares.outline": choice("filled")})
