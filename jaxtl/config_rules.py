@@ -59,29 +59,31 @@ def triple_of_positive(value: Any) -> str | None:
     return None
 
 
-def ascending_epochs(value: Any) -> str | None:
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, numbers.Real) and v > 0 for v in value):
-        return f"is {value!r}; expected a tuple of positive epoch numbers, e.g. (10, 20)"
-    if list(value) != sorted(value):
-        return f"is {value!r}; the epochs must be in ascending order"
-    return None
+def number_tuple(*, minimum: float, allow_minimum: bool, ascending: bool,
+                 expected: str) -> Rule:
+    """A tuple (or list) of numbers above `minimum` (or equal to it with `allow_minimum`),
+    in ascending order when `ascending`; `expected` describes it in the message."""
+    def check(value: Any) -> str | None:
+        if not isinstance(value, (tuple, list)) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool)
+                and (v >= minimum if allow_minimum else v > minimum) for v in value):
+            return f"is {value!r}; expected {expected}"
+        if ascending and list(value) != sorted(value):
+            return f"is {value!r}; the epochs must be in ascending order"
+        return None
+
+    return check
 
 
-def epochs_from_zero(value: Any) -> str | None:
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0 for v in value):
-        return f"is {value!r}; expected a tuple of epoch numbers >= 0, e.g. (2, 4, 6)"
-    if list(value) != sorted(value):
-        return f"is {value!r}; the epochs must be in ascending order"
-    return None
-
-
-def positive_numbers(value: Any) -> str | None:
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in value):
-        return f"is {value!r}; expected a tuple of positive numbers (or () for none)"
-    return None
+ascending_epochs = number_tuple(
+    minimum=0, allow_minimum=False, ascending=True,
+    expected="a tuple of positive epoch numbers, e.g. (10, 20)")
+epochs_from_zero = number_tuple(
+    minimum=0, allow_minimum=True, ascending=True,
+    expected="a tuple of epoch numbers >= 0, e.g. (2, 4, 6)")
+positive_numbers = number_tuple(
+    minimum=0, allow_minimum=False, ascending=False,
+    expected="a tuple of positive numbers (or () for none)")
 
 
 def augment_list(value: Any) -> str | None:

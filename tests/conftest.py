@@ -63,3 +63,26 @@ def tiny_config(folder: pathlib.Path, config: str = "eyepacs",
         section, name = key.split(".")
         loaded[section][name] = value
     return loaded
+
+
+def stopped_at_first_checkpoint_then_resumed(config: ml_collections.ConfigDict,
+                                             workdir: pathlib.Path, monkeypatch) -> dict:
+    """Trains `config` in `workdir`, stopped right after its first checkpoint is saved, then
+    runs the same command again; returns the resumed run's results."""
+    from jaxtl import checkpoint, train
+
+    original = checkpoint.RunCheckpoints.save_latest
+
+    class Preempted(Exception):
+        pass
+
+    def save_then_stop(self, step, *args, **kwargs):
+        original(self, step, *args, **kwargs)
+        self.wait()
+        raise Preempted
+
+    monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", save_then_stop)
+    with pytest.raises(Preempted):
+        train.train_and_evaluate(config, workdir)
+    monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", original)
+    return train.train_and_evaluate(config, workdir)

@@ -8,9 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
-from jaxtl import checkpoint, rundir, train, transfer
+from jaxtl import rundir, train, transfer
 from jaxtl.errors import DataError, TransferError, WorkdirConflict
 
 pytestmark = pytest.mark.slow
@@ -52,21 +52,7 @@ def test_run_writes_results_metrics_tensorboard_and_checkpoints(finished_run):
 def test_resume_after_interruption_continues_the_same_run(finished_run, tmp_path, monkeypatch):
     config = tiny_config(tmp_path)
     config.data.cache_dir = finished_run[1].data.cache_dir  # the same demo data
-    original = checkpoint.RunCheckpoints.save_latest
-
-    class Preempted(Exception):
-        pass
-
-    def save_then_stop(self, step, *args, **kwargs):
-        original(self, step, *args, **kwargs)
-        self.wait()
-        raise Preempted
-
-    monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", save_then_stop)
-    with pytest.raises(Preempted):
-        train.train_and_evaluate(config, tmp_path / "workdir")
-    monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", original)
-    train.train_and_evaluate(config, tmp_path / "workdir")  # the same command again
+    stopped_at_first_checkpoint_then_resumed(config, tmp_path / "workdir", monkeypatch)
 
     uninterrupted = [r for r in read_metrics(finished_run[0] / "workdir") if r["split"] == "train"]
     resumed = [r for r in read_metrics(tmp_path / "workdir") if r["split"] == "train"]

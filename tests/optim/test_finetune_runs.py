@@ -10,7 +10,7 @@ import optax
 import pytest
 from flax import traverse_util
 
-from conftest import tiny_config
+from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
 from jaxtl import checkpoint, train
 from jaxtl.run import build
 from jaxtl.checkpoint import abstract_like
@@ -102,21 +102,8 @@ def test_gradual_unfreezing_trains_stages_from_their_epoch_and_resumes_exactly(
     assert {k.split("/")[0] for k in changed} == {"params", "batch_stats"}
 
     # interrupted at the end of the first epoch (the frozen phase), then the same command
-    original = checkpoint.RunCheckpoints.save_latest
-
-    class Preempted(Exception):
-        pass
-
-    def save_then_stop(self, step, *args, **kwargs):
-        original(self, step, *args, **kwargs)
-        self.wait()
-        raise Preempted
-
-    monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", save_then_stop)
-    with pytest.raises(Preempted):
-        train.train_and_evaluate(config, tmp_path / "resumed")
-    monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", original)
-    resumed = train.train_and_evaluate(config, tmp_path / "resumed")
+    resumed = stopped_at_first_checkpoint_then_resumed(config, tmp_path / "resumed",
+                                                       monkeypatch)
 
     def losses(workdir):
         return [r["loss"] for r in map(json.loads, (workdir / "metrics.jsonl").read_text()
