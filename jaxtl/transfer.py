@@ -2,7 +2,7 @@
 
 `--config.model.init=PATH` accepts
   * a converted pretrained checkpoint: a folder with `pretrained.json` + `variables.safetensors`
-    (written by `python -m tools.convert_weights.timm|bit`), or
+    (written by `python -m jaxtl.convert_weights.timm|bit`), or
   * a jaxtl run: its workdir (the best, else the latest checkpoint), or one step folder.
 
 The backbone comes from the checkpoint; the classifier head is dropped and re-initialised for
@@ -80,7 +80,7 @@ class PretrainedInfo:
         if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
             raise TransferError(f"{where} is not a {FORMAT} v{FORMAT_VERSION} file (format "
                                 f"{data.get('format')!r} v{data.get('format_version')!r}); "
-                                f"convert the weights again with tools.convert_weights")
+                                f"convert the weights again with jaxtl.convert_weights")
         fields = {f.name for f in dataclasses.fields(cls)}
         missing = sorted(fields - set(data) - {"head"})
         if missing:
@@ -121,7 +121,7 @@ def _read_pretrained_variables(path: pathlib.Path) -> dict[str, Any]:
     file = path / VARIABLES_FILE
     if not file.is_file():
         raise TransferError(f"{path} has {PRETRAINED_FILE} but no {VARIABLES_FILE}; convert "
-                            f"the weights again with tools.convert_weights")
+                            f"the weights again with jaxtl.convert_weights")
     flat: dict[str, dict[str, np.ndarray]] = {}
     for name, value in load_file(file).items():
         collection, rest = name.split("/", 1)

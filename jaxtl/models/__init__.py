@@ -1,8 +1,11 @@
 """Model zoo: backbones, classifier heads and the registry that combines them."""
 
 from jaxtl.models.classifier import Classifier
+from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.heads import HEADS
-from jaxtl.models.registry import create_model, list_models, min_input_size, register_backbone
+from jaxtl.models.registry import (create_model, families, list_models, min_input_size, register,
+                                   stages_of, timm_checkpoint)
 
-__all__ = ["HEADS", "Classifier", "create_model", "list_models", "min_input_size",
-           "register_backbone"]
+__all__ = ["HEADS", "Architecture", "Classifier", "Stage", "TimmCheckpoint", "create_model",
+           "families", "list_models", "min_input_size", "register", "stages_of",
+           "timm_checkpoint"]

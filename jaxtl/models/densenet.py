@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
 
 # torch.nn.init.kaiming_normal_ defaults (fan_in, gain sqrt(2)): timm's DenseNet conv init.
@@ -95,4 +96,19 @@ def densenet201(dtype: Dtype = jnp.float32) -> DenseNet:
     return DenseNet((6, 12, 48, 32), dtype=dtype)
 
 
-BACKBONES = {"densenet121": densenet121, "densenet169": densenet169, "densenet201": densenet201}
+# each dense block with the transition that follows it; norm5 closes the last block
+STAGES = (Stage("stem", "features_(conv0|norm0)/"),
+          *(Stage(f"denseblock{i}", rf"features_(denseblock{i}_|transition{i}_)") for i in range(1, 4)),
+          Stage("denseblock4", "features_(denseblock4_|norm5/)"))
+
+
+def _timm(tag: str) -> TimmCheckpoint:
+    return TimmCheckpoint(naming="flat", first_conv="features.conv0", classifier="classifier",
+                          resolution=224, tag=tag)
+
+
+ARCHITECTURES = {
+    "densenet121": Architecture(densenet121, STAGES, _timm("ra_in1k")),
+    "densenet169": Architecture(densenet169, STAGES, _timm("tv_in1k")),
+    "densenet201": Architecture(densenet201, STAGES, _timm("tv_in1k")),
+}

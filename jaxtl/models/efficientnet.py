@@ -17,12 +17,14 @@ training is as timm with `drop_path_rate=0`; the classifier dropout is the head'
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint, any_of
 from jaxtl.models.layers import Dtype
 from jaxtl.models.std_layers import Conv2d, Padding, batch_norm, global_avg_pool, make_divisible, normal_fan_out
 
@@ -172,7 +174,34 @@ def _factory(width: float, depth: float, tf: bool):
     return make
 
 
-BACKBONES = {
-    **{f"efficientnet_{k}": _factory(w, d, tf=False) for k, (w, d) in _SCALES.items()},
-    **{f"tf_efficientnet_{k}": _factory(w, d, tf=True) for k, (w, d) in _SCALES.items()},
+STAGES = (Stage("stem", any_of("conv_stem", "bn1")),
+          *(Stage(f"blocks_{i}", rf"blocks_{i}_\d+/") for i in range(7)),
+          Stage("conv_head", any_of("conv_head", "bn2")))
+
+_timm = functools.partial(TimmCheckpoint, naming="nested", first_conv="conv_stem",
+                          classifier="classifier")
+# timm's default pretrained weights of each architecture: their input resolution and tag.
+_TIMM = {
+    "efficientnet_b0": _timm(resolution=224, tag="ra_in1k"),
+    "efficientnet_b1": _timm(resolution=240, tag="ra4_e3600_r240_in1k", mean=INCEPTION_MEAN,
+                             std=INCEPTION_STD),
+    "efficientnet_b2": _timm(resolution=256, tag="ra_in1k"),
+    "efficientnet_b3": _timm(resolution=288, tag="ra2_in1k"),
+    "efficientnet_b4": _timm(resolution=320, tag="ra2_in1k"),
+    "efficientnet_b5": _timm(resolution=448, tag="sw_in12k_ft_in1k"),
+    "tf_efficientnet_b0": _timm(resolution=224, tag="ns_jft_in1k"),
+    "tf_efficientnet_b1": _timm(resolution=240, tag="ns_jft_in1k"),
+    "tf_efficientnet_b2": _timm(resolution=260, tag="ns_jft_in1k"),
+    "tf_efficientnet_b3": _timm(resolution=300, tag="ns_jft_in1k"),
+    "tf_efficientnet_b4": _timm(resolution=380, tag="ns_jft_in1k"),
+    "tf_efficientnet_b5": _timm(resolution=456, tag="ns_jft_in1k"),
 }
+
+
+def _architecture(name: str) -> Architecture:
+    """`efficientnet_b3`, `tf_efficientnet_b3`, ...: the scale is the name's last part."""
+    scale = _SCALES[name.rsplit("_", 1)[1]]
+    return Architecture(_factory(*scale, tf=name.startswith("tf_")), STAGES, _TIMM[name])
+
+
+ARCHITECTURES = {name: _architecture(name) for name in _TIMM}

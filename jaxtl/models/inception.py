@@ -18,6 +18,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype
 from jaxtl.models.std_layers import Conv2d, batch_norm, global_avg_pool
 
@@ -174,4 +175,11 @@ def inception_v3(dtype: Dtype = jnp.float32) -> InceptionV3:
     return InceptionV3(dtype=dtype)
 
 
-BACKBONES = {"inception_v3": inception_v3}
+STAGES = (Stage("stem", r"Conv2d_\w+/"), Stage("mixed_5", r"Mixed_5\w/"),
+          Stage("mixed_6", r"Mixed_6\w/"), Stage("mixed_7", r"Mixed_7\w/"))
+
+ARCHITECTURES = {
+    "inception_v3": Architecture(inception_v3, STAGES, TimmCheckpoint(
+        naming="nested", first_conv="Conv2d_1a_3x3.conv", classifier="fc", resolution=299,
+        tag="tv_in1k", mean=INCEPTION_MEAN, std=INCEPTION_STD)),
+}

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, max_pool2d
 from jaxtl.models.std_layers import ScaledStdConv2d, global_avg_pool, make_divisible
 
@@ -140,4 +141,10 @@ def nf_resnet50(dtype: Dtype = jnp.float32) -> NormFreeResNet:
     return NormFreeResNet((3, 4, 6, 3), dtype=dtype)
 
 
-BACKBONES = {"nf_resnet50": nf_resnet50}
+STAGES = (Stage("stem", "stem/"), *(Stage(f"stages_{i}", rf"stages_{i}_\d+/") for i in range(4)))
+
+ARCHITECTURES = {
+    "nf_resnet50": Architecture(nf_resnet50, STAGES, TimmCheckpoint(
+        naming="nested", first_conv="stem.conv", classifier="head.fc", resolution=256,
+        tag="ra2_in1k")),
+}

@@ -1,52 +1,92 @@
-"""Name -> backbone registry and `create_model`.
+"""The zoo's architectures, collected from the family modules, and the lookups on them.
 
-New architectures are added with `register_backbone(name, factory)`; a factory takes
-`dtype` and returns a Linen module whose `__call__(x, train)` gives pooled features and
-whose `min_input_size` attribute is the smallest square input side (pixels) it accepts.
+FAMILY_MODULES below is the one list of model families: each names a module
+jaxtl/models/<family>.py that exports `ARCHITECTURES: dict[str, Architecture]` (see
+jaxtl/models/family.py). Adding a family is writing that module and adding its name here; its
+architectures then have a model (`create_model`), fine-tuning stages (`stages_of`) and, where
+timm has them, the facts the weight converters need (`timm_checkpoint`). The order of the tuple
+is the order of `families()` (and of the converters' parity table).
+
+`register(name, architecture, family)` adds an architecture at run time (tests use it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from collections.abc import Callable
 
-import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtl.errors import ConfigError
 from jaxtl.models.classifier import Classifier
+from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.heads import make_head
 from jaxtl.models.layers import Dtype
 
-BackboneFactory = Callable[..., nn.Module]
+FAMILY_MODULES = ("resnet", "vgg", "densenet", "small_cnn", "efficientnet", "inception", "nfnet",
+                  "resnetv2")
 
 DTYPES: dict[str, Dtype] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
-_BACKBONES: dict[str, BackboneFactory] = {}
+
+@dataclasses.dataclass(frozen=True)
+class _Registered:
+    family: str
+    architecture: Architecture
 
 
-def register_backbone(name: str, factory: BackboneFactory) -> None:
-    """Makes `factory(dtype=...)` available to `create_model` as `name`."""
-    if name in _BACKBONES:
-        raise ValueError(f"backbone {name!r} is already registered")
-    if not isinstance(getattr(factory(dtype=jnp.float32), "min_input_size", None), int):
+_REGISTERED: dict[str, _Registered] = {}
+
+
+def register(name: str, architecture: Architecture, family: str) -> None:
+    """Makes `architecture` available as `name` (to `create_model`, `stages_of`, ...)."""
+    if name in _REGISTERED:
+        raise ValueError(f"architecture {name!r} is already registered")
+    if not isinstance(getattr(architecture.factory(dtype=jnp.float32), "min_input_size", None),
+                      int):
         raise ValueError(f"backbone {name!r} must declare `min_input_size`, the smallest square "
                          f"input side in pixels it accepts (1 if any size works)")
-    _BACKBONES[name] = factory
+    if not architecture.stages:
+        raise ValueError(f"architecture {name!r} needs at least one fine-tuning stage")
+    _REGISTERED[name] = _Registered(family, architecture)
 
 
 def list_models() -> list[str]:
-    return sorted(_BACKBONES)
+    return sorted(_REGISTERED)
+
+
+def families() -> dict[str, tuple[str, ...]]:
+    """Family name -> its architectures, in registration order."""
+    grouped: dict[str, tuple[str, ...]] = {}
+    for name, registered in _REGISTERED.items():
+        grouped[registered.family] = (*grouped.get(registered.family, ()), name)
+    return grouped
+
+
+def _architecture(name: str) -> Architecture:
+    if name not in _REGISTERED:
+        raise ValueError(f"unknown architecture {name!r}; known architectures: "
+                         f"{', '.join(list_models())}")
+    return _REGISTERED[name].architecture
 
 
 def min_input_size(name: str) -> int:
     """Smallest square input side (pixels) that architecture `name` accepts."""
-    _check_known(name)
-    return _BACKBONES[name](dtype=jnp.float32).min_input_size
+    return _architecture(name).factory(dtype=jnp.float32).min_input_size
 
 
-def _check_known(name: str) -> None:
-    if name not in _BACKBONES:
-        raise ValueError(f"unknown architecture {name!r}; known architectures: {', '.join(list_models())}")
+def stages_of(name: str) -> tuple[Stage, ...]:
+    """The backbone stages of `name`, from the input up."""
+    if name not in _REGISTERED:
+        raise ConfigError(f"architecture {name!r} has no stages defined for fine-tuning "
+                          f"strategies: it is not registered; known architectures: "
+                          f"{', '.join(list_models())}")
+    return _REGISTERED[name].architecture.stages
+
+
+def timm_checkpoint(name: str) -> TimmCheckpoint | None:
+    """How timm names and feeds a checkpoint of `name`; None if timm has no such architecture."""
+    return _architecture(name).timm
 
 
 def resolve_dtype(dtype: str | Dtype) -> Dtype:
@@ -69,19 +109,21 @@ def create_model(
     dtype: str | Dtype = "float32",
 ) -> Classifier:
     """Backbone `name` (see `list_models()`) with classifier head `head` (see HEADS)."""
-    _check_known(name)
+    architecture = _architecture(name)
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be positive, got {num_outputs}")
     compute_dtype = resolve_dtype(dtype)
     return Classifier(
-        backbone=_BACKBONES[name](dtype=compute_dtype),
+        backbone=architecture.factory(dtype=compute_dtype),
         head=make_head(head, num_outputs=num_outputs, dropout=dropout, dtype=compute_dtype),
     )
 
 
-# Each family module (jaxtl/models/<family>.py) exposes BACKBONES: {name: factory}.
-_FAMILIES = ("resnet", "vgg", "densenet", "small_cnn", "efficientnet", "inception", "nfnet", "resnetv2")
+def _register_families() -> None:
+    for family in FAMILY_MODULES:
+        module = importlib.import_module(f"jaxtl.models.{family}")
+        for name, architecture in module.ARCHITECTURES.items():
+            register(name, architecture, family)
 
-for _family in _FAMILIES:
-    for _name, _factory in importlib.import_module(f"jaxtl.models.{_family}").BACKBONES.items():
-        register_backbone(_name, _factory)
+
+_register_families()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtl.models.family import Architecture, Stage, TimmCheckpoint, any_of
 from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
 
 
@@ -109,5 +110,19 @@ def resnet152(dtype: Dtype = jnp.float32) -> ResNet:
     return ResNet(Bottleneck, (3, 8, 36, 3), dtype=dtype)
 
 
-BACKBONES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
-             "resnet101": resnet101, "resnet152": resnet152}
+STAGES = (Stage("stem", any_of("conv1", "bn1")),
+          *(Stage(f"layer{i}", rf"layer{i}_\d+/") for i in range(1, 5)))
+
+
+def _timm(tag: str) -> TimmCheckpoint:
+    return TimmCheckpoint(naming="resnet", first_conv="conv1", classifier="fc", resolution=224,
+                          tag=tag)
+
+
+ARCHITECTURES = {
+    "resnet18": Architecture(resnet18, STAGES, _timm("a1_in1k")),
+    "resnet34": Architecture(resnet34, STAGES, _timm("a1_in1k")),
+    "resnet50": Architecture(resnet50, STAGES, _timm("a1_in1k")),
+    "resnet101": Architecture(resnet101, STAGES, _timm("a1h_in1k")),
+    "resnet152": Architecture(resnet152, STAGES, _timm("a1h_in1k")),
+}

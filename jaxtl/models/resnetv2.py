@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype
 from jaxtl.models.std_layers import StdConv2d, global_avg_pool, group_norm, make_divisible
 
@@ -67,7 +68,7 @@ class PreActBottleneck(nn.Module):
         return y + shortcut
 
 
-class Stage(nn.Module):
+class ResNetStage(nn.Module):
     """timm `ResNetStage`: blocks named `blocks_{i}`; the first one projects and strides."""
 
     features: int
@@ -121,7 +122,7 @@ class ResNetV2(nn.Module):
         x = Stem(make_divisible(64 * self.width_factor), self.dtype, name="stem")(x)
         for i, depth in enumerate(self.layers):
             features = make_divisible(256 * 2**i * self.width_factor)
-            x = Stage(features, depth, 1 if i == 0 else 2, self.dtype, name=f"stages_{i}")(x)
+            x = ResNetStage(features, depth, 1 if i == 0 else 2, self.dtype, name=f"stages_{i}")(x)
         x = nn.relu(group_norm(dtype=self.dtype, name="norm")(x))
         return global_avg_pool(x)
 
@@ -130,4 +131,12 @@ def resnetv2_50x1_bit(dtype: Dtype = jnp.float32) -> ResNetV2:
     return ResNetV2((3, 4, 6, 3), width_factor=1, dtype=dtype)
 
 
-BACKBONES = {"resnetv2_50x1_bit": resnetv2_50x1_bit}
+# the final pre-activation norm sits on top of the last stage
+STAGES = (Stage("stem", "stem/"), Stage("stages_0", "stages_0/"), Stage("stages_1", "stages_1/"),
+          Stage("stages_2", "stages_2/"), Stage("stages_3", "(stages_3|norm)/"))
+
+ARCHITECTURES = {
+    "resnetv2_50x1_bit": Architecture(resnetv2_50x1_bit, STAGES, TimmCheckpoint(
+        naming="nested", first_conv="stem.conv", classifier="head.fc", resolution=224,
+        tag="goog_distilled_in1k", mean=INCEPTION_MEAN, std=INCEPTION_STD)),
+}

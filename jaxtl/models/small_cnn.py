@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxtl.models.family import Architecture, Stage
 from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
 
 
@@ -47,4 +48,8 @@ def small_cnn(dtype: Dtype = jnp.float32) -> SmallCNN:
     return SmallCNN(dtype=dtype)
 
 
-BACKBONES = {"small_cnn": small_cnn}
+ARCHITECTURES = {
+    "small_cnn": Architecture(
+        small_cnn, tuple(Stage(f"block{i}", rf"block{i}_") for i in range(1, 5)),
+        timm=None),  # jaxtl's own baseline: no timm counterpart, no pretrained weights
+}

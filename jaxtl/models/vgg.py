@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, batch_norm, conv_kernel_init, max_pool2d
 
 # Output channels of each 3x3 conv, "M" a 2x2/2 max-pool (timm's cfgs["vgg16"]).
@@ -128,4 +129,24 @@ def vgg16_bn(dtype: Dtype = jnp.float32) -> VGG:
     return VGG(VGG16_CFG, use_bn=True, dtype=dtype)
 
 
-BACKBONES = {"vgg16": vgg16, "vgg16_bn": vgg16_bn}
+def _stages(batch_norm: bool) -> tuple[Stage, ...]:
+    """One stage per max-pool block (features_<index> as in timm), then fc6/fc7."""
+    stages, block, index = [], [], 0
+    for entry in VGG16_CFG:
+        if entry == "M":
+            stages.append(Stage(f"block{len(stages) + 1}", rf"features_({'|'.join(block)})/"))
+            block, index = [], index + 1
+            continue
+        block += [str(index), str(index + 1)] if batch_norm else [str(index)]
+        index += 3 if batch_norm else 2  # conv (+ bn) + relu
+    # fc6, its dropout (an unnamed Linen Dropout) and fc7
+    return (*stages, Stage("pre_logits", "(pre_logits_fc[12]|Dropout_0)/"))
+
+
+_TIMM = TimmCheckpoint(naming="flat", first_conv="features.0", classifier="head.fc",
+                       resolution=224, tag="tv_in1k")
+
+ARCHITECTURES = {
+    "vgg16": Architecture(vgg16, _stages(batch_norm=False), _TIMM),
+    "vgg16_bn": Architecture(vgg16_bn, _stages(batch_norm=True), _TIMM),
+}

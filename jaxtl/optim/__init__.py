@@ -18,10 +18,10 @@ from collections.abc import Callable
 import ml_collections
 import optax
 
+from jaxtl.models import stages_of
 from jaxtl.optim.cool_momentum import cool_momentum
 from jaxtl.optim.freezing import HEAD, STRATEGIES, FinetunePlan, Frozen, NOTHING_FROZEN
 from jaxtl.optim.schedules import GRADUAL_DECAYS, SCHEDULES, make_schedule
-from jaxtl.optim.stages import stages_of
 from jaxtl.optim.transforms import keep_parameters, start_at, zero_frozen_gradients
 
 # (optim config, learning-rate schedule, steps this optimizer will run) -> optimizer

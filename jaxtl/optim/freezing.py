@@ -28,8 +28,9 @@ import jax
 import ml_collections
 from flax import traverse_util
 
+from jaxtl.models import Stage, stages_of
 from jaxtl.optim.schedules import epochs_to_steps
-from jaxtl.optim.stages import Stage, stage_of, stages_of
+from jaxtl.optim.stages import stage_of
 
 STRATEGIES = ("full", "linear_probe", "freeze_stages", "gradual_unfreeze")
 BACKBONE, HEAD = "backbone", "head"

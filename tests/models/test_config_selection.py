@@ -23,7 +23,7 @@ import pytest
 from configs import eyepacs as eyepacs_config
 from jaxtl import configuration, demo
 from jaxtl.errors import ConfigError
-from jaxtl.models import list_models, min_input_size, registry
+from jaxtl.models import families, list_models, min_input_size
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FLOOR = 16  # configuration: data.resolution and demo.resolution start at 16 px
@@ -57,8 +57,7 @@ def test_min_input_sizes_are_those_the_models_enforce():
 
 
 def _family(arch: str) -> str:
-    """The module that registers the architecture, e.g. jaxtl.models.efficientnet."""
-    return registry._BACKBONES[arch].__module__
+    return next(family for family, members in families().items() if arch in members)
 
 
 def test_trained_set_covers_every_family():

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtl.models import HEADS, Classifier, create_model, list_models, registry
+from jaxtl.models import HEADS, Architecture, Classifier, Stage, create_model, list_models, registry
 from zoo_helpers import fast_jit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +34,13 @@ class _TinyBackbone(nn.Module):
         return jnp.mean(x, axis=(1, 2))  # stays in `dtype`: the Classifier casts to float32
 
 
+_TINY = Architecture(_TinyBackbone, stages=(Stage("all", "(conv|bn)/"),), timm=None)
+
+
 @pytest.fixture
 def tiny(monkeypatch):
-    monkeypatch.setattr(registry, "_BACKBONES", dict(registry._BACKBONES))
-    registry.register_backbone("tiny", _TinyBackbone)
+    monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+    registry.register("tiny", _TINY, family="test")
     return "tiny"
 
 
@@ -89,7 +92,7 @@ def test_bad_num_outputs():
 def test_register_backbone_and_variable_layout(tiny):
     assert tiny in list_models()
     with pytest.raises(ValueError, match="already registered"):
-        registry.register_backbone(tiny, _TinyBackbone)
+        registry.register(tiny, _TINY, family="test")
     model = create_model(tiny, num_outputs=3, head="mlp_128", dtype="bfloat16")
     x = jnp.ones((2, 8, 8, 5))
     variables = fast_jit(lambda key, x: model.init(key, x, train=False))(jax.random.key(0), x)

@@ -10,7 +10,8 @@ from flax import traverse_util
 
 from jaxtl import models
 from jaxtl.errors import ConfigError
-from jaxtl.optim.stages import stage_of, stages_of
+from jaxtl.models import stages_of
+from jaxtl.optim.stages import stage_of
 
 
 def trace_backbone(arch: str) -> tuple[dict, list[tuple[str, ...]]]:

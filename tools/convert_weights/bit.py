@@ -1,6 +1,6 @@
 """Original BiT `.npz` (big_transfer release) -> jaxtl pretrained checkpoint.
 
-    python -m tools.convert_weights.bit --weights BiT-M-R50x1.npz --out DIR
+    python -m jaxtl.convert_weights.bit --weights BiT-M-R50x1.npz --out DIR
 
 Reads the names of Google's BiT release, as timm's `resnetv2._load_weights` does:
 `resnet/root_block/standardized_conv2d/kernel`, `resnet/block{b}/unit{u:02d}/{a,b,c}/
@@ -27,15 +27,15 @@ from flax import traverse_util
 from jaxtl import __version__
 from jaxtl.errors import UserError
 from jaxtl.transfer import PretrainedInfo, save_pretrained
-from tools.convert_weights.archs import HALF
-from tools.convert_weights.convert import expected_variables, file_sha256
-from tools.convert_weights.errors import ConversionError
-from tools.convert_weights.reading import read_weights
-from tools.convert_weights.timm_layout import mismatch_text
+from .convert import expected_variables, file_sha256
+from .errors import ConversionError
+from .reading import read_weights
+from .timm_layout import mismatch_text
 
 ARCH = "resnetv2_50x1_bit"
 UNITS = (3, 4, 6, 3)
 RESOLUTION = 224
+INPUT_MEAN = INPUT_STD = 0.5  # BiT's input normalisation: (x - 0.5) / 0.5, every channel
 _UNIT = re.compile(r"^block(\d+)/unit(\d+)/(a|b|c)/(proj/)?(standardized_conv2d|group_norm)/(\w+)$")
 
 FLAGS = flags.FLAGS
@@ -108,14 +108,14 @@ def convert(weights: str, out: str) -> pathlib.Path:
     path = pathlib.Path(weights).expanduser()
     if path.suffix.lower() != ".npz":
         raise ConversionError(f"--weights {path}: expected a BiT .npz; timm's resnetv2_50x1_bit "
-                              f"checkpoints convert with tools.convert_weights.timm")
+                              f"checkpoints convert with jaxtl.convert_weights.timm")
     num_classes, variables = convert_bit(read_weights(path))
     in_channels = int(variables["params"]["backbone"]["stem"]["conv"]["kernel"].shape[2])
     info = PretrainedInfo(
         arch=ARCH, num_classes=num_classes, in_channels=in_channels, resolution=RESOLUTION,
-        mean=HALF[:1] * in_channels, std=HALF[:1] * in_channels,
+        mean=(INPUT_MEAN,) * in_channels, std=(INPUT_STD,) * in_channels,
         source={"kind": "bit_npz", "file": path.name, "sha256": file_sha256(path),
-                "converter": "tools.convert_weights.bit", "jaxtl_version": __version__})
+                "converter": "jaxtl.convert_weights.bit", "jaxtl_version": __version__})
     target = save_pretrained(out, info, variables)
     print(f"{ARCH}: {num_classes} classes, {in_channels} input channel(s) -> {target}")
     return target

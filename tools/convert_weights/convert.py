@@ -12,9 +12,8 @@ import numpy as np
 
 from jaxtl import __version__, models
 from jaxtl.transfer import PretrainedInfo
-from tools.convert_weights.archs import arch_info
-from tools.convert_weights.errors import ConversionError
-from tools.convert_weights.timm_layout import convert_state_dict
+from .errors import ConversionError
+from .timm_layout import convert_state_dict, timm_checkpoint
 
 
 def file_sha256(path: str | pathlib.Path) -> str:
@@ -28,7 +27,7 @@ def file_sha256(path: str | pathlib.Path) -> str:
 def expected_variables(arch: str, num_classes: int, in_channels: int) -> dict:
     """The jaxtl model's variables as ShapeDtypeStructs (no computation)."""
     model = models.create_model(arch, num_outputs=num_classes)
-    size = max(arch_info(arch).resolution, 75)
+    size = max(timm_checkpoint(arch).resolution, 75)
     return jax.eval_shape(lambda: model.init(
         jax.random.key(0), jnp.zeros((1, size, size, in_channels), jnp.float32), train=False))
 
@@ -58,7 +57,7 @@ def convert_timm_state(
     ignore: tuple[str, ...] = (),
 ) -> tuple[PretrainedInfo, dict]:
     """(metadata, variables) for a timm-named state dict of `arch`."""
-    info = arch_info(arch)
+    info = timm_checkpoint(arch)
     for key in (info.first_conv + ".weight", info.classifier + ".weight"):
         if key not in state:
             raise ConversionError(f"the weights have no {key}, which every {arch} checkpoint "

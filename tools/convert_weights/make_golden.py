@@ -1,8 +1,11 @@
-"""Writes the golden timm outputs that the parity tests compare jaxtl with (needs torch + timm).
+"""Writes the golden timm outputs that the parity tests compare jaxtl with.
 
-    /work/timm-venv/bin/python -m tools.convert_weights.make_golden --out tests/tools/golden
+Needs torch, torchvision and timm beside jaxtl itself (it reads each architecture's timm facts
+from jaxtl.models), e.g. a virtual environment with `pip install -e . torch torchvision timm`:
 
-For every architecture in `archs.ARCHS`:
+    python -m jaxtl.convert_weights.make_golden --out tests/tools/golden
+
+For every architecture with a timm counterpart (its model family's `TimmCheckpoint`):
   1. the timm model's state-dict names and shapes (the manifest; 1000 classes),
   2. the architecture's `norm_scale` (`choose_norm_scale`): one for which the random
      network neither forgets its input nor explodes, in every row,
@@ -41,10 +44,10 @@ import timm
 import torch
 import torchvision
 
-from tools.convert_weights import synthetic, timm_reference
-from tools.convert_weights.archs import ARCHS
+from . import synthetic, timm_reference
+from .timm_layout import convertible_architectures, timm_checkpoint
+from .verify import row_name, settings
 
-PARITY_RESOLUTION = 512
 SCALE_LOW, SCALE_HIGH = 0.3, 1.5  # range searched for each architecture's norm_scale
 BISECTION_STEPS = 8
 MAX_LOGIT = 50.0  # largest |logit| allowed in any row
@@ -53,37 +56,30 @@ NUM_CLASSES = 1000
 XRV_CLASSES = 18  # torchxrayvision's DenseNet121 outputs
 
 
-def settings(arch: str) -> list[tuple[int, int]]:
-    """(resolution, channels) rows of the parity table for `arch`."""
-    return [(res, ch) for res in (ARCHS[arch].resolution, PARITY_RESOLUTION) for ch in (3, 1)]
-
-
-def row_name(arch: str, resolution: int, channels: int) -> str:
-    return f"{arch}/r{resolution}_c{channels}"
-
-
 def manifest_of(model: torch.nn.Module) -> list[tuple[str, list[int]]]:
     return [(name, list(value.shape)) for name, value in model.state_dict().items()
             if not name.endswith("num_batches_tracked")]
 
 
 def check_pretrained_cfg(arch: str) -> None:
-    """archs.ARCHS must state what timm's default pretrained config says."""
+    """The architecture's `TimmCheckpoint` must state what timm's default pretrained config says."""
     cfg = timm.create_model(arch, pretrained=False).pretrained_cfg
-    info = ARCHS[arch]
+    checkpoint = timm_checkpoint(arch)
     found = (cfg["input_size"][1], tuple(cfg["mean"]), tuple(cfg["std"]), cfg["first_conv"],
              cfg["classifier"], cfg["tag"])
-    wanted = (info.resolution, info.mean, info.std, info.first_conv, info.classifier, info.timm_tag)
+    wanted = (checkpoint.resolution, checkpoint.mean, checkpoint.std, checkpoint.first_conv,
+              checkpoint.classifier, checkpoint.tag)
     if found != wanted:
-        raise SystemExit(f"archs.ARCHS[{arch!r}] says {wanted}, timm says {found}")
+        raise SystemExit(f"jaxtl.models' TimmCheckpoint of {arch} says {wanted}, timm says {found}")
 
 
 def golden_rows(arch: str, manifest, scale: float) -> tuple[dict, dict, dict]:
     """(state, logits per row, stats per row) for `arch`'s synthetic weights at `scale`."""
     state = synthetic.synthetic_state_dict(manifest, scale)
     model3 = timm_reference.load(timm_reference.build(arch, NUM_CLASSES), state)
-    logits = {row_name(arch, res, ch): timm_reference.reference_logits(
-        arch, model3, state, synthetic.synthetic_input(res, ch)) for res, ch in settings(arch)}
+    logits = {row_name(arch, res, ch): reference_logits(arch, model3, state,
+                                                        synthetic.synthetic_input(res, ch))
+              for res, ch in settings(arch)}
     stats = {}
     for res, ch in settings(arch):
         # The 3- and 1-channel inputs are different images: how far apart their logits are
@@ -92,6 +88,14 @@ def golden_rows(arch: str, manifest, scale: float) -> tuple[dict, dict, dict]:
         stats[name] = {"max_abs_logit": float(np.abs(logits[name]).max()),
                        "sensitivity": float(np.abs(logits[name] - logits[other]).max())}
     return state, logits, stats
+
+
+def reference_logits(arch: str, model3: torch.nn.Module, state: dict[str, np.ndarray],
+                     images_nhwc: np.ndarray) -> np.ndarray:
+    checkpoint = timm_checkpoint(arch)
+    return timm_reference.reference_logits(arch, model3, state, images_nhwc,
+                                           first_conv=checkpoint.first_conv,
+                                           classifier=checkpoint.classifier)
 
 
 def choose_norm_scale(arch: str, manifest) -> tuple[float, dict, dict, dict]:
@@ -136,7 +140,7 @@ def bit_npz_row(state: dict[str, np.ndarray], tmp: pathlib.Path, model3) -> tupl
         if not np.array_equal(value.numpy(), state[name]):
             raise SystemExit(f"timm's BiT loader put other values into {name}: "
                              f"synthetic.bit_npz_from_timm names are wrong")
-    x = synthetic.synthetic_input(ARCHS["resnetv2_50x1_bit"].resolution, 3)
+    x = synthetic.synthetic_input(timm_checkpoint("resnetv2_50x1_bit").resolution, 3)
     logits = timm_reference.forward(model, x)
     if not np.array_equal(logits, timm_reference.forward(model3, x)):
         raise SystemExit("BiT npz model differs from the state-dict model")
@@ -154,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="tests/tools/golden")
-    parser.add_argument("--archs", default=",".join(ARCHS), help="comma list (default: all)")
+    every_arch = ",".join(convertible_architectures())
+    parser.add_argument("--archs", default=every_arch, help="comma list (default: all)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             model3 = timm_loaded_from_file(arch, state, tmp)
             for name, x in ((row_name(arch, r, c), synthetic.synthetic_input(r, c))
                             for r, c in settings(arch)[:1]):  # from the file: the same logits
-                if not np.array_equal(timm_reference.reference_logits(arch, model3, state, x),
+                if not np.array_equal(reference_logits(arch, model3, state, x),
                                       arch_logits[name]):
                     raise SystemExit(f"{arch}: timm loaded from the file gives other logits")
             manifests[arch] = manifest
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         logits["torchvision_densenet121/r224_c1"] = timm_reference.forward(model, x)
     meta["versions"] = {"timm": timm.__version__, "torch": torch.__version__,
                         "torchvision": torchvision.__version__, "numpy": np.__version__}
-    previous = load_existing(out) if args.archs != ",".join(ARCHS) else None
+    previous = load_existing(out) if args.archs != every_arch else None
     if previous is not None:  # a partial run updates the given architectures only
         old_manifests, old_logits, old_meta = previous
         manifests = old_manifests | manifests

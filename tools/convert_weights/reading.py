@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tools.convert_weights.errors import ConversionError
+from .errors import ConversionError
 
 TORCH_SUFFIXES = (".pth", ".bin", ".pt")
 # Keys under which training scripts nest the state dict (timm's own `clean_state_dict` order).

@@ -1,12 +1,12 @@
 """timm (or torchvision) checkpoint -> jaxtl pretrained checkpoint.
 
-    python -m tools.convert_weights.timm --arch resnet50 --weights model.safetensors --out DIR
+    python -m jaxtl.convert_weights.timm --arch resnet50 --weights model.safetensors --out DIR
 
 `--weights` is a timm state dict as `.safetensors` (read without torch) or `.pth`/`.bin`
 (needs torch; read with `torch.load(weights_only=True)`, so only tensors are ever unpickled).
 A Hugging Face timm download (`model.safetensors` next to `config.json`) gives its input
 mean/std and resolution from that `config.json`; otherwise timm 1.0.31's defaults for the
-architecture apply (`tools/convert_weights/archs.py`), and `--mean/--std/--resolution` set them.
+architecture apply (its model family's `TimmCheckpoint`, jaxtl/models/<family>.py), and `--mean/--std/--resolution` set them.
 
 torchvision state dicts use timm's names for ResNet and DenseNet, so they convert as they are
 (including torchxrayvision's chest X-ray DenseNet121: see the README). DIR receives
@@ -24,10 +24,10 @@ from absl import app, flags
 
 from jaxtl.errors import UserError
 from jaxtl.transfer import save_pretrained
-from tools.convert_weights.archs import ARCHS
-from tools.convert_weights.convert import convert_timm_state, file_sha256
-from tools.convert_weights.errors import ConversionError
-from tools.convert_weights.reading import read_weights
+from .convert import convert_timm_state, file_sha256
+from .errors import ConversionError
+from .reading import read_weights
+from .timm_layout import convertible_architectures
 
 FLAGS = flags.FLAGS
 
@@ -58,7 +58,7 @@ def convert(arch: str, weights: str, out: str, *, mean=None, std=None, resolutio
         std=[float(v) for v in std] if std else None, resolution=resolution,
         ignore=tuple(ignore),
         source={"kind": "timm", "file": path.name, "sha256": file_sha256(path),
-                "converter": "tools.convert_weights.timm"})
+                "converter": "jaxtl.convert_weights.timm"})
     target = save_pretrained(out, info, variables)
     print(f"{arch}: {info.num_classes} classes, {info.in_channels} input channel(s), "
           f"{info.resolution} px, mean {info.mean}, std {info.std} -> {target}")
@@ -67,7 +67,7 @@ def convert(arch: str, weights: str, out: str, *, mean=None, std=None, resolutio
 
 def define_flags() -> None:
     """Command-line flags; defined only when run as a program, so the modules import cleanly."""
-    flags.DEFINE_enum("arch", None, sorted(ARCHS), "jaxtl architecture (python -m jaxtl.models --list)")
+    flags.DEFINE_enum("arch", None, sorted(convertible_architectures()), "jaxtl architecture (python -m jaxtl.models --list)")
     flags.DEFINE_string("weights", None, "timm/torchvision state dict: .safetensors, .pth or .bin")
     flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained checkpoint to")
     flags.DEFINE_list("mean", None, "per-channel input mean on the 0..1 scale (default: the weights')")

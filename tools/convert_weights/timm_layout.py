@@ -1,7 +1,7 @@
 """timm (and torchvision) state-dict names and layouts -> jaxtl variables.
 
 A key `a.b.c.leaf` splits into module parts and a leaf. Module parts become the jaxtl path by
-the architecture's naming (see `archs.ARCHS`):
+the architecture's naming (`TimmCheckpoint.naming`, stated by its model family in jaxtl.models):
   "nested"  a numeric part (an nn.Sequential index) joins the part before it with "_", every
             other part starts a nested module: `blocks.1.0.se.conv_reduce` -> `blocks_1_0/se/conv_reduce`.
   "flat"    every part joins with "_": `features.denseblock1.denselayer1.norm1` ->
@@ -25,8 +25,10 @@ from collections.abc import Mapping
 import numpy as np
 from flax import traverse_util
 
-from tools.convert_weights.archs import arch_info
-from tools.convert_weights.errors import ConversionError
+from jaxtl import models
+from jaxtl.models import TimmCheckpoint
+
+from .errors import ConversionError
 
 DROPPED_LEAVES = ("num_batches_tracked",)
 # torchvision checkpoints saved before 0.3 name DenseNet layers `norm.1`, `conv.2`, ...;
@@ -34,8 +36,27 @@ DROPPED_LEAVES = ("num_batches_tracked",)
 _LEGACY_DENSENET = {f"{kind}.{i}": f"{kind}{i}" for kind in ("norm", "relu", "conv") for i in (1, 2)}
 
 
+def timm_checkpoint(arch: str) -> TimmCheckpoint:
+    """How timm names and feeds `arch` (from its model family); a ConversionError if timm has
+    no such architecture."""
+    try:
+        checkpoint = models.timm_checkpoint(arch)
+    except ValueError:
+        checkpoint = None
+    if checkpoint is None:
+        raise ConversionError(f"--arch {arch!r} has no timm converter; convertible architectures: "
+                              f"{', '.join(sorted(convertible_architectures()))}")
+    return checkpoint
+
+
+def convertible_architectures() -> list[str]:
+    """The zoo's architectures that have a timm counterpart, family by family."""
+    return [arch for members in models.families().values() for arch in members
+            if models.timm_checkpoint(arch) is not None]
+
+
 def module_path(arch: str, parts: list[str]) -> str:
-    naming = arch_info(arch).naming
+    naming = timm_checkpoint(arch).naming
     if naming == "flat":
         return "_".join(parts)
     joined: list[str] = []
@@ -55,7 +76,7 @@ def jaxtl_leaf(key: str, value: np.ndarray, arch: str) -> tuple[str, str, np.nda
     *modules, leaf = key.split(".")
     if leaf in DROPPED_LEAVES:
         return None
-    classifier = arch_info(arch).classifier
+    classifier = timm_checkpoint(arch).classifier
     if ".".join(modules) == classifier:
         if leaf == "weight":
             if value.ndim == 4 and value.shape[2:] == (1, 1):
@@ -99,7 +120,7 @@ def convert_state_dict(arch: str, state: Mapping[str, np.ndarray],
     `expected` is the jaxtl model's variables (arrays or ShapeDtypeStructs) with the classifier
     sized as in `state`. Keys listed in `ignore` (e.g. torchxrayvision's `op_threshs`) are skipped.
     """
-    arch_info(arch)
+    timm_checkpoint(arch)
     state = normalise_torchvision_names(state)
     wanted = {f"{collection}/{name}": leaf for collection, tree in expected.items()
               for name, leaf in traverse_util.flatten_dict(tree, sep="/").items()}

@@ -1,13 +1,16 @@
 """timm's logits for the parity checks: the only module here that imports torch and timm.
 
-Run in an environment with torch + timm (jax is not needed), either by `make_golden` or as a
-subprocess of `verify`:
+A standalone script, run by `verify` with an interpreter that has torch + timm (jax and jaxtl are
+not needed; it imports nothing from this package), or imported by `make_golden`:
 
-    python -m tools.convert_weights.timm_reference --arch resnet50 --weights W.safetensors \\
-        --inputs inputs.npz --out logits.npz
+    python timm_reference.py --arch resnet50 --first_conv conv1 --classifier fc \\
+        --state state.npz --inputs inputs.npz --out logits.npz
 
-`inputs.npz` holds NHWC float32 images; each is run through timm and its logits are written
-under the same name. What a 1-channel input is compared with (`reference_logits`):
+`state.npz` is the timm state dict (name -> array, as `reading.read_weights` reads it);
+`--first_conv` and `--classifier` name timm's first convolution and classifier modules (the
+architecture's `TimmCheckpoint` in jaxtl.models, passed on by the caller). `inputs.npz` holds NHWC
+float32 images; each is run through timm and its logits are written under the same name. What a
+1-channel input is compared with (`reference_logits`):
   * the 3-channel timm model on the grey image repeated on R, G and B: jaxtl's channel rule
     (mean kernel x 3 / C) promises exactly those activations, so this checks the converted
     weights and the rule together against timm;
@@ -25,9 +28,6 @@ import numpy as np
 import timm
 import torch
 from timm.models._manipulate import adapt_input_conv
-
-from tools.convert_weights.archs import arch_info
-from tools.convert_weights.reading import read_weights
 
 STD_CONV_STEMS = ("resnetv2_",)
 
@@ -58,44 +58,47 @@ def forward(model: torch.nn.Module, images_nhwc: np.ndarray) -> np.ndarray:
 
 
 def reference_logits(arch: str, model3: torch.nn.Module, state: Mapping[str, np.ndarray],
-                     images_nhwc: np.ndarray) -> np.ndarray:
+                     images_nhwc: np.ndarray, *, first_conv: str, classifier: str) -> np.ndarray:
     """timm's logits for 3-channel images, or the reference for 1-channel ones (module doc)."""
     channels = images_nhwc.shape[-1]
-    if channels == model3_in_chans(arch, state):
+    if channels == in_chans(state, first_conv):
         return forward(model3, images_nhwc)
     if channels != 1:
         raise ValueError(f"no timm reference for {channels}-channel images")
     if arch.startswith(STD_CONV_STEMS):
-        key = arch_info(arch).first_conv + ".weight"
+        key = first_conv + ".weight"
         adapted = dict(state)
         adapted[key] = adapt_input_conv(1, torch.from_numpy(state[key])).numpy()
-        model1 = load(build(arch, num_classes(arch, state), in_chans=1), adapted)
+        model1 = load(build(arch, num_classes(state, classifier), in_chans=1), adapted)
         return forward(model1, images_nhwc)
-    return forward(model3, np.repeat(images_nhwc, model3_in_chans(arch, state), axis=-1))
+    return forward(model3, np.repeat(images_nhwc, in_chans(state, first_conv), axis=-1))
 
 
-def model3_in_chans(arch: str, state: Mapping[str, np.ndarray]) -> int:
-    return int(state[arch_info(arch).first_conv + ".weight"].shape[1])
+def in_chans(state: Mapping[str, np.ndarray], first_conv: str) -> int:
+    return int(state[first_conv + ".weight"].shape[1])
 
 
-def num_classes(arch: str, state: Mapping[str, np.ndarray]) -> int:
-    return int(state[arch_info(arch).classifier + ".weight"].shape[0])
+def num_classes(state: Mapping[str, np.ndarray], classifier: str) -> int:
+    return int(state[classifier + ".weight"].shape[0])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.convert_weights.timm_reference",
-                                     description=__doc__,
+    parser = argparse.ArgumentParser(prog="timm_reference.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", required=True)
-    parser.add_argument("--weights", required=True, help="timm state dict (.safetensors/.pth/.bin)")
+    parser.add_argument("--first_conv", required=True, help="timm module, e.g. conv1")
+    parser.add_argument("--classifier", required=True, help="timm module, e.g. fc")
+    parser.add_argument("--state", required=True, help=".npz of the timm state dict")
     parser.add_argument("--inputs", required=True, help=".npz of NHWC float32 images")
     parser.add_argument("--out", required=True, help=".npz to write the logits to")
     args = parser.parse_args(argv)
-    state = read_weights(args.weights)
-    model3 = load(build(args.arch, num_classes(args.arch, state),
-                        model3_in_chans(args.arch, state)), state)
+    with np.load(args.state, allow_pickle=False) as archive:
+        state = {name: archive[name] for name in archive.files}
+    model3 = load(build(args.arch, num_classes(state, args.classifier),
+                        in_chans(state, args.first_conv)), state)
     with np.load(args.inputs) as inputs:
-        logits = {name: reference_logits(args.arch, model3, state, inputs[name])
+        logits = {name: reference_logits(args.arch, model3, state, inputs[name],
+                                         first_conv=args.first_conv, classifier=args.classifier)
                   for name in inputs.files}
     np.savez(args.out, **logits)
 

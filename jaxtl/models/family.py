@@ -1,0 +1,76 @@
+"""What a model family module states about each of its architectures.
+
+Every family module (jaxtl/models/<family>.py) exports `ARCHITECTURES: dict[str, Architecture]`,
+which `jaxtl.models.registry` collects. An `Architecture` is:
+  * `factory(dtype=...)`: the backbone, a Linen module whose `__call__(x, train)` gives pooled
+    features and whose `min_input_size` is the smallest square input side (pixels) it accepts;
+  * `stages`: the backbone cut into fine-tuning stages, from the input up (`Stage`);
+  * `timm`: how timm (or torchvision) names and feeds a checkpoint of it (`TimmCheckpoint`), or
+    None for an architecture without a timm counterpart (jaxtl's own `small_cnn`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Literal
+
+import flax.linen as nn
+
+BackboneFactory = Callable[..., nn.Module]
+
+# timm's IMAGENET_DEFAULT_MEAN/STD and IMAGENET_INCEPTION_MEAN/STD, on the 0..1 scale.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """A part of the backbone that fine-tuning strategies freeze, unfreeze or scale as a whole.
+
+    `pattern` is matched (re.match) against the path of a variable or module inside the
+    backbone, joined with '/' and ending in '/', e.g. `layer1_0/conv1/kernel/` or `layer1_0/bn1/`.
+    An architecture's stages follow its resolution stages, as timm's `group_matcher` does, and
+    every backbone variable belongs to exactly one of them (tests/optim/test_stages.py).
+    """
+
+    name: str
+    pattern: str
+
+    def matches(self, path: str) -> bool:
+        return re.match(self.pattern, path) is not None
+
+
+def any_of(*modules: str) -> str:
+    """A stage pattern for the named top-level modules: '(conv1|bn1)/'."""
+    return "(" + "|".join(re.escape(m) for m in modules) + ")/"
+
+
+@dataclasses.dataclass(frozen=True)
+class TimmCheckpoint:
+    """The timm counterpart of an architecture, as the weight converters need it.
+
+    `resolution`, `mean` and `std` are the input of timm 1.0.31's default pretrained weights for
+    the architecture (`timm.create_model(arch).pretrained_cfg`: `input_size`, `mean`, `std`; its
+    tag is `tag`); they become a converted checkpoint's metadata unless the converter is given
+    others. `jaxtl.convert_weights.make_golden` checks these facts against timm.
+    """
+
+    # How a timm state-dict key becomes a jaxtl variable path (jaxtl.convert_weights.timm_layout).
+    naming: Literal["nested", "flat", "resnet"]
+    first_conv: str  # timm module of the first convolution (its input channels)
+    classifier: str  # timm module of the classifier, jaxtl's `head/fc`
+    resolution: int
+    tag: str
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    factory: BackboneFactory
+    stages: tuple[Stage, ...]
+    timm: TimmCheckpoint | None  # None: no timm counterpart

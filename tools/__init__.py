@@ -1,1 +1,0 @@
-"""Command-line tools that ship with jaxtl (not imported by the training code)."""
