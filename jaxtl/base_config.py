@@ -13,9 +13,7 @@ from __future__ import annotations
 import ml_collections
 
 from jaxtl.data import registry
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from jaxtl.models.family import IMAGENET_MEAN, IMAGENET_STD
 
 
 def base_config(dataset: str) -> ml_collections.ConfigDict:
