@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +13,7 @@ from jaxtl.models.heads import make_head
 from jaxtl.models.densenet import DenseNet
 from jaxtl.models.layers import max_pool2d
 from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, fast_jit, images, init_shapes,
-                         leaf_name, random_variables, train_mode_gradients)
+                         leaf_name, random_variables, traced_init, train_mode_gradients)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928}
@@ -22,9 +21,10 @@ BLOCK_CONFIGS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),
 NUM_FEATURES = {"densenet121": 1024, "densenet169": 1664, "densenet201": 1920}
 
 
-@functools.cache
-def _init_shapes(name: str, num_outputs: int = 1000, size: int = 32, channels: int = 3):
-    return init_shapes(create_model(name, num_outputs=num_outputs), size, channels)
+def _init_shapes(name: str, size: int = 32):
+    """The variables of `name` with timm's 1000-class head (traced once per session)."""
+    return traced_init(name).variables if size == 32 else init_shapes(
+        create_model(name, num_outputs=1000), size)
 
 
 def _paths(tree) -> set[str]:

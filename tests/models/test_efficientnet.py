@@ -13,7 +13,8 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.efficientnet import block_specs
 from jaxtl.models.std_layers import Conv2d, pad_same, same_padding
-from zoo_helpers import assert_timm_keys_map, fast_jit_no_fusion, images, init_shapes, random_variables, shapes_by_name
+from zoo_helpers import (assert_timm_keys_map, fast_jit_no_fusion, images, init_shapes,
+                         random_variables, shapes_by_name, traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `classifier` is a Linear, like the `linear` head's `fc`. Both
@@ -84,7 +85,7 @@ _init_shapes = functools.partial(init_shapes, size=64)
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
-    variables = _init_shapes(create_model(name, num_outputs=1000), size=32)
+    variables = traced_init(name).variables
     assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
     tensors, buffers = TIMM_TENSORS[name[-2:]]
     assert len(jax.tree.leaves(variables["params"])) == tensors
@@ -104,7 +105,7 @@ def test_depth_and_width_scaling_match_timm(variant):
 
 @pytest.mark.parametrize("name", sorted(TIMM_KEYS))
 def test_timm_state_dict_names_map_mechanically(name):
-    variables = _init_shapes(create_model(name, num_outputs=1000), size=32)
+    variables = traced_init(name).variables
     assert_timm_keys_map(variables, TIMM_KEYS[name], classifier="classifier")
     params = shapes_by_name(variables["params"])
     assert not any(p.endswith("bias") for p in params if "conv" in p and "/se/" not in p)

@@ -12,7 +12,7 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.inception import _avg_pool_3x3
-from zoo_helpers import assert_timm_keys_map, init_shapes, shapes_by_name
+from zoo_helpers import assert_timm_keys_map, init_shapes, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model("inception_v3").parameters()),
 # 1000 classes. timm's default has aux_logits=False, so no `AuxLogits` branch is built or counted;
@@ -45,14 +45,14 @@ _init_shapes = functools.partial(init_shapes, size=75)
 
 
 def test_param_count_matches_timm():
-    variables = _init_shapes(create_model("inception_v3", num_outputs=1000))
+    variables = traced_init("inception_v3").variables
     assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNT
     assert len(jax.tree.leaves(variables["params"])) == TIMM_TENSORS[0]
     assert len(jax.tree.leaves(variables["batch_stats"])) == TIMM_TENSORS[1]
 
 
 def test_timm_state_dict_names_map_mechanically():
-    variables = _init_shapes(create_model("inception_v3", num_outputs=1000))
+    variables = traced_init("inception_v3").variables
     assert_timm_keys_map(variables, TIMM_KEYS, classifier="fc")
     params = shapes_by_name(variables["params"])
     assert not any("AuxLogits" in p for p in params)

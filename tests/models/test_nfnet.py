@@ -9,10 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtl.models import create_model
 from jaxtl.models.nfnet import NormFreeBlock, avg_pool_ceil, block_betas
 from jaxtl.models.std_layers import ScaledStdConv2d
-from zoo_helpers import assert_timm_keys_map, fast_jit_no_fusion, images, init_shapes, shapes_by_name
+from zoo_helpers import assert_timm_keys_map, fast_jit_no_fusion, images, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `head.fc` is a Linear, like the `linear` head's `fc`.
@@ -44,7 +43,7 @@ RELU_GAMMA = 1.7139588594436646
 
 
 def test_param_count_matches_timm():
-    variables = init_shapes(create_model("nf_resnet50", num_outputs=1000))
+    variables = traced_init("nf_resnet50").variables
     assert set(variables) == {"params"}
     leaves = jax.tree.leaves(variables["params"])
     assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
@@ -52,7 +51,7 @@ def test_param_count_matches_timm():
 
 
 def test_timm_state_dict_names_map_mechanically():
-    variables = init_shapes(create_model("nf_resnet50", num_outputs=1000))
+    variables = traced_init("nf_resnet50").variables
     assert_timm_keys_map(variables, TIMM_KEYS, classifier="head.fc")
     params = shapes_by_name(variables["params"])
     blocks = {p.split("/")[1] for p in params if p.startswith("backbone/stages_")}

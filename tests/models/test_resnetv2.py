@@ -7,10 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtl.models import create_model
 from jaxtl.models.resnetv2 import fixed_pad_max_pool
 from jaxtl.models.std_layers import StdConv2d
-from zoo_helpers import assert_timm_keys_map, init_shapes, shapes_by_name
+from zoo_helpers import assert_timm_keys_map, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()), 1000
 # classes. timm's classifier `head.fc` is a 1x1 Conv2d with bias on the pooled features:
@@ -35,7 +34,7 @@ TIMM_KEYS = {
 
 
 def test_param_count_matches_timm():
-    variables = init_shapes(create_model("resnetv2_50x1_bit", num_outputs=1000))
+    variables = traced_init("resnetv2_50x1_bit").variables
     assert set(variables) == {"params"}
     leaves = jax.tree.leaves(variables["params"])
     assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
@@ -43,7 +42,7 @@ def test_param_count_matches_timm():
 
 
 def test_timm_state_dict_names_map_mechanically():
-    variables = init_shapes(create_model("resnetv2_50x1_bit", num_outputs=1000))
+    variables = traced_init("resnetv2_50x1_bit").variables
     assert_timm_keys_map(variables, TIMM_KEYS, classifier="head.fc")
     params = shapes_by_name(variables["params"])
     assert not any(p.endswith("bias") for p in params if "conv" in p)

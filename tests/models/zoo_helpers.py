@@ -60,12 +60,12 @@ class TracedInit:
 
 
 @functools.cache
-def traced_init(arch: str) -> TracedInit:
-    """`init_with_output` of `arch` (float32, a linear head of 5 outputs, two 3-channel images
-    of `zoo_size`), traced once per session: its program, variables and compute dtypes serve
-    several tests."""
-    model = create_model(arch, num_outputs=5)
-    x = jax.ShapeDtypeStruct((2, zoo_size(arch), zoo_size(arch), 3), jnp.float32)
+def traced_init(arch: str, dtype: str = "float32", channels: int = 3) -> TracedInit:
+    """`init_with_output` of `arch` with timm's ImageNet head (1000 outputs), computing in
+    `dtype`, on two `channels`-channel images of `zoo_size`; traced (never compiled) once per
+    session and setting, as several tests read its program, variables and compute dtypes."""
+    model = create_model(arch, num_outputs=1000, dtype=dtype)
+    x = jax.ShapeDtypeStruct((2, zoo_size(arch), zoo_size(arch), channels), jnp.float32)
     traced, (logits, variables) = jax.make_jaxpr(
         lambda x: model.init_with_output(jax.random.key(0), x, train=False),
         return_shape=True)(x)
