@@ -13,7 +13,7 @@ from jaxtl.models.heads import make_head
 from jaxtl.models.densenet import DenseNet
 from jaxtl.models.layers import max_pool2d
 from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, fast_jit, images, init_shapes,
-                         leaf_name, random_variables, traced_init, train_mode_gradients)
+                         leaf_name, parameter_count, random_variables, traced_init, train_mode_gradients)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928}
@@ -53,7 +53,7 @@ def _expected_modules(block_config) -> tuple[set[str], set[str]]:
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
     variables = _init_shapes(name)
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+    assert parameter_count(variables) == TIMM_PARAM_COUNTS[name]
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))

@@ -13,7 +13,7 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.efficientnet import block_specs
 from jaxtl.models.std_layers import Conv2d, pad_same, same_padding
-from zoo_helpers import (assert_timm_keys_map, fast_jit_no_fusion, images, init_shapes,
+from zoo_helpers import (assert_timm_keys_map, fast_jit_no_fusion, images, init_shapes, parameter_count,
                          random_variables, shapes_by_name, traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
@@ -86,7 +86,7 @@ _init_shapes = functools.partial(init_shapes, size=64)
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
     variables = traced_init(name).variables
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+    assert parameter_count(variables) == TIMM_PARAM_COUNTS[name]
     tensors, buffers = TIMM_TENSORS[name[-2:]]
     assert len(jax.tree.leaves(variables["params"])) == tensors
     assert len(jax.tree.leaves(variables["batch_stats"])) == buffers

@@ -12,7 +12,7 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.inception import _avg_pool_3x3
-from zoo_helpers import assert_timm_keys_map, init_shapes, shapes_by_name, traced_init
+from zoo_helpers import assert_timm_keys_map, init_shapes, parameter_count, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model("inception_v3").parameters()),
 # 1000 classes. timm's default has aux_logits=False, so no `AuxLogits` branch is built or counted;
@@ -46,7 +46,7 @@ _init_shapes = functools.partial(init_shapes, size=75)
 
 def test_param_count_matches_timm():
     variables = traced_init("inception_v3").variables
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNT
+    assert parameter_count(variables) == TIMM_PARAM_COUNT
     assert len(jax.tree.leaves(variables["params"])) == TIMM_TENSORS[0]
     assert len(jax.tree.leaves(variables["batch_stats"])) == TIMM_TENSORS[1]
 

@@ -11,7 +11,8 @@ import pytest
 
 from jaxtl.models.nfnet import NormFreeBlock, avg_pool_ceil, block_betas
 from jaxtl.models.std_layers import ScaledStdConv2d
-from zoo_helpers import assert_timm_keys_map, fast_jit_no_fusion, images, shapes_by_name, traced_init
+from zoo_helpers import (assert_timm_keys_map, fast_jit_no_fusion, images, parameter_count, shapes_by_name,
+                         traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `head.fc` is a Linear, like the `linear` head's `fc`.
@@ -45,9 +46,8 @@ RELU_GAMMA = 1.7139588594436646
 def test_param_count_matches_timm():
     variables = traced_init("nf_resnet50").variables
     assert set(variables) == {"params"}
-    leaves = jax.tree.leaves(variables["params"])
-    assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
-    assert len(leaves) == TIMM_PARAM_TENSORS
+    assert parameter_count(variables) == TIMM_PARAM_COUNT
+    assert len(jax.tree.leaves(variables)) == TIMM_PARAM_TENSORS
 
 
 def test_timm_state_dict_names_map_mechanically():

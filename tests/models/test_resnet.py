@@ -13,7 +13,7 @@ from jaxtl.models.heads import make_head
 from jaxtl.models.layers import max_pool2d
 from jaxtl.models.resnet import BasicBlock, Bottleneck, ResNet
 from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, fast_jit, images, init_shapes,
-                         leaf_name, random_variables, traced_init, train_mode_gradients)
+                         leaf_name, parameter_count, random_variables, traced_init, train_mode_gradients)
 
 TIMM_PARAM_COUNTS = {
     "resnet18": 11_689_512,
@@ -49,7 +49,7 @@ def apply_train(resnet18):
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
     variables = traced_init(name).variables
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+    assert parameter_count(variables) == TIMM_PARAM_COUNTS[name]
 
 
 def test_bottleneck_variable_names():

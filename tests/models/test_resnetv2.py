@@ -9,7 +9,7 @@ import numpy as np
 
 from jaxtl.models.resnetv2 import fixed_pad_max_pool
 from jaxtl.models.std_layers import StdConv2d
-from zoo_helpers import assert_timm_keys_map, shapes_by_name, traced_init
+from zoo_helpers import assert_timm_keys_map, parameter_count, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()), 1000
 # classes. timm's classifier `head.fc` is a 1x1 Conv2d with bias on the pooled features:
@@ -36,9 +36,8 @@ TIMM_KEYS = {
 def test_param_count_matches_timm():
     variables = traced_init("resnetv2_50x1_bit").variables
     assert set(variables) == {"params"}
-    leaves = jax.tree.leaves(variables["params"])
-    assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
-    assert len(leaves) == TIMM_PARAM_TENSORS
+    assert parameter_count(variables) == TIMM_PARAM_COUNT
+    assert len(jax.tree.leaves(variables)) == TIMM_PARAM_TENSORS
 
 
 def test_timm_state_dict_names_map_mechanically():

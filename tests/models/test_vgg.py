@@ -12,7 +12,8 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.vgg import VGG, adaptive_avg_pool2d, pre_logits
-from zoo_helpers import fast_jit, images, init_shapes, leaf_name, random_variables, traced_init
+from zoo_helpers import (fast_jit, images, init_shapes, leaf_name, parameter_count, random_variables,
+                         traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"vgg16": 138_357_544, "vgg16_bn": 138_365_992}
@@ -57,7 +58,7 @@ def _apply_eval(name: str, dtype: str = "float32"):
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
     variables = traced_init(name).variables
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+    assert parameter_count(variables) == TIMM_PARAM_COUNTS[name]
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))

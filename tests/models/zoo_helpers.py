@@ -125,6 +125,11 @@ def timm_key_to_jaxtl(key: str, shape: tuple[int, ...],
     return "params", f"{path}/{'scale' if leaf == 'weight' else leaf}", shape
 
 
+def parameter_count(variables) -> int:
+    """How many values the model's parameters hold (timm: sum of `p.numel()`)."""
+    return sum(leaf.size for leaf in jax.tree.leaves(variables["params"]))
+
+
 def shapes_by_name(tree) -> dict[str, tuple[int, ...]]:
     return {leaf_name(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
 
