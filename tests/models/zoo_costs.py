@@ -7,11 +7,11 @@ costs on the shared 2-core CI machine:
   * its program's length (`Cost.equations`): compiling a backward pass takes time in proportion;
   * its parameters (`Cost.parameters`): initialising, optimising and checkpointing them.
 Measured there, CPU seconds for two demo training steps (tests/models/train_by_config.py, one
-architecture per process, about 6 s of it imports and demo data): small_cnn 7, resnet18 (11 M
-parameters, 823 equations) 15, tf_efficientnet_b0 (4 M, 2,727) 31, resnetv2_50x1_bit (24 M,
-3,124) 33, nf_resnet50 (24 M, 2,424) 35, inception_v3 (22 M, 3,649) 46; densenet121 (7 M,
-4,807: every layer reads all earlier ones; compiling its backward pass alone takes 30-50 s) 58,
-vgg16 (134 M, 468) 65.
+architecture per process, about 6 s of it imports and demo data), with the cost (parameters with
+timm's 1000-class head, equations): small_cnn 7 (0.6 M, 212), resnet18 15 (11.7 M, 823),
+tf_efficientnet_b0 31 (5.3 M, 2,727), resnetv2_50x1_bit 33 (25.5 M, 3,124), nf_resnet50 35
+(25.6 M, 2,424), inception_v3 46 (23.8 M, 3,649); densenet121 58 (8.0 M, 4,807: every layer
+reads all earlier ones; compiling its backward pass alone takes 30-50 s), vgg16 65 (138 M, 468).
 """
 
 from __future__ import annotations
