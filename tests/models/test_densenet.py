@@ -1,8 +1,7 @@
-"""DenseNet backbones: timm-compatible layout and counts, channel order, dtypes, BatchNorm, gradients."""
+"""DenseNet backbones: timm-compatible layout and counts, channel order, bfloat16, BatchNorm, gradients."""
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +12,8 @@ from jaxtl.models import Classifier, create_model
 from jaxtl.models.heads import make_head
 from jaxtl.models.densenet import DenseNet
 from jaxtl.models.layers import max_pool2d
-from zoo_helpers import fast_jit, images, init_shapes, leaf_name, op_dtypes
+from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, fast_jit, images, init_shapes,
+                         leaf_name, parameter_count, random_variables, traced_init, train_mode_gradients)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928}
@@ -21,33 +21,19 @@ BLOCK_CONFIGS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),
 NUM_FEATURES = {"densenet121": 1024, "densenet169": 1664, "densenet201": 1920}
 
 
-@functools.cache
-def _init_shapes(name: str, num_outputs: int = 1000, size: int = 32, channels: int = 3):
-    return init_shapes(create_model(name, num_outputs=num_outputs), size, channels)
+def _init_shapes(name: str, size: int = 32):
+    """The variables of `name` with timm's 1000-class head (traced once per session)."""
+    return traced_init(name).variables if size == 32 else init_shapes(
+        create_model(name, num_outputs=1000), size)
 
 
 def _paths(tree) -> set[str]:
     return {leaf_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-def _random_variables(shapes, seed: int = 0):
-    """He-normal (fan_in) kernels, BN scale 1, zero biases and means, unit running var."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = leaf_name(path)
-        if name.endswith("kernel"):
-            return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
-        if name.endswith(("scale", "var")):
-            return np.ones(leaf.shape, np.float32)
-        return np.zeros(leaf.shape, np.float32)
-
-    return jax.device_put(jax.tree_util.tree_map_with_path(fill, shapes))
-
-
 @pytest.fixture(scope="module")
 def variables():
-    return _random_variables(_init_shapes("densenet121"))
+    return random_variables(_init_shapes("densenet121"))
 
 
 def _expected_modules(block_config) -> tuple[set[str], set[str]]:
@@ -67,7 +53,7 @@ def _expected_modules(block_config) -> tuple[set[str], set[str]]:
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
     variables = _init_shapes(name)
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+    assert parameter_count(variables) == TIMM_PARAM_COUNTS[name]
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
@@ -172,41 +158,17 @@ def test_forward_and_features(variables):
     assert features.shape == (2, 1024) and features.dtype == jnp.float32
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_compute_dtype(dtype):
-    """Convolutions run in `dtype`, variables and logits stay float32 (traced, not compiled)."""
-    model = create_model("densenet121", num_outputs=1000, dtype=dtype)
-    shapes = _init_shapes("densenet121")
-    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
-
-    def forward(v, x):
-        return model.apply(v, x, train=True, mutable=["batch_stats"])
-
-    jaxpr, (logits, state) = jax.make_jaxpr(forward, return_shape=True)(shapes, images())
-    assert op_dtypes(jaxpr.jaxpr) == {jnp.dtype(dtype)}
-    assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
-    assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
-
-
-@pytest.mark.parametrize("channels", [1, 12])
-def test_any_number_of_input_channels(channels):
-    model = create_model("densenet121", num_outputs=3)
-    x = images(channels=channels)
-    logits, shapes = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), x, train=False))
-    assert shapes["params"]["backbone"]["features_conv0"]["kernel"].shape == (7, 7, channels, 64)
-    assert logits.shape == (2, 3) and logits.dtype == jnp.float32
-
-
 def _tiny(dtype: str = "float32") -> Classifier:
     """Same DenseNet code, 4 blocks of 1-3 layers: compiling densenet121's backward pass takes
-    30-50 s on a 2-core CPU (each block input's gradient sums over all later layers)."""
+    30-50 s on a 2-core CPU (each block input's gradient sums over all later layers), so
+    test_zoo.py's forward and backward pass leaves the family to this model."""
     backbone = DenseNet((2, 3, 1, 2), growth_rate=8, bn_size=2, dtype=jnp.dtype(dtype))
     return Classifier(backbone, make_head("linear", num_outputs=5, dtype=jnp.dtype(dtype)))
 
 
 @pytest.fixture(scope="module")
 def tiny_variables():
-    return _random_variables(jax.eval_shape(lambda: _tiny().init(jax.random.key(0), images(1), train=False)))
+    return random_variables(jax.eval_shape(lambda: _tiny().init(jax.random.key(0), images(1), train=False)))
 
 
 def test_bfloat16_runs_close_to_float32(tiny_variables):
@@ -221,23 +183,10 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
     """One compiled train-mode forward + backward: finite, nonzero gradients for every
     parameter, updated running statistics, and eval mode that uses them."""
     model, variables = _tiny(), tiny_variables
-    x, labels = images(seed=5) * 3.0 + 1.0, jnp.array([1, 3])
-
-    @fast_jit
-    def train_step(variables):
-        def loss(params):
-            logits, state = model.apply(
-                {"params": params, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
-            )
-            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1)), state
-
-        return jax.grad(loss, has_aux=True)(variables["params"])
-
-    grads, state = train_step(variables)
+    grads, (logits, state) = train_mode_gradients(model, variables, images(seed=5) * 3.0 + 1.0,
+                                                  jnp.array([1, 3]))
+    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
     assert _paths(grads) == _paths(variables["params"])
-    for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
-        leaf = np.asarray(leaf)
-        assert np.isfinite(leaf).all() and np.any(leaf), leaf_name(path)
 
     old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
     assert set(new) == set(old) == _expected_modules((2, 3, 1, 2))[1]

@@ -1,4 +1,4 @@
-"""EfficientNet-B0..B5 (timm and TF flavours): timm layout and counts, TF 'SAME' padding, dtypes, gradients."""
+"""EfficientNet-B0..B5 (timm and TF flavours): timm layout and counts, TF 'SAME' padding, bfloat16."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from jaxtl.models import create_model
 from jaxtl.models.efficientnet import block_specs
 from jaxtl.models.std_layers import Conv2d, pad_same, same_padding
-from zoo_helpers import assert_finite_logits_and_every_gradient_nonzero, fast_jit_no_fusion, images, init_shapes, leaf_name, op_dtypes
+from zoo_helpers import (assert_timm_keys_map, fast_jit_no_fusion, images, init_shapes, parameter_count,
+                         random_variables, shapes_by_name, traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `classifier` is a Linear, like the `linear` head's `fc`. Both
@@ -82,45 +83,10 @@ _images = functools.partial(images, size=64)
 _init_shapes = functools.partial(init_shapes, size=64)
 
 
-def _shapes_by_name(tree) -> dict[str, tuple[int, ...]]:
-    return {leaf_name(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
-
-
-def _random_variables(shapes, seed: int = 0):
-    """He-normal (fan-in) kernels, unit BN scale and running var, zero biases and means."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = leaf_name(path)
-        if name.endswith("kernel"):
-            return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
-        if name.endswith(("scale", "var")):
-            return np.ones(leaf.shape, np.float32)
-        return np.zeros(leaf.shape, np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
-def _timm_to_flax(key: str, shape: tuple[int, ...]) -> tuple[str, str, tuple[int, ...]]:
-    """The converter rule: (collection, "/"-path, shape) of a timm state-dict entry."""
-    *modules, leaf = key.split(".")
-    if modules == ["classifier"]:  # Linear (out, in) -> the head's Dense (in, out)
-        return "params", f"head/fc/{'kernel' if leaf == 'weight' else leaf}", shape[::-1]
-    parts: list[str] = []
-    for m in modules:  # a Sequential index joins the part before it
-        parts = parts[:-1] + [f"{parts[-1]}_{m}"] if m.isdigit() else parts + [m]
-    path = "backbone/" + "/".join(parts)
-    if leaf.startswith("running_"):
-        return "batch_stats", f"{path}/{leaf.removeprefix('running_')}", shape
-    if leaf == "weight" and len(shape) == 4:  # OIHW -> HWIO; depthwise (C, 1, k, k) -> (k, k, 1, C)
-        return "params", f"{path}/kernel", (shape[2], shape[3], shape[1], shape[0])
-    return "params", f"{path}/{'scale' if leaf == 'weight' else leaf}", shape
-
-
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
-    variables = _init_shapes(create_model(name, num_outputs=1000), size=32)
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+    variables = traced_init(name).variables
+    assert parameter_count(variables) == TIMM_PARAM_COUNTS[name]
     tensors, buffers = TIMM_TENSORS[name[-2:]]
     assert len(jax.tree.leaves(variables["params"])) == tensors
     assert len(jax.tree.leaves(variables["batch_stats"])) == buffers
@@ -139,12 +105,9 @@ def test_depth_and_width_scaling_match_timm(variant):
 
 @pytest.mark.parametrize("name", sorted(TIMM_KEYS))
 def test_timm_state_dict_names_map_mechanically(name):
-    variables = _init_shapes(create_model(name, num_outputs=1000), size=32)
-    found = {c: _shapes_by_name(variables[c]) for c in ("params", "batch_stats")}
-    for key, shape in TIMM_KEYS[name].items():
-        collection, path, flax_shape = _timm_to_flax(key, shape)
-        assert found[collection].get(path) == flax_shape, (key, path)
-    params = found["params"]
+    variables = traced_init(name).variables
+    assert_timm_keys_map(variables, TIMM_KEYS[name], classifier="classifier")
+    params = shapes_by_name(variables["params"])
     assert not any(p.endswith("bias") for p in params if "conv" in p and "/se/" not in p)
     depths = TIMM_STAGES[name[-2:]][0]
     blocks = {p.split("/")[1] for p in params if p.startswith("backbone/blocks_")}
@@ -207,52 +170,7 @@ def test_tf_same_conv_matches_explicit_padding(size, kernel, groups):
 @pytest.fixture(scope="module")
 def b0():
     model = create_model("efficientnet_b0", num_outputs=5)
-    return model, _random_variables(_init_shapes(model))
-
-
-def _train_step(model):
-    labels = jnp.array([1, 3])
-
-    @fast_jit_no_fusion
-    def step(params, batch_stats, x):
-        def loss(p):
-            logits, state = model.apply(
-                {"params": p, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"]
-            )
-            nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
-            return nll, (logits, state)
-
-        return jax.grad(loss, has_aux=True)(params)
-
-    return step
-
-
-def test_forward_backward(b0):
-    # One flavour: compiling a backward pass costs ~10 s here, and the flavours differ only in
-    # padding and eps (efficientnet_b0 runs forward in test_bfloat16_runs_close_to_float32).
-    model = create_model("tf_efficientnet_b0", num_outputs=5)
-    variables = b0[1]  # both flavours share one layout
-    grads, (logits, state) = _train_step(model)(variables["params"], variables["batch_stats"], _images())
-    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
-    old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
-    assert not np.allclose(old["blocks_3_1"]["bn2"]["var"], new["blocks_3_1"]["bn2"]["var"])
-
-
-@pytest.mark.parametrize("name", ["efficientnet_b0", "tf_efficientnet_b0"])
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_compute_dtype(name, dtype):
-    model = create_model(name, num_outputs=5, dtype=dtype)
-    shapes = _init_shapes(model, size=32)
-    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
-
-    def forward(v, x):
-        return model.apply(v, x, train=True, mutable=["batch_stats"])
-
-    x = _images(size=32)
-    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
-    logits, state = jax.eval_shape(forward, shapes, x)
-    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
-    assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
+    return model, random_variables(_init_shapes(model))
 
 
 def test_bfloat16_runs_close_to_float32(b0):
@@ -266,12 +184,3 @@ def test_bfloat16_runs_close_to_float32(b0):
     np.testing.assert_allclose(outputs[1], outputs[0], atol=0.1 * scale)
 
 
-@pytest.mark.parametrize("channels", [1, 12])
-def test_any_number_of_input_channels(channels):
-    model = create_model("tf_efficientnet_b0", num_outputs=3)
-    shapes = _init_shapes(model, size=32, channels=channels)
-    assert shapes["params"]["backbone"]["conv_stem"]["kernel"].shape == (3, 3, channels, 32)
-    logits = fast_jit_no_fusion(lambda v, x: model.apply(v, x, train=False))(
-        _random_variables(shapes), _images(size=32, channels=channels)
-    )
-    assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()

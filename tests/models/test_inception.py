@@ -1,4 +1,4 @@
-"""Inception-V3: timm layout and count, input sizes, pooling, dtypes, gradients."""
+"""Inception-V3: timm layout and count, input sizes, pooling."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.inception import _avg_pool_3x3
-from zoo_helpers import assert_finite_logits_and_every_gradient_nonzero, images, init_shapes, leaf_name, op_dtypes, train_mode_gradients
+from zoo_helpers import assert_timm_keys_map, init_shapes, parameter_count, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model("inception_v3").parameters()),
 # 1000 classes. timm's default has aux_logits=False, so no `AuxLogits` branch is built or counted;
@@ -41,57 +41,20 @@ TIMM_KEYS = {
 }
 
 
-_images = functools.partial(images, size=75)
-
-
 _init_shapes = functools.partial(init_shapes, size=75)
 
 
-def _random_variables(shapes, seed: int = 0):
-    """He-normal (fan-in) kernels, unit BN scale and running var, zero biases and means."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = leaf_name(path)
-        if name.endswith("kernel"):
-            return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
-        if name.endswith(("scale", "var")):
-            return np.ones(leaf.shape, np.float32)
-        return np.zeros(leaf.shape, np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
-def _timm_to_flax(key: str, shape: tuple[int, ...]) -> tuple[str, str, tuple[int, ...]]:
-    """The converter rule: "." nests modules (no numeric parts here), OIHW -> HWIO, BN buffers -> batch_stats."""
-    *modules, leaf = key.split(".")
-    if modules == ["fc"]:
-        return "params", f"head/fc/{'kernel' if leaf == 'weight' else leaf}", shape[::-1]
-    path = "backbone/" + "/".join(modules)
-    if leaf.startswith("running_"):
-        return "batch_stats", f"{path}/{leaf.removeprefix('running_')}", shape
-    if leaf == "weight" and len(shape) == 4:
-        return "params", f"{path}/kernel", (shape[2], shape[3], shape[1], shape[0])
-    return "params", f"{path}/{'scale' if leaf == 'weight' else leaf}", shape
-
-
 def test_param_count_matches_timm():
-    variables = _init_shapes(create_model("inception_v3", num_outputs=1000))
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNT
+    variables = traced_init("inception_v3").variables
+    assert parameter_count(variables) == TIMM_PARAM_COUNT
     assert len(jax.tree.leaves(variables["params"])) == TIMM_TENSORS[0]
     assert len(jax.tree.leaves(variables["batch_stats"])) == TIMM_TENSORS[1]
 
 
 def test_timm_state_dict_names_map_mechanically():
-    variables = _init_shapes(create_model("inception_v3", num_outputs=1000))
-    found = {
-        c: {leaf_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables[c])}
-        for c in ("params", "batch_stats")
-    }
-    for key, shape in TIMM_KEYS.items():
-        collection, path, flax_shape = _timm_to_flax(key, shape)
-        assert found[collection].get(path) == flax_shape, (key, path)
-    params = found["params"]
+    variables = traced_init("inception_v3").variables
+    assert_timm_keys_map(variables, TIMM_KEYS, classifier="fc")
+    params = shapes_by_name(variables["params"])
     assert not any("AuxLogits" in p for p in params)
     assert not any(p.endswith("bias") for p in params if "/conv/" in p)
     top = {p.split("/")[1] for p in params if p.startswith("backbone/")}
@@ -132,35 +95,3 @@ def test_pool_branch_averages_with_zero_padding_counted():
     np.testing.assert_allclose(_avg_pool_3x3(jnp.asarray(x)), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_forward_backward():
-    model = create_model("inception_v3", num_outputs=5)
-    variables = _random_variables(_init_shapes(model))
-    grads, (logits, state) = train_mode_gradients(model, variables, _images(), jnp.array([1, 3]))
-    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
-    new = state["batch_stats"]["backbone"]["Mixed_7c"]["branch_pool"]["bn"]["mean"]
-    assert not np.allclose(new, 0.0)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_compute_dtype(dtype):
-    model = create_model("inception_v3", num_outputs=5, dtype=dtype)
-    shapes = _init_shapes(model)
-    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
-
-    def forward(v, x):
-        return model.apply(v, x, train=True, mutable=["batch_stats"])
-
-    x = _images()
-    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
-    logits, state = jax.eval_shape(forward, shapes, x)
-    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
-    assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
-
-
-@pytest.mark.parametrize("channels", [1, 12])
-def test_any_number_of_input_channels(channels):
-    model = create_model("inception_v3", num_outputs=3, dtype="bfloat16")
-    shapes = _init_shapes(model, channels=channels)
-    assert shapes["params"]["backbone"]["Conv2d_1a_3x3"]["conv"]["kernel"].shape == (3, 3, channels, 32)
-    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), shapes, _images(channels=channels))
-    assert logits.shape == (2, 3) and logits.dtype == jnp.float32

@@ -1,4 +1,4 @@
-"""NF-ResNet50: timm layout and count, scaled weight standardisation, alpha/beta, pooling, gradients."""
+"""NF-ResNet50: timm layout and count, scaled weight standardisation, alpha/beta, pooling, init."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtl.models import create_model
 from jaxtl.models.nfnet import NormFreeBlock, avg_pool_ceil, block_betas
 from jaxtl.models.std_layers import ScaledStdConv2d
-from zoo_helpers import assert_finite_logits_and_every_gradient_nonzero, fast_jit_no_fusion, images, init_shapes, leaf_name, op_dtypes, train_mode_gradients
+from zoo_helpers import (assert_timm_keys_map, fast_jit_no_fusion, images, parameter_count, shapes_by_name,
+                         traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `head.fc` is a Linear, like the `linear` head's `fc`.
@@ -43,49 +43,17 @@ TIMM_KEYS = {
 RELU_GAMMA = 1.7139588594436646
 
 
-def _random_variables(shapes, seed: int = 0):
-    """Normal kernels, gains 1 (every residual branch live, unlike at init), small random biases."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = leaf_name(path)
-        if name.endswith("kernel"):
-            return rng.normal(0.0, np.sqrt(1.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
-        if name.endswith("gain"):
-            return np.ones(leaf.shape, np.float32)
-        return (0.1 * rng.normal(size=leaf.shape)).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
-def _timm_to_flax(key: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-    """The converter rule: numeric parts join the previous one with "_", OIHW -> HWIO, gain -> (out,)."""
-    *modules, leaf = key.split(".")
-    if modules == ["head", "fc"]:
-        return ("head/fc/kernel", shape[::-1]) if leaf == "weight" else ("head/fc/bias", shape)
-    parts: list[str] = []
-    for m in modules:
-        parts = parts[:-1] + [f"{parts[-1]}_{m}"] if m.isdigit() else parts + [m]
-    path = "backbone/" + "/".join(parts)
-    if leaf == "weight":
-        return f"{path}/kernel", (shape[2], shape[3], shape[1], shape[0])
-    return f"{path}/{leaf}", (shape[0],)
-
-
 def test_param_count_matches_timm():
-    variables = init_shapes(create_model("nf_resnet50", num_outputs=1000))
+    variables = traced_init("nf_resnet50").variables
     assert set(variables) == {"params"}
-    leaves = jax.tree.leaves(variables["params"])
-    assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
-    assert len(leaves) == TIMM_PARAM_TENSORS
+    assert parameter_count(variables) == TIMM_PARAM_COUNT
+    assert len(jax.tree.leaves(variables)) == TIMM_PARAM_TENSORS
 
 
 def test_timm_state_dict_names_map_mechanically():
-    variables = init_shapes(create_model("nf_resnet50", num_outputs=1000))
-    params = {leaf_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
-    for key, shape in TIMM_KEYS.items():
-        path, flax_shape = _timm_to_flax(key, shape)
-        assert params.get(path) == flax_shape, (key, path)
+    variables = traced_init("nf_resnet50").variables
+    assert_timm_keys_map(variables, TIMM_KEYS, classifier="head.fc")
+    params = shapes_by_name(variables["params"])
     blocks = {p.split("/")[1] for p in params if p.startswith("backbone/stages_")}
     assert blocks == {f"stages_{i}_{j}" for i, d in enumerate((3, 4, 6, 3)) for j in range(d)}
     projected = {p.split("/")[1] for p in params if "/downsample/" in p}
@@ -139,32 +107,3 @@ def test_downsample_avg_pool_like_torch(shape):
     np.testing.assert_allclose(avg_pool_ceil(jnp.asarray(x), 2, 2), _reference_avg_pool_ceil(x), rtol=1e-6, atol=1e-7)
 
 
-def test_forward_backward():
-    model = create_model("nf_resnet50", num_outputs=5)
-    variables = {"params": _random_variables(init_shapes(model))["params"]}
-    grads, (logits, _) = train_mode_gradients(model, variables, images(), jnp.array([1, 3]))
-    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
-
-
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_compute_dtype(dtype):
-    model = create_model("nf_resnet50", num_outputs=5, dtype=dtype)
-    shapes = init_shapes(model)
-    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
-
-    def forward(v, x):
-        return model.apply(v, x, train=True)
-
-    x = images()
-    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
-    logits = jax.eval_shape(forward, shapes, x)
-    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
-
-
-@pytest.mark.parametrize("channels", [1, 12])
-def test_any_number_of_input_channels(channels):
-    model = create_model("nf_resnet50", num_outputs=3, dtype="bfloat16")
-    shapes = init_shapes(model, channels=channels)
-    assert shapes["params"]["backbone"]["stem"]["conv"]["kernel"].shape == (7, 7, channels, 64)
-    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), shapes, images(channels=channels))
-    assert logits.shape == (2, 3) and logits.dtype == jnp.float32

@@ -1,4 +1,4 @@
-"""ResNet backbones: timm-compatible layout and counts, dtypes, BatchNorm, gradients."""
+"""ResNet backbones: timm-compatible layout and counts, zero-init residual blocks, BatchNorm, bfloat16."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from jaxtl.models import Classifier, create_model
 from jaxtl.models.heads import make_head
 from jaxtl.models.layers import max_pool2d
 from jaxtl.models.resnet import BasicBlock, Bottleneck, ResNet
-from zoo_helpers import fast_jit, images, init_shapes, leaf_name, op_dtypes
+from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, fast_jit, images, init_shapes,
+                         leaf_name, parameter_count, random_variables, traced_init, train_mode_gradients)
 
 TIMM_PARAM_COUNTS = {
     "resnet18": 11_689_512,
@@ -27,29 +28,10 @@ def _paths(tree) -> set[str]:
     return {leaf_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-def _random_variables(shapes, seed: int = 0):
-    """He-normal kernels, BN scale 1 (every branch live), zero biases, unit running var.
-
-    A real `init` of a whole ResNet costs many seconds of compilation on CPU; block-level
-    tests below check what `init` itself produces.
-    """
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = leaf_name(path)
-        if name.endswith("kernel"):
-            return rng.normal(0.0, np.sqrt(2.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
-        if name.endswith(("scale", "var")):
-            return np.ones(leaf.shape, np.float32)
-        return np.zeros(leaf.shape, np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
 @pytest.fixture(scope="module")
 def resnet18():
     model = create_model("resnet18", num_outputs=5)
-    return model, _random_variables(init_shapes(model))
+    return model, random_variables(init_shapes(model))
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +48,8 @@ def apply_train(resnet18):
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
 def test_param_count_matches_timm(name):
-    variables = init_shapes(create_model(name, num_outputs=1000))
-    assert sum(x.size for x in jax.tree.leaves(variables["params"])) == TIMM_PARAM_COUNTS[name]
+    variables = traced_init(name).variables
+    assert parameter_count(variables) == TIMM_PARAM_COUNTS[name]
 
 
 def test_bottleneck_variable_names():
@@ -170,22 +152,6 @@ def test_forward_and_features(resnet18, apply_eval):
     assert wide.backbone.num_features == 2048
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_compute_dtype(dtype):
-    model = create_model("resnet18", num_outputs=5, head="mlp_128", dtype=dtype)
-    shapes = init_shapes(model)
-    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
-
-    def forward(v, x):
-        return model.apply(v, x, train=True, mutable=["batch_stats"])
-
-    x = images()
-    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
-    logits, state = jax.eval_shape(forward, shapes, x)
-    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
-    assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
-
-
 def test_bfloat16_runs_close_to_float32(resnet18, apply_eval):
     _, variables = resnet18  # the same float32 variables serve either compute dtype
     model16 = create_model("resnet18", num_outputs=5, dtype="bfloat16")
@@ -193,16 +159,6 @@ def test_bfloat16_runs_close_to_float32(resnet18, apply_eval):
     f16 = fast_jit(lambda v, x: model16.apply(v, x, train=False))(variables, x)
     assert f16.dtype == jnp.float32 and np.isfinite(np.asarray(f16)).all()
     np.testing.assert_allclose(f16, apply_eval(variables, x), rtol=0.1, atol=0.1)
-
-
-@pytest.mark.parametrize("channels", [1, 12])
-def test_any_number_of_input_channels(channels):
-    model = create_model("resnet18", num_outputs=3)
-    x = images(channels=channels)
-    shapes = init_shapes(model, channels=channels)
-    assert shapes["params"]["backbone"]["conv1"]["kernel"].shape == (7, 7, channels, 64)
-    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(_random_variables(shapes), x)
-    assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()
 
 
 def test_train_updates_batch_stats_and_eval_uses_running_stats(resnet18, apply_eval, apply_train):
@@ -225,35 +181,24 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(resnet18, apply_e
     assert not np.allclose(apply_train(trained, ab)[0][0], apply_train(trained, ac)[0][0], atol=1e-5)
 
 
-def test_gradients_finite_and_nonzero(resnet18):
-    model, variables = resnet18
-    x, labels = images(seed=5), jnp.array([1, 3])
-
-    @fast_jit
-    def grads(params):
-        def loss(p):
-            logits, _ = model.apply(
-                {"params": p, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
-            )
-            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
-
-        return jax.grad(loss)(params)
-
-    def zero_grads(params) -> set[str]:
-        g = grads(params)
-        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(g))
-        return {leaf_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(g) if not np.any(np.asarray(leaf))}
-
-    params = variables["params"]
-    assert zero_grads(params) == set()
-
-    # As after `init` (zero_init_last): the residual branches get no gradient until their
-    # last BN scale moves away from zero; everything else still does.
+def test_zeroed_last_bn_scale_stops_the_branch_gradients():
+    """As after `init` (zero_init_last): the residual branches get no gradient until their last
+    BN scale moves away from zero; everything else still does (test_zoo.py: with the scales
+    non-zero, every parameter does; on its 12-channel images, so the compilation is shared)."""
+    model = create_model("resnet18", num_outputs=5)
+    variables = random_variables(init_shapes(model, channels=12))
     blocks = [f"backbone/layer{i}_{j}" for i in range(1, 5) for j in range(2)]
     last_bn = {f"{b}/bn2/scale" for b in blocks}
-    at_init = jax.tree_util.tree_map_with_path(lambda p, v: v * 0 if leaf_name(p) in last_bn else v, params)
-    expected = {f"{b}/{leaf}" for b in blocks for leaf in ("conv1/kernel", "bn1/scale", "bn1/bias", "conv2/kernel")}
-    assert zero_grads(at_init) == expected
+    at_init = jax.tree_util.tree_map_with_path(
+        lambda p, v: v * 0 if leaf_name(p) in last_bn else v, variables["params"])
+    grads, _ = train_mode_gradients(model, {**variables, "params": at_init},
+                                    images(channels=12, seed=5), jnp.array([1, 3]))
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(grads))
+    zero = {leaf_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(grads)
+            if not np.any(np.asarray(leaf))}
+    expected = {f"{b}/{leaf}" for b in blocks
+                for leaf in ("conv1/kernel", "bn1/scale", "bn1/bias", "conv2/kernel")}
+    assert zero == expected
 
 
 def test_bottleneck_resnet_gradients_finite_and_nonzero():
@@ -263,27 +208,11 @@ def test_bottleneck_resnet_gradients_finite_and_nonzero():
     backward passes costs tens of seconds each on a 2-core CPU.
     """
     model = Classifier(ResNet(Bottleneck, (1, 1, 1, 1)), make_head("linear", num_outputs=5))
-    variables = _random_variables(init_shapes(model))
-    x, labels = images(seed=6), jnp.array([0, 4])
-
-    @fast_jit
-    def step(params):
-        def loss(p):
-            logits, state = model.apply(
-                {"params": p, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
-            )
-            nll = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
-            return nll, (logits, state)
-
-        return jax.grad(loss, has_aux=True)(params)
-
-    grads, (logits, state) = step(variables["params"])
-    assert logits.shape == (2, 5) and np.isfinite(np.asarray(logits)).all()
+    variables = random_variables(init_shapes(model))
+    grads, (logits, state) = train_mode_gradients(model, variables, images(seed=6), jnp.array([0, 4]))
+    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
     assert _paths(grads) == _paths(variables["params"])
     assert "backbone/layer1_0/downsample_conv/kernel" in _paths(grads)  # 64 -> 256 channels
-    for path, leaf in jax.tree_util.tree_leaves_with_path(grads):
-        leaf = np.asarray(leaf)
-        assert np.isfinite(leaf).all() and np.any(leaf), leaf_name(path)
     old, new = variables["batch_stats"]["backbone"], state["batch_stats"]["backbone"]
     assert not np.allclose(old["layer4_0"]["bn3"]["var"], new["layer4_0"]["bn3"]["var"])
 

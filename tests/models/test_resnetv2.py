@@ -1,4 +1,4 @@
-"""ResNetV2-50x1 BiT: timm layout and count, weight standardisation, BiT stem, dtypes, gradients."""
+"""ResNetV2-50x1 BiT: timm layout and count, weight standardisation, BiT stem."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
-from jaxtl.models import create_model
 from jaxtl.models.resnetv2 import fixed_pad_max_pool
 from jaxtl.models.std_layers import StdConv2d
-from zoo_helpers import assert_finite_logits_and_every_gradient_nonzero, images, init_shapes, leaf_name, op_dtypes, train_mode_gradients
+from zoo_helpers import assert_timm_keys_map, parameter_count, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()), 1000
 # classes. timm's classifier `head.fc` is a 1x1 Conv2d with bias on the pooled features:
@@ -35,48 +33,17 @@ TIMM_KEYS = {
 }
 
 
-def _random_variables(shapes, seed: int = 0):
-    """Normal kernels (standardised anyway), GN scale 1 + noise, small random biases."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = leaf_name(path)
-        if name.endswith("kernel"):
-            return rng.normal(0.0, np.sqrt(1.0 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
-        if name.endswith("scale"):
-            return (1.0 + 0.1 * rng.normal(size=leaf.shape)).astype(np.float32)
-        return (0.1 * rng.normal(size=leaf.shape)).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
-
-
-def _timm_to_flax(key: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-    """The converter rule: numeric parts join the previous one with "_", OIHW -> HWIO."""
-    *modules, leaf = key.split(".")
-    if modules == ["head", "fc"]:  # 1x1 conv (out, in, 1, 1) -> Dense kernel (in, out)
-        return ("head/fc/kernel", (shape[1], shape[0])) if leaf == "weight" else ("head/fc/bias", shape)
-    parts: list[str] = []
-    for m in modules:
-        parts = parts[:-1] + [f"{parts[-1]}_{m}"] if m.isdigit() else parts + [m]
-    if leaf == "weight" and len(shape) == 4:
-        return "backbone/" + "/".join(parts) + "/kernel", (shape[2], shape[3], shape[1], shape[0])
-    return "backbone/" + "/".join(parts) + ("/scale" if leaf == "weight" else f"/{leaf}"), shape
-
-
 def test_param_count_matches_timm():
-    variables = init_shapes(create_model("resnetv2_50x1_bit", num_outputs=1000))
+    variables = traced_init("resnetv2_50x1_bit").variables
     assert set(variables) == {"params"}
-    leaves = jax.tree.leaves(variables["params"])
-    assert sum(x.size for x in leaves) == TIMM_PARAM_COUNT
-    assert len(leaves) == TIMM_PARAM_TENSORS
+    assert parameter_count(variables) == TIMM_PARAM_COUNT
+    assert len(jax.tree.leaves(variables)) == TIMM_PARAM_TENSORS
 
 
 def test_timm_state_dict_names_map_mechanically():
-    variables = init_shapes(create_model("resnetv2_50x1_bit", num_outputs=1000))
-    params = {leaf_name(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(variables["params"])}
-    for key, shape in TIMM_KEYS.items():
-        path, flax_shape = _timm_to_flax(key, shape)
-        assert params.get(path) == flax_shape, (key, path)
+    variables = traced_init("resnetv2_50x1_bit").variables
+    assert_timm_keys_map(variables, TIMM_KEYS, classifier="head.fc")
+    params = shapes_by_name(variables["params"])
     assert not any(p.endswith("bias") for p in params if "conv" in p)
     for i, depth in enumerate((3, 4, 6, 3)):
         assert f"backbone/stages_{i}/blocks_0/downsample/conv/kernel" in params
@@ -117,32 +84,3 @@ def test_bit_stem_pool_pads_with_zeros():
     assert (got[:, 0] == 0).all() and (got[:, 1:3, 1:3] < 0).all()
 
 
-def test_forward_backward():
-    model = create_model("resnetv2_50x1_bit", num_outputs=5)
-    variables = {"params": _random_variables(init_shapes(model))["params"]}
-    grads, (logits, _) = train_mode_gradients(model, variables, images(), jnp.array([1, 3]))
-    assert_finite_logits_and_every_gradient_nonzero(grads, logits, (2, 5))
-
-
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_compute_dtype(dtype):
-    model = create_model("resnetv2_50x1_bit", num_outputs=5, dtype=dtype)
-    shapes = init_shapes(model)
-    assert {x.dtype for x in jax.tree.leaves(shapes)} == {jnp.dtype(jnp.float32)}
-
-    def forward(v, x):
-        return model.apply(v, x, train=True)
-
-    x = images()
-    assert op_dtypes(jax.make_jaxpr(forward)(shapes, x).jaxpr) == {jnp.dtype(dtype)}
-    logits = jax.eval_shape(forward, shapes, x)
-    assert logits.shape == (2, 5) and logits.dtype == jnp.float32
-
-
-@pytest.mark.parametrize("channels", [1, 12])
-def test_any_number_of_input_channels(channels):
-    model = create_model("resnetv2_50x1_bit", num_outputs=3, dtype="bfloat16")
-    shapes = init_shapes(model, channels=channels)
-    assert shapes["params"]["backbone"]["stem"]["conv"]["kernel"].shape == (7, 7, channels, 64)
-    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), shapes, images(channels=channels))
-    assert logits.shape == (2, 3) and logits.dtype == jnp.float32

@@ -1,4 +1,4 @@
-"""small_cnn, the from-scratch baseline: layout, sizes, dtypes, BatchNorm, gradients, init."""
+"""small_cnn, the from-scratch baseline: layout, sizes, bfloat16, BatchNorm, init."""
 
 from __future__ import annotations
 
@@ -118,15 +118,6 @@ def test_bfloat16_runs_close_to_float32(variables):
     assert len(convs) == 4 and {e.outvars[0].aval.dtype for e in convs} == {jnp.dtype(jnp.bfloat16)}
 
 
-@pytest.mark.parametrize("channels", [1, 12])
-def test_any_number_of_input_channels(channels):
-    model = create_model("small_cnn", num_outputs=3)
-    x = images(channels=channels)
-    logits, variables = fast_jit(lambda key, x: model.init_with_output(key, x, train=False))(jax.random.key(0), x)
-    assert variables["params"]["backbone"]["block1_conv"]["kernel"].shape == (3, 3, channels, 32)
-    assert logits.shape == (2, 3) and np.isfinite(np.asarray(logits)).all()
-
-
 def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
     logits, state = _apply_train()(variables, images(seed=1) * 3.0 + 1.0)
     assert logits.shape == (2, 5)
@@ -142,20 +133,3 @@ def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
     assert not np.allclose(_apply_train()(trained, ab)[0][0], _apply_train()(trained, ac)[0][0], atol=1e-5)
 
 
-def test_gradients_finite_and_nonzero(variables):
-    model = _model()
-    x, labels = images(seed=5), jnp.array([1, 3])
-
-    @fast_jit
-    def grads(params):
-        def loss(p):
-            logits, _ = model.apply(
-                {"params": p, "batch_stats": variables["batch_stats"]}, x, train=True, mutable=["batch_stats"]
-            )
-            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
-
-        return jax.grad(loss)(params)
-
-    for path, leaf in jax.tree_util.tree_leaves_with_path(grads(variables["params"])):
-        leaf = np.asarray(leaf)
-        assert np.isfinite(leaf).all() and np.any(leaf), leaf_name(path)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxtl.models import create_model, min_input_size
 
 # Compile time dominates these tests on a 2-core CPU: skip XLA's backend optimisation (and, for
 # the deepest models, its fusion emitters too; about 3x faster to compile, same numbers).
@@ -43,6 +46,32 @@ def images(n: int = 2, size: int | tuple[int, int] = 32, channels: int = 3,
     return jnp.asarray(np.random.default_rng(seed).normal(size=(n, h, w, channels)), jnp.float32)
 
 
+def zoo_size(arch: str) -> int:
+    """The input side the zoo tests use: the architecture's smallest, at least 32 px (under
+    32 px most backbones' last stages see 1x1 maps)."""
+    return max(min_input_size(arch), 32)
+
+
+@dataclasses.dataclass(frozen=True)
+class TracedInit:
+    jaxpr: jax.extend.core.Jaxpr
+    logits: jax.ShapeDtypeStruct
+    variables: dict  # of ShapeDtypeStructs
+
+
+@functools.cache
+def traced_init(arch: str, dtype: str = "float32", channels: int = 3) -> TracedInit:
+    """`init_with_output` of `arch` with timm's ImageNet head (1000 outputs), computing in
+    `dtype`, on two `channels`-channel images of `zoo_size`; traced (never compiled) once per
+    session and setting, as several tests read its program, variables and compute dtypes."""
+    model = create_model(arch, num_outputs=1000, dtype=dtype)
+    x = jax.ShapeDtypeStruct((2, zoo_size(arch), zoo_size(arch), channels), jnp.float32)
+    traced, (logits, variables) = jax.make_jaxpr(
+        lambda x: model.init_with_output(jax.random.key(0), x, train=False),
+        return_shape=True)(x)
+    return TracedInit(traced.jaxpr, logits, variables)
+
+
 def init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):
     """The model's variables as shapes and dtypes, without computing them."""
     h, w = (size, size) if isinstance(size, int) else size
@@ -50,26 +79,95 @@ def init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
 
 
+def random_variables(shapes, seed: int = 0):
+    """Concrete variables for `shapes` from NumPy (a real `init` of a whole network costs many
+    seconds of compilation on a CPU; each family's tests check what its `init` produces):
+    He-normal (fan-in) kernels, norm scales, NF gains and BatchNorm running variances 1 (every
+    residual branch live, unlike after `init`), biases and running means 0."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        name = leaf_name(path)
+        if name.endswith("kernel"):
+            std = np.sqrt(2.0 / np.prod(leaf.shape[:-1]))
+            return rng.normal(0.0, std, leaf.shape).astype(np.float32)
+        if name.endswith(("scale", "gain", "var")):
+            return np.ones(leaf.shape, np.float32)
+        return np.zeros(leaf.shape, np.float32)
+
+    return jax.device_put(jax.tree_util.tree_map_with_path(fill, shapes))
+
+
+def timm_key_to_jaxtl(key: str, shape: tuple[int, ...],
+                      classifier: str) -> tuple[str, str, tuple[int, ...]]:
+    """The converter's rule for "nested" names, written out independently of it: (collection,
+    '/'-path, shape) of the timm state-dict entry `key` with torch shape `shape`.
+
+    A numeric part (an nn.Sequential index) joins the part before it with "_", every other part
+    nests; conv weights OIHW -> HWIO; norm weight -> scale; BN running_* -> batch_stats; NF gain
+    (O, 1, 1, 1) -> (O,); the classifier (Linear or 1x1 conv) -> the head's Dense `fc`.
+    """
+    *modules, leaf = key.split(".")
+    if ".".join(modules) == classifier:
+        if leaf == "weight":
+            return "params", "head/fc/kernel", (shape[1], shape[0])
+        return "params", f"head/fc/{leaf}", shape
+    parts: list[str] = []
+    for m in modules:
+        parts = parts[:-1] + [f"{parts[-1]}_{m}"] if m.isdigit() else parts + [m]
+    path = "backbone/" + "/".join(parts)
+    if leaf.startswith("running_"):
+        return "batch_stats", f"{path}/{leaf.removeprefix('running_')}", shape
+    if leaf == "weight" and len(shape) == 4:
+        return "params", f"{path}/kernel", (shape[2], shape[3], shape[1], shape[0])
+    if leaf == "gain":
+        return "params", f"{path}/gain", (shape[0],)
+    return "params", f"{path}/{'scale' if leaf == 'weight' else leaf}", shape
+
+
+def parameter_count(variables) -> int:
+    """How many values the model's parameters hold (timm: sum of `p.numel()`)."""
+    return sum(leaf.size for leaf in jax.tree.leaves(variables["params"]))
+
+
+def shapes_by_name(tree) -> dict[str, tuple[int, ...]]:
+    return {leaf_name(p): tuple(x.shape) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def assert_timm_keys_map(variables, timm_keys: dict[str, tuple[int, ...]], classifier: str) -> None:
+    """Each timm state-dict entry (name: torch shape) is, by `timm_key_to_jaxtl`, a variable of
+    the model with the shape the rule gives."""
+    found = {collection: shapes_by_name(tree) for collection, tree in variables.items()}
+    for key, shape in timm_keys.items():
+        collection, path, jaxtl_shape = timm_key_to_jaxtl(key, shape, classifier)
+        assert found.get(collection, {}).get(path) == jaxtl_shape, (key, path)
+
+
 def train_mode_gradients(model, variables, x, labels, jit=fast_jit_no_fusion):
     """One training-mode forward and backward pass with softmax cross-entropy:
-    (gradients of the params, (logits, updated collections))."""
-    stats = variables.get("batch_stats")
+    (gradients of the params, (logits, updated collections)). Compiled once per model (equal
+    Linen modules hash alike) and input shape, so tests of one model share the compilation."""
+    step = _gradient_step(model, "batch_stats" in variables, jit)
+    return step(variables["params"], variables.get("batch_stats", {}), x, labels)
 
+
+@functools.cache
+def _gradient_step(model, with_batch_stats: bool, jit):
     @jit
-    def step(params):
+    def step(params, batch_stats, x, labels):
         def loss(p):
-            if stats is None:  # no batch statistics (weight-standardised, normaliser-free)
+            if with_batch_stats:
+                logits, state = model.apply({"params": p, "batch_stats": batch_stats}, x,
+                                            train=True, mutable=["batch_stats"])
+            else:  # weight-standardised or normaliser-free: no batch statistics
                 logits, state = model.apply({"params": p}, x, train=True), {}
-            else:
-                logits, state = model.apply({"params": p, "batch_stats": stats}, x, train=True,
-                                            mutable=["batch_stats"])
             log_probs = jax.nn.log_softmax(logits)
             nll = -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
             return nll, (logits, state)
 
         return jax.grad(loss, has_aux=True)(params)
 
-    return step(variables["params"])
+    return step
 
 
 def assert_finite_logits_and_every_gradient_nonzero(grads, logits, shape) -> None:

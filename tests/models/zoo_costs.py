@@ -1,0 +1,81 @@
+"""What running an architecture costs on CI, and the member of each family that the tests run.
+
+The zoo tests (test_zoo.py) and the end-to-end training by config (test_config_selection.py)
+run the cheapest member of each family (`cheapest_member`): the deeper or wider members repeat
+the same code. Two numbers, read from the traced `init` (no compilation), tell what a model
+costs on the shared 2-core CI machine:
+  * its program's length (`Cost.equations`): compiling a backward pass takes time in proportion;
+  * its parameters (`Cost.parameters`): initialising, optimising and checkpointing them.
+Measured there, CPU seconds for two demo training steps (tests/models/train_by_config.py, one
+architecture per process, about 6 s of it imports and demo data), with the cost (parameters with
+timm's 1000-class head, equations): small_cnn 7 (0.6 M, 212), resnet18 15 (11.7 M, 823),
+tf_efficientnet_b0 31 (5.3 M, 2,727), resnetv2_50x1_bit 33 (25.5 M, 3,124), nf_resnet50 35
+(25.6 M, 2,424), inception_v3 46 (23.8 M, 3,649); densenet121 58 (8.0 M, 4,807: every layer
+reads all earlier ones; compiling its backward pass alone takes 30-50 s), vgg16 65 (138 M, 468).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+
+from jaxtl.models import families
+from zoo_helpers import traced_init
+
+MAX_EQUATIONS_TO_COMPILE = 4_000  # backward passes compiled in the tests: inception_v3 yes, densenet121 no
+MAX_PARAMETERS_TO_TRAIN = 50_000_000  # trained end to end by config: ResNet-50-sized yes, vgg16 no
+
+
+@dataclasses.dataclass(frozen=True)
+class Cost:
+    parameters: int
+    equations: int  # in the model's traced `init`, nested jaxprs included
+
+
+def _equations(jaxpr) -> int:
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += 1
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    count += _equations(inner)
+    return count
+
+
+@functools.cache
+def cost(arch: str) -> Cost:
+    traced = traced_init(arch)
+    return Cost(sum(leaf.size for leaf in jax.tree.leaves(traced.variables["params"])),
+                _equations(traced.jaxpr))
+
+
+def cheapest_member(family: str) -> str:
+    """The member of `family` with the fewest parameters, then the shortest program; of equally
+    cheap members the one registered last (tf_efficientnet_b0 over efficientnet_b0: they differ
+    in padding only, and the TF flavour's 'SAME' padding is what the family's own tests run
+    least)."""
+    return min(reversed(families()[family]), key=lambda arch: dataclasses.astuple(cost(arch)))
+
+
+def too_costly_to_compile(arch: str) -> str | None:
+    """Why compiling `arch`'s backward pass is too slow for CI; None if it is not."""
+    equations = cost(arch).equations
+    if equations > MAX_EQUATIONS_TO_COMPILE:
+        return (f"{arch}: a program of {equations} equations (> {MAX_EQUATIONS_TO_COMPILE}) "
+                f"compiles its backward pass too slowly for CI; its family's tests must run that "
+                f"code in a smaller model")
+    return None
+
+
+def too_costly_to_train(arch: str) -> str | None:
+    """Why training `arch` end to end is too slow for CI; None if it is not."""
+    parameters = cost(arch).parameters
+    if parameters > MAX_PARAMETERS_TO_TRAIN:
+        return (f"{arch}: {parameters / 1e6:.0f} M parameters (> "
+                f"{MAX_PARAMETERS_TO_TRAIN / 1e6:.0f} M) take too long to initialise and "
+                f"checkpoint on CI; test_zoo.py runs its forward and backward pass")
+    return too_costly_to_compile(arch)
