@@ -68,7 +68,7 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.optim.decay_epochs = (10, 20)  # sudden: epochs at which lr is multiplied by decay_factor
     config.optim.decay_factor = 0.1  # sudden
 
-    # Which backbone stages train (stages per architecture: python -m jaxtl.optim.stages ARCH)
+    # Which backbone stages train (stages per architecture: python -m jaxtl.models --stages ARCH)
     config.finetune = ml_collections.ConfigDict()
     config.finetune.strategy = "full"  # full | linear_probe | freeze_stages | gradual_unfreeze
     config.finetune.freeze_stages = 0  # freeze_stages: how many stages, from the input up

@@ -1,20 +1,38 @@
-"""`python -m jaxtl.models --list`: print the registered architecture names."""
+"""python -m jaxtl.models --list | --stages ARCH[,ARCH...]
+
+`--list` prints the registered architecture names, one per line; `--stages` prints the
+fine-tuning stages of each named architecture, from the input up (`finetune.*` acts on them).
+"""
 
 from __future__ import annotations
 
-import argparse
+from absl import app, flags
 
-from jaxtl.models import list_models
+from jaxtl import cli
+from jaxtl.errors import ConfigError
+from jaxtl.models import list_models, stages_of
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m jaxtl.models", description=__doc__)
-    parser.add_argument("--list", action="store_true", help="print one architecture name per line")
-    args = parser.parse_args(argv)
-    if not args.list:
-        parser.error("nothing to do; pass --list")
-    print("\n".join(list_models()))
+def define_flags() -> cli.Options:
+    return {
+        "list": flags.DEFINE_bool("list", False, "Print one architecture name per line."),
+        "stages": flags.DEFINE_list("stages", [], "Print the fine-tuning stages of these "
+                                    "architectures."),
+    }
+
+
+def main(argv: list[str], options: cli.Options) -> None:
+    del argv
+    if not options["list"].value and not options["stages"].value:
+        raise app.UsageError("nothing to do; pass --list or --stages ARCH")
+    if options["list"].value:
+        print("\n".join(list_models()))
+    for name in options["stages"].value:
+        if name not in list_models():
+            raise ConfigError(f"unknown architecture {name!r}; python -m jaxtl.models --list "
+                              f"names them")
+        print(name + ": " + ", ".join(stage.name for stage in stages_of(name)))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, define_flags)

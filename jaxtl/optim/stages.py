@@ -3,14 +3,12 @@
 Fine-tuning strategies (freeze the first K stages, gradual unfreezing, per-stage learning rates)
 act on whole stages. Each model family declares its architectures' stages, from the input up
 (`jaxtl.models.stages_of`; see `jaxtl.models.family.Stage`); the classifier head is not a stage:
-it is always trained. `python -m jaxtl.optim.stages ARCH` prints them.
+it is always trained. `python -m jaxtl.models --stages ARCH` prints them.
 """
 
 from __future__ import annotations
 
-import sys
-
-from jaxtl.models import Stage, stages_of
+from jaxtl.models import Stage
 
 
 def stage_of(stages: tuple[Stage, ...], path: str) -> str:
@@ -22,8 +20,3 @@ def stage_of(stages: tuple[Stage, ...], path: str) -> str:
                          f"({', '.join(names) or 'none'}); fix the stages in its family's "
                          f"module, jaxtl/models/<family>.py")
     return names[0]
-
-
-if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        print(name + ": " + ", ".join(s.name for s in stages_of(name)))

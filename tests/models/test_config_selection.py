@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import eyepacs as eyepacs_config
+from conftest import config_of
 from jaxtl import configuration, demo
 from jaxtl.errors import ConfigError
 from jaxtl.models import families, list_models, min_input_size
@@ -51,7 +51,7 @@ def test_min_input_sizes_are_those_the_models_enforce():
 
 @pytest.mark.parametrize("arch", list_models())
 def test_demo_arch_alone_selects_the_model(arch):
-    config = eyepacs_config.get_config()
+    config = config_of("eyepacs")
     config.demo.arch = arch
     config.demo.resolution = smallest_resolution(arch)
     demo.apply(config)
@@ -61,7 +61,7 @@ def test_demo_arch_alone_selects_the_model(arch):
 
 @pytest.mark.parametrize("arch", [a for a in list_models() if min_input_size(a) > CONFIG_FLOOR])
 def test_too_small_demo_resolution_is_a_config_error(arch):
-    config = eyepacs_config.get_config()
+    config = config_of("eyepacs")
     config.demo.arch = arch
     config.demo.resolution = min_input_size(arch) - 1
     demo.apply(config)
@@ -74,7 +74,7 @@ def test_too_small_demo_resolution_is_a_config_error(arch):
 
 
 def test_too_small_data_resolution_with_a_root_is_a_config_error():
-    config = eyepacs_config.get_config()
+    config = config_of("eyepacs")
     config.data.root = "/data/eyepacs"
     config.model.arch = "inception_v3"
     config.data.resolution = 64

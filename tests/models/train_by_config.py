@@ -15,33 +15,26 @@ import sys
 
 from absl import flags
 
-from configs import eyepacs
-from jaxtl import train
-from jaxtl.models import min_input_size
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # tests/: the one tiny-config helper
+from conftest import tiny_config  # noqa: E402
+from jaxtl import train  # noqa: E402
+from jaxtl.models import min_input_size  # noqa: E402
 
 CONFIG_FLOOR = 16  # configuration: demo.resolution starts at 16 px
 
 
-def tiny_demo_config(cache_dir: pathlib.Path, arch: str):
+def tiny_demo_config(folder: pathlib.Path, arch: str):
     """Two train steps of batch 8 on 20 tiny demo images at the architecture's smallest input."""
-    config = eyepacs.get_config()
-    config.data.cache_dir = str(cache_dir)
-    config.demo.num_patients = 10
-    config.demo.image_size = 32
-    config.demo.arch = arch
-    config.demo.resolution = max(CONFIG_FLOOR, min_input_size(arch))
-    config.demo.batch_size = 8
-    config.demo.epochs = 1
-    config.eval.batch_size = 8
-    config.train.log_every_steps = 1
-    return config
+    return tiny_config(folder, overrides={
+        "demo.num_patients": 10, "demo.image_size": 32, "demo.arch": arch, "demo.epochs": 1,
+        "demo.resolution": max(CONFIG_FLOOR, min_input_size(arch))})
 
 
 def main(out_dir: str, *archs: str) -> None:
     flags.FLAGS.mark_as_parsed()  # Grain reads absl flags; use their defaults
     root = pathlib.Path(out_dir)
     for arch in archs:
-        train.train_and_evaluate(tiny_demo_config(root / "cache", arch), root / arch)
+        train.train_and_evaluate(tiny_demo_config(root, arch), root / arch)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from conftest import config_of
 from jaxtl import models, optim, steps, tasks
 from jaxtl.data import pipeline
 from jaxtl.optim.freezing import Frozen
-from jaxtl.optim.stages import stages_of
+from jaxtl.models import stages_of
 
 
 def flat(tree):

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import pathlib
 import re
-import sys
 from collections.abc import Mapping
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from flax import traverse_util
 
-from jaxtl import __version__
-from jaxtl.errors import UserError
+from jaxtl import __version__, cli
 from jaxtl.transfer import PretrainedInfo, save_pretrained
 from .convert import expected_variables, file_sha256
 from .errors import ConversionError
@@ -38,7 +36,6 @@ RESOLUTION = 224
 INPUT_MEAN = INPUT_STD = 0.5  # BiT's input normalisation: (x - 0.5) / 0.5, every channel
 _UNIT = re.compile(r"^block(\d+)/unit(\d+)/(a|b|c)/(proj/)?(standardized_conv2d|group_norm)/(\w+)$")
 
-FLAGS = flags.FLAGS
 
 
 def jaxtl_name(key: str) -> str | None:
@@ -121,22 +118,18 @@ def convert(weights: str, out: str) -> pathlib.Path:
     return target
 
 
-def define_flags() -> None:
-    """Command-line flags; defined only when run as a program, so the modules import cleanly."""
-    flags.DEFINE_string("weights", None, "BiT .npz, e.g. BiT-M-R50x1.npz")
-    flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained checkpoint to")
+def define_flags() -> cli.Options:
+    return {
+        "weights": flags.DEFINE_string("weights", None, "BiT .npz, e.g. BiT-M-R50x1.npz"),
+        "out": flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained "
+                                   "checkpoint to"),
+    }
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], options: cli.Options) -> None:
     del argv
-    try:
-        convert(FLAGS.weights, FLAGS.out)
-    except (UserError, ConversionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    convert(options["weights"].value, options["out"].value)
 
 
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["weights", "out"])
-    app.run(main)
+    cli.run(main, define_flags, required=("weights", "out"))

@@ -30,7 +30,6 @@ input sensitivity: how far the logits move when the image is replaced by another
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import os
@@ -43,6 +42,9 @@ import safetensors.numpy
 import timm
 import torch
 import torchvision
+from absl import flags
+
+from jaxtl import cli
 
 from . import synthetic, timm_reference
 from .timm_layout import convertible_architectures, timm_checkpoint
@@ -154,21 +156,26 @@ def torchvision_densenet() -> torch.nn.Module:
     return model.eval()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="tests/tools/golden")
-    every_arch = ",".join(convertible_architectures())
-    parser.add_argument("--archs", default=every_arch, help="comma list (default: all)")
-    args = parser.parse_args(argv)
-    out = pathlib.Path(args.out)
+def define_flags() -> cli.Options:
+    return {
+        "out": flags.DEFINE_string("out", "tests/tools/golden", "folder of the golden files"),
+        "archs": flags.DEFINE_list("archs", convertible_architectures(), "architectures "
+                                   "(default: all)"),
+    }
+
+
+def main(argv: list[str], options: cli.Options) -> None:
+    del argv
+    archs = options["archs"].value
+    every_arch = archs == convertible_architectures()
+    out = pathlib.Path(options["out"].value)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("GOLDEN_THREADS", "2")))
     manifests, logits, meta = {}, {}, {"rows": {}, "digests": {},
                                              "norm_scales": {}}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = pathlib.Path(tmp_name)
-        for arch in args.archs.split(","):
+        for arch in archs:
             started = time.time()
             check_pretrained_cfg(arch)
             manifest = manifest_of(timm_reference.build(arch, NUM_CLASSES))
@@ -190,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{k.split('/')[1]} max|logit| {v['max_abs_logit']:.2f} sens {v['sensitivity']:.3g}"
                 for k, v in meta["rows"].items() if k.startswith(arch + "/")), flush=True)
             (tmp / f"{arch}.safetensors").unlink()
-    if "densenet121" in args.archs.split(","):
+    if "densenet121" in archs:
         model = torchvision_densenet()
         manifest = manifest_of(model)
         scale = meta["norm_scales"].get("densenet121", 1.0)
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         logits["torchvision_densenet121/r224_c1"] = timm_reference.forward(model, x)
     meta["versions"] = {"timm": timm.__version__, "torch": torch.__version__,
                         "torchvision": torchvision.__version__, "numpy": np.__version__}
-    previous = load_existing(out) if args.archs != every_arch else None
+    previous = load_existing(out) if not every_arch else None
     if previous is not None:  # a partial run updates the given architectures only
         old_manifests, old_logits, old_meta = previous
         manifests = old_manifests | manifests
@@ -227,4 +234,4 @@ def load_existing(out: pathlib.Path):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, define_flags)

@@ -18,18 +18,15 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 
-from absl import app, flags
+from absl import flags
 
-from jaxtl.errors import UserError
+from jaxtl import cli
 from jaxtl.transfer import save_pretrained
 from .convert import convert_timm_state, file_sha256
-from .errors import ConversionError
 from .reading import read_weights
 from .timm_layout import convertible_architectures
 
-FLAGS = flags.FLAGS
 
 
 def hub_config(weights: pathlib.Path) -> dict:
@@ -65,28 +62,31 @@ def convert(arch: str, weights: str, out: str, *, mean=None, std=None, resolutio
     return target
 
 
-def define_flags() -> None:
-    """Command-line flags; defined only when run as a program, so the modules import cleanly."""
-    flags.DEFINE_enum("arch", None, sorted(convertible_architectures()), "jaxtl architecture (python -m jaxtl.models --list)")
-    flags.DEFINE_string("weights", None, "timm/torchvision state dict: .safetensors, .pth or .bin")
-    flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained checkpoint to")
-    flags.DEFINE_list("mean", None, "per-channel input mean on the 0..1 scale (default: the weights')")
-    flags.DEFINE_list("std", None, "per-channel input std on the 0..1 scale (default: the weights')")
-    flags.DEFINE_integer("resolution", None, "input resolution the weights were trained at")
-    flags.DEFINE_list("ignore", [], "state-dict entries that are not weights, e.g. op_threshs")
+def define_flags() -> cli.Options:
+    return {
+        "arch": flags.DEFINE_enum("arch", None, sorted(convertible_architectures()),
+                                  "jaxtl architecture (python -m jaxtl.models --list)"),
+        "weights": flags.DEFINE_string("weights", None, "timm/torchvision state dict: "
+                                       ".safetensors, .pth or .bin"),
+        "out": flags.DEFINE_string("out", None, "folder to write the jaxtl pretrained "
+                                   "checkpoint to"),
+        "mean": flags.DEFINE_list("mean", None, "per-channel input mean on the 0..1 scale "
+                                  "(default: the weights')"),
+        "std": flags.DEFINE_list("std", None, "per-channel input std on the 0..1 scale "
+                                 "(default: the weights')"),
+        "resolution": flags.DEFINE_integer("resolution", None, "input resolution the weights "
+                                           "were trained at"),
+        "ignore": flags.DEFINE_list("ignore", [], "state-dict entries that are not weights, "
+                                    "e.g. op_threshs"),
+    }
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], options: cli.Options) -> None:
     del argv
-    try:
-        convert(FLAGS.arch, FLAGS.weights, FLAGS.out, mean=FLAGS.mean, std=FLAGS.std,
-                resolution=FLAGS.resolution, ignore=FLAGS.ignore)
-    except (UserError, ConversionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    convert(options["arch"].value, options["weights"].value, options["out"].value,
+            mean=options["mean"].value, std=options["std"].value,
+            resolution=options["resolution"].value, ignore=options["ignore"].value)
 
 
 if __name__ == "__main__":
-    define_flags()
-    flags.mark_flags_as_required(["arch", "weights", "out"])
-    app.run(main)
+    cli.run(main, define_flags, required=("arch", "weights", "out"))

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from jaxtl import transfer
+from jaxtl import cli, transfer
 from . import bit as bit_tool
 from . import synthetic
 from . import timm as timm_tool
@@ -46,7 +46,6 @@ from .timm_layout import convertible_architectures, timm_checkpoint
 TOLERANCE = 1e-4
 PARITY_RESOLUTION = 512
 
-FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,49 +249,59 @@ def run_timm_reference(timm_python: str, arch: str, tmp: pathlib.Path) -> None:
                               f"that has torch and timm")
 
 
-def define_flags() -> None:
-    """Command-line flags; defined only when run as a program, so the modules import cleanly."""
-    flags.DEFINE_string("arch", None, "architecture (with --weights), or a comma list with --golden")
-    flags.DEFINE_string("weights", None, "a timm checkpoint to check (.safetensors, .pth, .bin)")
-    flags.DEFINE_string("timm_python", sys.executable, "interpreter with torch + timm, for --weights")
-    flags.DEFINE_string("golden", None, "folder written by make_golden (tests/tools/golden)")
-    flags.DEFINE_string("markdown", None, "with --golden: write the parity table into this file")
-    flags.DEFINE_float("tolerance", TOLERANCE, "largest max |logit difference| that passes")
-    flags.DEFINE_bool("fast_compile", False, "compile with XLA backend optimisation level 0 "
-                      "(several times faster on CPU; as the CI parity tests do)")
+def define_flags() -> cli.Options:
+    return {
+        "arch": flags.DEFINE_string("arch", None, "architecture (with --weights), or a comma "
+                                    "list with --golden"),
+        "weights": flags.DEFINE_string("weights", None, "a timm checkpoint to check "
+                                       "(.safetensors, .pth, .bin)"),
+        "timm_python": flags.DEFINE_string("timm_python", sys.executable, "interpreter with "
+                                           "torch + timm, for --weights"),
+        "golden": flags.DEFINE_string("golden", None, "folder written by make_golden "
+                                      "(tests/tools/golden)"),
+        "markdown": flags.DEFINE_string("markdown", None, "with --golden: write the parity "
+                                        "table into this file"),
+        "tolerance": flags.DEFINE_float("tolerance", TOLERANCE, "largest max |logit "
+                                        "difference| that passes"),
+        "fast_compile": flags.DEFINE_bool("fast_compile", False, "compile with XLA backend "
+                                          "optimisation level 0 (several times faster on CPU; "
+                                          "as the CI parity tests do)"),
+    }
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], options: cli.Options) -> int:
     del argv
-    if bool(FLAGS.weights) == bool(FLAGS.golden):
+    arch, weights, golden_dir = (options[k].value for k in ("arch", "weights", "golden"))
+    markdown, tolerance = options["markdown"].value, options["tolerance"].value
+    if bool(weights) == bool(golden_dir):
         raise app.UsageError("give either --arch and --weights, or --golden")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = pathlib.Path(tmp_name)
         rows: list[Row] = []
-        if FLAGS.weights:
-            if not FLAGS.arch:
+        if weights:
+            if not arch:
                 raise app.UsageError("--weights needs --arch")
-            rows = live_rows(FLAGS.arch, FLAGS.weights, FLAGS.timm_python, tmp)
+            rows = live_rows(arch, weights, options["timm_python"].value, tmp)
             for r in rows:
                 print(f"{r.arch} {r.resolution}px {r.channels}ch: max abs diff "
                       f"{r.max_abs_diff:.2e} (max |logit| {r.max_abs_logit:.3g})", flush=True)
         else:
-            golden = Golden(FLAGS.golden)
-            archs = FLAGS.arch.split(",") if FLAGS.arch else convertible_architectures()
+            golden = Golden(golden_dir)
+            archs = arch.split(",") if arch else convertible_architectures()
             jit = (functools.partial(jax.jit, compiler_options={
-                "xla_backend_optimization_level": 0}) if FLAGS.fast_compile else jax.jit)
+                "xla_backend_optimization_level": 0}) if options["fast_compile"].value
+                else jax.jit)
             for r in golden_rows(golden, archs, tmp, jit):
                 rows.append(r)
                 print(f"{r.arch} {r.resolution}px {r.channels}ch: max abs diff "
                       f"{r.max_abs_diff:.2e} (max |logit| {r.max_abs_logit:.3g}, "
                       f"{r.seconds:.0f} s)", flush=True)
-                if FLAGS.markdown:  # row by row: a long run's finished rows are kept
-                    write_markdown(pathlib.Path(FLAGS.markdown), [r], FLAGS.tolerance)
+                if markdown:  # row by row: a long run's finished rows are kept
+                    write_markdown(pathlib.Path(markdown), [r], tolerance)
     worst = max(r.max_abs_diff for r in rows)
-    print(f"{len(rows)} rows, worst max abs diff {worst:.2e} (tolerance {FLAGS.tolerance:g})")
-    sys.exit(0 if worst <= FLAGS.tolerance else 1)
+    print(f"{len(rows)} rows, worst max abs diff {worst:.2e} (tolerance {tolerance:g})")
+    return 0 if worst <= tolerance else 1
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags)
