@@ -40,6 +40,9 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.data.num_workers = 2  # Grain worker processes per host; 0 decodes in the main process
     config.data.prefetch_batches = 2  # batches kept ready on the device
     config.data.cache_dir = ""  # demo data and index caches; empty: $JAXTL_CACHE or ~/.cache/jaxtl
+    # An image file that cannot be read (corrupt, truncated, empty): 'error' stops the run naming
+    # it; 'skip' leaves it out (training: a stand-in without loss; evaluation: excluded, listed).
+    config.data.bad_images = "error"
 
     config.model = ml_collections.ConfigDict()
     config.model.arch = "resnet50"
@@ -84,6 +87,10 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.train.label_smoothing = 0.0
     config.train.eval_every_epochs = 1
     config.train.checkpoint_every_epochs = 1
+    # Also save every N steps and/or every M minutes (0: off), whatever the epoch length: what
+    # a kill -9 or a crash can lose. SIGTERM (preemption) always saves at the next step.
+    config.train.checkpoint_every_steps = 0
+    config.train.checkpoint_every_minutes = 0.0
     config.train.keep_checkpoints = 2  # latest checkpoints kept for resuming; the best is kept apart
     config.train.log_every_steps = 50
     config.train.seed = 0  # parameter init, dropout and augmentation

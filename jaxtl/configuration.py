@@ -18,6 +18,7 @@ from jaxtl.config_rules import (AUGMENTATIONS, DTYPES, Rule, ascending_epochs, a
                                 boolean, choice, epochs_from_zero, number, parse_augment,
                                 positive_numbers, text, triple_of_positive)
 from jaxtl.data import registry
+from jaxtl.data.transforms import BAD_IMAGE_POLICIES
 from jaxtl.errors import ConfigError
 
 __all__ = ["AUGMENTATIONS", "DTYPES", "flatten", "parse_augment", "to_json", "validate"]
@@ -27,7 +28,7 @@ def _rules(dataset: str) -> dict[str, Rule]:
     """The rules of the common keys plus those the dataset's spec adds (data.task and its own
     section)."""
     archs = tuple(models.list_models())
-    extra = dict(registry.get(dataset).rules) if registry.dataset_rule(dataset) is None else {}
+    extra = dict(registry.get(dataset).rules)
     return {
         "dataset": registry.dataset_rule,
         "data.root": text,
@@ -48,6 +49,7 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "data.num_workers": number(0, 256, integer=True),
         "data.prefetch_batches": number(1, 64, integer=True),
         "data.cache_dir": text,
+        "data.bad_images": choice(*BAD_IMAGE_POLICIES),
         "model.arch": choice(*archs),
         "model.head": choice(*models.HEADS),
         "model.dropout": number(0.0, 0.99),
@@ -79,6 +81,8 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "train.label_smoothing": number(0.0, 0.99),
         "train.eval_every_epochs": number(1, None, integer=True),
         "train.checkpoint_every_epochs": number(1, None, integer=True),
+        "train.checkpoint_every_steps": number(0, None, integer=True),
+        "train.checkpoint_every_minutes": number(0.0, None),
         "train.keep_checkpoints": number(1, None, integer=True),
         "train.log_every_steps": number(1, None, integer=True),
         "train.seed": number(0, 2**31 - 1, integer=True),
@@ -122,11 +126,17 @@ def resolution_problems(config: ml_collections.ConfigDict) -> list[str]:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError listing every unknown key, missing key and invalid value."""
-    rules = _rules(config.dataset if "dataset" in config else "")
+    """Raises ConfigError listing every unknown key, missing key and invalid value, on one
+    line ("invalid config: ...; ..."). An unknown dataset is reported alone: the keys of its
+    section cannot be checked without it."""
+    dataset = config.dataset if "dataset" in config else ""
+    if (problem := registry.dataset_rule(dataset)) is not None:
+        raise ConfigError(f"invalid config: config.dataset {problem}")
+    rules = _rules(dataset)
     leaves = dict(flatten(config))
     problems = [f"config.{key} is not a known setting; remove it (known settings are listed "
-                f"in jaxtl/base_config.py and the dataset's spec.py)" for key in leaves if key not in rules]
+                f"in jaxtl/base_config.py and the dataset's spec.py)"
+                for key in leaves if key not in rules]
     problems += [f"config.{key} is missing; add it to the config file" for key in rules
                  if key not in leaves]
     for key, rule in rules.items():
@@ -149,7 +159,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if not problems:
         problems += _optim_problems(config)
     if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        raise ConfigError("invalid config: " + "; ".join(problems))
 
 
 def _optim_problems(config: ml_collections.ConfigDict) -> list[str]:

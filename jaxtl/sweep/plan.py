@@ -220,10 +220,9 @@ def resolve(candidate: _Candidate, sweep: Sweep, sweep_dir: pathlib.Path,
     config = loader.load(candidate.config_file, name)
     for key, value in raw.items():
         set_value(config, key, value, name)
-    before_demo = _flat(config)
+    replaced = demo.replaced(config, raw)
     demo.apply(config)
     after_demo = _flat(config)
-    replaced = [key for key in raw if before_demo[key] != after_demo[key]]
     if replaced:
         raise ConfigError(
             f"run {name}: the sweep sets {', '.join(replaced)}, but this run has no data.root, "
