@@ -126,9 +126,13 @@ class Task:
             count += counted.astype(jnp.float32)
         return total, count
 
-    def mean_loss(self, logits: jax.Array, labels: jax.Array,
-                  label_smoothing: float = 0.0) -> jax.Array:
+    def mean_loss(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
+                  valid: jax.Array | None = None) -> jax.Array:
+        """The mean over the counted entries; examples where `valid` is False (a skipped
+        image's blank stand-in) count for nothing."""
         total, count = self.loss_terms(logits, labels, label_smoothing)
+        if valid is not None:
+            total, count = jnp.where(valid, total, 0.0), jnp.where(valid, count, 0.0)
         return total.sum() / jnp.maximum(count.sum(), 1.0)
 
     # --- scoring (NumPy, on the host) --------------------------------------------------------

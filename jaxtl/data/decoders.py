@@ -58,7 +58,7 @@ class ImageFileDecoder:
             # fundus photographs, and the result is still at least `resolution` on a side.
             image.draft(mode, (resolution, resolution))
             image = image.convert(mode)
-        except (OSError, SyntaxError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - Pillow raises many kinds on damaged files
             raise DataError(f"{path} cannot be read as an image ({error}); replace the file "
                             f"or remove its row from the labels file") from error
         return self.preprocess(image, resolution) if self.preprocess is not None else image

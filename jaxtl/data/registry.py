@@ -121,5 +121,5 @@ def dataset_rule(value: object) -> str | None:
     try:
         get(value)
     except ConfigError as error:
-        return str(error).removeprefix(f"config.dataset is {value!r}: ")
+        return str(error).removeprefix("config.dataset ")
     return None

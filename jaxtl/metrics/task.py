@@ -23,6 +23,7 @@ import numpy as np
 from scipy.special import log_softmax
 from sklearn import metrics as skm
 
+from jaxtl.errors import NonFiniteError
 from jaxtl.metrics.bootstrap import CI_LEVEL, bootstrap_intervals
 from jaxtl.tasks import NEGATIVE, POSITIVE, Task
 
@@ -32,6 +33,11 @@ def task_metrics(task: Task, labels: np.ndarray, logits: np.ndarray,
                  seed: int = 0) -> dict[str, Any]:
     labels = np.asarray(labels)
     logits = np.asarray(logits, np.float64)
+    if not np.isfinite(logits).all():
+        bad = int((~np.isfinite(logits)).reshape(len(logits), -1).any(axis=1).sum())
+        raise NonFiniteError(f"the model's outputs are not finite (NaN or infinite) for {bad} "
+                             f"of {len(logits)} images: no metric can be computed; the model "
+                             f"diverged or the inputs hold NaN/inf values")
     if task.multilabel:
         compute = _multilabel(task, labels, logits)
     else:
