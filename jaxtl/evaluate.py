@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Collection
 from typing import Any
 
 import jax
@@ -59,10 +60,12 @@ def adopt_model(config: ml_collections.ConfigDict, source: dict[str, Any]) -> No
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pathlib.Path,
-                        workdir: str | pathlib.Path) -> dict[str, Any]:
+                        workdir: str | pathlib.Path, *,
+                        set_by_user: Collection[str] = ()) -> dict[str, Any]:
     checkpoint = pathlib.Path(checkpoint).expanduser().resolve()
     source, source_results = source_run(checkpoint)
-    notes = demo.apply(config)
+    configuration.validate(config)  # the values as given, before the demo may replace any
+    notes = demo.apply(config, set_by_user)
     adopt_model(config, source)
     configuration.validate(config)
     for note in notes:
@@ -101,7 +104,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     results = evaluate_checkpoint(options["config"].value, options["checkpoint"].value,
-                                  options["workdir"].value)
+                                  options["workdir"].value,
+                                  set_by_user=cli.config_overrides(options["config"]))
     for split in ("val", "test"):
         if results[split] is not None:
             metrics = {k: v for k, v in results[split].items() if isinstance(v, float)}

@@ -75,7 +75,8 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
         splits.train, image_transform(config, augment=True),
         global_batch=config.data.batch_size, epochs=config.train.epochs,
         seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
-        prefetch=config.data.prefetch_batches)
+        prefetch=config.data.prefetch_batches,
+        skip_bad_images=config.data.bad_images == "skip")
     total_steps = stream.steps_per_epoch * config.train.epochs
     optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
     model, variables = build_model(config, splits.task, mesh)

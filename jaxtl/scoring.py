@@ -32,12 +32,14 @@ def outputs(step: Step, variables: Any, records: Sequence[Record], transform: Im
             *, config: ml_collections.ConfigDict, layout: pipeline.Layout,
             task: Task) -> dict[str, np.ndarray]:
     """`step(variables, batch)` over every record once; each output (and the labels) in the
-    order of `records`. The step returns its outputs plus the batch's label, index and mask."""
+    order of `records`. The step returns its outputs plus the batch's label, index, mask and
+    valid (False: an unreadable image left out under `data.bad_images=skip`)."""
     collected: dict[str, list[np.ndarray]] = {}
     for batch in pipeline.eval_batches(records, transform, global_batch=config.eval.batch_size,
                                        layout=layout, num_workers=config.data.num_workers,
                                        prefetch=config.data.prefetch_batches,
-                                       label_shape=task.label_shape):
+                                       label_shape=task.label_shape,
+                                       skip_bad_images=config.data.bad_images == "skip"):
         for key, value in jax.device_get(step(variables, batch)).items():
             collected.setdefault(key, []).append(np.asarray(value))
     mask = np.concatenate(collected.pop("mask"))
@@ -50,11 +52,12 @@ def outputs(step: Step, variables: Any, records: Sequence[Record], transform: Im
 
 
 def predict(run: Run, state: TrainState,
-            records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, logits) of every record of a split, in the order of `records`."""
+            records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, logits, valid) of every record of a split, in the order of `records`; `valid`
+    is False where the image could not be read (its logits mean nothing)."""
     out = outputs(run.eval_step, state, records, run.eval_transform, config=run.config,
                   layout=run.layout, task=run.splits.task)
-    return out["label"], out["logits"]
+    return out["label"], out["logits"], out["valid"].astype(bool)
 
 
 def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: bool = False,
@@ -64,17 +67,21 @@ def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: 
 
     Each of `subsets` (name -> indices into `records`) is also scored on its own, under
     "subsets". With `predictions_of` = (workdir, split), host 0 also saves the labels and the
-    task's scores in record order (for ROC and precision-recall curves).
+    task's scores in record order (for ROC and precision-recall curves). Images that could not
+    be read (`data.bad_images=skip`) are left out of every metric and listed under "excluded".
     """
-    labels, logits = predict(run, state, records)
+    labels, logits, valid = predict(run, state, records)
     task = run.splits.task
+    scored = np.flatnonzero(valid)
     if predictions_of is not None and jax.process_index() == 0:
         workdir, split = predictions_of
-        rundir.save_predictions(workdir, split, labels=labels, scores=task.scores(logits),
-                                names=task.names)
+        rundir.save_predictions(workdir, split, labels=labels[scored],
+                                scores=task.scores(logits[scored]), names=task.names,
+                                image_ids=[records[i].image_id for i in scored])
     groups = [r.patient for r in records]
 
     def metrics(rows: np.ndarray) -> dict[str, Any]:
+        rows = rows[valid[rows]]
         return task_metrics(task, labels[rows], logits[rows], [groups[i] for i in rows],
                             bootstrap_samples=run.config.eval.bootstrap_samples if intervals
                             else 0, seed=run.config.eval.bootstrap_seed)
@@ -83,4 +90,7 @@ def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: 
     if subsets:
         result["subsets"] = {name: metrics(np.asarray(rows, np.int64))
                              for name, rows in subsets.items()}
+    if len(scored) < len(records):
+        result["excluded"] = {"count": len(records) - len(scored), "reason": "unreadable image",
+                              "image_ids": [r.image_id for r, ok in zip(records, valid) if not ok]}
     return result
