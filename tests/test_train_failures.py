@@ -16,6 +16,7 @@ from jaxtl.data import loading
 from jaxtl.errors import NonFiniteError, UnreadableImage, UserError
 from layouts.bad_files import BAD_KINDS, spoil
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
+from programs import run_programs
 
 pytestmark = pytest.mark.slow
 SMALL = {"demo.arch": "small_cnn", "model.arch": "small_cnn", "demo.bootstrap_samples": 10}
@@ -105,3 +106,21 @@ def test_error_stops_at_the_image_and_the_same_command_says_so_at_once(tmp_path,
     results = train.train_and_evaluate(config, tmp_path / "run")
     assert results["skipped_training_images"] > 0
     assert rundir.read_stopped_at(tmp_path / "run") is None
+
+
+def test_verify_lists_every_planted_bad_file_and_exits_1(tmp_path, spoiled):
+    root, bad = spoiled
+    out = tmp_path / "bad.json"
+    args = ["--config", "configs/eyepacs.py", f"--config.data.root={root}",
+            "--config.data.resolution=32", f"--config.data.cache_dir={tmp_path / 'cache'}",
+            "--workers", "2", "--out", str(out)]
+    listing, only_val = run_programs([("jaxtl.verify", args),
+                                      ("jaxtl.verify", [*args, "--splits", "val"])])
+    assert listing.returncode == 1 and not listing.traceback, listing.stderr[-2000:]
+    assert only_val.returncode == 1, only_val.stderr[-2000:]
+    found = json.loads(out.read_text())  # the last command's list: the val split's only
+    assert {(item["split"], item["image_id"]) for item in found} == {("val", bad["val"].image_id)}
+    printed = {tuple(line.split("\t")[:2]) for line in listing.stdout.splitlines()
+               if "\t" in line}
+    assert printed == {(split, record.image_id) for split, record in bad.items()}
+    assert "3 unreadable image(s) in train, val, test" in listing.stdout
