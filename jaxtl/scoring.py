@@ -4,6 +4,10 @@
 per example, in the order of the records: the logits for `predict` and `score`, the pooled
 features for `jaxtl.features`. Evaluation is exact: the last batch is padded and the padding
 masked out, and a split whose examples do not come back exactly once is an error.
+
+`final_results` scores a finished run's checkpoint on validation and test: metrics with
+intervals, the predictions saved for curves and paired comparisons, and the operating points
+(thresholds chosen on validation, applied to test).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from jaxtl.data import pipeline
 from jaxtl.data.records import Record
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.metrics import task_metrics
+from jaxtl.metrics.thresholds import operating_points
 from jaxtl.run import Run
 from jaxtl.steps import TrainState
 from jaxtl.tasks import Task
@@ -58,24 +63,23 @@ def predict(run: Run, state: TrainState,
 
 
 def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: bool = False,
-          subsets: Mapping[str, Sequence[int]] | None = None,
-          predictions_of: tuple[pathlib.Path, str] | None = None) -> dict[str, Any]:
+          subsets: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
     """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient.
 
     Each of `subsets` (name -> indices into `records`) is also scored on its own, under
-    "subsets". With `predictions_of` = (workdir, split), host 0 also saves the labels and the
-    task's scores in record order (for ROC and precision-recall curves).
+    "subsets".
     """
     labels, logits = predict(run, state, records)
-    task = run.splits.task
-    if predictions_of is not None and jax.process_index() == 0:
-        workdir, split = predictions_of
-        rundir.save_predictions(workdir, split, labels=labels, scores=task.scores(logits),
-                                names=task.names)
+    return _metrics(run, records, labels, logits, intervals=intervals, subsets=subsets)
+
+
+def _metrics(run: Run, records: Sequence[Record], labels: np.ndarray, logits: np.ndarray, *,
+             intervals: bool, subsets: Mapping[str, Sequence[int]] | None) -> dict[str, Any]:
     groups = [r.patient for r in records]
 
     def metrics(rows: np.ndarray) -> dict[str, Any]:
-        return task_metrics(task, labels[rows], logits[rows], [groups[i] for i in rows],
+        return task_metrics(run.splits.task, labels[rows], logits[rows],
+                            [groups[i] for i in rows],
                             bootstrap_samples=run.config.eval.bootstrap_samples if intervals
                             else 0, seed=run.config.eval.bootstrap_seed)
 
@@ -84,3 +88,29 @@ def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: 
         result["subsets"] = {name: metrics(np.asarray(rows, np.int64))
                              for name, rows in subsets.items()}
     return result
+
+
+def final_results(run: Run, state: TrainState, workdir: pathlib.Path) -> dict[str, Any]:
+    """`val` and `test` metrics with intervals (test subsets too), `operating_points` chosen
+    on val and applied to test, and the data's `label_policies`; host 0 saves each split's
+    predictions (labels, scores, image and patient ids, in record order) in `workdir`."""
+    task = run.splits.task
+    results: dict[str, Any] = {}
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split in ("val", "test"):
+        records = run.splits.split(split)
+        if not records:
+            results[split] = None
+            continue
+        labels, logits = predict(run, state, records)
+        scored[split] = (labels, task.scores(logits))
+        if jax.process_index() == 0:
+            rundir.save_predictions(workdir, split, labels=labels, scores=scored[split][1],
+                                    names=task.names, image_ids=[r.image_id for r in records],
+                                    patients=[r.patient for r in records])
+        results[split] = _metrics(run, records, labels, logits, intervals=True,
+                                  subsets=run.splits.subsets.get(split))
+    results["operating_points"] = (operating_points(task, scored["val"], scored.get("test"))
+                                   if "val" in scored else None)
+    results["label_policies"] = dict(run.splits.label_policies)
+    return results

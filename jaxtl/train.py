@@ -18,13 +18,13 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxtl import __version__, configuration, demo, provenance, rundir
+from jaxtl import __version__, configuration, demo, optim, provenance, rundir
 from jaxtl.checkpoint import RunCheckpoints, abstract_like
 from jaxtl.data import pipeline, registry
 from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.run import build
 from jaxtl.runlog import RunLog
-from jaxtl.scoring import score
+from jaxtl.scoring import final_results, score
 
 
 def summary(metrics: dict[str, Any], names: Sequence[str]) -> str:
@@ -136,11 +136,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
         "task": {"kind": run.splits.task.kind, "names": list(run.splits.task.names),
                  "three_way": list(run.splits.task.three_way),
                  "parents": list(run.splits.task.parents)},
-        "val": score(run, best_state, run.splits.val, intervals=True,
-                     predictions_of=(workdir, "val")),
-        "test": (score(run, best_state, run.splits.test, intervals=True,
-                       subsets=run.splits.subsets.get("test"), predictions_of=(workdir, "test"))
-                 if run.splits.test else None),
+        "optimizer": optim.method_name(config.optim),
+        "loss_weights": run.loss_weights,
+        **final_results(run, best_state, workdir),
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
         "wall_seconds_this_session": time.time() - started,
         "config": config.to_dict(),

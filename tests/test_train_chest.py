@@ -71,3 +71,21 @@ def test_a_chexpert_model_is_scored_on_cxr14_through_the_mapping(chexpert_run, t
     config.data.task = "all"
     with pytest.raises(TransferError, match="set --config.data.task to the run's labels"):
         evaluate.evaluate_checkpoint(config, tmp / "run", tmp_path / "eval2")
+
+
+def test_the_test_labels_are_the_same_whatever_the_training_policy(chexpert_run):
+    import numpy as np
+
+    from jaxtl.data import loading
+
+    tmp, results = chexpert_run
+    assert results["label_policies"]["eval_uncertain"] == "mask"
+    with np.load(tmp / "run" / "predictions_test.npz") as saved:
+        scored = saved["labels"]
+    for policy in ("zeros", "ones"):  # U-Zeros and U-Ones runs would be scored on these
+        config = tiny_config(tmp, "chexpert")
+        config.data.task = "competition5"
+        config.chest.uncertain = policy
+        config.chest.uncertain_per_label = ""
+        test = loading.load_splits(config).test
+        np.testing.assert_array_equal(np.array([r.label for r in test]), scored)

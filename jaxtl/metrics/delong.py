@@ -53,6 +53,7 @@ def auroc_covariance(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarr
 
 @dataclasses.dataclass(frozen=True)
 class ContrastTest:
+    aurocs: tuple[float, ...]  # of each score vector
     difference: float
     standard_error: float
     ci: tuple[float, float]
@@ -71,4 +72,5 @@ def contrast_test(scores: np.ndarray, positive: np.ndarray,
         p = float(2 * stats.norm.sf(abs(difference) / se))
     else:
         p = 1.0 if difference == 0 else 0.0
-    return ContrastTest(difference, se, (difference - half, difference + half), p)
+    return ContrastTest(tuple(float(a) for a in aurocs), difference, se,
+                        (difference - half, difference + half), p)

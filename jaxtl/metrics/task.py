@@ -22,7 +22,7 @@ percentile interval `<name>_ci: [low, high]` from resampling patients (`bootstra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,28 +50,41 @@ def task_metrics(task: Task, labels: np.ndarray, logits: np.ndarray,
     return result
 
 
-def metric_function(task: Task, labels: np.ndarray, scores: np.ndarray) -> Compute:
-    """sample weights (None: every image once) -> the task's metrics, from its scores."""
+def metric_function(task: Task, labels: np.ndarray, scores: np.ndarray,
+                    only: Collection[str] | None = None) -> Compute:
+    """sample weights (None: every image once) -> the task's metrics, from its scores.
+
+    `only` (e.g. {'kappa'} or {'auroc/Edema', 'mean_ap'}) computes just those metrics, for
+    the many calls of a paired bootstrap; None computes all.
+    """
     labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
-    return (_multilabel if task.multilabel else _multiclass)(task, labels, scores)
+
+    def wanted(*names: str) -> bool:
+        return only is None or any(name.split("/")[0] in names for name in only)
+
+    return (_multilabel if task.multilabel else _multiclass)(task, labels, scores, wanted)
 
 
 # --- multiclass -------------------------------------------------------------------------------
-def _multiclass(task: Task, labels: np.ndarray, scores: np.ndarray) -> Compute:
+def _multiclass(task: Task, labels: np.ndarray, scores: np.ndarray,
+                wanted: Callable[..., bool]) -> Compute:
     classes = list(range(len(task.names)))
     predictions = np.argmax(scores, axis=-1)
     confidence = scores[np.arange(len(labels)), predictions]
     correct = predictions == labels
+    parts: dict[str, Callable[[np.ndarray | None], float | None]] = {
+        "accuracy": lambda w: float(skm.accuracy_score(labels, predictions, sample_weight=w)),
+        "kappa": lambda w: _kappa(labels, predictions, classes, w),
+        "macro_f1": lambda w: float(skm.f1_score(labels, predictions, labels=classes,
+                                                 average="macro", sample_weight=w,
+                                                 zero_division=0.0)),
+        "ece": lambda w: expected_calibration_error(confidence, correct, w),
+    }
+    parts = {name: part for name, part in parts.items() if wanted(name)}
 
     def compute(weight: np.ndarray | None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "accuracy": float(skm.accuracy_score(labels, predictions, sample_weight=weight)),
-            "kappa": _kappa(labels, predictions, classes, weight),
-            "macro_f1": float(skm.f1_score(labels, predictions, labels=classes, average="macro",
-                                           sample_weight=weight, zero_division=0.0)),
-            "ece": expected_calibration_error(confidence, correct, weight),
-        }
-        if weight is None:
+        out: dict[str, Any] = {name: part(weight) for name, part in parts.items()}
+        if weight is None and wanted("recall", "confusion_matrix"):
             recall = skm.recall_score(labels, predictions, labels=classes, average=None,
                                       zero_division=0.0)
             out["recall"] = {name: float(r) for name, r in zip(task.names, recall)}
@@ -93,7 +106,8 @@ def _kappa(labels: np.ndarray, predictions: np.ndarray, classes: list[int],
 
 
 # --- multilabel -------------------------------------------------------------------------------
-def _multilabel(task: Task, labels: np.ndarray, scores: np.ndarray) -> Compute:
+def _multilabel(task: Task, labels: np.ndarray, scores: np.ndarray,
+                wanted: Callable[..., bool]) -> Compute:
     counted = (labels == POSITIVE) | (labels == NEGATIVE)
     positive = labels == POSITIVE
     predicted = scores >= 0.5
@@ -112,29 +126,38 @@ def _multilabel(task: Task, labels: np.ndarray, scores: np.ndarray) -> Compute:
             keep = counted[:, index] & (w > 0)
             y, s, sw = positive[keep, index], scores[keep, index], w[keep]
             two_classes = y.any() and not y.all()
-            auroc[name] = float(skm.roc_auc_score(y, s, sample_weight=sw)) if two_classes else None
-            ap[name] = (float(skm.average_precision_score(y, s, sample_weight=sw))
-                        if two_classes else None)
-            ece[name] = expected_calibration_error(s, y, sw)
-            f1[name] = (float(skm.f1_score(y, predicted[keep, index], sample_weight=sw,
-                                           zero_division=0.0)) if keep.any() else None)
+            if wanted("auroc", "mean_auroc"):
+                auroc[name] = (float(skm.roc_auc_score(y, s, sample_weight=sw)) if two_classes
+                               else None)
+            if wanted("ap", "mean_ap"):
+                ap[name] = (float(skm.average_precision_score(y, s, sample_weight=sw))
+                            if two_classes else None)
+            if wanted("ece", "mean_ece"):
+                ece[name] = expected_calibration_error(s, y, sw)
+            if wanted("macro_f1"):
+                f1[name] = (float(skm.f1_score(y, predicted[keep, index], sample_weight=sw,
+                                               zero_division=0.0)) if keep.any() else None)
         keep = counted & (w[:, None] > 0)
         flat_weight = np.broadcast_to(w[:, None], labels.shape)[keep]
         y_all, s_all = positive[keep], scores[keep]
-        return {
-            "auroc": auroc,
-            "ap": ap,
-            "ece": ece,
-            "mean_auroc": _mean(auroc, with_two_classes),
-            "mean_ap": _mean(ap, with_two_classes),
-            "mean_ece": _mean(ece, with_entries),
-            "micro_f1": float(skm.f1_score(y_all, predicted[keep], sample_weight=flat_weight,
-                                           zero_division=0.0)) if keep.any() else None,
-            "macro_f1": _mean(f1, with_entries),
-            "micro_ap": (float(skm.average_precision_score(y_all, s_all,
-                                                           sample_weight=flat_weight))
-                         if y_all.any() and not y_all.all() else None),
-        }
+        out: dict[str, Any] = {}
+        if auroc:
+            out |= {"auroc": auroc, "mean_auroc": _mean(auroc, with_two_classes)}
+        if ap:
+            out |= {"ap": ap, "mean_ap": _mean(ap, with_two_classes)}
+        if ece:
+            out |= {"ece": ece, "mean_ece": _mean(ece, with_entries)}
+        if wanted("micro_f1"):
+            out["micro_f1"] = (float(skm.f1_score(y_all, predicted[keep],
+                                                  sample_weight=flat_weight, zero_division=0.0))
+                               if keep.any() else None)
+        if f1:
+            out["macro_f1"] = _mean(f1, with_entries)
+        if wanted("micro_ap"):
+            out["micro_ap"] = (float(skm.average_precision_score(y_all, s_all,
+                                                                 sample_weight=flat_weight))
+                               if y_all.any() and not y_all.all() else None)
+        return out
 
     return compute
 
