@@ -38,7 +38,7 @@ def test_one_labels_auroc_by_delong_and_means_by_the_paired_bootstrap(tmp_path):
     (a_dir, a_logits), (b_dir, b_logits) = (write_run(tmp_path / "a", 2.0),
                                             write_run(tmp_path / "b", 0.7))
     a, b = comparison.load(a_dir), comparison.load(b_dir)
-    result = {d.metric: d for d in comparison.compare([a], [b], samples=200)}
+    result = {d.metric: d for d in comparison.compare([a], [b], samples=100)}
     keep = LABELS[:, 0] != tasks.MASKED
     direct = contrast_test(np.stack([a.scores[keep, 0], b.scores[keep, 0]]),
                            LABELS[keep, 0] == 1, [1, -1])

@@ -281,8 +281,9 @@ def _operating_points(doc: Document, sweep_dir: pathlib.Path,
         f"Operating points of the chosen runs ({kind}): `fixed` calls a case positive at "
         f"score >= 0.5; `f1` and `youden` use the thresholds that maximise F1 and Youden's J "
         f"on the validation split, applied unchanged to the test split. Test sensitivity, "
-        f"specificity, precision and F1 are means over the {kind.split(',')[0].split()[-1]}s "
-        f"(every label's values: `operating_points` in results.json).")
+        f"specificity, precision and F1 are means over the "
+        f"{'labels' if kind == 'per label' else 'classes'} (each one's values: "
+        f"`operating_points` in results.json).")
     doc.table(["run", "rule", "thresholds", *(f"test {rate}" for rate in thresholds.RATES)],
               body)
 
