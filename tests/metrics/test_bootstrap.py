@@ -23,7 +23,7 @@ def rare_label_split(n=120, seed=0):
 
 def test_a_mean_over_labels_is_undefined_where_one_label_is_and_those_resamples_are_counted():
     task, labels, logits, groups = rare_label_split()
-    samples = 200
+    samples = 100
     result = task_metrics(task, labels, logits, groups, bootstrap_samples=samples, seed=0)
     # A plain loop over the same resamples: the mean is over both labels or undefined.
     means, rare_defined = [], 0

@@ -86,11 +86,12 @@ def test_bfloat16_model_computes_its_head_and_logits_in_float32():
 
     model = create_model("small_cnn", num_outputs=3, head="mlp_128", dtype="bfloat16")
     images = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
-    variables = model.init(jax.random.key(0), images, train=False)
+    variables = fast_jit(lambda x: model.init(jax.random.key(0), x, train=False))(images)
     assert {x.dtype for x in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
-    logits = model.apply(variables, images, train=False)
-    features = np.asarray(model.apply(variables, images, train=False, method="features"),
-                          np.float64)
+    logits, features = fast_jit(lambda v, x: (
+        model.apply(v, x, train=False), model.apply(v, x, train=False, method="features")))(
+        variables, images)
+    features = np.asarray(features, np.float64)
     head = jax.tree.map(lambda x: np.asarray(x, np.float64), variables["params"]["head"])
     hidden = np.maximum(features @ head["hidden_0"]["kernel"] + head["hidden_0"]["bias"], 0)
     expected = hidden @ head["fc"]["kernel"] + head["fc"]["bias"]
