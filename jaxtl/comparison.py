@@ -43,7 +43,6 @@ class Predictions:
     scores: np.ndarray
     image_ids: np.ndarray
     patients: np.ndarray
-    best_metric: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +74,7 @@ def load(workdir: str | pathlib.Path, split: str = "test") -> Predictions:
     task = results["task"]
     return Predictions(run=str(workdir), task=tasks.Task(
         task["kind"], tuple(task["names"]), tuple(task["three_way"]), tuple(task["parents"])),
-        best_metric=results["config"]["eval"]["best_metric"], **arrays)
+        **arrays)
 
 
 def check_same_images(runs: Sequence[Predictions]) -> None:

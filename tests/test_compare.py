@@ -25,8 +25,7 @@ TASK = tasks.multilabel(["x", "y"])
 def write_run(folder, strength, labels=LABELS, ids=None):
     logits = RNG.normal(size=(N, 2)) + strength * (labels == 1)
     rundir.write_results(folder, {"task": {"kind": "multilabel", "names": ["x", "y"],
-                                           "three_way": [False, False], "parents": [-1, -1]},
-                                  "config": {"eval": {"best_metric": "mean_auroc"}}})
+                                           "three_way": [False, False], "parents": [-1, -1]}})
     rundir.save_predictions(folder, "test", labels=labels, scores=expit(logits),
                             names=TASK.names,
                             image_ids=ids if ids is not None else [f"i{i}" for i in range(N)],

@@ -120,7 +120,6 @@ def write_run_folder(folder, strength, seed):
     task = tasks.multiclass(CLASSES)
     rundir.write_results(folder, {
         "task": {"kind": "multiclass", "names": CLASSES, "three_way": [], "parents": []},
-        "config": {"eval": {"best_metric": "kappa"}},
         "operating_points": operating_points(task, (TEST_LABELS, scores),
                                              (TEST_LABELS, scores))})
 
