@@ -3,13 +3,15 @@
 Paired comparison of two runs scored on the same images (e.g. two pretraining sources at the
 same training size): per metric, A - B with its 95% interval and a p-value, by DeLong's test
 for one label's AUROC and by a paired bootstrap over patients for every other metric
-(`jaxtl.comparison`). RUN_A or RUN_B may be a comma list of run folders (seeds of one
-configuration): each side is then the mean over its runs.
+(`jaxtl.comparison`). RUN_A or RUN_B may be several run folders joined by ':' (as in PATH;
+sweep folder names hold commas): the seeds of one configuration, each side then the mean over
+its runs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from absl import app, flags
 
@@ -32,7 +34,7 @@ def main(argv: list[str], options: cli.Options) -> None:
     if len(argv) != 3:
         raise app.UsageError("pass two run folders, e.g. python -m jaxtl.compare runs/a runs/b")
     split = options["split"].value
-    sides = [[comparison.load(path, split) for path in arg.split(",") if path]
+    sides = [[comparison.load(path, split) for path in arg.split(os.pathsep) if path]
              for arg in argv[1:]]
     differences = comparison.compare(*sides, options["metrics"].value or None,
                                      samples=options["samples"].value,

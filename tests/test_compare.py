@@ -62,11 +62,15 @@ def test_runs_with_other_images_or_labels_are_refused(tmp_path):
 
 
 def test_the_program_prints_the_table_and_one_line_errors(tmp_path):
-    a, b = write_run(tmp_path / "a", 2.0)[0], write_run(tmp_path / "b", 0.5)[0]
-    command = [sys.executable, "-m", "jaxtl.compare", str(a), str(b), "--samples", "50",
+    # Sweep folder names hold commas; several folders of one side are joined by ':'.
+    a = write_run(tmp_path / "init=pre,n=10,seed=0", 2.0)[0]
+    a2 = write_run(tmp_path / "init=pre,n=10,seed=1", 2.0)[0]
+    b = write_run(tmp_path / "init=none,n=10,seed=0", 0.5)[0]
+    command = [sys.executable, "-m", "jaxtl.compare", f"{a}:{a2}", str(b), "--samples", "50",
                "--metrics", "mean_ap,auroc/y"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "A - B" in done.stdout and "auroc/y" in done.stdout and "DeLong" in done.stdout
+    assert f"A: {a}, {a2}\nB: {b}\n" in done.stdout
     failed = subprocess.run(command[:4] + [str(tmp_path / "missing")], capture_output=True,
                             text=True)
     assert failed.returncode == 2 and failed.stderr.startswith("error: ")
