@@ -23,7 +23,8 @@ def define_flags() -> cli.Options:
         "runs": flags.DEFINE_list("runs", [], "Runs whose ROC/PR and learning curves to draw "
                                   "(comma list of run folder names)."),
         "comparison_samples": flags.DEFINE_integer(
-            "comparison_samples", 1000, "Patient resamples of the paired comparisons."),
+            "comparison_samples", None, "Patient resamples of the paired comparisons "
+            "(default: jaxtl.report.comparisons.SAMPLES)."),
     }
 
 
@@ -36,8 +37,9 @@ def main(argv: list[str], options: cli.Options) -> None:
                         f"(python -m jaxtl.sweep --config ... --workdir {sweep_dir})")
     from jaxtl.report import render
 
+    samples = options["comparison_samples"].value
     paths = render(sweep_dir, options["out"].value, options["runs"].value,
-                   options["comparison_samples"].value)
+                   **({} if samples is None else {"comparison_samples": samples}))
     print(f"report: {paths['markdown']}\n        {paths['html']}")
 
 
