@@ -57,6 +57,9 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.optim.momentum = 0.9  # sgd
     config.optim.nesterov = True  # sgd
     config.optim.weight_decay = 1e-4  # sgd, adam, cool_momentum: coupled L2; adamw: decoupled
+    # kernels: decay convolution and dense kernels only, not biases and normalisation scales and
+    # offsets (every parameter of 1 dimension), as timm's fine-tuning recipes do | all
+    config.optim.weight_decay_mask = "kernels"
     config.optim.rho_0 = 0.99  # cool_momentum: initial momentum
     config.optim.alpha = 0.0  # cool_momentum: cooling rate; 0 derives (1 - rho_0)^(1 / total steps)
     config.optim.clip_grad_norm = 0.0  # clip gradients to this global norm; 0: no clipping
@@ -94,6 +97,9 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.train.keep_checkpoints = 2  # latest checkpoints kept for resuming; the best is kept apart
     config.train.log_every_steps = 50
     config.train.seed = 0  # parameter init, dropout and augmentation
+    # Class imbalance, from the training labels (evaluation is never weighted):
+    config.train.class_weights = "none"  # softmax tasks: none | balanced (n / (classes * n_c))
+    config.train.positive_weights = "none"  # multi-label: none | balanced (negatives / positives)
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 64  # global

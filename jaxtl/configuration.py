@@ -22,6 +22,7 @@ from jaxtl.data.transforms import BAD_IMAGE_POLICIES
 from jaxtl.errors import ConfigError
 
 __all__ = ["AUGMENTATIONS", "DTYPES", "flatten", "parse_augment", "to_json", "validate"]
+LOSS_WEIGHTINGS = ("none", "balanced")  # train.class_weights, train.positive_weights
 
 
 def _rules(dataset: str) -> dict[str, Rule]:
@@ -60,6 +61,7 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "optim.momentum": number(0.0, 0.9999),
         "optim.nesterov": boolean,
         "optim.weight_decay": number(0.0, 1.0),
+        "optim.weight_decay_mask": choice(*optim.WEIGHT_DECAY_MASKS),
         "optim.rho_0": number(0.0, 0.9999),
         "optim.alpha": number(0.0, 1.0),
         "optim.clip_grad_norm": number(0.0, None),
@@ -86,6 +88,8 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "train.keep_checkpoints": number(1, None, integer=True),
         "train.log_every_steps": number(1, None, integer=True),
         "train.seed": number(0, 2**31 - 1, integer=True),
+        "train.class_weights": choice(*LOSS_WEIGHTINGS),
+        "train.positive_weights": choice(*LOSS_WEIGHTINGS),
         "probe.c_values": positive_numbers,
         "probe.max_iter": number(1, None, integer=True),
         "eval.batch_size": number(1, None, integer=True),

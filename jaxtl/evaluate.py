@@ -24,7 +24,7 @@ from absl import flags, logging
 from jaxtl import __version__, cli, configuration, demo, rundir, steps, transfer
 from jaxtl.errors import TransferError
 from jaxtl.run import build
-from jaxtl.scoring import score
+from jaxtl.scoring import final_results
 
 
 def define_flags() -> cli.Options:
@@ -91,9 +91,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
         "jaxtl_version": __version__,
         "task": source_results["task"],
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
-        "val": score(run, state, run.splits.val, intervals=True),
-        "test": (score(run, state, run.splits.test, intervals=True)
-                 if run.splits.test else None),
+        **final_results(run, state, pathlib.Path(workdir)),
         "config": config.to_dict(),
     }
     if jax.process_index() == 0:

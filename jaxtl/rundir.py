@@ -7,7 +7,7 @@
     best/<step>/         the checkpoint with the best validation metric
     train_images.csv     image and patient ids of the training set
     results.json         the final metrics; its presence means the run has finished
-    predictions_<split>.npz   labels and scores of the best checkpoint per split
+    predictions_<split>.npz   labels, scores, image and patient ids of the best checkpoint
     features/<split>.npz      pooled backbone features (python -m jaxtl.features)
     sweep_run.json, sweep.log the sweep's record of the run and the run's output (jaxtl.sweep)
     run.lock             while a process writes the run: its host and process id
@@ -92,12 +92,13 @@ def write_training_set(workdir: pathlib.Path, image_ids: Sequence[str],
 
 
 def save_predictions(workdir: pathlib.Path, split: str, *, labels: np.ndarray,
-                     scores: np.ndarray, names: Sequence[str],
-                     image_ids: Sequence[str]) -> pathlib.Path:
-    """The scored images of a split: their labels and the task's scores, with their ids."""
+                     scores: np.ndarray, names: Sequence[str], image_ids: Sequence[str],
+                     patients: Sequence[str]) -> pathlib.Path:
+    """Scores in float64, so that metrics recomputed from the file (jaxtl.compare) equal
+    results.json's."""
     return atomic.save_npz(predictions_file(workdir, split), compressed=True, labels=labels,
-                           scores=scores.astype(np.float32), names=np.array(names),
-                           image_ids=np.array(image_ids))
+                           scores=scores.astype(np.float64), names=np.array(names),
+                           image_ids=np.array(image_ids), patients=np.array(patients))
 
 
 def has_checkpoints(workdir: pathlib.Path) -> bool:

@@ -78,9 +78,11 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
                     task: Task, label_smoothing: float = 0.0, frozen: Frozen = NOTHING_FROZEN,
+                    loss_weights: tuple[float, ...] | None = None,
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """One optimizer step on the task's loss: the mean over the counted (image, label)
-    entries of the global batch (see jaxtl.tasks). `frozen`: backbone stages that get no
+    entries of the global batch (see jaxtl.tasks), weighted by `loss_weights` (per class or
+    per label's positives; None: unweighted). `frozen`: backbone stages that get no
     gradient and run BatchNorm and dropout in inference mode (jaxtl.optim.freezing); the
     optimizer keeps their parameters. A batch may hold `valid` (False: a skipped image's
     stand-in, left out of loss and accuracy). The metrics say whether the loss and the gradient
@@ -94,7 +96,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                     {"params": frozen.stop_gradient(params), "batch_stats": state.batch_stats},
                     batch["image"], train=True, rngs={"dropout": dropout_key},
                     mutable=["batch_stats"])
-            loss = task.mean_loss(logits, batch["label"], label_smoothing, batch.get("valid"))
+            loss = task.mean_loss(logits, batch["label"], label_smoothing, loss_weights,
+                                  batch.get("valid"))
             return loss, (logits, updates.get("batch_stats", {}))
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

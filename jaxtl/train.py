@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxtl import __version__, configuration, demo, provenance, rundir
+from jaxtl import __version__, configuration, demo, optim, provenance, rundir
 from jaxtl.checkpoint import RunCheckpoints, abstract_like
 from jaxtl.data import pipeline, registry
 from jaxtl.errors import DataError, NonFiniteError, Preempted, UnreadableImage
@@ -39,7 +39,7 @@ from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.preemption import CheckpointInterval, StopRequest
 from jaxtl.run import Run, build
 from jaxtl.runlog import RunLog
-from jaxtl.scoring import score
+from jaxtl.scoring import final_results, score
 
 
 def summary(metrics: dict[str, Any], names: Sequence[str]) -> str:
@@ -154,11 +154,9 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, notes: list
         "task": {"kind": run.splits.task.kind, "names": list(run.splits.task.names),
                  "three_way": list(run.splits.task.three_way),
                  "parents": list(run.splits.task.parents)},
-        "val": score(run, best_state, run.splits.val, intervals=True,
-                     predictions_of=(workdir, "val")),
-        "test": (score(run, best_state, run.splits.test, intervals=True,
-                       subsets=run.splits.subsets.get("test"), predictions_of=(workdir, "test"))
-                 if run.splits.test else None),
+        "optimizer": optim.method_name(config.optim),
+        "loss_weights": run.loss_weights,
+        **final_results(run, best_state, workdir),
         "skipped_training_images": skipped,  # image draws left out over all epochs
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
         "wall_seconds_this_session": time.time() - started,

@@ -218,6 +218,10 @@ def test_sweep_files_in_the_repository_plan(tmp_path):
     sources = {run.pretrain for run in demo_runs if run.role == "grid"}
     sizes = {run.effective["data.train_per_class"] for run in demo_runs if run.role == "grid"}
     assert len(sources) >= 2 and len(sizes) >= 3 and demo_runs[0].role == "source"
+    grid = [run for run in demo_runs if run.role == "grid"]
+    assert {(run.effective["train.seed"], run.effective["data.sample_seed"]) for run in grid} \
+        == {(0, 0), (1, 1), (2, 2)}
+    assert len(grid) == len(sources) * len(sizes) * 3
     study = plan.load_sweep("configs/sweeps/study.py:eyepacs=/data/eyepacs,chexpert=/data/cx,"
                             "consep=/data/consep")
     keys = {key for own in study.grid for key in own}
