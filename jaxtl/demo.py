@@ -1,15 +1,17 @@
-"""The built-in demo: what changes when no dataset is configured (data.root is empty)."""
+"""The built-in demo: what changes when no dataset is configured (its location key, data.root or
+data.tfds_dir, is empty)."""
 
 from __future__ import annotations
 
 import ml_collections
 
+from jaxtl.data import loading
 from jaxtl.data.demo_data import demo_root
 
 
 def apply(config: ml_collections.ConfigDict) -> list[str]:
-    """Switches an empty-root config to the demo settings; returns the banner lines."""
-    if config.data.root:
+    """Switches a config without data to the demo settings; returns the banner lines."""
+    if not loading.is_demo(config):
         return []
     demo = config.demo
     changes = {("model", "arch"): demo.arch, ("data", "resolution"): demo.resolution,
@@ -23,8 +25,10 @@ def apply(config: ml_collections.ConfigDict) -> list[str]:
         if old != value:
             changed.append(f"{section}.{key} {old} -> {value}")
     return [
-        f"DEMO RUN: no data.root set, so synthetic {config.dataset} data in the real layout is "
+        f"DEMO RUN: no {loading.location_key(config.dataset)} set, so synthetic {config.dataset} "
+        f"data in the real layout is "
         f"used ({demo_root(config)}).",
         "DEMO RUN: demo settings (config.demo): " + (", ".join(changed) or "none changed"),
-        "DEMO RUN: for real data pass --config.data.root=/path/to/" + config.dataset,
+        f"DEMO RUN: for real data pass --config.{loading.location_key(config.dataset)}="
+        f"/path/to/{config.dataset}",
     ]

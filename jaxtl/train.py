@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from jaxtl import __version__, configuration, demo, provenance, rundir
 from jaxtl.checkpoint import RunCheckpoints, abstract_like
-from jaxtl.data import pipeline, registry
+from jaxtl.data import loading, pipeline, registry
 from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.run import build
 from jaxtl.runlog import RunLog
@@ -41,7 +41,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     workdir = pathlib.Path(workdir).resolve()
     writer = jax.process_index() == 0
     rundir.check_workdir(workdir, config, write=writer)
-    is_demo = not config.data.root
+    is_demo = loading.is_demo(config)
     log = RunLog(workdir, demo=is_demo, enabled=writer)
     for note in notes:
         log.info(note)
