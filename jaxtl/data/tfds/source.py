@@ -43,9 +43,11 @@ def tfds_module() -> Any:
 
 
 def installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorflow_datasets") is not None
+    try:
+        tfds_module()
+    except ConfigError:
+        return False
+    return True
 
 
 def prepared_builder(name: str, data_dir: pathlib.Path) -> Any:
