@@ -26,6 +26,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.data.task = "labels"
         config.csv.label_columns = "referable,proliferative"  # the demo table's; name yours
         config.eval.best_metric = "mean_auroc"
+    settings(config)
+    return config
+
+
+def settings(config: ml_collections.ConfigDict) -> None:
+    """The experiment's settings (configs/folders.py takes them too)."""
     config.data.resolution = 224
     config.data.batch_size = 32
     config.eval.batch_size = 64
@@ -33,4 +39,3 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.name = "adam"
     config.optim.lr = 1e-4
     config.train.epochs = 30
-    return config

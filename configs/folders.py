@@ -5,24 +5,22 @@
         --config.data.root=/data/my_images
 
 Images are split one by one (folders carry no patients): for patient-wise splits list the
-images in a table (configs/csv.py). The `folders` section: jaxtl/data/table/spec.py.
+images in a table (configs/csv.py), whose experiment settings this file takes. The `folders`
+section: jaxtl/data/table/spec.py.
 """
 
 from __future__ import annotations
 
+import pathlib
+
 import ml_collections
 
 from jaxtl.base_config import base_config
+from jaxtl.config_files import load_module
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
     config = base_config("folders")
-    config.data.resolution = 224
-    config.data.batch_size = 32
-    config.eval.batch_size = 64
-    config.model.arch = "resnet50"
-    config.optim.name = "adam"
-    config.optim.lr = 1e-4
-    config.train.epochs = 30
+    load_module(str(pathlib.Path(__file__).with_name("csv.py"))).settings(config)
     return config

@@ -52,12 +52,21 @@ class ImageFileDecoder:
     value_scale: float = 255.0
 
     def __post_init__(self) -> None:
-        if self.channels not in (1, 3):
-            raise ValueError(f"image files decode to 1 or 3 channels, not {self.channels}")
+        one_or_three(self.channels, "image files")
 
     def decode(self, path: str, resolution: int) -> Image.Image:
         image = read_8bit_image(path, path, self.channels, resolution)
         return self.preprocess(image, resolution) if self.preprocess is not None else image
+
+
+def one_or_three(channels: int, what: str) -> None:
+    if channels not in (1, 3):
+        raise ValueError(f"{what} decode to 1 or 3 channels, not {channels}")
+
+
+def unreadable(where: str, error: Exception) -> DataError:
+    return DataError(f"{where} cannot be read as an image ({error}); replace the file or remove "
+                     f"its row from the labels")
 
 
 # Pillow modes of more than 8 bits per grey pixel: 16-bit integers, 32-bit integers and floats.
@@ -70,8 +79,7 @@ def open_image(source: str | BinaryIO, where: str) -> Image.Image:
     try:
         return Image.open(source)
     except (OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{where} cannot be read as an image ({error}); replace the file or "
-                        f"remove its row from the labels") from error
+        raise unreadable(where, error) from error
 
 
 def read_8bit_image(source: str | BinaryIO, where: str, channels: int,
@@ -89,8 +97,7 @@ def read_8bit_image(source: str | BinaryIO, where: str, channels: int,
         image.draft(mode, (resolution, resolution))
         return image.convert(mode)
     except (OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"{where} cannot be read as an image ({error}); replace the file or "
-                        f"remove its row from the labels") from error
+        raise unreadable(where, error) from error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +113,7 @@ class DeepImageDecoder:
     value_scale: float = 65535.0
 
     def __post_init__(self) -> None:
-        if self.channels not in (1, 3):
-            raise ValueError(f"image files decode to 1 or 3 channels, not {self.channels}")
+        one_or_three(self.channels, "image files")
 
     def decode(self, path: str, resolution: int) -> np.ndarray:
         del resolution
@@ -122,8 +128,7 @@ class DeepImageDecoder:
                 pixels = np.asarray(image.convert("L" if self.channels == 1 else "RGB"),
                                     np.uint16) * np.uint16(257)
         except (OSError, SyntaxError, ValueError) as error:
-            raise DataError(f"{path} cannot be read as an image ({error}); replace the file or "
-                            f"remove its row from the labels") from error
+            raise unreadable(path, error) from error
         if pixels.ndim == 2:
             pixels = pixels[..., None]
         if pixels.shape[-1] != self.channels:
@@ -152,8 +157,7 @@ class PatchArrayDecoder:
     value_scale: float = 255.0
 
     def __post_init__(self) -> None:
-        if self.channels not in (1, 3):
-            raise ValueError(f"RGB patches decode to 1 or 3 channels, not {self.channels}")
+        one_or_three(self.channels, "RGB patches")
 
     def decode(self, path: str, resolution: int) -> np.ndarray:
         del resolution

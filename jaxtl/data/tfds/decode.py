@@ -8,7 +8,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from jaxtl.data.bigearthnet.bands import PATCH_SIDE, REFLECTANCE_SCALE, parse_bands, upsample
+from jaxtl.data.bigearthnet.bands import PATCH_SIDE, BandStackDecoder, upsample
 from jaxtl.data.decoders import read_8bit_image
 from jaxtl.data.records import DataError
 from jaxtl.data.tfds import source
@@ -32,20 +32,9 @@ class TfdsImageDecoder:
 
 
 @dataclasses.dataclass(frozen=True)
-class TfdsBandsDecoder:
+class TfdsBandsDecoder(BandStackDecoder):
     """BigEarthNet's `all` config: the selected band features (float32 digital numbers at
-    their own grids) upsampled to 120x120 and stacked, as jaxtl's band-folder decoder does."""
-
-    bands: tuple[str, ...]
-    interpolation: str = "bilinear"
-    value_scale: float = REFLECTANCE_SCALE
-
-    def __post_init__(self) -> None:
-        parse_bands(",".join(self.bands))
-
-    @property
-    def channels(self) -> int:
-        return len(self.bands)
+    their own grids) upsampled to 120x120 and stacked, as the band-folder decoder does."""
 
     def decode(self, path: str, resolution: int) -> np.ndarray:
         del resolution

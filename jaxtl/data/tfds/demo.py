@@ -60,6 +60,7 @@ def write_demo_dataset(root: str | pathlib.Path, name: str, *, num_patients: int
     Raises FileExistsError if `root` exists (the folder appears complete or not at all).
     """
     dataset, _, config = name.partition("/")
+    source.tfds_module().disable_progress_bar()  # TFDS's bars would fill the run's log
     with staged_folder(root) as staging:
         scratch = staging / SCRATCH
         if dataset == "diabetic_retinopathy_detection":
