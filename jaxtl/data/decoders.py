@@ -122,11 +122,18 @@ class DeepImageDecoder:
             if image.mode in SIXTEEN_BIT_MODES:
                 pixels = np.asarray(image).astype(np.uint16)
             elif image.mode in WIDE_MODES:
-                raise DataError(f"{path} is a {image.mode} image (32-bit integers or floats); "
-                                f"jaxtl reads 8- and 16-bit images: convert it to 16-bit grey")
+                # Some Pillow versions open 16-bit PNGs as 32-bit integers ('I')
+                values = np.asarray(image)
+                if image.mode == "F" or values.min() < 0 or values.max() > 65535:
+                    raise DataError(f"{path} is a {image.mode} image with values outside "
+                                    f"0..65535; jaxtl reads 8- and 16-bit images: convert it "
+                                    f"to 16-bit grey")
+                pixels = values.astype(np.uint16)
             else:
                 pixels = np.asarray(image.convert("L" if self.channels == 1 else "RGB"),
                                     np.uint16) * np.uint16(257)
+        except DataError:
+            raise
         except (OSError, SyntaxError, ValueError) as error:
             raise unreadable(path, error) from error
         if pixels.ndim == 2:

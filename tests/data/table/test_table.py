@@ -219,3 +219,13 @@ def test_the_demo_tables_hold_every_column_the_configs_name(tmp_path):
     values = np.asarray([r.label for r in splits.train])
     assert (values == tasks.MASKED).any() and (values == tasks.POSITIVE).any()
     assert not math.isnan(values.mean())
+
+
+def test_32_bit_integer_images_are_read_when_their_values_fit_16_bits(tmp_path):
+    """Some Pillow versions open 16-bit PNGs as 32-bit integers ('I')."""
+    fits, wide = tmp_path / "fits.tif", tmp_path / "wide.tif"
+    Image.fromarray(np.array([[0, 60000]], np.int32), "I").save(fits)
+    Image.fromarray(np.array([[0, 70000]], np.int32), "I").save(wide)
+    assert DeepImageDecoder().decode(str(fits), 8).ravel().tolist() == [0, 60000]
+    with pytest.raises(DataError, match="wide.tif is a I image with values outside 0..65535"):
+        DeepImageDecoder().decode(str(wide), 8)

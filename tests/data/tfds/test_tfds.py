@@ -204,7 +204,7 @@ def test_retinopathy_trains_end_to_end_on_a_prepared_dataset(tfds_dir, tmp_path)
 
 @pytest.mark.slow
 def test_bigearthnet_trains_end_to_end_on_its_demo(tmp_path):
-    config = tiny_config(tmp_path, "tfds:bigearthnet/all", {"data.augment": "crop,flip,rotate"})
+    config = tiny_config(tmp_path, "tfds:bigearthnet/all")
     results = train.train_and_evaluate(config, tmp_path / "run")
     assert results["demo"] is True and results["task"]["names"] == list(LABELS_19)
     assert sum(results["split_sizes"].values()) == 13  # 12 listed patches + 1 cloud patch
