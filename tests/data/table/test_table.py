@@ -79,6 +79,18 @@ def test_configured_classes_keep_their_order_and_integers_sort_as_numbers(images
     assert load(csv_config(tmp_path, table)).task.names == ("2", "9", "10")
 
 
+def test_train_per_class_caps_each_class_of_a_table(images, tmp_path):
+    table = write_table(images / "capped.csv", HEADER, rows_of(images))
+    full = load(csv_config(tmp_path, table))
+    capped = load(csv_config(tmp_path, table, **{"data.train_per_class": 2}))
+    counts = {name: sum(r.label == i for r in full.train) for i, name in
+              enumerate(full.task.names)}
+    assert min(counts.values()) > 2  # the cap bites for every class
+    assert [sum(r.label == i for r in capped.train) for i in range(3)] == [2, 2, 2]
+    assert {r.image_id for r in capped.train} <= {r.image_id for r in full.train}
+    assert capped.test == full.test and capped.val == full.val
+
+
 def test_a_fixed_split_column_is_kept_and_val_drawn_from_train_by_group(images, tmp_path):
     table = write_table(images / "c.csv", HEADER, rows_of(images))
     splits = load(csv_config(tmp_path, table, **{"csv.split_column": "split",

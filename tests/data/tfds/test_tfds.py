@@ -19,7 +19,7 @@ from conftest import tiny_config
 from jaxtl import configuration, run, train
 from jaxtl.data import loading
 from jaxtl.data.bigearthnet.bands import published_statistics
-from jaxtl.data.bigearthnet.labels import LABELS_19, TO_19
+from jaxtl.data.bigearthnet.labels import LABELS_19, LABELS_43, TO_19
 from jaxtl.data.chest.labels import CHEXPERT_LABELS
 from jaxtl.data.tfds import demo
 from jaxtl.errors import ConfigError, DataError
@@ -101,6 +101,13 @@ def test_bigearthnet_labels_and_bands_are_tfds_examples(tfds_dir, tmp_path):
     np.testing.assert_array_equal(decoded[..., 0], example["B04"])  # 10 m: as stored
     np.testing.assert_allclose(decoded[::2, ::2, 1].mean(), example["B05"].mean(), rtol=0.05)
     assert decoded[..., 2].shape == (120, 120)  # the 60 m band upsampled from 20 x 20
+    config.data.task = "labels43"  # the 43 CORINE labels as TFDS stores them, unmapped
+    records43 = {r.image_id: r for s in ("train", "val", "test")
+                 for r in loading.load_splits(config).split(s)}
+    for example in examples:
+        present = {label_names[i] for i in example["labels"]}
+        assert records43[example["filename"].decode()].label == tuple(
+            int(label in present) for label in LABELS_43)
 
 
 def test_bigearthnet_official_lists_decide_the_splits(tfds_dir, tmp_path):
