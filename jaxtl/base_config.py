@@ -23,6 +23,10 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
     config.data = ml_collections.ConfigDict()
     config.data.root = ""  # empty: synthetic demo data in the dataset's real layout (see `demo`)
+    # TensorFlow Datasets (the tfds_* datasets only, configs/tfds.py): NAME[/CONFIG] as TFDS
+    # names it, and TFDS's data_dir holding it prepared as ArrayRecord (empty: demo data).
+    config.data.tfds = ""
+    config.data.tfds_dir = ""
     config.data.task = ""  # what to predict; the dataset sets its default and lists its tasks
     config.data.channels = 3  # input channels; data.mean and data.std have one value each
     config.data.resolution = 256  # square side in pixels after resizing

@@ -33,6 +33,8 @@ def _rules(dataset: str) -> dict[str, Rule]:
     return {
         "dataset": registry.dataset_rule,
         "data.root": text,
+        "data.tfds": text,
+        "data.tfds_dir": text,
         "data.task": text,  # the dataset's rule below replaces this one
         "data.channels": number(1, 64, integer=True),
         "data.resolution": number(16, 4096, integer=True),
@@ -129,6 +131,27 @@ def resolution_problems(config: ml_collections.ConfigDict) -> list[str]:
             if resolution < models.min_input_size(arch)]
 
 
+def location_problems(config: ml_collections.ConfigDict) -> list[str]:
+    """Keys that say where data is, set for a dataset that reads its data elsewhere."""
+    spec = registry.get(config.dataset)
+    problems = []
+    for key in registry.LOCATION_KEYS:
+        section, name = key.split(".")
+        if key != spec.location and config[section][name]:
+            problems.append(f"config.{key} is {config[section][name]!r}, but {spec.name} reads "
+                            f"its data from config.{spec.location}; set that instead"
+                            + (_TFDS_HINT if key == "data.tfds_dir" else ""))
+    if config.data.tfds and spec.location != "data.tfds_dir":
+        problems.append(f"config.data.tfds is {config.data.tfds!r}, but config.dataset is "
+                        f"{config.dataset!r}, which is not read from TensorFlow Datasets"
+                        + _TFDS_HINT)
+    return problems
+
+
+_TFDS_HINT = ("; TFDS datasets are read with their own config: --config "
+              "configs/tfds.py:NAME[/CONFIG] --config.data.tfds_dir=DIR")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError listing every unknown key, missing key and invalid value, on one
     line ("invalid config: ...; ..."). An unknown dataset is reported alone: the keys of its
@@ -158,6 +181,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             problems.append(f"config.data.mean and config.data.std must have one value per "
                             f"channel each (data.channels={config.data.channels}); they have "
                             f"{len(config.data.mean)} and {len(config.data.std)}")
+        problems += location_problems(config)
         problems += [f"config.{problem}" for problem in registry.get(config.dataset).check(config)]
         problems += resolution_problems(config)
     if not problems:

@@ -1,4 +1,5 @@
-"""The built-in demo: what changes when no dataset is configured (data.root is empty).
+"""The built-in demo: what changes when no dataset is configured (its location key,
+data.root or data.tfds_dir, is empty).
 
 A demo run trains on small synthetic data, so it replaces the settings of `SETTINGS` (model,
 resolution, batch, epochs, workers, bootstrap resamples) by their `config.demo` counterparts.
@@ -12,6 +13,7 @@ from collections.abc import Collection
 
 import ml_collections
 
+from jaxtl.data import loading
 from jaxtl.data.demo_data import demo_root
 from jaxtl.errors import ConfigError
 
@@ -28,25 +30,26 @@ def _get(config: ml_collections.ConfigDict, key: str):
 
 
 def replaced(config: ml_collections.ConfigDict, keys: Collection[str]) -> list[str]:
-    """Which of `keys` a demo run of `config` would change (none when data.root is set)."""
-    if config.data.root:
+    """Which of `keys` a demo run of `config` would change (none when it has data)."""
+    if not loading.is_demo(config):
         return []
     return [key for key in keys if key in SETTINGS
             and _get(config, key) != _get(config, SETTINGS[key])]
 
 
 def apply(config: ml_collections.ConfigDict, set_by_user: Collection[str] = ()) -> list[str]:
-    """Switches an empty-root config to the demo settings; returns the banner lines. Refuses
+    """Switches a config without data to the demo settings; returns the banner lines. Refuses
     (ConfigError) to replace a value the user set (`set_by_user`: config keys)."""
-    if config.data.root:
+    if not loading.is_demo(config):
         return []
+    where = loading.location_key(config.dataset)
     if refused := replaced(config, set_by_user):
         raise ConfigError(
             f"{', '.join(f'config.{key}={_get(config, key)!r}' for key in refused)} is set, but "
-            f"this run has no data.root, so it is a demo run that trains with "
+            f"this run has no {where}, so it is a demo run that trains with "
             f"{', '.join(f'config.{SETTINGS[key]}={_get(config, SETTINGS[key])!r}' for key in refused)}"
             f" instead: set {', '.join(f'--config.{SETTINGS[key]}' for key in refused)} for "
-            f"the demo data, or give --config.data.root")
+            f"the demo data, or give --config.{where}")
     changed = []
     for key, demo_key in SETTINGS.items():
         section, name = key.split(".")
@@ -55,8 +58,8 @@ def apply(config: ml_collections.ConfigDict, set_by_user: Collection[str] = ()) 
         if old != new:
             changed.append(f"{key} {old} -> {new}")
     return [
-        f"DEMO RUN: no data.root set, so synthetic {config.dataset} data in the real layout is "
+        f"DEMO RUN: no {where} set, so synthetic {config.dataset} data in the real layout is "
         f"used ({demo_root(config)}).",
         "DEMO RUN: demo settings (config.demo): " + (", ".join(changed) or "none changed"),
-        "DEMO RUN: for real data pass --config.data.root=/path/to/" + config.dataset,
+        f"DEMO RUN: for real data pass --config.{where}=/path/to/{config.dataset}",
     ]

@@ -22,6 +22,7 @@ import ml_collections
 from absl import flags, logging
 
 from jaxtl import __version__, cli, configuration, demo, rundir, steps, transfer
+from jaxtl.data import loading
 from jaxtl.errors import TransferError
 from jaxtl.run import build
 from jaxtl.scoring import final_results
@@ -84,7 +85,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
     state = state.replace(params=variables["params"],
                           batch_stats=variables.get("batch_stats", {}))
     results = {
-        "demo": not config.data.root,
+        "demo": loading.is_demo(config),
         "dataset": run.splits.name,
         "checkpoint": str(checkpoint),
         "trained_on": source["dataset"],

@@ -205,7 +205,7 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
     notes = demo.apply(config, set_by_user)
     configuration.validate(config)
     workdir = pathlib.Path(workdir).resolve()
-    is_demo = not config.data.root
+    is_demo = loading.is_demo(config)
     writer = jax.process_index() == 0
     if writer:
         rundir.write_config(workdir, config)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from jaxtl import __version__, configuration, demo, optim, provenance, rundir
 from jaxtl.checkpoint import RunCheckpoints, abstract_like
-from jaxtl.data import pipeline, registry
+from jaxtl.data import loading, pipeline, registry
 from jaxtl.errors import DataError, NonFiniteError, Preempted, UnreadableImage
 from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.preemption import CheckpointInterval, StopRequest
@@ -102,7 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, notes: list[str],
            started: float, writer: bool) -> dict:
     # --- Setup ------------------------------------------------------------------------------
-    is_demo = not config.data.root
+    is_demo = loading.is_demo(config)
     log = RunLog(workdir, demo=is_demo, enabled=writer)
     for note in notes:
         log.info(note)
@@ -237,7 +237,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
                                   config.train.log_every_steps)
 
     def meta_now(**extra: Any) -> dict[str, Any]:
-        return {"epoch": step / steps_per_epoch, "step": step, "demo": not config.data.root,
+        return {"epoch": step / steps_per_epoch, "step": step, "demo": is_demo,
                 "early_stopping": stopper.state(),
                 "skipped_training_images": check.skipped_images, **extra}
 
@@ -245,7 +245,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
     reported = _reported(config)
     progress = tqdm(total=run.total_steps, initial=step, unit="step", mininterval=2.0,
                     disable=jax.process_index() != 0,
-                    desc=("DEMO " if not config.data.root else "") + "train")
+                    desc=("DEMO " if is_demo else "") + "train")
     window_start, window_images = time.time(), 0
     throughput: list[float] = []
     while step < run.total_steps and not stopper.stopped:

@@ -369,7 +369,8 @@ def test_table_rows_hold_config_metrics_epochs_and_provenance(tmp_path):
     pending.mkdir()
     (pending / rundir.SWEEP_STATUS_FILE).write_text(json.dumps({
         "name": "c", "role": "grid", "status": "failed", "error": "boom", "needs": ["a"],
-        "pretrain": "a", "effective": {"data.root": "", "optim.lr": 0.1}}))
+        "pretrain": "a",
+        "effective": {"dataset": "eyepacs", "data.root": "", "optim.lr": 0.1}}))
     rows = table.write(tmp_path)
     assert [row["run"] for row in rows] == ["a", "b", "c"]
     a = rows[0]

@@ -29,6 +29,9 @@ from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DatasetSplits
 from jaxtl.errors import ConfigError
 
+# Where a dataset can be: files under data.root (a folder or a table), or TFDS's data_dir.
+LOCATION_KEYS = ("data.root", "data.tfds_dir")
+
 Loader = Callable[[pathlib.Path, ml_collections.ConfigDict, bool], DatasetSplits]
 
 
@@ -65,6 +68,13 @@ class DatasetSpec:
     decoder: Callable[[ml_collections.ConfigDict], Decoder] = image_files
     # what a Record and its grouping id (Record.patient) are called in reports such as stats
     units: tuple[str, str] = ("images", "patients")
+    # The config key naming where the dataset is (a folder, a table, a TFDS data_dir); when it
+    # is empty the run uses the dataset's demo data. One of `LOCATION_KEYS`.
+    location: str = "data.root"
+
+    def __post_init__(self) -> None:
+        if self.location not in LOCATION_KEYS:
+            raise ValueError(f"dataset {self.name!r}: location must be one of {LOCATION_KEYS}")
 
 
 @functools.cache

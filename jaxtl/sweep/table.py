@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jaxtl import atomic, configuration, rundir
+from jaxtl.data import loading
 from jaxtl.sweep import runner
 
 # The sweep folder's own files (beside one folder per run).
@@ -89,7 +90,8 @@ def run_row(workdir: pathlib.Path) -> dict[str, Any]:
     }
     if results is None:
         config = record.get("effective", {})
-        row["demo"] = not config.get("data.root") if config else None
+        row["demo"] = (not config.get(loading.location_key(config["dataset"]))
+                       if config else None)
     else:
         config = dict(configuration.flatten(results["config"]))
         for key in ("demo", "dataset", "optimizer", "jaxtl_version", "git_commit", "git_dirty",

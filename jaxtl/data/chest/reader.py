@@ -92,6 +92,13 @@ def load(dataset: str, root: pathlib.Path, config: ml_collections.ConfigDict,
          demo: bool) -> DatasetSplits:
     root = root.expanduser().resolve()
     table, official_test = read_table(dataset, root, config)
+    return table_splits(dataset, table, official_test, config, demo)
+
+
+def table_splits(dataset: str, table: ChestTable, official_test: np.ndarray,
+                 config: ml_collections.ConfigDict, demo: bool) -> DatasetSplits:
+    """A read table -> the configured views, task labels (encoded with their policies) and
+    splits, as records whose paths are the table's (TFDS's CheXpert shares this too)."""
     keep = view_mask(table, config.chest.view)
     if not keep.any():
         raise DataError(f"no {dataset} image has the view {config.chest.view!r}; "
