@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app, flags
+from absl import flags
 
 from jaxtl import cli, comparison
+from jaxtl.errors import UserError
 
 
 def define_flags() -> cli.Options:
@@ -32,7 +33,7 @@ def define_flags() -> cli.Options:
 
 def main(argv: list[str], options: cli.Options) -> None:
     if len(argv) != 3:
-        raise app.UsageError("pass two run folders, e.g. python -m jaxtl.compare runs/a runs/b")
+        raise UserError("pass two run folders, e.g. python -m jaxtl.compare runs/a runs/b")
     split = options["split"].value
     sides = [[comparison.load(path, split) for path in arg.split(os.pathsep) if path]
              for arg in argv[1:]]

@@ -16,6 +16,7 @@ from PIL import Image
 from sklearn import metrics as skm
 
 from jaxtl import comparison, report, rundir, tasks
+from jaxtl.errors import UserError
 from jaxtl.metrics.multiple import holm
 from jaxtl.metrics.thresholds import operating_points
 from jaxtl.report import comparisons, figures, select
@@ -256,3 +257,9 @@ def test_comparisons_pair_sources_at_each_size_with_holm_and_say_which_hold(tmp_
     assert "### Paired comparisons" in markdown and comparisons.summary(found, "kappa") in markdown
     assert first.holds and "these differences in kappa hold: pre - none at 10" in markdown
     assert "| none, n=all | youden |" in markdown  # operating points of the chosen runs
+
+
+def test_runs_named_for_the_curves_must_exist(tmp_path):
+    write_sweep_dir(tmp_path)
+    with pytest.raises(UserError, match=r"--runs init=x,n=10: no run of .* has that name"):
+        report.render(tmp_path, chosen=["pre-10-a", "init=x,n=10"], comparison_samples=20)

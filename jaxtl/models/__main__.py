@@ -6,10 +6,10 @@ fine-tuning stages of each named architecture, from the input up (`finetune.*` a
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
 from jaxtl import cli
-from jaxtl.errors import ConfigError
+from jaxtl.errors import ConfigError, UserError
 from jaxtl.models import list_models, stages_of
 
 
@@ -24,7 +24,7 @@ def define_flags() -> cli.Options:
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     if not options["list"].value and not options["stages"].value:
-        raise app.UsageError("nothing to do; pass --list or --stages ARCH")
+        raise UserError("nothing to do; pass --list or --stages ARCH")
     if options["list"].value:
         print("\n".join(list_models()))
     for name in options["stages"].value:

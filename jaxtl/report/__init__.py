@@ -33,6 +33,9 @@ def render(sweep_dir: str | pathlib.Path, out_dir: str | pathlib.Path | None = N
         raise UserError(f"{sweep_dir} holds no runs of a sweep (no {table.RESULTS_JSONL} rows, "
                         f"no */sweep_run.json): run python -m jaxtl.sweep --workdir {sweep_dir} "
                         f"first")
+    if unknown := sorted(set(chosen) - {str(row["run"]) for row in rows}):
+        raise UserError(f"--runs {', '.join(unknown)}: no run of {sweep_dir} has that name; "
+                        f"name run folders as listed in {sweep_dir / table.RESULTS_JSONL}")
     out = pathlib.Path(out_dir) if out_dir is not None else sweep_dir / REPORT_DIR
     return build(sweep_dir, rows, chosen, comparison_samples).write(out)
 

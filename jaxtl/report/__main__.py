@@ -1,4 +1,4 @@
-"""python -m jaxtl.report runs/NAME [--out DIR] [--runs RUN,RUN,...] [--comparison_samples N]
+"""python -m jaxtl.report runs/NAME [--out DIR] [--runs RUN --runs RUN ...] [--comparison_samples N]
 
 Writes report.md (with PNG figures beside it) and a self-contained report.html from the sweep's
 results.jsonl and run folders: metric against training images per class per pretraining source
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pathlib
 
-from absl import app, flags
+from absl import flags
 
 from jaxtl import cli
 from jaxtl.errors import UserError
@@ -20,8 +20,9 @@ from jaxtl.errors import UserError
 def define_flags() -> cli.Options:
     return {
         "out": flags.DEFINE_string("out", None, "Output folder (default: SWEEP_DIR/report)."),
-        "runs": flags.DEFINE_list("runs", [], "Runs whose ROC/PR and learning curves to draw "
-                                  "(comma list of run folder names)."),
+        "runs": flags.DEFINE_multi_string(
+            "runs", [], "A run whose ROC/PR and learning curves to draw (its folder name; "
+            "repeat the flag for several: sweep folder names hold commas)."),
         "comparison_samples": flags.DEFINE_integer(
             "comparison_samples", None, "Patient resamples of the paired comparisons "
             "(default: jaxtl.report.comparisons.SAMPLES)."),
@@ -30,7 +31,7 @@ def define_flags() -> cli.Options:
 
 def main(argv: list[str], options: cli.Options) -> None:
     if len(argv) != 2:
-        raise app.UsageError("pass the sweep's --workdir, e.g. python -m jaxtl.report runs/demo")
+        raise UserError("pass the sweep's --workdir, e.g. python -m jaxtl.report runs/demo")
     sweep_dir = pathlib.Path(argv[1])
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} is not a folder; pass the --workdir of a sweep "
