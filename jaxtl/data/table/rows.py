@@ -87,9 +87,13 @@ def single_label(rows: Sequence[Row], configured: Sequence[str],
 
 
 def multi_label(rows: Sequence[Row], names: Sequence[str], *, uncertain: str,
-                per_label: Mapping[str, str],
-                empty: str) -> tuple[tasks.Task, list[tuple[int, ...]]]:
-    """The multilabel task of `names` and each row's encoded labels (jaxtl.tasks values)."""
+                per_label: Mapping[str, str], eval_uncertain: str, empty: str,
+                training_rows: Sequence[bool],
+                ) -> tuple[tasks.Task, list[tuple[int, ...]], dict[str, str]]:
+    """The multilabel task of `names`, each row's encoded labels (jaxtl.tasks values) and the
+    label policies used: rows in `training_rows` take the training policies (`uncertain`,
+    `per_label`), the others (validation, test) `eval_uncertain`, so that runs trained with
+    different policies are scored against the same labels (as for chest X-rays)."""
     raw = np.empty((len(rows), len(names)))
     for r, row in enumerate(rows):
         for c, (name, cell) in enumerate(zip(names, row.value)):
@@ -99,10 +103,15 @@ def multi_label(rows: Sequence[Row], names: Sequence[str], *, uncertain: str,
                                 f"1, 0, -1 (uncertain) or empty")
             raw[r, c] = value
     policies = [per_label.get(name, uncertain) for name in names]
-    encoded = np.stack([chest_labels.encode(raw[:, c], name, policy, empty)
-                        for c, (name, policy) in enumerate(zip(names, policies))], axis=1)
+    encoded = chest_labels.encode_splits({name: raw[:, c] for c, name in enumerate(names)},
+                                         policies, eval_uncertain, empty,
+                                         np.asarray(training_rows, bool))
     task = tasks.multilabel(names, [policy == "multiclass" for policy in policies])
-    return task, [tuple(row) for row in encoded.tolist()]
+    overrides = ", ".join(f"{name}={policy}" for name, policy in zip(names, policies)
+                          if policy != uncertain)
+    used = {"train_uncertain": uncertain + (f" ({overrides})" if overrides else ""),
+            "eval_uncertain": eval_uncertain, "empty": empty}
+    return task, [tuple(row) for row in encoded.tolist()], used
 
 
 def assign_splits(rows: Sequence[Row], *, val_fraction: float, test_fraction: float,
@@ -145,10 +154,12 @@ def assign_splits(rows: Sequence[Row], *, val_fraction: float, test_fraction: fl
 
 
 def dataset_splits(name: str, rows: Sequence[Row], task: tasks.Task, labels: Sequence,
-                   split_of_rows: Sequence[str], demo: bool) -> DatasetSplits:
+                   split_of_rows: Sequence[str], demo: bool,
+                   label_policies: Mapping[str, str] | None = None) -> DatasetSplits:
     records: dict[str, list[Record]] = {split: [] for split in SPLITS}
     for row, label, split in zip(rows, labels, split_of_rows):
         records[split].append(Record(image_id=row.image_id, path=row.path, label=label,
                                      patient=row.group or row.image_id))
     return DatasetSplits(name=name, task=task, train=records["train"], val=records["val"],
-                         test=records["test"], demo=demo)
+                         test=records["test"], demo=demo,
+                         label_policies=dict(label_policies or {}))

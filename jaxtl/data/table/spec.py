@@ -55,6 +55,9 @@ def _csv_config(config: ml_collections.ConfigDict) -> None:
     # ('Column=ones,Other=multiclass'), empty cells (negative | mask), as for chest X-rays
     section.uncertain = "ignore"
     section.uncertain_per_label = ""
+    # -1 cells of the validation and test rows, whatever the training policy: mask (left out
+    # of the metrics) | zeros | ones; every run is then scored against the same labels
+    section.eval_uncertain = "mask"
     section.empty = "negative"
 
 
@@ -66,14 +69,12 @@ def _classes_of(section: ml_collections.ConfigDict) -> tuple[str, ...]:
     return rows.parse_names(section.classes)
 
 
-def _to_splits(name: str, image_rows: list[rows.Row], task, labels,
-               config: ml_collections.ConfigDict, source: pathlib.Path, group_key: str,
-               is_demo: bool) -> DatasetSplits:
-    assigned = rows.assign_splits(image_rows, val_fraction=config.data.val_fraction,
-                                  test_fraction=config.data.test_fraction,
-                                  seed=config.data.split_seed, source=str(source),
-                                  group_key=group_key)
-    return rows.dataset_splits(name, image_rows, task, labels, assigned, is_demo)
+def _assigned_splits(image_rows: list[rows.Row], config: ml_collections.ConfigDict,
+                     source: pathlib.Path, group_key: str) -> list[str]:
+    return rows.assign_splits(image_rows, val_fraction=config.data.val_fraction,
+                              test_fraction=config.data.test_fraction,
+                              seed=config.data.split_seed, source=str(source),
+                              group_key=group_key)
 
 
 def _csv_load(root: pathlib.Path, config: ml_collections.ConfigDict,
@@ -91,23 +92,26 @@ def _csv_load(root: pathlib.Path, config: ml_collections.ConfigDict,
                                     value_columns=value_columns,
                                     group_column=section.group_column,
                                     split_column=section.split_column)
+    assigned = _assigned_splits(image_rows, config, table, "csv.group_column")
+    policies: dict[str, str] = {}
     if multi:
-        task, labels = rows.multi_label(
+        task, labels, policies = rows.multi_label(
             image_rows, value_columns, uncertain=section.uncertain,
             per_label=chest_labels.parse_per_label(section.uncertain_per_label),
-            empty=section.empty)
+            eval_uncertain=section.eval_uncertain, empty=section.empty,
+            training_rows=[split == "train" for split in assigned])
     else:
         task, labels = rows.single_label(image_rows, _classes_of(section), "csv.classes")
-    return _to_splits("csv", image_rows, task, labels, config, table, "csv.group_column",
-                      is_demo)
+    return rows.dataset_splits("csv", image_rows, task, labels, assigned, is_demo, policies)
 
 
 def _folders_load(root: pathlib.Path, config: ml_collections.ConfigDict,
                   is_demo: bool) -> DatasetSplits:
     image_rows = folders.read_rows(root)
     task, labels = rows.single_label(image_rows, _classes_of(config.folders), "folders.classes")
-    return _to_splits("folders", image_rows, task, labels, config, root,
-                      "a table (the csv dataset) with a group column", is_demo)
+    assigned = _assigned_splits(image_rows, config, root,
+                                "a table (the csv dataset) with a group column")
+    return rows.dataset_splits("folders", image_rows, task, labels, assigned, is_demo)
 
 
 def _check(config: ml_collections.ConfigDict, section_name: str) -> list[str]:
@@ -194,6 +198,7 @@ CSV = DatasetSpec(
            "csv.group_column": text, "csv.split_column": text,
            "csv.uncertain": choice(*chest_labels.POLICIES),
            "csv.uncertain_per_label": _per_label_rule,
+           "csv.eval_uncertain": choice(*chest_labels.EVAL_POLICIES),
            "csv.empty": choice(*chest_labels.EMPTY_POLICIES)},
     check=_csv_check, decoder=_decoder("csv"))
 

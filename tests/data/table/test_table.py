@@ -120,21 +120,34 @@ def expected_label(cell: str, policy: str, empty: str) -> int:
     return value
 
 
-@pytest.mark.parametrize("uncertain, empty", [("ignore", "negative"), ("ones", "mask"),
-                                              ("multiclass", "negative")])
-def test_label_columns_take_the_chest_policies(images, tmp_path, uncertain, empty):
+@pytest.mark.parametrize("uncertain, empty, eval_uncertain",
+                         [("ignore", "negative", "mask"), ("ones", "mask", "zeros"),
+                          ("multiclass", "negative", "mask")])
+def test_label_columns_take_the_chest_policies(images, tmp_path, uncertain, empty,
+                                               eval_uncertain):
+    """Training rows follow the training policies, validation and test rows the evaluation
+    policy (`mask`: uncertain cells left out), whatever the training policy."""
     rows = rows_of(images)
     table = write_table(images / "e.csv", HEADER, rows)
     splits = load(csv_config(tmp_path, table, **{
         "data.task": "labels", "eval.best_metric": "mean_auroc",
         "csv.label_columns": "Effusion,Edema", "csv.uncertain": uncertain,
-        "csv.empty": empty, "csv.uncertain_per_label": "Edema=zeros"}))
+        "csv.empty": empty, "csv.uncertain_per_label": "Edema=zeros",
+        "csv.eval_uncertain": eval_uncertain}))
     assert splits.task.names == ("Effusion", "Edema")
     assert splits.task.three_way == (uncertain == "multiclass", False)
+    assert splits.label_policies["eval_uncertain"] == eval_uncertain
+    split_of = {r.image_id: name for name in ("train", "val", "test") for r in splits.split(name)}
     got = {r.image_id: r.label for name in ("train", "val", "test") for r in splits.split(name)}
+    as_encoding = {"mask": "ignore", "zeros": "zeros", "ones": "ones"}[eval_uncertain]
     for row in rows:
-        assert got[row[0]] == (expected_label(row[4], uncertain, empty),
-                               expected_label(row[5], "zeros", empty))
+        if split_of[row[0]] == "train":
+            policies = (uncertain, "zeros")
+        else:
+            policies = (as_encoding, as_encoding)
+        assert got[row[0]] == tuple(expected_label(cell, policy, empty)
+                                    for cell, policy in zip(row[4:6], policies))
+    assert any("-1" in row[4:6] and split_of[row[0]] != "train" for row in rows)
 
 
 BAD_INPUT = {
