@@ -9,6 +9,12 @@
     results.json         the final metrics; its presence means the run has finished
     predictions_<split>.npz   labels and scores of the best checkpoint per split
     features/<split>.npz      pooled backbone features (python -m jaxtl.features)
+    explain/<split>_<method>/ attribution maps of the best checkpoint (python -m jaxtl.explain):
+        maps.npz            the map of every explained image and target, with ids, labels,
+                            targets and scores
+        overlays/*.png      per image and target: the input and the map over it, boxes drawn
+        index.html          the gallery: image, label, prediction, map
+        localisation.json   the settings and the pointing game against the known regions
     sweep_run.json, sweep.log the sweep's record of the run and the run's output (jaxtl.sweep)
 
 Files that others read are written atomically (`jaxtl.atomic`): a run killed while writing
@@ -26,7 +32,7 @@ import ml_collections
 import numpy as np
 
 from jaxtl import atomic, configuration
-from jaxtl.errors import WorkdirConflict
+from jaxtl.errors import UserError, WorkdirConflict
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -37,6 +43,11 @@ TRAIN_IMAGES_FILE = "train_images.csv"
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions_{split}.npz"
 FEATURES_DIR = "features"
+EXPLAIN_DIR = "explain"
+EXPLAIN_MAPS_FILE = "maps.npz"
+EXPLAIN_OVERLAYS_DIR = "overlays"
+EXPLAIN_GALLERY_FILE = "index.html"
+EXPLAIN_LOCALISATION_FILE = "localisation.json"
 SWEEP_STATUS_FILE = "sweep_run.json"
 SWEEP_LOG_FILE = "sweep.log"
 
@@ -47,6 +58,19 @@ RESUMABLE_CHANGES = ("data.num_workers", "data.prefetch_batches", "data.cache_di
 
 def predictions_file(workdir: pathlib.Path, split: str) -> pathlib.Path:
     return workdir / PREDICTIONS_FILE.format(split=split)
+
+
+def explanation_dir(workdir: pathlib.Path, split: str, method: str) -> pathlib.Path:
+    return workdir / EXPLAIN_DIR / f"{split}_{method}"
+
+
+def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
+    """The config a run was trained with (its config.json)."""
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{workdir} is not a jaxtl run folder: it has no {CONFIG_FILE}; pass "
+                        f"the --workdir of a training run (python -m jaxtl.main)")
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def is_finished(workdir: pathlib.Path) -> bool:
