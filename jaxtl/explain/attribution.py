@@ -14,7 +14,7 @@ stage's resolution h x w.
 Integrated gradients (Sundararajan et al. 2017). Baseline: the model input 0, i.e. every pixel
 at `data.mean` (a flat image of the dataset's mean colour: the normalised image's zero, so it
 carries no pattern). Attributions (x - x0) * integral_0^1 d score / dx (x0 + a (x - x0)) da,
-the integral by the trapezoidal rule over `steps` equal intervals (steps + 1 gradients; 32 by
+the integral by the trapezoidal rule over `steps` equal intervals (steps + 1 gradients; 64 by
 default). By completeness they sum to score(x) - score(x0) up to the rule's error, which is
 returned (`completeness_gap`). The map is the positive part of the attributions summed over
 channels, at input resolution: the pixels that raise the score, as Grad-CAM's ReLU keeps.
@@ -37,7 +37,7 @@ from jaxtl.tasks import Task
 
 PREDICTED = "predicted"  # multiclass: the class the model predicts
 LABEL = "label"  # multiclass: the image's true class
-DEFAULT_IG_STEPS = 32
+DEFAULT_IG_STEPS = 64
 
 
 @dataclasses.dataclass(frozen=True)
