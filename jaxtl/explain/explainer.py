@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 import re
 import time
@@ -28,6 +29,7 @@ import jax
 import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
+from tqdm import tqdm
 
 from jaxtl import atomic, models, rundir, steps, transfer
 from jaxtl.data import loading, pipeline, registry
@@ -121,6 +123,21 @@ def _step(model: Any, request: Request, targets: attribution.Targets, at: StageO
                    out_shardings=steps.replicated(mesh))
 
 
+def _with_progress(step, batches: int, method: str):
+    """`step`, counting its batches on a progress bar (host 0)."""
+    bar = tqdm(total=batches, unit="batch", desc=method, mininterval=2.0,
+               disable=jax.process_index() != 0)
+
+    def counted(variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        out = step(variables, batch)
+        bar.update(1)
+        if bar.n == bar.total:
+            bar.close()
+        return out
+
+    return counted
+
+
 def _config(workdir: pathlib.Path, request: Request) -> ml_collections.ConfigDict:
     config = rundir.read_config(workdir)
     if request.batch_size is not None:
@@ -183,8 +200,10 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
                           _stage(config.model.arch, request.stage))
     transform = image_transform(config, augment=False)
     computed = time.time()
-    out = outputs(_step(model, request, targets, at, mesh), variables, records, transform,
-                  config=config, layout=pipeline.Layout.from_mesh(mesh), task=task)
+    step = _with_progress(_step(model, request, targets, at, mesh),
+                          math.ceil(len(records) / config.eval.batch_size), request.method)
+    out = outputs(step, variables, records, transform, config=config,
+                  layout=pipeline.Layout.from_mesh(mesh), task=task)
     computed = time.time() - computed
     result = Explained(records, out.pop("maps"), out.pop("logits"), out.pop("explained"),
                        out.pop("label"), out)
@@ -251,7 +270,7 @@ def _write(folder: pathlib.Path, result: Explained, task: Task, targets: attribu
             sizes = None
             for t, name in enumerate(targets.names):
                 index = int(result.explained[n, t])
-                attribution_map = localisation.to_input_size(result.maps[n, t], resolution)
+                cells = result.maps[n, t]
                 boxes: list[Box] = []
                 found = _regions_for(task, regions, record, index, findings_of)
                 if found and geometry:
@@ -259,12 +278,14 @@ def _write(folder: pathlib.Path, result: Explained, task: Task, targets: attribu
                     boxes = localisation.to_input(found, *sizes, transform)
                 pointing = ""
                 if boxes:
-                    score = localisation.score_map(attribution_map, boxes, tolerance)
+                    score = localisation.score_map(cells, boxes, tolerance, resolution)
                     scored[name].append(score)
                     pointing = "hit" if score.hit else "miss"
                 file = (f"{rundir.EXPLAIN_OVERLAYS_DIR}/{n:05d}_{_safe(record.image_id)}_"
                         f"{_safe(name)}.png")
-                (staging / file).write_bytes(gallery.overlay_png(pixels, attribution_map, boxes))
+                (staging / file).write_bytes(gallery.overlay_png(
+                    pixels, localisation.to_input_size(cells, resolution), boxes,
+                    localisation.peak_point(cells, resolution)))
                 label, prediction = _describe(task, result.logits[n], result.labels[n], index)
                 shown = task.names[index] + (f" ({name})" if targets.mode else "")
                 cards.append(gallery.Card(file, record.image_id, label, prediction, shown,
@@ -309,12 +330,13 @@ def _notes(summary: dict[str, Any], regions: Regions | None, geometry: bool) -> 
            f"{summary['ig_baseline']} baseline")
     notes = [f"Run {summary['run']} ({summary['arch']}, {summary['resolution']} px"
              f"{', DEMO data' if summary['demo'] else ''}): {how}. Left: the input as the "
-             f"model sees it; right: the map over it, its maximum as a white cross, known "
-             f"regions as green boxes."]
+             f"model sees it; right: the map over it, the centre of its maximal cell as a white "
+             f"cross, known regions as green boxes."]
     if regions is not None and geometry:
-        notes.append(f"Regions from {regions.source}. Pointing game: a hit when the map's "
-                     f"maximum lies within {summary['tolerance_px']:.1f} px "
+        notes.append(f"Regions from {regions.source}. Pointing game: a hit when the centre of "
+                     f"the map's maximal cell lies within {summary['tolerance_px']:.1f} px "
                      f"({summary['tolerance_fraction']:.3f} of the side) of a region; random "
-                     f"map: the hit rate of a uniformly random maximum; mass inside: the "
-                     f"map's fraction inside the regions (a uniform map: their area).")
+                     f"map: the hit rate of a maximum on a uniformly random cell; mass "
+                     f"inside: the map's fraction inside the regions (a uniform map: their "
+                     f"area).")
     return notes

@@ -3,7 +3,8 @@
 An overlay shows the image as the model sees it (after the evaluation crop and resize; 1 channel
 grey, 3 RGB, any other number the mean of the channels, stretched to 0..255) beside the same
 image with the map blended over it (matplotlib's `jet`, the map divided by its maximum, alpha
-0.5), the known regions as green boxes and the map's maximum as a white cross. Both are enlarged
+0.5), the known regions as green boxes and the point the map points at (the centre of its
+maximal cell, jaxtl/explain/localisation.py) as a white cross. Both are enlarged
 with nearest-neighbour pixels to at least `MIN_SIDE` px.
 """
 
@@ -38,9 +39,10 @@ def display_pixels(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
 
 
-def overlay_png(pixels: np.ndarray, attribution: np.ndarray, boxes: Sequence[Box]) -> bytes:
+def overlay_png(pixels: np.ndarray, attribution: np.ndarray, boxes: Sequence[Box],
+                peak: tuple[float, float] | None) -> bytes:
     """The input and the map over it, side by side; `attribution` at input size (R, R), boxes
-    in input pixels."""
+    and the point the map points at (`localisation.peak_point`, (x, y)) in input pixels."""
     image = display_pixels(pixels).astype(np.float32)
     peak_value = float(np.max(attribution))
     normalised = attribution / peak_value if peak_value > 0 else np.zeros_like(attribution)
@@ -54,9 +56,8 @@ def overlay_png(pixels: np.ndarray, attribution: np.ndarray, boxes: Sequence[Box
     for box in boxes:
         draw.rectangle([box.x * scale, box.y * scale, (box.x + box.width) * scale - 1,
                         (box.y + box.height) * scale - 1], outline=BOX_COLOUR)
-    if peak_value > 0:
-        row, col = np.unravel_index(int(np.argmax(attribution)), attribution.shape)
-        x, y, arm = (col + 0.5) * scale, (row + 0.5) * scale, 1.5 * scale + 2
+    if peak is not None:
+        x, y, arm = peak[0] * scale, peak[1] * scale, 1.5 * scale + 2
         draw.line([x - arm, y, x + arm, y], fill=PEAK_COLOUR)
         draw.line([x, y - arm, x, y + arm], fill=PEAK_COLOUR)
     both = Image.new("RGB", (2 * size[0] + scale, size[1]), (255, 255, 255))

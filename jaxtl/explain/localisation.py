@@ -15,14 +15,19 @@ Map alignment: a map of h x w cells covers the input evenly, cell (i, j) the inp
 has each cell centred on the pixels it was computed from); it is resized to R x R with Pillow's
 bilinear filter, which keeps that pixel-edge convention (`to_input_size`).
 
-Pointing game (Zhang et al. 2018): a hit when the centre of the input pixel holding the map's
-maximum (the first in row-major order on ties) lies inside a box or within `tolerance` input
-pixels of one (the Euclidean distance to the box). The tolerance is Zhang et al.'s 15 px at
-224 px input, scaled to the input: 15/224 of its side (`DEFAULT_TOLERANCE`). A flat map (zero
-everywhere, or a 1 x 1 map) points nowhere: a miss. The random map's hit rate is the expected hit rate of a map
-whose maximum falls on a uniformly random pixel: the fraction of the input's pixels that are
-hits. Mass inside: the fraction of the map's sum on pixels whose centre is inside a box; a
-uniform map's is the boxes' area fraction.
+Pointing game (Zhang et al. 2018): the map points at the centre of its maximal cell (the first
+in row-major order on ties), in input pixels: ((j + 0.5) R / w, (i + 0.5) R / h) for cell (i, j)
+of an h x w map (an input-size map's cells are its pixels). A hit when that point lies inside a
+box or within `tolerance` input pixels of one (the Euclidean distance to the box). The cell,
+not the maximum of the resized map, because bilinear resizing holds an edge cell's value flat
+out to the input's border, where a first-maximum rule would put the point of every edge cell
+(8 of a 3 x 3 map's 9) on the border, away from what the cell saw. The tolerance is Zhang et
+al.'s 15 px at 224 px input, scaled to the input: 15/224 of its side (`DEFAULT_TOLERANCE`). A
+flat map (zero everywhere, or a 1 x 1 map) points nowhere: a miss. The random map's hit rate
+is the expected hit rate of a map of the same h x w cells with independent random values,
+whose maximum falls on a uniformly random cell: the fraction of cells whose centre is a hit.
+Mass inside: the fraction of the map's sum, at input size, on pixels whose centre is inside a
+box; a uniform map's is the boxes' area fraction.
 """
 
 from __future__ import annotations
@@ -79,19 +84,30 @@ def to_input_size(cells: np.ndarray, resolution: int) -> np.ndarray:
     return np.asarray(image.resize((resolution, resolution), Image.Resampling.BILINEAR))
 
 
-def _centres(size: int) -> np.ndarray:
-    return np.arange(size, dtype=np.float64) + 0.5
+def cell_centres(cells: int, resolution: int) -> np.ndarray:
+    """Where the centres of `cells` equal cells across the input lie, in input pixels."""
+    return (np.arange(cells, dtype=np.float64) + 0.5) * resolution / cells
 
 
-def distance_to_boxes(boxes: Sequence[Box], size: int) -> np.ndarray:
-    """(size, size): the distance of each pixel centre to the nearest box (0 inside)."""
-    centres = _centres(size)
-    nearest = np.full((size, size), np.inf)
+def distance_to_boxes(boxes: Sequence[Box], xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(len(ys), len(xs)): the distance of each point (x, y) of the grid to the nearest box
+    (0 inside)."""
+    nearest = np.full((len(ys), len(xs)), np.inf)
     for box in boxes:
-        dx = np.maximum(np.maximum(box.x - centres, centres - (box.x + box.width)), 0.0)
-        dy = np.maximum(np.maximum(box.y - centres, centres - (box.y + box.height)), 0.0)
+        dx = np.maximum(np.maximum(box.x - xs, xs - (box.x + box.width)), 0.0)
+        dy = np.maximum(np.maximum(box.y - ys, ys - (box.y + box.height)), 0.0)
         nearest = np.minimum(nearest, np.hypot(dy[:, None], dx[None, :]))
     return nearest
+
+
+def peak_point(cells: np.ndarray, resolution: int) -> tuple[float, float] | None:
+    """(x, y) in input pixels where the map points (see the module doc); None when flat."""
+    cells = np.asarray(cells)
+    if float(np.max(cells)) == float(np.min(cells)):
+        return None
+    row, column = np.unravel_index(int(np.argmax(cells)), cells.shape)
+    return (float(cell_centres(cells.shape[1], resolution)[column]),
+            float(cell_centres(cells.shape[0], resolution)[row]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,21 +116,27 @@ class MapScore:
     random_hit_rate: float  # a random map's expected hit
     mass_inside: float  # fraction of the map's sum inside the boxes
     area_inside: float  # a uniform map's: the boxes' area fraction
-    peak: tuple[int, int]  # (row, column) of the maximum
+    peak: tuple[float, float] | None  # (x, y) in input pixels; None: a flat map
 
 
-def score_map(attribution: np.ndarray, boxes: Sequence[Box], tolerance: float) -> MapScore:
-    """The pointing game and mass of a map at input size (R, R) against boxes in input pixels;
-    `tolerance` in input pixels."""
-    size = attribution.shape[0]
-    distance = distance_to_boxes(boxes, size)
-    hits, inside = distance <= tolerance, distance == 0.0
-    peak = np.unravel_index(int(np.argmax(attribution)), attribution.shape)
+def score_map(cells: np.ndarray, boxes: Sequence[Box], tolerance: float,
+              resolution: int) -> MapScore:
+    """The pointing game and mass of a map of h x w cells against boxes in pixels of the
+    (resolution x resolution) input; `tolerance` in input pixels."""
+    cells = np.asarray(cells, np.float32)
+    height, width = cells.shape
+    hits = distance_to_boxes(boxes, cell_centres(width, resolution),
+                             cell_centres(height, resolution)) <= tolerance
+    peak = peak_point(cells, resolution)
+    hit = peak is not None and float(distance_to_boxes(boxes, np.array([peak[0]]),
+                                                        np.array([peak[1]]))[0, 0]) <= tolerance
+    attribution = to_input_size(cells, resolution)
+    pixels = cell_centres(resolution, resolution)
+    inside = distance_to_boxes(boxes, pixels, pixels) == 0.0
     total = float(np.sum(attribution))
-    flat = float(np.max(attribution)) == float(np.min(attribution))
-    return MapScore(hit=bool(not flat and hits[peak]), random_hit_rate=float(hits.mean()),
+    return MapScore(hit=hit, random_hit_rate=float(hits.mean()),
                     mass_inside=float(attribution[inside].sum() / total) if total > 0 else 0.0,
-                    area_inside=float(inside.mean()), peak=(int(peak[0]), int(peak[1])))
+                    area_inside=float(inside.mean()), peak=peak)
 
 
 def summarise(scores: Sequence[MapScore]) -> dict[str, float | int | None]:

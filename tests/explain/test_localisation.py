@@ -14,21 +14,22 @@ from jaxtl.explain import localisation
 
 
 def test_pointing_game_by_hand():
-    """A 10 x 10 input, one box covering columns 2..3 and rows 6..8 (x 2..4, y 6..9)."""
+    """A 10 x 10 map on a 10 px input (cells are pixels), one box covering columns 2..3 and
+    rows 6..8 (x 2..4, y 6..9)."""
     boxes = [Box(2.0, 6.0, 2.0, 3.0)]
     attribution = np.zeros((10, 10), np.float32)
     attribution[7, 3] = 1.0  # centre (3.5, 7.5): inside
     attribution[0, 0] = 0.5
-    inside = localisation.score_map(attribution, boxes, tolerance=0.0)
-    assert inside.hit and inside.peak == (7, 3)
+    inside = localisation.score_map(attribution, boxes, tolerance=0.0, resolution=10)
+    assert inside.hit and inside.peak == (3.5, 7.5)
     assert inside.mass_inside == pytest.approx(1.0 / 1.5)
     assert inside.area_inside == pytest.approx(6 / 100)  # 2 x 3 pixel centres inside
     assert inside.random_hit_rate == pytest.approx(6 / 100)
 
     outside = np.zeros((10, 10), np.float32)
     outside[7, 6] = 1.0  # centre (6.5, 7.5): 2.5 px right of the box's edge at x = 4
-    assert not localisation.score_map(outside, boxes, tolerance=2.4).hit
-    near = localisation.score_map(outside, boxes, tolerance=2.5)
+    assert not localisation.score_map(outside, boxes, tolerance=2.4, resolution=10).hit
+    near = localisation.score_map(outside, boxes, tolerance=2.5, resolution=10)
     assert near.hit and near.mass_inside == 0.0
     # Pixel centres within 2.5 px of the box, counted by hand: rows 6..8 (dy 0) columns 0..6,
     # 21; rows 5 and 9 (dy 0.5) columns 0..5, 12; row 4 (dy 1.5, dx <= 2) columns 0..5, 6;
@@ -36,10 +37,31 @@ def test_pointing_game_by_hand():
     assert near.random_hit_rate == pytest.approx(41 / 100)
 
 
+def test_a_coarse_map_points_at_the_centre_of_its_maximal_cell():
+    """A 3 x 3 map on a 30 px input: cell centres at 5, 15 and 25 px. The maximal cell (0, 2)
+    points at (25, 5), inside the box x 22..30, y 0..8; resized, its value would be flat out to
+    the corner (29, 0), and only the centre is what the cell saw."""
+    cells = np.array([[0.1, 0.2, 0.9], [0.0, 0.3, 0.1], [0.0, 0.0, 0.0]], np.float32)
+    box = Box(22.0, 0.0, 8.0, 8.0)
+    score = localisation.score_map(cells, [box], tolerance=1.0, resolution=30)
+    assert score.peak == (25.0, 5.0) and score.hit
+    assert score.random_hit_rate == pytest.approx(1 / 9)  # of the 9 centres, only (25, 5)
+    # within 11 px: (25, 5), (15, 5) at 7, (25, 15) at 7, (15, 15) at hypot(7, 7) = 9.9
+    wide = localisation.score_map(cells, [box], tolerance=11.0, resolution=30)
+    assert wide.random_hit_rate == pytest.approx(4 / 9)
+    assert not localisation.score_map(cells, [Box(0.0, 20.0, 5.0, 5.0)], 3.0, 30).hit
+    resized = localisation.to_input_size(cells, 30)
+    inside = np.zeros((30, 30), bool)
+    inside[0:8, 22:30] = True  # pixel centres y 0.5..7.5, x 22.5..29.5
+    assert score.mass_inside == pytest.approx(resized[inside].sum() / resized.sum())
+    assert score.area_inside == pytest.approx(64 / 900)
+
+
 def test_flat_maps_point_nowhere():
     boxes = [Box(0.0, 0.0, 10.0, 10.0)]
-    assert not localisation.score_map(np.zeros((10, 10)), boxes, 0.0).hit
-    assert not localisation.score_map(np.full((10, 10), 3.0), boxes, 0.0).hit
+    for flat in (np.zeros((10, 10)), np.full((10, 10), 3.0), np.ones((1, 1))):
+        score = localisation.score_map(flat, boxes, 0.0, 10)
+        assert not score.hit and score.peak is None
 
 
 def test_summary_compares_with_the_random_and_uniform_maps():
