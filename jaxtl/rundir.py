@@ -64,6 +64,12 @@ def explanation_dir(workdir: pathlib.Path, split: str, method: str) -> pathlib.P
     return workdir / EXPLAIN_DIR / f"{split}_{method}"
 
 
+def explanation_dirs(workdir: pathlib.Path, split: str) -> list[pathlib.Path]:
+    """The finished explanations of a split (one folder per method), sorted by method."""
+    found = pathlib.Path(workdir).glob(str(explanation_dir(pathlib.Path(), split, "*")))
+    return sorted(folder for folder in found if (folder / EXPLAIN_LOCALISATION_FILE).is_file())
+
+
 def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
     """The config a run was trained with (its config.json)."""
     path = pathlib.Path(workdir) / CONFIG_FILE
