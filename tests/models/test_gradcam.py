@@ -44,9 +44,11 @@ def test_every_family_has_a_stated_default_module():
     assert {members[0] for members in families().values()} == set(DEFAULT_MODULE)
 
 
-@pytest.mark.parametrize("arch", sorted(DEFAULT_MODULE))
+@pytest.mark.parametrize("arch", sorted(set(DEFAULT_MODULE) - {"resnet18", "small_cnn",
+                                                               "inception_v3"}))
 def test_default_stage_is_read_at_the_stated_module(arch):
-    """Traced at 128 px (no computation), with the variables the zoo tests trace anyway."""
+    """Traced at 128 px (no computation), with the variables the zoo tests trace anyway; the
+    members computed in full below (resnet18, small_cnn, inception_v3) are checked there."""
     model = create_model(arch, num_outputs=1000)
     at = stage_output(model, traced_init(arch).variables, (1, 128, 128, 3), gradcam_stage(arch))
     assert at.module == DEFAULT_MODULE[arch]
@@ -83,12 +85,13 @@ def _small(backbone):
 # family: (model, input side, stage of the family's first member, the module read, layers from
 # the stage's output (h, w, K) to the pooled features given the backbone's params)
 CASES = {
-    "resnet": (create_model("resnet18", num_outputs=3), 64, "resnet18", "layer4_1",
-               lambda a, p: a.mean((0, 1))),
-    "small_cnn": (create_model("small_cnn", num_outputs=3), 64, "small_cnn", "block4_bn",
+    "resnet": (create_model("resnet18", num_outputs=3), 64, "resnet18",
+               DEFAULT_MODULE["resnet18"], lambda a, p: a.mean((0, 1))),
+    "small_cnn": (create_model("small_cnn", num_outputs=3), 64, "small_cnn",
+                  DEFAULT_MODULE["small_cnn"],
                   lambda a, p: _max_pool_2(jax.nn.relu(a)).mean((0, 1))),
-    "inception": (create_model("inception_v3", num_outputs=3), 107, "inception_v3", "Mixed_7c",
-                  lambda a, p: a.mean((0, 1))),
+    "inception": (create_model("inception_v3", num_outputs=3), 107, "inception_v3",
+                  DEFAULT_MODULE["inception_v3"], lambda a, p: a.mean((0, 1))),
     "vgg": (_small(VGG(cfg=(8, 8, "M", 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M"),
                        hidden=16)), 224, "vgg16", "features_28", _vgg_tail),
     "densenet": (_small(DenseNet((1, 1, 1, 1), growth_rate=8, bn_size=2)), 64, "densenet121",
