@@ -25,6 +25,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = base_config("bigearthnet")
     if arg:
         select_bands(config, arg)
+    settings(config)
+    return config
+
+
+def settings(config: ml_collections.ConfigDict) -> None:
+    """The experiment's settings (configs/tfds.py takes them for TFDS's bigearthnet)."""
     config.data.resolution = 120  # the 10 m grid of a patch
     config.data.batch_size = 128
     config.eval.batch_size = 256
@@ -44,4 +50,3 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.demo.batch_size = 32
     config.demo.epochs = 4
     config.demo.num_workers = 0
-    return config

@@ -19,6 +19,12 @@ from jaxtl.base_config import base_config
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The chest X-ray study config; `arg` picks the dataset (cxr14 for configs/cxr14.py)."""
     config = base_config(arg or "chexpert")
+    settings(config)
+    return config
+
+
+def settings(config: ml_collections.ConfigDict) -> None:
+    """The study's settings (configs/cxr14.py and, for TFDS's chexpert, configs/tfds.py)."""
     config.data.resolution = 256
     config.data.batch_size = 64
     config.eval.batch_size = 64
@@ -29,4 +35,3 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.schedule = "flat"
     config.train.epochs = 10
     config.demo.epochs = 4
-    return config

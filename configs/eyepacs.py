@@ -16,6 +16,12 @@ from jaxtl.base_config import base_config
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     del arg
     config = base_config("eyepacs")
+    settings(config)
+    return config
+
+
+def settings(config: ml_collections.ConfigDict) -> None:
+    """The experiment's settings (configs/tfds.py takes them for TFDS's retinopathy data)."""
     config.data.resolution = 512
     config.data.batch_size = 16
     config.eval.batch_size = 32
@@ -24,4 +30,3 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.optim.lr = 0.01
     config.optim.schedule = "gradual"
     config.train.epochs = 30
-    return config

@@ -23,6 +23,10 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
 
     config.data = ml_collections.ConfigDict()
     config.data.root = ""  # empty: synthetic demo data in the dataset's real layout (see `demo`)
+    # TensorFlow Datasets (the tfds_* datasets only, configs/tfds.py): NAME[/CONFIG] as TFDS
+    # names it, and TFDS's data_dir holding it prepared as ArrayRecord (empty: demo data).
+    config.data.tfds = ""
+    config.data.tfds_dir = ""
     config.data.task = ""  # what to predict; the dataset sets its default and lists its tasks
     config.data.channels = 3  # input channels; data.mean and data.std have one value each
     config.data.resolution = 256  # square side in pixels after resizing
@@ -40,6 +44,9 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.data.num_workers = 2  # Grain worker processes per host; 0 decodes in the main process
     config.data.prefetch_batches = 2  # batches kept ready on the device
     config.data.cache_dir = ""  # demo data and index caches; empty: $JAXTL_CACHE or ~/.cache/jaxtl
+    # An image file that cannot be read (corrupt, truncated, empty): 'error' stops the run naming
+    # it; 'skip' leaves it out (training: a stand-in without loss; evaluation: excluded, listed).
+    config.data.bad_images = "error"
 
     config.model = ml_collections.ConfigDict()
     config.model.arch = "resnet50"
@@ -54,6 +61,9 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.optim.momentum = 0.9  # sgd
     config.optim.nesterov = True  # sgd
     config.optim.weight_decay = 1e-4  # sgd, adam, cool_momentum: coupled L2; adamw: decoupled
+    # kernels: decay convolution and dense kernels only, not biases and normalisation scales and
+    # offsets (every parameter of 1 dimension), as timm's fine-tuning recipes do | all
+    config.optim.weight_decay_mask = "kernels"
     config.optim.rho_0 = 0.99  # cool_momentum: initial momentum
     config.optim.alpha = 0.0  # cool_momentum: cooling rate; 0 derives (1 - rho_0)^(1 / total steps)
     config.optim.clip_grad_norm = 0.0  # clip gradients to this global norm; 0: no clipping
@@ -84,9 +94,16 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.train.label_smoothing = 0.0
     config.train.eval_every_epochs = 1
     config.train.checkpoint_every_epochs = 1
+    # Also save every N steps and/or every M minutes (0: off), whatever the epoch length: what
+    # a kill -9 or a crash can lose. SIGTERM (preemption) always saves at the next step.
+    config.train.checkpoint_every_steps = 0
+    config.train.checkpoint_every_minutes = 0.0
     config.train.keep_checkpoints = 2  # latest checkpoints kept for resuming; the best is kept apart
     config.train.log_every_steps = 50
     config.train.seed = 0  # parameter init, dropout and augmentation
+    # Class imbalance, from the training labels (evaluation is never weighted):
+    config.train.class_weights = "none"  # softmax tasks: none | balanced (n / (classes * n_c))
+    config.train.positive_weights = "none"  # multi-label: none | balanced (negatives / positives)
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 64  # global

@@ -98,7 +98,7 @@ def main(argv: list[str], options: cli.Options) -> None:
     splits = loading.load_splits(config)
     result = {"arch": config.model.arch, "resolution": config.data.resolution,
               "batch_size": config.data.batch_size, "dtype": config.model.dtype,
-              "pipeline_data": "DEMO" if splits.demo else config.data.root,
+              "pipeline_data": "DEMO" if splits.demo else loading.location(config),
               **bench_train_step(config, splits.num_classes, config.data.channels,
                                  options["steps"].value)}
     if options["pipeline_batches"].value > 0:

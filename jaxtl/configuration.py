@@ -18,19 +18,23 @@ from jaxtl.config_rules import (AUGMENTATIONS, DTYPES, Rule, ascending_epochs, a
                                 boolean, choice, epochs_from_zero, number, parse_augment,
                                 positive_numbers, text, triple_of_positive)
 from jaxtl.data import registry
+from jaxtl.data.transforms import BAD_IMAGE_POLICIES
 from jaxtl.errors import ConfigError
 
 __all__ = ["AUGMENTATIONS", "DTYPES", "flatten", "parse_augment", "to_json", "validate"]
+LOSS_WEIGHTINGS = ("none", "balanced")  # train.class_weights, train.positive_weights
 
 
 def _rules(dataset: str) -> dict[str, Rule]:
     """The rules of the common keys plus those the dataset's spec adds (data.task and its own
     section)."""
     archs = tuple(models.list_models())
-    extra = dict(registry.get(dataset).rules) if registry.dataset_rule(dataset) is None else {}
+    extra = dict(registry.get(dataset).rules)
     return {
         "dataset": registry.dataset_rule,
         "data.root": text,
+        "data.tfds": text,
+        "data.tfds_dir": text,
         "data.task": text,  # the dataset's rule below replaces this one
         "data.channels": number(1, 64, integer=True),
         "data.resolution": number(16, 4096, integer=True),
@@ -48,6 +52,7 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "data.num_workers": number(0, 256, integer=True),
         "data.prefetch_batches": number(1, 64, integer=True),
         "data.cache_dir": text,
+        "data.bad_images": choice(*BAD_IMAGE_POLICIES),
         "model.arch": choice(*archs),
         "model.head": choice(*models.HEADS),
         "model.dropout": number(0.0, 0.99),
@@ -58,6 +63,7 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "optim.momentum": number(0.0, 0.9999),
         "optim.nesterov": boolean,
         "optim.weight_decay": number(0.0, 1.0),
+        "optim.weight_decay_mask": choice(*optim.WEIGHT_DECAY_MASKS),
         "optim.rho_0": number(0.0, 0.9999),
         "optim.alpha": number(0.0, 1.0),
         "optim.clip_grad_norm": number(0.0, None),
@@ -79,9 +85,13 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "train.label_smoothing": number(0.0, 0.99),
         "train.eval_every_epochs": number(1, None, integer=True),
         "train.checkpoint_every_epochs": number(1, None, integer=True),
+        "train.checkpoint_every_steps": number(0, None, integer=True),
+        "train.checkpoint_every_minutes": number(0.0, None),
         "train.keep_checkpoints": number(1, None, integer=True),
         "train.log_every_steps": number(1, None, integer=True),
         "train.seed": number(0, 2**31 - 1, integer=True),
+        "train.class_weights": choice(*LOSS_WEIGHTINGS),
+        "train.positive_weights": choice(*LOSS_WEIGHTINGS),
         "probe.c_values": positive_numbers,
         "probe.max_iter": number(1, None, integer=True),
         "eval.batch_size": number(1, None, integer=True),
@@ -121,12 +131,39 @@ def resolution_problems(config: ml_collections.ConfigDict) -> list[str]:
             if resolution < models.min_input_size(arch)]
 
 
+def location_problems(config: ml_collections.ConfigDict) -> list[str]:
+    """Keys that say where data is, set for a dataset that reads its data elsewhere."""
+    spec = registry.get(config.dataset)
+    problems = []
+    for key in registry.LOCATION_KEYS:
+        section, name = key.split(".")
+        if key != spec.location and config[section][name]:
+            problems.append(f"config.{key} is {config[section][name]!r}, but {spec.name} reads "
+                            f"its data from config.{spec.location}; set that instead"
+                            + (_TFDS_HINT if key == "data.tfds_dir" else ""))
+    if config.data.tfds and spec.location != "data.tfds_dir":
+        problems.append(f"config.data.tfds is {config.data.tfds!r}, but config.dataset is "
+                        f"{config.dataset!r}, which is not read from TensorFlow Datasets"
+                        + _TFDS_HINT)
+    return problems
+
+
+_TFDS_HINT = ("; TFDS datasets are read with their own config: --config "
+              "configs/tfds.py:NAME[/CONFIG] --config.data.tfds_dir=DIR")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError listing every unknown key, missing key and invalid value."""
-    rules = _rules(config.dataset if "dataset" in config else "")
+    """Raises ConfigError listing every unknown key, missing key and invalid value, on one
+    line ("invalid config: ...; ..."). An unknown dataset is reported alone: the keys of its
+    section cannot be checked without it."""
+    dataset = config.dataset if "dataset" in config else ""
+    if (problem := registry.dataset_rule(dataset)) is not None:
+        raise ConfigError(f"invalid config: config.dataset {problem}")
+    rules = _rules(dataset)
     leaves = dict(flatten(config))
     problems = [f"config.{key} is not a known setting; remove it (known settings are listed "
-                f"in jaxtl/base_config.py and the dataset's spec.py)" for key in leaves if key not in rules]
+                f"in jaxtl/base_config.py and the dataset's spec.py)"
+                for key in leaves if key not in rules]
     problems += [f"config.{key} is missing; add it to the config file" for key in rules
                  if key not in leaves]
     for key, rule in rules.items():
@@ -144,12 +181,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
             problems.append(f"config.data.mean and config.data.std must have one value per "
                             f"channel each (data.channels={config.data.channels}); they have "
                             f"{len(config.data.mean)} and {len(config.data.std)}")
+        problems += location_problems(config)
         problems += [f"config.{problem}" for problem in registry.get(config.dataset).check(config)]
         problems += resolution_problems(config)
     if not problems:
         problems += _optim_problems(config)
     if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        raise ConfigError("invalid config: " + "; ".join(problems))
 
 
 def _optim_problems(config: ml_collections.ConfigDict) -> list[str]:

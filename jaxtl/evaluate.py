@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Collection
 from typing import Any
 
 import jax
@@ -21,9 +22,10 @@ import ml_collections
 from absl import flags, logging
 
 from jaxtl import __version__, cli, configuration, demo, rundir, steps, transfer
+from jaxtl.data import loading
 from jaxtl.errors import TransferError
 from jaxtl.run import build
-from jaxtl.scoring import score
+from jaxtl.scoring import final_results
 
 
 def define_flags() -> cli.Options:
@@ -59,10 +61,12 @@ def adopt_model(config: ml_collections.ConfigDict, source: dict[str, Any]) -> No
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pathlib.Path,
-                        workdir: str | pathlib.Path) -> dict[str, Any]:
+                        workdir: str | pathlib.Path, *,
+                        set_by_user: Collection[str] = ()) -> dict[str, Any]:
     checkpoint = pathlib.Path(checkpoint).expanduser().resolve()
     source, source_results = source_run(checkpoint)
-    notes = demo.apply(config)
+    configuration.validate(config)  # the values as given, before the demo may replace any
+    notes = demo.apply(config, set_by_user)
     adopt_model(config, source)
     configuration.validate(config)
     for note in notes:
@@ -81,16 +85,14 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
     state = state.replace(params=variables["params"],
                           batch_stats=variables.get("batch_stats", {}))
     results = {
-        "demo": not config.data.root,
+        "demo": loading.is_demo(config),
         "dataset": run.splits.name,
         "checkpoint": str(checkpoint),
         "trained_on": source["dataset"],
         "jaxtl_version": __version__,
         "task": source_results["task"],
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
-        "val": score(run, state, run.splits.val, intervals=True),
-        "test": (score(run, state, run.splits.test, intervals=True)
-                 if run.splits.test else None),
+        **final_results(run, state, pathlib.Path(workdir)),
         "config": config.to_dict(),
     }
     if jax.process_index() == 0:
@@ -101,7 +103,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     results = evaluate_checkpoint(options["config"].value, options["checkpoint"].value,
-                                  options["workdir"].value)
+                                  options["workdir"].value,
+                                  set_by_user=cli.config_overrides(options["config"]))
     for split in ("val", "test"):
         if results[split] is not None:
             metrics = {k: v for k, v in results[split].items() if isinstance(v, float)}

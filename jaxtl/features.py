@@ -26,7 +26,7 @@ import dataclasses
 import pathlib
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import jax
@@ -58,8 +58,10 @@ class SplitFeatures:
 
 # --- extraction ---------------------------------------------------------------------------------
 def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
-            log: RunLog) -> dict[str, SplitFeatures]:
-    """Pooled features of every record of every split, in the order of the records."""
+            log: RunLog) -> tuple[dict[str, SplitFeatures], DatasetSplits]:
+    """Pooled features of every record of every split, in the order of the records, and the
+    splits they belong to: without the images that could not be read (`data.bad_images=skip`;
+    counted in the log)."""
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
     model, variables = build_model(config, splits.task, mesh)
@@ -69,23 +71,30 @@ def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
     def features_step(variables: dict[str, Any], batch: dict[str, jax.Array]) -> dict:
         features = model.apply(variables, batch["image"], train=False, method="features")
         return {"features": features, "label": batch["label"], "index": batch["index"],
-                "mask": batch["mask"]}
+                "mask": batch["mask"], "valid": batch["valid"]}
 
     step = jax.jit(features_step, in_shardings=(steps.replicated(mesh), data),
                    out_shardings=steps.replicated(mesh))
     transform = image_transform(config, augment=False)
-    result = {}
+    result, readable = {}, {}
     for split in SPLITS:
         records = splits.split(split)
+        readable[split] = records
         if not records:
             continue
         started = time.time()
         out = outputs(step, variables, records, transform, config=config, layout=layout,
                       task=splits.task)
-        result[split] = SplitFeatures(out["features"].astype(np.float32), out["label"])
+        rows = np.flatnonzero(out["valid"])
+        if len(rows) < len(records):
+            log.info("%s: %d unreadable images left out (data.bad_images=skip)", split,
+                     len(records) - len(rows))
+            readable[split] = [records[i] for i in rows]
+        result[split] = SplitFeatures(out["features"][rows].astype(np.float32),
+                                      out["label"][rows])
         log.info("%s: %d x %d features in %.1f s", split, *result[split].features.shape,
                  time.time() - started)
-    return result
+    return result, dataclasses.replace(splits, **readable)
 
 
 def save(directory: pathlib.Path, split: str, features: SplitFeatures,
@@ -188,13 +197,15 @@ def choose_and_fit(task: Task, features: dict[str, SplitFeatures], probe: Any,
 
 
 # --- the command ------------------------------------------------------------------------------
-def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict:
+def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                      set_by_user: Collection[str] = ()) -> dict:
     """Writes the features of every split and results.json of the probe; returns the results."""
     started = time.time()
-    notes = demo.apply(config)
+    configuration.validate(config)  # the values as given, before the demo may replace any
+    notes = demo.apply(config, set_by_user)
     configuration.validate(config)
     workdir = pathlib.Path(workdir).resolve()
-    is_demo = not config.data.root
+    is_demo = loading.is_demo(config)
     writer = jax.process_index() == 0
     if writer:
         rundir.write_config(workdir, config)
@@ -206,7 +217,7 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
     log.info("%s: %d train / %d val / %d test images, %s; %s features, weights: %s",
              splits.name, len(splits.train), len(splits.val), len(splits.test),
              splits.task.describe(), config.model.arch, backbone)
-    features = extract(config, splits, log)
+    features, splits = extract(config, splits, log)
     if writer:
         for split, values in features.items():
             save(workdir / rundir.FEATURES_DIR, split, values, splits.split(split))
@@ -275,7 +286,8 @@ def define_flags() -> cli.Options:
 
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
-    extract_and_probe(options["config"].value, options["workdir"].value)
+    extract_and_probe(options["config"].value, options["workdir"].value,
+                      set_by_user=cli.config_overrides(options["config"]))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,15 @@ where JAX finds them itself).
 from __future__ import annotations
 
 import logging as pylogging
+import os
+from collections.abc import Mapping
 
 import jax
 from absl import flags, logging
 
 from jaxtl import cli
+from jaxtl.errors import UserError
+from jaxtl.preemption import stop_with_parent
 
 
 def define_flags() -> cli.Options:
@@ -33,7 +37,24 @@ def define_flags() -> cli.Options:
     }
 
 
+def cluster_size(environ: Mapping[str, str]) -> tuple[str, int] | None:
+    """(scheduler, processes) of a multi-process job that JAX can join by itself, read from
+    the environment its scheduler sets; None for a single process."""
+    candidates = (("SLURM", environ.get("SLURM_STEP_NUM_TASKS") or environ.get("SLURM_NTASKS")
+                   if "SLURM_JOB_ID" in environ else None),
+                  ("Open MPI", environ.get("OMPI_COMM_WORLD_SIZE")),
+                  ("a TPU slice on GKE", str(len(environ["TPU_WORKER_HOSTNAMES"].split(",")))
+                   if environ.get("TPU_WORKER_HOSTNAMES") else None))
+    for scheduler, processes in candidates:
+        if processes and processes.isdigit() and int(processes) > 1:
+            return scheduler, int(processes)
+    return None
+
+
 def initialize_distributed(options: cli.Options) -> None:
+    """Joins the processes of a multi-host run: as told (--coordinator_address, --distributed)
+    or, in a job whose scheduler started several processes, by itself (never N independent
+    process-0s writing one workdir)."""
     if options["coordinator_address"].value is not None:
         # CPU hosts need a collectives backend for cross-process arrays; GPUs and TPUs ignore it.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -41,6 +62,30 @@ def initialize_distributed(options: cli.Options) -> None:
                                    options["num_processes"].value, options["process_id"].value)
     elif options["distributed"].value:
         jax.distributed.initialize()
+    elif (cluster := cluster_size(os.environ)) is not None:
+        scheduler, processes = cluster
+        logging.info("%s started %d processes: joining them with jax.distributed.initialize()",
+                     scheduler, processes)
+        try:
+            jax.distributed.initialize()
+        except (RuntimeError, ValueError) as error:
+            raise UserError(f"{scheduler} started {processes} processes, but they could not be "
+                            f"joined ({error}); pass --coordinator_address, --num_processes "
+                            f"and --process_id, or start one process") from None
+
+
+def tag_log_lines_with_the_host(process: int, processes: int) -> None:
+    """On several hosts, every log line starts with `[host i/N]`."""
+    if processes == 1:
+        return
+    tag = f"[host {process}/{processes}] "
+
+    def add_tag(record: pylogging.LogRecord) -> bool:
+        if not str(record.msg).startswith(tag):
+            record.msg = tag + str(record.msg)
+        return True
+
+    logging.get_absl_handler().addFilter(add_tag)
 
 
 def quiet_library_logs() -> None:
@@ -55,14 +100,20 @@ def quiet_library_logs() -> None:
 
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
+    stop_with_parent(os.environ)
     quiet_library_logs()
+    if options["coordinator_address"].value is not None:  # known before JAX logs its start
+        tag_log_lines_with_the_host(options["process_id"].value, options["num_processes"].value)
     initialize_distributed(options)
+    if options["coordinator_address"].value is None:
+        tag_log_lines_with_the_host(jax.process_index(), jax.process_count())
     from jaxtl import compile_cache, train  # after distributed init: may touch JAX backends
     from jaxtl.data.cache import cache_root
 
     # Before the first compilation: runs with the same programs (a sweep) reuse the executables.
     compile_cache.enable(cache_root(options["config"].value))
-    train.train_and_evaluate(options["config"].value, options["workdir"].value)
+    train.train_and_evaluate(options["config"].value, options["workdir"].value,
+                             set_by_user=cli.config_overrides(options["config"]))
 
 
 if __name__ == "__main__":

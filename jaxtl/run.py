@@ -12,11 +12,13 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 
-from jaxtl import configuration, models, optim, steps, transfer
+from jaxtl import configuration, models, optim, steps, tasks, transfer
 from jaxtl.data import loading, pipeline, registry
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.transforms import ImageTransform
+from jaxtl.errors import ConfigError
 from jaxtl.tasks import Task
 
 
@@ -36,6 +38,7 @@ class Run:
     stream: pipeline.TrainStream
     eval_transform: ImageTransform
     total_steps: int
+    loss_weights: dict[str, float] | None  # per class or label (train.*_weights); None: all 1
 
 
 def image_transform(config: ml_collections.ConfigDict, augment: bool) -> ImageTransform:
@@ -66,27 +69,48 @@ def build_model(config: ml_collections.ConfigDict, task: Task,
     return model, variables
 
 
+def loss_weights(config: ml_collections.ConfigDict,
+                 splits: DatasetSplits) -> dict[str, float] | None:
+    """The training loss's class weights (softmax) or positive weights (multi-label), from the
+    training labels as `train.class_weights` / `train.positive_weights` say."""
+    task = splits.task
+    used, unused = (("positive_weights", "class_weights") if task.multilabel
+                    else ("class_weights", "positive_weights"))
+    if config.train[unused] != "none":
+        raise ConfigError(
+            f"config.train.{unused} is {config.train[unused]!r}, but {splits.name}'s task is "
+            f"{'multi-label' if task.multilabel else 'single-label (softmax)'}: use "
+            f"config.train.{used} instead")
+    if config.train[used] == "none":
+        return None
+    weights = tasks.balanced_weights(task, np.asarray([r.label for r in splits.train]))
+    return {name: float(w) for name, w in zip(task.names, weights)}
+
+
 def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
     """Data, model, optimizer and compiled steps; returns the run and a fresh state."""
     splits = loading.load_splits(config)
+    weights = loss_weights(config, splits)
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
     stream = pipeline.train_stream(
         splits.train, image_transform(config, augment=True),
         global_batch=config.data.batch_size, epochs=config.train.epochs,
         seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
-        prefetch=config.data.prefetch_batches)
+        prefetch=config.data.prefetch_batches,
+        skip_bad_images=config.data.bad_images == "skip")
     total_steps = stream.steps_per_epoch * config.train.epochs
     optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
     model, variables = build_model(config, splits.task, mesh)
     state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
     compile_step = functools.cache(lambda frozen: steps.make_train_step(
         model, optimizer.tx, mesh, task=splits.task,
-        label_smoothing=config.train.label_smoothing, frozen=frozen))
+        label_smoothing=config.train.label_smoothing, frozen=frozen,
+        loss_weights=tuple(weights.values()) if weights else None))
     run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
               plan=optimizer.plan,
               train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
               eval_step=steps.make_eval_step(model, mesh), schedule=optimizer.schedule,
               stream=stream, eval_transform=image_transform(config, augment=False),
-              total_steps=total_steps)
+              total_steps=total_steps, loss_weights=weights)
     return run, state

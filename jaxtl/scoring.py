@@ -4,6 +4,10 @@
 per example, in the order of the records: the logits for `predict` and `score`, the pooled
 features for `jaxtl.features`. Evaluation is exact: the last batch is padded and the padding
 masked out, and a split whose examples do not come back exactly once is an error.
+
+`final_results` scores a finished run's checkpoint on validation and test: metrics with
+intervals, the predictions saved for curves and paired comparisons, and the operating points
+(thresholds chosen on validation, applied to test).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from jaxtl.data import pipeline
 from jaxtl.data.records import Record
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.metrics import task_metrics
+from jaxtl.metrics.thresholds import operating_points
 from jaxtl.run import Run
 from jaxtl.steps import TrainState
 from jaxtl.tasks import Task
@@ -32,12 +37,14 @@ def outputs(step: Step, variables: Any, records: Sequence[Record], transform: Im
             *, config: ml_collections.ConfigDict, layout: pipeline.Layout,
             task: Task) -> dict[str, np.ndarray]:
     """`step(variables, batch)` over every record once; each output (and the labels) in the
-    order of `records`. The step returns its outputs plus the batch's label, index and mask."""
+    order of `records`. The step returns its outputs plus the batch's label, index, mask and
+    valid (False: an unreadable image left out under `data.bad_images=skip`)."""
     collected: dict[str, list[np.ndarray]] = {}
     for batch in pipeline.eval_batches(records, transform, global_batch=config.eval.batch_size,
                                        layout=layout, num_workers=config.data.num_workers,
                                        prefetch=config.data.prefetch_batches,
-                                       label_shape=task.label_shape):
+                                       label_shape=task.label_shape,
+                                       skip_bad_images=config.data.bad_images == "skip"):
         for key, value in jax.device_get(step(variables, batch)).items():
             collected.setdefault(key, []).append(np.asarray(value))
     mask = np.concatenate(collected.pop("mask"))
@@ -50,32 +57,35 @@ def outputs(step: Step, variables: Any, records: Sequence[Record], transform: Im
 
 
 def predict(run: Run, state: TrainState,
-            records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, logits) of every record of a split, in the order of `records`."""
+            records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, logits, valid) of every record of a split, in the order of `records`; `valid`
+    is False where the image could not be read (its logits mean nothing)."""
     out = outputs(run.eval_step, state, records, run.eval_transform, config=run.config,
                   layout=run.layout, task=run.splits.task)
-    return out["label"], out["logits"]
+    return out["label"], out["logits"], out["valid"].astype(bool)
 
 
 def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: bool = False,
-          subsets: Mapping[str, Sequence[int]] | None = None,
-          predictions_of: tuple[pathlib.Path, str] | None = None) -> dict[str, Any]:
+          subsets: Mapping[str, Sequence[int]] | None = None) -> dict[str, Any]:
     """The task's metrics on a split; with `intervals`, bootstrap CIs resampled by patient.
 
     Each of `subsets` (name -> indices into `records`) is also scored on its own, under
-    "subsets". With `predictions_of` = (workdir, split), host 0 also saves the labels and the
-    task's scores in record order (for ROC and precision-recall curves).
+    "subsets". Images that could not be read (`data.bad_images=skip`) are left out of every
+    metric and listed under "excluded".
     """
-    labels, logits = predict(run, state, records)
-    task = run.splits.task
-    if predictions_of is not None and jax.process_index() == 0:
-        workdir, split = predictions_of
-        rundir.save_predictions(workdir, split, labels=labels, scores=task.scores(logits),
-                                names=task.names)
+    labels, logits, valid = predict(run, state, records)
+    return _metrics(run, records, labels, logits, valid, intervals=intervals, subsets=subsets)
+
+
+def _metrics(run: Run, records: Sequence[Record], labels: np.ndarray, logits: np.ndarray,
+             valid: np.ndarray, *, intervals: bool,
+             subsets: Mapping[str, Sequence[int]] | None) -> dict[str, Any]:
     groups = [r.patient for r in records]
 
     def metrics(rows: np.ndarray) -> dict[str, Any]:
-        return task_metrics(task, labels[rows], logits[rows], [groups[i] for i in rows],
+        rows = rows[valid[rows]]
+        return task_metrics(run.splits.task, labels[rows], logits[rows],
+                            [groups[i] for i in rows],
                             bootstrap_samples=run.config.eval.bootstrap_samples if intervals
                             else 0, seed=run.config.eval.bootstrap_seed)
 
@@ -83,4 +93,36 @@ def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: 
     if subsets:
         result["subsets"] = {name: metrics(np.asarray(rows, np.int64))
                              for name, rows in subsets.items()}
+    if not valid.all():
+        result["excluded"] = {"count": int((~valid).sum()), "reason": "unreadable image",
+                              "image_ids": [r.image_id for r, ok in zip(records, valid) if not ok]}
     return result
+
+
+def final_results(run: Run, state: TrainState, workdir: pathlib.Path) -> dict[str, Any]:
+    """`val` and `test` metrics with intervals (test subsets too), `operating_points` chosen
+    on val and applied to test, and the data's `label_policies`; host 0 saves each split's
+    predictions (labels, scores, image and patient ids, in record order, without images that
+    could not be read) in `workdir`."""
+    task = run.splits.task
+    results: dict[str, Any] = {}
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split in ("val", "test"):
+        records = run.splits.split(split)
+        if not records:
+            results[split] = None
+            continue
+        labels, logits, valid = predict(run, state, records)
+        kept = np.flatnonzero(valid)
+        scored[split] = (labels[kept], task.scores(logits[kept]))
+        if jax.process_index() == 0:
+            rundir.save_predictions(workdir, split, labels=scored[split][0],
+                                    scores=scored[split][1], names=task.names,
+                                    image_ids=[records[i].image_id for i in kept],
+                                    patients=[records[i].patient for i in kept])
+        results[split] = _metrics(run, records, labels, logits, valid, intervals=True,
+                                  subsets=run.splits.subsets.get(split))
+    results["operating_points"] = (operating_points(task, scored["val"], scored.get("test"))
+                                   if "val" in scored else None)
+    results["label_policies"] = dict(run.splits.label_policies)
+    return results

@@ -78,11 +78,15 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
                     task: Task, label_smoothing: float = 0.0, frozen: Frozen = NOTHING_FROZEN,
+                    loss_weights: tuple[float, ...] | None = None,
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """One optimizer step on the task's loss: the mean over the counted (image, label)
-    entries of the global batch (see jaxtl.tasks). `frozen`: backbone stages that get no
+    entries of the global batch (see jaxtl.tasks), weighted by `loss_weights` (per class or
+    per label's positives; None: unweighted). `frozen`: backbone stages that get no
     gradient and run BatchNorm and dropout in inference mode (jaxtl.optim.freezing); the
-    optimizer keeps their parameters."""
+    optimizer keeps their parameters. A batch may hold `valid` (False: a skipped image's
+    stand-in, left out of loss and accuracy). The metrics say whether the loss and the gradient
+    norm were finite (`finite`) and how many images were skipped."""
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         dropout_key = jax.random.fold_in(state.rng, state.step)
 
@@ -92,7 +96,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                     {"params": frozen.stop_gradient(params), "batch_stats": state.batch_stats},
                     batch["image"], train=True, rngs={"dropout": dropout_key},
                     mutable=["batch_stats"])
-            loss = task.mean_loss(logits, batch["label"], label_smoothing)
+            loss = task.mean_loss(logits, batch["label"], label_smoothing, loss_weights,
+                                  batch.get("valid"))
             return loss, (logits, updates.get("batch_stats", {}))
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -101,9 +106,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
         params = optax.apply_updates(state.params, updates)
         new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                                   opt_state=opt_state)
-        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        grad_norm = optax.tree.norm(grads)
+        metrics = {"loss": loss, "grad_norm": grad_norm,
+                   "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
+        valid = batch.get("valid", jnp.ones(batch["image"].shape[0], bool))
+        metrics["skipped_images"] = jnp.sum(~valid)
         if not task.multilabel:
-            metrics["accuracy"] = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
+            correct = (jnp.argmax(logits, -1) == batch["label"]) & valid
+            metrics["accuracy"] = jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
         return new_state, metrics
 
     data = NamedSharding(mesh, PartitionSpec("data"))
@@ -112,13 +122,13 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
 
 
 def make_eval_step(model: nn.Module, mesh: Mesh) -> Callable[[TrainState, Batch], Batch]:
-    """Logits of a batch, returned (with labels, indices and mask) to every host."""
+    """Logits of a batch, returned (with labels, indices, mask and valid) to every host."""
 
     def step(state: TrainState, batch: Batch) -> Batch:
         logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
                              batch["image"], train=False)
         return {"logits": logits.astype(jnp.float32), "label": batch["label"],
-                "index": batch["index"], "mask": batch["mask"]}
+                "index": batch["index"], "mask": batch["mask"], "valid": batch["valid"]}
 
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(step, in_shardings=(replicated(mesh), data), out_shardings=replicated(mesh))

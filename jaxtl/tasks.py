@@ -14,6 +14,13 @@ Two kinds of task:
   conditional probabilities along the path from the root.
 
 The loss is the mean over the counted (image, label) entries of the global batch.
+
+Class imbalance (`loss_weights`, from `balanced_weights` on the training labels): a softmax
+task may weigh each class (`train.class_weights`: the loss is sum w_y CE / sum w_y, torch's
+weighted cross-entropy); a multi-label task may weigh the positive entries of each label
+(`train.positive_weights`: -[w y log s(z) + (1 - y) log(1 - s(z))] as torch's
+BCEWithLogitsLoss `pos_weight`; a three-way label's positive entries weigh w). Evaluation
+never uses them: the `loss` of the metrics is always unweighted.
 """
 
 from __future__ import annotations
@@ -98,15 +105,21 @@ class Task:
         return slices
 
     # --- training (jnp, inside jit) -----------------------------------------------------------
-    def loss_terms(self, logits: jax.Array, labels: jax.Array,
-                   label_smoothing: float = 0.0) -> tuple[jax.Array, jax.Array]:
-        """(summed loss, number of counted entries) per example; both shape (N,)."""
+    def loss_terms(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
+                   loss_weights: Sequence[float] | None = None) -> tuple[jax.Array, jax.Array]:
+        """(summed loss, counted weight) per example; both shape (N,). `loss_weights`: per
+        class (softmax) or per label's positive entries (multi-label); None: all 1."""
         logits = logits.astype(jnp.float32)
         if not self.multilabel:
             targets = optax.smooth_labels(jax.nn.one_hot(labels, len(self.names)),
                                           label_smoothing)
-            return (optax.softmax_cross_entropy(logits, targets),
-                    jnp.ones(labels.shape[0], jnp.float32))
+            loss = optax.softmax_cross_entropy(logits, targets)
+            if loss_weights is None:
+                return loss, jnp.ones(labels.shape[0], jnp.float32)
+            weight = jnp.asarray(loss_weights, jnp.float32)[labels]
+            return weight * loss, weight
+        positive_weights = (jnp.ones(len(self.names), jnp.float32) if loss_weights is None
+                            else jnp.asarray(loss_weights, jnp.float32))
         total = jnp.zeros(logits.shape[0], jnp.float32)
         count = jnp.zeros(logits.shape[0], jnp.float32)
         for index, (columns, three) in enumerate(zip(self.output_slices(), self.three_way)):
@@ -116,20 +129,28 @@ class Task:
                 onehot = jax.nn.one_hot(jnp.clip(target, 0, 2), 3)
                 loss = optax.softmax_cross_entropy(
                     logits[:, columns], optax.smooth_labels(onehot, label_smoothing))
+                loss *= jnp.where(target == POSITIVE, positive_weights[index], 1.0)
             else:
                 counted = (target == POSITIVE) | (target == NEGATIVE)
                 soft = target.astype(jnp.float32) * (1.0 - label_smoothing) + 0.5 * label_smoothing
-                loss = optax.sigmoid_binary_cross_entropy(logits[:, columns.start], soft)
+                z = logits[:, columns.start]
+                loss = -(positive_weights[index] * soft * jax.nn.log_sigmoid(z)
+                         + (1.0 - soft) * jax.nn.log_sigmoid(-z))
             if (parent := self.parents[index]) >= 0:
                 counted &= labels[:, parent] == POSITIVE
             total += jnp.where(counted, loss, 0.0)
             count += counted.astype(jnp.float32)
         return total, count
 
-    def mean_loss(self, logits: jax.Array, labels: jax.Array,
-                  label_smoothing: float = 0.0) -> jax.Array:
-        total, count = self.loss_terms(logits, labels, label_smoothing)
-        return total.sum() / jnp.maximum(count.sum(), 1.0)
+    def mean_loss(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
+                  loss_weights: Sequence[float] | None = None,
+                  valid: jax.Array | None = None) -> jax.Array:
+        """The weighted mean over the counted entries; examples where `valid` is False (a
+        skipped image's blank stand-in) count for nothing."""
+        total, count = self.loss_terms(logits, labels, label_smoothing, loss_weights)
+        if valid is not None:
+            total, count = jnp.where(valid, total, 0.0), jnp.where(valid, count, 0.0)
+        return total.sum() / jnp.maximum(count.sum(), 1e-12)
 
     # --- scoring (NumPy, on the host) --------------------------------------------------------
     def scores(self, logits: np.ndarray) -> np.ndarray:
@@ -158,6 +179,37 @@ class Task:
         if self.hierarchical:
             extras.append("hierarchical")
         return f"{len(self.names)} labels" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def counted_entries(task: Task, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-label: (positive, counted) per (image, label) as the loss counts them (a child
+    only where its parent is positive)."""
+    labels = np.asarray(labels)
+    counted = (labels == POSITIVE) | (labels == NEGATIVE) | (
+        (labels == UNCERTAIN) & np.asarray(task.three_way, bool))
+    for index, parent in enumerate(task.parents):
+        if parent >= 0:
+            counted[:, index] &= labels[:, parent] == POSITIVE
+    return (labels == POSITIVE) & counted, counted
+
+
+def balanced_weights(task: Task, labels: np.ndarray) -> np.ndarray:
+    """Loss weights from the training labels: per class n / (classes present * n_class) for a
+    softmax task (scikit-learn's "balanced"; a class absent from training gets 1); per label
+    negatives / positives among the counted entries for a multi-label task (1 for a label
+    with no positive or no negative)."""
+    labels = np.asarray(labels)
+    if not task.multilabel:
+        from sklearn.utils.class_weight import compute_class_weight
+
+        weights = np.ones(len(task.names))
+        present = np.unique(labels)
+        weights[present] = compute_class_weight("balanced", classes=present, y=labels)
+        return weights
+    positive, counted = counted_entries(task, labels)
+    positives = positive.sum(axis=0)
+    negatives = counted.sum(axis=0) - positives
+    return np.where((positives > 0) & (negatives > 0), negatives / np.maximum(positives, 1), 1.0)
 
 
 def multiclass(names: Sequence[str]) -> Task:

@@ -43,6 +43,13 @@ TINY_DATASET = {
                     "train.log_every_steps": 5},
 }
 TINY_DATASET["cxr14"] = TINY_DATASET["chexpert"]
+# TFDS demo data (prepared by TFDS) and your own data (csv, folders): small_cnn, one epoch.
+TINY_OWN = {"demo.num_patients": 12, "demo.image_size": 48, "demo.epochs": 1,
+            "demo.bootstrap_samples": 10, "demo.arch": "small_cnn", "model.arch": "small_cnn"}
+TINY_DATASET |= {
+    "tfds_retinopathy": TINY_OWN, "tfds_chexpert": TINY_OWN, "csv": TINY_OWN,
+    "folders": TINY_OWN, "tfds_bigearthnet": {**TINY_OWN, "demo.image_size": 120},
+}
 
 
 def config_of(name: str) -> ml_collections.ConfigDict:

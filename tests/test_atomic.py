@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
 import pytest
 
 from jaxtl.atomic import replaced_folder, staged_folder
@@ -48,3 +54,29 @@ def test_a_replaced_folder_is_swapped_whole_or_not_at_all(tmp_path):
             raise RuntimeError("interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["explain"]
     assert [p.name for p in root.iterdir()] == ["new.txt"]
+
+
+def test_a_writer_killed_at_any_moment_leaves_the_old_file_or_the_new_one(tmp_path):
+    """kill -9 a process that rewrites results.json in a loop, at random moments: the file is
+    always one complete version, never torn."""
+    script = (
+        "import pathlib, sys\n"
+        "from jaxtl import rundir\n"
+        "folder = pathlib.Path(sys.argv[1])\n"
+        "rundir.write_results(folder, {'version': 0, 'rows': list(range(20000))})\n"
+        "print('writing', flush=True)\n"
+        "for i in range(1, 10**9):\n"
+        "    rundir.write_results(folder, {'version': i, 'rows': list(range(20000))})\n")
+    rng = np.random.default_rng(0)
+    versions = set()
+    for _ in range(5):
+        process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)],
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline() == "writing\n"
+        time.sleep(rng.uniform(0.05, 0.5))
+        process.kill()
+        process.wait()
+        results = json.loads((tmp_path / "results.json").read_text())  # never torn
+        assert results["rows"] == list(range(20000))
+        versions.add(results["version"])
+    assert len(versions) > 1  # it was killed at different moments

@@ -1,12 +1,16 @@
-"""Two real JAX processes (gloo collectives on CPU) train one run and score every image once."""
+"""Two real JAX processes (gloo collectives on CPU) train one run and score every image once;
+SIGTERM to one of them stops both at the same step, and the same commands resume the run."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -29,12 +33,41 @@ def test_two_processes_train_and_evaluate_exactly(tmp_path):
                "--config.demo.image_size=48", "--config.demo.resolution=32",
                "--config.demo.batch_size=8", "--config.eval.batch_size=6",
                "--config.demo.epochs=2"]
-    processes = [subprocess.Popen(command + [f"--process_id={i}"], env=env, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for i in range(2)]
+
+    def start() -> list[subprocess.Popen]:
+        return [subprocess.Popen(command + [f"--process_id={i}"], env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for i in range(2)]
+
+    # preempted: the second host alone gets SIGTERM; both save the same step and stop
+    processes = start()
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 600
+    while not (metrics.is_file() and '"split": "train"' in metrics.read_text()):
+        assert time.time() < deadline and all(p.poll() is None for p in processes)
+        time.sleep(0.1)
+    processes[1].send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=600) for p in processes]
+    steps = set()
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 143, stderr[-3000:]
+        line = next(x for x in stderr.splitlines() if x.startswith("error: "))
+        steps.add(int(line.split("after step ")[1].split()[0]))
+    assert len(steps) == 1  # every host agreed on the step
+    assert (tmp_path / "run" / "checkpoints" / str(steps.pop())).is_dir()
+    # every Python log line of a multi-host run says which host wrote it (lines of XLA's C++
+    # runtime, `file.cc:N]`, bypass Python's logging)
+    for index, (_, stderr) in enumerate(outputs):
+        logged = [x for x in stderr.splitlines() if re.match(r"^[IWE]\d{4} .*\.py:\d+\] ", x)]
+        untagged = [x for x in logged if f"[host {index}/2]" not in x]
+        assert not untagged, untagged[:5]
+        assert logged or index == 1  # the first host logs the run; the second may say nothing
+
+    processes = start()  # the same commands resume
     outputs = [p.communicate(timeout=600) for p in processes]
     for process, (_, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
+    assert "resumed from step" in outputs[0][1]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     # 8 val images over 2 hosts with a global eval batch of 6: padding on both hosts, and
     # still every image scored exactly once.

@@ -15,8 +15,10 @@ import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from jaxtl import report, rundir
-from jaxtl.report import explanations, figures, select
+from jaxtl import comparison, report, rundir, tasks
+from jaxtl.metrics.multiple import holm
+from jaxtl.metrics.thresholds import operating_points
+from jaxtl.report import comparisons, explanations, figures, select
 from jaxtl.report.build import explanations_section
 from jaxtl.report.document import Document
 from jaxtl.sweep import table
@@ -105,19 +107,36 @@ def test_roc_and_precision_recall_match_scikit_learn_micro_averages():
     assert flat.tolist() == [0.9, 0.2, 0.1, 0.6, 0.7, 0.4, 0.1]
 
 
+TEST_LABELS = np.random.default_rng(1).integers(0, 5, 60)
+
+
+def write_run_folder(folder, strength, seed):
+    """What a finished run leaves for the report: predictions on the shared test images and
+    results.json with the task and operating points."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(60, 5)) + strength * np.eye(5)[TEST_LABELS]
+    scores = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    rundir.save_predictions(folder, "test", labels=TEST_LABELS, scores=scores, names=CLASSES,
+                            image_ids=[f"img{i}" for i in range(60)],
+                            patients=[f"p{i // 2}" for i in range(60)])
+    task = tasks.multiclass(CLASSES)
+    rundir.write_results(folder, {
+        "task": {"kind": "multiclass", "names": CLASSES, "three_way": [], "parents": []},
+        "operating_points": operating_points(task, (TEST_LABELS, scores),
+                                             (TEST_LABELS, scores))})
+
+
 def write_sweep_dir(tmp_path):
     rows = synthetic_rows()
     table.write(tmp_path, rows)
     (tmp_path / "sweep.json").write_text(json.dumps({"sweep_file": "configs/sweeps/demo.py",
                                                      "description": "A synthetic sweep."}))
-    rng = np.random.default_rng(1)
+    for seed, row in enumerate(rows):
+        if row["role"] == "grid" and row["status"] == "done":
+            write_run_folder(tmp_path / row["workdir"], 2.5 if row["pretrain"] == "pre" else 0.5,
+                             seed)
     for name in ("none--1-a", "pre--1-a"):
         folder = tmp_path / name
-        folder.mkdir()
-        labels = rng.integers(0, 5, 60)
-        scores = rng.dirichlet(np.ones(5), 60)
-        np.savez(folder / "predictions_test.npz", labels=labels, scores=scores,
-                 names=np.array(CLASSES))
         (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
             {"step": 5, "split": "train", "loss": 1.5, "epoch": 1.0},
             {"step": 5, "split": "val", "kappa": 0.2, "epoch": 1},
@@ -128,7 +147,7 @@ def write_sweep_dir(tmp_path):
 
 def test_report_writes_markdown_with_figures_and_a_self_contained_html(tmp_path):
     write_sweep_dir(tmp_path)
-    paths = report.render(tmp_path)
+    paths = report.render(tmp_path, comparison_samples=50)
     markdown = paths["markdown"].read_text()
     html = paths["html"].read_text()
     assert paths["markdown"].parent == tmp_path / "report"
@@ -136,7 +155,8 @@ def test_report_writes_markdown_with_figures_and_a_self_contained_html(tmp_path)
     figures_md = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", markdown)
     assert figures_md == ["eyepacs_main.png", "eyepacs_per_model.png",
                           "eyepacs_per_optimizer.png", "eyepacs_roc_pr.png",
-                          "eyepacs_confusion.png", "eyepacs_learning_curves.png"]
+                          "eyepacs_reliability.png", "eyepacs_confusion.png",
+                          "eyepacs_learning_curves.png"]
     assert all((tmp_path / "report" / name).is_file() for name in figures_md)
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(images) == len(figures_md)
@@ -144,8 +164,7 @@ def test_report_writes_markdown_with_figures_and_a_self_contained_html(tmp_path)
         Image.open(io.BytesIO(base64.b64decode(data))).verify()
     assert not re.search(r'(src|href)="(http|//|[^"#d])', html)  # nothing fetched
     # The main table: the validation-selected run and its test kappa with the interval.
-    assert "| pre | 10 | 0.500 [0.450, 0.550] | 0.500 [0.450, 0.550] | 3 / 4 | `pre-10-a` |" \
-        in markdown
+    assert "| pre | 10 | 0.500 [0.450, 0.550] |  | 0.500 | 1 | 3 / 4 | `pre-10-a` |" in markdown
     assert "| none | all | 0.500 [0.450, 0.550]" in markdown
     assert "`pre-10-b`" in markdown  # listed among all runs, not chosen for the figure
     assert "| `broken` | failed | config.optim.lr is too large |" in markdown
@@ -248,3 +267,38 @@ def test_report_shows_the_chosen_runs_pointing_game_and_overlays(tmp_path):
     _, drawn = figures.overlay_gallery(
         [("pre", explanations.of_run(tmp_path / "pre--1-a", "test")[0].overlays())])
     assert drawn == {"pre": [f"{n:05d}_{n}_left_predicted.png" for n in range(3)]}
+
+
+def test_seeds_of_a_configuration_are_one_point_with_mean_spread_and_every_value():
+    rows = []
+    for seed, (val, test) in enumerate([(0.5, 0.6), (0.6, 0.7), (0.7, 0.9)]):
+        rows.append({**row(f"a-s{seed}", "none", 10, 0.01, val=val, test=test), "train.seed": seed})
+        # another lr: better on test, worse on validation on average: never shown
+        rows.append({**row(f"b-s{seed}", "none", 10, 0.1, val=val - 0.2, test=1.0),
+                     "train.seed": seed})
+    (study,) = select.studies(rows)
+    (point,) = select.series(list(study.rows), study)["none"]
+    assert point.runs == ("a-s0", "a-s1", "a-s2")
+    assert point.y == pytest.approx(np.mean([0.6, 0.7, 0.9]))
+    assert point.spread == pytest.approx(np.std([0.6, 0.7, 0.9], ddof=1))
+    assert point.values == pytest.approx((0.6, 0.7, 0.9)) and point.ci is None
+    assert point.val == pytest.approx(0.6)
+
+
+def test_comparisons_pair_sources_at_each_size_with_holm_and_say_which_hold(tmp_path):
+    rows = write_sweep_dir(tmp_path)
+    (study,) = select.studies(rows)
+    found, notes = comparisons.study_comparisons(tmp_path, study, samples=200)
+    assert not notes
+    assert [(c.size, c.a, c.b) for c in found] == [("10", "pre", "none"), ("30", "pre", "none"),
+                                                    ("all", "pre", "none")]
+    first = found[0]
+    (direct,) = comparison.compare([comparison.load(tmp_path / "pre-10-a")],
+                                   [comparison.load(tmp_path / "none-10-a")], ["kappa"],
+                                   samples=200)
+    assert first.result == direct
+    assert [c.holm_p for c in found] == pytest.approx(holm([c.result.p_value for c in found]))
+    markdown = report.render(tmp_path, comparison_samples=200)["markdown"].read_text()
+    assert "### Paired comparisons" in markdown and comparisons.summary(found, "kappa") in markdown
+    assert first.holds and "these differences in kappa hold: pre - none at 10" in markdown
+    assert "| none, n=all | youden |" in markdown  # operating points of the chosen runs

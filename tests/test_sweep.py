@@ -10,6 +10,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -168,7 +169,7 @@ def test_config_errors_name_the_run_and_the_key(tmp_path):
     bad_value = write_sweep(tmp_path, """
     return Sweep(config="configs/eyepacs.py", grid=axis("optim.name", ["sgd", "rmsprop"]))
     """)
-    with pytest.raises(ConfigError, match="run optim=rmsprop: invalid config:\n  config.optim.name"
+    with pytest.raises(ConfigError, match="run optim=rmsprop: invalid config: config.optim.name"
                                           " is 'rmsprop'; allowed values: "):
         plan.plan(bad_value, tmp_path / "s")
     wrong_type = write_sweep(tmp_path, """
@@ -217,6 +218,10 @@ def test_sweep_files_in_the_repository_plan(tmp_path):
     sources = {run.pretrain for run in demo_runs if run.role == "grid"}
     sizes = {run.effective["data.train_per_class"] for run in demo_runs if run.role == "grid"}
     assert len(sources) >= 2 and len(sizes) >= 3 and demo_runs[0].role == "source"
+    grid = [run for run in demo_runs if run.role == "grid"]
+    assert {(run.effective["train.seed"], run.effective["data.sample_seed"]) for run in grid} \
+        == {(0, 0), (1, 1), (2, 2)}
+    assert len(grid) == len(sources) * len(sizes) * 3
     study = plan.load_sweep("configs/sweeps/study.py:eyepacs=/data/eyepacs,chexpert=/data/cx,"
                             "consep=/data/consep")
     keys = {key for own in study.grid for key in own}
@@ -364,7 +369,8 @@ def test_table_rows_hold_config_metrics_epochs_and_provenance(tmp_path):
     pending.mkdir()
     (pending / rundir.SWEEP_STATUS_FILE).write_text(json.dumps({
         "name": "c", "role": "grid", "status": "failed", "error": "boom", "needs": ["a"],
-        "pretrain": "a", "effective": {"data.root": "", "optim.lr": 0.1}}))
+        "pretrain": "a",
+        "effective": {"dataset": "eyepacs", "data.root": "", "optim.lr": 0.1}}))
     rows = table.write(tmp_path)
     assert [row["run"] for row in rows] == ["a", "b", "c"]
     a = rows[0]
@@ -428,6 +434,17 @@ def test_git_commit_is_the_checkouts_head_and_none_outside_git(tmp_path, monkeyp
 
 
 # --- End to end -------------------------------------------------------------------------------
+def read_or_empty(path: pathlib.Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def wait_for(condition, seconds: float = 300.0) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
 TINY_SWEEP = """
 return Sweep(
     config="configs/eyepacs.py",
@@ -446,9 +463,27 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     write_sweep(tmp_path, TINY_SWEEP.format(cache=tmp_path / "cache"))
     command = [sys.executable, "-m", "jaxtl.sweep", "--config", str(tmp_path / "sweep_file.py"),
                "--workdir", str(tmp_path / "runs")]
+    # kill -9 the sweep while its first run trains: the run saves a checkpoint and stops
+    # (SIGTERM from its dying parent), and the same command resumes it
+    output = tmp_path / "killed_sweep.log"
+    with output.open("w") as sink:
+        killed = subprocess.Popen(command, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+    pre = tmp_path / "runs" / "pre"
+
+    def training_or_ended() -> bool:
+        assert killed.poll() is None, read_or_empty(output)[-3000:]
+        return '"split": "train"' in read_or_empty(pre / rundir.METRICS_FILE)
+
+    wait_for(training_or_ended)
+    killed.kill()
+    killed.wait()
+    wait_for(lambda: "stopped by SIGTERM" in read_or_empty(pre / rundir.SWEEP_LOG_FILE)
+             and not (pre / rundir.LOCK_FILE).exists())
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "[sweep] 3/3 done, 0 failed, 0 remaining" in first.stdout
+    assert runner.read_status(pre)["attempts"] == 2
+    assert "resumed from step" in (pre / rundir.SWEEP_LOG_FILE).read_text()
     rows = table.read(tmp_path / "runs")
     assert [(r["run"], r["status"], r["pretrain"]) for r in rows] == [
         ("init=none,n=4", "done", "none"), ("init=pre,n=4", "done", "pre"),
@@ -474,3 +509,21 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "runs" / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "init=pre,n=4" in html
+
+
+# --- Devices of parallel runs ---------------------------------------------------------------
+def test_parallel_runs_get_their_own_gpus_or_an_equal_share_of_each():
+    gpus = ["0", "1", "2", "3"]
+    assert [runner.slot_environment(slot, 2, gpus)["CUDA_VISIBLE_DEVICES"]
+            for slot in range(2)] == ["0,2", "1,3"]  # disjoint, every GPU used
+    assert runner.slot_environment(0, 4, gpus) == {"CUDA_VISIBLE_DEVICES": "0"}
+    shared = [runner.slot_environment(slot, 6, ["0", "1"]) for slot in range(6)]
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in shared] == ["0", "1"] * 3
+    assert {env["XLA_PYTHON_CLIENT_MEM_FRACTION"] for env in shared} == {"0.300"}  # 3 per GPU
+    assert runner.slot_environment(1, 2, []) == {}  # a machine without GPUs
+    assert runner.slot_environment(0, 1, gpus) == {}  # one run keeps every device
+
+
+def test_the_gpus_are_those_cuda_visible_devices_names():
+    assert runner.visible_gpus({"CUDA_VISIBLE_DEVICES": "2,5"}) == ["2", "5"]
+    assert runner.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []

@@ -69,3 +69,44 @@ def test_invalid_tasks_are_refused():
         tasks.multilabel(["a", "b"], three_way=[False, True], parents=[-1, 0])
     with pytest.raises(ValueError, match="one entry per label"):
         tasks.multilabel(["a", "b"], three_way=[True])
+
+
+def test_class_weights_give_torch_weighted_cross_entropy():
+    task = tasks.multiclass(["a", "b", "c"])
+    logits = np.array([[1.0, 2.0, 0.5], [0.3, -1.0, 0.2], [0.0, 0.4, 1.0]], np.float32)
+    labels = np.array([2, 0, 0])
+    weights = np.array([0.5, 2.0, 3.0])
+    ce = [-log_softmax(row)[y] for row, y in zip(logits, labels)]
+    expected = sum(weights[y] * c for y, c in zip(labels, ce)) / weights[labels].sum()
+    loss = task.mean_loss(jnp.asarray(logits), jnp.asarray(labels), loss_weights=weights)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_positive_weights_give_torch_pos_weight_binary_cross_entropy():
+    task = tasks.multilabel(["a", "b"])
+    logits = np.array([[0.5, -1.0], [2.0, 0.3]], np.float32)
+    labels = np.array([[1, 0], [0, 1]], np.int32)
+    pos_weight = np.array([3.0, 0.5])
+
+    def torch_bce(z, y, w):  # torch.nn.BCEWithLogitsLoss(pos_weight=w), one entry
+        sigmoid = 1 / (1 + np.exp(-z))
+        return -(w * y * np.log(sigmoid) + (1 - y) * np.log(1 - sigmoid))
+
+    expected = np.mean([torch_bce(logits[i, j], labels[i, j], pos_weight[j])
+                        for i in range(2) for j in range(2)])
+    loss = task.mean_loss(jnp.asarray(logits), jnp.asarray(labels), loss_weights=pos_weight)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_balanced_weights_from_training_labels():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 0])
+    weights = tasks.balanced_weights(tasks.multiclass(["a", "b", "c", "d"]), labels)
+    np.testing.assert_allclose(weights[:3], compute_class_weight(
+        "balanced", classes=np.arange(3), y=labels))
+    assert weights[3] == 1.0  # absent from training
+    multilabel = np.array([[1, 0, 1], [0, tasks.MASKED, 1], [0, 0, 0], [0, 1, 1]])
+    task = tasks.multilabel(["x", "y", "z"], parents=[-1, -1, 1])  # z counts where y is positive
+    # x: 1 positive, 3 negatives; y: 1 / 2 (one masked); z: counted only in row 4 -> no negative
+    np.testing.assert_allclose(tasks.balanced_weights(task, multilabel), [3.0, 2.0, 1.0])

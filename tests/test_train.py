@@ -36,7 +36,15 @@ def test_run_writes_results_metrics_tensorboard_and_checkpoints(finished_run):
     sizes = saved["split_sizes"]
     assert sizes["train"] + sizes["val"] + sizes["test"] == 80  # 40 demo patients x 2 eyes
     assert saved["val"]["count"] == sizes["val"] and saved["test"]["count"] == sizes["test"]
-    assert set(saved["val"]) >= {"kappa", "accuracy", "recall", "confusion_matrix", "loss"}
+    assert set(saved["val"]) >= {"kappa", "accuracy", "recall", "confusion_matrix", "loss",
+                                 "ece", "bootstrap_valid"}
+    assert saved["optimizer"] == "SGD + gradual" and saved["loss_weights"] is None
+    assert saved["config"]["optim"]["weight_decay_mask"] == "kernels"
+    points = saved["operating_points"]["labels"]
+    assert set(points) == set(saved["task"]["names"])
+    assert all(set(points[name]) == {"fixed", "f1", "youden"} for name in points)
+    with np.load(workdir / "predictions_test.npz") as predictions:
+        assert len(predictions["image_ids"]) == len(predictions["patients"]) == sizes["test"]
     records = read_metrics(workdir)
     assert all(r["demo"] is True for r in records)
     train_steps = [r["step"] for r in records if r["split"] == "train"]

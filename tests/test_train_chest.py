@@ -22,8 +22,28 @@ def chexpert_run(tmp_path_factory):
     config.data.task = "competition5"
     config.chest.uncertain_per_label = "Cardiomegaly=multiclass,Atelectasis=ones"
     config.data.train_per_class = 20
+    config.train.positive_weights = "balanced"
     results = train.train_and_evaluate(config, tmp / "run")
     return tmp, results
+
+
+def test_balanced_positive_weights_come_from_the_training_labels(chexpert_run):
+    import ml_collections
+    import numpy as np
+
+    from jaxtl.data import loading
+
+    tmp, results = chexpert_run
+    config = ml_collections.ConfigDict(results["config"])
+    train_labels = np.array([r.label for r in loading.load_splits(config).train])
+    three_way = np.array(results["task"]["three_way"])
+    positives = (train_labels == 1).sum(axis=0)
+    counted = ((train_labels == 0) | (train_labels == 1)
+               | ((train_labels == 2) & three_way)).sum(axis=0)
+    expected = (counted - positives) / positives  # negatives / positives per label
+    assert results["config"]["train"]["positive_weights"] == "balanced"
+    np.testing.assert_allclose([results["loss_weights"][name] for name in
+                                results["task"]["names"]], expected, rtol=1e-6)
 
 
 def test_competition5_with_per_label_policies_reports_every_label(chexpert_run):
@@ -71,3 +91,21 @@ def test_a_chexpert_model_is_scored_on_cxr14_through_the_mapping(chexpert_run, t
     config.data.task = "all"
     with pytest.raises(TransferError, match="set --config.data.task to the run's labels"):
         evaluate.evaluate_checkpoint(config, tmp / "run", tmp_path / "eval2")
+
+
+def test_the_test_labels_are_the_same_whatever_the_training_policy(chexpert_run):
+    import numpy as np
+
+    from jaxtl.data import loading
+
+    tmp, results = chexpert_run
+    assert results["label_policies"]["eval_uncertain"] == "mask"
+    with np.load(tmp / "run" / "predictions_test.npz") as saved:
+        scored = saved["labels"]
+    for policy in ("zeros", "ones"):  # U-Zeros and U-Ones runs would be scored on these
+        config = tiny_config(tmp, "chexpert")
+        config.data.task = "competition5"
+        config.chest.uncertain = policy
+        config.chest.uncertain_per_label = ""
+        test = loading.load_splits(config).test
+        np.testing.assert_array_equal(np.array([r.label for r in test]), scored)

@@ -8,14 +8,18 @@ images per grade, from random weights ("none") and from a run trained on another
 population (`pretrain-demo-seed1`: 800 other synthetic patients, `demo.seed=1`, all of its
 1280 training images for 2 epochs). The pretraining run goes first; the fine-tuning runs start
 from its workdir. Smaller training sets get more epochs (8, 6, 3), so that every run takes
-some tens of steps. Sized to finish within 15 minutes on 2 CPU cores.
+some tens of steps. Each point is trained with three seeds (`train.seed` and `data.sample_seed`
+together: initialisation, augmentation, batch order and which training images are kept), so
+the report shows the mean and spread over seeds and compares the sources with paired tests on
+the same test images. Sized to finish within 15 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
 
-from jaxtl.sweep import Sweep, axis, product
+from jaxtl.sweep import Sweep, axis, product, seeds
 
 SOURCE = "pretrain-demo-seed1"
+SEEDS = (0, 1, 2)
 
 
 def get_sweep(arg: str | None = None) -> Sweep:
@@ -36,5 +40,6 @@ def get_sweep(arg: str | None = None) -> Sweep:
             [{"data.train_per_class": 10, "demo.epochs": 8},
              {"data.train_per_class": 30, "demo.epochs": 6},
              {"data.train_per_class": 100, "demo.epochs": 3}],
+            seeds(SEEDS),
         ),
     )

@@ -28,6 +28,8 @@ def demo_root(config: ml_collections.ConfigDict) -> pathlib.Path:
     demo = config.demo
     name = (f"{registry.get(config.dataset).name}-v{DEMO_FORMAT_VERSION}-seed{demo.seed}"
             f"-patients{demo.num_patients}-size{demo.image_size}")
+    if config.data.tfds:  # a TFDS demo holds the one dataset and config it was prepared for
+        name += "-" + config.data.tfds.replace("/", "-")
     return cache_root(config) / "demo" / name
 
 

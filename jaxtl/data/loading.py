@@ -1,4 +1,5 @@
-"""From a config to the records of every split: real data from data.root, else demo data."""
+"""From a config to the records of every split: real data from where the dataset's location key
+(`DatasetSpec.location`: data.root, or data.tfds_dir for TFDS datasets) points, else demo data."""
 
 from __future__ import annotations
 
@@ -7,23 +8,38 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.data import registry, sampling
-from jaxtl.data import demo_data
+from jaxtl.data import demo_data, registry, sampling
 from jaxtl.data.records import DataError, DatasetSplits
 from jaxtl.data.regions import Regions
 
 
+def location_key(dataset: str) -> str:
+    """The config key ('section.key') that says where `dataset`'s data is."""
+    return registry.get(dataset).location
+
+
+def location(config: ml_collections.ConfigDict) -> str:
+    """Where the configured dataset is; '' means the demo data."""
+    section, key = location_key(config.dataset).split(".")
+    return config[section][key]
+
+
+def is_demo(config: ml_collections.ConfigDict) -> bool:
+    """Whether the run uses the demo data: the dataset's location key is empty."""
+    return not location(config)
+
+
 def data_root(config: ml_collections.ConfigDict) -> pathlib.Path:
-    """data.root, or the demo dataset (written once) when it is empty."""
-    if config.data.root:
-        return pathlib.Path(config.data.root)
+    """The dataset's location, or the demo dataset (written once) when it is empty."""
+    if where := location(config):
+        return pathlib.Path(where).expanduser()
     return demo_data.ensure_demo_data(config)
 
 
 def sampled_splits(config: ml_collections.ConfigDict, root: pathlib.Path) -> DatasetSplits:
     """The splits after every filter and policy and the per-category training cap; reads
     label files only."""
-    splits = registry.get(config.dataset).load(root, config, not config.data.root)
+    splits = registry.get(config.dataset).load(root, config, is_demo(config))
     train = sampling.sample_training_set(splits.train, splits.task,
                                          config.data.train_per_class, config.data.sample_seed)
     return dataclasses.replace(splits, train=train)

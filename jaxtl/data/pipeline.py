@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -51,10 +55,26 @@ def _to_global(layout: Layout):
     return place
 
 
+def _exit_with_the_run(worker_index: int, worker_count: int) -> None:
+    """Runs in each Grain worker process: the worker exits when the run's process is gone, even
+    after kill -9, instead of living on as an orphan (holding the run's output pipes open)."""
+    del worker_index, worker_count
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def exit_when_the_parent_ends() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=exit_when_the_parent_ends, daemon=True).start()
+
+
 def _workers(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset:
     if num_workers == 0:
         return dataset
-    return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers))
+    return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers),
+                               worker_init_fn=_exit_with_the_run)
 
 
 def _on_device(dataset: grain.IterDataset, layout: Layout, prefetch: int) -> grain.IterDataset:
@@ -99,9 +119,11 @@ def eval_shard(records: Sequence[Record], process_index: int, process_count: int
 
 
 def train_stream(records: Sequence[Record], transform: ImageTransform, *, global_batch: int,
-                 epochs: int, seed: int, layout: Layout, num_workers: int,
-                 prefetch: int) -> TrainStream:
-    """Shuffles every epoch anew (seeded), augments, and drops the last partial batch."""
+                 epochs: int, seed: int, layout: Layout, num_workers: int, prefetch: int,
+                 skip_bad_images: bool = False) -> TrainStream:
+    """Shuffles every epoch anew (seeded), augments, and drops the last partial batch.
+    `skip_bad_images`: an unreadable image becomes a stand-in marked `valid` False instead of
+    stopping the run (jaxtl.data.transforms.TrainExample)."""
     local_batch = layout.local_batch_size(global_batch, "data.batch_size")
     local = train_shard(records, layout.process_index, layout.process_count)
     steps_per_epoch = len(local) // local_batch
@@ -111,7 +133,7 @@ def train_stream(records: Sequence[Record], transform: ImageTransform, *, global
     dataset = (grain.MapDataset.source(local)
                .shuffle(seed=seed)
                .repeat(epochs)
-               .random_map(TrainExample(transform), seed=seed + 1)
+               .random_map(TrainExample(transform, skip_bad_images), seed=seed + 1)
                .batch(local_batch, drop_remainder=True))
     dataset = _on_device(_workers(dataset.to_iter_dataset(), num_workers), layout, prefetch)
     return TrainStream(dataset, steps_per_epoch, steps_per_epoch * global_batch)
@@ -119,15 +141,17 @@ def train_stream(records: Sequence[Record], transform: ImageTransform, *, global
 
 def eval_batches(records: Sequence[Record], transform: ImageTransform, *, global_batch: int,
                  layout: Layout, num_workers: int, prefetch: int,
-                 label_shape: tuple[int, ...] = ()) -> Iterator[dict[str, jax.Array]]:
+                 label_shape: tuple[int, ...] = (),
+                 skip_bad_images: bool = False) -> Iterator[dict[str, jax.Array]]:
     """Every record exactly once: the last batch is padded with masked-out blanks.
 
-    Each example carries its index in `records`, so results can be checked and ordered.
+    Each example carries its index in `records`, so results can be checked and ordered, and
+    `valid` (False: unreadable, with `skip_bad_images`).
     """
     local_batch = layout.local_batch_size(global_batch, "eval.batch_size")
     items = eval_shard(records, layout.process_index, layout.process_count, local_batch)
     dataset = (grain.MapDataset.source(items)
-               .map(EvalExample(transform, label_shape))
+               .map(EvalExample(transform, label_shape, skip_bad_images))
                .batch(local_batch, drop_remainder=False))
     dataset = _on_device(_workers(dataset.to_iter_dataset(), num_workers), layout, prefetch)
     iterator = iter(dataset)

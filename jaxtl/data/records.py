@@ -35,6 +35,9 @@ class DatasetSplits:
     # Named parts of a split scored on their own as well, as indices into it: split -> name ->
     # indices (e.g. EyePACS's Kaggle test set: test -> {"Public": ..., "Private": ...}).
     subsets: Mapping[str, Mapping[str, Sequence[int]]] = dataclasses.field(default_factory=dict)
+    # How raw labels became training and evaluation labels where the dataset has a choice
+    # (chest: the uncertain-cell policy of training and of evaluation); recorded in results.json.
+    label_policies: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def class_names(self) -> tuple[str, ...]:

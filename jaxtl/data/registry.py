@@ -31,6 +31,9 @@ from jaxtl.data.records import DatasetSplits
 from jaxtl.data.regions import Regions
 from jaxtl.errors import ConfigError
 
+# Where a dataset can be: files under data.root (a folder or a table), or TFDS's data_dir.
+LOCATION_KEYS = ("data.root", "data.tfds_dir")
+
 Loader = Callable[[pathlib.Path, ml_collections.ConfigDict, bool], DatasetSplits]
 
 
@@ -82,6 +85,13 @@ class DatasetSpec:
     # a multilabel task's label -> the findings whose regions are that label's (multiclass
     # tasks: every finding of the image)
     region_findings: Callable[[str], tuple[str, ...]] = _the_label_itself
+    # The config key naming where the dataset is (a folder, a table, a TFDS data_dir); when it
+    # is empty the run uses the dataset's demo data. One of `LOCATION_KEYS`.
+    location: str = "data.root"
+
+    def __post_init__(self) -> None:
+        if self.location not in LOCATION_KEYS:
+            raise ValueError(f"dataset {self.name!r}: location must be one of {LOCATION_KEYS}")
 
 
 @functools.cache
@@ -138,5 +148,5 @@ def dataset_rule(value: object) -> str | None:
     try:
         get(value)
     except ConfigError as error:
-        return str(error).removeprefix(f"config.dataset is {value!r}: ")
+        return str(error).removeprefix("config.dataset ")
     return None

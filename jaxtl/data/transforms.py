@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DataError, Record
+from jaxtl.errors import UnreadableImage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,30 +163,68 @@ def sampling_map(resolution: int, left: float, top: float, side: float, flip: bo
     return swap @ xy_matrix @ swap, swap @ xy_offset
 
 
+BAD_IMAGE_POLICIES = ("error", "skip")
+VERIFY_COMMAND = "python -m jaxtl.verify"  # lists every unreadable image of a config's splits
+
+
+def unreadable(record: Record, error: DataError, split: str) -> UnreadableImage:
+    """The error that stops a run at an unreadable image (`data.bad_images=error`)."""
+    return UnreadableImage(
+        f"{error} (image {record.image_id} of patient {record.patient}, {split} split); "
+        f"`{VERIFY_COMMAND}` with this run's --config lists every unreadable image, or "
+        f"--config.data.bad_images=skip leaves them out", record.image_id, record.path)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainExample:
-    """Grain RandomMap: Record -> augmented, normalised example."""
+    """Grain RandomMap: Record -> augmented, normalised example.
+
+    An image that cannot be read stops the run (`skip_bad_images` False) or becomes a blank
+    stand-in with `valid` False, which the train step leaves out of the loss, so batches keep
+    their size and the same images are skipped in every run and epoch.
+    """
 
     transform: ImageTransform
+    skip_bad_images: bool = False
 
     def __call__(self, record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        image = self.transform.normalise(self.transform.pixels(record.path, rng))
-        return {"image": image, "label": np.asarray(record.label, np.int32)}
+        try:
+            image = self.transform.normalise(self.transform.pixels(record.path, rng))
+        except DataError as error:
+            if not self.skip_bad_images:
+                raise unreadable(record, error, "train") from None
+            image, valid = self.transform.blank(), False
+        else:
+            valid = True
+        return {"image": image, "label": np.asarray(record.label, np.int32),
+                "valid": np.bool_(valid)}
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalExample:
-    """Grain Map: (Record or None for padding, index in the split) -> example with a mask."""
+    """Grain Map: (Record or None for padding, index in the split) -> example with a mask.
+
+    `mask` is False for the padding of the last batch; `valid` is False for an image that
+    cannot be read when `skip_bad_images` (it is reported as excluded, not scored)."""
 
     transform: ImageTransform
     label_shape: tuple[int, ...] = ()  # () for a class index, (L,) for L labels
+    skip_bad_images: bool = False
+    split: str = "evaluation"
 
     def __call__(self, item: tuple[Record | None, int]) -> dict[str, np.ndarray]:
         record, index = item
         if record is None:
             return {"image": self.transform.blank(),
                     "label": np.full(self.label_shape, -1 if self.label_shape else 0, np.int32),
-                    "index": np.int32(-1), "mask": np.bool_(False)}
-        image = self.transform.normalise(self.transform.pixels(record.path, None))
-        return {"image": image, "label": np.asarray(record.label, np.int32), "index": np.int32(index),
-                "mask": np.bool_(True)}
+                    "index": np.int32(-1), "mask": np.bool_(False), "valid": np.bool_(False)}
+        try:
+            image = self.transform.normalise(self.transform.pixels(record.path, None))
+        except DataError as error:
+            if not self.skip_bad_images:
+                raise unreadable(record, error, self.split) from None
+            image, valid = self.transform.blank(), False
+        else:
+            valid = True
+        return {"image": image, "label": np.asarray(record.label, np.int32),
+                "index": np.int32(index), "mask": np.bool_(True), "valid": np.bool_(valid)}

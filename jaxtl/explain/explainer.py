@@ -210,7 +210,7 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
     spec = registry.get(config.dataset)
     regions = loading.known_regions(config)
     summary = {
-        "run": str(workdir), "dataset": splits.name, "demo": not config.data.root,
+        "run": str(workdir), "dataset": splits.name, "demo": loading.is_demo(config),
         "split": request.split, "method": request.method, "arch": config.model.arch,
         "images": len(records), "targets": list(targets.names),
         "resolution": resolution, "map_size": list(result.maps.shape[2:]),

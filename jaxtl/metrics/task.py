@@ -1,29 +1,37 @@
 """Evaluation metrics of a task, all computed by scikit-learn.
 
 `task_metrics` returns one JSON-ready dict per split:
-- multiclass: count, loss, accuracy, quadratic weighted kappa, macro F1, per-class recall and
-  the confusion matrix (rows are true classes).
-- multilabel: count, loss, per-label AUROC and average precision (entries masked for a label are
-  left out of that label; a label whose counted entries hold one class only has no AUROC/AP and
-  is left out of the means), mean_auroc and mean_ap over the task's labels, micro and macro F1
-  at threshold 0.5, and micro_ap (average precision over all counted entries pooled).
-With `bootstrap_samples > 0`, every scalar metric and every per-label AUROC/AP gets a 95%
-percentile interval `<name>_ci: [low, high]` from resampling patients (groups) with
-replacement: a resampled patient brings all of its images, so images of one patient are never
-treated as independent. Resampled sets are passed to scikit-learn as integer sample weights,
-which equals duplicating the images.
+- multiclass: count, loss, accuracy, quadratic weighted kappa, macro F1, expected calibration
+  error of the top-label confidence (`ece`), per-class recall and the confusion matrix (rows
+  are true classes).
+- multilabel: count, loss, per-label AUROC, average precision and ECE of P(positive) (entries
+  masked for a label are left out of that label; a label whose counted entries hold one class
+  only has no AUROC/AP), mean_auroc, mean_ap and mean_ece over the labels for which the whole
+  split defines them, micro and macro F1 at threshold 0.5, and micro_ap (average precision over
+  all counted entries pooled).
+Every mean over labels is taken over one set of labels, fixed by the whole split: in a
+bootstrap resample where one of them is undefined, the mean is undefined too (and counted as
+such), never a mean over fewer labels.
+
+The metrics are computed from the task's scores (`Task.scores`: class probabilities, or
+P(positive) per label), which the run folder keeps in `predictions_<split>.npz`:
+`metric_function` gives the same numbers from those files (`jaxtl.comparison`).
+With `bootstrap_samples > 0`, every scalar metric and every per-label metric gets a 95%
+percentile interval `<name>_ci: [low, high]` from resampling patients (`bootstrap.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
 from scipy.special import log_softmax
 from sklearn import metrics as skm
 
-from jaxtl.metrics.bootstrap import CI_LEVEL, bootstrap_intervals
+from jaxtl.errors import NonFiniteError
+from jaxtl.metrics.bootstrap import Compute, bootstrap_intervals
+from jaxtl.metrics.calibration import expected_calibration_error
 from jaxtl.tasks import NEGATIVE, POSITIVE, Task
 
 
@@ -32,10 +40,12 @@ def task_metrics(task: Task, labels: np.ndarray, logits: np.ndarray,
                  seed: int = 0) -> dict[str, Any]:
     labels = np.asarray(labels)
     logits = np.asarray(logits, np.float64)
-    if task.multilabel:
-        compute = _multilabel(task, labels, logits)
-    else:
-        compute = _multiclass(task, labels, logits)
+    if not np.isfinite(logits).all():
+        bad = int((~np.isfinite(logits)).reshape(len(logits), -1).any(axis=1).sum())
+        raise NonFiniteError(f"the model's outputs are not finite (NaN or infinite) for {bad} "
+                             f"of {len(logits)} images: no metric can be computed; the model "
+                             f"diverged or the inputs hold NaN/inf values")
+    compute = metric_function(task, labels, task.scores(logits))
     result = compute(None)
     result["count"] = int(len(labels))
     result["loss"] = float(_loss(task, labels, logits))
@@ -43,25 +53,44 @@ def task_metrics(task: Task, labels: np.ndarray, logits: np.ndarray,
         if groups is None:
             groups = [str(i) for i in range(len(labels))]
         result.update(bootstrap_intervals(compute, groups, bootstrap_samples, seed))
-        result["ci_level"] = CI_LEVEL
-        result["bootstrap_samples"] = bootstrap_samples
     return result
 
 
+def metric_function(task: Task, labels: np.ndarray, scores: np.ndarray,
+                    only: Collection[str] | None = None) -> Compute:
+    """sample weights (None: every image once) -> the task's metrics, from its scores.
+
+    `only` (e.g. {'kappa'} or {'auroc/Edema', 'mean_ap'}) computes just those metrics, for
+    the many calls of a paired bootstrap; None computes all.
+    """
+    labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+
+    def wanted(*names: str) -> bool:
+        return only is None or any(name.split("/")[0] in names for name in only)
+
+    return (_multilabel if task.multilabel else _multiclass)(task, labels, scores, wanted)
+
+
 # --- multiclass -------------------------------------------------------------------------------
-def _multiclass(task: Task, labels: np.ndarray,
-                logits: np.ndarray) -> Callable[[np.ndarray | None], dict[str, Any]]:
+def _multiclass(task: Task, labels: np.ndarray, scores: np.ndarray,
+                wanted: Callable[..., bool]) -> Compute:
     classes = list(range(len(task.names)))
-    predictions = np.argmax(logits, axis=-1)
+    predictions = np.argmax(scores, axis=-1)
+    confidence = scores[np.arange(len(labels)), predictions]
+    correct = predictions == labels
+    parts: dict[str, Callable[[np.ndarray | None], float | None]] = {
+        "accuracy": lambda w: float(skm.accuracy_score(labels, predictions, sample_weight=w)),
+        "kappa": lambda w: _kappa(labels, predictions, classes, w),
+        "macro_f1": lambda w: float(skm.f1_score(labels, predictions, labels=classes,
+                                                 average="macro", sample_weight=w,
+                                                 zero_division=0.0)),
+        "ece": lambda w: expected_calibration_error(confidence, correct, w),
+    }
+    parts = {name: part for name, part in parts.items() if wanted(name)}
 
     def compute(weight: np.ndarray | None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "accuracy": float(skm.accuracy_score(labels, predictions, sample_weight=weight)),
-            "kappa": _kappa(labels, predictions, classes, weight),
-            "macro_f1": float(skm.f1_score(labels, predictions, labels=classes, average="macro",
-                                           sample_weight=weight, zero_division=0.0)),
-        }
-        if weight is None:
+        out: dict[str, Any] = {name: part(weight) for name, part in parts.items()}
+        if weight is None and wanted("recall", "confusion_matrix"):
             recall = skm.recall_score(labels, predictions, labels=classes, average=None,
                                       zero_division=0.0)
             out["recall"] = {name: float(r) for name, r in zip(task.names, recall)}
@@ -83,50 +112,68 @@ def _kappa(labels: np.ndarray, predictions: np.ndarray, classes: list[int],
 
 
 # --- multilabel -------------------------------------------------------------------------------
-def _multilabel(task: Task, labels: np.ndarray,
-                logits: np.ndarray) -> Callable[[np.ndarray | None], dict[str, Any]]:
-    scores = task.scores(logits)
+def _multilabel(task: Task, labels: np.ndarray, scores: np.ndarray,
+                wanted: Callable[..., bool]) -> Compute:
     counted = (labels == POSITIVE) | (labels == NEGATIVE)
     positive = labels == POSITIVE
     predicted = scores >= 0.5
+    # The labels each mean is taken over, fixed by the whole split (see the module docstring).
+    with_entries = [name for i, name in enumerate(task.names) if counted[:, i].any()]
+    with_two_classes = [name for i, name in enumerate(task.names)
+                        if positive[counted[:, i], i].any() and not positive[counted[:, i], i].all()]
 
     def compute(weight: np.ndarray | None) -> dict[str, Any]:
         w = np.ones(len(labels)) if weight is None else weight.astype(np.float64)
         auroc: dict[str, float | None] = {}
         ap: dict[str, float | None] = {}
-        f1: list[float] = []
+        ece: dict[str, float | None] = {}
+        f1: dict[str, float | None] = {}
         for index, name in enumerate(task.names):
             keep = counted[:, index] & (w > 0)
             y, s, sw = positive[keep, index], scores[keep, index], w[keep]
             two_classes = y.any() and not y.all()
-            auroc[name] = float(skm.roc_auc_score(y, s, sample_weight=sw)) if two_classes else None
-            ap[name] = (float(skm.average_precision_score(y, s, sample_weight=sw))
-                        if two_classes else None)
-            if keep.any():
-                f1.append(skm.f1_score(y, predicted[keep, index], sample_weight=sw,
-                                       zero_division=0.0))
+            if wanted("auroc", "mean_auroc"):
+                auroc[name] = (float(skm.roc_auc_score(y, s, sample_weight=sw)) if two_classes
+                               else None)
+            if wanted("ap", "mean_ap"):
+                ap[name] = (float(skm.average_precision_score(y, s, sample_weight=sw))
+                            if two_classes else None)
+            if wanted("ece", "mean_ece"):
+                ece[name] = expected_calibration_error(s, y, sw)
+            if wanted("macro_f1"):
+                f1[name] = (float(skm.f1_score(y, predicted[keep, index], sample_weight=sw,
+                                               zero_division=0.0)) if keep.any() else None)
         keep = counted & (w[:, None] > 0)
         flat_weight = np.broadcast_to(w[:, None], labels.shape)[keep]
         y_all, s_all = positive[keep], scores[keep]
-        return {
-            "auroc": auroc,
-            "ap": ap,
-            "mean_auroc": _mean(auroc.values()),
-            "mean_ap": _mean(ap.values()),
-            "micro_f1": float(skm.f1_score(y_all, predicted[keep], sample_weight=flat_weight,
-                                           zero_division=0.0)) if keep.any() else None,
-            "macro_f1": float(np.mean(f1)) if f1 else None,
-            "micro_ap": (float(skm.average_precision_score(y_all, s_all,
-                                                           sample_weight=flat_weight))
-                         if y_all.any() and not y_all.all() else None),
-        }
+        out: dict[str, Any] = {}
+        if auroc:
+            out |= {"auroc": auroc, "mean_auroc": _mean(auroc, with_two_classes)}
+        if ap:
+            out |= {"ap": ap, "mean_ap": _mean(ap, with_two_classes)}
+        if ece:
+            out |= {"ece": ece, "mean_ece": _mean(ece, with_entries)}
+        if wanted("micro_f1"):
+            out["micro_f1"] = (float(skm.f1_score(y_all, predicted[keep],
+                                                  sample_weight=flat_weight, zero_division=0.0))
+                               if keep.any() else None)
+        if f1:
+            out["macro_f1"] = _mean(f1, with_entries)
+        if wanted("micro_ap"):
+            out["micro_ap"] = (float(skm.average_precision_score(y_all, s_all,
+                                                                 sample_weight=flat_weight))
+                               if y_all.any() and not y_all.all() else None)
+        return out
 
     return compute
 
 
-def _mean(values) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
+def _mean(values: dict[str, float | None], over: Sequence[str]) -> float | None:
+    """The mean of `values` over the labels `over`; None if any of them is undefined."""
+    chosen = [values[name] for name in over]
+    if not chosen or any(v is None for v in chosen):
+        return None
+    return float(np.mean(chosen))
 
 
 # --- loss -------------------------------------------------------------------------------------

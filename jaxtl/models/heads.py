@@ -1,4 +1,9 @@
-"""Classifier heads put on top of pooled backbone features."""
+"""Classifier heads put on top of pooled backbone features.
+
+A head computes in float32 whatever the backbone's compute dtype: with a bfloat16 backbone the
+pooled features arrive as float32 and the logits are never rounded to bfloat16's 8-bit
+mantissa before the loss, the scores and the metrics.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,6 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
-
-from jaxtl.models.layers import Dtype
 
 HEADS = ("linear", "mlp_128", "mlp_512_256_128_64")
 
@@ -21,28 +24,28 @@ _HIDDEN: dict[str, tuple[int, ...]] = {
 class Head(nn.Module):
     """Dropout, then (Dense `hidden_i` + ReLU + Dropout) per hidden width, then Dense `fc`.
 
-    Dropout is only active with `train=True` (needs rngs={"dropout": key}).
+    Dropout is only active with `train=True` (needs rngs={"dropout": key}). Float32 throughout.
     """
 
     num_outputs: int
     hidden: Sequence[int] = ()
     dropout: float = 0.0
-    dtype: Dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        x = x.astype(jnp.float32)
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         for i, width in enumerate(self.hidden):
-            x = nn.Dense(width, dtype=self.dtype, param_dtype=jnp.float32, name=f"hidden_{i}")(x)
+            x = nn.Dense(width, dtype=jnp.float32, param_dtype=jnp.float32, name=f"hidden_{i}")(x)
             x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
-        x = nn.Dense(self.num_outputs, dtype=self.dtype, param_dtype=jnp.float32, name="fc")(x)
+        x = nn.Dense(self.num_outputs, dtype=jnp.float32, param_dtype=jnp.float32, name="fc")(x)
         return x.astype(jnp.float32)
 
 
-def make_head(name: str, *, num_outputs: int, dropout: float = 0.0, dtype: Dtype = jnp.float32) -> Head:
+def make_head(name: str, *, num_outputs: int, dropout: float = 0.0) -> Head:
     """Builds the head called `name` (one of HEADS)."""
     if name not in _HIDDEN:
         raise ValueError(f"unknown head {name!r}; known heads: {', '.join(HEADS)}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    return Head(num_outputs, _HIDDEN[name], dropout, dtype)
+    return Head(num_outputs, _HIDDEN[name], dropout)

@@ -119,14 +119,15 @@ def create_model(
     dropout: float = 0.0,
     dtype: str | Dtype = "float32",
 ) -> Classifier:
-    """Backbone `name` (see `list_models()`) with classifier head `head` (see HEADS)."""
+    """Backbone `name` (see `list_models()`) computing in `dtype`, with classifier head `head`
+    (see HEADS), which computes in float32."""
     architecture = _architecture(name)
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be positive, got {num_outputs}")
     compute_dtype = resolve_dtype(dtype)
     return Classifier(
         backbone=architecture.factory(dtype=compute_dtype),
-        head=make_head(head, num_outputs=num_outputs, dropout=dropout, dtype=compute_dtype),
+        head=make_head(head, num_outputs=num_outputs, dropout=dropout),
     )
 
 

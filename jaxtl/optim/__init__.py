@@ -8,13 +8,23 @@
        strategy treats stages differently (optax.multi_transform over stage labels; a frozen
        stage keeps its parameters; a stage unfrozen later starts its own optimizer then, with
        the run's schedule and its learning-rate multiplier).
+
+Weight decay applies to the parameters `optim.weight_decay_mask` selects: `kernels` (the
+default) leaves out every parameter of one dimension (biases, normalisation scales and
+offsets, NF-ResNet gains), as timm's `param_groups_weight_decay` does; `all` decays everything.
+
+`method_name` names what a run's optimizer is: CoolMomentum with a flat schedule is the
+published method (the cooling is its only annealing); with any other schedule on top it is
+another method, named "CoolMomentum + <schedule>" in results and reports.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
+import jax
 import ml_collections
 import optax
 
@@ -26,13 +36,36 @@ from jaxtl.optim.transforms import keep_parameters, start_at, zero_frozen_gradie
 
 # (optim config, learning-rate schedule, steps this optimizer will run) -> optimizer
 Builder = Callable[[ml_collections.ConfigDict, optax.Schedule, int], optax.GradientTransformation]
+WEIGHT_DECAY_MASKS = ("kernels", "all")
+DISPLAY_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "cool_momentum": "CoolMomentum"}
+
+
+def decay_mask(optim: ml_collections.ConfigDict) -> Callable[[Any], Any] | None:
+    """Which parameters weight decay applies to (None: all of them)."""
+    if optim.weight_decay_mask == "all":
+        return None
+    return lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def _decay(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """Coupled L2: weight_decay * p added to the gradient of the masked parameters."""
+    return optax.add_decayed_weights(optim.weight_decay, mask=decay_mask(optim))
+
+
+def method_name(optim: ml_collections.ConfigDict) -> str:
+    """'CoolMomentum' (flat schedule: the published method), 'CoolMomentum + gradual',
+    'SGD + gradual', ..."""
+    name = DISPLAY_NAMES[optim.name]
+    if optim.name == "cool_momentum" and optim.schedule == "flat":
+        return name
+    return f"{name} + {optim.schedule}"
 
 
 def _sgd(optim: ml_collections.ConfigDict, lr: optax.Schedule,
          total_steps: int) -> optax.GradientTransformation:
     """SGD with (Nesterov) momentum; weight decay as coupled L2 (added to the gradient)."""
     del total_steps
-    return optax.chain(optax.add_decayed_weights(optim.weight_decay),
+    return optax.chain(_decay(optim),
                        optax.sgd(lr, momentum=optim.momentum or None, nesterov=optim.nesterov))
 
 
@@ -40,14 +73,14 @@ def _adam(optim: ml_collections.ConfigDict, lr: optax.Schedule,
           total_steps: int) -> optax.GradientTransformation:
     """Adam; weight decay as coupled L2, as in torch.optim.Adam."""
     del total_steps
-    return optax.chain(optax.add_decayed_weights(optim.weight_decay), optax.adam(lr))
+    return optax.chain(_decay(optim), optax.adam(lr))
 
 
 def _adamw(optim: ml_collections.ConfigDict, lr: optax.Schedule,
            total_steps: int) -> optax.GradientTransformation:
     """Adam with decoupled weight decay (Loshchilov and Hutter): p -= lr(t) * wd * p."""
     del total_steps
-    return optax.adamw(lr, weight_decay=optim.weight_decay)
+    return optax.adamw(lr, weight_decay=optim.weight_decay, mask=decay_mask(optim))
 
 
 def _cool_momentum(optim: ml_collections.ConfigDict, lr: optax.Schedule,
@@ -57,7 +90,7 @@ def _cool_momentum(optim: ml_collections.ConfigDict, lr: optax.Schedule,
     Its learning rate is on another scale than SGD's: the early step is about lr / (1 - rho_0).
     Weight decay is coupled L2, as in the reference implementation.
     """
-    return optax.chain(optax.add_decayed_weights(optim.weight_decay),
+    return optax.chain(_decay(optim),
                        cool_momentum(lr, rho_0=optim.rho_0, alpha=optim.alpha or None,
                                      total_steps=max(total_steps, 1)))
 
@@ -108,4 +141,5 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
 
 
 __all__ = ["GRADUAL_DECAYS", "NOTHING_FROZEN", "OPTIMIZERS", "SCHEDULES", "STRATEGIES",
-           "FinetunePlan", "Frozen", "Optimizer", "make_optimizer", "stages_of"]
+           "WEIGHT_DECAY_MASKS", "FinetunePlan", "Frozen", "Optimizer", "decay_mask",
+           "make_optimizer", "method_name", "stages_of"]

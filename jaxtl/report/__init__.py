@@ -11,14 +11,17 @@ from collections.abc import Sequence
 
 from jaxtl.errors import UserError
 from jaxtl.report.build import build
+from jaxtl.report.comparisons import SAMPLES
 from jaxtl.sweep import table
 
 REPORT_DIR = "report"
 
 
 def render(sweep_dir: str | pathlib.Path, out_dir: str | pathlib.Path | None = None,
-           chosen: Sequence[str] = ()) -> dict[str, pathlib.Path]:
+           chosen: Sequence[str] = (), comparison_samples: int = SAMPLES,
+           ) -> dict[str, pathlib.Path]:
     """Writes the report of the sweep in `sweep_dir`; returns the paths of report.md/.html.
+    `comparison_samples`: patient resamples of the paired comparisons.
 
     Reads results.jsonl; where it is missing but run folders exist, writes it first.
     """
@@ -31,7 +34,7 @@ def render(sweep_dir: str | pathlib.Path, out_dir: str | pathlib.Path | None = N
                         f"no */sweep_run.json): run python -m jaxtl.sweep --workdir {sweep_dir} "
                         f"first")
     out = pathlib.Path(out_dir) if out_dir is not None else sweep_dir / REPORT_DIR
-    return build(sweep_dir, rows, chosen).write(out)
+    return build(sweep_dir, rows, chosen, comparison_samples).write(out)
 
 
 __all__ = ["render", "REPORT_DIR"]

@@ -1,9 +1,10 @@
-"""python -m jaxtl.report runs/NAME [--out DIR] [--runs RUN,RUN,...]
+"""python -m jaxtl.report runs/NAME [--out DIR] [--runs RUN,RUN,...] [--comparison_samples N]
 
 Writes report.md (with PNG figures beside it) and a self-contained report.html from the sweep's
 results.jsonl and run folders: metric against training images per class per pretraining source
-(overall, per model, per optimizer), ROC and precision-recall curves, the confusion matrix,
-learning curves and tables with confidence intervals.
+(overall, per model, per optimizer; means and spread over seeds), paired comparisons of the
+sources at each size (Holm-corrected), ROC and precision-recall curves, reliability diagrams,
+operating points, the confusion matrix, learning curves and tables with confidence intervals.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def define_flags() -> cli.Options:
         "out": flags.DEFINE_string("out", None, "Output folder (default: SWEEP_DIR/report)."),
         "runs": flags.DEFINE_list("runs", [], "Runs whose ROC/PR and learning curves to draw "
                                   "(comma list of run folder names)."),
+        "comparison_samples": flags.DEFINE_integer(
+            "comparison_samples", None, "Patient resamples of the paired comparisons "
+            "(default: jaxtl.report.comparisons.SAMPLES)."),
     }
 
 
@@ -33,7 +37,9 @@ def main(argv: list[str], options: cli.Options) -> None:
                         f"(python -m jaxtl.sweep --config ... --workdir {sweep_dir})")
     from jaxtl.report import render
 
-    paths = render(sweep_dir, options["out"].value, options["runs"].value)
+    samples = options["comparison_samples"].value
+    paths = render(sweep_dir, options["out"].value, options["runs"].value,
+                   **({} if samples is None else {"comparison_samples": samples}))
     print(f"report: {paths['markdown']}\n        {paths['html']}")
 
 

@@ -10,14 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from jaxtl import rundir
-from jaxtl.report import explanations, figures, select
+from jaxtl import comparison, rundir
+from jaxtl.metrics import thresholds
+from jaxtl.report import comparisons, explanations, figures, select
 from jaxtl.report.document import Document
 from jaxtl.sweep import table
-
-HYPERPARAMETER_PREFIXES = ("dataset", "data.", "model.", "optim.", "train.", "eval.")
-IGNORED_KEYS = ("data.cache_dir", "data.num_workers", "data.prefetch_batches",
-                "train.log_every_steps", "model.init")
 
 
 def fmt(number: Any, digits: int = 3) -> str:
@@ -47,16 +44,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def hyperparameter_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = sorted({key for row in rows for key in row if key.startswith(HYPERPARAMETER_PREFIXES)
-                   and not key.startswith(table.METRIC_PREFIXES) and key not in IGNORED_KEYS})
-    return select.varying_keys(rows, keys)
-
-
 def build(sweep_dir: pathlib.Path, rows: Sequence[Mapping[str, Any]],
-          chosen: Sequence[str] = ()) -> Document:
+          chosen: Sequence[str] = (), comparison_samples: int = comparisons.SAMPLES) -> Document:
     """The report of a sweep; `chosen` names the runs whose curves to draw (default: per
-    pretraining source, the best-validated run at the largest training size)."""
+    pretraining source, the best-validated run at the largest training size);
+    `comparison_samples`: patient resamples of the paired comparisons."""
     sweep_dir = pathlib.Path(sweep_dir)
     info_path = sweep_dir / table.SWEEP_FILE
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
@@ -69,7 +61,7 @@ def build(sweep_dir: pathlib.Path, rows: Sequence[Mapping[str, Any]],
     if not studies:
         doc.paragraph("No grid run has finished yet: there is nothing to plot.")
     for study in studies:
-        _study_section(doc, sweep_dir, study, chosen)
+        _study_section(doc, sweep_dir, study, chosen, comparison_samples)
     _runs_section(doc, rows)
     return doc
 
@@ -95,37 +87,38 @@ def _summary(doc: Document, info: Mapping[str, Any], rows: Sequence[Mapping[str,
 
 
 def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
-                   chosen_names: Sequence[str]) -> None:
+                   chosen_names: Sequence[str], comparison_samples: int) -> None:
     slug = _slug(study.dataset)
     metric_name = f"{study.split} {study.metric}"
     has_ci = any(select.interval(r, study.split, study.metric) for r in study.rows)
     levels = {row.get(f"{study.split}.ci_level") for row in study.rows} - {None}
     level = f"{100 * levels.pop():g}%" if len(levels) == 1 else "95%"
-    ci_note = (f"Bands and brackets: the runs' {level} confidence intervals (`<metric>_ci` in "
-               f"results.json; jaxtl resamples patients)." if has_ci
+    points = select.series(list(study.rows), study)
+    seeded = any(len(p.runs) > 1 for line in points.values() for p in line)
+    band_note = ("Lines join the means over seeds (`train.seed`, `data.sample_seed`); dots are "
+                 "the seeds' values; bands are mean +- one standard deviation over seeds. "
+                 if seeded else "")
+    ci_note = (f"Where a point has one run, its band or bracket is the run's {level} "
+               f"confidence interval (`<metric>_ci` in results.json; jaxtl resamples "
+               f"patients)." if has_ci
                else "These results hold no confidence intervals (`<metric>_ci`).")
     doc.heading(f"{study.dataset}: {metric_name}")
     png, _ = figures.metric_vs_size(study, {study.dataset: study.rows})
     doc.figure(f"{slug}_main.png", png,
                f"{metric_name} against training images per class (log scale), one line per "
-               f"pretraining source. Where several runs share a point, the one with the best "
-               f"validation {study.metric} is shown. {ci_note}")
-    points = select.series(list(study.rows), study)
-    by_run = {row["run"]: row for row in study.rows}
-    doc.table(["pretraining", "images per class", f"{metric_name} [95% CI]",
-               f"val {study.metric} [95% CI]", "best / stop epoch", "run"],
-              [[line, "all" if p.all_images else f"{p.x:g}",
-                with_ci(by_run[p.run], study.split, study.metric),
-                with_ci(by_run[p.run], "val", study.metric),
-                f"{by_run[p.run].get('best_epoch')} / {by_run[p.run].get('stop_epoch')}",
-                f"`{p.run}`"]
-               for line, line_points in points.items() for p in line_points])
-    for key, label in (("model.arch", "model"), ("optim.name", "optimizer")):
+               f"pretraining source. Where several configurations share a point, the one with "
+               f"the best mean validation {study.metric} is shown. {band_note}{ci_note}")
+    _main_table(doc, study, points)
+    _bootstrap_notes(doc, study)
+    _comparisons(doc, sweep_dir, study, comparison_samples)
+    for key, label in (("model.arch", "model"), ("optimizer", "optimizer")):
+        if not any(key in row for row in study.rows):
+            key = "optim.name"
         panels = select.panels(study, key)
         png, _ = figures.metric_vs_size(study, panels, panel_name=label)
         doc.figure(f"{slug}_per_{label}.png", png,
                    f"The same per {label} ({', '.join(panels)}): one panel each, best "
-                   f"validation run per point within the panel.")
+                   f"validation configuration per point within the panel.")
 
     chosen = select.chosen_runs(study, chosen_names)
     curves = []
@@ -140,12 +133,22 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
                    f"ROC and precision-recall curves on the {study.split} split of the chosen "
                    f"runs (per pretraining source, the best-validated run at the largest "
                    f"training size, unless named with --runs).")
+        png, _ = figures.reliability_diagram(curves, f"{study.split} split")
+        doc.figure(f"{slug}_reliability.png", png,
+                   f"Reliability diagrams of the chosen runs on the {study.split} split: the "
+                   f"fraction correct (softmax tasks: of the top-label prediction) or positive "
+                   f"(multi-label: P(positive) of every label's counted entries pooled) "
+                   f"against the mean confidence in 15 equal-width bins; the diagonal is "
+                   f"perfect calibration. ECE: the bin-weighted mean gap (results.json holds "
+                   f"`ece`, per label `ece` and `mean_ece` for multi-label tasks, with "
+                   f"intervals).")
     else:
         missing = rundir.PREDICTIONS_FILE.format(split=study.split)
         doc.paragraph(f"No `{missing}` in the chosen runs' "
-                      f"folders: no ROC or precision-recall curves.")
+                      f"folders: no ROC, precision-recall or reliability curves.")
 
     _per_class_tables(doc, study, chosen)
+    _operating_points(doc, sweep_dir, chosen)
 
     best = select.best_by_validation(list(study.rows), study.metric)
     matrix = best.get(f"{study.split}.confusion_matrix")
@@ -212,6 +215,68 @@ def explanations_section(doc: Document, sweep_dir: pathlib.Path, study: select.S
                    f"white cross, known regions as green boxes.")
 
 
+def _main_table(doc: Document, study: select.Study,
+                points: Mapping[str, Sequence[select.Point]]) -> None:
+    by_run = {row["run"]: row for row in study.rows}
+    body = []
+    for line, line_points in points.items():
+        for p in line_points:
+            rows = [by_run[run] for run in p.runs]
+            if len(rows) == 1:
+                value = with_ci(rows[0], study.split, study.metric)
+            else:
+                value = f"{fmt(p.y)} +- {fmt(p.spread)}"
+            body.append([line, "all" if p.all_images else f"{p.x:g}", value,
+                         ", ".join(fmt(v) for v in p.values) if len(rows) > 1 else "",
+                         fmt(p.val), len(rows),
+                         ", ".join(f"{r.get('best_epoch')} / {r.get('stop_epoch')}"
+                                   for r in rows),
+                         ", ".join(f"`{run}`" for run in p.runs)])
+    metric_name = f"{study.split} {study.metric}"
+    doc.table(["pretraining", "images per class",
+               f"{metric_name}: mean +- SD over seeds (one run: [95% CI])", "each seed",
+               f"val {study.metric} (mean)", "seeds", "best / stop epoch", "runs"], body)
+
+
+def _bootstrap_notes(doc: Document, study: select.Study) -> None:
+    """What the runs' results say about their intervals (few patients, undefined resamples)."""
+    notes: dict[str, list[str]] = {}
+    for row in study.rows:
+        note = row.get(f"{study.split}.bootstrap_note")
+        if isinstance(note, str):
+            notes.setdefault(note, []).append(str(row["run"]))
+    for note, runs in notes.items():
+        doc.paragraph(f"Intervals of {len(runs)} run(s) ({', '.join(f'`{r}`' for r in runs[:3])}"
+                      f"{' ...' if len(runs) > 3 else ''}): {note}.")
+
+
+def _comparisons(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
+                 samples: int) -> None:
+    found, notes = comparisons.study_comparisons(sweep_dir, study, samples)
+    if not found and not notes:
+        return
+    doc.heading("Paired comparisons", level=3)
+    doc.paragraph(
+        f"At each training size, each pretraining source against random initialisation "
+        f"(`none`) and the sources against each other, on the same {study.split} images: the "
+        f"difference of the seed means of {study.metric} (A - B), its 95% interval and "
+        f"p-value from {samples} paired resamples of patients "
+        f"(DeLong's test for a single label's AUROC), then Holm's correction over the "
+        f"study's comparisons. The interval holds the trained models fixed (it is about "
+        f"other test patients); the seeds' own differences show the spread over training "
+        f"runs. `python -m jaxtl.compare RUN_A RUN_B` compares any two runs this way.")
+    if found:
+        doc.table(["images per class", "A", "B", "seeds", f"A {study.metric}",
+                   f"B {study.metric}", "A - B", "95% CI", "p", "Holm p", "holds",
+                   "A - B per seed"],
+                  [[c.size, c.a, c.b, c.seeds, *comparison.cells(c.result)[1:6],
+                    comparison.p_text(c.holm_p), "yes" if c.holds else "no",
+                    ", ".join(f"{d:+.3f}" for d in c.seed_differences)] for c in found])
+    doc.paragraph(comparisons.summary(found, study.metric))
+    for note in notes:
+        doc.paragraph(f"Not compared: {note}")
+
+
 def per_class_metrics(rows: Sequence[Mapping[str, Any]], split: str) -> dict[str, list[str]]:
     """{metric: [class or label names]} of the per-class/per-label metrics the rows hold
     (`<split>.recall.<class>`, `<split>.auroc.<label>`, ...)."""
@@ -220,7 +285,8 @@ def per_class_metrics(rows: Sequence[Mapping[str, Any]], split: str) -> dict[str
         for key, number in row.items():
             parts = key.split(".", 2)
             if (len(parts) == 3 and parts[0] == split and isinstance(number, (int, float))
-                    and not key.endswith((".ci_low", ".ci_high"))):
+                    and not key.endswith((".ci_low", ".ci_high"))
+                    and not parts[1].startswith("bootstrap")):
                 names = found.setdefault(parts[1], [])
                 if parts[2] not in names:
                     names.append(parts[2])
@@ -235,6 +301,36 @@ def _per_class_tables(doc: Document, study: select.Study, chosen: Sequence[Mappi
                    for name in names])
 
 
+def _operating_points(doc: Document, sweep_dir: pathlib.Path,
+                      chosen: Sequence[Mapping[str, Any]]) -> None:
+    """Per chosen run and rule: the thresholds and the test rates (means over labels)."""
+    body = []
+    kind = ""
+    for row in chosen:
+        results = rundir.read_results(sweep_dir / str(row.get("workdir"))) or {}
+        points = results.get("operating_points")
+        if not points:
+            continue
+        kind = points["kind"]
+        for rule in thresholds.RULES:
+            rates = points["macro"].get(rule, {}).get("test", {})
+            chosen_at = ", ".join(f"{name} {fmt(entry[rule]['threshold'], 2)}"
+                                  for name, entry in points["labels"].items())
+            body.append([_label(row), rule, chosen_at,
+                         *(fmt(rates.get(rate)) for rate in thresholds.RATES)])
+    if not body:
+        return
+    doc.paragraph(
+        f"Operating points of the chosen runs ({kind}): `fixed` calls a case positive at "
+        f"score >= 0.5; `f1` and `youden` use the thresholds that maximise F1 and Youden's J "
+        f"on the validation split, applied unchanged to the test split. Test sensitivity, "
+        f"specificity, precision and F1 are means over the "
+        f"{'labels' if kind == 'per label' else 'classes'} (each one's values: "
+        f"`operating_points` in results.json).")
+    doc.table(["run", "rule", "thresholds", *(f"test {rate}" for rate in thresholds.RATES)],
+              body)
+
+
 def _label(row: Mapping[str, Any]) -> str:
     size = row.get(select.SIZE_KEY)
     return f"{row.get('pretrain')}, n={'all' if size == select.ALL else size}"
@@ -242,7 +338,7 @@ def _label(row: Mapping[str, Any]) -> str:
 
 def _runs_section(doc: Document, rows: Sequence[Mapping[str, Any]]) -> None:
     doc.heading("All runs")
-    keys = hyperparameter_keys(rows)
+    keys = select.hyperparameter_keys(rows)
     header = ["run", "role", "status", "pretraining", *keys, "metric", "val [95% CI]",
               "test [95% CI]", "best / stop epoch", "wall time", "CPU time", "train images/s"]
     body = []

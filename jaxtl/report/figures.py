@@ -5,6 +5,7 @@ Each function returns the PNG bytes and the numbers it drew, so tests can check 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import pathlib
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from sklearn import metrics as skm
 
+from jaxtl.metrics.calibration import expected_calibration_error, reliability
 from jaxtl.report import select
 
 DPI = 90
@@ -53,8 +55,10 @@ def _size_label(point: select.Point) -> str:
 
 def metric_vs_size(study: select.Study, panels: Mapping[str, Sequence[select.Row]],
                    panel_name: str = "") -> tuple[bytes, dict[str, dict[str, list]]]:
-    """Metric against training images per class (log x), one line per pretraining source,
-    with the confidence interval as a band (as error bars where a line has a single point)."""
+    """Metric against training images per class (log x), one line per pretraining source
+    through the mean over seeds, every seed's value as a dot, and a band: mean +- one standard
+    deviation over seeds where a point has several, else the run's confidence interval (as
+    error bars where a line has a single point)."""
     figure, axes = _grid(len(panels))
     drawn: dict[str, dict[str, list]] = {}
     for ax, (panel, rows) in zip(axes, panels.items()):
@@ -66,7 +70,12 @@ def metric_vs_size(study: select.Study, panels: Mapping[str, Sequence[select.Row
             xs = np.array([p.x for p in points])
             ys = np.array([p.y for p in points])
             (handle,) = ax.plot(xs, ys, "o-", label=line, linewidth=1.6, markersize=4)
-            with_ci = [p for p in points if p.ci is not None]
+            seeds = [(p.x, v) for p in points if len(p.values) > 1 for v in p.values]
+            if seeds:
+                ax.plot(*zip(*seeds), ".", color=handle.get_color(), alpha=0.5, markersize=4)
+            with_ci = [dataclasses.replace(p, ci=(p.y - p.spread, p.y + p.spread))
+                       if p.spread is not None else p for p in points]
+            with_ci = [p for p in with_ci if p.ci is not None]
             if len(with_ci) >= 2:
                 ax.fill_between([p.x for p in with_ci], [p.ci[0] for p in with_ci],
                                 [p.ci[1] for p in with_ci], color=handle.get_color(),
@@ -198,4 +207,50 @@ def overlay_gallery(rows: Sequence[tuple[str, Sequence[pathlib.Path]]]
                     ax.imshow(np.asarray(overlay.convert("RGB")), interpolation="nearest")
                 ax.set_title((f"{label}\n" if column == 0 else "\n") + files[column].stem,
                              fontsize=7, loc="left")
+    return to_png(figure), drawn
+
+
+def calibration_view(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(confidence, outcome, what) for a reliability diagram of a run's predictions: the
+    top-label confidence and whether it is right (softmax tasks), or P(positive) and whether
+    the entry is positive over every counted entry of every label (multi-label)."""
+    labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+    if labels.ndim == 2:
+        keep = (labels == 0) | (labels == 1)
+        return scores[keep], labels[keep] == 1, "P(positive), all labels' entries pooled"
+    predicted = scores.argmax(axis=1)
+    return (scores[np.arange(len(labels)), predicted], predicted == labels,
+            "top-label confidence")
+
+
+def reliability_diagram(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                        title: str) -> tuple[bytes, dict[str, dict[str, Any]]]:
+    """Per run: mean outcome against mean confidence in 15 equal-width bins (left, with the
+    diagonal of perfect calibration) and how many entries each bin holds (right)."""
+    figure, (curve_ax, count_ax) = _grid(2, columns=2)
+    drawn: dict[str, dict[str, Any]] = {}
+    what = ""
+    for label, labels, scores in curves:
+        confidence, outcome, what = calibration_view(labels, scores)
+        table = reliability(confidence, outcome)
+        ece = expected_calibration_error(confidence, outcome)
+        used = table.weight > 0
+        drawn[label] = {"ece": ece, "confidence": table.confidence[used].tolist(),
+                        "outcome": table.outcome[used].tolist(),
+                        "count": table.weight[used].tolist()}
+        (handle,) = curve_ax.plot(table.confidence[used], table.outcome[used], "o-",
+                                  markersize=3, linewidth=1.4, label=f"{label} (ECE {ece:.3f})")
+        centres = (table.edges[:-1] + table.edges[1:]) / 2
+        count_ax.step(centres, table.weight, where="mid", color=handle.get_color(),
+                      linewidth=1.2, label=label)
+    curve_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    curve_ax.set(xlabel="mean confidence in bin", ylabel="fraction correct / positive",
+                 title=f"reliability, {title}\n({what})", xlim=(0, 1), ylim=(0, 1))
+    count_ax.set(xlabel="confidence", ylabel="entries per bin", yscale="log",
+                 title=f"confidence histogram, {title}")
+    for ax in (curve_ax, count_ax):
+        ax.title.set_fontsize(9)
+        ax.grid(True, alpha=0.3)
+        if curves:
+            ax.legend(fontsize=7, loc="upper left")
     return to_png(figure), drawn

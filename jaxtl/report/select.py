@@ -1,9 +1,11 @@
 """Which numbers a report shows: grouping the rows of a sweep table and choosing runs.
 
 Rows are those of results.jsonl (jaxtl.sweep.table). A figure point stands for one cell
-(pretraining source x training size, within a panel); when several runs share a cell (other
-hyperparameters vary), the cell shows the run with the best validation metric, never the best
-test metric, and the report says so.
+(pretraining source x training size, within a panel). Runs that differ only in their seeds
+(`jaxtl.sweep.SEED_KEYS`) are one configuration: the point is the mean of its seeds' metric,
+with their standard deviation and every seed's value. When several configurations share a
+cell (other hyperparameters vary), the cell shows the configuration with the best mean
+validation metric, never the best test metric, and the report says so.
 """
 
 from __future__ import annotations
@@ -13,10 +15,20 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from jaxtl.sweep.grid import SEED_KEYS
+from jaxtl.sweep.table import METRIC_PREFIXES
+
 Row = Mapping[str, Any]
 ALL = -1  # data.train_per_class that keeps every training image
 SIZE_KEY = "data.train_per_class"
 SOURCE_KEY = "pretrain"
+NO_PRETRAINING = "none"  # the pretraining source of runs from random initialisation
+HYPERPARAMETER_PREFIXES = ("dataset", "data.", "model.", "optim.", "train.", "eval.")
+# Settings that do not change what a run computes, or that the pretraining source stands for.
+IGNORED_KEYS = ("data.cache_dir", "data.num_workers", "data.prefetch_batches",
+                "train.log_every_steps", "model.init")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,13 +101,51 @@ def best_by_validation(rows: Sequence[Row], metric: str) -> Row:
                                     value(r, "val", metric) or 0.0, -rows.index(r)))
 
 
+def hyperparameter_keys(rows: Sequence[Row]) -> list[str]:
+    """Config keys that differ between the rows (seeds included)."""
+    keys = sorted({key for row in rows for key in row if key.startswith(HYPERPARAMETER_PREFIXES)
+                   and not key.startswith(METRIC_PREFIXES) and key not in IGNORED_KEYS})
+    return varying_keys(rows, keys)
+
+
+def configurations(rows: Sequence[Row]) -> list[list[Row]]:
+    """The rows grouped into configurations: runs that differ in their seeds only, each group
+    sorted by seed."""
+    keys = [key for key in hyperparameter_keys(rows) if key not in SEED_KEYS]
+    groups: dict[str, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(repr([row.get(key) for key in keys]), []).append(row)
+    return [sorted(group, key=lambda r: [str(r.get(key)) for key in SEED_KEYS])
+            for group in groups.values()]
+
+
+def mean_value(rows: Sequence[Row], split: str, metric: str) -> float | None:
+    values = [value(row, split, metric) for row in rows]
+    return float(np.mean(values)) if values and None not in values else None
+
+
+def best_configuration(rows: Sequence[Row], metric: str) -> list[Row]:
+    """The configuration (its seeds' runs) with the highest mean validation metric."""
+    groups = configurations(rows)
+    return max(groups, key=lambda g: (mean_value(g, "val", metric) is not None,
+                                      mean_value(g, "val", metric) or 0.0, -groups.index(g)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Point:
     x: float
-    y: float
-    ci: tuple[float, float] | None
-    run: str
+    y: float  # the mean over seeds
+    ci: tuple[float, float] | None  # the run's interval, with a single seed
+    run: str  # the first seed's run
     all_images: bool  # the 'all' training size
+    runs: tuple[str, ...] = ()  # every seed's run
+    values: tuple[float, ...] = ()  # every seed's value
+    val: float | None = None  # the mean validation metric over seeds
+
+    @property
+    def spread(self) -> float | None:
+        """Standard deviation over seeds (n - 1), None with one seed."""
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else None
 
 
 def series(rows: Sequence[Row], study: Study,
@@ -109,13 +159,17 @@ def series(rows: Sequence[Row], study: Study,
             cells.setdefault((line_of(row), x), []).append(row)
     lines: dict[str, list[Point]] = {}
     for (line, x), members in sorted(cells.items()):
-        chosen = best_by_validation(members, study.metric)
-        y = value(chosen, study.split, study.metric)
+        chosen = best_configuration(members, study.metric)
+        y = mean_value(chosen, study.split, study.metric)
         if y is None:
             continue
+        first = chosen[0]
         lines.setdefault(line, []).append(Point(
-            x=x, y=y, ci=interval(chosen, study.split, study.metric), run=str(chosen["run"]),
-            all_images=chosen.get(SIZE_KEY) == ALL))
+            x=x, y=y, ci=interval(first, study.split, study.metric) if len(chosen) == 1
+            else None, run=str(first["run"]), all_images=first.get(SIZE_KEY) == ALL,
+            runs=tuple(str(r["run"]) for r in chosen),
+            values=tuple(value(r, study.split, study.metric) for r in chosen),
+            val=mean_value(chosen, "val", study.metric)))
     return lines
 
 

@@ -2,9 +2,10 @@
 
     python -m jaxtl.sweep --config configs/sweeps/demo.py --workdir runs/demo
 
-Sweep files (configs/sweeps/*.py) define `get_sweep(arg) -> Sweep` with `axis` and `product`.
+Sweep files (configs/sweeps/*.py) define `get_sweep(arg) -> Sweep` with `axis`, `seeds` and
+`product`.
 """
 
-from jaxtl.sweep.grid import Sweep, SweepError, axis, product
+from jaxtl.sweep.grid import SEED_KEYS, Sweep, SweepError, axis, product, seeds
 
-__all__ = ["Sweep", "SweepError", "axis", "product"]
+__all__ = ["SEED_KEYS", "Sweep", "SweepError", "axis", "product", "seeds"]

@@ -15,6 +15,11 @@ String values may hold `{section.key}` placeholders, filled from the run's own e
                    [{"optim.name": "sgd", "optim.lr": 0.01}, {"optim.name": "adam", "optim.lr": 1e-3}])
 
 is four runs; `a + b` (plain list concatenation) is the runs of both grids.
+
+`seeds([0, 1, 2])` repeats a grid's runs with other seeds: `train.seed` (initialisation,
+dropout, augmentation, batch order) and `data.sample_seed` (which images `data.train_per_class`
+keeps) together. Runs that differ only in `SEED_KEYS` are one configuration to a report,
+which shows their mean, spread and every seed's value.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ CONFIG_KEY = "config"  # selects the base config file of a run
 INIT_KEY = "model.init"
 RUN_PREFIX = "run:"  # model.init="run:NAME": start from run NAME of this sweep
 NO_INIT = "none"
+SEED_KEYS = ("train.seed", "data.sample_seed")
 
 
 class SweepError(UserError):
@@ -41,6 +47,11 @@ def axis(key: str, values: Sequence[Any]) -> list[Overrides]:
     if isinstance(values, (str, bytes)) or not len(values):
         raise SweepError(f"axis {key!r} needs a non-empty list of values, got {values!r}")
     return [{key: value} for value in values]
+
+
+def seeds(values: Sequence[int]) -> list[Overrides]:
+    """One run per seed, setting every key of `SEED_KEYS` to it."""
+    return [dict.fromkeys(SEED_KEYS, run["seed"]) for run in axis("seed", values)]
 
 
 def product(*grids: Sequence[Mapping[str, Any]]) -> list[Overrides]:

@@ -21,6 +21,7 @@ import ml_collections
 
 from jaxtl import configuration, demo
 from jaxtl.config_files import load_module, split_spec
+from jaxtl.data import loading, registry
 from jaxtl.errors import ConfigError, UserError
 from jaxtl.sweep.grid import (CONFIG_KEY, INIT_KEY, NO_INIT, RUN_PREFIX, Overrides, Sweep,
                               SweepError)
@@ -32,7 +33,8 @@ MAX_NAME_LENGTH = 200  # folder names; longer ones end in a hash
 NAME_ALIASES = {"data.train_per_class": "n", "data.resolution": "res", "data.batch_size": "batch",
                 "data.augment": "aug", "optim.name": "optim", "optim.schedule": "sched",
                 "model.arch": "arch", "model.init": "init"}
-UNNAMED_KEYS = ("data.root",)  # where the data is, not what the run is: never in folder names
+# where the data is, not what the run is: never in folder names
+UNNAMED_KEYS = registry.LOCATION_KEYS
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=,-]+")
 
@@ -220,15 +222,16 @@ def resolve(candidate: _Candidate, sweep: Sweep, sweep_dir: pathlib.Path,
     config = loader.load(candidate.config_file, name)
     for key, value in raw.items():
         set_value(config, key, value, name)
-    before_demo = _flat(config)
+    replaced = demo.replaced(config, raw)
     demo.apply(config)
     after_demo = _flat(config)
-    replaced = [key for key in raw if before_demo[key] != after_demo[key]]
     if replaced:
         raise ConfigError(
-            f"run {name}: the sweep sets {', '.join(replaced)}, but this run has no data.root, "
+            f"run {name}: the sweep sets {', '.join(replaced)}, but this run has no "
+            f"{loading.location_key(config.dataset)}, "
             f"so the demo replaces {'it' if len(replaced) == 1 else 'them'} with the "
-            f"config.demo settings; sweep the demo.* keys for demo data, or set data.root")
+            f"config.demo settings; sweep the demo.* keys for demo data, or set "
+            f"{loading.location_key(config.dataset)}")
     overrides: Overrides = {}
     for key, value in raw.items():
         overrides[key] = fill_placeholders(value, key, after_demo, name)

@@ -21,10 +21,11 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from jaxtl import atomic, rundir
+from jaxtl.preemption import PARENT_PID_VARIABLE
 from jaxtl.rundir import is_finished
 from jaxtl.sweep.plan import PlannedRun
 
@@ -79,6 +80,33 @@ class _Active:
     started: float
     log: TextIO
     log_offset: int
+    slot: int  # which of the `--parallel` device slots the run uses
+
+
+def visible_gpus(environ: Mapping[str, str]) -> list[str]:
+    """The GPUs runs may use: CUDA_VISIBLE_DEVICES when set, else what nvidia-smi lists."""
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        return [gpu for gpu in environ["CUDA_VISIBLE_DEVICES"].split(",") if gpu.strip()]
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                                 timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(listing.stdout.splitlines())
+            if line.startswith("GPU ")]
+
+
+def slot_environment(slot: int, parallel: int, gpus: Sequence[str]) -> dict[str, str]:
+    """What run slot `slot` of `parallel` sets so that concurrent runs do not share devices,
+    or, with fewer GPUs than runs, share each GPU's memory in equal parts instead of each
+    run preallocating most of it. Empty on a machine without GPUs or for one run at a time."""
+    if not gpus or parallel == 1:
+        return {}
+    if len(gpus) >= parallel:
+        return {"CUDA_VISIBLE_DEVICES": ",".join(gpus[slot::parallel])}
+    runs_per_gpu = -(-parallel // len(gpus))
+    return {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)],
+            "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / runs_per_gpu:.3f}"}
 
 
 @dataclasses.dataclass
@@ -133,6 +161,9 @@ def run_all(runs: Sequence[PlannedRun], parallel: int = 1,
     progress = Progress(total=len(runs), parallel=max(1, parallel), out=out)
     progress.skipped = progress.done = sum(value == DONE for value in status.values())
     active: dict[str, _Active] = {}
+    environment = dict(os.environ) if env is None else dict(env)
+    gpus = visible_gpus(environment)
+    free_slots = list(range(progress.parallel))
     progress.report("starting")
 
     def finish(name: str, outcome: str, seconds: float, error: str | None, **extra: Any) -> None:
@@ -167,7 +198,9 @@ def run_all(runs: Sequence[PlannedRun], parallel: int = 1,
                 if (problem := missing_init(run)) is not None:
                     finish(run.name, FAILED, 0.0, problem)
                     continue
-                active[run.name] = _launch(run, env)
+                slot = free_slots.pop(0)
+                active[run.name] = _launch(
+                    run, environment | slot_environment(slot, progress.parallel, gpus), slot)
                 status[run.name] = RUNNING
                 progress.running = len(active)
                 progress.report(f"started: {run.name}")
@@ -180,6 +213,7 @@ def run_all(runs: Sequence[PlannedRun], parallel: int = 1,
                     continue
                 returncode, cpu_seconds = ended
                 del active[name]
+                free_slots.append(job.slot)
                 progress.running = len(active)
                 job.log.close()
                 seconds = time.time() - job.started
@@ -218,7 +252,7 @@ def _reap(job: _Active) -> tuple[int, float] | None:
     return job.process.returncode, usage.ru_utime + usage.ru_stime
 
 
-def _launch(run: PlannedRun, env: dict[str, str] | None) -> _Active:
+def _launch(run: PlannedRun, env: dict[str, str], slot: int) -> _Active:
     run.workdir.mkdir(parents=True, exist_ok=True)
     attempts = read_status(run.workdir).get("attempts", 0) + 1
     write_status(run, status=RUNNING, error=None, started=time.time(), attempts=attempts)
@@ -228,7 +262,9 @@ def _launch(run: PlannedRun, env: dict[str, str] | None) -> _Active:
     log.write(f"# attempt {attempts}: {' '.join(run.command())}\n")
     log.flush()
     # A session of its own: Ctrl-C reaches the sweep, which then stops its runs cleanly.
+    # The run stops (SIGTERM: checkpoint, exit) when the sweep dies, even by kill -9.
+    env = env | {PARENT_PID_VARIABLE: str(os.getpid())}
     process = subprocess.Popen(run.command(), stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True,
-                               env=env if env is not None else dict(os.environ))
-    return _Active(run=run, process=process, started=time.time(), log=log, log_offset=offset)
+                               stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    return _Active(run=run, process=process, started=time.time(), log=log, log_offset=offset,
+                   slot=slot)

@@ -22,14 +22,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jaxtl import atomic, configuration, rundir
+from jaxtl.data import loading
 from jaxtl.sweep import runner
 
 # The sweep folder's own files (beside one folder per run).
 SWEEP_FILE = "sweep.json"  # the sweep file, selection, version and runs of the last launch
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
-IDENTITY = ("run", "role", "status", "error", "pretrain", "needs", "workdir", "demo",
-            "dataset", "jaxtl_version", "git_commit", "git_dirty", "best_epoch", "stop_epoch",
+IDENTITY = ("run", "role", "status", "error", "pretrain", "optimizer", "needs", "workdir",
+            "demo", "dataset", "jaxtl_version", "git_commit", "git_dirty", "best_epoch", "stop_epoch",
             "epochs", "steps", "wall_seconds", "cpu_seconds", "wall_seconds_last_session",
             "train_images_per_second", "attempts")
 METRIC_PREFIXES = ("val.", "test.", "last_val.", "split_sizes.")
@@ -89,10 +90,11 @@ def run_row(workdir: pathlib.Path) -> dict[str, Any]:
     }
     if results is None:
         config = record.get("effective", {})
-        row["demo"] = not config.get("data.root") if config else None
+        row["demo"] = (not config.get(loading.location_key(config["dataset"]))
+                       if config else None)
     else:
         config = dict(configuration.flatten(results["config"]))
-        for key in ("demo", "dataset", "jaxtl_version", "git_commit", "git_dirty",
+        for key in ("demo", "dataset", "optimizer", "jaxtl_version", "git_commit", "git_dirty",
                     "best_epoch", "stop_epoch", "epochs", "steps"):
             row[key] = results.get(key)
         row["wall_seconds_last_session"] = results.get("wall_seconds_this_session")

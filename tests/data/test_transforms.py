@@ -13,7 +13,8 @@ from jaxtl.data.records import Record
 from jaxtl.data.eyepacs.graham import GrahamPreprocess, estimate_radius
 from jaxtl.data.decoders import ImageFileDecoder, PatchArrayDecoder
 from jaxtl.data.transforms import EvalExample, ImageTransform, TrainExample
-from jaxtl.errors import DataError
+from jaxtl.errors import DataError, UnreadableImage
+from layouts.bad_files import BAD_KINDS, spoil
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
 
@@ -248,3 +249,33 @@ def test_graham_scales_the_eye_subtracts_the_blur_and_masks(tmp_path):
     darkest = np.unravel_index(np.argmin(out.sum(-1)), (64, 64))
     assert abs(darkest[0] - 31.5) <= 1.5 and abs(darkest[1] - (31.5 + 16)) <= 1.5
     assert out[darkest].sum() < 3 * 128 - 150  # and is amplified (4x its contrast, clipped)
+
+
+# --- unreadable images --------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", BAD_KINDS)
+@pytest.mark.parametrize("suffix", [".jpeg", ".png"])
+def test_an_unreadable_image_stops_with_its_record_or_is_skipped(tmp_path, kind, suffix):
+    path = tmp_path / f"bad{suffix}"
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(path)
+    spoil(path, kind)
+    record = Record("17_left", str(path), 3, "17")
+    rng = np.random.default_rng(0)
+    with pytest.raises(UnreadableImage, match=r"bad.* cannot be read as an image .*image "
+                       r"17_left of patient 17, train split.*python -m jaxtl.verify.*"
+                       r"bad_images=skip") as error:
+        TrainExample(transform())(record, rng)
+    assert (error.value.image_id, error.value.path) == ("17_left", str(path))
+    skipped = TrainExample(transform(), skip_bad_images=True)(record, rng)
+    assert not skipped["valid"] and skipped["label"] == 3
+    np.testing.assert_array_equal(skipped["image"], transform().blank())
+    with pytest.raises(UnreadableImage, match="17_left"):
+        EvalExample(transform())((record, 5))
+    excluded = EvalExample(transform(), skip_bad_images=True)((record, 5))
+    assert excluded["mask"] and not excluded["valid"] and excluded["index"] == 5
+
+
+def test_an_unreadable_image_error_survives_pickling_into_grain_workers(tmp_path):
+    error = UnreadableImage("x cannot be read", "17_left", "/data/x.jpeg")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.image_id, copy.path) == (str(error), "17_left", "/data/x.jpeg")
+    assert isinstance(copy, DataError)

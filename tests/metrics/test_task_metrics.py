@@ -106,12 +106,12 @@ def test_patient_resampling_equals_duplicating_images():
     labels, logits = noisy_multilabel(n=40)
     weights = np.random.default_rng(3).integers(0, 3, 40)
     task = tasks.multilabel(NAMES)
-    from jaxtl.metrics import task as module
+    from jaxtl.metrics import metric_function
 
-    weighted = module._multilabel(task, labels, logits)(weights)
+    weighted = metric_function(task, labels, expit(logits))(weights)
     rows = np.repeat(np.arange(40), weights)
-    plain = module._multilabel(task, labels[rows], logits[rows])(None)
-    for key in ("mean_auroc", "mean_ap", "micro_f1", "macro_f1", "micro_ap"):
+    plain = metric_function(task, labels[rows], expit(logits[rows]))(None)
+    for key in ("mean_auroc", "mean_ap", "micro_f1", "macro_f1", "micro_ap", "mean_ece"):
         assert weighted[key] == pytest.approx(plain[key])
 
 

@@ -81,12 +81,23 @@ def test_linear_head_drops_pooled_features():
     assert np.isfinite(np.asarray(out)).all()
 
 
-def test_bfloat16_head_returns_float32():
-    head = make_head("mlp_128", num_outputs=3, dtype=jnp.bfloat16)
-    variables = _init(head)
+def test_bfloat16_model_computes_its_head_and_logits_in_float32():
+    from jaxtl.models import create_model
+
+    model = create_model("small_cnn", num_outputs=3, head="mlp_128", dtype="bfloat16")
+    images = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
+    variables = fast_jit(lambda x: model.init(jax.random.key(0), x, train=False))(images)
     assert {x.dtype for x in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
-    out = jax.eval_shape(lambda v, x: head.apply(v, x, train=False), variables, FEATURES)
-    assert out.dtype == jnp.float32
+    logits, features = fast_jit(lambda v, x: (
+        model.apply(v, x, train=False), model.apply(v, x, train=False, method="features")))(
+        variables, images)
+    features = np.asarray(features, np.float64)
+    head = jax.tree.map(lambda x: np.asarray(x, np.float64), variables["params"]["head"])
+    hidden = np.maximum(features @ head["hidden_0"]["kernel"] + head["hidden_0"]["bias"], 0)
+    expected = hidden @ head["fc"]["kernel"] + head["fc"]["bias"]
+    assert logits.dtype == jnp.float32
+    # float32 agrees to ~1e-6; a bfloat16 head (8-bit mantissa) would be off by ~1e-2.
+    np.testing.assert_allclose(np.asarray(logits), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_head():

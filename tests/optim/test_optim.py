@@ -43,7 +43,8 @@ def test_sgd_nesterov_with_coupled_weight_decay():
     g = np.array([0.5, 0.25])
     # torch-style Nesterov: v1 = g, v2 = 0.9 g + g; step 2 update = -lr (g + 0.9 v2)
     np.testing.assert_allclose(updates["w"], -0.1 * (g + 0.9 * (0.9 * g + g)), rtol=1e-6)
-    _, _, decayed = one_step("sgd", lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.1)
+    _, _, decayed = one_step("sgd", lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.1,
+                             weight_decay_mask="all")
     w1 = np.array([1.0, -2.0]) - 0.1 * (g + 0.1 * np.array([1.0, -2.0]))
     np.testing.assert_allclose(decayed["w"], -0.1 * (g + 0.1 * w1), rtol=1e-6)
 
@@ -57,17 +58,42 @@ def test_adam_first_step_is_lr_times_sign():
 
 def test_adam_weight_decay_is_coupled_l2():
     # coupled: the decay enters the gradient, so Adam's normalisation removes its scale
-    tx = make({"name": "adam", "schedule": "flat", "lr": 0.01, "weight_decay": 0.5}).tx
+    tx = make({"name": "adam", "schedule": "flat", "lr": 0.01, "weight_decay": 0.5,
+               "weight_decay_mask": "all"}).tx
     params = {"w": jnp.array([2.0])}
     updates, _ = tx.update({"w": jnp.array([-0.5])}, tx.init(params), params)
     np.testing.assert_allclose(updates["w"], [-0.01], rtol=1e-4)  # sign(-0.5 + 0.5 * 2) = +
 
 
 def test_adamw_decay_is_decoupled():
-    tx = make({"name": "adamw", "schedule": "flat", "lr": 0.01, "weight_decay": 0.5}).tx
+    tx = make({"name": "adamw", "schedule": "flat", "lr": 0.01, "weight_decay": 0.5,
+               "weight_decay_mask": "all"}).tx
     params = {"w": jnp.array([2.0])}
     updates, _ = tx.update({"w": jnp.array([1.0])}, tx.init(params), params)
     np.testing.assert_allclose(updates["w"], [-0.01 * (1.0 + 0.5 * 2.0)], rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "cool_momentum"])
+def test_default_weight_decay_spares_biases_and_normalisation_parameters(name):
+    # With a zero gradient and lr 1: SGD/CoolMomentum step by -wd p (CoolMomentum: (1 + rho)
+    # / 2 of it), Adam by -sign(p), AdamW by -wd p: nonzero exactly where p is decayed.
+    tx = make({"name": name, "schedule": "flat", "lr": 1.0, "weight_decay": 0.1,
+               "momentum": 0.0, "nesterov": False}).tx
+    params = {"conv": {"kernel": jnp.ones((3, 3, 2, 4)), "bias": jnp.ones(4)},
+              "bn": {"scale": jnp.ones(4), "bias": jnp.ones(4)}, "fc": {"kernel": jnp.ones((4, 2))}}
+    updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+    decayed = jax.tree.map(lambda u: bool(jnp.all(u != 0)), updates)
+    assert decayed == {"conv": {"kernel": True, "bias": False},
+                       "bn": {"scale": False, "bias": False}, "fc": {"kernel": True}}
+
+
+def test_method_names_say_when_a_schedule_is_added_to_cool_momentum():
+    def name(optimizer, schedule):
+        return optim.method_name(run_config({"name": optimizer, "schedule": schedule}).optim)
+
+    assert name("cool_momentum", "flat") == "CoolMomentum"  # the published method
+    assert name("cool_momentum", "gradual") == "CoolMomentum + gradual"
+    assert name("sgd", "sudden") == "SGD + sudden"
 
 
 def test_cool_momentum_from_config_cools_over_the_whole_run():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pathlib
 import struct
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,8 +35,7 @@ def read_weights(path: str | pathlib.Path) -> dict[str, np.ndarray]:
     elif suffix in TORCH_SUFFIXES:
         tensors = read_torch(path)
     elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            tensors = {name: archive[name] for name in archive.files}
+        tensors = read_npz(path)
     else:
         raise ConversionError(f"--weights {path}: unknown file type {suffix!r}; expected "
                               f".safetensors, {', '.join(TORCH_SUFFIXES)} or .npz")
@@ -43,6 +43,16 @@ def read_weights(path: str | pathlib.Path) -> dict[str, np.ndarray]:
         tensors = {name[len("module."):]: value for name, value in tensors.items()}
     return {name: np.asarray(value, np.float32) if np.issubdtype(value.dtype, np.floating)
             else np.asarray(value) for name, value in tensors.items()}
+
+
+def read_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """The arrays of a NumPy .npz archive (never unpickled)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise ConversionError(f"--weights {path} is not a readable .npz archive of arrays "
+                              f"({error})") from None
 
 
 def read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:

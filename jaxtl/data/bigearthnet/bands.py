@@ -104,9 +104,12 @@ class BandStackDecoder:
 def read_band(path: pathlib.Path, side: int) -> np.ndarray:
     try:
         band = tifffile.imread(path)
-    except (OSError, ValueError, tifffile.TiffFileError) as error:
+    except Exception as error:  # noqa: BLE001 - tifffile raises many kinds on a damaged file
         raise DataError(f"{path} cannot be read as a GeoTIFF ({error}); the patch folder must "
                         f"hold one .tif per band") from error
+    if band.size == 0:
+        raise DataError(f"{path} cannot be read as a GeoTIFF (it holds no image); replace it "
+                        f"from the archive")
     if band.shape != (side, side):
         raise DataError(f"{path} is {band.shape}; a BigEarthNet-S2 band on this grid is "
                         f"({side}, {side})")

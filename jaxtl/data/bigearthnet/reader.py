@@ -31,6 +31,7 @@ from jaxtl import atomic, tasks
 from jaxtl.data.bigearthnet.labels import NOMENCLATURES, multi_hot
 from jaxtl.data.cache import keyed_path
 from jaxtl.data.records import DataError, DatasetSplits, Record
+from jaxtl.data.tables import read_lines
 
 NAME = "bigearthnet"
 SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}
@@ -49,7 +50,7 @@ def read_split_lists(split_dir: pathlib.Path) -> dict[str, list[str]]:
             raise DataError(f"{path} not found: BigEarthNet's official split lists train.csv, "
                             f"val.csv and test.csv (one patch name per line) must be in "
                             f"config.bigearthnet.split_dir, or in data.root when it is empty")
-        names = [line.split(",")[0].strip() for line in path.read_text().splitlines()]
+        names = [line.split(",")[0].strip() for line in read_lines(path)]
         lists[split] = [name for name in names if name]
         if not lists[split]:
             raise DataError(f"{path} lists no patches")

@@ -9,6 +9,7 @@ import ml_collections
 from jaxtl.config_rules import choice, text
 from jaxtl.data.bigearthnet import bands as band_stack
 from jaxtl.data.bigearthnet import demo, reader
+from jaxtl.data import loading
 from jaxtl.data.cache import cache_root
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import DatasetSplits
@@ -70,9 +71,10 @@ def check(config: ml_collections.ConfigDict) -> list[str]:
             f"published statistics: --config.data.channels={len(bands)} "
             f"--config.data.mean='{mean}' --config.data.std='{std}' (or use "
             f"configs/bigearthnet.py:{config.bigearthnet.bands})")
-    if config.bigearthnet.split_dir and not config.data.root:
-        problems.append("bigearthnet.split_dir is set but data.root is empty: the demo data "
-                        "bring their own lists; leave it empty or set data.root")
+    if config.bigearthnet.split_dir and loading.is_demo(config):
+        where = loading.location_key(config.dataset)
+        problems.append(f"bigearthnet.split_dir is set but {where} is empty: the demo data "
+                        f"bring their own split; leave it empty or set {where}")
     if config.demo.image_size != band_stack.PATCH_SIDE:
         problems.append(f"demo.image_size is {config.demo.image_size}; BigEarthNet patches are "
                         f"{band_stack.PATCH_SIDE} px (set data.resolution to train smaller)")

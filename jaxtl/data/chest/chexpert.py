@@ -7,7 +7,6 @@ anywhere works. Only the CSVs are read: image files are not opened.
 
 from __future__ import annotations
 
-import csv
 import math
 import pathlib
 import re
@@ -17,6 +16,7 @@ import numpy as np
 from jaxtl.data.chest.table import ChestTable
 from jaxtl.data.chest.labels import CHEXPERT_LABELS
 from jaxtl.data.records import DataError
+from jaxtl.data import tables
 
 CSV_FILES = ("train.csv", "valid.csv")
 HEADER = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA") + CHEXPERT_LABELS
@@ -31,8 +31,7 @@ def read_csv(root: pathlib.Path, name: str) -> ChestTable:
         raise DataError(f"{path} not found: a CheXpert root must hold {' and '.join(CSV_FILES)} "
                         f"(and the train/ and valid/ image folders) as unpacked from the "
                         f"download")
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
+    rows = tables.read_csv(path)
     if not rows or tuple(cell.strip() for cell in rows[0]) != HEADER:
         found = ",".join(rows[0]) if rows else "an empty file"
         raise DataError(f"{path}: expected the CheXpert header {','.join(HEADER)}; found "

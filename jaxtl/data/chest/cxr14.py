@@ -11,7 +11,6 @@ Images are found in `images/` or in `images_001/images/ ... images_012/images/`.
 
 from __future__ import annotations
 
-import csv
 import math
 import pathlib
 import re
@@ -21,6 +20,7 @@ import numpy as np
 from jaxtl.data.chest.labels import CXR14_LABELS
 from jaxtl.data.chest.table import ChestTable
 from jaxtl.data.records import DataError
+from jaxtl.data.tables import read_csv, read_lines
 
 LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
@@ -70,8 +70,7 @@ def parse_age(text: str) -> float:
 
 def read_labels(root: pathlib.Path) -> ChestTable:
     path = labels_file(root)
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
+    rows = read_csv(path)
     if not rows:
         raise DataError(f"{path} is empty")
     columns = cell_columns(rows[0])
@@ -116,7 +115,7 @@ def read_split_list(root: pathlib.Path, split: str) -> set[str]:
         raise DataError(f"{path} not found: the official ChestX-ray14 split needs "
                         f"{SPLIT_FILES['train_val']} and {SPLIT_FILES['test']} in the root; "
                         f"or set --config.chest.split=patient")
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    return set(read_lines(path))
 
 
 def image_folders(root: pathlib.Path) -> list[pathlib.Path]:
@@ -135,5 +134,12 @@ def read(root: pathlib.Path, *, official_split: bool) -> ChestTable:
             raise DataError(f"{len(unlisted)} images of the label file are in neither "
                             f"{SPLIT_FILES['train_val']} nor {SPLIT_FILES['test']} (first: "
                             f"{unlisted[0]})")
+        labelled = set(table.image_ids)
+        for split, listed in (("train_val", train_val), ("test", test)):
+            unknown = sorted(listed - labelled)
+            if unknown:
+                raise DataError(f"{root / SPLIT_FILES[split]} names {len(unknown)} images that "
+                                f"the label file does not have (first: {unknown[0]}); use the "
+                                f"lists that came with the label file")
         table.source = ["test" if name in test else "train_val" for name in table.image_ids]
     return table

@@ -33,6 +33,14 @@ p1/(p0+p1); uncertain values are left out of its metrics).
 Empty cells: `negative` or `mask`, an explicit choice (`chest.empty`). `No Finding` is an
 exception: the CheXpert labeler leaves it empty exactly when some finding is mentioned, so its
 empty cells are always negative.
+
+Training and evaluation labels are two encodings of the same raw values: the training policy
+(above) is a training choice, while validation and test labels follow one evaluation policy of
+their own (`EVAL_POLICIES`: `mask`, the default, leaves uncertain cells out of the metrics;
+`zeros` / `ones` score them as negative / positive), so that runs trained with U-Zeros, U-Ones
+or U-MultiClass are scored against the same ground truth and their best checkpoints chosen on
+it. `encode_splits` gives both encodings of a label table; other datasets with uncertain cells
+(multi-label CSVs) use it too.
 """
 
 from __future__ import annotations
@@ -79,6 +87,8 @@ HIERARCHY: dict[str, str] = {
 HIERARCHICAL_LABELS = ("Lung Opacity", "Edema", "Consolidation", "Pneumonia", "Lung Lesion",
                        "Atelectasis", "Enlarged Cardiomediastinum", "Cardiomegaly")
 POLICIES = ("ignore", "zeros", "ones", "multiclass")
+EVAL_POLICIES = ("mask", "zeros", "ones")
+_EVAL_AS_ENCODING = {"mask": "ignore", "zeros": "zeros", "ones": "ones"}
 EMPTY_POLICIES = ("negative", "mask")
 NAMED_TASKS = ("lung_opacity", "all", "competition5", "hierarchical")
 
@@ -185,6 +195,26 @@ def encode(values: Sequence[float], label: str, policy: str, empty: str) -> np.n
     out[uncertain] = {"ignore": tasks.MASKED, "zeros": tasks.NEGATIVE, "ones": tasks.POSITIVE,
                       "multiclass": tasks.UNCERTAIN}[policy]
     return out
+
+
+def encode_evaluation(values: Sequence[float], label: str, policy: str,
+                      empty: str) -> np.ndarray:
+    """Raw values of one label -> evaluation labels under an `EVAL_POLICIES` policy."""
+    return encode(values, label, _EVAL_AS_ENCODING[policy], empty)
+
+
+def encode_splits(columns: Mapping[str, Sequence[float]], policies: Sequence[str],
+                  eval_policy: str, empty: str, training_rows: np.ndarray,
+                  ) -> np.ndarray:
+    """(N, labels) int8: the rows in `training_rows` (a boolean mask) encoded with each
+    label's training policy, every other row (validation, test) with `eval_policy`."""
+    training_rows = np.asarray(training_rows, bool)
+    out = []
+    for (name, values), policy in zip(columns.items(), policies):
+        train = encode(values, name, policy, empty)
+        evaluation = encode_evaluation(values, name, eval_policy, empty)
+        out.append(np.where(training_rows, train, evaluation))
+    return np.stack(out, axis=1)
 
 
 def merged(columns: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,8 +1,9 @@
 """CheXpert and ChestX-ray14 from a config: view filter, splits, task and label policies.
 
 Order of operations: read the CSVs -> keep the configured views -> split by patient (or take
-the official split) -> encode each task label with its uncertainty and empty-cell policy ->
-records. The per-category training cap (`data.train_per_class`) is applied afterwards by
+the official split) -> encode each task label: training rows with the label's uncertainty
+policy (`chest.uncertain`, `chest.uncertain_per_label`), validation and test rows with the
+evaluation policy (`chest.eval_uncertain`), both with the empty-cell policy -> records. The per-category training cap (`data.train_per_class`) is applied afterwards by
 `jaxtl.data.loading` with the rule in `jaxtl.data.sampling`.
 
 Splits (`chest.split`):
@@ -91,6 +92,13 @@ def load(dataset: str, root: pathlib.Path, config: ml_collections.ConfigDict,
          demo: bool) -> DatasetSplits:
     root = root.expanduser().resolve()
     table, official_test = read_table(dataset, root, config)
+    return table_splits(dataset, table, official_test, config, demo)
+
+
+def table_splits(dataset: str, table: ChestTable, official_test: np.ndarray,
+                 config: ml_collections.ConfigDict, demo: bool) -> DatasetSplits:
+    """A read table -> the configured views, task labels (encoded with their policies) and
+    splits, as records whose paths are the table's (TFDS's CheXpert shares this too)."""
     keep = view_mask(table, config.chest.view)
     if not keep.any():
         raise DataError(f"no {dataset} image has the view {config.chest.view!r}; "
@@ -99,18 +107,23 @@ def load(dataset: str, root: pathlib.Path, config: ml_collections.ConfigDict,
     task, policies = chest_labels.build_task(
         dataset, config.data.task, config.chest.uncertain,
         chest_labels.parse_per_label(config.chest.uncertain_per_label))
-    encoded = np.stack([chest_labels.encode(label_values(dataset, table, name), name, policy,
-                                            config.chest.empty)
-                        for name, policy in zip(task.names, policies)], axis=1)
     masks = split_table(table, config.chest.split, config, official_test)
+    encoded = chest_labels.encode_splits(
+        {name: label_values(dataset, table, name) for name in task.names}, policies,
+        config.chest.eval_uncertain, config.chest.empty, masks["train"])
     labels = [tuple(row) for row in encoded.tolist()]
     records = {
         name: [Record(image_id=table.image_ids[i], path=table.paths[i], label=labels[i],
                       patient=table.patients[i])
                for i in np.flatnonzero(mask).tolist()]
         for name, mask in masks.items()}
+    per_label = ", ".join(f"{name}={policy}" for name, policy in zip(task.names, policies)
+                          if policy != config.chest.uncertain)
+    policies_used = {"train_uncertain": config.chest.uncertain + (f" ({per_label})" if per_label
+                                                                  else ""),
+                     "eval_uncertain": config.chest.eval_uncertain, "empty": config.chest.empty}
     return DatasetSplits(name=dataset, task=task, train=records["train"], val=records["val"],
-                         test=records["test"], demo=demo)
+                         test=records["test"], demo=demo, label_policies=policies_used)
 
 
 def resolve_files(dataset: str, root: pathlib.Path, data: DatasetSplits) -> DatasetSplits:

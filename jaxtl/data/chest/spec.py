@@ -29,6 +29,9 @@ def add_config(config: ml_collections.ConfigDict) -> None:
     config.chest = ml_collections.ConfigDict()
     config.chest.uncertain = "ignore"  # -1 cells: ignore (U-Ignore) | zeros | ones | multiclass
     config.chest.uncertain_per_label = ""  # overrides, e.g. "Atelectasis=ones,Edema=multiclass"
+    # -1 cells of the validation and test splits, whatever the training policy: mask (left out
+    # of the metrics) | zeros | ones
+    config.chest.eval_uncertain = "mask"
     config.chest.empty = "negative"  # empty cells: negative | mask
     config.chest.view = "frontal"  # frontal | lateral | ap | pa | all
     config.chest.split = "patient"  # patient (val/test fractions) | official
@@ -41,6 +44,7 @@ def rules(dataset: str) -> dict:
         "data.task": chest_labels.task_rule(dataset),
         "chest.uncertain": choice(*chest_labels.POLICIES),
         "chest.uncertain_per_label": chest_labels.policies_rule,
+        "chest.eval_uncertain": choice(*chest_labels.EVAL_POLICIES),
         "chest.empty": choice(*chest_labels.EMPTY_POLICIES),
         "chest.view": choice(*reader.VIEWS),
         "chest.split": choice(*reader.SPLIT_MODES),

@@ -149,7 +149,7 @@ def read_nuclei(path: pathlib.Path) -> Nuclei:
     """`inst_type` and `inst_centroid` of one .mat; instance i + 1 is row i."""
     try:
         mat = scipy.io.loadmat(path)
-    except (OSError, ValueError, NotImplementedError) as error:
+    except Exception as error:  # noqa: BLE001 - scipy raises many kinds on a damaged file
         raise DataError(f"{path} cannot be read as a .mat file ({error})") from error
     for key in ("inst_type", "inst_centroid"):
         if key not in mat:
@@ -173,7 +173,7 @@ def read_tile(path: pathlib.Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"), np.uint8)
-    except (OSError, SyntaxError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001 - Pillow raises many kinds on damaged files
         raise DataError(f"{path} cannot be read as an image ({error})") from error
 
 
@@ -199,26 +199,30 @@ def cut_patches(image: np.ndarray, centroid_xy: np.ndarray, size: int,
 
 
 def _cache_folder(root: pathlib.Path, tiles: Sequence[Tile], size: int, border: str,
-                  cache_dir: str | os.PathLike) -> pathlib.Path:
+                  skip_bad_tiles: bool, cache_dir: str | os.PathLike) -> pathlib.Path:
     files = []
     for tile in tiles:
         for path in (tile.image, tile.labels):
             stat = path.stat()
             files.append([str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns])
     return keyed_path(cache_dir, NAME, {"version": CACHE_FORMAT_VERSION, "root": str(root),
-                                        "size": size, "border": border, "files": files})
+                                        "size": size, "border": border, "files": files,
+                                        "skip_bad_tiles": skip_bad_tiles})
 
 
 def build_patch_index(root: str | os.PathLike, *, patch_size: int, border: str,
-                      cache_dir: str | os.PathLike) -> PatchIndex:
-    """Cuts every nucleus patch once; later calls (and other processes) read the cache."""
+                      cache_dir: str | os.PathLike,
+                      skip_bad_tiles: bool = False) -> PatchIndex:
+    """Cuts every nucleus patch once; later calls (and other processes) read the cache.
+    A tile image or label file that cannot be read stops with its name, or, with
+    `skip_bad_tiles`, is left out (its nuclei with it) and counted in the log."""
     root = pathlib.Path(root).expanduser().resolve()
     tiles = find_tiles(root)
-    target = _cache_folder(root, tiles, patch_size, border, cache_dir)
+    target = _cache_folder(root, tiles, patch_size, border, skip_bad_tiles, cache_dir)
     if not (target / "index.npz").is_file():
         logging.info("CoNSeP: cutting %dx%d patches (border %s) from %d tiles into %s (once)",
                      patch_size, patch_size, border, len(tiles), target)
-        _write_patch_cache(target, tiles, patch_size, border)
+        _write_patch_cache(target, tiles, patch_size, border, skip_bad_tiles)
     with np.load(target / "index.npz") as index:
         return PatchIndex(patches_file=target / "patches.npy", tile=index["tile"],
                           folder=index["folder"], instance=index["instance"],
@@ -226,13 +230,22 @@ def build_patch_index(root: str | os.PathLike, *, patch_size: int, border: str,
 
 
 def _write_patch_cache(target: pathlib.Path, tiles: Sequence[Tile], size: int,
-                       border: str) -> None:
+                       border: str, skip_bad_tiles: bool) -> None:
     patches, columns = [], {"tile": [], "folder": [], "instance": [], "type": [],
                             "centroid_xy": []}
     bad_type = outside = 0
+    unreadable = []
     for tile in tiles:
-        image = read_tile(tile.image)
-        nuclei = read_nuclei(tile.labels)
+        try:
+            image = read_tile(tile.image)
+            nuclei = read_nuclei(tile.labels)
+        except DataError as error:
+            if not skip_bad_tiles:
+                raise DataError(f"{error}: replace the file, or set "
+                                f"--config.data.bad_images=skip to leave the tile (and its "
+                                f"nuclei) out") from None
+            unreadable.append(tile.name)
+            continue
         height, width = image.shape[:2]
         x, y = nuclei.centroid_xy[:, 0], nuclei.centroid_xy[:, 1]
         typed = (nuclei.type >= 1) & (nuclei.type <= 7)
@@ -247,6 +260,9 @@ def _write_patch_cache(target: pathlib.Path, tiles: Sequence[Tile], size: int,
         columns["instance"].append(nuclei.instance[keep])
         columns["type"].append(nuclei.type[keep])
         columns["centroid_xy"].append(nuclei.centroid_xy[keep])
+    if unreadable:
+        logging.warning("CoNSeP: left out %d tiles that cannot be read (data.bad_images=skip): "
+                        "%s", len(unreadable), ", ".join(unreadable))
     if bad_type or outside:
         logging.warning("CoNSeP: left out %d nuclei whose inst_type is not 1..7 and %d whose "
                         "centroid lies outside their tile", bad_type, outside)
@@ -329,8 +345,10 @@ def split_records(index: PatchIndex, records: Sequence[Record], *, split: str,
 
 def load(root: str | os.PathLike, *, task: str, patch_size: int, border: str, split: str,
          test_tiles: int, val_tiles: int, val_fraction: float, test_fraction: float,
-         split_seed: int, cache_dir: str | os.PathLike, demo: bool = False) -> DatasetSplits:
-    index = build_patch_index(root, patch_size=patch_size, border=border, cache_dir=cache_dir)
+         split_seed: int, cache_dir: str | os.PathLike, demo: bool = False,
+         skip_bad_tiles: bool = False) -> DatasetSplits:
+    index = build_patch_index(root, patch_size=patch_size, border=border, cache_dir=cache_dir,
+                              skip_bad_tiles=skip_bad_tiles)
     records = make_records(index, task)
     by_split = split_records(index, records, split=split, test_tiles=test_tiles,
                              val_tiles=val_tiles, val_fraction=val_fraction,

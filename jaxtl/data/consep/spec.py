@@ -44,7 +44,7 @@ def load(root: pathlib.Path, config: ml_collections.ConfigDict, demo: bool) -> D
                        val_fraction=config.data.val_fraction,
                        test_fraction=config.data.test_fraction,
                        split_seed=config.data.split_seed, cache_dir=cache_root(config),
-                       demo=demo)
+                       demo=demo, skip_bad_tiles=config.data.bad_images == "skip")
 
 
 def write_demo(root: pathlib.Path, config: ml_collections.ConfigDict) -> None:

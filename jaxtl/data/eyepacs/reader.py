@@ -14,13 +14,13 @@ images) and Private (the final ranking, 42,670).
 
 from __future__ import annotations
 
-import csv
 import pathlib
 import re
 
 from jaxtl import tasks
 from jaxtl.data.records import DataError, DatasetSplits, Record
 from jaxtl.data.splits import split_by_patient
+from jaxtl.data.tables import read_csv
 
 NAME = "eyepacs"
 CLASS_NAMES = ("0 none", "1 mild", "2 moderate", "3 severe", "4 proliferative")
@@ -61,8 +61,7 @@ def _read_rows(root: pathlib.Path, file: str, folder: str,
     if not labels_path.is_file():
         raise DataError(f"{labels_path} not found: an EyePACS root must hold {file} "
                         f"(columns {','.join(header)}) and the folder {folder}/ of .jpeg files")
-    with labels_path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
+    rows = read_csv(labels_path)
     if not rows or [cell.strip() for cell in rows[0]] != list(header):
         found = rows[0] if rows else "an empty file"
         raise DataError(f"{labels_path}: expected the header '{','.join(header)}', found "

@@ -200,3 +200,25 @@ def test_grey_radiographs_load_as_one_channel_or_replicated_to_three(tmp_path, c
     if channels == 3:
         assert np.array_equal(pixels[..., 0], pixels[..., 1])
         assert np.array_equal(pixels[..., 1], pixels[..., 2])
+
+
+def test_evaluation_labels_do_not_depend_on_the_training_policy(tmp_path):
+    root = chexpert_download(tmp_path)
+    loaded = {policy: loading.load_splits(config_for("chexpert", root, uncertain=policy))
+              for policy in chest_labels.POLICIES}
+    raw = {f"train/patient{p:05d}/study{s}/view1_frontal.jpg": RAW[(p + s) % 4]
+           for p in range(1, 41) for s in (1, 2)}
+    for policy, splits in loaded.items():
+        for split in ("val", "test"):  # uncertain cells masked (chest.eval_uncertain=mask)
+            assert [r.label for r in splits.split(split)] == \
+                [r.label for r in loaded["ignore"].split(split)]
+            assert all(r.label == (tasks.MASKED,) for r in splits.split(split)
+                       if raw.get(r.image_id) == -1.0)
+        uncertain_train = [r.label for r in splits.train if raw.get(r.image_id) == -1.0]
+        expected = {"ignore": tasks.MASKED, "zeros": tasks.NEGATIVE, "ones": tasks.POSITIVE,
+                    "multiclass": tasks.UNCERTAIN}[policy]
+        assert uncertain_train and set(uncertain_train) == {(expected,)}
+        assert splits.label_policies["eval_uncertain"] == "mask"
+    scored_as_ones = loading.load_splits(config_for("chexpert", root, eval_uncertain="ones"))
+    assert all(r.label == (tasks.POSITIVE,) for r in scored_as_ones.test
+               if raw.get(r.image_id) == -1.0)
