@@ -218,6 +218,7 @@ def _reported(config: ml_collections.ConfigDict) -> list[str]:
 def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop: StopRequest,
           log: RunLog, workdir: pathlib.Path) -> tuple[Any, EarlyStopping, int, int, list]:
     config = run.config
+    demo_run = loading.is_demo(config)
     stopper = EarlyStopping(config.train.early_stopping_patience,
                             config.train.early_stopping_min_delta)
     check = StepCheck(run)
@@ -237,7 +238,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
                                   config.train.log_every_steps)
 
     def meta_now(**extra: Any) -> dict[str, Any]:
-        return {"epoch": step / steps_per_epoch, "step": step, "demo": is_demo,
+        return {"epoch": step / steps_per_epoch, "step": step, "demo": demo_run,
                 "early_stopping": stopper.state(),
                 "skipped_training_images": check.skipped_images, **extra}
 
@@ -245,7 +246,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
     reported = _reported(config)
     progress = tqdm(total=run.total_steps, initial=step, unit="step", mininterval=2.0,
                     disable=jax.process_index() != 0,
-                    desc=("DEMO " if is_demo else "") + "train")
+                    desc=("DEMO " if demo_run else "") + "train")
     window_start, window_images = time.time(), 0
     throughput: list[float] = []
     while step < run.total_steps and not stopper.stopped:
