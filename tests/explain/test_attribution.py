@@ -24,8 +24,7 @@ def _small_cnn():
     He-normal kernels and random BatchNorm statistics (NumPy, no compiled init), and two random
     16 px images."""
     model = Classifier(backbone=SmallCNN(widths=(16, 32)),
-                       head=make_head("linear", num_outputs=TASK.num_outputs, dropout=0.0,
-                                      dtype=jnp.float32))
+                       head=make_head("linear", num_outputs=TASK.num_outputs, dropout=0.0))
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)),
                                                train=False))
     rng = np.random.default_rng(0)

@@ -78,8 +78,7 @@ def _vgg_tail(a, backbone):
 
 
 def _small(backbone):
-    return Classifier(backbone=backbone, head=make_head("linear", num_outputs=3, dropout=0.0,
-                                                        dtype=jnp.float32))
+    return Classifier(backbone=backbone, head=make_head("linear", num_outputs=3, dropout=0.0))
 
 
 # family: (model, input side, stage of the family's first member, the module read, layers from
