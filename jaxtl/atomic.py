@@ -7,7 +7,8 @@ leaves the previous file (or none) and a stray temporary file, never a torn one.
 
 Folders (a demo dataset, a patch cache) are filled in a hidden sibling folder and renamed into
 place when complete; when another process renamed its own copy into place first, ours is
-discarded, so concurrent writers of the same cache all end with one complete folder.
+discarded, so concurrent writers of the same cache all end with one complete folder. A folder
+written again (a run's explanations) replaces the old one whole (`replaced_folder`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,6 +88,28 @@ def staged_folder(root: str | os.PathLike) -> Iterator[pathlib.Path]:
             if not root.is_dir():
                 raise
             shutil.rmtree(staging, ignore_errors=True)  # another process finished first
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def replaced_folder(root: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """Yields an empty hidden sibling folder of `root` that replaces `root` when the block ends
+    without an error (the old folder is renamed aside, the new one renamed into place, then the
+    old one removed: a reader sees the old folder or the new one, never a mix) and is removed
+    when it raises."""
+    root = pathlib.Path(root).absolute()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        os.chmod(staging, 0o755)
+        yield staging
+        old = root.parent / f".{root.name}.old-{uuid.uuid4().hex}"
+        if root.exists():
+            os.rename(root, old)
+        os.rename(staging, root)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

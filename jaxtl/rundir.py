@@ -9,6 +9,12 @@
     results.json         the final metrics; its presence means the run has finished
     predictions_<split>.npz   labels, scores, image and patient ids of the best checkpoint
     features/<split>.npz      pooled backbone features (python -m jaxtl.features)
+    explain/<split>_<method>/ attribution maps of the best checkpoint (python -m jaxtl.explain):
+        maps.npz            the map of every explained image and target, with ids, labels,
+                            targets and scores
+        overlays/*.png      per image and target: the input and the map over it, boxes drawn
+        index.html          the gallery: image, label, prediction, map
+        localisation.json   the settings and the pointing game against the known regions
     sweep_run.json, sweep.log the sweep's record of the run and the run's output (jaxtl.sweep)
     run.lock             while a process writes the run: its host and process id
     stopped_at.json      the unreadable image a run stopped at (data.bad_images=error)
@@ -44,6 +50,11 @@ TRAIN_IMAGES_FILE = "train_images.csv"
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions_{split}.npz"
 FEATURES_DIR = "features"
+EXPLAIN_DIR = "explain"
+EXPLAIN_MAPS_FILE = "maps.npz"
+EXPLAIN_OVERLAYS_DIR = "overlays"
+EXPLAIN_GALLERY_FILE = "index.html"
+EXPLAIN_LOCALISATION_FILE = "localisation.json"
 SWEEP_STATUS_FILE = "sweep_run.json"
 SWEEP_LOG_FILE = "sweep.log"
 LOCK_FILE = "run.lock"
@@ -60,6 +71,25 @@ RESUMABLE_CHANGES = ("data.prefetch_batches", "data.cache_dir", "data.bad_images
 
 def predictions_file(workdir: pathlib.Path, split: str) -> pathlib.Path:
     return workdir / PREDICTIONS_FILE.format(split=split)
+
+
+def explanation_dir(workdir: pathlib.Path, split: str, method: str) -> pathlib.Path:
+    return workdir / EXPLAIN_DIR / f"{split}_{method}"
+
+
+def explanation_dirs(workdir: pathlib.Path, split: str) -> list[pathlib.Path]:
+    """The finished explanations of a split (one folder per method), sorted by method."""
+    found = pathlib.Path(workdir).glob(str(explanation_dir(pathlib.Path(), split, "*")))
+    return sorted(folder for folder in found if (folder / EXPLAIN_LOCALISATION_FILE).is_file())
+
+
+def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
+    """The config a run was trained with (its config.json)."""
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{workdir} is not a jaxtl run folder: it has no {CONFIG_FILE}; pass "
+                        f"the --workdir of a training run (python -m jaxtl.main)")
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def is_finished(workdir: pathlib.Path) -> bool:

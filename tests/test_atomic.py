@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from jaxtl.atomic import staged_folder
+from jaxtl.atomic import replaced_folder, staged_folder
 
 
 def test_a_finished_block_renames_the_folder_into_place(tmp_path):
@@ -38,6 +38,22 @@ def test_an_existing_root_is_refused_before_anything_is_written(tmp_path):
         with staged_folder(tmp_path / "dataset"):
             pytest.fail("the block must not run")
     assert [p.name for p in tmp_path.iterdir()] == ["dataset"]
+
+
+def test_a_replaced_folder_is_swapped_whole_or_not_at_all(tmp_path):
+    root = tmp_path / "explain"
+    root.mkdir()
+    (root / "old.txt").write_text("old")
+    with replaced_folder(root) as staging:
+        (staging / "new.txt").write_text("new")
+        assert (root / "old.txt").is_file()  # readers see the old folder until the end
+    assert [p.name for p in root.iterdir()] == ["new.txt"]
+    with pytest.raises(RuntimeError):
+        with replaced_folder(root) as staging:
+            (staging / "partial.txt").write_text("x")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["explain"]
+    assert [p.name for p in root.iterdir()] == ["new.txt"]
 
 
 def test_a_writer_killed_at_any_moment_leaves_the_old_file_or_the_new_one(tmp_path):

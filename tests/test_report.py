@@ -19,7 +19,9 @@ from jaxtl import comparison, report, rundir, tasks
 from jaxtl.errors import UserError
 from jaxtl.metrics.multiple import holm
 from jaxtl.metrics.thresholds import operating_points
-from jaxtl.report import comparisons, figures, select
+from jaxtl.report import comparisons, explanations, figures, select
+from jaxtl.report.build import explanations_section
+from jaxtl.report.document import Document
 from jaxtl.sweep import table
 
 CLASSES = ["0", "1", "2", "3", "4"]
@@ -168,6 +170,8 @@ def test_report_writes_markdown_with_figures_and_a_self_contained_html(tmp_path)
     assert "`pre-10-b`" in markdown  # listed among all runs, not chosen for the figure
     assert "| `broken` | failed | config.optim.lr is too large |" in markdown
     assert "0.800 [0.750, 0.850]" in html
+    assert "No explanations of the test split" in markdown  # and how to make them:
+    assert "python -m jaxtl.explain --workdir RUN --split test" in markdown
 
 
 def test_report_from_run_folders_writes_the_table_first(tmp_path):
@@ -222,6 +226,48 @@ def test_multilabel_study_has_per_label_table_and_curves_but_no_confusion_matrix
     assert "| Edema | 0.800 [0.750, 0.850] | 0.700 [0.650, 0.750] |" in markdown
     assert "chexpert_competition5_roc_pr.png" in markdown
     assert "confusion" not in markdown
+
+
+def write_explanation(workdir: pathlib.Path, method: str, overall: dict, colour: tuple,
+                      not_scored: str | None = None) -> None:
+    """An explanation folder as python -m jaxtl.explain leaves it: localisation.json and
+    overlays (here solid colours, to be found in the report's gallery)."""
+    folder = rundir.explanation_dir(workdir, "test", method)
+    (folder / rundir.EXPLAIN_OVERLAYS_DIR).mkdir(parents=True)
+    for n in range(4):
+        Image.new("RGB", (40, 20), colour).save(
+            folder / rundir.EXPLAIN_OVERLAYS_DIR / f"{n:05d}_{n}_left_predicted.png")
+    (folder / rundir.EXPLAIN_LOCALISATION_FILE).write_text(json.dumps(
+        {"method": method, "localisation": {"overall": overall, "per_target": {}},
+         "not_scored": not_scored}))
+
+
+def test_report_shows_the_chosen_runs_pointing_game_and_overlays(tmp_path):
+    rows = write_sweep_dir(tmp_path)
+    scored = {"images": 50, "hits": 31, "pointing_game": 0.62, "random_map": 0.125,
+              "mass_inside": 0.41, "uniform_map_mass": 0.08}
+    write_explanation(tmp_path / "pre--1-a", "gradcam", scored, (255, 0, 0))
+    write_explanation(tmp_path / "none--1-a", "gradcam", {"images": 0}, (0, 0, 255),
+                      not_scored="no regions are known for this dataset")
+    write_explanation(tmp_path / "pre-10-a", "gradcam", scored, (0, 255, 0))  # not chosen
+    (tmp_path / "none--1-a" / "explain" / "val_gradcam").mkdir()  # another split, unfinished
+    (study,) = select.studies(rows)
+    doc = Document("report")
+    explanations_section(doc, tmp_path, study, select.chosen_runs(study), "eyepacs")
+    markdown = doc.markdown()
+    assert ("| pre, n=all | gradcam | 50 | 0.620 | 0.125 | 0.410 | 0.080 |  | `pre--1-a` |"
+            in markdown)
+    assert ("| none, n=all | gradcam | 0 |  |  |  |  | no regions are known for this dataset "
+            "| `none--1-a` |" in markdown)
+    assert len([line for line in markdown.splitlines() if "| gradcam |" in line]) == 2
+    (gallery,) = doc.figures
+    assert gallery.file == "eyepacs_overlays.png"
+    colours = {colour for _, colour in
+               Image.open(io.BytesIO(gallery.png)).convert("RGB").getcolors(1 << 16)}
+    assert {(255, 0, 0), (0, 0, 255)} <= colours and (0, 255, 0) not in colours
+    _, drawn = figures.overlay_gallery(
+        [("pre", explanations.of_run(tmp_path / "pre--1-a", "test")[0].overlays())])
+    assert drawn == {"pre": [f"{n:05d}_{n}_left_predicted.png" for n in range(3)]}
 
 
 def test_seeds_of_a_configuration_are_one_point_with_mean_spread_and_every_value():

@@ -2,21 +2,26 @@
 
 Without `data.root`, a run uses synthetic data that the dataset package's demo writer puts in
 the dataset's real on-disk layout, so the same reader serves real and demo data. Every demo
-dataset holds a `DEMO_README.txt` that says it is synthetic.
+dataset holds a `DEMO_README.txt` that says it is synthetic, and the demo writers that draw
+lesions or findings record where in the sidecar `DEMO_REGIONS.csv` (jaxtl/data/regions.py): not
+part of the real layout, ignored by the readers, read by `jaxtl.explain` to score where a model
+looks.
 """
 
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterable
 
 import ml_collections
 from absl import logging
 
-from jaxtl.data import registry
+from jaxtl.data import registry, regions
 from jaxtl.data.cache import cache_root
 
 README_FILE = "DEMO_README.txt"
-DEMO_FORMAT_VERSION = 1  # bump when a demo writer changes what it writes
+REGIONS_FILE = "DEMO_REGIONS.csv"
+DEMO_FORMAT_VERSION = 2  # bump when a demo writer changes what it writes (2: REGIONS_FILE)
 
 
 def demo_root(config: ml_collections.ConfigDict) -> pathlib.Path:
@@ -38,3 +43,14 @@ def ensure_demo_data(config: ml_collections.ConfigDict) -> pathlib.Path:
         except FileExistsError:
             pass  # another process on this machine wrote it since we looked
     return root
+
+
+def write_regions(root: pathlib.Path, rows: Iterable[tuple[str, str, regions.Box]]) -> None:
+    """The sidecar of a demo dataset being written (inside its staged folder)."""
+    (pathlib.Path(root) / REGIONS_FILE).write_text(regions.to_csv(rows))
+
+
+def read_regions(root: pathlib.Path) -> regions.Regions | None:
+    """The demo sidecar of a dataset root, or None when it has none."""
+    path = pathlib.Path(root) / REGIONS_FILE
+    return regions.read_csv(path) if path.is_file() else None

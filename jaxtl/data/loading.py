@@ -8,9 +8,9 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.data import registry, sampling
-from jaxtl.data.demo_data import ensure_demo_data
+from jaxtl.data import demo_data, registry, sampling
 from jaxtl.data.records import DataError, DatasetSplits
+from jaxtl.data.regions import Regions
 
 
 def location_key(dataset: str) -> str:
@@ -33,7 +33,7 @@ def data_root(config: ml_collections.ConfigDict) -> pathlib.Path:
     """The dataset's location, or the demo dataset (written once) when it is empty."""
     if where := location(config):
         return pathlib.Path(where).expanduser()
-    return ensure_demo_data(config)
+    return demo_data.ensure_demo_data(config)
 
 
 def sampled_splits(config: ml_collections.ConfigDict, root: pathlib.Path) -> DatasetSplits:
@@ -55,3 +55,10 @@ def load_splits(config: ml_collections.ConfigDict) -> DatasetSplits:
             raise DataError(f"the {name} split of {splits.name} is empty; check "
                             f"data.val_fraction / data.test_fraction and the dataset size")
     return registry.get(config.dataset).resolve_files(root, splits)
+
+
+def known_regions(config: ml_collections.ConfigDict) -> Regions | None:
+    """Where findings are known to be in the configured data: the real dataset's region files
+    (`DatasetSpec.regions`) or the demo sidecar; None when neither is there."""
+    root = data_root(config)
+    return registry.get(config.dataset).regions(root) or demo_data.read_regions(root)

@@ -5,7 +5,8 @@ A dataset package (`jaxtl/data/<package>/`, or any importable package of your ow
 config section and defaults (`add_config`), the rules of its keys (`rules`, `check`), how to
 read its splits from the downloaded layout (`load`), how to write its demo data
 (`write_demo`), how its images decode (`decoder`), which metrics may select the best
-checkpoint (`metrics`) and what its items and groups are called (`units`).
+checkpoint (`metrics`), what its items and groups are called (`units`), and where findings are
+known to be (`regions`, `region_findings`: jaxtl/data/regions.py).
 
 `config.dataset` names a dataset: a built-in name (`names()`: the specs of the packages under
 `jaxtl/data/`, found by listing them), or `<module>` / `<module>:<name>` for a dataset package
@@ -27,6 +28,7 @@ import ml_collections
 from jaxtl.config_rules import Rule
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DatasetSplits
+from jaxtl.data.regions import Regions
 from jaxtl.errors import ConfigError
 
 # Where a dataset can be: files under data.root (a folder or a table), or TFDS's data_dir.
@@ -43,6 +45,15 @@ def _no_checks(config: ml_collections.ConfigDict) -> list[str]:
 def _files_checked_on_load(root: pathlib.Path, splits: DatasetSplits) -> DatasetSplits:
     del root
     return splits
+
+
+def _no_region_files(root: pathlib.Path) -> Regions | None:
+    del root
+    return None
+
+
+def _the_label_itself(label: str) -> tuple[str, ...]:
+    return (label,)
 
 
 def image_files(config: ml_collections.ConfigDict) -> Decoder:
@@ -68,6 +79,12 @@ class DatasetSpec:
     decoder: Callable[[ml_collections.ConfigDict], Decoder] = image_files
     # what a Record and its grouping id (Record.patient) are called in reports such as stats
     units: tuple[str, str] = ("images", "patients")
+    # root -> the regions the real download ships (e.g. ChestX-ray14's BBox_List_2017.csv), or
+    # None; demo data are read from the demo sidecar whatever this is (loading.known_regions).
+    regions: Callable[[pathlib.Path], Regions | None] = _no_region_files
+    # a multilabel task's label -> the findings whose regions are that label's (multiclass
+    # tasks: every finding of the image)
+    region_findings: Callable[[str], tuple[str, ...]] = _the_label_itself
     # The config key naming where the dataset is (a folder, a table, a TFDS data_dir); when it
     # is empty the run uses the dataset's demo data. One of `LOCATION_KEYS`.
     location: str = "data.root"

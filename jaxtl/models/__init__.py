@@ -3,9 +3,9 @@
 from jaxtl.models.classifier import Classifier
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.heads import HEADS
-from jaxtl.models.registry import (create_model, families, list_models, min_input_size, register,
-                                   stages_of, timm_checkpoint)
+from jaxtl.models.registry import (create_model, families, gradcam_stage, list_models,
+                                   min_input_size, register, stages_of, timm_checkpoint)
 
 __all__ = ["HEADS", "Architecture", "Classifier", "Stage", "TimmCheckpoint", "create_model",
-           "families", "list_models", "min_input_size", "register", "stages_of",
+           "families", "gradcam_stage", "list_models", "min_input_size", "register", "stages_of",
            "timm_checkpoint"]

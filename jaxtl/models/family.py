@@ -6,7 +6,10 @@ which `jaxtl.models.registry` collects. An `Architecture` is:
     features and whose `min_input_size` is the smallest square input side (pixels) it accepts;
   * `stages`: the backbone cut into fine-tuning stages, from the input up (`Stage`);
   * `timm`: how timm (or torchvision) names and feeds a checkpoint of it (`TimmCheckpoint`), or
-    None for an architecture without a timm counterpart (jaxtl's own `small_cnn`).
+    None for an architecture without a timm counterpart (jaxtl's own `small_cnn`);
+  * `gradcam_stage`: the stage whose output Grad-CAM explains by default (jaxtl.explain), None
+    for the last stage. Name another only when the last stage is no longer a feature map on
+    the input's grid (VGG's fc6/fc7 `pre_logits`: a 7x7 valid convolution, 1x1 at 224 px).
 """
 
 from __future__ import annotations
@@ -74,3 +77,4 @@ class Architecture:
     factory: BackboneFactory
     stages: tuple[Stage, ...]
     timm: TimmCheckpoint | None  # None: no timm counterpart
+    gradcam_stage: str | None = None  # None: the last of `stages`

@@ -48,6 +48,9 @@ def register(name: str, architecture: Architecture, family: str) -> None:
                          f"input side in pixels it accepts (1 if any size works)")
     if not architecture.stages:
         raise ValueError(f"architecture {name!r} needs at least one fine-tuning stage")
+    if architecture.gradcam_stage not in (None, *(s.name for s in architecture.stages)):
+        raise ValueError(f"architecture {name!r}: gradcam_stage {architecture.gradcam_stage!r} "
+                         f"is not one of its stages")
     _REGISTERED[name] = _Registered(family, architecture)
 
 
@@ -82,6 +85,14 @@ def stages_of(name: str) -> tuple[Stage, ...]:
                           f"strategies: it is not registered; known architectures: "
                           f"{', '.join(list_models())}")
     return _REGISTERED[name].architecture.stages
+
+
+def gradcam_stage(name: str) -> Stage:
+    """The stage whose output Grad-CAM explains by default: the architecture's
+    `gradcam_stage`, else its last stage (see jaxtl/models/family.py)."""
+    stages = stages_of(name)
+    wanted = _architecture(name).gradcam_stage or stages[-1].name
+    return next(stage for stage in stages if stage.name == wanted)
 
 
 def timm_checkpoint(name: str) -> TimmCheckpoint | None:

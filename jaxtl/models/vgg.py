@@ -146,7 +146,9 @@ def _stages(batch_norm: bool) -> tuple[Stage, ...]:
 _TIMM = TimmCheckpoint(naming="flat", first_conv="features.0", classifier="head.fc",
                        resolution=224, tag="tv_in1k")
 
+# Grad-CAM explains the last convolutional block: pre_logits (fc6/fc7) is the classifier MLP,
+# its 7x7 valid convolution leaves a 1x1 map at 224 px.
 ARCHITECTURES = {
-    "vgg16": Architecture(vgg16, _stages(batch_norm=False), _TIMM),
-    "vgg16_bn": Architecture(vgg16_bn, _stages(batch_norm=True), _TIMM),
+    "vgg16": Architecture(vgg16, _stages(batch_norm=False), _TIMM, gradcam_stage="block5"),
+    "vgg16_bn": Architecture(vgg16_bn, _stages(batch_norm=True), _TIMM, gradcam_stage="block5"),
 }

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from jaxtl import comparison, rundir
-from jaxtl.report import comparisons, figures, select
 from jaxtl.metrics import thresholds
+from jaxtl.report import comparisons, explanations, figures, select
 from jaxtl.report.document import Document
 from jaxtl.sweep import table
 
@@ -170,6 +170,49 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
         doc.figure(f"{slug}_learning_curves.png", png,
                    f"Learning curves of the chosen runs (from metrics.jsonl): training loss "
                    f"and validation {study.metric} per epoch.")
+
+    explanations_section(doc, sweep_dir, study, chosen, slug)
+
+
+def explanations_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
+                         chosen: Sequence[Mapping], slug: str) -> None:
+    """Where the chosen runs look: the pointing game and a few overlays of each explanation
+    that python -m jaxtl.explain left in their folders."""
+    found = [(row, explanation) for row in chosen
+             for explanation in explanations.of_run(sweep_dir / str(row.get("workdir")),
+                                                    study.split)]
+    if not found:
+        doc.paragraph(f"No explanations of the {study.split} split in the chosen runs' folders: "
+                      f"`python -m jaxtl.explain --workdir RUN --split {study.split}` writes "
+                      f"them (where the model looks, scored where the findings' regions are "
+                      f"known), and this section shows them.")
+        return
+    body = []
+    for row, explanation in found:
+        scores = explanation.scores
+        scored = bool(scores.get("images"))
+        body.append([_label(row), explanation.method, scores.get("images", 0),
+                     *(fmt(scores.get(key)) if scored else "" for key in
+                       ("pointing_game", "random_map", "mass_inside", "uniform_map_mass")),
+                     explanation.not_scored or "", f"`{row['run']}`"])
+    doc.paragraph(f"Where the chosen runs look ({study.split} split, python -m jaxtl.explain). "
+                  f"Pointing game: the fraction of explained images whose map has its maximum "
+                  f"inside a known region (within the tolerance in each run's "
+                  f"localisation.json); random map: the same for a maximum on a uniformly "
+                  f"random pixel; mass inside: the map's fraction inside the regions, against "
+                  f"a uniform map's.")
+    doc.table(["pretraining", "method", "images with regions", "pointing game", "random map",
+               "mass inside", "uniform map", "not scored", "run"], body)
+    gallery = [(f"{_label(row)}, {explanation.method}", explanation.overlays())
+               for row, explanation in found]
+    gallery = [(label, files) for label, files in gallery if files]
+    if gallery:
+        png, _ = figures.overlay_gallery(gallery)
+        doc.figure(f"{slug}_overlays.png", png,
+                   f"The first {explanations.OVERLAYS_PER_RUN} explained images of the "
+                   f"{study.split} split in each chosen run (the same images wherever the runs "
+                   f"were explained alike): the input and the map over it, its maximum as a "
+                   f"white cross, known regions as green boxes.")
 
 
 def _main_table(doc: Document, study: select.Study,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from jaxtl.report import select
 
 DPI = 90
 PANEL = (4.2, 3.2)  # inches per panel
+OVERLAY_PANEL = (3.4, 2.0)  # inches per overlay (the input and the map side by side)
 BAND_ALPHA = 0.2
 
 
@@ -184,6 +186,27 @@ def learning_curves(logs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
         ax.grid(True, alpha=0.3)
         if logs:
             ax.legend(fontsize=7)
+    return to_png(figure), drawn
+
+
+def overlay_gallery(rows: Sequence[tuple[str, Sequence[pathlib.Path]]]
+                    ) -> tuple[bytes, dict[str, list[str]]]:
+    """One row of overlay PNGs (jaxtl.explain's: the input beside the map over it) per
+    (label, files), titled with the label and the files' names."""
+    columns = max(len(files) for _, files in rows)
+    figure = Figure(figsize=(OVERLAY_PANEL[0] * columns, OVERLAY_PANEL[1] * len(rows)),
+                    layout="constrained")
+    axes = figure.subplots(len(rows), columns, squeeze=False)
+    drawn: dict[str, list[str]] = {}
+    for row_axes, (label, files) in zip(axes, rows):
+        drawn[label] = [file.name for file in files]
+        for column, ax in enumerate(row_axes):
+            ax.set_axis_off()
+            if column < len(files):
+                with Image.open(files[column]) as overlay:
+                    ax.imshow(np.asarray(overlay.convert("RGB")), interpolation="nearest")
+                ax.set_title((f"{label}\n" if column == 0 else "\n") + files[column].stem,
+                             fontsize=7, loc="left")
     return to_png(figure), drawn
 
 

@@ -18,18 +18,27 @@ bracketed two-value headers), PNGs spread over `images_001/images/`..., and pati
 `train_val_list.txt` / `test_list.txt`.
 The writer builds the dataset in a temporary folder and renames it into place, so readers never
 see a half-written dataset.
+
+Both demos also write the demo sidecar `DEMO_REGIONS.csv` (jaxtl/data/regions.py; not part of
+the real layout, the readers ignore it): for every frontal image, the box of each drawn finding
+(the pixels it changes by at least half its largest change; each opacity blob, each side of an
+edema), under every label of the dataset that the finding makes (CHEXPERT_FROM_FINDINGS,
+CXR14_FROM_FINDINGS), as ChestX-ray14's BBox_List_2017.csv names its boxes by finding label.
 """
 
 from __future__ import annotations
 
 import io
 import pathlib
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
-from jaxtl.data.chest.labels import CHEXPERT_LABELS, CXR14_LABELS
 from jaxtl.atomic import staged_folder
+from jaxtl.data.chest.labels import CHEXPERT_LABELS, CXR14_LABELS
+from jaxtl.data.demo_data import write_regions
+from jaxtl.data.regions import Box
 
 RELEASE = "CheXpert-v1.0-small"
 # Findings drawn into the images, with their prevalence per study.
@@ -93,8 +102,31 @@ def _blob(x, y, cx, cy, sigma):
     return np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma ** 2))
 
 
+class Radiograph(NamedTuple):
+    pixels: np.ndarray  # (size, size) uint8
+    regions: list[tuple[str, Box]]  # (drawn finding, box in pixels)
+
+
+class _Film:
+    """The image being drawn; a finding added with `add` keeps the box of its extent: the
+    pixels where it changes the image by at least half its largest change."""
+
+    def __init__(self, image: np.ndarray):
+        self.image = image
+        self.regions: list[tuple[str, Box]] = []
+
+    def add(self, finding: str, term: np.ndarray) -> None:
+        self.image = self.image + term
+        magnitude = np.abs(term)
+        rows, cols = np.nonzero(magnitude >= 0.5 * magnitude.max())
+        if len(rows):
+            self.regions.append((finding, Box(float(cols.min()), float(rows.min()),
+                                              float(cols.max() + 1 - cols.min()),
+                                              float(rows.max() + 1 - rows.min()))))
+
+
 def render_frontal(size: int, anatomy: Anatomy, findings: dict[str, float],
-                   rng: np.random.Generator) -> np.ndarray:
+                   rng: np.random.Generator) -> Radiograph:
     grid = (np.arange(size) + 0.5) / size * 2 - 1
     x, y = np.meshgrid(grid, grid)
     x = (x - anatomy.shift[0]) / anatomy.scale
@@ -109,57 +141,76 @@ def render_frontal(size: int, anatomy: Anatomy, findings: dict[str, float],
     ribs = 0.06 * (np.cos(y * 26 + np.abs(x) * 7) > 0.6)
     image -= lung * (0.33 + (0.08 * f("emphysema", 0)) - ribs)
     image += 0.28 * (np.abs(x) < 0.055) * (y > -0.9)  # spine
+    film = _Film(image)
     heart_w = anatomy.heart * (1.0 + 0.6 * f("cardiomegaly", 0))
-    image += 0.3 * _ellipse(x, y, 0.07, 0.3, heart_w + 0.08, 0.2, 0.3)
-    image += 0.2 * f("mediastinum", 0) * _ellipse(x, y, 0.0, -0.25, 0.17, 0.35, 0.3)
+    heart = 0.3 * _ellipse(x, y, 0.07, 0.3, heart_w + 0.08, 0.2, 0.3)
+    if f("cardiomegaly"):
+        film.add("cardiomegaly", heart)
+    else:
+        film.image += heart
+    if f("mediastinum"):
+        film.add("mediastinum", 0.2 * f("mediastinum") * _ellipse(x, y, 0.0, -0.25, 0.17, 0.35,
+                                                                   0.3))
     side = rng.choice([-1, 1])
     cx = side * 0.38
     if f("opacity"):
         for _ in range(rng.integers(1, 3)):
-            image += 0.34 * f("opacity") * lung * _blob(
+            film.add("opacity", 0.34 * f("opacity") * lung * _blob(
                 x, y, rng.choice([-1, 1]) * 0.38 + rng.normal(0, 0.06), rng.uniform(-0.4, 0.3),
-                rng.uniform(0.09, 0.15))
+                rng.uniform(0.09, 0.15)))
     if f("edema"):
         for s in (-1, 1):
-            image += 0.28 * f("edema") * lung * _blob(x, y, s * 0.22, 0.0, 0.2)
+            film.add("edema", 0.28 * f("edema") * lung * _blob(x, y, s * 0.22, 0.0, 0.2))
     if f("consolidation") or f("pneumonia"):
         strength = max(f("consolidation", 0), f("pneumonia", 0))
         patch = lung * _blob(x, y, cx, rng.uniform(0.1, 0.35), 0.12)
-        image += 0.45 * strength * patch
+        term = 0.45 * strength * patch
         if f("pneumonia"):
-            image += 0.2 * patch * (rng.uniform(size=patch.shape) > 0.6)
+            term = term + 0.2 * patch * (rng.uniform(size=patch.shape) > 0.6)
+        film.add("pneumonia" if f("pneumonia") else "consolidation", term)
     if f("atelectasis"):
         band = np.exp(-((y - rng.uniform(0.2, 0.35) - 0.15 * (x - cx)) / 0.025) ** 2)
-        image += 0.4 * f("atelectasis") * band * lungs[0 if side < 0 else 1]
+        film.add("atelectasis", 0.4 * f("atelectasis") * band * lungs[0 if side < 0 else 1])
     for name, radius, amount in (("nodule", 0.035, 0.5), ("mass", 0.09, 0.5)):
         if f(name):
-            image += amount * f(name) * lung * _ellipse(
+            film.add(name, amount * f(name) * lung * _ellipse(
                 x, y, rng.choice([-1, 1]) * 0.38 + rng.normal(0, 0.06),
-                rng.uniform(-0.35, 0.25), radius, radius, 0.5)
+                rng.uniform(-0.35, 0.25), radius, radius, 0.5))
     if f("effusion"):
         level = 0.25 + 0.1 * rng.uniform()
         meniscus = (y > level + 0.25 * np.abs(x - cx) - 0.1).astype(float)
-        image += 0.38 * f("effusion") * meniscus * lungs[0 if side < 0 else 1]
+        film.add("effusion", 0.38 * f("effusion") * meniscus * lungs[0 if side < 0 else 1])
     if f("pneumothorax"):
         apex = lungs[0 if side > 0 else 1] * (y < -0.2)
-        image -= apex * (ribs + 0.12) * f("pneumothorax")
-        image += 0.25 * f("pneumothorax") * np.exp(-((y + 0.2) / 0.015) ** 2) * apex.clip(0, 1)
+        film.add("pneumothorax", -apex * (ribs + 0.12) * f("pneumothorax")
+                 + 0.25 * f("pneumothorax") * np.exp(-((y + 0.2) / 0.015) ** 2) * apex.clip(0, 1))
     if f("pleural_other"):
-        image += 0.35 * f("pleural_other") * np.exp(-((np.abs(x) - 0.38 - lung_w) / 0.02) ** 2) \
-            * (np.abs(y) < 0.4)
+        film.add("pleural_other", 0.35 * f("pleural_other")
+                 * np.exp(-((np.abs(x) - 0.38 - lung_w) / 0.02) ** 2) * (np.abs(y) < 0.4))
     if f("fracture"):
-        image += 0.5 * f("fracture") * _ellipse(x, y, side * 0.55, rng.uniform(-0.5, 0.2), 0.04,
-                                                0.02, 0.5)
+        film.add("fracture", 0.5 * f("fracture") * _ellipse(x, y, side * 0.55,
+                                                             rng.uniform(-0.5, 0.2), 0.04,
+                                                             0.02, 0.5))
     if f("devices"):
         tube_x = rng.uniform(-0.1, 0.1)
-        image += 0.45 * (np.abs(x - tube_x) < 0.012) * (y < rng.uniform(0.0, 0.4))
-        image += 0.4 * _ellipse(x, y, rng.uniform(-0.6, 0.6), -0.75, 0.05, 0.035, 0.2)
+        film.add("devices", 0.45 * (np.abs(x - tube_x) < 0.012) * (y < rng.uniform(0.0, 0.4)))
+        film.add("devices", 0.4 * _ellipse(x, y, rng.uniform(-0.6, 0.6), -0.75, 0.05, 0.035,
+                                           0.2))
     if f("fibrosis"):
-        image += 0.18 * f("fibrosis") * lung * (np.cos(x * 40) * np.cos(y * 40) > 0.5) * (y > 0)
+        film.add("fibrosis", 0.18 * f("fibrosis") * lung
+                 * (np.cos(x * 40) * np.cos(y * 40) > 0.5) * (y > 0))
     if f("hernia"):
-        image += 0.3 * f("hernia") * _ellipse(x, y, 0.0, 0.62, 0.12, 0.08, 0.4)
-    image = image * anatomy.exposure + rng.normal(0, 0.035, image.shape)
-    return np.clip(image * 255, 0, 255).astype(np.uint8)
+        film.add("hernia", 0.3 * f("hernia") * _ellipse(x, y, 0.0, 0.62, 0.12, 0.08, 0.4))
+    image = film.image * anatomy.exposure + rng.normal(0, 0.035, film.image.shape)
+    return Radiograph(np.clip(image * 255, 0, 255).astype(np.uint8), film.regions)
+
+
+def label_regions(image_id: str, drawn: list[tuple[str, Box]],
+                  label_findings: dict[str, tuple[str, ...]]) -> list[tuple[str, str, Box]]:
+    """Sidecar rows: every drawn finding's box under each label it makes (label -> findings:
+    CHEXPERT_FROM_FINDINGS or CXR14_FROM_FINDINGS)."""
+    return [(image_id, label, box) for label, made_of in label_findings.items()
+            for finding, box in drawn if finding in made_of]
 
 
 def render_lateral(size: int, anatomy: Anatomy, rng: np.random.Generator) -> np.ndarray:
@@ -220,6 +271,7 @@ def write_chexpert(root: pathlib.Path, num_patients: int, image_size: int, seed:
     rng = np.random.default_rng(seed)
     header = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS)
     lines = {"train": [header], "valid": [header]}
+    regions: list[tuple[str, str, Box]] = []
     num_valid = max(2, num_patients // 10)
     for number in range(1, num_patients + 1):
         split = "valid" if number > num_patients - num_valid else "train"
@@ -235,14 +287,18 @@ def write_chexpert(root: pathlib.Path, num_patients: int, image_size: int, seed:
                 relative = f"{split}/{patient}/study{study}/view{view_number}_{view}.jpg"
                 target = root / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
-                image = (render_frontal(image_size, anatomy, drawn, rng) if view == "frontal"
-                         else render_lateral(image_size, anatomy, rng))
+                if view == "frontal":
+                    image, found = render_frontal(image_size, anatomy, drawn, rng)
+                    regions += label_regions(relative, found, CHEXPERT_FROM_FINDINGS)
+                else:
+                    image = render_lateral(image_size, anatomy, rng)
                 target.write_bytes(_encode(image, ".jpg"))
                 ap_pa = rng.choice(["AP", "PA"]) if view == "frontal" else "LL"
                 lines[split].append(",".join([f"{RELEASE}/{relative}", str(sex), str(age),
                                               view.capitalize(), str(ap_pa), *cells]))
     for split, content in lines.items():
         (root / f"{split}.csv").write_text("\n".join(content) + "\n")
+    write_regions(root, regions)
 
 
 def write_cxr14(root: pathlib.Path, num_patients: int, image_size: int, seed: int) -> None:
@@ -253,6 +309,7 @@ def write_cxr14(root: pathlib.Path, num_patients: int, image_size: int, seed: in
                                    replace=False).tolist())
     lists: dict[str, list[str]] = {"train_val": [], "test": []}
     image_count = 0
+    regions: list[tuple[str, str, Box]] = []
     for patient in range(1, num_patients + 1):
         anatomy = Anatomy(rng)
         sex, age = rng.choice(["M", "F"]), int(rng.integers(18, 90))
@@ -263,8 +320,9 @@ def write_cxr14(root: pathlib.Path, num_patients: int, image_size: int, seed: in
             name = f"{patient:08d}_{follow_up:03d}.png"
             folder = root / f"images_{image_count // 500 + 1:03d}" / "images"
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(_encode(render_frontal(image_size, anatomy, findings,
-                                                               rng), ".png"))
+            image, found = render_frontal(image_size, anatomy, findings, rng)
+            (folder / name).write_bytes(_encode(image, ".png"))
+            regions += label_regions(name, found, CXR14_FROM_FINDINGS)
             image_count += 1
             rows.append(f"{name},{'|'.join(labels) or 'No Finding'},{follow_up},{patient},"
                         f"{age + follow_up // 2:03d}Y,{sex},{rng.choice(['PA', 'AP'])},"
@@ -273,6 +331,7 @@ def write_cxr14(root: pathlib.Path, num_patients: int, image_size: int, seed: in
     (root / "Data_Entry_2017.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode())
     for split, names in lists.items():
         (root / f"{split}_list.txt").write_text("\n".join(names) + "\n")
+    write_regions(root, regions)
 
 
 def write_demo_dataset(dataset: str, root: str | pathlib.Path, *, num_patients: int,

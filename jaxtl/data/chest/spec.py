@@ -8,7 +8,7 @@ import pathlib
 import ml_collections
 
 from jaxtl.config_rules import choice
-from jaxtl.data.chest import demo, reader
+from jaxtl.data.chest import bbox, demo, reader
 from jaxtl.data.chest import labels as chest_labels
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
@@ -77,9 +77,15 @@ def _spec(name: str) -> DatasetSpec:
     def resolve_files(root: pathlib.Path, splits: DatasetSplits) -> DatasetSplits:
         return reader.resolve_files(name, root, splits)
 
+    if name == "cxr14":  # NIH's box file; a task label in CheXpert terms is made of CXR14's
+        extra = {"regions": bbox.regions,
+                 "region_findings": lambda label: chest_labels.CXR14_AS_CHEXPERT.get(label,
+                                                                                      (label,))}
+    else:
+        extra = {}
     return DatasetSpec(name=name, metrics=("mean_auroc", "mean_ap"), load=load,
                        write_demo=write_demo, add_config=add_config, rules=rules(name),
-                       check=check, resolve_files=resolve_files)
+                       check=check, resolve_files=resolve_files, **extra)
 
 
 CHEXPERT = _spec("chexpert")

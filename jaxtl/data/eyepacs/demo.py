@@ -5,6 +5,8 @@
     root/trainLabels.csv     header `image,level`, rows `10_left,0`, sorted by patient then eye
     root/train/10_left.jpeg  RGB colour fundus photograph
     root/DEMO_README.txt     says the data are synthetic (seed, counts per grade)
+    root/DEMO_REGIONS.csv    the demo sidecar: the box of every lesion drawn (jaxtl/data/regions.py;
+                             not part of the real layout, the reader ignores it)
 
 The images are drawn fundus photographs: a near-black background around a circular orange-red
 retina, a bright yellowish optic disc with dark-red vessels branching from it, a darker macula,
@@ -21,6 +23,10 @@ The grade is carried by lesions whose number and size grow with it (see `_LESION
 
 Lesion sizes are set relative to the retina radius so that they stay visible after the images are
 downsampled to 64x64 px, the resolution of the demo run.
+
+Each lesion's box is the bounding box of the outline it is drawn from (a polygon, or a loop
+line widened by its width), in pixels of the saved photograph (after the 180-degree inversion,
+cut to the image); findings: `LESION_FINDINGS`. Exudates are boxed spot by spot.
 """
 
 from __future__ import annotations
@@ -30,13 +36,15 @@ import math
 import os
 import pathlib
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from jaxtl.atomic import staged_folder
-from jaxtl.data.demo_data import README_FILE
+from jaxtl.data.demo_data import README_FILE, write_regions
 from jaxtl.data.eyepacs.reader import IMAGE_DIR, LABELS_FILE
+from jaxtl.data.regions import Box
 
 EYES = ("left", "right")
 NUM_GRADES = 5
@@ -55,6 +63,14 @@ _SUPERSAMPLE = 2  # lesion and vessel masks are drawn at this multiple of the im
 
 FloatImage = np.ndarray  # (3, H, W) float32 in [0, 1]; channels first keeps numpy loops long
 Point = tuple[float, float]
+Lesion = tuple[str, Box]  # (finding, box in pixels of the photograph)
+LESION_FINDINGS = ("microaneurysm", "haemorrhage", "preretinal_haemorrhage", "hard_exudate",
+                   "cotton_wool_spot", "neovascularisation", "fibrous_veil")
+
+
+class Photograph(NamedTuple):
+    pixels: np.ndarray  # (H, W, 3) uint8
+    lesions: list[Lesion]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,12 +155,15 @@ def write_demo_dataset(
 
     with staged_folder(root) as tmp:
         (tmp / IMAGE_DIR).mkdir()
+        regions = []
         for (image_id, grade), image_seq in zip(rows, image_seqs):
             eye = image_id.rsplit("_", 1)[1]
-            pixels = render_fundus(grade, eye, image_size, np.random.default_rng(image_seq))
-            _save_jpeg(pixels, tmp / IMAGE_DIR / f"{image_id}.jpeg")
+            photo = render_fundus(grade, eye, image_size, np.random.default_rng(image_seq))
+            _save_jpeg(photo.pixels, tmp / IMAGE_DIR / f"{image_id}.jpeg")
+            regions += [(image_id, finding, box) for finding, box in photo.lesions]
         (tmp / LABELS_FILE).write_bytes(_labels_csv(rows))
         (tmp / README_FILE).write_text(_readme(rows, num_patients, image_size, seed))
+        write_regions(tmp, regions)
     return root
 
 
@@ -182,8 +201,9 @@ def eye_pair_probs(grade_probs: Sequence[float], same_prob: float) -> np.ndarray
     return joint
 
 
-def render_fundus(grade: int, eye: str, image_size: int, rng: np.random.Generator) -> np.ndarray:
-    """One synthetic fundus photograph of the given grade as a (H, W, 3) uint8 array.
+def render_fundus(grade: int, eye: str, image_size: int, rng: np.random.Generator) -> Photograph:
+    """One synthetic fundus photograph of the given grade, (H, W, 3) uint8, and the boxes of
+    its lesions.
 
     H and W vary independently between 0.85x and 1.15x `image_size`.
     """
@@ -194,12 +214,17 @@ def render_fundus(grade: int, eye: str, image_size: int, rng: np.random.Generato
     fundus = _sample_geometry(eye, image_size, rng)
     image, tint = _background(fundus, rng)
     _draw_vessels(image, fundus, rng)
-    _draw_lesions(image, fundus, _LESIONS[grade], tint, rng)
+    lesions = _draw_lesions(image, fundus, _LESIONS[grade], tint, rng)
     image = _crop_to_retina(image, fundus, rng)
     pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(1, 2, 0)
     if rng.random() < INVERTED_PROB:
         pixels = pixels[::-1, ::-1]
-    return np.ascontiguousarray(pixels)
+        lesions = [(finding, Box(fundus.width - box.x - box.width,
+                                 fundus.height - box.y - box.height, box.width, box.height))
+                   for finding, box in lesions]
+    inside = [(finding, box.clipped(fundus.width, fundus.height)) for finding, box in lesions]
+    return Photograph(np.ascontiguousarray(pixels),
+                      [(finding, box) for finding, box in inside if box is not None])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,22 +363,34 @@ def _crop_to_retina(image: FloatImage, fundus: _Fundus, rng: np.random.Generator
 
 
 class _Mask:
-    """A greyscale mask drawn at `_SUPERSAMPLE` times the image size, in image coordinates."""
+    """A greyscale mask drawn at `_SUPERSAMPLE` times the image size, in image coordinates.
 
-    def __init__(self, fundus: _Fundus) -> None:
+    A shape drawn with a `finding` name adds (finding, its box) to `lesions`."""
+
+    def __init__(self, fundus: _Fundus, lesions: list[Lesion] | None = None) -> None:
         self.size = (fundus.width * _SUPERSAMPLE, fundus.height * _SUPERSAMPLE)
         self.image = Image.new("L", self.size, 0)
         self.draw = ImageDraw.Draw(self.image)
         self.empty = True
+        self.lesions = lesions
 
-    def polygon(self, points: Sequence[Point], value: int = 255) -> None:
+    def _record(self, finding: str | None, points: Sequence[Point], margin: float = 0.0) -> None:
+        if finding is not None and self.lesions is not None:
+            self.lesions.append((finding, Box.around([x for x, _ in points],
+                                                     [y for _, y in points], margin)))
+
+    def polygon(self, points: Sequence[Point], value: int = 255,
+                finding: str | None = None) -> None:
         self.empty = False
         self.draw.polygon([(x * _SUPERSAMPLE, y * _SUPERSAMPLE) for x, y in points], fill=value)
+        self._record(finding, points)
 
-    def line(self, points: Sequence[Point], width: float, value: int = 255) -> None:
+    def line(self, points: Sequence[Point], width: float, value: int = 255,
+             finding: str | None = None) -> None:
         self.empty = False
         scaled = [(x * _SUPERSAMPLE, y * _SUPERSAMPLE) for x, y in points]
         self.draw.line(scaled, fill=value, width=max(1, round(width * _SUPERSAMPLE)), joint="curve")
+        self._record(finding, points, width / 2)
 
     def alpha(self, blur: float = 0.0) -> np.ndarray:
         """The mask at image size in [0, 1], optionally blurred by `blur` image pixels."""
@@ -490,14 +527,16 @@ def _draw_lesions(
     lesions: _LesionCounts,
     tint: np.ndarray,
     rng: np.random.Generator,
-) -> None:
-    """Blends the lesions of one grade into `image` in place."""
-    red, yellow, pale, neo = (_Mask(fundus) for _ in range(4))
+) -> list[Lesion]:
+    """Blends the lesions of one grade into `image` in place; returns their boxes."""
+    found: list[Lesion] = []
+    red, yellow, pale, neo = (_Mask(fundus, found) for _ in range(4))
     _add_haemorrhages(red, fundus, lesions, rng)
     _add_exudates(yellow, fundus, lesions, rng)
     for _ in range(_count(lesions.cotton_wool, rng)):
         radius = fundus.radius * rng.uniform(0.06, 0.09)
-        pale.polygon(_blob(_random_spot(fundus, rng, 0.7), radius, rng, 0.3, 1.5), 200)
+        pale.polygon(_blob(_random_spot(fundus, rng, 0.7), radius, rng, 0.3, 1.5), 200,
+                     "cotton_wool_spot")
     _add_new_vessels(neo, pale, fundus, lesions, rng)
 
     pale.paint(image, (0.88, 0.82, 0.72), blur=0.04 * fundus.radius)
@@ -505,6 +544,7 @@ def _draw_lesions(
     exudate = np.array([1.0, 0.9, 0.4]) * min(1.0, 0.6 + float(tint[0]))
     yellow.paint(image, exudate, opacity=0.95)
     neo.paint(image, (0.95, 0.12, 0.12), opacity=0.9)
+    return found
 
 
 def _add_haemorrhages(
@@ -513,15 +553,16 @@ def _add_haemorrhages(
     """Microaneurysms, dot-blot haemorrhages and the occasional preretinal haemorrhage."""
     r = fundus.radius
     for _ in range(_count(lesions.microaneurysms, rng)):
-        mask.polygon(_blob(_random_spot(fundus, rng), r * rng.uniform(0.028, 0.04), rng, 0.2))
+        mask.polygon(_blob(_random_spot(fundus, rng), r * rng.uniform(0.028, 0.04), rng, 0.2),
+                     finding="microaneurysm")
     lo, hi = lesions.haemorrhage_size
     for _ in range(_count(lesions.haemorrhages, rng)):
         aspect = rng.uniform(1.0, 1.8)  # some are flame-shaped
         blot = _blob(_random_spot(fundus, rng), r * rng.uniform(lo, hi), rng, 0.5, aspect)
-        mask.polygon(blot, int(rng.integers(190, 256)))
+        mask.polygon(blot, int(rng.integers(190, 256)), "haemorrhage")
     if rng.random() < lesions.preretinal_prob:
         blot = _blob(_random_spot(fundus, rng, 0.7), r * rng.uniform(0.14, 0.22), rng, 0.3, 1.4)
-        mask.polygon(blot, 235)
+        mask.polygon(blot, 235, "preretinal_haemorrhage")
 
 
 def _add_exudates(
@@ -533,7 +574,8 @@ def _add_exudates(
         cx, cy = _random_spot(fundus, rng, 0.75)
         for _ in range(int(rng.integers(3, 8))):
             spot = (cx + rng.normal(0, 0.08 * r), cy + rng.normal(0, 0.08 * r))
-            mask.polygon(_blob(spot, r * rng.uniform(0.025, 0.045), rng, 0.3))
+            mask.polygon(_blob(spot, r * rng.uniform(0.025, 0.045), rng, 0.3),
+                         finding="hard_exudate")
 
 
 def _add_new_vessels(
@@ -546,7 +588,8 @@ def _add_new_vessels(
         center = _near_optic_disc(fundus, rng) if i == 0 else _random_spot(fundus, rng, 0.7)
         _draw_tuft(mask, center, r, rng)
         if rng.random() < 0.6:
-            veil.polygon(_blob(center, r * rng.uniform(0.12, 0.18), rng, 0.3, 1.3), 110)
+            veil.polygon(_blob(center, r * rng.uniform(0.12, 0.18), rng, 0.3, 1.3), 110,
+                         "fibrous_veil")
 
 
 def _near_optic_disc(fundus: _Fundus, rng: np.random.Generator) -> Point:
@@ -562,4 +605,4 @@ def _draw_tuft(mask: _Mask, center: Point, r: float, rng: np.random.Generator) -
     for _ in range(int(rng.integers(5, 9))):
         offset = (center[0] + rng.normal(0, 0.06 * r), center[1] + rng.normal(0, 0.06 * r))
         loop = _blob(offset, r * rng.uniform(0.03, 0.06), rng, 0.35, rng.uniform(1.0, 2.0))
-        mask.line(loop + loop[:1], width)
+        mask.line(loop + loop[:1], width, finding="neovascularisation")
