@@ -147,10 +147,23 @@ def _name_value(key: str, value: Any) -> str:
     return text.strip("-.") or "empty"
 
 
-def run_name(own: Mapping[str, Any], keys: Mapping[str, str]) -> str:
-    name = ",".join(f"{keys[key]}={name_value(key, value)}" for key, value in own.items()
-                    if key not in UNNAMED_KEYS)
-    name = name or "base"
+def run_name(own: Mapping[str, Any], keys: Mapping[str, str],
+             parts: dict[tuple[str, int], str] | None = None) -> str:
+    """The folder name of a run with overrides `own`. `parts`: a cache of "key=value" texts by
+    (key, id(value)) for naming many runs whose values are shared objects (a grid's axes); its
+    caller keeps every named value alive while it is used, so an id is never reused."""
+    texts = []
+    for key, value in own.items():
+        if key in UNNAMED_KEYS:
+            continue
+        if parts is None:
+            texts.append(f"{keys[key]}={name_value(key, value)}")
+            continue
+        text = parts.get((key, id(value)))
+        if text is None:
+            text = parts[key, id(value)] = f"{keys[key]}={name_value(key, value)}"
+        texts.append(text)
+    name = ",".join(texts) or "base"
     if len(name) > MAX_NAME_LENGTH:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
         name = name[:MAX_NAME_LENGTH - 11] + "-" + digest
@@ -358,10 +371,11 @@ def plan(sweep: Sweep, sweep_dir: pathlib.Path, only: Sequence[str] = ()) -> lis
     loader = ConfigLoader()
     keys = short_keys(key for own in sweep.grid for key in own)
     grid: list[_Candidate] = []
+    parts: dict[tuple[str, int], str] = {}  # valid while `grid` holds every named value
     for own in sweep.grid:
         own = dict(own)
         config_file = str(own.get(CONFIG_KEY, sweep.config))
-        grid.append(_Candidate(run_name(own, keys), GRID, config_file, own))
+        grid.append(_Candidate(run_name(own, keys, parts), GRID, config_file, own))
     _check_unique([run.name for run in grid], "grid")
 
     sources: list[PlannedRun] = []
