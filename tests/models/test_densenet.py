@@ -163,7 +163,7 @@ def _tiny(dtype: str = "float32") -> Classifier:
     30-50 s on a 2-core CPU (each block input's gradient sums over all later layers), so
     test_zoo.py's forward and backward pass leaves the family to this model."""
     backbone = DenseNet((2, 3, 1, 2), growth_rate=8, bn_size=2, dtype=jnp.dtype(dtype))
-    return Classifier(backbone, make_head("linear", num_outputs=5, dtype=jnp.dtype(dtype)))
+    return Classifier(backbone, make_head("linear", num_outputs=5))
 
 
 @pytest.fixture(scope="module")

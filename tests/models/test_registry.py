@@ -53,7 +53,7 @@ def test_list_models():
 def test_create_model_builds_classifier():
     model = create_model("resnet50", num_outputs=7, head="mlp_128", dropout=0.2, dtype="bfloat16")
     assert isinstance(model, Classifier)
-    assert model.backbone.dtype == jnp.bfloat16 and model.head.dtype == jnp.bfloat16
+    assert model.backbone.dtype == jnp.bfloat16  # the head computes in float32 (test_heads.py)
     assert model.head.num_outputs == 7 and model.head.dropout == 0.2 and tuple(model.head.hidden) == (128,)
 
 

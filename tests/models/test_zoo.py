@@ -33,9 +33,9 @@ def test_float32_compute(arch):
 
 @pytest.mark.parametrize("arch", list_models())
 def test_bfloat16_compute(arch):
-    """Convolutions and matmuls run in bfloat16, in training mode too; variables, updated batch
-    statistics and logits stay float32. (On grey images: test_any_number_of_input_channels
-    reads the same traced `init`.)"""
+    """The backbone's convolutions run in bfloat16, in training mode too; the head's matmul,
+    the variables, updated batch statistics and logits stay float32. (On grey images:
+    test_any_number_of_input_channels reads the same traced `init`.)"""
     traced = traced_init(arch, "bfloat16", channels=1)
     assert {x.dtype for x in jax.tree.leaves(traced.variables)} == {FLOAT32}
     assert traced.logits.dtype == FLOAT32
@@ -46,7 +46,8 @@ def test_bfloat16_compute(arch):
 
     jaxpr, (logits, state) = jax.make_jaxpr(train_forward, return_shape=True)(
         traced.variables, images(size=zoo_size(arch), channels=1))
-    assert op_dtypes(jaxpr.jaxpr) == {jnp.dtype(jnp.bfloat16)}
+    assert op_dtypes(jaxpr.jaxpr, ("conv_general_dilated",)) == {jnp.dtype(jnp.bfloat16)}
+    assert FLOAT32 in op_dtypes(jaxpr.jaxpr, ("dot_general",))  # the head
     assert logits.shape == (2, 1000) and logits.dtype == FLOAT32
     assert {x.dtype for x in jax.tree.leaves(state)} == (
         {FLOAT32} if "batch_stats" in traced.variables else set())

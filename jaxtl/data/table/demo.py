@@ -36,7 +36,7 @@ def write_demo_dataset(root: str | pathlib.Path, form: str, *, num_patients: int
         lines = [f"path,label,patient,{','.join(LABEL_COLUMNS)}"]
         for (image_id, grade), image_seq in zip(rows, images_seq.spawn(len(rows))):
             eye = image_id.rsplit("_", 1)[1]
-            pixels = render_fundus(grade, eye, image_size, np.random.default_rng(image_seq))
+            pixels = render_fundus(grade, eye, image_size, np.random.default_rng(image_seq)).pixels
             folder = IMAGES if form == "csv" else str(grade)
             (staging / folder).mkdir(exist_ok=True)
             Image.fromarray(pixels).save(staging / folder / f"{image_id}.jpeg", quality=90)
