@@ -116,6 +116,14 @@ def main() -> None:
         }
         for path in paths.values():  # warm caches (file pages, readers) once
             path(0)
+        # what the extra resize of preparing changes: evaluation pixels (centred square, no
+        # augmentation), mean absolute difference as a fraction of 255
+        plain = [ImageTransform(resolution, 3, (0.5,) * 3, (0.25,) * 3, decoder=d)
+                 for d in (decoder, shard_transform.decoder)]
+        difference = float(np.mean([
+            np.abs(plain[0].wire_pixels(records[i].path, None).astype(np.float64)
+                   - plain[1].wire_pixels(stored[i], None)).mean() / 255.0
+            for i in range(len(records))]))
         seconds: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(args.rounds):
             for i in range(len(records)):
@@ -133,6 +141,10 @@ def main() -> None:
         "prepared_over_jaxtl": round(rate["prepared"] / rate["jaxtl"], 1),
         "cores_for_3000_per_second": {k: round(TARGET_IMAGES_PER_SECOND / rate[k], 1)
                                       for k in ("bare", "jaxtl", "prepared")},
+        "prepared_pixel_difference": round(difference, 5),
+        "bytes_per_image": {"jpeg": int(megabytes * 1e6),
+                            "stored_raw": int(stored_pixels.nbytes),
+                            **{f"stored_{k}": len(v) for k, v in encoded.items()}},
         "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count(),
     }
     print(json.dumps(result, indent=2))
