@@ -79,8 +79,8 @@ def _summary(doc: Document, info: Mapping[str, Any], rows: Sequence[Mapping[str,
                       for row in rows if row.get("git_commit")})
     doc.paragraph(
         f"{len(rows)} runs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        + f". Wall time of all runs together: {wall / 60:.1f} min"
-        + (f" (CPU time {cpu / 60:.1f} min)" if cpu else "") + ". "
+        + f". Wall time summed over the runs: {wall / 60:.1f} min"
+        + (f" (CPU time {cpu / 60:.1f} min; runs in parallel overlap)" if cpu else "") + ". "
         + f"jaxtl {', '.join(versions) or 'unknown'}; git commit "
         + f"{', '.join(f'`{c}`' for c in commits) or 'unknown'}. "
         + "Tables: `results.csv` and `results.jsonl` in the sweep folder.")
