@@ -14,6 +14,7 @@ from conftest import tiny_config
 from jaxtl import checkpoint, rundir, train, transfer
 from jaxtl.data import loading
 from jaxtl.errors import NonFiniteError, UnreadableImage, UserError
+from jaxtl.explain.explainer import Request, explain
 from layouts.bad_files import BAD_KINDS, spoil
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
 from programs import run_programs
@@ -89,6 +90,13 @@ def test_skip_leaves_unreadable_images_out_of_training_and_evaluation(tmp_path, 
     logged = [json.loads(line) for line in
               (tmp_path / "run" / rundir.METRICS_FILE).read_text().splitlines()]
     assert max(r.get("skipped_images", 0) for r in logged if r["split"] == "train") == 2
+    explained = explain(tmp_path / "run", Request(split="test"))  # blank stand-ins are not maps
+    assert explained["unreadable_images"] == [bad["test"].image_id]
+    assert explained["images"] == results["split_sizes"]["test"] - 1
+    with np.load(rundir.explanation_dir(tmp_path / "run", "test", "gradcam")
+                 / rundir.EXPLAIN_MAPS_FILE) as maps:
+        assert bad["test"].image_id not in set(maps["image_id"])
+        assert len(maps["image_id"]) == explained["images"]
 
 
 def test_error_stops_at_the_image_and_the_same_command_says_so_at_once(tmp_path, spoiled):

@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
@@ -116,7 +117,8 @@ def _step(model: Any, request: Request, targets: attribution.Targets, at: StageO
                    "score_difference": result.score_difference}
         return {**out, "maps": maps, "logits": logits,
                 "explained": targets.explained(logits, labels),
-                "label": labels, "index": batch["index"], "mask": batch["mask"]}
+                "label": labels, "index": batch["index"], "mask": batch["mask"],
+                "valid": batch["valid"]}
 
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(step, in_shardings=(steps.replicated(mesh), data),
@@ -208,6 +210,7 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
     out = outputs(step, variables, records, transform, config=config,
                   layout=pipeline.Layout.from_mesh(mesh), task=task)
     computed = time.time() - computed
+    records, out, unreadable = _readable(records, out)
     result = Explained(records, out.pop("maps"), out.pop("logits"), out.pop("explained"),
                        out.pop("label"), out)
     spec = registry.get(config.dataset)
@@ -215,7 +218,8 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
     summary = {
         "run": str(workdir), "dataset": splits.name, "demo": loading.is_demo(config),
         "split": request.split, "method": request.method, "arch": config.model.arch,
-        "images": len(records), "targets": list(targets.names),
+        "images": len(records), "unreadable_images": unreadable,
+        "targets": list(targets.names),
         "resolution": resolution, "map_size": list(result.maps.shape[2:]),
         "tolerance_fraction": request.tolerance, "tolerance_px": request.tolerance * resolution,
         "regions": regions.source if regions is not None else None,
@@ -235,6 +239,19 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
         atomic.write_json(rundir.explanation_dir(workdir, request.split, request.method)
                           / rundir.EXPLAIN_LOCALISATION_FILE, summary, indent=2)
     return summary
+
+
+def _readable(records: Sequence[Record], out: dict[str, np.ndarray]
+              ) -> tuple[list[Record], dict[str, np.ndarray], list[str]]:
+    """Drops the images that could not be read (blank stand-ins under
+    `data.bad_images=skip`: their maps mean nothing); returns their ids too."""
+    valid = out.pop("valid").astype(bool)
+    unreadable = [record.image_id for record, ok in zip(records, valid) if not ok]
+    if unreadable:
+        logging.warning("explain: %d unreadable images left out (data.bad_images=skip): %s",
+                        len(unreadable), ", ".join(unreadable[:10]))
+    kept = [record for record, ok in zip(records, valid) if ok]
+    return kept, {key: value[valid] for key, value in out.items()}, unreadable
 
 
 def _completeness(result: Explained) -> dict[str, float]:

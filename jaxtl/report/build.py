@@ -79,8 +79,8 @@ def _summary(doc: Document, info: Mapping[str, Any], rows: Sequence[Mapping[str,
                       for row in rows if row.get("git_commit")})
     doc.paragraph(
         f"{len(rows)} runs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        + f". Wall time of all runs together: {wall / 60:.1f} min"
-        + (f" (CPU time {cpu / 60:.1f} min)" if cpu else "") + ". "
+        + f". Wall time summed over the runs: {wall / 60:.1f} min"
+        + (f" (CPU time {cpu / 60:.1f} min; runs in parallel overlap)" if cpu else "") + ". "
         + f"jaxtl {', '.join(versions) or 'unknown'}; git commit "
         + f"{', '.join(f'`{c}`' for c in commits) or 'unknown'}. "
         + "Tables: `results.csv` and `results.jsonl` in the sweep folder.")
@@ -196,10 +196,10 @@ def explanations_section(doc: Document, sweep_dir: pathlib.Path, study: select.S
                        ("pointing_game", "random_map", "mass_inside", "uniform_map_mass")),
                      explanation.not_scored or "", f"`{row['run']}`"])
     doc.paragraph(f"Where the chosen runs look ({study.split} split, python -m jaxtl.explain). "
-                  f"Pointing game: the fraction of explained images whose map has its maximum "
-                  f"inside a known region (within the tolerance in each run's "
+                  f"Pointing game: the fraction of explained images whose map has its maximal "
+                  f"cell's centre inside a known region (within the tolerance in each run's "
                   f"localisation.json); random map: the same for a maximum on a uniformly "
-                  f"random pixel; mass inside: the map's fraction inside the regions, against "
+                  f"random cell of the map; mass inside: the map's fraction inside the regions, against "
                   f"a uniform map's.")
     doc.table(["pretraining", "method", "images with regions", "pointing game", "random map",
                "mass inside", "uniform map", "not scored", "run"], body)

@@ -32,8 +32,9 @@ def define_flags() -> cli.Options:
         "config": flags.DEFINE_string("config", None, "Sweep file, e.g. configs/sweeps/demo.py "
                                       "(or file.py:arg)."),
         "workdir": flags.DEFINE_string("workdir", None, "Folder of the sweep's runs and tables."),
-        "parallel": flags.DEFINE_integer("parallel", 1, "Runs at once (each uses every core: 1 "
-                                         "is best on a small CPU).", lower_bound=1),
+        "parallel": flags.DEFINE_integer("parallel", 1, "Runs at once, each its own process (on a "
+                                         "2-core CPU, 2 overlap one run's compilation and "
+                                         "evaluation with another's training).", lower_bound=1),
         "only": flags.DEFINE_multi_string("only", [], "KEY=VALUE: keep runs whose override KEY "
                                           "is VALUE; repeatable."),
         "dry-run": flags.DEFINE_bool("dry-run", False, "Validate every run's config and list "

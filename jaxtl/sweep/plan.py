@@ -148,10 +148,10 @@ def _name_value(key: str, value: Any) -> str:
 
 
 def run_name(own: Mapping[str, Any], keys: Mapping[str, str],
-             parts: dict[tuple[str, int], str] | None = None) -> str:
+             parts: dict[tuple[str, int], tuple[Any, str]] | None = None) -> str:
     """The folder name of a run with overrides `own`. `parts`: a cache of "key=value" texts by
-    (key, id(value)) for naming many runs whose values are shared objects (a grid's axes); its
-    caller keeps every named value alive while it is used, so an id is never reused."""
+    (key, id(value)) for naming many runs whose values are shared objects (a grid's axes); it
+    holds each value too, so that no id is reused while the cache lives."""
     texts = []
     for key, value in own.items():
         if key in UNNAMED_KEYS:
@@ -159,10 +159,10 @@ def run_name(own: Mapping[str, Any], keys: Mapping[str, str],
         if parts is None:
             texts.append(f"{keys[key]}={name_value(key, value)}")
             continue
-        text = parts.get((key, id(value)))
-        if text is None:
-            text = parts[key, id(value)] = f"{keys[key]}={name_value(key, value)}"
-        texts.append(text)
+        cached = parts.get((key, id(value)))
+        if cached is None:
+            cached = parts[key, id(value)] = (value, f"{keys[key]}={name_value(key, value)}")
+        texts.append(cached[1])
     name = ",".join(texts) or "base"
     if len(name) > MAX_NAME_LENGTH:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
@@ -371,7 +371,7 @@ def plan(sweep: Sweep, sweep_dir: pathlib.Path, only: Sequence[str] = ()) -> lis
     loader = ConfigLoader()
     keys = short_keys(key for own in sweep.grid for key in own)
     grid: list[_Candidate] = []
-    parts: dict[tuple[str, int], str] = {}  # valid while `grid` holds every named value
+    parts: dict[tuple[str, int], tuple[Any, str]] = {}  # "key=value" texts, built once
     for own in sweep.grid:
         own = dict(own)
         config_file = str(own.get(CONFIG_KEY, sweep.config))
