@@ -110,8 +110,8 @@ def eyepacs_prepared(tmp_path_factory):
 @pytest.mark.slow
 def test_a_run_trains_and_evaluates_from_prepared_data(eyepacs_prepared, tmp_path):
     folder, out = eyepacs_prepared
-    results = train.train_and_evaluate(tiny_config(folder, "eyepacs",
-                                                   {"data.prepared": str(out)}), tmp_path)
+    results = train.train_and_evaluate(tiny_config(folder, "eyepacs", {
+        "data.prepared": str(out), "demo.epochs": 1, "demo.bootstrap_samples": 20}), tmp_path)
     raw = loading.load_splits(demo_config(folder, "eyepacs"))
     assert results["split_sizes"] == {split: len(raw.split(split)) for split in SPLITS}
     saved = np.load(tmp_path / "predictions_test.npz")
