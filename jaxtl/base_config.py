@@ -41,8 +41,13 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.data.val_fraction = 0.1  # of patients, when the dataset has no official split
     config.data.test_fraction = 0.1
     config.data.split_seed = 0
-    config.data.num_workers = 2  # Grain worker processes per host; 0 decodes in the main process
+    # Grain worker processes per host: -1 one per core available to the process
+    # (os.sched_getaffinity, fixed in config.json when a run starts); 0 decodes in the main process
+    config.data.num_workers = -1
     config.data.prefetch_batches = 2  # batches kept ready on the device
+    # A folder `python -m jaxtl.prepare` wrote: images read from its shards instead of the
+    # original files (labels and splits still from the dataset's label files); empty: originals
+    config.data.prepared = ""
     config.data.cache_dir = ""  # demo data and index caches; empty: $JAXTL_CACHE or ~/.cache/jaxtl
     # An image file that cannot be read (corrupt, truncated, empty): 'error' stops the run naming
     # it; 'skip' leaves it out (training: a stand-in without loss; evaluation: excluded, listed).

@@ -1,9 +1,11 @@
 """Throughput of a config: python -m jaxtl.bench --config configs/eyepacs.py [--steps 10]
 
 Prints one JSON object: train-step images/s of the configured model on synthetic device batches
-after compilation, the compile time, and the input pipeline's images/s at the configured
-resolution on the configured data (the demo images when no data.root is set; the demo's smaller
-model settings are not applied here). Add --config.x=y overrides as for training; any
+(pixels in the dtype the pipeline sends, normalised inside the step, as in training) after
+compilation, the compile time, and the input pipeline's images/s at the configured resolution
+on the configured data (the demo images when no data.root is set, the prepared shards with
+data.prepared; the demo's smaller model settings are not applied here) with the bytes each
+image sends from host to device. Add --config.x=y overrides as for training; any
 architecture of `python -m jaxtl.models --list` works (--config.model.arch=NAME).
 --pipeline_batches=0 measures the train step only.
 """
@@ -33,11 +35,16 @@ def define_flags() -> cli.Options:
 
 
 def synthetic_batch(layout: pipeline.Layout, batch_size: int, shape: tuple[int, ...],
-                    num_classes: int) -> dict[str, jax.Array]:
+                    num_classes: int, dtype: str = "float32") -> dict[str, jax.Array]:
+    """Random pixels of `dtype` (integers over their whole range) and labels."""
     local = layout.local_batch_size(batch_size, "data.batch_size")
     rng = np.random.default_rng(0)
-    batch = {"image": rng.standard_normal((local, *shape), np.float32),
-             "label": rng.integers(0, num_classes, local).astype(np.int32)}
+    if np.dtype(dtype).kind == "u":
+        image = rng.integers(0, np.iinfo(dtype).max, (local, *shape), endpoint=True,
+                             dtype=dtype)
+    else:
+        image = rng.standard_normal((local, *shape), np.float32)
+    batch = {"image": image, "label": rng.integers(0, num_classes, local).astype(np.int32)}
     return {k: jax.make_array_from_process_local_data(layout.sharding, v)
             for k, v in batch.items()}
 
@@ -51,9 +58,12 @@ def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) 
     tx = optim.make_optimizer(config, steps_per_epoch=100, total_steps=1000).tx
     shape = (config.data.resolution, config.data.resolution, channels)
     state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
-    batch = synthetic_batch(layout, config.data.batch_size, shape, num_classes)
+    transform = image_transform(config, augment=True)
+    batch = synthetic_batch(layout, config.data.batch_size, shape, num_classes,
+                            transform.wire_dtype)
     task = tasks.multiclass([str(c) for c in range(num_classes)])
-    train_step = steps.make_train_step(model, tx, mesh, task=task)
+    train_step = steps.make_train_step(model, tx, mesh, task=task,
+                                       normalisation=transform.normalisation)
     start = time.perf_counter()
     compiled = train_step.lower(state, batch).compile()
     compile_seconds = time.perf_counter() - start
@@ -79,7 +89,9 @@ def bench_pipeline(config, splits, batches: int) -> dict:
                                    num_workers=config.data.num_workers,
                                    prefetch=config.data.prefetch_batches)
     iterator = stream.iterator()
-    jax.block_until_ready(next(iterator))  # starts the workers
+    first = jax.block_until_ready(next(iterator))  # starts the workers
+    per_image = {key: value.dtype.itemsize * value.size // value.shape[0]
+                 for key, value in first.items()}
     start = time.perf_counter()
     count = 0
     for _ in range(batches):
@@ -88,7 +100,10 @@ def bench_pipeline(config, splits, batches: int) -> dict:
     seconds = time.perf_counter() - start
     pipeline.close(iterator)
     return {"pipeline_images_per_second": count / seconds,
-            "pipeline_workers": config.data.num_workers}
+            "pipeline_workers": pipeline.worker_count(config.data.num_workers),
+            "pixel_dtype": str(first["image"].dtype),
+            "host_to_device_bytes_per_image": sum(per_image.values()),
+            "host_to_device_image_bytes_per_image": per_image["image"]}
 
 
 def main(argv: list[str], options: cli.Options) -> None:
@@ -99,6 +114,7 @@ def main(argv: list[str], options: cli.Options) -> None:
     result = {"arch": config.model.arch, "resolution": config.data.resolution,
               "batch_size": config.data.batch_size, "dtype": config.model.dtype,
               "pipeline_data": "DEMO" if splits.demo else loading.location(config),
+              "prepared": config.data.prepared or None,
               **bench_train_step(config, splits.num_classes, config.data.channels,
                                  options["steps"].value)}
     if options["pipeline_batches"].value > 0:

@@ -19,7 +19,7 @@ import numpy as np
 from absl import flags
 
 from jaxtl import atomic, cli, configuration
-from jaxtl.data import loading, registry
+from jaxtl.data import loading
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import Record
 
@@ -61,7 +61,7 @@ def main(argv: list[str], options: cli.Options) -> None:
     config = options["config"].value
     configuration.validate(config)
     splits = loading.load_splits(config)
-    decoder = registry.get(config.dataset).decoder(config)
+    decoder = loading.decoder(config)
     stats = channel_statistics(splits.train, decoder, max_images=options["max_images"].value,
                                seed=options["seed"].value, resolution=config.data.resolution)
     tuple_text = lambda values: "(" + ",".join(str(v) for v in values) + ")"  # noqa: E731

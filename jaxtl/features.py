@@ -68,14 +68,16 @@ def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
     variables = jax.device_put(variables, steps.replicated(mesh))
     data = NamedSharding(mesh, PartitionSpec("data"))
 
+    transform = image_transform(config, augment=False)
+
     def features_step(variables: dict[str, Any], batch: dict[str, jax.Array]) -> dict:
-        features = model.apply(variables, batch["image"], train=False, method="features")
+        features = model.apply(variables, steps.normalised(batch, transform.normalisation),
+                               train=False, method="features")
         return {"features": features, "label": batch["label"], "index": batch["index"],
                 "mask": batch["mask"], "valid": batch["valid"]}
 
     step = jax.jit(features_step, in_shardings=(steps.replicated(mesh), data),
                    out_shardings=steps.replicated(mesh))
-    transform = image_transform(config, augment=False)
     result, readable = {}, {}
     for split in SPLITS:
         records = splits.split(split)

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from jaxtl import configuration, models, optim, steps, tasks, transfer
-from jaxtl.data import loading, pipeline, registry
+from jaxtl.data import loading, pipeline
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.errors import ConfigError
@@ -39,6 +39,25 @@ class Run:
     eval_transform: ImageTransform
     total_steps: int
     loss_weights: dict[str, float] | None  # per class or label (train.*_weights); None: all 1
+    # id(records) -> (records, feed): the evaluation feeds, kept between evaluations
+    feeds: dict[int, tuple[Any, pipeline.EvalFeed]] = dataclasses.field(default_factory=dict)
+
+    def eval_feed(self, records: Any) -> pipeline.EvalFeed:
+        """The evaluation batches of `records` (a split of this run), whose Grain workers stay
+        from one evaluation to the next."""
+        if id(records) not in self.feeds:
+            self.feeds[id(records)] = (records, pipeline.EvalFeed(
+                records, self.eval_transform, global_batch=self.config.eval.batch_size,
+                layout=self.layout, num_workers=self.config.data.num_workers,
+                prefetch=self.config.data.prefetch_batches,
+                label_shape=self.splits.task.label_shape,
+                skip_bad_images=self.config.data.bad_images == "skip"))
+        return self.feeds[id(records)][1]
+
+    def close_feeds(self) -> None:
+        for _, feed in self.feeds.values():
+            feed.close()
+        self.feeds.clear()
 
 
 def image_transform(config: ml_collections.ConfigDict, augment: bool) -> ImageTransform:
@@ -50,7 +69,7 @@ def image_transform(config: ml_collections.ConfigDict, augment: bool) -> ImageTr
                           else (),
                           crop_scale_min=config.data.crop_scale_min,
                           rotate_degrees=config.data.rotate_degrees,
-                          decoder=registry.get(config.dataset).decoder(config))
+                          decoder=loading.decoder(config))
 
 
 def build_model(config: ml_collections.ConfigDict, task: Task,
@@ -93,8 +112,10 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
     weights = loss_weights(config, splits)
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
+    train_transform, eval_transform = (image_transform(config, augment=True),
+                                       image_transform(config, augment=False))
     stream = pipeline.train_stream(
-        splits.train, image_transform(config, augment=True),
+        splits.train, train_transform,
         global_batch=config.data.batch_size, epochs=config.train.epochs,
         seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
         prefetch=config.data.prefetch_batches,
@@ -106,11 +127,12 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
     compile_step = functools.cache(lambda frozen: steps.make_train_step(
         model, optimizer.tx, mesh, task=splits.task,
         label_smoothing=config.train.label_smoothing, frozen=frozen,
-        loss_weights=tuple(weights.values()) if weights else None))
+        loss_weights=tuple(weights.values()) if weights else None,
+        normalisation=train_transform.normalisation))
     run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
               plan=optimizer.plan,
               train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
-              eval_step=steps.make_eval_step(model, mesh), schedule=optimizer.schedule,
-              stream=stream, eval_transform=image_transform(config, augment=False),
+              eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation),
+              schedule=optimizer.schedule, stream=stream, eval_transform=eval_transform,
               total_steps=total_steps, loss_weights=weights)
     return run, state

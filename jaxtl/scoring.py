@@ -12,6 +12,7 @@ intervals, the predictions saved for curves and paired comparisons, and the oper
 
 from __future__ import annotations
 
+import collections
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,20 +34,35 @@ from jaxtl.tasks import Task
 Step = Callable[[Any, dict[str, jax.Array]], dict[str, jax.Array]]  # -> per-example outputs
 
 
+IN_FLIGHT = 4  # evaluation batches dispatched to the device before the oldest is fetched
+
+
 def outputs(step: Step, variables: Any, records: Sequence[Record], transform: ImageTransform,
             *, config: ml_collections.ConfigDict, layout: pipeline.Layout,
-            task: Task) -> dict[str, np.ndarray]:
+            task: Task, feed: pipeline.EvalFeed | None = None) -> dict[str, np.ndarray]:
     """`step(variables, batch)` over every record once; each output (and the labels) in the
     order of `records`. The step returns its outputs plus the batch's label, index, mask and
-    valid (False: an unreadable image left out under `data.bad_images=skip`)."""
+    valid (False: an unreadable image left out under `data.bad_images=skip`). `feed`: the
+    split's evaluation feed to draw a pass from (one made for this call when None). Up to
+    `IN_FLIGHT` batches are on the device at once: the host fetches a batch's outputs while
+    later batches compute."""
     collected: dict[str, list[np.ndarray]] = {}
-    for batch in pipeline.eval_batches(records, transform, global_batch=config.eval.batch_size,
-                                       layout=layout, num_workers=config.data.num_workers,
-                                       prefetch=config.data.prefetch_batches,
-                                       label_shape=task.label_shape,
-                                       skip_bad_images=config.data.bad_images == "skip"):
-        for key, value in jax.device_get(step(variables, batch)).items():
+    batches = feed.batches() if feed is not None else pipeline.eval_batches(
+        records, transform, global_batch=config.eval.batch_size, layout=layout,
+        num_workers=config.data.num_workers, prefetch=config.data.prefetch_batches,
+        label_shape=task.label_shape, skip_bad_images=config.data.bad_images == "skip")
+
+    def fetch(computed: dict[str, jax.Array]) -> None:
+        for key, value in jax.device_get(computed).items():
             collected.setdefault(key, []).append(np.asarray(value))
+
+    pending: collections.deque = collections.deque()
+    for batch in batches:
+        pending.append(step(variables, batch))
+        if len(pending) > IN_FLIGHT:
+            fetch(pending.popleft())
+    while pending:
+        fetch(pending.popleft())
     mask = np.concatenate(collected.pop("mask"))
     index = np.concatenate(collected.pop("index"))[mask]
     order = np.argsort(index)
@@ -61,7 +77,7 @@ def predict(run: Run, state: TrainState,
     """(labels, logits, valid) of every record of a split, in the order of `records`; `valid`
     is False where the image could not be read (its logits mean nothing)."""
     out = outputs(run.eval_step, state, records, run.eval_transform, config=run.config,
-                  layout=run.layout, task=run.splits.task)
+                  layout=run.layout, task=run.splits.task, feed=run.eval_feed(records))
     return out["label"], out["logits"], out["valid"].astype(bool)
 
 

@@ -3,6 +3,9 @@
 The batch is sharded on the mesh's 'data' axis and the train state is replicated; under
 `jax.jit` the loss, gradients and BatchNorm statistics are computed over the global batch, so
 one device and N devices compute the same numbers. The train step donates the old state.
+Images arrive in their wire dtype (uint8 for 8-bit data) and are normalised inside the steps
+(`normalisation`, jaxtl.data.transforms.Normalisation), so a quarter of float32's bytes cross
+to the device.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from jaxtl.optim.freezing import NOTHING_FROZEN, Frozen
 from jaxtl.tasks import Task
 
 Batch = dict[str, jax.Array]
+Normalise = Callable[[jax.Array], jax.Array]  # wire pixels -> float32 model input
+
+
+def normalised(batch: Batch, normalisation: Normalise | None) -> jax.Array:
+    """The batch's images as the model takes them (as they are without a normalisation)."""
+    return batch["image"] if normalisation is None else normalisation(batch["image"])
 
 
 @flax.struct.dataclass
@@ -79,6 +88,7 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
                     task: Task, label_smoothing: float = 0.0, frozen: Frozen = NOTHING_FROZEN,
                     loss_weights: tuple[float, ...] | None = None,
+                    normalisation: Normalise | None = None,
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """One optimizer step on the task's loss: the mean over the counted (image, label)
     entries of the global batch (see jaxtl.tasks), weighted by `loss_weights` (per class or
@@ -86,15 +96,17 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
     gradient and run BatchNorm and dropout in inference mode (jaxtl.optim.freezing); the
     optimizer keeps their parameters. A batch may hold `valid` (False: a skipped image's
     stand-in, left out of loss and accuracy). The metrics say whether the loss and the gradient
-    norm were finite (`finite`) and how many images were skipped."""
+    norm were finite (`finite`) and how many images were skipped. `normalisation`: applied to
+    the batch's images inside the step (None: they are the model's input already)."""
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         dropout_key = jax.random.fold_in(state.rng, state.step)
+        images = normalised(batch, normalisation)
 
         def loss_fn(params):
             with frozen.inference_mode():
                 logits, updates = model.apply(
                     {"params": frozen.stop_gradient(params), "batch_stats": state.batch_stats},
-                    batch["image"], train=True, rngs={"dropout": dropout_key},
+                    images, train=True, rngs={"dropout": dropout_key},
                     mutable=["batch_stats"])
             loss = task.mean_loss(logits, batch["label"], label_smoothing, loss_weights,
                                   batch.get("valid"))
@@ -121,12 +133,13 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                    out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
 
 
-def make_eval_step(model: nn.Module, mesh: Mesh) -> Callable[[TrainState, Batch], Batch]:
+def make_eval_step(model: nn.Module, mesh: Mesh, normalisation: Normalise | None = None,
+                   ) -> Callable[[TrainState, Batch], Batch]:
     """Logits of a batch, returned (with labels, indices, mask and valid) to every host."""
 
     def step(state: TrainState, batch: Batch) -> Batch:
         logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                             batch["image"], train=False)
+                             normalised(batch, normalisation), train=False)
         return {"logits": logits.astype(jnp.float32), "label": batch["label"],
                 "index": batch["index"], "mask": batch["mask"], "valid": batch["valid"]}
 

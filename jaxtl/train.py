@@ -88,6 +88,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     started = time.time()
     configuration.validate(config)  # the values as given, before the demo may replace any
     notes = demo.apply(config, set_by_user)
+    # the worker count is part of the input pipeline's saved position: fixed when a run starts
+    config.data.num_workers = pipeline.worker_count(config.data.num_workers)
     configuration.validate(config)
     workdir = pathlib.Path(workdir).resolve()
     writer = jax.process_index() == 0
@@ -171,6 +173,7 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, notes: list
             log.info("best checkpoint (epoch %d), %s: %s", results["best_epoch"], split,
                      summary(results[split], reported))
     log.info("results written to %s", workdir / rundir.RESULTS_FILE)
+    run.close_feeds()
     checkpoints.close()
     log.close()
     return results

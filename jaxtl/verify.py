@@ -19,7 +19,7 @@ from absl import flags
 from tqdm import tqdm
 
 from jaxtl import atomic, cli, configuration
-from jaxtl.data import loading, registry
+from jaxtl.data import loading
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import SPLITS
 from jaxtl.errors import ConfigError, DataError
@@ -57,7 +57,7 @@ def unreadable_images(config: Any, splits: Sequence[str], workers: int,
     """Split, image id, path and error of every image of `splits` that cannot be decoded."""
     data = loading.load_splits(config)
     records = [(split, record) for split in splits for record in data.split(split)]
-    decoder = registry.get(config.dataset).decoder(config)
+    decoder = loading.decoder(config)
     processes = workers or len(os.sched_getaffinity(0))
     # fork: the workers share the records and need no JAX, which is never started here
     with multiprocessing.get_context("fork").Pool(processes, _start,

@@ -51,8 +51,9 @@ def test_features_of_every_split_in_record_order(probe_run):
         np.testing.assert_array_equal(saved["labels"], [r.label for r in records])
         # every feature row is the backbone's output for that image, one image at a time
         for index in (0, len(records) // 2, len(records) - 1):
-            image = EvalExample(transform)((records[index], index))["image"]
-            expected = model.apply(variables, image[None], train=False, method="features")
+            image = EvalExample(transform)((records[index], index))["image"]  # uint8
+            expected = model.apply(variables, transform.normalisation(image[None]),
+                                   train=False, method="features")
             np.testing.assert_allclose(saved["features"][index], np.asarray(expected)[0],
                                        rtol=1e-4, atol=1e-5)
 

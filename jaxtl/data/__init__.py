@@ -2,6 +2,6 @@
 
 Shared: records.py (Record, DatasetSplits), registry.py (DatasetSpec, lookup by name),
 loading.py (config -> splits), demo_data.py, cache.py, splits.py, sampling.py, decoders.py,
-transforms.py and pipeline.py (Grain). Per dataset: eyepacs/, chest/ (CheXpert and
+transforms.py, pipeline.py (Grain) and prepared.py (data decoded once into ArrayRecord shards). Per dataset: eyepacs/, chest/ (CheXpert and
 ChestX-ray14), consep/, bigearthnet/, each with reader, demo writer and spec.
 """

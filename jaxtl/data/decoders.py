@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, ClassVar, Protocol
 
 import numpy as np
 from PIL import Image
@@ -30,6 +30,8 @@ class Decoder(Protocol):
 
     channels: int
     value_scale: float  # the decoded value that means 1.0 on the 0..1 scale of data.mean/std
+    # Optional: the dtype pixels cross to the device in ('uint16' for 16-bit data); without it,
+    # uint8 for value_scale 255, else float32 (jaxtl.data.transforms.wire_dtype).
 
     def decode(self, path: str, resolution: int) -> Decoded:
         """A PIL image (8-bit, 1 or 3 channels) or an (H, W, channels) array. `resolution` is
@@ -111,6 +113,7 @@ class DeepImageDecoder:
 
     channels: int = 1
     value_scale: float = 65535.0
+    wire_dtype: ClassVar[str] = "uint16"  # 16-bit values cross to the device as they are
 
     def __post_init__(self) -> None:
         one_or_three(self.channels, "image files")

@@ -4,6 +4,12 @@ Each host reads only its own shard of records and builds its part of every globa
 `jax.make_array_from_process_local_data` joins the parts into one array sharded on the mesh's
 'data' axis. The training iterator's state (a position in a deterministic stream) is saved in
 every checkpoint, so a resumed run sees exactly the batches it would have seen.
+
+Workers: `data.num_workers` processes per host (-1: one per core available to the process,
+`worker_count`), each reading ahead with `READ_THREADS` threads and a buffer of
+`READ_AHEAD_BATCHES` batches, so that prepared data (jaxtl.data.prepared) stream without
+stalls. Evaluation (`EvalFeed`) keeps its workers between evaluations: a split's batches repeat
+pass after pass from one iterator.
 """
 
 from __future__ import annotations
@@ -70,7 +76,23 @@ def _exit_with_the_run(worker_index: int, worker_count: int) -> None:
     threading.Thread(target=exit_when_the_parent_ends, daemon=True).start()
 
 
+AUTO_WORKERS = -1  # data.num_workers: one worker per core available to the process
+READ_THREADS = 4  # threads per process computing batches ahead (Pillow and NumPy drop the GIL)
+READ_AHEAD_BATCHES = 8  # batches each process keeps ready (Grain's default of 500 is per element)
+
+
+def worker_count(num_workers: int) -> int:
+    """`data.num_workers` as a number of processes: -1 is the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if num_workers == AUTO_WORKERS else num_workers
+
+
+def _read_ahead(dataset: grain.MapDataset) -> grain.IterDataset:
+    return dataset.to_iter_dataset(grain.ReadOptions(num_threads=READ_THREADS,
+                                                     prefetch_buffer_size=READ_AHEAD_BATCHES))
+
+
 def _workers(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset:
+    num_workers = worker_count(num_workers)
     if num_workers == 0:
         return dataset
     return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers),
@@ -135,30 +157,68 @@ def train_stream(records: Sequence[Record], transform: ImageTransform, *, global
                .repeat(epochs)
                .random_map(TrainExample(transform, skip_bad_images), seed=seed + 1)
                .batch(local_batch, drop_remainder=True))
-    dataset = _on_device(_workers(dataset.to_iter_dataset(), num_workers), layout, prefetch)
+    dataset = _on_device(_workers(_read_ahead(dataset), num_workers), layout, prefetch)
     return TrainStream(dataset, steps_per_epoch, steps_per_epoch * global_batch)
+
+
+class EvalFeed:
+    """Every record of a split exactly once per pass: the last batch is padded with masked-out
+    blanks. Each example carries its index in `records`, so results can be checked and
+    ordered, and `valid` (False: unreadable, with `skip_bad_images`).
+
+    The passes come from one iterator over the split's batches repeated without end, so Grain's
+    worker processes start with the first pass and serve every later one (a run evaluates the
+    same split every epoch); a pass that is left unfinished closes the iterator, and the next
+    pass starts a new one. `close` stops the workers. `passes`: how many passes at most (None:
+    without end; 1 reads nothing beyond the one pass).
+    """
+
+    def __init__(self, records: Sequence[Record], transform: ImageTransform, *,
+                 global_batch: int, layout: Layout, num_workers: int, prefetch: int,
+                 label_shape: tuple[int, ...] = (), skip_bad_images: bool = False,
+                 passes: int | None = None):
+        local_batch = layout.local_batch_size(global_batch, "eval.batch_size")
+        items = eval_shard(records, layout.process_index, layout.process_count, local_batch)
+        self.batches_per_pass = len(items) // local_batch
+        dataset = (grain.MapDataset.source(items)
+                   .map(EvalExample(transform, label_shape, skip_bad_images))
+                   .batch(local_batch, drop_remainder=False)
+                   .repeat(passes))
+        self._dataset = _on_device(_workers(_read_ahead(dataset), num_workers), layout,
+                                   prefetch)
+        self._iterator: Any = None
+
+    def batches(self) -> Iterator[dict[str, jax.Array]]:
+        """One pass over the split."""
+        if self._iterator is None:
+            self._iterator = iter(self._dataset)
+        finished = False
+        try:
+            for _ in range(self.batches_per_pass):
+                yield next(self._iterator)
+            finished = True
+        finally:
+            if not finished:
+                self.close()
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            close(self._iterator)
+            self._iterator = None
 
 
 def eval_batches(records: Sequence[Record], transform: ImageTransform, *, global_batch: int,
                  layout: Layout, num_workers: int, prefetch: int,
                  label_shape: tuple[int, ...] = (),
                  skip_bad_images: bool = False) -> Iterator[dict[str, jax.Array]]:
-    """Every record exactly once: the last batch is padded with masked-out blanks.
-
-    Each example carries its index in `records`, so results can be checked and ordered, and
-    `valid` (False: unreadable, with `skip_bad_images`).
-    """
-    local_batch = layout.local_batch_size(global_batch, "eval.batch_size")
-    items = eval_shard(records, layout.process_index, layout.process_count, local_batch)
-    dataset = (grain.MapDataset.source(items)
-               .map(EvalExample(transform, label_shape, skip_bad_images))
-               .batch(local_batch, drop_remainder=False))
-    dataset = _on_device(_workers(dataset.to_iter_dataset(), num_workers), layout, prefetch)
-    iterator = iter(dataset)
+    """One pass of an `EvalFeed` that is closed after it."""
+    feed = EvalFeed(records, transform, global_batch=global_batch, layout=layout,
+                    num_workers=num_workers, prefetch=prefetch, label_shape=label_shape,
+                    skip_bad_images=skip_bad_images, passes=1)
     try:
-        yield from iterator
+        yield from feed.batches()
     finally:
-        close(iterator)
+        feed.close()
 
 
 def close(iterator: Any) -> None:

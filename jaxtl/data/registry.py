@@ -88,6 +88,9 @@ class DatasetSpec:
     # The config key naming where the dataset is (a folder, a table, a TFDS data_dir); when it
     # is empty the run uses the dataset's demo data. One of `LOCATION_KEYS`.
     location: str = "data.root"
+    # Config keys ('section.key') that change the decoded pixels without changing the decoder's
+    # description (e.g. CoNSeP's patch size): prepared data record them and refuse other values.
+    pixel_settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.location not in LOCATION_KEYS:

@@ -1,4 +1,4 @@
-"""Per-image work done in Grain workers: decode -> crop/resize -> augment -> normalise.
+"""Per-image work done in Grain workers: decode -> crop/resize -> augment -> wire pixels.
 
 A dataset chooses how its images are decoded (a `Decoder`); the rest is shared:
 
@@ -18,6 +18,12 @@ the same thing on either. Normalisation is per channel: `mean` and `std` are on 
 of the data, and a decoder's `value_scale` says which decoded value is 1.0 (255 for 8-bit
 images, 10000 for Sentinel-2 reflectances).
 
+Pixels leave the workers in the dtype they cross to the device in (`wire_dtype`: uint8 for
+8-bit data, uint16 for 16-bit data, a quarter or half of float32's bytes); the array path
+rounds its resampled values to it. Normalisation happens on the device, inside the jitted steps
+(`ImageTransform.normalisation`, a `Normalisation`); `ImageTransform.normalise` is the same
+formula on the host.
+
 Transforms and decoders are frozen dataclasses so they pickle into worker processes; every random
 choice comes from the `numpy.random.Generator` that Grain derives from the config seed and the
 element's position, so a run is reproducible and resumable.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -35,6 +42,40 @@ from scipy import ndimage
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DataError, Record
 from jaxtl.errors import UnreadableImage
+
+
+def wire_dtype(decoder: Decoder) -> str:
+    """The dtype a decoder's pixels cross to the device in: its `wire_dtype` if it declares
+    one (16-bit data: 'uint16'), 'uint8' for 8-bit data (value_scale 255), else 'float32'."""
+    declared = getattr(decoder, "wire_dtype", None)
+    if declared:
+        return declared
+    return "uint8" if decoder.value_scale == 255.0 else "float32"
+
+
+def to_wire(pixels: np.ndarray, dtype: str) -> np.ndarray:
+    """`pixels` in `dtype`: rounded and clipped to an integer dtype's range, else float32."""
+    kind = np.dtype(dtype)
+    if kind.kind != "u":
+        return pixels.astype(np.float32, copy=False)
+    if pixels.dtype == kind:
+        return pixels
+    return np.clip(np.rint(pixels), 0, np.iinfo(kind).max).astype(kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalisation:
+    """Per-channel (pixel - mean) / std on the decoded scale, for use inside a jitted step:
+    pixels arrive in their wire dtype and become float32 on the device."""
+
+    mean: tuple[float, ...]  # on the decoded scale (0..1 mean times the decoder's value_scale)
+    std: tuple[float, ...]
+
+    def __call__(self, images: Any) -> Any:
+        import jax.numpy as jnp
+
+        return ((images.astype(jnp.float32) - jnp.asarray(self.mean, jnp.float32))
+                / jnp.asarray(self.std, jnp.float32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +119,14 @@ class ImageTransform:
         if rng is not None and "rotate" in self.augment:
             angle = float(rng.uniform(-self.rotate_degrees, self.rotate_degrees))
         return flip, angle
+
+    @property
+    def wire_dtype(self) -> str:
+        return wire_dtype(self.decoder)
+
+    def wire_pixels(self, path: str, rng: np.random.Generator | None) -> np.ndarray:
+        """`pixels` in the dtype that crosses to the device (see the module doc)."""
+        return to_wire(self.pixels(path, rng), self.wire_dtype)
 
     def pixels(self, path: str, rng: np.random.Generator | None) -> np.ndarray:
         """HWC pixels at `resolution` (uint8 from image files, float32 from arrays);
@@ -123,14 +172,25 @@ class ImageTransform:
                                      output=out[..., channel], order=1, mode="reflect")
         return out
 
-    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+    def _scaled(self) -> tuple[np.ndarray, np.ndarray]:
         scale = np.float32(self.decoder.value_scale)
-        mean = np.asarray(self.mean, np.float32) * scale
-        std = np.asarray(self.std, np.float32) * scale
+        return (np.asarray(self.mean, np.float32) * scale,
+                np.asarray(self.std, np.float32) * scale)
+
+    @property
+    def normalisation(self) -> Normalisation:
+        """The normalisation the jitted steps apply to this transform's pixels."""
+        mean, std = self._scaled()
+        return Normalisation(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """The normalisation on the host, in float32 (what `normalisation` computes)."""
+        mean, std = self._scaled()
         return (pixels.astype(np.float32) - mean) / std
 
     def blank(self) -> np.ndarray:
-        return np.zeros((self.resolution, self.resolution, self.channels), np.float32)
+        """The stand-in pixels of padding and skipped images (never scored)."""
+        return np.zeros((self.resolution, self.resolution, self.channels), self.wire_dtype)
 
 
 def sampling_map(resolution: int, left: float, top: float, side: float, flip: bool,
@@ -177,7 +237,7 @@ def unreadable(record: Record, error: DataError, split: str) -> UnreadableImage:
 
 @dataclasses.dataclass(frozen=True)
 class TrainExample:
-    """Grain RandomMap: Record -> augmented, normalised example.
+    """Grain RandomMap: Record -> augmented example (pixels in the wire dtype).
 
     An image that cannot be read stops the run (`skip_bad_images` False) or becomes a blank
     stand-in with `valid` False, which the train step leaves out of the loss, so batches keep
@@ -189,7 +249,7 @@ class TrainExample:
 
     def __call__(self, record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
         try:
-            image = self.transform.normalise(self.transform.pixels(record.path, rng))
+            image = self.transform.wire_pixels(record.path, rng)
         except DataError as error:
             if not self.skip_bad_images:
                 raise unreadable(record, error, "train") from None
@@ -219,7 +279,7 @@ class EvalExample:
                     "label": np.full(self.label_shape, -1 if self.label_shape else 0, np.int32),
                     "index": np.int32(-1), "mask": np.bool_(False), "valid": np.bool_(False)}
         try:
-            image = self.transform.normalise(self.transform.pixels(record.path, None))
+            image = self.transform.wire_pixels(record.path, None)
         except DataError as error:
             if not self.skip_bad_images:
                 raise unreadable(record, error, self.split) from None

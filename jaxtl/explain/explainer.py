@@ -101,11 +101,11 @@ def _stage(arch: str, name: str | None) -> models.Stage:
 
 
 def _step(model: Any, request: Request, targets: attribution.Targets, at: StageOutput | None,
-          mesh: jax.sharding.Mesh):
+          mesh: jax.sharding.Mesh, normalisation: steps.Normalise):
     """The jit-compiled step: a batch -> maps (B, T, h, w) and what the files record."""
 
     def step(variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        images, labels = batch["image"], batch["label"]
+        images, labels = steps.normalised(batch, normalisation), batch["label"]
         out: dict[str, jax.Array] = {}
         if request.method == GRADCAM:
             maps, logits = attribution.gradcam(model, variables, images, at, targets, labels)
@@ -142,6 +142,9 @@ def _with_progress(step, batches: int, method: str):
 
 def _config(workdir: pathlib.Path, request: Request) -> ml_collections.ConfigDict:
     config = rundir.read_config(workdir)
+    if loading.prepared_folder(config):
+        # drawn on, and boxes mapped into, the original files' pixels, not the prepared ones
+        config.data.prepared = ""
     if request.batch_size is not None:
         config.eval.batch_size = request.batch_size
     return config
@@ -202,7 +205,7 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
                           _stage(config.model.arch, request.stage))
     transform = image_transform(config, augment=False)
     computed = time.time()
-    step = _with_progress(_step(model, request, targets, at, mesh),
+    step = _with_progress(_step(model, request, targets, at, mesh, transform.normalisation),
                           math.ceil(len(records) / config.eval.batch_size), request.method)
     out = outputs(step, variables, records, transform, config=config,
                   layout=pipeline.Layout.from_mesh(mesh), task=task)

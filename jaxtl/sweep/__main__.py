@@ -1,5 +1,5 @@
 """python -m jaxtl.sweep --config configs/sweeps/NAME.py --workdir runs/NAME
-       [--parallel N] [--only key=value ...] [--dry-run]
+       [--parallel N] [--only key=value ...] [--dry-run] [--launcher slurm --slurm_* ...]
 
 Runs every configuration of a sweep file in its own folder under --workdir (named after the
 run's overrides), skipping finished runs and resuming unfinished ones, then writes
@@ -7,6 +7,10 @@ results.csv and results.jsonl there. `--only key=value` keeps the runs whose ove
 (repeat a key for several values; `run=NAME` picks a run by folder name); the runs they start
 from are added. Exit status: 0 when every selected run finished, 1 when some failed, 2 for a
 malformed sweep.
+
+`--launcher slurm` submits the runs to a SLURM cluster through submitit instead of running them
+here, one job per run in job arrays (jaxtl/sweep/slurm.py); the folders, skipping and resuming
+are the same, and the command waits for the jobs and writes the tables.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from absl import flags
 
 from jaxtl import __version__, atomic, cli, provenance
 from jaxtl.sweep import plan as planning
-from jaxtl.sweep import runner, table
+from jaxtl.sweep import runner, slurm, table
+
+LAUNCHERS = ("local", "slurm")
 
 
 def define_flags() -> cli.Options:
@@ -33,6 +39,27 @@ def define_flags() -> cli.Options:
                                           "is VALUE; repeatable."),
         "dry-run": flags.DEFINE_bool("dry-run", False, "Validate every run's config and list "
                                      "the runs; train nothing."),
+        "launcher": flags.DEFINE_enum("launcher", "local", LAUNCHERS, "local: subprocesses "
+                                      "here (--parallel at a time); slurm: one SLURM job per "
+                                      "run through submitit."),
+        "slurm_partition": flags.DEFINE_string("slurm_partition", "", "slurm: the partition "
+                                               "(empty: the cluster's default)."),
+        "slurm_gpus": flags.DEFINE_integer("slurm_gpus", 1, "slurm: GPUs per run.",
+                                           lower_bound=0),
+        "slurm_cpus": flags.DEFINE_integer("slurm_cpus", 8, "slurm: CPU cores per run (the "
+                                           "run's Grain workers use them all).", lower_bound=1),
+        "slurm_mem_gb": flags.DEFINE_float("slurm_mem_gb", 0.0, "slurm: memory per run; 0: "
+                                           "the partition's default.", lower_bound=0.0),
+        "slurm_timeout_min": flags.DEFINE_integer("slurm_timeout_min", 24 * 60, "slurm: time "
+                                                  "limit per run (a run stopped by it resumes "
+                                                  "when the sweep runs again).", lower_bound=1),
+        "slurm_array_parallelism": flags.DEFINE_integer(
+            "slurm_array_parallelism", 64, "slurm: jobs of an array running at once.",
+            lower_bound=1),
+        "submitit_cluster": flags.DEFINE_enum("submitit_cluster", "slurm",
+                                              ("slurm", "local"), "slurm: submit to SLURM; "
+                                              "local: submitit runs the jobs as processes on "
+                                              "this machine (tests, trying a sweep out)."),
     }
 
 
@@ -64,8 +91,18 @@ def main(argv: list[str], options: cli.Options) -> int:
         "jaxtl_version": __version__, **provenance.git_commit(), "started": time.time(),
         "runs": [run.name for run in runs]}, indent=2)
     try:
-        status = runner.run_all(runs, parallel=options["parallel"].value,
-                                after_each=lambda: table.write(sweep_dir))
+        if options["launcher"].value == "slurm":
+            resources = slurm.Resources(
+                partition=options["slurm_partition"].value, gpus=options["slurm_gpus"].value,
+                cpus=options["slurm_cpus"].value, mem_gb=options["slurm_mem_gb"].value,
+                timeout_min=options["slurm_timeout_min"].value,
+                array_parallelism=options["slurm_array_parallelism"].value)
+            status = slurm.submit_all(runs, sweep_dir, resources,
+                                      cluster=options["submitit_cluster"].value,
+                                      after_each=lambda: table.write(sweep_dir))
+        else:
+            status = runner.run_all(runs, parallel=options["parallel"].value,
+                                    after_each=lambda: table.write(sweep_dir))
     except KeyboardInterrupt:
         return 130
     finally:

@@ -34,7 +34,7 @@ NAME_ALIASES = {"data.train_per_class": "n", "data.resolution": "res", "data.bat
                 "data.augment": "aug", "optim.name": "optim", "optim.schedule": "sched",
                 "model.arch": "arch", "model.init": "init"}
 # where the data is, not what the run is: never in folder names
-UNNAMED_KEYS = registry.LOCATION_KEYS
+UNNAMED_KEYS = (*registry.LOCATION_KEYS, "data.prepared")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=,-]+")
 

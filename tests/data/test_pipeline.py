@@ -113,3 +113,101 @@ def test_too_few_images_for_one_batch_is_a_clear_error(records, layout):
     with pytest.raises(DataError, match="fewer than one batch"):
         pipeline.train_stream(records[:3], TRANSFORM, global_batch=4, epochs=1, seed=0,
                               layout=layout, num_workers=0, prefetch=1)
+
+
+def host_normalised(records, transform):
+    """The float path: pixels normalised on the host, as the pipeline did before."""
+    return np.stack([transform.normalise(transform.pixels(r.path, None)) for r in records])
+
+
+def test_uint8_pixels_normalised_on_the_device_equal_the_float_path(records, layout):
+    transform = ImageTransform(resolution=16, channels=3, mean=(0.485, 0.456, 0.406),
+                               std=(0.229, 0.224, 0.225))
+    batch = next(pipeline.eval_batches(records[:8], transform, global_batch=8, layout=layout,
+                                       num_workers=0, prefetch=1))
+    assert batch["image"].dtype == np.uint8  # a quarter of float32's bytes cross to the device
+    on_device = jax.jit(transform.normalisation)(batch["image"])
+    assert on_device.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(on_device), host_normalised(records[:8], transform),
+                               rtol=0, atol=1e-6)
+
+
+def test_sixteen_bit_pixels_cross_as_uint16_and_normalise_as_on_the_host(tmp_path, layout):
+    from PIL import Image
+
+    from jaxtl.data.decoders import DeepImageDecoder
+    from jaxtl.data.records import Record
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 65535, (20, 24), dtype=np.uint16)).save(path)
+        paths.append(Record(str(i), str(path), 0, str(i)))
+    transform = ImageTransform(resolution=16, channels=1, mean=(0.3,), std=(0.2,),
+                               decoder=DeepImageDecoder(1))
+    batch = next(pipeline.eval_batches(paths, transform, global_batch=4, layout=layout,
+                                       num_workers=0, prefetch=1))
+    assert batch["image"].dtype == np.uint16
+    wire = np.stack([transform.wire_pixels(r.path, None) for r in paths])
+    np.testing.assert_allclose(np.asarray(jax.jit(transform.normalisation)(batch["image"])),
+                               transform.normalise(wire), rtol=0, atol=1e-6)
+    # rounding the resampled values to 16 bits moves each by at most half a level
+    resampled = np.stack([transform.pixels(r.path, None) for r in paths])
+    assert np.abs(wire.astype(np.float64) - resampled).max() <= 0.5
+
+
+def test_the_train_step_normalises_wire_pixels_as_the_host_did(records, layout):
+    from jaxtl import models, optim, tasks
+    from jaxtl.config_files import load_config
+    from conftest import REPO
+
+    transform = ImageTransform(resolution=16, channels=3, mean=(0.485, 0.456, 0.406),
+                               std=(0.229, 0.224, 0.225))
+    config = load_config(str(REPO / "configs" / "eyepacs.py"))
+    model = models.create_model("small_cnn", num_outputs=5)
+    tx = optim.make_optimizer(config, steps_per_epoch=10, total_steps=100).tx
+    mesh = layout.sharding.mesh
+    task = tasks.multiclass([str(grade) for grade in range(5)])
+    labels = np.asarray([r.label for r in records[:8]], np.int32)
+    wire = {"image": np.stack([transform.wire_pixels(r.path, None) for r in records[:8]]),
+            "label": labels}
+    floats = {"image": host_normalised(records[:8], transform), "label": labels}
+    losses = []
+    for batch, normalisation in ((wire, transform.normalisation), (floats, None)):
+        state = steps.init_state(model, tx, seed=0, image_shape=(16, 16, 3), mesh=mesh)
+        step = steps.make_train_step(model, tx, mesh, task=task, normalisation=normalisation)
+        _, metrics = step(state, {k: jax.make_array_from_process_local_data(layout.sharding, v)
+                                  for k, v in batch.items()})
+        losses.append(float(metrics["loss"]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+def test_an_evaluation_feed_keeps_its_workers_from_pass_to_pass(records, layout):
+    import multiprocessing
+
+    feed = pipeline.EvalFeed(records[:10], TRANSFORM, global_batch=4, layout=layout,
+                             num_workers=1, prefetch=1)
+    passes, workers = [], []
+    for _ in range(2):
+        batches = [jax.device_get(b) for b in feed.batches()]
+        passes.append(batches)
+        workers.append({p.pid for p in multiprocessing.active_children()})
+    assert len(passes[0]) == feed.batches_per_pass == 3
+    assert workers[0] and workers[0] == workers[1]  # the same worker processes served both
+    for first, second in zip(*passes):
+        for key in first:
+            np.testing.assert_array_equal(first[key], second[key])
+    assert sorted(np.concatenate([b["index"][b["mask"]] for b in passes[1]])) == list(range(10))
+    feed.close()
+    assert not {p.pid for p in multiprocessing.active_children()} & workers[0]
+
+
+def test_workers_default_to_the_cores_available():
+    import os
+
+    from jaxtl.base_config import base_config
+
+    assert base_config("eyepacs").data.num_workers == pipeline.AUTO_WORKERS
+    assert pipeline.worker_count(pipeline.AUTO_WORKERS) == len(os.sched_getaffinity(0))
+    assert pipeline.worker_count(3) == 3

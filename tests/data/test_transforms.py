@@ -83,10 +83,13 @@ def test_eval_example_marks_padding(image_path):
     assert pad["image"].shape == real["image"].shape == (30, 30, 3)
 
 
-def test_train_example_is_float32_with_int_label(image_path):
+def test_train_example_is_uint8_pixels_with_int_label(image_path):
+    """Pixels leave the worker as uint8 (normalised on the device, in the steps)."""
     out = TrainExample(transform(augment=("flip",)))(Record("x", image_path, 2, "p"),
                                                      np.random.default_rng(0))
-    assert out["image"].dtype == np.float32 and out["label"] == 2
+    expected = transform(augment=("flip",)).pixels(image_path, np.random.default_rng(0))
+    assert out["image"].dtype == np.uint8 and out["label"] == 2
+    np.testing.assert_array_equal(out["image"], expected)
 
 
 def test_unreadable_image_names_the_file(tmp_path):

@@ -74,7 +74,7 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
     batch = next(iterator)
     pipeline.close(iterator)
     logits = run.model.apply({"params": initial.params, "batch_stats": initial.batch_stats},
-                             batch["image"], train=False)
+                             run.eval_transform.normalisation(batch["image"]), train=False)
     targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], 5), 0.2)
     first_loss = float(optax.softmax_cross_entropy(logits, targets).mean())
     assert [r["loss"] for r in records if r["split"] == "train"][0] == pytest.approx(

@@ -76,4 +76,4 @@ SPEC = DatasetSpec(
            "consep.split": choice(*reader.SPLITS),
            "consep.test_tiles": number(0, None, integer=True),
            "consep.val_tiles": number(1, None, integer=True)},
-    check=check, decoder=decoder)
+    check=check, decoder=decoder, pixel_settings=("consep.patch_size", "consep.border"))
