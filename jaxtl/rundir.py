@@ -39,6 +39,7 @@ import ml_collections
 import numpy as np
 
 from jaxtl import atomic, configuration
+from jaxtl.base_config import base_config
 from jaxtl.errors import UserError, WorkdirConflict
 
 CONFIG_FILE = "config.json"
@@ -146,6 +147,10 @@ def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict,
         return
     current = dict(configuration.flatten(json.loads(configuration.to_json(config))))
     saved = dict(configuration.flatten(json.loads(path.read_text())))
+    # A run started by an older jaxtl lacks the keys added since: it ran as their defaults do.
+    defaults = dict(configuration.flatten(json.loads(configuration.to_json(
+        base_config(config.dataset)))))
+    saved = {key: saved.get(key, defaults.get(key)) for key in set(saved) | set(current)}
     changed = [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}"
                for key in sorted(set(saved) | set(current))
                if saved.get(key) != current.get(key) and key not in RESUMABLE_CHANGES]
@@ -158,6 +163,15 @@ def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict,
             f"{workdir} holds a run with a different config ({'; '.join(changed)}){workers}; "
             f"run the same command to resume it, use a new --workdir, or delete this one to "
             f"start over")
+
+
+def saved_setting(workdir: pathlib.Path, key: str) -> Any | None:
+    """The value of `key` (dotted) in the config of a run that has checkpoints to resume from;
+    None for a new run."""
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.is_file() or not has_checkpoints(workdir):
+        return None
+    return dict(configuration.flatten(json.loads(path.read_text()))).get(key)
 
 
 def run_folder_of(path: pathlib.Path) -> pathlib.Path | None:

@@ -88,10 +88,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     started = time.time()
     configuration.validate(config)  # the values as given, before the demo may replace any
     notes = demo.apply(config, set_by_user)
-    # the worker count is part of the input pipeline's saved position: fixed when a run starts
-    config.data.num_workers = pipeline.worker_count(config.data.num_workers)
-    configuration.validate(config)
     workdir = pathlib.Path(workdir).resolve()
+    # The worker count is part of the input pipeline's saved position: fixed when a run starts;
+    # an automatic count (-1) resumes with the count the run started with.
+    saved_workers = (rundir.saved_setting(workdir, "data.num_workers")
+                     if config.data.num_workers == pipeline.AUTO_WORKERS else None)
+    config.data.num_workers = (saved_workers if saved_workers is not None
+                               else pipeline.worker_count(config.data.num_workers))
+    configuration.validate(config)
     writer = jax.process_index() == 0
     with rundir.locked(workdir, enabled=writer):
         try:

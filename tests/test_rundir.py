@@ -74,3 +74,27 @@ def test_changing_the_number_of_workers_on_resume_is_refused_with_the_reason(tmp
     config.data.num_workers = 0
     config.data.bad_images = "skip"  # may change: it acts from the image a run stopped at on
     rundir.check_workdir(tmp_path / "run", config, write=True)
+
+
+def test_a_run_of_an_older_jaxtl_resumes_where_it_lacks_only_keys_added_since(tmp_path):
+    """Keys added after a run started are compared with their defaults, as the run ran."""
+    config = tiny_config(tmp_path)
+    rundir.check_workdir(tmp_path / "run", config, write=True)
+    (tmp_path / "run" / rundir.LATEST_DIR / "8").mkdir(parents=True)  # a saved checkpoint
+    saved = json.loads((tmp_path / "run" / rundir.CONFIG_FILE).read_text())
+    del saved["data"]["prepared"], saved["data"]["tfds"]  # keys an older jaxtl did not have
+    (tmp_path / "run" / rundir.CONFIG_FILE).write_text(json.dumps(saved))
+    rundir.check_workdir(tmp_path / "run", config, write=True)
+    config.data.prepared = str(tmp_path / "shards")  # not the default: not how the run ran
+    with pytest.raises(WorkdirConflict, match=r"data.prepared: '' -> '.*shards'"):
+        rundir.check_workdir(tmp_path / "run", config, write=True)
+
+
+def test_automatic_workers_resume_with_the_count_the_run_started_with(tmp_path):
+    config = tiny_config(tmp_path)
+    config.data.num_workers = 3  # as a run started elsewhere with -1 fixed it
+    assert rundir.saved_setting(tmp_path / "run", "data.num_workers") is None  # no run yet
+    rundir.check_workdir(tmp_path / "run", config, write=True)
+    assert rundir.saved_setting(tmp_path / "run", "data.num_workers") is None  # no checkpoint
+    (tmp_path / "run" / rundir.LATEST_DIR / "8").mkdir(parents=True)
+    assert rundir.saved_setting(tmp_path / "run", "data.num_workers") == 3
