@@ -13,6 +13,7 @@ import pytest
 from jaxtl import models, transfer
 from jaxtl.explain.stage import stage_output
 from jaxtl.models.unet import UNet, encoder_stages
+from zoo_helpers import init_shapes, random_variables
 
 
 def shapes_of(arch: str, size: int, classes: int = 3) -> tuple[tuple, list[tuple]]:
@@ -52,35 +53,17 @@ def test_vgg_skips_stop_before_fc6_fc7():
                                                           models.stages_of("resnet50")]
 
 
-def random_variables(model, images, seed: int):
-    """Variables of `model` drawn with NumPy (compiling an init is slow on a loaded CPU):
-    kernels He-normal, BN scales, offsets and statistics near their usual values."""
-    rng = np.random.default_rng(seed)
-    shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
-
-    def draw(path, leaf):
-        name = jax.tree_util.keystr(path[-1:])
-        noise = rng.normal(size=leaf.shape).astype(np.float32)
-        if "kernel" in name:
-            return noise * np.float32(np.sqrt(2.0 / np.prod(leaf.shape[:-1])))
-        if "var" in name or "scale" in name:
-            return 1.0 + 0.1 * np.abs(noise)
-        return 0.1 * noise
-
-    return jax.tree_util.tree_map_with_path(draw, shapes)
-
-
 def test_encoder_loaded_from_a_classifier_checkpoint_computes_its_stage_outputs(tmp_path):
     classifier = models.create_model("resnet18", num_outputs=5)
     images = jnp.asarray(np.random.default_rng(0).normal(size=(2, 48, 48, 3)), jnp.float32)
-    variables = random_variables(classifier, images, seed=1)
+    variables = random_variables(init_shapes(classifier, 48), seed=1)
     info = transfer.PretrainedInfo(arch="resnet18", num_classes=5, in_channels=3,
                                    resolution=48, mean=(0.5,) * 3, std=(0.25,) * 3,
                                    source={"kind": "test"})
     path = transfer.save_pretrained(tmp_path / "ckpt", info, variables)
 
     unet = models.create_unet("resnet18", num_outputs=4, decoder_channels=(16, 8))
-    fresh = random_variables(unet, images, seed=2)
+    fresh = random_variables(init_shapes(unet, 48), seed=2)
     loaded = transfer.load_into(path, fresh, in_channels=3)
     skips = jax.jit(lambda v, x: unet.apply(v, x, train=False,
                                            method=UNet.encoder_features))(loaded, images)
