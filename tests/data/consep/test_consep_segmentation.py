@@ -11,9 +11,11 @@ import scipy.io
 from PIL import Image
 
 from conftest import tiny_config
+from jaxtl import configuration
 from jaxtl.data import loading
 from jaxtl.data.consep import segmentation
 from jaxtl.data.records import DataError
+from jaxtl.errors import ConfigError
 
 
 def position_image(height: int, width: int) -> np.ndarray:
@@ -115,3 +117,16 @@ def test_stain_jitter_keeps_the_image_at_zero_and_changes_it_otherwise():
     assert np.abs(same.astype(int) - image).max() <= 1
     jittered = segmentation.stain_jitter(image, 0.1, np.random.default_rng(1))
     assert np.abs(jittered.astype(int) - image).mean() > 1
+
+
+def test_config_refuses_what_segmentation_cannot_do(tmp_path):
+    config = tiny_config(tmp_path, "consep_seg", {
+        "data.augment": "crop,flip", "train.class_weights": "balanced",
+        "seg.ce_weight": 0.0, "seg.dice_weight": 0.0})
+    with pytest.raises(ConfigError) as error:
+        configuration.validate(config)
+    message = str(error.value)
+    assert "'flip' and 'rotate' (90-degree turns), not crop" in message
+    assert "train.class_weights is 'balanced'" in message
+    assert "seg.ce_weight and seg.dice_weight are both 0" in message
+    configuration.validate(tiny_config(tmp_path, "consep_seg"))
