@@ -121,6 +121,17 @@ def base_config(dataset: str) -> ml_collections.ConfigDict:
     config.probe.c_values = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths; val picks one
     config.probe.max_iter = 1000  # L-BFGS iterations per fit
 
+    # Segmentation datasets only (consep_seg): the UNet, its loss and whole-tile inference
+    config.seg = ml_collections.ConfigDict()
+    config.seg.decoder_channels = (256, 128, 64, 32, 16)  # UNet decoder widths, deepest level up
+    config.seg.ce_weight = 1.0  # loss = ce_weight x cross-entropy + dice_weight x soft Dice loss
+    config.seg.dice_weight = 1.0
+    # Whole tiles are predicted in windows of data.resolution px overlapping by this fraction
+    # of a window, their class probabilities blended with weights falling towards the edges.
+    config.seg.window_overlap = 0.5
+    config.seg.instances = "watershed"  # nuclei from the mask: watershed | components
+    config.seg.overlay_tiles = 4  # test tiles drawn with their predicted masks in the run folder
+
     config.demo = ml_collections.ConfigDict()  # used only when data.root is empty
     config.demo.seed = 0
     config.demo.num_patients = 800

@@ -103,3 +103,12 @@ def parse_augment(value: str) -> tuple[str, ...]:
     if value.strip() == "none":
         return ()
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def positive_integers(value: Any) -> str | None:
+    """A non-empty tuple (or list) of positive integers, e.g. layer widths."""
+    if (not isinstance(value, (tuple, list)) or not value
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+                       for v in value)):
+        return f"is {value!r}; expected a non-empty tuple of positive integers, e.g. (64, 32)"
+    return None

@@ -16,10 +16,11 @@ import ml_collections
 from jaxtl import models, optim
 from jaxtl.config_rules import (AUGMENTATIONS, DTYPES, Rule, ascending_epochs, augment_list,
                                 boolean, choice, epochs_from_zero, number, parse_augment,
-                                positive_numbers, text, triple_of_positive)
+                                positive_integers, positive_numbers, text, triple_of_positive)
 from jaxtl.data import registry
 from jaxtl.data.transforms import BAD_IMAGE_POLICIES
 from jaxtl.errors import ConfigError
+from jaxtl.metrics.segmentation import INSTANCE_METHODS
 
 __all__ = ["AUGMENTATIONS", "DTYPES", "flatten", "parse_augment", "to_json", "validate"]
 LOSS_WEIGHTINGS = ("none", "balanced")  # train.class_weights, train.positive_weights
@@ -99,6 +100,12 @@ def _rules(dataset: str) -> dict[str, Rule]:
         "eval.best_metric": text,  # checked against the dataset's metrics below
         "eval.bootstrap_samples": number(0, 100_000, integer=True),
         "eval.bootstrap_seed": number(0, 2**31 - 1, integer=True),
+        "seg.decoder_channels": positive_integers,
+        "seg.ce_weight": number(0.0, None),
+        "seg.dice_weight": number(0.0, None),
+        "seg.window_overlap": number(0.0, 0.9),
+        "seg.instances": choice(*INSTANCE_METHODS),
+        "seg.overlay_tiles": number(0, None, integer=True),
         "demo.seed": number(0, 2**31 - 1, integer=True),
         "demo.num_patients": number(10, None, integer=True),
         "demo.image_size": number(16, 4096, integer=True),

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from jaxtl import configuration, models, optim, steps, tasks, transfer
-from jaxtl.data import loading, pipeline
+from jaxtl.data import loading, pipeline, registry
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.errors import ConfigError
@@ -75,10 +75,16 @@ def image_transform(config: ml_collections.ConfigDict, augment: bool) -> ImageTr
 def build_model(config: ml_collections.ConfigDict, task: Task,
                 mesh: jax.sharding.Mesh) -> tuple[Any, dict[str, Any]]:
     """The configured model for `task` and its starting variables: random from `train.seed`,
-    with `model.init`'s backbone when it is set (head left random)."""
-    model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
-                                head=config.model.head, dropout=config.model.dropout,
-                                dtype=config.model.dtype)
+    with `model.init`'s backbone when it is set (head left random). A segmentation task gets
+    a UNet on the backbone (jaxtl/models/unet.py), whose decoder is its head."""
+    if task.kind == tasks.SEGMENTATION:
+        model = models.create_unet(config.model.arch, num_outputs=task.num_outputs,
+                                   decoder_channels=config.seg.decoder_channels,
+                                   dtype=config.model.dtype)
+    else:
+        model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
+                                    head=config.model.head, dropout=config.model.dropout,
+                                    dtype=config.model.dtype)
     image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
     variables = steps.init_variables(model, seed=config.train.seed, image_shape=image_shape,
                                      mesh=mesh)
@@ -114,12 +120,15 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
     layout = pipeline.Layout.from_mesh(mesh)
     train_transform, eval_transform = (image_transform(config, augment=True),
                                        image_transform(config, augment=False))
+    # A segmentation dataset trains on random crops of its tiles, several per tile and epoch.
+    dense = registry.get(config.dataset).segmentation
     stream = pipeline.train_stream(
-        splits.train, train_transform,
+        list(splits.train) * (dense.crops_per_tile(config) if dense else 1), train_transform,
         global_batch=config.data.batch_size, epochs=config.train.epochs,
         seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
         prefetch=config.data.prefetch_batches,
-        skip_bad_images=config.data.bad_images == "skip")
+        skip_bad_images=config.data.bad_images == "skip",
+        example=dense.crop(config) if dense else None)
     total_steps = stream.steps_per_epoch * config.train.epochs
     optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
     model, variables = build_model(config, splits.task, mesh)

@@ -50,6 +50,8 @@ BEST_DIR = "best"
 TRAIN_IMAGES_FILE = "train_images.csv"
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions_{split}.npz"
+SEGMENTATION_FILE = "segmentation_{split}.npz"  # predicted pixel classes per tile (uint8)
+SEGMENTATION_OVERLAYS_DIR = "segmentation_overlays"  # <split>/<tile>.png: tile, truth, prediction
 FEATURES_DIR = "features"
 EXPLAIN_DIR = "explain"
 EXPLAIN_MAPS_FILE = "maps.npz"
@@ -72,6 +74,15 @@ RESUMABLE_CHANGES = ("data.prefetch_batches", "data.cache_dir", "data.bad_images
 
 def predictions_file(workdir: pathlib.Path, split: str) -> pathlib.Path:
     return workdir / PREDICTIONS_FILE.format(split=split)
+
+
+def segmentation_file(workdir: pathlib.Path, split: str) -> pathlib.Path:
+    return workdir / SEGMENTATION_FILE.format(split=split)
+
+
+def segmentation_overlays(workdir: pathlib.Path, split: str) -> list[pathlib.Path]:
+    """The overlay PNGs a segmentation run drew for `split`, sorted by name."""
+    return sorted((pathlib.Path(workdir) / SEGMENTATION_OVERLAYS_DIR / split).glob("*.png"))
 
 
 def explanation_dir(workdir: pathlib.Path, split: str, method: str) -> pathlib.Path:

@@ -8,6 +8,7 @@ masked out, and a split whose examples do not come back exactly once is an error
 `final_results` scores a finished run's checkpoint on validation and test: metrics with
 intervals, the predictions saved for curves and paired comparisons, and the operating points
 (thresholds chosen on validation, applied to test).
+A segmentation task (`SEGMENTATION`) is scored tile by tile instead: jaxtl/segmentation/scoring.py.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from jaxtl.metrics import task_metrics
 from jaxtl.metrics.thresholds import operating_points
 from jaxtl.run import Run
 from jaxtl.steps import TrainState
-from jaxtl.tasks import Task
+from jaxtl.segmentation import scoring as segmentation_scoring
+from jaxtl.tasks import SEGMENTATION, Task
 
 Step = Callable[[Any, dict[str, jax.Array]], dict[str, jax.Array]]  # -> per-example outputs
 
@@ -89,6 +91,8 @@ def score(run: Run, state: TrainState, records: Sequence[Record], *, intervals: 
     "subsets". Images that could not be read (`data.bad_images=skip`) are left out of every
     metric and listed under "excluded".
     """
+    if run.splits.task.kind == SEGMENTATION:  # whole tiles by sliding windows
+        return segmentation_scoring.score(run, state, records, intervals=intervals)
     labels, logits, valid = predict(run, state, records)
     return _metrics(run, records, labels, logits, valid, intervals=intervals, subsets=subsets)
 
@@ -121,6 +125,8 @@ def final_results(run: Run, state: TrainState, workdir: pathlib.Path) -> dict[st
     predictions (labels, scores, image and patient ids, in record order, without images that
     could not be read) in `workdir`."""
     task = run.splits.task
+    if task.kind == SEGMENTATION:
+        return segmentation_scoring.final_results(run, state, workdir)
     results: dict[str, Any] = {}
     scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split in ("val", "test"):

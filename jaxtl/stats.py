@@ -44,7 +44,7 @@ def split_stats(records: Sequence[Record], task: tasks.Task) -> dict[str, Any]:
                    "uncertain": int((values[:, i] == tasks.UNCERTAIN).sum()),
                    "masked": int((values[:, i] == tasks.MASKED).sum())}
             for i, name in enumerate(task.names)}
-    else:
+    elif task.kind != tasks.SEGMENTATION:  # segmentation: the pixels carry the labels
         counts = np.bincount(np.asarray([r.label for r in records], np.int64),
                              minlength=len(task.names))
         out["classes"] = {name: int(c) for name, c in zip(task.names, counts)}
@@ -72,7 +72,7 @@ def format_table(stats: dict[str, Any]) -> str:
             for label, counts in split["labels"].items():
                 lines.append(f"  {label:28s} " + "  ".join(f"{k} {v:7d}"
                                                           for k, v in counts.items()))
-        else:
+        elif "classes" in split:
             lines += [f"  {label:28s} {count:7d}" for label, count in split["classes"].items()]
     lines.append(f"{groups} shared between splits: " + ", ".join(
         f"{pair} {count}" for pair, count in stats["shared_patients"].items()))

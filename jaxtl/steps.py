@@ -123,7 +123,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                    "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
         valid = batch.get("valid", jnp.ones(batch["image"].shape[0], bool))
         metrics["skipped_images"] = jnp.sum(~valid)
-        if not task.multilabel:
+        if not task.multilabel and logits.ndim == 2:  # one class per image (not per pixel)
             correct = (jnp.argmax(logits, -1) == batch["label"]) & valid
             metrics["accuracy"] = jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
         return new_state, metrics

@@ -21,6 +21,11 @@ weighted cross-entropy); a multi-label task may weigh the positive entries of ea
 (`train.positive_weights`: -[w y log s(z) + (1 - y) log(1 - s(z))] as torch's
 BCEWithLogitsLoss `pos_weight`; a three-way label's positive entries weigh w). Evaluation
 never uses them: the `loss` of the metrics is always unweighted.
+
+A third kind, `SegmentationTask` (kind "segmentation"), predicts a class per pixel (CoNSeP
+nucleus types plus background): `Record.label` is unused (the dataset's crops carry the
+per-pixel labels), the model has one logit per class at every pixel, and the loss is
+cross-entropy plus soft Dice (`SegmentationTask.mean_loss`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from scipy.special import expit, softmax
 
 MASKED, NEGATIVE, POSITIVE, UNCERTAIN = -1, 0, 1, 2
 KINDS = ("multiclass", "multilabel")
+SEGMENTATION = "segmentation"  # SegmentationTask.kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,3 +225,69 @@ def multiclass(names: Sequence[str]) -> Task:
 def multilabel(names: Sequence[str], three_way: Sequence[bool] = (),
                parents: Sequence[int] = ()) -> Task:
     return Task("multilabel", tuple(names), tuple(three_way), tuple(parents))
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationTask:
+    """A class per pixel: `names[0]` is the background, the others are foreground classes
+    (nucleus types, or one 'nucleus'). Nucleus vs background is read from the same output:
+    P(nucleus) = 1 - P(background).
+
+    Loss per batch: `ce_weight` x the mean softmax cross-entropy over the pixels of the valid
+    crops + `dice_weight` x the soft Dice loss, 1 - the mean over classes of
+    (2 sum p_c y_c + 1) / (sum p_c + sum y_c + 1), sums over every pixel of the valid crops of
+    the global batch (the +1 keeps a class absent from the batch and not predicted at ~0 loss).
+    """
+
+    names: tuple[str, ...]
+    ce_weight: float = 1.0
+    dice_weight: float = 1.0
+    kind: str = SEGMENTATION
+    three_way: tuple[bool, ...] = ()  # the fields results.json records of every task
+    parents: tuple[int, ...] = ()
+
+    multilabel = False
+    hierarchical = False
+    label_shape: tuple[int, ...] = ()  # of Record.label (unused: crops carry pixel labels)
+
+    def __post_init__(self) -> None:
+        if len(self.names) < 2:
+            raise ValueError("a segmentation task needs the background and at least one class")
+        if self.ce_weight < 0 or self.dice_weight < 0 or self.ce_weight + self.dice_weight <= 0:
+            raise ValueError("ce_weight and dice_weight must be >= 0, not both 0")
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.names)
+
+    def mean_loss(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
+                  loss_weights: Sequence[float] | None = None,
+                  valid: jax.Array | None = None) -> jax.Array:
+        """logits (N, H, W, C), labels (N, H, W) class indices; `loss_weights` per class
+        weigh the cross-entropy (sum w_y CE / sum w_y); `valid` (N,) False: left out."""
+        logits = logits.astype(jnp.float32)
+        onehot = jax.nn.one_hot(labels, len(self.names))
+        counted = jnp.ones(labels.shape, jnp.float32)
+        if valid is not None:
+            counted = counted * valid.astype(jnp.float32)[:, None, None]
+        weight = (counted if loss_weights is None
+                  else counted * jnp.asarray(loss_weights, jnp.float32)[labels])
+        ce = optax.softmax_cross_entropy(logits, optax.smooth_labels(onehot, label_smoothing))
+        ce = (weight * ce).sum() / jnp.maximum(weight.sum(), 1e-12)
+        probs = jax.nn.softmax(logits, axis=-1) * counted[..., None]
+        onehot = onehot * counted[..., None]
+        overlap = (probs * onehot).sum(axis=(0, 1, 2))
+        dice = (2 * overlap + 1.0) / (probs.sum(axis=(0, 1, 2)) + onehot.sum(axis=(0, 1, 2)) + 1.0)
+        return self.ce_weight * ce + self.dice_weight * (1.0 - dice.mean())
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities per pixel (..., C)."""
+        return softmax(np.asarray(logits, np.float64), axis=-1)
+
+    def describe(self) -> str:
+        return f"{len(self.names) - 1} classes + background per pixel"
+
+
+def segmentation(names: Sequence[str], *, ce_weight: float = 1.0,
+                 dice_weight: float = 1.0) -> SegmentationTask:
+    return SegmentationTask(tuple(names), ce_weight, dice_weight)

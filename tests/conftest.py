@@ -38,6 +38,13 @@ TINY_DATASET = {
                "demo.batch_size": 16, "demo.epochs": 1, "demo.bootstrap_samples": 20,
                "consep.patch_size": 16, "consep.val_tiles": 1, "eval.batch_size": 32,
                "train.log_every_steps": 5},
+    # Segmentation: 10 tiles of 96 px, a small_cnn UNet on 32 px crops, narrow decoder, 1 epoch.
+    "consep_seg": {"demo.num_patients": 10, "demo.image_size": 96, "demo.resolution": 32,
+                   "demo.arch": "small_cnn", "model.arch": "small_cnn",
+                   "demo.batch_size": 8, "demo.epochs": 1, "demo.bootstrap_samples": 20,
+                   "consep_seg.val_tiles": 1, "consep_seg.crops_per_tile": 2,
+                   "seg.decoder_channels": (16, 8), "eval.batch_size": 16,
+                   "train.log_every_steps": 5},
     "bigearthnet": {"demo.num_patients": 60, "demo.epochs": 1, "demo.bootstrap_samples": 10,
                     "demo.arch": "small_cnn", "eval.batch_size": 16,
                     "train.log_every_steps": 5},

@@ -81,5 +81,6 @@ def test_every_built_in_dataset_package_declares_its_specs():
     packages = sorted(path.parent.name for path in (PACKAGE / "data").glob("*/__init__.py"))
     declared = {registry.get(name).name for name in registry.names()}
     assert packages == ["bigearthnet", "chest", "consep", "eyepacs", "table", "tfds"]
-    assert declared == {"bigearthnet", "chexpert", "consep", "csv", "cxr14", "eyepacs",
-                        "folders", "tfds_bigearthnet", "tfds_chexpert", "tfds_retinopathy"}
+    assert declared == {"bigearthnet", "chexpert", "consep", "consep_seg", "csv", "cxr14",
+                        "eyepacs", "folders", "tfds_bigearthnet", "tfds_chexpert",
+                        "tfds_retinopathy"}

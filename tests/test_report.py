@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import pathlib
@@ -309,3 +310,41 @@ def test_runs_named_for_the_curves_must_exist(tmp_path):
     write_sweep_dir(tmp_path)
     with pytest.raises(UserError, match=r"--runs init=x,n=10: no run of .* has that name"):
         report.render(tmp_path, chosen=["pre-10-a", "init=x,n=10"], comparison_samples=20)
+
+
+def segmentation_row(run, pretrain, tiles, dice, pq):
+    return {"run": run, "role": "grid", "status": "done", "pretrain": pretrain, "workdir": run,
+            "dataset": "consep_seg", "data.task": "type4", "eval.best_metric": "dice_nuclei",
+            "data.train_per_class": tiles, "split_sizes.train": tiles,
+            **{f"{split}.{key}": value for split in ("val", "test")
+               for key, value in (("dice_nuclei", dice), ("pq", pq), ("aji", pq - 0.05),
+                                  ("dice_mean", dice - 0.2), ("pq.ci_low", pq - 0.02),
+                                  ("pq.ci_high", pq + 0.02))}}
+
+
+def test_segmentation_study_plots_dice_and_pq_per_training_tiles_and_shows_masks(tmp_path):
+    from jaxtl.report import segmentation as segmentation_report
+
+    rows = [segmentation_row(f"{source}-{tiles}", source, tiles, dice + tiles / 100, pq)
+            for source, dice, pq in (("none", 0.5, 0.3), ("patches", 0.7, 0.5))
+            for tiles in (3, 24)]
+    for run, colour in (("none-24", (255, 0, 0)), ("patches-24", (0, 0, 255)),
+                        ("patches-3", (0, 255, 0))):
+        folder = tmp_path / run / rundir.SEGMENTATION_OVERLAYS_DIR / "test"
+        folder.mkdir(parents=True)
+        Image.new("RGB", (24, 8), colour).save(folder / "test_1.png")
+    (study,) = select.studies(rows)
+    assert segmentation_report.applies(study) and study.metric == "dice_nuclei"
+    doc = Document("report")
+    segmentation_report.section(doc, tmp_path, study, (), "consep_seg")
+    markdown = doc.markdown()
+    assert "| patches | 24 | 0.940 | 0.500 [0.480, 0.520] | 0.450 | 0.740 | `patches-24` |" \
+        in markdown
+    assert [figure.file for figure in doc.figures] == [
+        "consep_seg_dice_nuclei.png", "consep_seg_pq.png", "consep_seg_masks.png"]
+    colours = {colour for _, colour in
+               Image.open(io.BytesIO(doc.figures[-1].png)).convert("RGB").getcolors(1 << 16)}
+    assert {(255, 0, 0), (0, 0, 255)} <= colours and (0, 255, 0) not in colours  # 24 tiles only
+    _, drawn = figures.metric_vs_size(dataclasses.replace(study, metric="pq"),
+                                      {"consep_seg": rows}, size_label="training tiles")
+    assert drawn["consep_seg"]["patches"][0][:2] == (3.0, 0.5)

@@ -230,7 +230,7 @@ def test_sweep_files_in_the_repository_plan(tmp_path):
                     "model.arch", "model.head", "optim.name", "optim.lr", "optim.schedule",
                     "data.batch_size", "model.init", "data.augment", "consep.split"}
     datasets = {pathlib.Path(config).stem for config in {own["config"] for own in study_grid}}
-    assert datasets == {"eyepacs", "chexpert", "cxr14", "consep", "bigearthnet"}
+    assert datasets == {"eyepacs", "chexpert", "cxr14", "consep", "bigearthnet", "consep_seg"}
     runs = plan.plan(study, tmp_path / "study",
                      ["config=eyepacs", "model.arch=resnet50", "data.train_per_class=100",
                       "model.init=none", "data.batch_size=16", "data.augment=none"])
@@ -252,6 +252,13 @@ def test_sweep_files_in_the_repository_plan(tmp_path):
                         "optim.lr=0.01", "optim.schedule=flat", "data.batch_size=64",
                         "data.augment=none", "data.task=type4", "data.resolution=96"])
     assert {run.effective["consep.split"] for run in consep} == {"random", "tiles"}
+    segmentation = plan.plan(study, tmp_path / "study",
+                             ["config=consep_seg", "model.arch=resnet50",
+                              "data.train_per_class=3", "model.init=run:consep-types"])
+    source, run = segmentation
+    assert source.name == "consep-types-resnet50" and run.needs == (source.name,)
+    assert source.effective["consep.split"] == "tiles" and run.effective["train.epochs"] == 50
+    assert run.effective["data.root"] == source.effective["data.root"] == "/data/consep"
 
 
 # --- Runner -----------------------------------------------------------------------------------

@@ -110,3 +110,27 @@ def test_balanced_weights_from_training_labels():
     task = tasks.multilabel(["x", "y", "z"], parents=[-1, -1, 1])  # z counts where y is positive
     # x: 1 positive, 3 negatives; y: 1 / 2 (one masked); z: counted only in row 4 -> no negative
     np.testing.assert_allclose(tasks.balanced_weights(task, multilabel), [3.0, 2.0, 1.0])
+
+
+def test_segmentation_loss_is_cross_entropy_plus_soft_dice_over_the_valid_crops():
+    from scipy.special import softmax as np_softmax
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 4, 5, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, (3, 4, 5))
+    valid = np.array([True, False, True])
+    weights = (0.5, 2.0, 1.0)
+    task = tasks.segmentation(["background", "a", "b"], ce_weight=0.7, dice_weight=1.3)
+    got = float(task.mean_loss(jnp.asarray(logits), jnp.asarray(labels), 0.0, weights,
+                               jnp.asarray(valid)))
+    kept_logits, kept_labels = logits[valid].astype(np.float64), labels[valid]
+    nll = -np.take_along_axis(log_softmax(kept_logits, -1), kept_labels[..., None], -1)[..., 0]
+    w = np.asarray(weights)[kept_labels]
+    ce = (w * nll).sum() / w.sum()
+    p, y = np_softmax(kept_logits, -1), np.eye(3)[kept_labels]
+    dice = [(2 * (p[..., c] * y[..., c]).sum() + 1) / (p[..., c].sum() + y[..., c].sum() + 1)
+            for c in range(3)]
+    assert got == pytest.approx(0.7 * ce + 1.3 * (1 - np.mean(dice)), rel=1e-5)
+    assert task.num_outputs == 3 and task.kind == tasks.SEGMENTATION and not task.multilabel
+    with pytest.raises(ValueError, match="not both 0"):
+        tasks.segmentation(["background", "a"], ce_weight=0.0, dice_weight=0.0)

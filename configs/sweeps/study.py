@@ -8,7 +8,8 @@ learning rate x schedule x batch x pretraining x augmentation, with the study's 
 (256/512 px radiographs and fundus photographs; 100/1000/4000/16000 images per class; VGG16,
 ResNet50, EfficientNet-B5, DenseNet201, InceptionV3, NF-ResNet50 and BiT-M R50x1; the three
 heads; SGD, Adam, CoolMomentum over learning rates 0.1..0.0001; flat, gradual and sudden
-schedules; batch 16/64). The full product is hundreds of thousands of runs: restrict it with
+schedules; batch 16/64), plus CoNSeP nuclei segmentation: UNets on the same encoders, trained on
+3/6/12/24 tiles from random weights, ImageNet or a CoNSeP patch classifier. The full product is hundreds of thousands of runs: restrict it with
 --only (repeat a key for several values) and run slices.
 
 The argument after `:` gives the data roots and the folder of converted ImageNet checkpoints,
@@ -73,6 +74,11 @@ CHANNELS = [  # a pretraining run is made for the channel count of the runs that
     {"data.channels": 3, "data.mean": IMAGENET_MEAN, "data.std": IMAGENET_STD},
 ]
 SOURCE = "{name}-all-{{model.arch}}-{{data.resolution}}px-{{data.channels}}ch"
+# Segmentation (consep_seg, the CoNSeP download): UNets on every family's encoder, trained on
+# 3..24 of the 24 Train tiles left after validation, from random weights, ImageNet, or ImageNet
+# then a CoNSeP patch classifier (the 7 types, Train tiles only: Test/ stays unseen).
+SEGMENTATION_TILES = [3, 6, 12, 24]
+PATCH_SOURCE = "consep-types-{model.arch}"
 
 
 def parse_arg(arg: str | None) -> dict[str, str]:
@@ -106,6 +112,15 @@ def get_sweep(arg: str | None = None) -> Sweep:
         [{**dataset(name), "data.task": "all", "data.augment": "crop,rotate"}],
         axis("model.arch", MODELS), axis("data.resolution", RADIOGRAPH_RESOLUTIONS), CHANNELS)
         for name in ("chexpert", "cxr14")}
+    sources[PATCH_SOURCE] = product(
+        [{**dataset("consep"), "data.task": "type7", "data.resolution": 128,
+          "data.augment": "flip,rotate", "consep.split": "tiles", "model.init": imagenet}],
+        axis("model.arch", MODELS))
+    segmentation = product(
+        [{"config": "configs/consep_seg.py", "train.epochs": 50,
+          **({"data.root": paths["consep"]} if "consep" in paths else {})}],
+        axis("model.init", ["none", imagenet, "run:" + PATCH_SOURCE]),
+        axis("data.train_per_class", SEGMENTATION_TILES), axis("model.arch", MODELS))
     return Sweep(
         config="configs/eyepacs.py",
         description=__doc__.split("\n\n")[2].replace("\n", " "),
@@ -119,5 +134,5 @@ def get_sweep(arg: str | None = None) -> Sweep:
             OPTIMIZERS,  # optimizer x learning rate
             axis("optim.schedule", ["flat", "gradual", "sudden"]),
             axis("data.batch_size", [16, 64]),
-        ),
+        ) + segmentation,  # training tiles x pretraining source x encoder
     )

@@ -142,10 +142,12 @@ def eval_shard(records: Sequence[Record], process_index: int, process_count: int
 
 def train_stream(records: Sequence[Record], transform: ImageTransform, *, global_batch: int,
                  epochs: int, seed: int, layout: Layout, num_workers: int, prefetch: int,
-                 skip_bad_images: bool = False) -> TrainStream:
+                 skip_bad_images: bool = False, example: Any = None) -> TrainStream:
     """Shuffles every epoch anew (seeded), augments, and drops the last partial batch.
     `skip_bad_images`: an unreadable image becomes a stand-in marked `valid` False instead of
-    stopping the run (jaxtl.data.transforms.TrainExample)."""
+    stopping the run (jaxtl.data.transforms.TrainExample). `example`: the Grain RandomMap that
+    makes a training example of a record instead of `TrainExample(transform, ...)` (a
+    segmentation dataset's random crops, `registry.SegmentationData.crop`)."""
     local_batch = layout.local_batch_size(global_batch, "data.batch_size")
     local = train_shard(records, layout.process_index, layout.process_count)
     steps_per_epoch = len(local) // local_batch
@@ -155,7 +157,7 @@ def train_stream(records: Sequence[Record], transform: ImageTransform, *, global
     dataset = (grain.MapDataset.source(local)
                .shuffle(seed=seed)
                .repeat(epochs)
-               .random_map(TrainExample(transform, skip_bad_images), seed=seed + 1)
+               .random_map(example or TrainExample(transform, skip_bad_images), seed=seed + 1)
                .batch(local_batch, drop_remainder=True))
     dataset = _on_device(_workers(_read_ahead(dataset), num_workers), layout, prefetch)
     return TrainStream(dataset, steps_per_epoch, steps_per_epoch * global_batch)

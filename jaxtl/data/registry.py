@@ -22,6 +22,7 @@ import importlib
 import pathlib
 import pkgutil
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import ml_collections
 
@@ -62,6 +63,21 @@ def image_files(config: ml_collections.ConfigDict) -> Decoder:
 
 
 @dataclasses.dataclass(frozen=True)
+class SegmentationData:
+    """What a segmentation dataset (a `jaxtl.tasks.SegmentationTask`) adds to its spec: its
+    records are whole tiles, trained on as random crops and scored whole."""
+
+    # config -> a Grain RandomMap (Record, numpy Generator) -> {"image" (S, S, C) float32
+    # normalised, "label" (S, S) int32 pixel classes, "valid"}: one random training crop
+    crop: Callable[[ml_collections.ConfigDict], Callable[..., dict[str, Any]]]
+    # config -> crops drawn from every training tile per epoch
+    crops_per_tile: Callable[[ml_collections.ConfigDict], int]
+    # (config, Record) -> (image (H, W, C) uint8, pixel classes (H, W), instances (H, W):
+    # 0 background, one id per nucleus): a whole tile for evaluation
+    tile: Callable[[ml_collections.ConfigDict, Any], tuple[Any, Any, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     name: str
     metrics: tuple[str, ...]  # validation metrics that may select the best checkpoint
@@ -91,6 +107,7 @@ class DatasetSpec:
     # Config keys ('section.key') that change the decoded pixels without changing the decoder's
     # description (e.g. CoNSeP's patch size): prepared data record them and refuse other values.
     pixel_settings: tuple[str, ...] = ()
+    segmentation: SegmentationData | None = None  # a segmentation dataset; None: images
 
     def __post_init__(self) -> None:
         if self.location not in LOCATION_KEYS:

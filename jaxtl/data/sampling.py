@@ -12,6 +12,9 @@ positive for it. Then N "all negative" images (no label positive or uncertain, a
 label negative) are drawn with `default_rng([seed, number_of_labels])`. For a one-label task
 this is exactly N positives and N negatives.
 
+Segmentation tasks (a record is a whole tile whose pixels carry the labels): N tiles, drawn
+with `default_rng(seed)`.
+
 Whenever fewer images are available than asked for, all of them are used and a warning is
 logged. The kept records stay in their original order.
 """
@@ -24,13 +27,17 @@ import numpy as np
 from absl import logging
 
 from jaxtl.data.records import Record
-from jaxtl.tasks import NEGATIVE, POSITIVE, UNCERTAIN, Task
+from jaxtl.tasks import NEGATIVE, POSITIVE, SEGMENTATION, UNCERTAIN, SegmentationTask, Task
 
 
-def sample_training_set(records: Sequence[Record], task: Task, per_class: int,
-                        seed: int) -> list[Record]:
+def sample_training_set(records: Sequence[Record], task: Task | SegmentationTask,
+                        per_class: int, seed: int) -> list[Record]:
     if per_class < 0:
         return list(records)
+    if task.kind == SEGMENTATION:
+        keep = set(_draw(list(range(len(records))), per_class, (seed,), "training tiles",
+                         per_class))
+        return [r for i, r in enumerate(records) if i in keep]
     if task.multilabel:
         return cap_per_label(records, per_class, seed, task.names)
     return cap_per_class(records, per_class, seed, task.names)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from typing import Any
 
 import jax.numpy as jnp
 
@@ -109,6 +110,12 @@ def resolve_dtype(dtype: str | Dtype) -> Dtype:
     if key not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; known dtypes: {', '.join(DTYPES)}")
     return DTYPES[key]
+
+
+def create_backbone(name: str, *, dtype: str | Dtype = "float32") -> Any:
+    """The backbone `name` alone (pooled features), computing in `dtype`: what a `Classifier`
+    and a segmentation model (jaxtl/models/unet.py) put their heads on."""
+    return _architecture(name).factory(dtype=resolve_dtype(dtype))
 
 
 def create_model(

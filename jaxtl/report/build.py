@@ -13,6 +13,7 @@ import numpy as np
 from jaxtl import comparison, rundir
 from jaxtl.metrics import thresholds
 from jaxtl.report import comparisons, explanations, figures, select
+from jaxtl.report import segmentation as segmentation_report
 from jaxtl.report.document import Document
 from jaxtl.sweep import table
 
@@ -89,6 +90,9 @@ def _summary(doc: Document, info: Mapping[str, Any], rows: Sequence[Mapping[str,
 def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
                    chosen_names: Sequence[str], comparison_samples: int) -> None:
     slug = _slug(study.dataset)
+    if segmentation_report.applies(study):  # Dice and PQ per training tiles, masks
+        segmentation_report.section(doc, sweep_dir, study, chosen_names, slug)
+        return
     metric_name = f"{study.split} {study.metric}"
     has_ci = any(select.interval(r, study.split, study.metric) for r in study.rows)
     levels = {row.get(f"{study.split}.ci_level") for row in study.rows} - {None}

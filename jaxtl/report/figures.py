@@ -54,11 +54,12 @@ def _size_label(point: select.Point) -> str:
 
 
 def metric_vs_size(study: select.Study, panels: Mapping[str, Sequence[select.Row]],
-                   panel_name: str = "") -> tuple[bytes, dict[str, dict[str, list]]]:
-    """Metric against training images per class (log x), one line per pretraining source
-    through the mean over seeds, every seed's value as a dot, and a band: mean +- one standard
-    deviation over seeds where a point has several, else the run's confidence interval (as
-    error bars where a line has a single point)."""
+                   panel_name: str = "", size_label: str = "training images per class"
+                   ) -> tuple[bytes, dict[str, dict[str, list]]]:
+    """Metric against training size (log x; `size_label` names it), one line per pretraining
+    source through the mean over seeds, every seed's value as a dot, and a band: mean +- one
+    standard deviation over seeds where a point has several, else the run's confidence
+    interval (as error bars where a line has a single point)."""
     figure, axes = _grid(len(panels))
     drawn: dict[str, dict[str, list]] = {}
     for ax, (panel, rows) in zip(axes, panels.items()):
@@ -89,7 +90,7 @@ def metric_vs_size(study: select.Study, panels: Mapping[str, Sequence[select.Row
         if ticks:
             ax.set_xticks(sorted(ticks), [ticks[x] for x in sorted(ticks)])
             ax.minorticks_off()
-        ax.set_xlabel("training images per class")
+        ax.set_xlabel(size_label)
         ax.set_ylabel(f"{study.split} {study.metric}")
         ax.grid(True, alpha=0.3)
         ax.set_title(f"{panel_name}: {panel}" if panel_name else study.title, fontsize=10)
