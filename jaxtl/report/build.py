@@ -203,8 +203,8 @@ def explanations_section(doc: Document, sweep_dir: pathlib.Path, study: select.S
                   f"Pointing game: the fraction of explained images whose map has its maximal "
                   f"cell's centre inside a known region (within the tolerance in each run's "
                   f"localisation.json); random map: the same for a maximum on a uniformly "
-                  f"random cell of the map; mass inside: the map's fraction inside the regions, against "
-                  f"a uniform map's.")
+                  f"random cell of the map; mass inside: the map's fraction inside the "
+                  f"regions, against a uniform map's.")
     doc.table(["pretraining", "method", "images with regions", "pointing game", "random map",
                "mass inside", "uniform map", "not scored", "run"], body)
     gallery = [(f"{_label(row)}, {explanation.method}", explanation.overlays())

@@ -46,6 +46,7 @@ import os
 import pathlib
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -145,17 +146,23 @@ def find_tiles(root: pathlib.Path) -> list[Tile]:
     return tiles
 
 
-def read_nuclei(path: pathlib.Path) -> Nuclei:
-    """`inst_type` and `inst_centroid` of one .mat; instance i + 1 is row i."""
+def load_mat(path: pathlib.Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A CoNSeP label file (.mat), which must hold `keys`; DataError naming the file if not."""
     try:
         mat = scipy.io.loadmat(path)
     except Exception as error:  # noqa: BLE001 - scipy raises many kinds on a damaged file
         raise DataError(f"{path} cannot be read as a .mat file ({error})") from error
-    for key in ("inst_type", "inst_centroid"):
+    for key in keys:
         if key not in mat:
             found = sorted(k for k in mat if not k.startswith("__"))
             raise DataError(f"{path} has no {key!r}; a CoNSeP label file holds inst_map, "
                             f"type_map, inst_type and inst_centroid (found: {found})")
+    return mat
+
+
+def read_nuclei(path: pathlib.Path) -> Nuclei:
+    """`inst_type` and `inst_centroid` of one .mat; instance i + 1 is row i."""
+    mat = load_mat(path, ("inst_type", "inst_centroid"))
     types = np.asarray(mat["inst_type"], np.float64)
     centroids = np.asarray(mat["inst_centroid"], np.float64)
     if types.size == 0 and centroids.size == 0:

@@ -30,7 +30,6 @@ import pathlib
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.io
 from absl import logging
 
 from jaxtl.atomic import staged_folder
@@ -72,15 +71,7 @@ def class_of_type(task: str) -> np.ndarray:
 def read_maps(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
     """(inst_map int32, type_map uint8) of one .mat; types outside 0..7 become 0 (counted by
     the caller)."""
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as error:  # noqa: BLE001 - scipy raises many kinds on a damaged file
-        raise DataError(f"{path} cannot be read as a .mat file ({error})") from error
-    for key in ("inst_map", "type_map"):
-        if key not in mat:
-            found = sorted(k for k in mat if not k.startswith("__"))
-            raise DataError(f"{path} has no {key!r}; a CoNSeP label file holds inst_map, "
-                            f"type_map, inst_type and inst_centroid (found: {found})")
+    mat = reader.load_mat(path, ("inst_map", "type_map"))
     inst = np.asarray(mat["inst_map"])
     types = np.asarray(mat["type_map"])
     if inst.ndim != 2 or inst.shape != types.shape:
