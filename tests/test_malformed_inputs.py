@@ -212,7 +212,7 @@ CONFIG_CASES = [  # (config file, overrides, what the one line must say)
     ("eyepacs", ["--config.data.val_fraction=0.6", "--config.data.test_fraction=0.5"],
      "config.data.val_fraction + config.data.test_fraction must be below 1"),
     ("eyepacs", ["--config.data.batch_size=0"], "config.data.batch_size is 0"),
-    ("eyepacs", ["--config.data.num_workers=-1"], "config.data.num_workers is -1"),
+    ("eyepacs", ["--config.data.num_workers=-2"], "config.data.num_workers is -2"),
     ("eyepacs", ["--config.data.resolution=8"], "config.data.resolution is 8"),
     ("eyepacs", ["--config.data.bad_images=ignore"], "config.data.bad_images is 'ignore'"),
     ("eyepacs", ["--config.eval.best_metric=auroc"], "config.eval.best_metric is 'auroc'"),
