@@ -12,7 +12,7 @@ some tens of steps. Each point is trained with three seeds (`train.seed` and `da
 together: initialisation, augmentation, batch order and which training images are kept), so
 the report shows the mean and spread over seeds and compares the sources with paired tests on
 the same test images. Sized to finish within 15 minutes on 2 CPU cores with --parallel 2
-(measured: 9.7 min from a fresh cache).
+(measured: 9.9 min from a fresh cache).
 """
 
 from __future__ import annotations
