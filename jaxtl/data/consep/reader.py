@@ -146,6 +146,12 @@ def find_tiles(root: pathlib.Path) -> list[Tile]:
     return tiles
 
 
+def unreadable_tile(error: DataError, left_out: str) -> DataError:
+    """What to do about a tile that cannot be read (without data.bad_images=skip)."""
+    return DataError(f"{error}: replace the file, or set --config.data.bad_images=skip to "
+                     f"leave {left_out} out")
+
+
 def load_mat(path: pathlib.Path, keys: tuple[str, ...]) -> dict[str, Any]:
     """A CoNSeP label file (.mat), which must hold `keys`; DataError naming the file if not."""
     try:
@@ -248,9 +254,7 @@ def _write_patch_cache(target: pathlib.Path, tiles: Sequence[Tile], size: int,
             nuclei = read_nuclei(tile.labels)
         except DataError as error:
             if not skip_bad_tiles:
-                raise DataError(f"{error}: replace the file, or set "
-                                f"--config.data.bad_images=skip to leave the tile (and its "
-                                f"nuclei) out") from None
+                raise unreadable_tile(error, "the tile (and its nuclei)") from None
             unreadable.append(tile.name)
             continue
         height, width = image.shape[:2]

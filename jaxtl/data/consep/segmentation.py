@@ -130,9 +130,7 @@ def _write_tile_cache(target: pathlib.Path, tiles: Sequence[reader.Tile],
                                         f"{image.shape[:2]}")
                 except DataError as error:
                     if not skip_bad_tiles:
-                        raise DataError(f"{error}: replace the file, or set "
-                                        f"--config.data.bad_images=skip to leave the tile "
-                                        f"out") from None
+                        raise reader.unreadable_tile(error, "the tile") from None
                     unreadable.append(tile.name)
                     continue
                 valid = (types >= 0) & (types <= NUM_TYPES)
