@@ -101,7 +101,21 @@ def read_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
     if not path.is_file():
         raise UserError(f"{workdir} is not a jaxtl run folder: it has no {CONFIG_FILE}; pass "
                         f"the --workdir of a training run (python -m jaxtl.main)")
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    return ml_collections.ConfigDict(_saved_config(path))
+
+
+def _saved_config(path: pathlib.Path) -> dict[str, Any]:
+    """A run's config.json; the keys added to jaxtl since the run started (absent from its
+    file) are filled in with their defaults, as the run ran."""
+    saved = json.loads(path.read_text())
+    defaults = json.loads(configuration.to_json(base_config(saved["dataset"])))
+
+    def filled(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+        return {**defaults, **{key: filled(value, defaults[key])
+                               if isinstance(value, dict) and isinstance(defaults.get(key), dict)
+                               else value for key, value in saved.items()}}
+
+    return filled(saved, defaults)
 
 
 def is_finished(workdir: pathlib.Path) -> bool:
@@ -157,11 +171,7 @@ def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict,
             write_config(workdir, config)
         return
     current = dict(configuration.flatten(json.loads(configuration.to_json(config))))
-    saved = dict(configuration.flatten(json.loads(path.read_text())))
-    # A run started by an older jaxtl lacks the keys added since: it ran as their defaults do.
-    defaults = dict(configuration.flatten(json.loads(configuration.to_json(
-        base_config(config.dataset)))))
-    saved = {key: saved.get(key, defaults.get(key)) for key in set(saved) | set(current)}
+    saved = dict(configuration.flatten(_saved_config(path)))
     changed = [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}"
                for key in sorted(set(saved) | set(current))
                if saved.get(key) != current.get(key) and key not in RESUMABLE_CHANGES]

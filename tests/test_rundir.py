@@ -85,6 +85,9 @@ def test_a_run_of_an_older_jaxtl_resumes_where_it_lacks_only_keys_added_since(tm
     del saved["data"]["prepared"], saved["data"]["tfds"]  # keys an older jaxtl did not have
     (tmp_path / "run" / rundir.CONFIG_FILE).write_text(json.dumps(saved))
     rundir.check_workdir(tmp_path / "run", config, write=True)
+    read = rundir.read_config(tmp_path / "run")  # as jaxtl.explain reads it: defaults filled in
+    assert (read.data.prepared, read.data.tfds) == ("", "")
+    assert read.data.resolution == config.data.resolution  # what the run saved is kept
     config.data.prepared = str(tmp_path / "shards")  # not the default: not how the run ran
     with pytest.raises(WorkdirConflict, match=r"data.prepared: '' -> '.*shards'"):
         rundir.check_workdir(tmp_path / "run", config, write=True)
