@@ -1,7 +1,8 @@
 """Throughput of a config: python -m jaxtl.bench --config configs/eyepacs.py [--steps 10]
 
 Prints one JSON object: train-step images/s of the configured model on synthetic device batches
-(pixels in the dtype the pipeline sends, normalised inside the step, as in training) after
+(pixels in the dtype the pipeline sends, warped (crop, flip, rotation of image files) and
+normalised inside the step, as in training) after
 compilation, the compile time, and the input pipeline's images/s at the configured resolution
 on the configured data (the demo images when no data.root is set, the prepared shards with
 data.prepared; the demo's smaller model settings are not applied here) with the bytes each
@@ -21,6 +22,7 @@ from absl import flags
 
 from jaxtl import cli, configuration, models, optim, steps, tasks
 from jaxtl.data import loading, pipeline
+from jaxtl.data.transforms import IDENTITY_WARP
 from jaxtl.run import image_transform
 
 
@@ -35,8 +37,10 @@ def define_flags() -> cli.Options:
 
 
 def synthetic_batch(layout: pipeline.Layout, batch_size: int, shape: tuple[int, ...],
-                    num_classes: int, dtype: str = "float32") -> dict[str, jax.Array]:
-    """Random pixels of `dtype` (integers over their whole range) and labels."""
+                    num_classes: int, dtype: str = "float32",
+                    warps: bool = False) -> dict[str, jax.Array]:
+    """Random pixels of `dtype` (integers over their whole range) and labels; with `warps`,
+    each image's warp too (the identity: sampling costs the same whatever the map)."""
     local = layout.local_batch_size(batch_size, "data.batch_size")
     rng = np.random.default_rng(0)
     if np.dtype(dtype).kind == "u":
@@ -45,6 +49,8 @@ def synthetic_batch(layout: pipeline.Layout, batch_size: int, shape: tuple[int, 
     else:
         image = rng.standard_normal((local, *shape), np.float32)
     batch = {"image": image, "label": rng.integers(0, num_classes, local).astype(np.int32)}
+    if warps:
+        batch["warp"] = np.tile(IDENTITY_WARP, (local, 1, 1))
     return {k: jax.make_array_from_process_local_data(layout.sharding, v)
             for k, v in batch.items()}
 
@@ -60,7 +66,7 @@ def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) 
     state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
     transform = image_transform(config, augment=True)
     batch = synthetic_batch(layout, config.data.batch_size, shape, num_classes,
-                            transform.wire_dtype)
+                            transform.wire_dtype, transform.warps_on_device)
     task = tasks.multiclass([str(c) for c in range(num_classes)])
     train_step = steps.make_train_step(model, tx, mesh, task=task,
                                        normalisation=transform.normalisation)
@@ -78,6 +84,7 @@ def bench_train_step(config, num_classes: int, channels: int, timed_steps: int) 
             "params": sum(x.size for x in jax.tree.leaves(state.params)),
             "train_images_per_second": timed_steps * config.data.batch_size / seconds,
             "train_step_seconds": seconds / timed_steps,
+            "augmentation_on_device": transform.warps_on_device,
             "devices": mesh.size, "platform": jax.devices()[0].platform}
 
 

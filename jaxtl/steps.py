@@ -5,7 +5,8 @@ The batch is sharded on the mesh's 'data' axis and the train state is replicated
 one device and N devices compute the same numbers. The train step donates the old state.
 Images arrive in their wire dtype (uint8 for 8-bit data) and are normalised inside the steps
 (`normalisation`, jaxtl.data.transforms.Normalisation), so a quarter of float32's bytes cross
-to the device.
+to the device. A training batch with a `warp` holds canvases that the step first samples
+through their warps (crop, flip and rotation: jaxtl.data.transforms.warp_batch).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxtl.data.transforms import warp_batch
 from jaxtl.optim.freezing import NOTHING_FROZEN, Frozen
 from jaxtl.tasks import Task
 
@@ -29,8 +31,12 @@ Normalise = Callable[[jax.Array], jax.Array]  # wire pixels -> float32 model inp
 
 
 def normalised(batch: Batch, normalisation: Normalise | None) -> jax.Array:
-    """The batch's images as the model takes them (as they are without a normalisation)."""
-    return batch["image"] if normalisation is None else normalisation(batch["image"])
+    """The batch's images as the model takes them: warped when the batch has warps, then
+    normalised (as they are without a normalisation)."""
+    images = batch["image"]
+    if "warp" in batch:
+        images = warp_batch(images, batch["warp"])
+    return images if normalisation is None else normalisation(images)
 
 
 @flax.struct.dataclass

@@ -23,10 +23,11 @@ def test_bench_prints_train_pipeline_and_compile_figures(tmp_path):
     assert figures["arch"] == "resnet18" and figures["pipeline_data"] == "DEMO"
     for key in ("compile_seconds", "train_images_per_second", "pipeline_images_per_second"):
         assert figures[key] > 0, key
-    # uint8 pixels cross to the device: 32 x 32 x 3 bytes, plus the int32 label and valid flag
-    assert figures["pixel_dtype"] == "uint8"
+    # uint8 pixels cross to the device: 32 x 32 x 3 bytes, plus the int32 label, the valid flag
+    # and the augmentation's warp (2 x 3 float32: EyePACS crops, flips and rotates on the device)
+    assert figures["pixel_dtype"] == "uint8" and figures["augmentation_on_device"]
     assert figures["host_to_device_image_bytes_per_image"] == 32 * 32 * 3
-    assert figures["host_to_device_bytes_per_image"] == 32 * 32 * 3 + 4 + 1
+    assert figures["host_to_device_bytes_per_image"] == 32 * 32 * 3 + 4 + 1 + 6 * 4
 
 
 def _bench(tmp_path, *overrides: str) -> subprocess.CompletedProcess:

@@ -32,6 +32,8 @@ class Decoder(Protocol):
     value_scale: float  # the decoded value that means 1.0 on the 0..1 scale of data.mean/std
     # Optional: the dtype pixels cross to the device in ('uint16' for 16-bit data); without it,
     # uint8 for value_scale 255, else float32 (jaxtl.data.transforms.wire_dtype).
+    # Optional: `gives_pillow_images` True when `decode` returns PIL images (their training
+    # augmentation then runs on the device: jaxtl.data.transforms).
 
     def decode(self, path: str, resolution: int) -> Decoded:
         """A PIL image (8-bit, 1 or 3 channels) or an (H, W, channels) array. `resolution` is
@@ -52,6 +54,7 @@ class ImageFileDecoder:
     channels: int = 3
     preprocess: PilPreprocess | None = None
     value_scale: float = 255.0
+    gives_pillow_images: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         one_or_three(self.channels, "image files")

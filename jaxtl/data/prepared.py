@@ -342,6 +342,10 @@ class PreparedDecoder:
     wire_dtype: str
     kind: str
 
+    @property
+    def gives_pillow_images(self) -> bool:
+        return self.kind == "pil"
+
     def decode(self, path: str, resolution: int) -> Image.Image | np.ndarray:
         del resolution
         file, _, position = path.rpartition("#")

@@ -2,9 +2,18 @@
 
 A dataset chooses how its images are decoded (a `Decoder`); the rest is shared:
 
-- Image files (JPEG, PNG: EyePACS, chest X-rays) decode with Pillow into a `PIL.Image` and stay
-  on the Pillow path: JPEG draft decoding, Pillow's antialiased resize, flip and rotate, uint8
-  pixels. This is the fastest path for 8-bit photographs.
+- Image files (JPEG, PNG: EyePACS, chest X-rays, prepared shards of them) decode with Pillow
+  into a `PIL.Image` (JPEG draft decoding) and take the Pillow path. Without augmentation
+  (evaluation) the centred square is resized to `resolution` in one antialiased Pillow resize.
+  With augmentation the host does only what must happen on the host: the image, resized so
+  its short side is `resolution` (one antialiased Pillow resize, or none for prepared shards
+  stored at that size: then a plain slice), is cut to the `resolution` square that holds the
+  random crop (the *canvas*), and the crop, flip and rotation travel beside it as one affine
+  map (`warp`, a (2, 3) float32 map from output to canvas (row, col) indices). The jitted
+  train step samples the canvas through that map (bilinear, `warp_batch`); rotated corners
+  show the canvas around the crop, and black where they leave the canvas. Decoding and one resize are
+  what a bare decode-and-resize loop does too, so the host keeps pace with it, and prepared
+  shards need no resampling on the host at all (benchmarks/decode.py).
 - Arrays (CoNSeP nucleus patches from the patch cache, BigEarthNet band stacks) decode into an
   (H, W, C) NumPy array with any number of channels and take the NumPy/SciPy path: crop, resize,
   flip and rotate are composed into one affine map and sampled once per channel with
@@ -14,7 +23,8 @@ A dataset chooses how its images are decoded (a `Decoder`); the rest is shared:
   anti-aliasing rule of scikit-image's `resize`).
 
 Both paths draw the same random numbers in the same order, so a crop, flip or rotation means
-the same thing on either. Normalisation is per channel: `mean` and `std` are on the 0..1 scale
+the same thing on either. `ImageTransform.pixels` gives an example's pixels as the model sees
+them on the host (the canvas warped with SciPy, rounded to uint8), for inspection and tests. Normalisation is per channel: `mean` and `std` are on the 0..1 scale
 of the data, and a decoder's `value_scale` says which decoded value is 1.0 (255 for 8-bit
 images, 10000 for Sentinel-2 reflectances).
 
@@ -101,7 +111,7 @@ class ImageTransform:
             raise ValueError(f"mean and std need one value per channel ({self.channels}); "
                              f"got {len(self.mean)} and {len(self.std)}")
 
-    def crop_box(self, width: int, height: int,
+    def crop_box(self, width: float, height: float,
                  rng: np.random.Generator | None) -> tuple[float, float, float, float]:
         """The centred square by default; with 'crop', a random square of random area."""
         side = float(min(width, height))
@@ -124,32 +134,76 @@ class ImageTransform:
     def wire_dtype(self) -> str:
         return wire_dtype(self.decoder)
 
+    @property
+    def warps_on_device(self) -> bool:
+        """Whether training examples are a canvas and a `warp` (augmented images from a
+        decoder that gives Pillow images) rather than finished pixels."""
+        return bool(self.augment) and bool(getattr(self.decoder, "gives_pillow_images", False))
+
+    def example(self, path: str, rng: np.random.Generator | None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(pixels in the wire dtype, None), or (canvas, warp) when `rng` is given and
+        `warps_on_device` (see the module doc)."""
+        decoded = self._decode(path)
+        if isinstance(decoded, Image.Image):
+            if rng is not None and self.warps_on_device:
+                return self._pil_canvas(decoded, rng)
+            return self._pil_pixels(decoded), None
+        return to_wire(self._array_pixels(decoded, rng), self.wire_dtype), None
+
     def wire_pixels(self, path: str, rng: np.random.Generator | None) -> np.ndarray:
-        """`pixels` in the dtype that crosses to the device (see the module doc)."""
+        """`pixels` in the dtype that crosses to the device."""
         return to_wire(self.pixels(path, rng), self.wire_dtype)
 
     def pixels(self, path: str, rng: np.random.Generator | None) -> np.ndarray:
-        """HWC pixels at `resolution` (uint8 from image files, float32 from arrays);
-        augmented when `rng` is given."""
+        """HWC pixels at `resolution` as the model sees them (uint8 from image files, float32
+        from arrays); augmented when `rng` is given (from image files: the canvas warped
+        here, on the host, as the train step does on the device, rounded to uint8)."""
+        decoded = self._decode(path)
+        if not isinstance(decoded, Image.Image):
+            return self._array_pixels(decoded, rng)
+        if rng is not None and self.warps_on_device:
+            return to_wire(warp_on_host(*self._pil_canvas(decoded, rng)), "uint8")
+        return self._pil_pixels(decoded)
+
+    def _decode(self, path: str) -> Image.Image | np.ndarray:
         decoded = self.decoder.decode(path, self.resolution)
-        if isinstance(decoded, Image.Image):
-            return self._pil_pixels(decoded, rng)
-        if decoded.ndim != 3 or decoded.shape[-1] != self.channels:
+        if not isinstance(decoded, Image.Image) and (decoded.ndim != 3
+                                                     or decoded.shape[-1] != self.channels):
             raise DataError(f"{path} decoded to shape {decoded.shape}; expected (H, W, "
                             f"{self.channels})")
-        return self._array_pixels(decoded, rng)
+        return decoded
 
-    def _pil_pixels(self, image: Image.Image, rng: np.random.Generator | None) -> np.ndarray:
-        box = self.crop_box(image.width, image.height, rng)
+    def _pil_pixels(self, image: Image.Image) -> np.ndarray:
+        """The centred square resized to `resolution`."""
+        box = self.crop_box(image.width, image.height, None)
         image = image.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR,
                              box=box)
+        return _hwc(image)
+
+    def _pil_canvas(self, image: Image.Image,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The canvas that holds a random crop, and the warp that crops, flips and rotates it.
+
+        Geometry is in the pixels of the image resized so its short side is `resolution`;
+        `scale` is the decoded image's pixels per such pixel."""
+        scale = min(image.width, image.height) / self.resolution
+        width, height = image.width / scale, image.height / scale
+        left, top, right, _ = self.crop_box(width, height, rng)
+        side = right - left
         flip, angle = self._flip_and_angle(rng)
-        if flip:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        if rng is not None and "rotate" in self.augment:
-            image = image.rotate(angle, Image.Resampling.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
-        return array[..., None] if array.ndim == 2 else array
+        x = _canvas_start(left, side, width, self.resolution)
+        y = _canvas_start(top, side, height, self.resolution)
+        side = min(side, x + self.resolution - left, y + self.resolution - top)
+        if scale == 1.0:  # stored at this size: a slice
+            canvas = image.crop((int(x), int(y), int(x) + self.resolution,
+                                 int(y) + self.resolution))
+        else:
+            canvas = image.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR,
+                                  box=(x * scale, y * scale, (x + self.resolution) * scale,
+                                       (y + self.resolution) * scale))
+        matrix, offset = sampling_map(self.resolution, left - x, top - y, side, flip, angle)
+        return _hwc(canvas), np.concatenate([matrix, offset[:, None]], 1).astype(np.float32)
 
     def _array_pixels(self, array: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         height, width = array.shape[:2]
@@ -191,6 +245,69 @@ class ImageTransform:
     def blank(self) -> np.ndarray:
         """The stand-in pixels of padding and skipped images (never scored)."""
         return np.zeros((self.resolution, self.resolution, self.channels), self.wire_dtype)
+
+
+def _hwc(image: Image.Image) -> np.ndarray:
+    array = np.asarray(image, dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _canvas_start(start: float, side: float, length: float, resolution: int) -> float:
+    """Where the `resolution`-long canvas begins along an axis of `length` (whole pixels, so
+    pixels stored at this size are sliced, not resampled): inside the image, holding the crop
+    [start, start + side] and centred on it where it can; where no whole-pixel start holds
+    the crop, the last one before it (the crop then overhangs by under a pixel and is
+    trimmed)."""
+    if length <= resolution:
+        return 0.0
+    centred = start + side / 2.0 - resolution / 2.0
+    low, high = math.ceil(start + side - resolution), math.floor(start)
+    begin = min(max(round(centred), low), high) if low <= high else high
+    return float(min(max(begin, 0), math.floor(length - resolution)))
+
+
+IDENTITY_WARP = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+
+
+def _warp_coordinates(xp: Any, shape: tuple[int, ...], warp: Any) -> tuple[Any, Any, Any]:
+    """The (row, col) canvas coordinates `warp` samples for each output pixel, and whether
+    each lies on the canvas (within its outer pixel edges, half a pixel beyond the outer
+    centres)."""
+    height, width = shape[:2]
+    rows, cols = xp.meshgrid(xp.arange(height, dtype=xp.float32),
+                             xp.arange(width, dtype=xp.float32), indexing="ij")
+    row = warp[0, 0] * rows + warp[0, 1] * cols + warp[0, 2]
+    col = warp[1, 0] * rows + warp[1, 1] * cols + warp[1, 2]
+    inside = ((row >= -0.5) & (row <= height - 0.5) & (col >= -0.5) & (col <= width - 0.5))
+    return row, col, inside
+
+
+def warp_on_host(canvas: np.ndarray, warp: np.ndarray) -> np.ndarray:
+    """(H, W, C) float32: the canvas sampled through `warp` with SciPy, bilinear; on the
+    canvas its edge pixels extend to its outer edges, beyond it is zero (black): what
+    `warp_batch` computes on the device."""
+    row, col, inside = _warp_coordinates(np, canvas.shape, warp.astype(np.float64))
+    out = np.empty(canvas.shape, np.float32)
+    for channel in range(canvas.shape[-1]):
+        out[..., channel] = ndimage.map_coordinates(
+            canvas[..., channel].astype(np.float32), [row, col], order=1, mode="nearest")
+    return out * inside[..., None]
+
+
+def warp_batch(images: Any, warps: Any) -> Any:
+    """On the device, inside a jitted step: (B, H, W, C) canvases sampled through their
+    (B, 2, 3) warps (see `warp_on_host`) -> float32 (B, H, W, C)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.ndimage import map_coordinates
+
+    def one(canvas: Any, warp: Any) -> Any:
+        row, col, inside = _warp_coordinates(jnp, canvas.shape, warp)
+        sample = lambda plane: map_coordinates(plane, [row, col], order=1, mode="nearest")
+        planes = jax.vmap(sample, in_axes=-1, out_axes=-1)(canvas.astype(jnp.float32))
+        return planes * inside[..., None]
+
+    return jax.vmap(one)(images, warps)
 
 
 def sampling_map(resolution: int, left: float, top: float, side: float, flip: bool,
@@ -237,7 +354,8 @@ def unreadable(record: Record, error: DataError, split: str) -> UnreadableImage:
 
 @dataclasses.dataclass(frozen=True)
 class TrainExample:
-    """Grain RandomMap: Record -> augmented example (pixels in the wire dtype).
+    """Grain RandomMap: Record -> augmented example (pixels in the wire dtype; with
+    `transform.warps_on_device`, a canvas and its `warp`, applied in the train step).
 
     An image that cannot be read stops the run (`skip_bad_images` False) or becomes a blank
     stand-in with `valid` False, which the train step leaves out of the loss, so batches keep
@@ -249,15 +367,18 @@ class TrainExample:
 
     def __call__(self, record: Record, rng: np.random.Generator) -> dict[str, np.ndarray]:
         try:
-            image = self.transform.wire_pixels(record.path, rng)
+            image, warp = self.transform.example(record.path, rng)
         except DataError as error:
             if not self.skip_bad_images:
                 raise unreadable(record, error, "train") from None
-            image, valid = self.transform.blank(), False
+            image, warp, valid = self.transform.blank(), IDENTITY_WARP, False
         else:
             valid = True
-        return {"image": image, "label": np.asarray(record.label, np.int32),
-                "valid": np.bool_(valid)}
+        example = {"image": image, "label": np.asarray(record.label, np.int32),
+                   "valid": np.bool_(valid)}
+        if self.transform.warps_on_device:
+            example["warp"] = warp
+        return example
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from jaxtl import steps
 from jaxtl.data import pipeline
 from jaxtl.data.eyepacs import reader as eyepacs
-from jaxtl.data.transforms import ImageTransform
+from jaxtl.data.transforms import ImageTransform, warp_on_host
 from jaxtl.errors import DataError
 
 TRANSFORM = ImageTransform(resolution=16, channels=3, mean=(0.5,) * 3, std=(0.25,) * 3,
@@ -130,6 +130,29 @@ def test_uint8_pixels_normalised_on_the_device_equal_the_float_path(records, lay
     assert on_device.dtype == np.float32
     np.testing.assert_allclose(np.asarray(on_device), host_normalised(records[:8], transform),
                                rtol=0, atol=1e-6)
+
+
+def test_augmented_image_files_cross_as_canvases_the_step_warps(records, layout):
+    """Crop, flip and rotation of image files travel as a warp beside a uint8 canvas; the
+    steps' `normalised` warps then normalises, giving what the host computes for the same
+    random draws (`ImageTransform.pixels`, which rounds to uint8: within half a level)."""
+    transform = ImageTransform(resolution=16, channels=3, mean=(0.485, 0.456, 0.406),
+                               std=(0.229, 0.224, 0.225), augment=("crop", "flip", "rotate"),
+                               rotate_degrees=20)
+    batch = next(pipeline.train_stream(records[:8], transform, global_batch=8, epochs=1,
+                                       seed=3, layout=layout, num_workers=0,
+                                       prefetch=1).iterator())
+    assert batch["image"].dtype == np.uint8 and batch["warp"].shape == (8, 2, 3)
+    on_device = np.asarray(jax.jit(steps.normalised, static_argnums=1)(
+        batch, transform.normalisation))
+    warps = np.asarray(batch["warp"])
+    canvases = np.asarray(batch["image"])
+    host = np.stack([transform.normalise(warp_on_host(c, w)) for c, w in zip(canvases, warps)])
+    np.testing.assert_allclose(on_device, host, rtol=0, atol=1e-4)
+    assert len({w.tobytes() for w in warps}) == 8
+    eval_batch = next(pipeline.eval_batches(records[:8], transform, global_batch=8,
+                                            layout=layout, num_workers=0, prefetch=1))
+    assert "warp" not in eval_batch  # evaluation: the centred square, finished on the host
 
 
 def test_sixteen_bit_pixels_cross_as_uint16_and_normalise_as_on_the_host(tmp_path, layout):

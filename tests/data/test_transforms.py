@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,7 +13,8 @@ from PIL import Image
 from jaxtl.data.records import Record
 from jaxtl.data.eyepacs.graham import GrahamPreprocess, estimate_radius
 from jaxtl.data.decoders import ImageFileDecoder, PatchArrayDecoder
-from jaxtl.data.transforms import EvalExample, ImageTransform, TrainExample
+from jaxtl.data.transforms import (EvalExample, ImageTransform, TrainExample,
+                                   _warp_coordinates, warp_batch, warp_on_host)
 from jaxtl.errors import DataError, UnreadableImage
 from layouts.bad_files import BAD_KINDS, spoil
 
@@ -134,20 +136,85 @@ def array_transform(array, resolution, **kw):
 
 @pytest.mark.parametrize("augment", [(), ("crop",), ("flip",), ("rotate",),
                                      ("crop", "flip", "rotate")])
-def test_array_path_matches_pillow_on_rgb(augment):
-    """The NumPy/SciPy path and the Pillow path read the same random numbers the same way.
+def test_array_path_matches_pillow_on_rgb(augment, tmp_path):
+    """The NumPy/SciPy path and the Pillow path (canvas + warp) read the same random numbers
+    the same way.
 
-    Upscaling (no antialiasing on either side), compared away from the border where Pillow fills
-    black and the array path mirrors; Pillow rounds to uint8 after each of its steps.
+    Upscaling (no antialiasing on either side), compared away from the border where the Pillow
+    path fills black and the array path mirrors; the Pillow path resamples twice (the canvas,
+    then the warp) and rounds to uint8.
     """
     rgb = smooth_rgb()
-    t = array_transform(rgb, 64, augment=augment, rotate_degrees=30, crop_scale_min=0.5)
+    path = tmp_path / "rgb.png"
+    Image.fromarray(rgb).save(path)
+    settings = dict(augment=augment, rotate_degrees=30, crop_scale_min=0.5)
+    arrays = array_transform(rgb, 64, **settings)
+    files = ImageTransform(resolution=64, channels=3, mean=(0.5,) * 3, std=(0.5,) * 3,
+                           **settings)
+    assert files.warps_on_device == bool(augment) and not arrays.warps_on_device
     centre = slice(16, 48)
     for seed in range(4):
-        pil = t._pil_pixels(Image.fromarray(rgb), np.random.default_rng(seed)).astype(float)
-        array = t.pixels("ignored", np.random.default_rng(seed))
+        pil = files.pixels(str(path), np.random.default_rng(seed)).astype(float)
+        array = arrays.pixels("ignored", np.random.default_rng(seed))
         assert array.dtype == np.float32 and array.shape == (64, 64, 3)
-        assert np.abs(pil[centre, centre] - array[centre, centre]).max() < 2.5
+        assert np.abs(pil[centre, centre] - array[centre, centre]).max() < 3.0
+
+
+def test_the_device_warp_is_the_host_warp(image_path):
+    """The train step's `warp_batch` (JAX) samples canvases as `warp_on_host` (SciPy) does,
+    for the warps the transform draws (crop, flip, rotation)."""
+    t = transform(augment=("crop", "flip", "rotate"), rotate_degrees=30, crop_scale_min=0.5)
+    examples = [t.example(image_path, np.random.default_rng(s)) for s in range(6)]
+    canvases = np.stack([canvas for canvas, _ in examples])
+    warps = np.stack([warp for _, warp in examples])
+    assert canvases.dtype == np.uint8 and warps.shape == (6, 2, 3)
+    device = np.asarray(jax.jit(warp_batch)(canvases, warps))
+    host = np.stack([warp_on_host(c, w) for c, w in examples])
+    np.testing.assert_allclose(device, host, atol=1e-3)
+    assert len({w.tobytes() for w in warps}) == 6  # every draw a different map
+
+
+def test_the_warp_is_bilinear_sampling_by_definition():
+    """`warp_on_host` against a slow definition: each output pixel's four canvas neighbours
+    weighted by distance, edge pixels extended to the canvas edge, zero beyond it."""
+    canvas = np.random.default_rng(0).integers(0, 256, (7, 9, 2)).astype(np.uint8)
+    angle = np.radians(25.0)
+    warp = np.array([[np.cos(angle), -np.sin(angle) * 1.1, 1.3],
+                     [np.sin(angle), np.cos(angle) * 1.1, -2.2]], np.float32)
+    height, width = canvas.shape[:2]
+    expected = np.zeros(canvas.shape)
+    for r in range(height):
+        for c in range(width):
+            y = warp[0, 0] * r + warp[0, 1] * c + warp[0, 2]
+            x = warp[1, 0] * r + warp[1, 1] * c + warp[1, 2]
+            if not (-0.5 <= y <= height - 0.5 and -0.5 <= x <= width - 0.5):
+                continue
+            y, x = min(max(y, 0), height - 1), min(max(x, 0), width - 1)
+            y0, x0 = min(int(y), height - 2), min(int(x), width - 2)
+            dy, dx = y - y0, x - x0
+            expected[r, c] = ((1 - dy) * (1 - dx) * canvas[y0, x0] + (1 - dy) * dx * canvas[y0, x0 + 1]
+                              + dy * (1 - dx) * canvas[y0 + 1, x0] + dy * dx * canvas[y0 + 1, x0 + 1])
+    np.testing.assert_allclose(warp_on_host(canvas, warp), expected, atol=1e-3)
+    assert (expected == 0).any() and (expected != 0).any()
+
+
+def test_canvas_of_an_image_stored_at_the_resolution_is_a_slice(tmp_path):
+    """Prepared shards store the short side at the resolution: the canvas is cut, not
+    resampled, and holds the crop (a crop and flip sample no pixel beyond it)."""
+    pixels = np.random.default_rng(3).integers(0, 256, (30, 47, 3)).astype(np.uint8)
+    path = tmp_path / "stored.png"
+    Image.fromarray(pixels).save(path)
+    t = transform(augment=("crop", "flip"), crop_scale_min=0.5)
+    starts = set()
+    for seed in range(12):
+        canvas, warp = t.example(str(path), np.random.default_rng(seed))
+        offsets = [x for x in range(47 - 30 + 1)
+                   if np.array_equal(canvas, pixels[:, x:x + 30])]
+        assert offsets, seed
+        starts.add(offsets[0])
+        row, col, inside = _warp_coordinates(np, canvas.shape, warp)
+        assert inside.all()
+    assert len(starts) > 3  # the canvas follows the crop along the long side
 
 
 @pytest.mark.parametrize("channels", [1, 3, 10, 12])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
@@ -22,6 +23,7 @@ class TfdsImageDecoder:
     channels: int = 3
     feature: str = "image"
     value_scale: float = 255.0
+    gives_pillow_images: ClassVar[bool] = True
 
     def decode(self, path: str, resolution: int) -> Image.Image:
         encoded = source.example(path).get(self.feature)
