@@ -5,7 +5,8 @@
 
 The step of `python -m jaxtl.main` (SGD with Nesterov momentum, softmax cross-entropy, 5
 classes, BatchNorm statistics) with `model.dtype=bfloat16`, on one synthetic uint8 batch already
-on the device (normalised inside the step, as in training). FLOPs per step come from XLA's cost
+on the device (warped by the EyePACS augmentation's crop, flip and rotation map and normalised
+inside the step, as in training; timm's side does no augmentation). FLOPs per step come from XLA's cost
 analysis of the compiled step; MFU = FLOPs per second / the GPU's dense bfloat16 peak
 (`--peak_tflops`, else looked up from the device name). Prints and appends one JSON line.
 """
@@ -53,8 +54,9 @@ def main() -> None:
     shape = (args.resolution, args.resolution, 3)
     state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
     transform = ImageTransform(args.resolution, 3, tuple(config.data.mean),
-                               tuple(config.data.std))
-    batch = synthetic_batch(layout, args.batch_size, shape, 5, transform.wire_dtype)
+                               tuple(config.data.std), augment=("crop", "flip", "rotate"))
+    batch = synthetic_batch(layout, args.batch_size, shape, 5, transform.wire_dtype,
+                            transform.warps_on_device)
     step = steps.make_train_step(model, tx, mesh, task=tasks.multiclass(list("01234")),
                                  normalisation=transform.normalisation)
     start = time.perf_counter()
