@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -41,6 +42,7 @@ class Run:
     loss_weights: dict[str, float] | None  # per class or label (train.*_weights); None: all 1
     # id(records) -> (records, feed): the evaluation feeds, kept between evaluations
     feeds: dict[int, tuple[Any, pipeline.EvalFeed]] = dataclasses.field(default_factory=dict)
+    helpers: dict[str, Any] = dataclasses.field(default_factory=dict)  # see `compiled`
 
     def eval_feed(self, records: Any) -> pipeline.EvalFeed:
         """The evaluation batches of `records` (a split of this run), whose Grain workers stay
@@ -53,6 +55,13 @@ class Run:
                 label_shape=self.splits.task.label_shape,
                 skip_bad_images=self.config.data.bad_images == "skip"))
         return self.feeds[id(records)][1]
+
+    def compiled(self, name: str, build: Callable[[], Any]) -> Any:
+        """What `build` makes (a compiled helper of this run: segmentation's tile predictor),
+        built on first use and kept with the run."""
+        if name not in self.helpers:
+            self.helpers[name] = build()
+        return self.helpers[name]
 
     def close_feeds(self) -> None:
         for _, feed in self.feeds.values():

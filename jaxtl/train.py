@@ -225,7 +225,6 @@ def _reported(config: ml_collections.ConfigDict) -> list[str]:
 def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop: StopRequest,
           log: RunLog, workdir: pathlib.Path) -> tuple[Any, EarlyStopping, int, int, list]:
     config = run.config
-    demo_run = loading.is_demo(config)
     stopper = EarlyStopping(config.train.early_stopping_patience,
                             config.train.early_stopping_min_delta)
     check = StepCheck(run)
@@ -245,7 +244,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
                                   config.train.log_every_steps)
 
     def meta_now(**extra: Any) -> dict[str, Any]:
-        return {"epoch": step / steps_per_epoch, "step": step, "demo": demo_run,
+        return {"epoch": step / steps_per_epoch, "step": step, "demo": log.demo,
                 "early_stopping": stopper.state(),
                 "skipped_training_images": check.skipped_images, **extra}
 
@@ -253,7 +252,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
     reported = _reported(config)
     progress = tqdm(total=run.total_steps, initial=step, unit="step", mininterval=2.0,
                     disable=jax.process_index() != 0,
-                    desc=("DEMO " if demo_run else "") + "train")
+                    desc=("DEMO " if log.demo else "") + "train")
     window_start, window_images = time.time(), 0
     throughput: list[float] = []
     while step < run.total_steps and not stopper.stopped:

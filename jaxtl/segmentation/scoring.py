@@ -35,18 +35,13 @@ from jaxtl.run import Run
 from jaxtl.segmentation.inference import make_tile_predictor
 from jaxtl.steps import TrainState
 
-_cached: tuple[Any, Any] | None = None  # (run, its tile predictor): compiled once per run
-
-
 def _predictor(run: Run):
-    global _cached
-    if _cached is None or _cached[0] is not run:
-        _cached = (run, make_tile_predictor(
-            lambda variables, images: run.model.apply(
-                variables, run.eval_transform.normalisation(images), train=False),
-            window=run.config.data.resolution, overlap=run.config.seg.window_overlap,
-            batch=run.config.eval.batch_size))
-    return _cached[1]
+    """The run's tile predictor, compiled once per run."""
+    return run.compiled("tile_predictor", lambda: make_tile_predictor(
+        lambda variables, images: run.model.apply(
+            variables, run.eval_transform.normalisation(images), train=False),
+        window=run.config.data.resolution, overlap=run.config.seg.window_overlap,
+        batch=run.config.eval.batch_size))
 
 
 def predict_tiles(run: Run, state: TrainState, records: Sequence[Record]
