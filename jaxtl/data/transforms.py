@@ -11,9 +11,9 @@ A dataset chooses how its images are decoded (a `Decoder`); the rest is shared:
   random crop (the *canvas*), and the crop, flip and rotation travel beside it as one affine
   map (`warp`, a (2, 3) float32 map from output to canvas (row, col) indices). The jitted
   train step samples the canvas through that map (bilinear, `warp_batch`); rotated corners
-  show the canvas around the crop, and black where they leave the canvas. Decoding and one resize are
-  what a bare decode-and-resize loop does too, so the host keeps pace with it, and prepared
-  shards need no resampling on the host at all (benchmarks/decode.py).
+  show the canvas around the crop, and black where they leave the canvas. Decoding and one
+  resize are what a bare decode-and-resize loop does too, so the host keeps pace with it, and
+  prepared shards need no resampling on the host at all (benchmarks/decode.py).
 - Arrays (CoNSeP nucleus patches from the patch cache, BigEarthNet band stacks) decode into an
   (H, W, C) NumPy array with any number of channels and take the NumPy/SciPy path: crop, resize,
   flip and rotate are composed into one affine map and sampled once per channel with
@@ -24,8 +24,8 @@ A dataset chooses how its images are decoded (a `Decoder`); the rest is shared:
 
 Both paths draw the same random numbers in the same order, so a crop, flip or rotation means
 the same thing on either. `ImageTransform.pixels` gives an example's pixels as the model sees
-them on the host (the canvas warped with SciPy, rounded to uint8), for inspection and tests. Normalisation is per channel: `mean` and `std` are on the 0..1 scale
-of the data, and a decoder's `value_scale` says which decoded value is 1.0 (255 for 8-bit
+them on the host (the canvas warped with SciPy, rounded to uint8), for inspection and tests.
+Normalisation is per channel: `mean` and `std` are on the 0..1 scale of the data, and a decoder's `value_scale` says which decoded value is 1.0 (255 for 8-bit
 images, 10000 for Sentinel-2 reflectances).
 
 Pixels leave the workers in the dtype they cross to the device in (`wire_dtype`: uint8 for
