@@ -25,8 +25,9 @@ A dataset chooses how its images are decoded (a `Decoder`); the rest is shared:
 Both paths draw the same random numbers in the same order, so a crop, flip or rotation means
 the same thing on either. `ImageTransform.pixels` gives an example's pixels as the model sees
 them on the host (the canvas warped with SciPy, rounded to uint8), for inspection and tests.
-Normalisation is per channel: `mean` and `std` are on the 0..1 scale of the data, and a decoder's `value_scale` says which decoded value is 1.0 (255 for 8-bit
-images, 10000 for Sentinel-2 reflectances).
+Normalisation is per channel: `mean` and `std` are on the 0..1 scale of the data, and a
+decoder's `value_scale` says which decoded value is 1.0 (255 for 8-bit images, 10000 for
+Sentinel-2 reflectances).
 
 Pixels leave the workers in the dtype they cross to the device in (`wire_dtype`: uint8 for
 8-bit data, uint16 for 16-bit data, a quarter or half of float32's bytes); the array path
