@@ -16,11 +16,11 @@ gathered around one affected spot per image (anywhere on the retina away from th
 so that they can be localised:
 
     0  no lesions
-    1  4-8 microaneurysms (dark-red dots) within 0.25 retina radii of the spot
+    1  4-8 microaneurysms (dark-red dots) within 0.3 retina radii of the spot
     2  as many microaneurysms, 4-8 dot-blot haemorrhages, 2-3 clusters of hard exudates (bright
-       yellow), sometimes a cotton-wool spot, within 0.35 retina radii
+       yellow), sometimes a cotton-wool spot, within 0.4 retina radii
     3  10-14 larger blot haemorrhages, 2-4 exudate clusters, 1-3 cotton-wool spots and the
-       microaneurysms, within 0.42 retina radii
+       microaneurysms, within 0.5 retina radii
     4  as 3, plus 1-3 neovascular tufts (bright-red abnormal vessel loops, often with a pale
        fibrous veil: new vessels elsewhere) and sometimes a large preretinal haemorrhage
 
@@ -102,10 +102,10 @@ class _LesionCounts:
 
 _LESIONS: dict[int, _LesionCounts] = {
     0: _LesionCounts(),
-    1: _LesionCounts(microaneurysms=(4, 8), spread=0.25),
+    1: _LesionCounts(microaneurysms=(4, 8), spread=0.3),
     2: _LesionCounts(
         microaneurysms=(4, 8), haemorrhages=(4, 8), exudate_clusters=(2, 3), cotton_wool=(0, 1),
-        spread=0.35,
+        spread=0.4,
     ),
     3: _LesionCounts(
         microaneurysms=(4, 8),
@@ -113,7 +113,7 @@ _LESIONS: dict[int, _LesionCounts] = {
         haemorrhage_size=(0.06, 0.10),
         exudate_clusters=(2, 4),
         cotton_wool=(1, 3),
-        spread=0.42,
+        spread=0.5,
     ),
     4: _LesionCounts(
         microaneurysms=(4, 8),
@@ -123,7 +123,7 @@ _LESIONS: dict[int, _LesionCounts] = {
         cotton_wool=(1, 3),
         neovascular_tufts=(1, 3),
         preretinal_prob=0.5,
-        spread=0.42,
+        spread=0.5,
     ),
 }
 
@@ -570,7 +570,7 @@ def _draw_lesions(
     _add_new_vessels(neo, pale, fundus, lesions, spot, rng)
 
     pale.paint(image, (0.88, 0.82, 0.72), blur=0.04 * fundus.radius)
-    red.darken(image, (0.55, 0.8, 0.75), blur=0.5)
+    red.darken(image, (0.65, 0.85, 0.8), blur=0.5)
     exudate = np.array([1.0, 0.9, 0.4]) * min(1.0, 0.6 + float(tint[0]))
     yellow.paint(image, exudate, opacity=0.95)
     neo.paint(image, (0.95, 0.12, 0.12), opacity=0.9)
