@@ -12,8 +12,8 @@ The images are drawn fundus photographs: a near-black background around a circul
 retina, a bright yellowish optic disc with dark-red vessels branching from it, a darker macula,
 camera vignetting and per-image variation in size, aspect, position, brightness and colour.
 The grade is carried by lesions whose number, size and kind grow with it (see `_LESIONS`), all
-gathered around one affected spot per image (anywhere on the retina away from the optic disc),
-so that they can be localised:
+gathered around one affected spot per image (within 0.65 retina radii of the centre, away from
+the optic disc), so that they can be localised:
 
     0  no lesions
     1  4-8 microaneurysms (dark-red dots) within 0.3 retina radii of the spot
@@ -85,14 +85,14 @@ class _LesionCounts:
 
     Sizes are radii as fractions of the retina radius: exudates 0.025..0.045 (in clusters of
     3..7), cotton-wool spots 0.06..0.09, neovascular tufts about 0.15. Every lesion of an image
-    lies within `spread` retina radii of one affected spot (the focus), drawn anywhere on the
-    retina away from the optic disc.
+    lies within `spread` retina radii of one affected spot (the focus), drawn within 0.65 retina
+    radii of the centre, away from the optic disc.
     """
 
     microaneurysms: tuple[int, int] = (0, 0)
     microaneurysm_size: tuple[float, float] = (0.045, 0.06)  # radius, fraction of retina radius
     haemorrhages: tuple[int, int] = (0, 0)
-    haemorrhage_size: tuple[float, float] = (0.05, 0.08)
+    haemorrhage_size: tuple[float, float] = (0.05, 0.08)  # radius, as above
     exudate_clusters: tuple[int, int] = (0, 0)
     cotton_wool: tuple[int, int] = (0, 0)
     neovascular_tufts: tuple[int, int] = (0, 0)
