@@ -21,7 +21,8 @@ from jaxtl.data.cache import cache_root
 
 README_FILE = "DEMO_README.txt"
 REGIONS_FILE = "DEMO_REGIONS.csv"
-DEMO_FORMAT_VERSION = 2  # bump when a demo writer changes what it writes (2: REGIONS_FILE)
+DEMO_FORMAT_VERSION = 3  # bump when a demo writer changes what it writes (2: REGIONS_FILE;
+#                           3: EyePACS lesions gathered around one focus, larger microaneurysms)
 
 
 def demo_root(config: ml_collections.ConfigDict) -> pathlib.Path:

@@ -54,8 +54,10 @@ def overlay_png(pixels: np.ndarray, attribution: np.ndarray, boxes: Sequence[Box
     right = Image.fromarray(blended.astype(np.uint8)).resize(size, Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(right)
     for box in boxes:
-        draw.rectangle([box.x * scale, box.y * scale, (box.x + box.width) * scale - 1,
-                        (box.y + box.height) * scale - 1], outline=BOX_COLOUR)
+        x0, y0 = box.x * scale, box.y * scale
+        # A box cut to a sliver at the image edge (under a pixel wide) is drawn as a line.
+        x1, y1 = max(x0, (box.x + box.width) * scale - 1), max(y0, (box.y + box.height) * scale - 1)
+        draw.rectangle([x0, y0, x1, y1], outline=BOX_COLOUR)
     if peak is not None:
         x, y, arm = peak[0] * scale, peak[1] * scale, 1.5 * scale + 2
         draw.line([x - arm, y, x + arm, y], fill=PEAK_COLOUR)

@@ -11,18 +11,24 @@
 The images are drawn fundus photographs: a near-black background around a circular orange-red
 retina, a bright yellowish optic disc with dark-red vessels branching from it, a darker macula,
 camera vignetting and per-image variation in size, aspect, position, brightness and colour.
-The grade is carried by lesions whose number and size grow with it (see `_LESIONS`):
+The grade is carried by lesions whose number, size and kind grow with it (see `_LESIONS`), all
+gathered around one affected spot per image (within 0.65 retina radii of the centre, away from
+the optic disc), so that they can be localised:
 
     0  no lesions
-    1  a few microaneurysms (small dark-red dots)
-    2  more microaneurysms, dot-blot haemorrhages, clusters of hard exudates (bright yellow),
-       sometimes a cotton-wool spot
-    3  many larger blot haemorrhages in every quadrant, more exudates and cotton-wool spots
-    4  as 3, plus neovascular tufts (bright-red abnormal vessel loops, often with a pale fibrous
-       veil) and sometimes a large preretinal haemorrhage
+    1  4-8 microaneurysms (dark-red dots) within 0.3 retina radii of the spot
+    2  as many microaneurysms, 4-8 dot-blot haemorrhages, 2-3 clusters of hard exudates (bright
+       yellow), sometimes a cotton-wool spot, within 0.4 retina radii
+    3  10-14 larger blot haemorrhages, 2-4 exudate clusters, 1-3 cotton-wool spots and the
+       microaneurysms, within 0.5 retina radii
+    4  as 3, plus 1-3 neovascular tufts (bright-red abnormal vessel loops, often with a pale
+       fibrous veil: new vessels elsewhere) and sometimes a large preretinal haemorrhage
 
 Lesion sizes are set relative to the retina radius so that they stay visible after the images are
-downsampled to 64x64 px, the resolution of the demo run.
+downsampled to 80x80 px, the resolution of the demo run (a microaneurysm is 3 to 4 px across).
+Gathering the lesions keeps a random map's pointing-game hit rate low (jaxtl.explain): real
+severe retinopathy has haemorrhages in every quadrant, and a box around each would cover most
+of a coarse map's cells.
 
 Each lesion's box is the bounding box of the outline it is drawn from (a polygon, or a loop
 line widened by its width), in pixels of the saved photograph (after the 180-degree inversion,
@@ -35,7 +41,7 @@ import dataclasses
 import math
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -77,40 +83,47 @@ class Photograph(NamedTuple):
 class _LesionCounts:
     """What is drawn for one grade: counts are inclusive (low, high) ranges, drawn uniformly.
 
-    Sizes are radii as fractions of the retina radius: microaneurysms 0.028..0.04, exudates
-    0.025..0.045 (in clusters of 3..7), cotton-wool spots 0.06..0.09, neovascular tufts about 0.15.
+    Sizes are radii as fractions of the retina radius: exudates 0.025..0.045 (in clusters of
+    3..7), cotton-wool spots 0.06..0.09, neovascular tufts about 0.15. Every lesion of an image
+    lies within `spread` retina radii of one affected spot (the focus), drawn within 0.65 retina
+    radii of the centre, away from the optic disc.
     """
 
     microaneurysms: tuple[int, int] = (0, 0)
+    microaneurysm_size: tuple[float, float] = (0.045, 0.06)  # radius, fraction of retina radius
     haemorrhages: tuple[int, int] = (0, 0)
-    haemorrhage_size: tuple[float, float] = (0.045, 0.075)  # radius, fraction of the retina radius
+    haemorrhage_size: tuple[float, float] = (0.05, 0.08)  # radius, as above
     exudate_clusters: tuple[int, int] = (0, 0)
     cotton_wool: tuple[int, int] = (0, 0)
     neovascular_tufts: tuple[int, int] = (0, 0)
     preretinal_prob: float = 0.0
+    spread: float = 0.3  # fraction of the retina radius
 
 
 _LESIONS: dict[int, _LesionCounts] = {
     0: _LesionCounts(),
-    1: _LesionCounts(microaneurysms=(2, 5)),
+    1: _LesionCounts(microaneurysms=(4, 8), spread=0.3),
     2: _LesionCounts(
-        microaneurysms=(3, 8), haemorrhages=(2, 6), exudate_clusters=(1, 3), cotton_wool=(0, 1)
+        microaneurysms=(4, 8), haemorrhages=(4, 8), exudate_clusters=(2, 3), cotton_wool=(0, 1),
+        spread=0.4,
     ),
     3: _LesionCounts(
-        microaneurysms=(6, 12),
-        haemorrhages=(12, 20),
+        microaneurysms=(4, 8),
+        haemorrhages=(10, 14),
         haemorrhage_size=(0.06, 0.10),
         exudate_clusters=(2, 4),
         cotton_wool=(1, 3),
+        spread=0.5,
     ),
     4: _LesionCounts(
-        microaneurysms=(6, 12),
-        haemorrhages=(10, 18),
+        microaneurysms=(4, 8),
+        haemorrhages=(10, 14),
         haemorrhage_size=(0.06, 0.10),
         exudate_clusters=(2, 4),
         cotton_wool=(1, 3),
         neovascular_tufts=(1, 3),
         preretinal_prob=0.5,
+        spread=0.5,
     ),
 }
 
@@ -492,6 +505,19 @@ def _random_spot(fundus: _Fundus, rng: np.random.Generator, max_radius: float = 
             return point
 
 
+def _near(fundus: _Fundus, focus: Point, spread: float, rng: np.random.Generator) -> Point:
+    """A uniformly random point within `spread` retina radii of `focus`, on the retina and
+    away from the optic disc (`focus` itself when a few tries find none)."""
+    for _ in range(20):
+        rho = fundus.radius * spread * math.sqrt(rng.random())
+        theta = rng.uniform(0.0, 2.0 * math.pi)
+        point = (focus[0] + rho * math.cos(theta), focus[1] + rho * math.sin(theta))
+        if (math.dist(point, fundus.center) < 0.88 * fundus.radius
+                and math.dist(point, fundus.optic_disc) > 1.4 * fundus.optic_radius):
+            return point
+    return focus
+
+
 _BLOB_ANGLES = np.linspace(0.0, 2.0 * math.pi, 16, endpoint=False)
 _BLOB_COS, _BLOB_SIN = np.cos(_BLOB_ANGLES), np.sin(_BLOB_ANGLES)
 _HARMONICS = np.arange(2, 5)[:, None]
@@ -531,16 +557,20 @@ def _draw_lesions(
     """Blends the lesions of one grade into `image` in place; returns their boxes."""
     found: list[Lesion] = []
     red, yellow, pale, neo = (_Mask(fundus, found) for _ in range(4))
-    _add_haemorrhages(red, fundus, lesions, rng)
-    _add_exudates(yellow, fundus, lesions, rng)
+    focus = _random_spot(fundus, rng, 0.65)
+
+    def spot() -> Point:
+        return _near(fundus, focus, lesions.spread, rng)
+
+    _add_haemorrhages(red, fundus, lesions, spot, rng)
+    _add_exudates(yellow, fundus, lesions, spot, rng)
     for _ in range(_count(lesions.cotton_wool, rng)):
         radius = fundus.radius * rng.uniform(0.06, 0.09)
-        pale.polygon(_blob(_random_spot(fundus, rng, 0.7), radius, rng, 0.3, 1.5), 200,
-                     "cotton_wool_spot")
-    _add_new_vessels(neo, pale, fundus, lesions, rng)
+        pale.polygon(_blob(spot(), radius, rng, 0.3, 1.5), 200, "cotton_wool_spot")
+    _add_new_vessels(neo, pale, fundus, lesions, spot, rng)
 
     pale.paint(image, (0.88, 0.82, 0.72), blur=0.04 * fundus.radius)
-    red.darken(image, (0.55, 0.8, 0.75), blur=0.5)
+    red.darken(image, (0.65, 0.85, 0.8), blur=0.5)
     exudate = np.array([1.0, 0.9, 0.4]) * min(1.0, 0.6 + float(tint[0]))
     yellow.paint(image, exudate, opacity=0.95)
     neo.paint(image, (0.95, 0.12, 0.12), opacity=0.9)
@@ -548,55 +578,51 @@ def _draw_lesions(
 
 
 def _add_haemorrhages(
-    mask: _Mask, fundus: _Fundus, lesions: _LesionCounts, rng: np.random.Generator
+    mask: _Mask, fundus: _Fundus, lesions: _LesionCounts, spot: Callable[[], Point],
+    rng: np.random.Generator,
 ) -> None:
     """Microaneurysms, dot-blot haemorrhages and the occasional preretinal haemorrhage."""
     r = fundus.radius
+    lo, hi = lesions.microaneurysm_size
     for _ in range(_count(lesions.microaneurysms, rng)):
-        mask.polygon(_blob(_random_spot(fundus, rng), r * rng.uniform(0.028, 0.04), rng, 0.2),
-                     finding="microaneurysm")
+        mask.polygon(_blob(spot(), r * rng.uniform(lo, hi), rng, 0.2), finding="microaneurysm")
     lo, hi = lesions.haemorrhage_size
     for _ in range(_count(lesions.haemorrhages, rng)):
         aspect = rng.uniform(1.0, 1.8)  # some are flame-shaped
-        blot = _blob(_random_spot(fundus, rng), r * rng.uniform(lo, hi), rng, 0.5, aspect)
+        blot = _blob(spot(), r * rng.uniform(lo, hi), rng, 0.5, aspect)
         mask.polygon(blot, int(rng.integers(190, 256)), "haemorrhage")
     if rng.random() < lesions.preretinal_prob:
-        blot = _blob(_random_spot(fundus, rng, 0.7), r * rng.uniform(0.14, 0.22), rng, 0.3, 1.4)
+        blot = _blob(spot(), r * rng.uniform(0.14, 0.22), rng, 0.3, 1.4)
         mask.polygon(blot, 235, "preretinal_haemorrhage")
 
 
 def _add_exudates(
-    mask: _Mask, fundus: _Fundus, lesions: _LesionCounts, rng: np.random.Generator
+    mask: _Mask, fundus: _Fundus, lesions: _LesionCounts, spot: Callable[[], Point],
+    rng: np.random.Generator,
 ) -> None:
     """Hard exudates, in clusters of a few spots."""
     r = fundus.radius
     for _ in range(_count(lesions.exudate_clusters, rng)):
-        cx, cy = _random_spot(fundus, rng, 0.75)
+        cx, cy = spot()
         for _ in range(int(rng.integers(3, 8))):
-            spot = (cx + rng.normal(0, 0.08 * r), cy + rng.normal(0, 0.08 * r))
-            mask.polygon(_blob(spot, r * rng.uniform(0.025, 0.045), rng, 0.3),
+            dot = (cx + rng.normal(0, 0.08 * r), cy + rng.normal(0, 0.08 * r))
+            mask.polygon(_blob(dot, r * rng.uniform(0.025, 0.045), rng, 0.3),
                          finding="hard_exudate")
 
 
 def _add_new_vessels(
-    mask: _Mask, veil: _Mask, fundus: _Fundus, lesions: _LesionCounts, rng: np.random.Generator
+    mask: _Mask, veil: _Mask, fundus: _Fundus, lesions: _LesionCounts,
+    spot: Callable[[], Point], rng: np.random.Generator,
 ) -> None:
-    """Neovascular tufts, most with a pale fibrous veil drawn into `veil`."""
+    """Neovascular tufts (new vessels elsewhere, NVE, in the affected area), most with a pale
+    fibrous veil drawn into `veil`."""
     r = fundus.radius
-    for i in range(_count(lesions.neovascular_tufts, rng)):
-        # The first tuft grows at the optic disc (NVD), further ones elsewhere (NVE).
-        center = _near_optic_disc(fundus, rng) if i == 0 else _random_spot(fundus, rng, 0.7)
+    for _ in range(_count(lesions.neovascular_tufts, rng)):
+        center = spot()
         _draw_tuft(mask, center, r, rng)
         if rng.random() < 0.6:
             veil.polygon(_blob(center, r * rng.uniform(0.12, 0.18), rng, 0.3, 1.3), 110,
                          "fibrous_veil")
-
-
-def _near_optic_disc(fundus: _Fundus, rng: np.random.Generator) -> Point:
-    theta = rng.uniform(0.0, 2.0 * math.pi)
-    dist = fundus.optic_radius * rng.uniform(0.5, 1.2)
-    x, y = fundus.optic_disc
-    return (x + dist * math.cos(theta), y + dist * math.sin(theta))
 
 
 def _draw_tuft(mask: _Mask, center: Point, r: float, rng: np.random.Generator) -> None:

@@ -171,3 +171,23 @@ def test_grade_is_learnable_from_simple_features(dataset: pathlib.Path) -> None:
     kappa = cohen_kappa_score(y[held_out], model.predict(x[held_out]), weights="quadratic")
     print(f"held-out quadratic weighted kappa: {kappa:.3f}")
     assert kappa >= 0.7
+
+
+@pytest.mark.parametrize("grade", [1, 2, 3, 4])
+def test_lesions_are_gathered_and_visible_at_80_px(grade: int) -> None:
+    """Lesions of an image lie in one area (a map can point at them, a random map rarely does):
+    the box around all of them covers at most 40 % of the photograph, 30 % on average;
+    microaneurysms are at least 2.5 px across at the demo run's 80 px."""
+    covered = []
+    for i in range(8):
+        photo = eyepacs_demo.render_fundus(grade, "left", 96, np.random.default_rng(100 * grade + i))
+        height, width = photo.pixels.shape[:2]
+        boxes = [box for _, box in photo.lesions]
+        assert boxes
+        left, top = min(b.x for b in boxes), min(b.y for b in boxes)
+        right, bottom = max(b.x + b.width for b in boxes), max(b.y + b.height for b in boxes)
+        covered.append((right - left) * (bottom - top) / (width * height))
+        for finding, box in photo.lesions:
+            if finding == "microaneurysm":
+                assert min(box.width, box.height) * 80 / min(width, height) >= 2.5
+    assert max(covered) <= 0.4 and np.mean(covered) <= 0.3, covered
