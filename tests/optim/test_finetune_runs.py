@@ -11,7 +11,7 @@ import pytest
 from flax import traverse_util
 
 from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
-from jaxtl import checkpoint, train
+from jaxtl import checkpoint, steps, train
 from jaxtl.run import build
 from jaxtl.checkpoint import abstract_like
 from jaxtl.data import pipeline
@@ -73,8 +73,10 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
     iterator = run.stream.iterator()
     batch = next(iterator)
     pipeline.close(iterator)
+    # the batch as the train step takes it: canvases warped (crop, flip, rotation), normalised
+    images = steps.normalised(batch, run.eval_transform.normalisation)
     logits = run.model.apply({"params": initial.params, "batch_stats": initial.batch_stats},
-                             run.eval_transform.normalisation(batch["image"]), train=False)
+                             images, train=False)
     targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], 5), 0.2)
     first_loss = float(optax.softmax_cross_entropy(logits, targets).mean())
     assert [r["loss"] for r in records if r["split"] == "train"][0] == pytest.approx(
