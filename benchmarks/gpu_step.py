@@ -22,6 +22,7 @@ import jax
 from jaxtl import models, optim, steps, tasks
 from jaxtl.bench import synthetic_batch
 from jaxtl.config_files import load_config
+from jaxtl.config_rules import parse_augment
 from jaxtl.data import pipeline
 from jaxtl.data.transforms import ImageTransform
 
@@ -54,7 +55,7 @@ def main() -> None:
     shape = (args.resolution, args.resolution, 3)
     state = steps.init_state(model, tx, seed=0, image_shape=shape, mesh=mesh)
     transform = ImageTransform(args.resolution, 3, tuple(config.data.mean),
-                               tuple(config.data.std), augment=("crop", "flip", "rotate"))
+                               tuple(config.data.std), augment=parse_augment(config.data.augment))
     batch = synthetic_batch(layout, args.batch_size, shape, 5, transform.wire_dtype,
                             transform.warps_on_device)
     step = steps.make_train_step(model, tx, mesh, task=tasks.multiclass(list("01234")),
