@@ -1,4 +1,4 @@
-"""Times `jaxtl.stats` on label files of the real sizes (no images needed or opened).
+"""Times `jaxtl.commands.stats` on label files of the real sizes (no images needed or opened).
 
     python benchmarks/chest_stats_full_size.py [--rows 223414] [--cxr14_rows 112120]
 
@@ -61,7 +61,7 @@ def time_stats(config: str, root: pathlib.Path) -> tuple[float, float]:
     machine does not inflate)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "jaxtl.stats", "--config", config, "--json",
+    subprocess.run([sys.executable, "-m", "jaxtl.commands.stats", "--config", config, "--json",
                     f"--config.data.root={root}", "--config.data.task=all"],
                    check=True, capture_output=True)
     wall = time.perf_counter() - start

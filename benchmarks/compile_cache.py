@@ -29,8 +29,10 @@ def measure(arch: str, resolution: int, batch: int, cache: str | None) -> dict:
     import jax
     import numpy as np
 
-    from jaxtl import compile_cache, models, optim, steps
-    from jaxtl.base_config import base_config
+    from jaxtl.core import compile_cache
+    from jaxtl import models, optim
+    from jaxtl.engine import steps
+    from jaxtl.config.base import base_config
 
     if cache is not None:
         compile_cache.enable(cache)

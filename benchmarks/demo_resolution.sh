@@ -3,7 +3,7 @@
 # Usage: bash benchmarks/demo_resolution.sh > benchmarks/results/demo_resolution_cpu.jsonl
 set -euo pipefail
 for resolution in 64 80 96 128; do
-  python -m jaxtl.bench --config configs/eyepacs.py --steps 5 --pipeline_batches 20 \
+  python -m jaxtl.commands.bench --config configs/eyepacs.py --steps 5 --pipeline_batches 20 \
     --config.model.arch=resnet18 --config.data.resolution=$resolution \
     --config.data.batch_size=32 --config.data.num_workers=0 2>/dev/null | python -c \
     'import json, sys; print(json.dumps(json.load(sys.stdin)))'

@@ -26,9 +26,10 @@ import jax
 import numpy as np
 from absl import flags
 
-from jaxtl import cli, demo, prepare
+from jaxtl.commands import cli, prepare
+from jaxtl.config import demo_settings as demo
 from jaxtl.data import prepared
-from jaxtl.run import build
+from jaxtl.engine.build import build
 
 
 def define_flags() -> cli.Options:

@@ -19,10 +19,12 @@ import time
 
 import jax
 
-from jaxtl import models, optim, steps, tasks
-from jaxtl.bench import synthetic_batch
-from jaxtl.config_files import load_config
-from jaxtl.config_rules import parse_augment
+from jaxtl import models, optim
+from jaxtl.engine import steps
+from jaxtl.core import tasks
+from jaxtl.commands.bench import synthetic_batch
+from jaxtl.config.files import load_config
+from jaxtl.core.settings import parse_augment
 from jaxtl.data import pipeline
 from jaxtl.data.transforms import ImageTransform
 

@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from jaxtl import rundir
+from jaxtl.workdir import files as rundir
 from jaxtl.data import loading, registry
 from jaxtl.data.consep.segmentation import HED_FROM_RGB
 from jaxtl.metrics import segmentation as seg

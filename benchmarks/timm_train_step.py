@@ -1,4 +1,4 @@
-"""Train-step images/s of a timm model in PyTorch: the peer that `python -m jaxtl.bench` is compared with.
+"""Train-step images/s of a timm model in PyTorch: the peer that `python -m jaxtl.commands.bench` is compared with.
 
 Run it with a Python that has torch and timm (jaxtl itself never imports torch):
 

@@ -4,7 +4,7 @@
         --out benchmarks/results/train_step_224_cpu.jsonl [--archs resnet18,resnet50] [--steps 2]
     python benchmarks/train_step_vs_timm.py --table benchmarks/results/train_step_224_cpu.jsonl
 
-For each architecture it runs `python -m jaxtl.bench` (train step only) and
+For each architecture it runs `python -m jaxtl.commands.bench` (train step only) and
 `benchmarks/timm_train_step.py` one after the other, each in a fresh process, and alternates
 which of the two goes first, so that a slow spell of a shared machine hits both sides alike.
 Both sides: 224 px, batch 32, float32, 5 classes, SGD with Nesterov momentum, softmax
@@ -27,7 +27,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def jaxtl_command(arch: str, resolution: int, batch_size: int, steps: int) -> list[str]:
-    return [sys.executable, "-m", "jaxtl.bench", "--config", "configs/eyepacs.py",
+    return [sys.executable, "-m", "jaxtl.commands.bench", "--config", "configs/eyepacs.py",
             "--steps", str(steps), "--pipeline_batches", "0",
             f"--config.model.arch={arch}", f"--config.data.resolution={resolution}",
             f"--config.data.batch_size={batch_size}", "--config.data.num_workers=0"]

@@ -9,7 +9,7 @@ The argument after ':' selects the bands (default '10m20m': the 10 m and 20 m ba
 upsampled to 120x120; 'all': 12 bands; '10m'; 'rgb'; or a comma list such as B04,B03,B02) and
 sets data.channels, data.mean and data.std to the published per-band statistics of those
 bands. To normalise with statistics of the training split instead, measure them with
-`python -m jaxtl.channel_stats --config configs/bigearthnet.py` and pass the printed flags.
+`python -m jaxtl.commands.channel_stats --config configs/bigearthnet.py` and pass the printed flags.
 The `bigearthnet` section and the data defaults: jaxtl/data/bigearthnet/spec.py.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxtl.base_config import base_config
+from jaxtl.config.base import base_config
 from jaxtl.data.bigearthnet.spec import select_bands
 
 

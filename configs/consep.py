@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxtl.base_config import base_config
+from jaxtl.config.base import base_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

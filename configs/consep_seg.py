@@ -10,14 +10,14 @@ spindle-shaped), 'type7' or 'nuclei'. Training: `consep_seg.crops_per_tile` rand
 `consep_seg.stain_jitter`); `data.train_per_class` is the number of training tiles. Evaluation:
 whole tiles by sliding windows (`seg.window_overlap`), Dice/IoU, AJI and PQ (README,
 "Segmentation"). The `consep_seg` section and its defaults: jaxtl/data/consep/seg_spec.py; the
-`seg` section: jaxtl/base_config.py.
+`seg` section: jaxtl/config/base.py.
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from jaxtl.base_config import base_config
+from jaxtl.config.base import base_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

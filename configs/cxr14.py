@@ -15,7 +15,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.config_files import load_config
+from jaxtl.config.files import load_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -15,8 +15,8 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.base_config import base_config
-from jaxtl.config_files import load_module
+from jaxtl.config.base import base_config
+from jaxtl.config.files import load_module
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

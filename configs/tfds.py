@@ -20,8 +20,8 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.base_config import base_config
-from jaxtl.config_files import load_module
+from jaxtl.config.base import base_config
+from jaxtl.config.files import load_module
 from jaxtl.data.tfds.spec import dataset_for, select
 
 DEFAULT = "diabetic_retinopathy_detection/btgraham-300"

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import jax
 from absl import flags, logging
 
-from jaxtl import cli
-from jaxtl.errors import UserError
-from jaxtl.preemption import stop_with_parent
+from jaxtl.commands import cli
+from jaxtl.core.errors import UserError
+from jaxtl.core.preemption import stop_with_parent
 
 
 def define_flags() -> cli.Options:
@@ -107,7 +107,8 @@ def main(argv: list[str], options: cli.Options) -> None:
     initialize_distributed(options)
     if options["coordinator_address"].value is None:
         tag_log_lines_with_the_host(jax.process_index(), jax.process_count())
-    from jaxtl import compile_cache, train  # after distributed init: may touch JAX backends
+    from jaxtl.core import compile_cache  # after distributed init: may touch JAX backends
+    from jaxtl.training import loop as train
     from jaxtl.data.cache import cache_root
 
     # Before the first compilation: runs with the same programs (a sweep) reuse the executables.

@@ -12,7 +12,7 @@ import ml_collections
 import pytest
 from absl import flags
 
-from jaxtl.config_files import load_config
+from jaxtl.config.files import load_config
 from layouts import eyepacs
 
 # Grain reads absl flags (as `python -m jaxtl.main` parses them); under pytest use the defaults.
@@ -83,7 +83,8 @@ def stopped_at_first_checkpoint_then_resumed(config: ml_collections.ConfigDict,
                                              workdir: pathlib.Path, monkeypatch) -> dict:
     """Trains `config` in `workdir`, stopped right after its first checkpoint is saved, then
     runs the same command again; returns the resumed run's results."""
-    from jaxtl import checkpoint, train
+    from jaxtl.workdir import checkpoints as checkpoint
+    from jaxtl.training import loop as train
 
     original = checkpoint.RunCheckpoints.save_latest
 

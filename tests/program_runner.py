@@ -9,8 +9,8 @@ import runpy
 import sys
 import tempfile
 
-import jaxtl.configuration  # noqa: F401 - imported once here, shared by every child
-import jaxtl.train  # noqa: F401
+import jaxtl.config.validation  # noqa: F401 - imported once here, shared by every child
+import jaxtl.training.loop  # noqa: F401
 
 
 def run_child(module: str, argv: list[str], env: dict[str, str], out: int, err: int) -> None:

@@ -1,25 +1,34 @@
-"""The layout of docs/ARCHITECTURE.md holds: data flows one way, with no import cycle.
+"""The layout of docs/ARCHITECTURE.md holds: packages in layers, imports only downward, no cycle.
 
 Every `import` in jaxtl's source (at any depth, lazy imports inside functions too) is read with
-`ast`; the lower layers (`jaxtl.data`, `jaxtl.models`) may import only each other's kind of
-building block, never training, configuration or a program.
+`ast`. A module may import its own package and the packages of lower layers, never a package
+of its own layer or above. Programs (`jaxtl.commands`, `jaxtl.main` and every `__main__`) sit
+on top: they may import any library module, and of the programs only `jaxtl.commands.cli`, the
+shape every program shares.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 
 import jaxtl
 
 PACKAGE = pathlib.Path(jaxtl.__file__).parent
-# What the lower layers may import from jaxtl besides their own package.
-ALLOWED = {
-    "jaxtl.data": ("jaxtl.data", "jaxtl.tasks", "jaxtl.errors", "jaxtl.atomic",
-                   "jaxtl.config_rules"),
-    "jaxtl.models": ("jaxtl.models", "jaxtl.errors"),
-}
-PROGRAM_MODULES = ("jaxtl.models.__main__",)  # `python -m jaxtl.models`: a program itself
+# Bottom to top; packages of one layer do not import each other.
+LAYERS = (
+    ("jaxtl", "jaxtl.core"),
+    ("jaxtl.data", "jaxtl.models", "jaxtl.metrics"),
+    ("jaxtl.optim",),
+    ("jaxtl.config",),
+    ("jaxtl.workdir",),
+    ("jaxtl.engine",),
+    ("jaxtl.evaluators",),
+    ("jaxtl.training", "jaxtl.explain", "jaxtl.sweep"),
+    ("jaxtl.report",),
+)
+SHARED_BY_PROGRAMS = "jaxtl.commands.cli"
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -40,18 +49,47 @@ def imports_of(path: pathlib.Path, modules: set[str]) -> set[str]:
     return found & modules
 
 
-def graph() -> dict[str, set[str]]:
+@functools.cache
+def graph() -> dict[str, frozenset[str]]:
     paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
-    return {name: imports_of(path, set(paths)) for name, path in paths.items()}
+    return {name: frozenset(imports_of(path, set(paths))) for name, path in paths.items()}
 
 
-def test_data_and_models_import_no_training_configuration_or_program():
+def is_program(module: str) -> bool:
+    return (module == "jaxtl.main" or module.endswith(".__main__")
+            or (module.startswith("jaxtl.commands") and module != SHARED_BY_PROGRAMS))
+
+
+def package_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def layer_of(module: str) -> int:
+    package = package_of(module) if module != "jaxtl" else "jaxtl"
+    for index, packages in enumerate(LAYERS):
+        if package in packages:
+            return index
+    return len(LAYERS)  # programs and cli
+
+
+def test_every_package_has_a_layer():
+    packages = {package_of(module) for module in graph() if not is_program(module)}
+    placed = {package for layer in LAYERS for package in layer} | {"jaxtl.commands"}
+    assert packages <= placed, f"add to LAYERS (and docs/ARCHITECTURE.md): {packages - placed}"
+
+
+def test_imports_go_down_only():
     wrong = []
     for module, imported in graph().items():
-        for layer, allowed in ALLOWED.items():
-            if module.startswith(layer) and module not in PROGRAM_MODULES:
-                wrong += [f"{module} imports {name}" for name in imported
-                          if not name.startswith(allowed)]
+        for name in imported:
+            if is_program(module):
+                if is_program(name):
+                    wrong.append(f"program {module} imports program {name}")
+                continue
+            own = package_of(name) == package_of(module)
+            if not own and layer_of(name) >= layer_of(module) and name != "jaxtl":
+                wrong.append(f"{module} (layer {layer_of(module)}) imports {name} "
+                             f"(layer {layer_of(name)})")
     assert not wrong, "\n".join(sorted(wrong))
 
 
@@ -75,12 +113,29 @@ def test_no_import_cycle():
     assert not cycles, "\n".join(cycles)
 
 
+def test_no_two_modules_differ_only_by_a_suffix():
+    """`compare` beside `comparison`, `run` beside `rundir`: names that say too little."""
+    stems = sorted({path.stem for path in PACKAGE.rglob("*.py") if path.stem != "__init__"}
+                   | {path.name for path in PACKAGE.rglob("*") if path.is_dir()
+                      and path.name != "__pycache__"})
+    close = [(a, b) for a in stems for b in stems
+             if a != b and b.startswith(a) and b[len(a):] in ("s", "ing", "ion", "dir", "log",
+                                                              "_rules", "_files", "uration")]
+    assert not close, close
+
+
 def test_every_built_in_dataset_package_declares_its_specs():
+    """Each package under jaxtl/data/ with DATASETS is found by the registry, and every name
+    the registry lists comes from one of them."""
+    import importlib
+
     from jaxtl.data import registry
 
-    packages = sorted(path.parent.name for path in (PACKAGE / "data").glob("*/__init__.py"))
-    declared = {registry.get(name).name for name in registry.names()}
-    assert packages == ["bigearthnet", "chest", "consep", "eyepacs", "table", "tfds"]
-    assert declared == {"bigearthnet", "chexpert", "consep", "consep_seg", "csv", "cxr14",
-                        "eyepacs", "folders", "tfds_bigearthnet", "tfds_chexpert",
-                        "tfds_retinopathy"}
+    declared = set()
+    for init in (PACKAGE / "data").glob("*/__init__.py"):
+        module = importlib.import_module(f"jaxtl.data.{init.parent.name}")
+        specs = getattr(module, "DATASETS", ())
+        assert specs, f"jaxtl/data/{init.parent.name}/ declares no DATASETS"
+        declared |= {spec.name for spec in specs}
+    assert declared == set(registry.names())
+    assert all(registry.get(name).name == name for name in registry.names())

@@ -187,7 +187,7 @@ def dataset_commands(base: pathlib.Path) -> list[tuple[str, tuple, str]]:
                 f"--config.data.root={root}", f"--config.data.cache_dir={base / 'cache'}",
                 *(extra[0] if extra else [])]
         # the band images are decoded by channel_stats; the label files by stats
-        module = "jaxtl.channel_stats" if name == "bigearthnet TIFF" else "jaxtl.stats"
+        module = "jaxtl.commands.channel_stats" if name == "bigearthnet TIFF" else "jaxtl.commands.stats"
         commands.append((name, (module, args), expected))
     return commands
 
@@ -249,7 +249,7 @@ def runs(tmp_path_factory):
     cases = dataset_commands(base / "data")
     for config, overrides, expected in CONFIG_CASES:
         cases.append((f"config {' '.join(overrides) or config}",
-                      ("jaxtl.stats", ["--config", f"configs/{config}.py", *overrides,
+                      ("jaxtl.commands.stats", ["--config", f"configs/{config}.py", *overrides,
                                        f"--config.data.cache_dir={base / 'cache'}"]), expected))
     # values set on the command line that a demo run would replace are refused, not swallowed
     cases.append(("demo replaces model.arch", ("jaxtl.main", [
@@ -267,7 +267,7 @@ def runs(tmp_path_factory):
             "--config.data.resolution=32", "--config.data.batch_size=4",
             f"--config.model.init={base / 'no_such_run'}"]),
          "no_such_run is neither a converted pretrained checkpoint"),
-        ("evaluate a folder that is no run", ("jaxtl.evaluate", [
+        ("evaluate a folder that is no run", ("jaxtl.commands.evaluate", [
             "--config", "configs/eyepacs.py", "--checkpoint", str(base / "tiny_eyepacs"),
             "--workdir", str(base / "eval")]), "is not inside a finished jaxtl run"),
         ("timm converter input", ("jaxtl.convert_weights.timm", [

@@ -3,7 +3,7 @@
 The folder is `data.cache_dir`, else `$JAXTL_CACHE`, else `~/.cache/jaxtl`. What a reader derives
 from a dataset once (CoNSeP's patches, BigEarthNet's labels) is stored under a name that hashes
 everything it depends on (`keyed_path`), so a changed input gets a new entry instead of a stale
-one, and is written with `jaxtl.atomic` so that concurrent runs never see it half-written.
+one, and is written with `jaxtl.core.atomic` so that concurrent runs never see it half-written.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Prepared data: every image of a dataset decoded once, resized and stored in ArrayRecord shards.
 
-`python -m jaxtl.prepare` writes a folder; `data.prepared=DIR` trains and evaluates from it.
+`python -m jaxtl.commands.prepare` writes a folder; `data.prepared=DIR` trains and evaluates from it.
 
 What a prepared folder holds:
 
@@ -42,7 +42,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from jaxtl import atomic
+from jaxtl.core import atomic
 from jaxtl.data import registry
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import SPLITS, DataError, DatasetSplits, Record
@@ -361,7 +361,7 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     path = pathlib.Path(folder).expanduser() / MANIFEST_FILE
     if not path.is_file():
         raise DataError(f"data.prepared is {str(folder)!r}, which holds no {MANIFEST_FILE}: "
-                        f"write it with `python -m jaxtl.prepare --config CONFIG --out DIR` "
+                        f"write it with `python -m jaxtl.commands.prepare --config CONFIG --out DIR` "
                         f"(a prepare that was stopped finishes when run again)")
     try:
         return json.loads(path.read_text())
@@ -373,7 +373,7 @@ def check(manifest: dict[str, Any], config: ml_collections.ConfigDict,
           decoder: Decoder) -> None:
     """Refuses prepared data that do not fit the config, naming what differs."""
     folder = config.data.prepared
-    again = f"prepare again: python -m jaxtl.prepare --config CONFIG --out DIR"
+    again = f"prepare again: python -m jaxtl.commands.prepare --config CONFIG --out DIR"
     if manifest.get("format_version") != FORMAT_VERSION:
         raise DataError(f"{folder} was prepared in format {manifest.get('format_version')}; "
                         f"this jaxtl reads format {FORMAT_VERSION}: {again}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from jaxtl.errors import DataError
-from jaxtl.tasks import Task
+from jaxtl.core.errors import DataError
+from jaxtl.core.tasks import Task
 
 SPLITS = ("train", "val", "test")
 __all__ = ["SPLITS", "DataError", "Record", "DatasetSplits"]
@@ -18,7 +18,7 @@ class Record:
 
     image_id: str  # stable id inside the dataset, e.g. "10_left"
     path: str  # where the image is (a file path, or what the dataset's decoder reads)
-    label: int | tuple[int, ...]  # class index, or one value per label (see jaxtl.tasks)
+    label: int | tuple[int, ...]  # class index, or one value per label (see jaxtl.core.tasks)
     patient: str  # patient (or other grouping, e.g. tile) id; never shared between splits
 
 

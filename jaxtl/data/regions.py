@@ -22,7 +22,7 @@ import io
 import pathlib
 from collections.abc import Collection, Iterable, Mapping
 
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 
 CSV_HEADER = ("image_id", "finding", "x", "y", "width", "height")
 

@@ -26,11 +26,11 @@ from typing import Any
 
 import ml_collections
 
-from jaxtl.config_rules import Rule
+from jaxtl.core.settings import Rule
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.regions import Regions
-from jaxtl.errors import ConfigError
+from jaxtl.core.errors import ConfigError
 
 # Where a dataset can be: files under data.root (a folder or a table), or TFDS's data_dir.
 LOCATION_KEYS = ("data.root", "data.tfds_dir")
@@ -64,7 +64,7 @@ def image_files(config: ml_collections.ConfigDict) -> Decoder:
 
 @dataclasses.dataclass(frozen=True)
 class SegmentationData:
-    """What a segmentation dataset (a `jaxtl.tasks.SegmentationTask`) adds to its spec: its
+    """What a segmentation dataset (a `jaxtl.core.tasks.SegmentationTask`) adds to its spec: its
     records are whole tiles, trained on as random crops and scored whole."""
 
     # config -> a Grain RandomMap (Record, numpy Generator) -> {"image" (S, S, C) float32
@@ -84,12 +84,12 @@ class DatasetSpec:
     load: Loader  # (root, config, demo) -> splits; must not open image files
     write_demo: Callable[[pathlib.Path, ml_collections.ConfigDict], None]
     # Adds the dataset's own config section (if any) and sets its defaults of common keys
-    # (data.task, eval.best_metric, the demo's size, ...); `jaxtl.base_config` calls it.
+    # (data.task, eval.best_metric, the demo's size, ...); `jaxtl.config.base` calls it.
     add_config: Callable[[ml_collections.ConfigDict], None]
     rules: Mapping[str, Rule]  # "data.task" and the keys of the dataset's own section
     check: Callable[[ml_collections.ConfigDict], list[str]] = _no_checks
     # (root, splits after sampling) -> splits whose image files exist; a clear error otherwise.
-    # Training calls it; `python -m jaxtl.stats` does not (it reads label files only).
+    # Training calls it; `python -m jaxtl.commands.stats` does not (it reads label files only).
     resolve_files: Callable[[pathlib.Path, DatasetSplits], DatasetSplits] = _files_checked_on_load
     # config -> the decoder of this dataset's `Record.path`s (picklable, for Grain workers)
     decoder: Callable[[ml_collections.ConfigDict], Decoder] = image_files

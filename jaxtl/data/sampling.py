@@ -27,7 +27,7 @@ import numpy as np
 from absl import logging
 
 from jaxtl.data.records import Record
-from jaxtl.tasks import NEGATIVE, POSITIVE, SEGMENTATION, UNCERTAIN, SegmentationTask, Task
+from jaxtl.core.tasks import NEGATIVE, POSITIVE, SEGMENTATION, UNCERTAIN, SegmentationTask, Task
 
 
 def sample_training_set(records: Sequence[Record], task: Task | SegmentationTask,

@@ -52,7 +52,7 @@ from scipy import ndimage
 
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DataError, Record
-from jaxtl.errors import UnreadableImage
+from jaxtl.core.errors import UnreadableImage
 
 
 def wire_dtype(decoder: Decoder) -> str:
@@ -342,7 +342,7 @@ def sampling_map(resolution: int, left: float, top: float, side: float, flip: bo
 
 
 BAD_IMAGE_POLICIES = ("error", "skip")
-VERIFY_COMMAND = "python -m jaxtl.verify"  # lists every unreadable image of a config's splits
+VERIFY_COMMAND = "python -m jaxtl.commands.verify"  # lists every unreadable image of a config's splits
 
 
 def unreadable(record: Record, error: DataError, split: str) -> UnreadableImage:

@@ -14,7 +14,8 @@ import pathlib
 
 from absl import flags
 
-from jaxtl import cli, rundir
+from jaxtl.commands import cli
+from jaxtl.workdir import files as rundir
 from jaxtl.explain import attribution, localisation
 from jaxtl.explain.explainer import METHODS, Request, explain
 

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxtl.explain.stage import StageOutput, perturbed_apply
-from jaxtl.tasks import Task
+from jaxtl.core.tasks import Task
 
 PREDICTED = "predicted"  # multiclass: the class the model predicts
 LABEL = "label"  # multiclass: the image's true class

@@ -4,7 +4,7 @@ pointing game where regions are known, and the files of `explain/<split>_<method
 Which images: the split's records in their order, all of them, the first `images`, or those
 named by `ids`. They go through the evaluation transform and are explained in batches of
 `eval.batch_size` (or `batch_size`) by one jit-compiled step over the run's device mesh
-(`jaxtl.scoring.outputs`, every image exactly once). Which targets: a multiclass task explains
+(`jaxtl.evaluators.scoring.outputs`, every image exactly once). Which targets: a multiclass task explains
 the predicted class (default), the true class (`label`) or a named class; a multilabel task
 explains each named label, by default every label of the task.
 
@@ -32,16 +32,19 @@ from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from jaxtl import atomic, models, rundir, steps, transfer
+from jaxtl.core import atomic
+from jaxtl import models
+from jaxtl.workdir import files as rundir
+from jaxtl.engine import steps, transfer
 from jaxtl.data import loading, pipeline, registry
 from jaxtl.data.records import SPLITS, Record
 from jaxtl.data.regions import Box, Regions
-from jaxtl.errors import UserError
+from jaxtl.core.errors import UserError
 from jaxtl.explain import attribution, gallery, localisation
 from jaxtl.explain.stage import StageOutput, stage_output
-from jaxtl.run import image_transform
-from jaxtl.scoring import outputs
-from jaxtl.tasks import MASKED, NEGATIVE, POSITIVE, UNCERTAIN, Task
+from jaxtl.engine.build import image_transform
+from jaxtl.evaluators.scoring import outputs
+from jaxtl.core.tasks import MASKED, NEGATIVE, POSITIVE, UNCERTAIN, Task
 
 GRADCAM, INTEGRATED_GRADIENTS = "gradcam", "integrated_gradients"
 METHODS = (GRADCAM, INTEGRATED_GRADIENTS)

@@ -6,7 +6,7 @@ Confidences fall into `BINS` equal-width bins on [0, 1], bin m holding ((m - 1) 
 fraction positive). ECE = sum over bins of (bin weight / total weight) * |mean outcome - mean
 confidence|.
 
-What is calibrated depends on the task (`jaxtl.metrics.task`): the top-label confidence and
+What is calibrated depends on the task (`jaxtl.metrics.classification`): the top-label confidence and
 whether the argmax is right for a softmax task; P(positive) and whether the entry is positive,
 per label, for a multi-label task.
 """

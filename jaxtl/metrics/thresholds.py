@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from jaxtl.tasks import NEGATIVE, POSITIVE, Task
+from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
 
 FIXED_THRESHOLD = 0.5
 RULES = ("fixed", "f1", "youden")

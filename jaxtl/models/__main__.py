@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from absl import flags
 
-from jaxtl import cli
-from jaxtl.errors import ConfigError, UserError
+from jaxtl.commands import cli
+from jaxtl.core.errors import ConfigError, UserError
 from jaxtl.models import list_models, stages_of
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from jaxtl.errors import ConfigError
+from jaxtl.core.errors import ConfigError
 from jaxtl.models.classifier import Classifier
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.heads import make_head

@@ -3,7 +3,7 @@ upsamples back to the input, one logit per class at every pixel.
 
 Encoder features: the backbone runs as it does in a classifier (same module, same variable
 names, so a converted timm checkpoint or a jaxtl classification run loads into it unchanged by
-`jaxtl.transfer.load_into`), and the output of each fine-tuning stage is read on the way by
+`jaxtl.engine.transfer.load_into`), and the output of each fine-tuning stage is read on the way by
 Flax method interception, with the rule of `jaxtl.explain.stage`: a stage's output is the
 output of the backbone module that returns last among those its pattern matches. The stages
 read are those up to the architecture's Grad-CAM stage (`Architecture.gradcam_stage`: the last

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Sequence
 
-from jaxtl.errors import UserError
+from jaxtl.core.errors import UserError
 from jaxtl.report.build import build
-from jaxtl.report.comparisons import SAMPLES
+from jaxtl.report.study_tests import SAMPLES
 from jaxtl.sweep import table
 
 REPORT_DIR = "report"

@@ -13,8 +13,8 @@ import pathlib
 
 from absl import flags
 
-from jaxtl import cli
-from jaxtl.errors import UserError
+from jaxtl.commands import cli
+from jaxtl.core.errors import UserError
 
 
 def define_flags() -> cli.Options:
@@ -25,7 +25,7 @@ def define_flags() -> cli.Options:
             "repeat the flag for several: sweep folder names hold commas)."),
         "comparison_samples": flags.DEFINE_integer(
             "comparison_samples", None, "Patient resamples of the paired comparisons "
-            "(default: jaxtl.report.comparisons.SAMPLES)."),
+            "(default: jaxtl.report.study_tests.SAMPLES)."),
     }
 
 

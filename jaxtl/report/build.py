@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from jaxtl import comparison, rundir
+from jaxtl.report import paired_runs as comparison
+from jaxtl.workdir import files as rundir
 from jaxtl.metrics import thresholds
-from jaxtl.report import comparisons, explanations, figures, select
+from jaxtl.report import explanations, figures, select
+from jaxtl.report import study_tests as comparisons
 from jaxtl.report import segmentation as segmentation_report
 from jaxtl.report.document import Document
 from jaxtl.sweep import table
@@ -268,7 +270,7 @@ def _comparisons(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
         f"(DeLong's test for a single label's AUROC), then Holm's correction over the "
         f"study's comparisons. The interval holds the trained models fixed (it is about "
         f"other test patients); the seeds' own differences show the spread over training "
-        f"runs. `python -m jaxtl.compare RUN_A RUN_B` compares any two runs this way.")
+        f"runs. `python -m jaxtl.commands.compare RUN_A RUN_B` compares any two runs this way.")
     if found:
         doc.table(["images per class", "A", "B", "seeds", f"A {study.metric}",
                    f"B {study.metric}", "A - B", "95% CI", "p", "Holm p", "holds",

@@ -12,7 +12,7 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
-from jaxtl import rundir
+from jaxtl.workdir import files as rundir
 
 OVERLAYS_PER_RUN = 3
 

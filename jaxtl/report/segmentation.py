@@ -9,7 +9,7 @@ import dataclasses
 import pathlib
 from collections.abc import Sequence
 
-from jaxtl import rundir
+from jaxtl.workdir import files as rundir
 from jaxtl.report import figures, select
 from jaxtl.report.document import Document
 

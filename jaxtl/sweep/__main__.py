@@ -20,7 +20,9 @@ import time
 
 from absl import flags
 
-from jaxtl import __version__, atomic, cli, provenance
+from jaxtl import __version__
+from jaxtl.core import atomic, provenance
+from jaxtl.commands import cli
 from jaxtl.sweep import plan as planning
 from jaxtl.sweep import runner, slurm, table
 

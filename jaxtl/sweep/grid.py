@@ -28,7 +28,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jaxtl.errors import UserError
+from jaxtl.core.errors import UserError
 
 Overrides = dict[str, Any]
 CONFIG_KEY = "config"  # selects the base config file of a run

@@ -4,7 +4,7 @@ Why subprocesses and not train_and_evaluate() in this process: a run that crashe
 abort, running out of memory) or leaks state (JAX config, absl flags, Grain workers, compiled
 programs held in memory) takes only itself down; `--parallel N` is N processes; and each run is
 exactly the command a person would type, which its folder records. The price, a JAX import and a
-compilation per run, is what the persistent compilation cache (jaxtl.compile_cache) takes back.
+compilation per run, is what the persistent compilation cache (jaxtl.core.compile_cache) takes back.
 
 Each run folder gets `sweep_run.json` (status, error, attempts, wall time, command) and
 `sweep.log` (the run's stdout and stderr). A run with a complete results.json is finished and skipped;
@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from jaxtl import atomic, rundir
-from jaxtl.preemption import PARENT_PID_VARIABLE
-from jaxtl.rundir import is_finished
+from jaxtl.core import atomic
+from jaxtl.workdir import files as rundir
+from jaxtl.core.preemption import PARENT_PID_VARIABLE
+from jaxtl.workdir.files import is_finished
 from jaxtl.sweep.plan import PlannedRun
 
 DONE, FAILED, BLOCKED, PENDING, RUNNING, INTERRUPTED = (

@@ -17,7 +17,7 @@ import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jaxtl.rundir import is_finished
+from jaxtl.workdir.files import is_finished
 from jaxtl.sweep import runner
 from jaxtl.sweep.plan import PlannedRun
 

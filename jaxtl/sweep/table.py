@@ -21,7 +21,9 @@ import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jaxtl import atomic, configuration, rundir
+from jaxtl.core import atomic
+from jaxtl.config import validation as configuration
+from jaxtl.workdir import files as rundir
 from jaxtl.data import loading
 from jaxtl.sweep import runner
 

@@ -7,10 +7,11 @@ import pathlib
 
 import pytest
 
-from jaxtl import configuration, train
-from jaxtl.config_files import load_config
+from jaxtl.config import validation as configuration
+from jaxtl.training import loop as train
+from jaxtl.config.files import load_config
 from jaxtl.data import registry
-from jaxtl.errors import ConfigError
+from jaxtl.core.errors import ConfigError
 
 HERE = pathlib.Path(__file__).parent
 CONFIG = str(HERE / "squares_config.py")

@@ -8,11 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxtl import steps
+from jaxtl.engine import steps
 from jaxtl.data import pipeline
 from jaxtl.data.eyepacs import reader as eyepacs
 from jaxtl.data.transforms import ImageTransform, warp_on_host
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 
 TRANSFORM = ImageTransform(resolution=16, channels=3, mean=(0.5,) * 3, std=(0.25,) * 3,
                            augment=("crop", "flip"))
@@ -181,8 +181,9 @@ def test_sixteen_bit_pixels_cross_as_uint16_and_normalise_as_on_the_host(tmp_pat
 
 
 def test_the_train_step_normalises_wire_pixels_as_the_host_did(records, layout):
-    from jaxtl import models, optim, tasks
-    from jaxtl.config_files import load_config
+    from jaxtl import models, optim
+    from jaxtl.core import tasks
+    from jaxtl.config.files import load_config
     from conftest import REPO
 
     transform = ImageTransform(resolution=16, channels=3, mean=(0.485, 0.456, 0.406),
@@ -229,7 +230,7 @@ def test_an_evaluation_feed_keeps_its_workers_from_pass_to_pass(records, layout)
 def test_workers_default_to_the_cores_available():
     import os
 
-    from jaxtl.base_config import base_config
+    from jaxtl.config.base import base_config
 
     assert base_config("eyepacs").data.num_workers == pipeline.AUTO_WORKERS
     assert pipeline.worker_count(pipeline.AUTO_WORKERS) == len(os.sched_getaffinity(0))

@@ -1,4 +1,4 @@
-"""Prepared data (python -m jaxtl.prepare, data.prepared): every dataset round-trips with the same
+"""Prepared data (python -m jaxtl.commands.prepare, data.prepared): every dataset round-trips with the same
 records and pixels within the resizing tolerance, a killed prepare resumes, and prepared data
 that do not fit the config are refused."""
 
@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO, tiny_config
-from jaxtl import demo, prepare, train
+from jaxtl.config import demo_settings as demo
+from jaxtl.commands import prepare
+from jaxtl.training import loop as train
 from jaxtl.data import loading, prepared
 from jaxtl.data.records import SPLITS
-from jaxtl.errors import DataError
-from jaxtl.run import image_transform
+from jaxtl.core.errors import DataError
+from jaxtl.engine.build import image_transform
 from programs import run_programs
 
 DATASETS = ("eyepacs", "chexpert", "cxr14", "consep", "bigearthnet")
@@ -193,7 +195,7 @@ def test_a_killed_prepare_resumes_where_it_stopped(eyepacs_prepared, tmp_path):
     os.rename(blocking.path, tmp_path / "kept")
     os.mkfifo(blocking.path)
     out = tmp_path / "prepared"
-    process = subprocess.Popen([sys.executable, "-m", "jaxtl.prepare",
+    process = subprocess.Popen([sys.executable, "-m", "jaxtl.commands.prepare",
                                 *prepare_command(root, out)], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
@@ -209,7 +211,7 @@ def test_a_killed_prepare_resumes_where_it_stopped(eyepacs_prepared, tmp_path):
     os.unlink(blocking.path)
     os.rename(tmp_path / "kept", blocking.path)
 
-    again, = run_programs([("jaxtl.prepare", prepare_command(root, out))])
+    again, = run_programs([("jaxtl.commands.prepare", prepare_command(root, out))])
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"prepared {len(plan.records)} images of eyepacs" in again.stdout
     after = shard_stats(out)
@@ -230,7 +232,7 @@ def test_prepare_says_what_is_wrong_in_one_line(eyepacs_prepared, tmp_path):
     folder, out = eyepacs_prepared
     root = loading.data_root(demo_config(folder, "eyepacs"))
     runs = run_programs([
-        ("jaxtl.prepare", ["--config", "configs/eyepacs.py", f"--config.data.root={root}",
+        ("jaxtl.commands.prepare", ["--config", "configs/eyepacs.py", f"--config.data.root={root}",
                            "--out", str(out), "--size", "40"]),
         ("jaxtl.main", ["--config", "configs/eyepacs.py", f"--config.data.root={root}",
                         f"--config.data.prepared={tmp_path}", "--workdir",

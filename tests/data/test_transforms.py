@@ -15,7 +15,7 @@ from jaxtl.data.eyepacs.graham import GrahamPreprocess, estimate_radius
 from jaxtl.data.decoders import ImageFileDecoder, PatchArrayDecoder
 from jaxtl.data.transforms import (EvalExample, ImageTransform, TrainExample,
                                    _warp_coordinates, warp_batch, warp_on_host)
-from jaxtl.errors import DataError, UnreadableImage
+from jaxtl.core.errors import DataError, UnreadableImage
 from layouts.bad_files import BAD_KINDS, spoil
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
@@ -331,7 +331,7 @@ def test_an_unreadable_image_stops_with_its_record_or_is_skipped(tmp_path, kind,
     record = Record("17_left", str(path), 3, "17")
     rng = np.random.default_rng(0)
     with pytest.raises(UnreadableImage, match=r"bad.* cannot be read as an image .*image "
-                       r"17_left of patient 17, train split.*python -m jaxtl.verify.*"
+                       r"17_left of patient 17, train split.*python -m jaxtl.commands.verify.*"
                        r"bad_images=skip") as error:
         TrainExample(transform())(record, rng)
     assert (error.value.image_id, error.value.path) == ("17_left", str(path))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.explain import attribution
 from jaxtl.models import Classifier
 from jaxtl.models.heads import make_head

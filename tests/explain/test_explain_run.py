@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from conftest import tiny_config
-from jaxtl import rundir, train
+from jaxtl.workdir import files as rundir
+from jaxtl.training import loop as train
 from jaxtl.data import loading
-from jaxtl.errors import UserError
+from jaxtl.core.errors import UserError
 from jaxtl.explain.explainer import Request, explain
 from jaxtl.report import explanations
 

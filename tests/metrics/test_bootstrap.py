@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.metrics import task_metrics
 from jaxtl.metrics.bootstrap import FEW_GROUPS, resample_weights
 

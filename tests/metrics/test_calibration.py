@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, softmax
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.metrics import task_metrics
 from jaxtl.metrics.calibration import expected_calibration_error, reliability
 

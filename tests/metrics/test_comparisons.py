@@ -9,7 +9,7 @@ from scipy import stats
 from scipy.special import expit
 from sklearn import metrics as skm
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.metrics import metric_function
 from jaxtl.metrics.bootstrap import resample_weights
 from jaxtl.metrics.delong import auroc_covariance, contrast_test

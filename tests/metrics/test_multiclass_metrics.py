@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.metrics import task_metrics
 
 NAMES = ("0", "1", "2", "3", "4")

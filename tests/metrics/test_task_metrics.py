@@ -7,7 +7,7 @@ import pytest
 from scipy.special import expit, softmax
 from sklearn import metrics as skm
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.metrics import task_metrics
 
 NAMES = ("a", "b", "c")

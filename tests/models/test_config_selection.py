@@ -2,7 +2,7 @@
 
 Every registered architecture is accepted by the config at its smallest input and refused,
 with a config error that names the key, below it. End-to-end training through
-`jaxtl.train.train_and_evaluate` (what `python -m jaxtl.main` calls), selected only by
+`jaxtl.training.loop.train_and_evaluate` (what `python -m jaxtl.main` calls), selected only by
 `config.demo.arch`, runs for the cheapest member of every family (tests/models/zoo_costs.py):
 the deeper members of a family run the same code with more blocks or wider layers. A family
 whose cheapest member is still too slow for the 2-core CI machine by the cost rule stated in
@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from conftest import config_of
-from jaxtl import configuration, demo
-from jaxtl.errors import ConfigError
+from jaxtl.config import validation as configuration, demo_settings as demo
+from jaxtl.core.errors import ConfigError
 from jaxtl.models import families, list_models, min_input_size
 from zoo_costs import cheapest_member, too_costly_to_train
 

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtl import models, transfer
+from jaxtl import models
+from jaxtl.engine import transfer
 from jaxtl.explain.stage import stage_output
 from jaxtl.models.unet import UNet, encoder_stages
 from zoo_helpers import init_shapes, random_variables

@@ -11,9 +11,11 @@ import pytest
 from flax import traverse_util
 
 from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
-from jaxtl import checkpoint, steps, train
-from jaxtl.run import build
-from jaxtl.checkpoint import abstract_like
+from jaxtl.workdir import checkpoints as checkpoint
+from jaxtl.engine import steps
+from jaxtl.training import loop as train
+from jaxtl.engine.build import build
+from jaxtl.workdir.checkpoints import abstract_like
 from jaxtl.data import pipeline
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,9 @@ import pytest
 from flax import traverse_util
 
 from conftest import config_of
-from jaxtl import models, optim, steps, tasks
+from jaxtl import models, optim
+from jaxtl.engine import steps
+from jaxtl.core import tasks
 from jaxtl.data import pipeline
 from jaxtl.optim.freezing import Frozen
 from jaxtl.models import stages_of
@@ -67,7 +69,7 @@ def test_frozen_stage_dropout_is_off_and_unfrozen_dropout_stays_on():
 
 
 def train_steps(arch, finetune, count=3):
-    """A few train steps of jaxtl.steps with the stages the config's strategy freezes."""
+    """A few train steps of jaxtl.engine.steps with the stages the config's strategy freezes."""
     config = config_of("eyepacs")
     config.model.arch = arch
     config.optim.name, config.optim.schedule, config.optim.lr = "sgd", "flat", 0.1

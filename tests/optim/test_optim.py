@@ -277,8 +277,8 @@ def test_full_strategy_is_the_plain_optimizer():
     ({}, {"stage_lr_multipliers": (0.1, 0.0, 1, 1, 1)}, "expected a tuple of positive numbers"),
 ])
 def test_config_rules_name_the_key_and_what_is_allowed(optim_values, finetune_values, message):
-    from jaxtl import configuration
-    from jaxtl.errors import ConfigError
+    from jaxtl.config import validation as configuration
+    from jaxtl.core.errors import ConfigError
 
     config = run_config(optim_values, finetune_values)
     with pytest.raises(ConfigError) as error:
@@ -287,7 +287,7 @@ def test_config_rules_name_the_key_and_what_is_allowed(optim_values, finetune_va
 
 
 def test_every_schedule_and_strategy_passes_validation_when_complete():
-    from jaxtl import configuration
+    from jaxtl.config import validation as configuration
 
     for schedule in optim.SCHEDULES:
         configuration.validate(run_config({"schedule": schedule}))

@@ -12,7 +12,8 @@ import math
 import pytest
 
 from conftest import tiny_config
-from jaxtl import optim, train
+from jaxtl import optim
+from jaxtl.training import loop as train
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from flax import traverse_util
 
 from jaxtl import models
-from jaxtl.errors import ConfigError
+from jaxtl.core.errors import ConfigError
 from jaxtl.models import stages_of
 from jaxtl.optim.stages import stage_of
 

@@ -23,8 +23,9 @@ import numpy as np
 from absl import flags
 from flax import traverse_util
 
-from jaxtl import __version__, cli
-from jaxtl.transfer import PretrainedInfo, save_pretrained
+from jaxtl import __version__
+from jaxtl.commands import cli
+from jaxtl.engine.transfer import PretrainedInfo, save_pretrained
 from .convert import expected_variables, file_sha256
 from .errors import ConversionError
 from .reading import read_weights

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxtl import __version__, models
-from jaxtl.transfer import PretrainedInfo
+from jaxtl.engine.transfer import PretrainedInfo
 from .errors import ConversionError
 from .timm_layout import convert_state_dict, timm_checkpoint
 

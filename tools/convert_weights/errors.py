@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jaxtl.errors import UserError
+from jaxtl.core.errors import UserError
 
 
 class ConversionError(UserError):

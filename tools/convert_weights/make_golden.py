@@ -44,7 +44,7 @@ import torch
 import torchvision
 from absl import flags
 
-from jaxtl import cli
+from jaxtl.commands import cli
 
 from . import synthetic, timm_reference
 from .timm_layout import convertible_architectures, timm_checkpoint

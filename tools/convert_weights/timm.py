@@ -11,7 +11,7 @@ architecture apply (its model family's `TimmCheckpoint`, jaxtl/models/<family>.p
 torchvision state dicts use timm's names for ResNet and DenseNet, so they convert as they are
 (including torchxrayvision's chest X-ray DenseNet121: see the README). DIR receives
 `pretrained.json` + `variables.safetensors`; use it with `--config.model.init=DIR` or
-`jaxtl.transfer.load(DIR)`.
+`jaxtl.engine.transfer.load(DIR)`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pathlib
 
 from absl import flags
 
-from jaxtl import cli
-from jaxtl.transfer import save_pretrained
+from jaxtl.commands import cli
+from jaxtl.engine.transfer import save_pretrained
 from .convert import convert_timm_state, file_sha256
 from .reading import read_weights
 from .timm_layout import convertible_architectures

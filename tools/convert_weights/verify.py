@@ -13,7 +13,7 @@ outputs in tests/tools/golden, written by `make_golden`; no torch needed):
 
 Rows: native resolution and 512 px, with 3 and 1 input channels. A 1-channel row runs the
 converted model with its first convolution adapted by jaxtl's channel rule
-(`jaxtl.transfer.adapt_input_kernel`) and compares with `timm_reference.reference_logits`.
+(`jaxtl.engine.transfer.adapt_input_kernel`) and compares with `timm_reference.reference_logits`.
 Exit status 1 when any row exceeds --tolerance.
 """
 
@@ -35,7 +35,8 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from jaxtl import cli, transfer
+from jaxtl.commands import cli
+from jaxtl.engine import transfer
 from . import bit as bit_tool
 from . import synthetic
 from . import timm as timm_tool

@@ -35,11 +35,11 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
-from jaxtl.atomic import staged_folder
+from jaxtl.core.atomic import staged_folder
 from jaxtl.data.bigearthnet.bands import BANDS, GRID_METRES, PATCH_SIDE, band_path
 from jaxtl.data.bigearthnet.labels import LABELS_43, TO_19
 from jaxtl.data.bigearthnet.reader import SPLIT_FILES, labels_path
-from jaxtl.data.demo_data import README_FILE
+from jaxtl.data.demo_store import README_FILE
 
 UNLISTED_SHARE = 0.03  # cloudy or snowy patches: written, not listed (as in the archive)
 SPLIT_SHARES = (("train", 0.6), ("val", 0.2), ("test", 0.2))

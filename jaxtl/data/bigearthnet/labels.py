@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 
 LABELS_43 = (
     "Continuous urban fabric",

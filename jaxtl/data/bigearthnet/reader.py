@@ -27,11 +27,11 @@ import pathlib
 
 from absl import logging
 
-from jaxtl import atomic, tasks
+from jaxtl.core import atomic, tasks
 from jaxtl.data.bigearthnet.labels import NOMENCLATURES, multi_hot
 from jaxtl.data.cache import keyed_path
 from jaxtl.data.records import DataError, DatasetSplits, Record
-from jaxtl.data.tables import read_lines
+from jaxtl.data.text_files import read_lines
 
 NAME = "bigearthnet"
 SPLIT_FILES = {"train": "train.csv", "val": "val.csv", "test": "test.csv"}

@@ -6,7 +6,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.config_rules import choice, text
+from jaxtl.core.settings import choice, text
 from jaxtl.data.bigearthnet import bands as band_stack
 from jaxtl.data.bigearthnet import demo, reader
 from jaxtl.data import loading

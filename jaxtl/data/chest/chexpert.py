@@ -16,7 +16,7 @@ import numpy as np
 from jaxtl.data.chest.table import ChestTable
 from jaxtl.data.chest.labels import CHEXPERT_LABELS
 from jaxtl.data.records import DataError
-from jaxtl.data import tables
+from jaxtl.data import text_files as tables
 
 CSV_FILES = ("train.csv", "valid.csv")
 HEADER = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA") + CHEXPERT_LABELS

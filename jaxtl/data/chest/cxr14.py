@@ -20,7 +20,7 @@ import numpy as np
 from jaxtl.data.chest.labels import CXR14_LABELS
 from jaxtl.data.chest.table import ChestTable
 from jaxtl.data.records import DataError
-from jaxtl.data.tables import read_csv, read_lines
+from jaxtl.data.text_files import read_csv, read_lines
 
 LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}

@@ -35,9 +35,9 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from jaxtl.atomic import staged_folder
+from jaxtl.core.atomic import staged_folder
 from jaxtl.data.chest.labels import CHEXPERT_LABELS, CXR14_LABELS
-from jaxtl.data.demo_data import write_regions
+from jaxtl.data.demo_store import write_regions
 from jaxtl.data.regions import Box
 
 RELEASE = "CheXpert-v1.0-small"

@@ -50,8 +50,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jaxtl import tasks
-from jaxtl.errors import ConfigError
+from jaxtl.core import tasks
+from jaxtl.core.errors import ConfigError
 
 CHEXPERT_LABELS = (
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
@@ -183,7 +183,7 @@ def build_task(dataset: str, task: str, uncertain: str, per_label: Mapping[str, 
 
 
 def encode(values: Sequence[float], label: str, policy: str, empty: str) -> np.ndarray:
-    """Raw values of one label -> training targets (jaxtl.tasks encoding)."""
+    """Raw values of one label -> training targets (jaxtl.core.tasks encoding)."""
     raw = np.asarray(values, np.float64)
     out = np.full(raw.shape, tasks.MASKED, np.int8)
     out[raw == 1.0] = tasks.POSITIVE

@@ -7,7 +7,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.config_rules import choice
+from jaxtl.core.settings import choice
 from jaxtl.data.chest import bbox, demo, reader
 from jaxtl.data.chest import labels as chest_labels
 from jaxtl.data.records import DatasetSplits

@@ -39,9 +39,9 @@ import scipy.io
 from PIL import Image
 from scipy import ndimage
 
-from jaxtl.atomic import staged_folder
+from jaxtl.core.atomic import staged_folder
 from jaxtl.data.consep.reader import FOLDERS, IMAGES_DIR, LABELS_DIR
-from jaxtl.data.demo_data import README_FILE
+from jaxtl.data.demo_store import README_FILE
 
 NUM_TYPES = 7
 MIN_TILE_SIZE = 96  # px: room for the glands and vessels the tiles draw

@@ -53,8 +53,8 @@ import scipy.io
 from absl import logging
 from PIL import Image
 
-from jaxtl import tasks
-from jaxtl.atomic import staged_folder
+from jaxtl.core import tasks
+from jaxtl.core.atomic import staged_folder
 from jaxtl.data.cache import keyed_path
 from jaxtl.data.records import DataError, DatasetSplits, Record
 

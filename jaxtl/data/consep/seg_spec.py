@@ -12,8 +12,8 @@ import pathlib
 
 import ml_collections
 
-from jaxtl import tasks
-from jaxtl.config_rules import choice, number, parse_augment
+from jaxtl.core import tasks
+from jaxtl.core.settings import choice, number, parse_augment
 from jaxtl.data.cache import cache_root
 from jaxtl.data.consep import demo, reader, segmentation
 from jaxtl.data.records import DatasetSplits, Record

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import logging
 
-from jaxtl.atomic import staged_folder
+from jaxtl.core.atomic import staged_folder
 from jaxtl.data.cache import keyed_path
 from jaxtl.data.consep import reader
 from jaxtl.data.records import DataError, Record

@@ -6,7 +6,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.config_rules import choice, number
+from jaxtl.core.settings import choice, number
 from jaxtl.data.cache import cache_root
 from jaxtl.data.consep import demo, reader
 from jaxtl.data.decoders import Decoder, PatchArrayDecoder

@@ -47,8 +47,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from jaxtl.atomic import staged_folder
-from jaxtl.data.demo_data import README_FILE, write_regions
+from jaxtl.core.atomic import staged_folder
+from jaxtl.data.demo_store import README_FILE, write_regions
 from jaxtl.data.eyepacs.reader import IMAGE_DIR, LABELS_FILE
 from jaxtl.data.regions import Box
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import pathlib
 import re
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.data.records import DataError, DatasetSplits, Record
 from jaxtl.data.splits import split_by_patient
-from jaxtl.data.tables import read_csv
+from jaxtl.data.text_files import read_csv
 
 NAME = "eyepacs"
 CLASS_NAMES = ("0 none", "1 mild", "2 moderate", "3 severe", "4 proliferative")

@@ -6,7 +6,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.config_rules import choice
+from jaxtl.core.settings import choice
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.eyepacs import demo, reader
 from jaxtl.data.eyepacs.graham import GrahamPreprocess

@@ -17,8 +17,8 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxtl.atomic import staged_folder
-from jaxtl.data.demo_data import README_FILE
+from jaxtl.core.atomic import staged_folder
+from jaxtl.data.demo_store import README_FILE
 from jaxtl.data.eyepacs.demo import demo_labels, render_fundus
 
 TABLE = "labels.csv"

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from absl import logging
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.data import splits as splitting
 from jaxtl.data.chest import labels as chest_labels
 from jaxtl.data.records import SPLITS, DataError, DatasetSplits, Record
@@ -90,7 +90,7 @@ def multi_label(rows: Sequence[Row], names: Sequence[str], *, uncertain: str,
                 per_label: Mapping[str, str], eval_uncertain: str, empty: str,
                 training_rows: Sequence[bool],
                 ) -> tuple[tasks.Task, list[tuple[int, ...]], dict[str, str]]:
-    """The multilabel task of `names`, each row's encoded labels (jaxtl.tasks values) and the
+    """The multilabel task of `names`, each row's encoded labels (jaxtl.core.tasks values) and the
     label policies used: rows in `training_rows` take the training policies (`uncertain`,
     `per_label`), the others (validation, test) `eval_uncertain`, so that runs trained with
     different policies are scored against the same labels (as for chest X-rays)."""

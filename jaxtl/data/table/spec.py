@@ -14,7 +14,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.config_rules import boolean, choice, text
+from jaxtl.core.settings import boolean, choice, text
 from jaxtl.data.chest import labels as chest_labels
 from jaxtl.data.decoders import DeepImageDecoder, Decoder, ImageFileDecoder
 from jaxtl.data.records import DatasetSplits

@@ -23,7 +23,7 @@ from typing import Any
 
 from absl import logging
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.data.bigearthnet.labels import NOMENCLATURES, multi_hot
 from jaxtl.data.bigearthnet.reader import read_split_lists
 from jaxtl.data.records import SPLITS, DataError, DatasetSplits, Record

@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from jaxtl.atomic import staged_folder
+from jaxtl.core.atomic import staged_folder
 from jaxtl.data.bigearthnet import demo as bigearthnet_demo
 from jaxtl.data.chest import demo as chest_demo
-from jaxtl.data.demo_data import README_FILE
+from jaxtl.data.demo_store import README_FILE
 from jaxtl.data.eyepacs import demo as eyepacs_demo
 from jaxtl.data.eyepacs.graham import GrahamPreprocess
 from jaxtl.data.eyepacs.reader import (IMAGE_DIR, LABELS_FILE, TEST_IMAGE_DIR,

@@ -21,7 +21,7 @@ from typing import Any
 
 from absl import logging
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.data.records import DataError, DatasetSplits, Record
 from jaxtl.data.splits import split_by_patient
 from jaxtl.data.tfds import source

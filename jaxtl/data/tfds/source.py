@@ -23,9 +23,9 @@ from typing import Any
 
 from absl import logging
 
-from jaxtl import atomic
+from jaxtl.core import atomic
 from jaxtl.data.cache import keyed_path
-from jaxtl.errors import ConfigError, DataError
+from jaxtl.core.errors import ConfigError, DataError
 
 INSTALL = "pip install -e '.[tfds]' (or pip install tensorflow-datasets)"
 CACHE_VERSION = 1

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import ml_collections
 
-from jaxtl.config_rules import Rule, choice
+from jaxtl.core.settings import Rule, choice
 from jaxtl.data.bigearthnet import bands as band_stack
 from jaxtl.data.bigearthnet import spec as bigearthnet_spec
 from jaxtl.data.cache import cache_root
@@ -26,7 +26,7 @@ from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.tfds import bigearthnet, chexpert, demo, retinopathy, source
 from jaxtl.data.tfds.decode import TfdsBandsDecoder, TfdsImageDecoder
-from jaxtl.errors import ConfigError
+from jaxtl.core.errors import ConfigError
 
 LOCATION = "data.tfds_dir"
 

@@ -13,7 +13,7 @@ from jaxtl.data.bigearthnet import bands as band_stack
 from jaxtl.data.bigearthnet import labels as bigearthnet_labels
 from jaxtl.data.bigearthnet import reader as ben_reader
 from jaxtl.data.bigearthnet.labels import LABELS_19, LABELS_43, TO_19
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 from layouts.bigearthnet import write_patch
 
 # The published label_conversion (label_indices.json of the BigEarthNet-S2 19-class models), as
@@ -184,7 +184,7 @@ def test_published_statistics_are_per_band_on_the_reflectance_scale():
 
 
 def test_channel_statistics_of_the_training_bands(root, tmp_path):
-    from jaxtl.channel_stats import channel_statistics
+    from jaxtl.commands.channel_stats import channel_statistics
 
     records = load(root, tmp_path).train
     decoder = band_stack.BandStackDecoder(("B02", "B8A"), "nearest")

@@ -9,8 +9,10 @@ import pytest
 from sklearn import metrics as skm
 
 from conftest import tiny_config
-from jaxtl import demo, tasks, train
-from jaxtl.run import build
+from jaxtl.config import demo_settings as demo
+from jaxtl.core import tasks
+from jaxtl.training import loop as train
+from jaxtl.engine.build import build
 from jaxtl.data.bigearthnet.labels import LABELS_19
 from jaxtl.metrics import task_metrics
 

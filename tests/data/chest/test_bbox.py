@@ -8,7 +8,7 @@ import pytest
 from jaxtl.data import registry
 from jaxtl.data.chest import bbox
 from jaxtl.data.regions import Box
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 
 # As NIH ships it: the bracketed header over four cells and three empty ones, trailing empty
 # cells on the rows, CRLF line ends, 'Infiltrate' for Infiltration.

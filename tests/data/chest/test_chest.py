@@ -9,10 +9,11 @@ import pytest
 
 from layouts.chest import chexpert_row, write_chexpert, write_cxr14
 from conftest import config_of
-from jaxtl import configuration, tasks
+from jaxtl.config import validation as configuration
+from jaxtl.core import tasks
 from jaxtl.data import loading
 from jaxtl.data.chest import labels as chest_labels
-from jaxtl.errors import ConfigError, DataError
+from jaxtl.core.errors import ConfigError, DataError
 
 NAN = math.nan
 RAW = [1.0, 0.0, -1.0, NAN]

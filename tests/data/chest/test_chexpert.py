@@ -9,7 +9,7 @@ import pytest
 
 from layouts.chest import CHEXPERT_HEADER, chexpert_row, write_chexpert
 from jaxtl.data.chest import chexpert
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 
 
 def test_reads_paths_patients_views_and_raw_values(tmp_path):

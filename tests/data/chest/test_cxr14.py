@@ -8,7 +8,7 @@ import pytest
 
 from layouts.chest import CXR14_ROWS, write_cxr14
 from jaxtl.data.chest import cxr14
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 
 
 @pytest.mark.parametrize("version", ["2017", "2020"])

@@ -8,7 +8,7 @@ import scipy.io
 
 from jaxtl.data.consep import reader as consep
 from jaxtl.data.decoders import PatchArrayDecoder
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 from layouts.consep import random_image, write_tile
 
 

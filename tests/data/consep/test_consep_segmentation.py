@@ -11,11 +11,11 @@ import scipy.io
 from PIL import Image
 
 from conftest import tiny_config
-from jaxtl import configuration
+from jaxtl.config import validation as configuration
 from jaxtl.data import loading
 from jaxtl.data.consep import segmentation
 from jaxtl.data.records import DataError
-from jaxtl.errors import ConfigError
+from jaxtl.core.errors import ConfigError
 
 
 def position_image(height: int, width: int) -> np.ndarray:

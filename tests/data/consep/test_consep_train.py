@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import tiny_config
-from jaxtl import stats, train
+from jaxtl.commands import stats
+from jaxtl.training import loop as train
 from jaxtl.data import loading
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
 from jaxtl.data.eyepacs import reader as eyepacs
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 
 
 def test_reads_every_row_with_label_patient_and_path(eyepacs_root):

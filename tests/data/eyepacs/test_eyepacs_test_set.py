@@ -9,11 +9,11 @@ from PIL import Image
 
 from conftest import tiny_config
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
-from jaxtl import train
+from jaxtl.training import loop as train
 from jaxtl.data import registry
 from jaxtl.data.eyepacs import reader as eyepacs
 from jaxtl.data.eyepacs.graham import GrahamPreprocess
-from jaxtl.errors import DataError
+from jaxtl.core.errors import DataError
 
 
 def add_test_set(root, usages: dict[str, tuple[int, str]], missing: tuple[str, ...] = ()):

@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxtl.atomic import staged_folder
+from jaxtl.core.atomic import staged_folder
 from squares.reader import IMAGE_DIR, LABELS_FILE, SHAPES
 
 

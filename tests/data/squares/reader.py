@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import pathlib
 
-from jaxtl import tasks
+from jaxtl.core import tasks
 from jaxtl.data.records import DataError, DatasetSplits, Record
 from jaxtl.data.splits import split_by_patient
 

@@ -6,7 +6,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.config_rules import choice
+from jaxtl.core.settings import choice
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from squares import demo, reader

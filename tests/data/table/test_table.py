@@ -12,10 +12,11 @@ import pytest
 from PIL import Image
 
 from conftest import tiny_config
-from jaxtl import configuration, tasks
+from jaxtl.config import validation as configuration
+from jaxtl.core import tasks
 from jaxtl.data import loading
 from jaxtl.data.decoders import DeepImageDecoder, ImageFileDecoder
-from jaxtl.errors import ConfigError, DataError
+from jaxtl.core.errors import ConfigError, DataError
 from layouts.table import KINDS, image_pixels, suffix, write_image, write_table
 
 CLASSES = ("normal", "benign", "malignant")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from jaxtl import train
+from jaxtl.training import loop as train
 from layouts.table import KINDS, suffix, write_image, write_table
 
 pytestmark = pytest.mark.slow

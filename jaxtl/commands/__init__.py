@@ -1,0 +1,1 @@
+"""The programs: `python -m jaxtl.commands.<name>` (jaxtl.main trains)."""

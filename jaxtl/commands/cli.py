@@ -1,0 +1,149 @@
+"""The shape of every jaxtl program (`python -m jaxtl.<command>`).
+
+A program module defines its flags in a function (so that importing the module, as tests and
+other programs do, defines none), a `main(argv, options)` and, at its end,
+
+    if __name__ == "__main__":
+        cli.run(main, define_flags, required=("config", "workdir"))
+
+Flags are absl flags; a config file is `--config path.py[:arg]` with `--config.section.key=value`
+overrides (`config_flag`). Whatever stops a program early says so in one line on stderr,
+`error: <what is wrong and what to do>`, with no traceback: a command line that does not parse
+(an unknown flag or config key, a value of the wrong type, a config file that does not exist
+or does not load) and a `jaxtl.core.errors.UserError` exit with code 2; the other
+`jaxtl.core.errors.Stop`s with their own code (3: training diverged; 143: stopped by SIGTERM with a
+checkpoint to resume from). `main` may return an exit code.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from jaxtl.core.errors import Stop, UserError
+
+Options = Mapping[str, flags.FlagHolder]
+USER_ERROR_EXIT_CODE = UserError.exit_code
+CONFIG_FLAG = "config"
+_OVERRIDE = re.compile(r"^--config\.([\w.]+)(?:=(.*))?$")
+
+
+def config_flag(help_text: str = "Config file (configs/*.py), with --config.KEY=VALUE "
+                                  "overrides.") -> flags.FlagHolder:
+    return config_flags.DEFINE_config_file(CONFIG_FLAG, None, help_text, lock_config=True)
+
+
+def config_overrides(holder: flags.FlagHolder) -> dict[str, Any]:
+    """The config values the command line set (`--config.section.key=value`), by key."""
+    return dict(config_flags.get_override_values(flags.FLAGS[holder.name]))
+
+
+def fail(message: str, exit_code: int = USER_ERROR_EXIT_CODE) -> None:
+    """Ends the program: one line on stderr, `exit_code`."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(exit_code)
+
+
+def _user_error_in(error: BaseException) -> UserError | None:
+    """The UserError that caused `error` (a config file's get_config raised it), if any."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, UserError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _config_spec(argv: Sequence[str]) -> str | None:
+    for index, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.removeprefix("--config=")
+        if arg == "--config" and index + 1 < len(argv):
+            return argv[index + 1]
+    return None
+
+
+def _unknown_overrides(argv: Sequence[str]) -> list[str]:
+    """The `--config.KEY=VALUE` arguments whose KEY the config file does not have."""
+    from jaxtl.config.files import load_config
+
+    spec = _config_spec(argv)
+    try:
+        config = load_config(spec) if spec else None
+    except Exception:  # noqa: BLE001 - the config file itself is the problem; said elsewhere
+        return []
+    unknown = []
+    for arg in argv:
+        match = _OVERRIDE.match(arg)
+        if match is None or config is None:
+            continue
+        node: Any = config
+        for part in match.group(1).split("."):
+            if not hasattr(node, "keys") or part not in node:
+                unknown.append(arg)
+                break
+            node = node[part]
+    return unknown
+
+
+def parse_problem(error: BaseException, argv: Sequence[str]) -> str:
+    """One line saying why the command line `argv` did not parse."""
+    if (cause := _user_error_in(error)) is not None:
+        return str(cause)
+    if unknown := _unknown_overrides(argv):
+        keys = ", ".join(f"config.{_OVERRIDE.match(arg).group(1)}" for arg in unknown)
+        return (f"{' '.join(unknown)}: {keys} is not a known setting; the settings are listed "
+                f"in jaxtl/config/base.py and in the dataset's jaxtl/data/<dataset>/spec.py")
+    text = str(error)
+    config_problem = ("Failed loading config file" in text or "parsing config file" in text
+                      or isinstance(error, (OSError, SyntaxError)))
+    if config_problem:
+        spec = _config_spec(argv)
+        detail = (f"line {error.lineno}: {error.msg}" if isinstance(error, SyntaxError)
+                  else text.strip().splitlines()[-1].strip())
+        return (f"--config {spec}: the config file does not load ({detail}); check the path "
+                f"(relative to the folder you run from) and the file")
+    if isinstance(error, flags.UnrecognizedFlagError):
+        return f"unknown flag --{error.flagname}; --helpshort lists this program's flags"
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return first.removeprefix("flag ")
+
+
+def _parse(argv: list[str]) -> list[str]:
+    try:
+        remaining = flags.FLAGS(argv)
+        if CONFIG_FLAG in flags.FLAGS and not isinstance(
+                config := flags.FLAGS[CONFIG_FLAG].value, (str, type(None))):
+            config.keys()  # a config file (loaded lazily) that failed to load says so now
+    except Exception as error:  # noqa: BLE001 - every way a command line fails: one line
+        fail(parse_problem(error, argv))
+        raise  # not reached: fail exits
+    return remaining
+
+
+def run(main: Callable[[list[str], Options], int | None],
+        define_flags: Callable[[], Options], *, required: Sequence[str] = (),
+        positional: str | None = None) -> None:
+    """Defines the flags, parses the command line and calls `main(argv, options)`.
+
+    `positional` names what the program takes after its flags (e.g. "SWEEP_DIR"); without it,
+    any argument that is not a flag is a usage error.
+    """
+    options = define_flags()
+    flags.mark_flags_as_required(list(required))
+
+    def call(argv: list[str]) -> None:
+        if positional is None and len(argv) > 1:
+            fail(f"unexpected arguments: {' '.join(argv[1:])}")
+        try:
+            status = main(argv, options)
+        except Stop as error:
+            fail(str(error), error.exit_code)
+        sys.exit(status or 0)
+
+    app.run(call, flags_parser=_parse)

@@ -1,0 +1,60 @@
+"""python -m jaxtl.commands.compare RUN_A RUN_B [--split test] [--metrics m,...] [--samples N] [--json]
+
+Paired comparison of two runs scored on the same images (e.g. two pretraining sources at the
+same training size): per metric, A - B with its 95% interval and a p-value, by DeLong's test
+for one label's AUROC and by a paired bootstrap over patients for every other metric
+(`jaxtl.report.paired_runs`). RUN_A or RUN_B may be several run folders joined by ':' (as in PATH;
+sweep folder names hold commas): the seeds of one configuration, each side then the mean over
+its runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from absl import flags
+
+from jaxtl.commands import cli
+from jaxtl.report import paired_runs as comparison
+from jaxtl.core.errors import UserError
+
+
+def define_flags() -> cli.Options:
+    return {
+        "split": flags.DEFINE_enum("split", "test", ["val", "test"], "Split to compare on."),
+        "metrics": flags.DEFINE_list("metrics", [], "Metrics (default: the task's main ones; "
+                                     "per label: auroc/<label>)."),
+        "samples": flags.DEFINE_integer("samples", comparison.DEFAULT_SAMPLES,
+                                        "Paired bootstrap resamples of patients."),
+        "seed": flags.DEFINE_integer("seed", 0, "Seed of the bootstrap resamples."),
+        "json": flags.DEFINE_bool("json", False, "Print JSON instead of a table."),
+    }
+
+
+def main(argv: list[str], options: cli.Options) -> None:
+    if len(argv) != 3:
+        raise UserError("pass two run folders, e.g. python -m jaxtl.commands.compare runs/a runs/b")
+    split = options["split"].value
+    sides = [[comparison.load(path, split) for path in arg.split(os.pathsep) if path]
+             for arg in argv[1:]]
+    differences = comparison.compare(*sides, options["metrics"].value or None,
+                                     samples=options["samples"].value,
+                                     seed=options["seed"].value)
+    if options["json"].value:
+        print(json.dumps({"a": [r.run for r in sides[0]], "b": [r.run for r in sides[1]],
+                          "split": split, "differences": [d.as_dict() for d in differences]},
+                         indent=2))
+        return
+    first = sides[0][0]
+    print(f"A: {', '.join(r.run for r in sides[0])}\nB: {', '.join(r.run for r in sides[1])}\n"
+          f"{split} split: {len(first.image_ids)} images of {len(set(first.patients))} "
+          f"patients, the same images and labels in every run")
+    rows = [comparison.HEADER] + [comparison.cells(d) for d in differences]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(comparison.HEADER))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    cli.run(main, define_flags, positional="RUN_A RUN_B")

@@ -1,0 +1,1 @@
+"""Configuration: the base config, validation, config files and the demo settings."""

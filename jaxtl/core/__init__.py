@@ -1,0 +1,1 @@
+"""Building blocks every layer may use: errors, atomic writes, tasks, settings' rules, preemption, provenance, the compile cache."""

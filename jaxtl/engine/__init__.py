@@ -1,0 +1,1 @@
+"""Building a run: data, model, optimizer and the jit-compiled steps; starting points."""

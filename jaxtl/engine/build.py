@@ -1,0 +1,159 @@
+"""Building a run from its config: data, model, optimizer and compiled steps.
+
+Every command that trains or scores a model builds it here (`jaxtl.training.loop`, `jaxtl.commands.evaluate`,
+`jaxtl.commands.features`, `jaxtl.commands.bench`), so they all see the same data, transforms and variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxtl.config import validation as configuration
+from jaxtl import models, optim
+from jaxtl.engine import steps, transfer
+from jaxtl.core import tasks
+from jaxtl.data import loading, pipeline, registry
+from jaxtl.data.records import DatasetSplits
+from jaxtl.data.transforms import ImageTransform
+from jaxtl.core.errors import ConfigError
+from jaxtl.core.tasks import Task
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything built from the config that the loop needs."""
+
+    config: ml_collections.ConfigDict
+    splits: DatasetSplits
+    mesh: jax.sharding.Mesh
+    layout: pipeline.Layout
+    model: Any
+    plan: optim.FinetunePlan  # which backbone stages train from which step
+    train_step: Any  # step number -> the compiled train step (frozen stages differ by phase)
+    eval_step: Any
+    schedule: Any
+    stream: pipeline.TrainStream
+    eval_transform: ImageTransform
+    total_steps: int
+    loss_weights: dict[str, float] | None  # per class or label (train.*_weights); None: all 1
+    # id(records) -> (records, feed): the evaluation feeds, kept between evaluations
+    feeds: dict[int, tuple[Any, pipeline.EvalFeed]] = dataclasses.field(default_factory=dict)
+    helpers: dict[str, Any] = dataclasses.field(default_factory=dict)  # see `compiled`
+
+    def eval_feed(self, records: Any) -> pipeline.EvalFeed:
+        """The evaluation batches of `records` (a split of this run), whose Grain workers stay
+        from one evaluation to the next."""
+        if id(records) not in self.feeds:
+            self.feeds[id(records)] = (records, pipeline.EvalFeed(
+                records, self.eval_transform, global_batch=self.config.eval.batch_size,
+                layout=self.layout, num_workers=self.config.data.num_workers,
+                prefetch=self.config.data.prefetch_batches,
+                label_shape=self.splits.task.label_shape,
+                skip_bad_images=self.config.data.bad_images == "skip"))
+        return self.feeds[id(records)][1]
+
+    def compiled(self, name: str, build: Callable[[], Any]) -> Any:
+        """What `build` makes (a compiled helper of this run: segmentation's tile predictor),
+        built on first use and kept with the run."""
+        if name not in self.helpers:
+            self.helpers[name] = build()
+        return self.helpers[name]
+
+    def close_feeds(self) -> None:
+        for _, feed in self.feeds.values():
+            feed.close()
+        self.feeds.clear()
+
+
+def image_transform(config: ml_collections.ConfigDict, augment: bool) -> ImageTransform:
+    """The per-image transform, decoding with the dataset's decoder (`DatasetSpec.decoder`);
+    `augment`: the training augmentations of `data.augment`, else none (evaluation)."""
+    return ImageTransform(resolution=config.data.resolution, channels=config.data.channels,
+                          mean=tuple(config.data.mean), std=tuple(config.data.std),
+                          augment=configuration.parse_augment(config.data.augment) if augment
+                          else (),
+                          crop_scale_min=config.data.crop_scale_min,
+                          rotate_degrees=config.data.rotate_degrees,
+                          decoder=loading.decoder(config))
+
+
+def build_model(config: ml_collections.ConfigDict, task: Task,
+                mesh: jax.sharding.Mesh) -> tuple[Any, dict[str, Any]]:
+    """The configured model for `task` and its starting variables: random from `train.seed`,
+    with `model.init`'s backbone when it is set (head left random). A segmentation task gets
+    a UNet on the backbone (jaxtl/models/unet.py), whose decoder is its head."""
+    if task.kind == tasks.SEGMENTATION:
+        model = models.create_unet(config.model.arch, num_outputs=task.num_outputs,
+                                   decoder_channels=config.seg.decoder_channels,
+                                   dtype=config.model.dtype)
+    else:
+        model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
+                                    head=config.model.head, dropout=config.model.dropout,
+                                    dtype=config.model.dtype)
+    image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
+    variables = steps.init_variables(model, seed=config.train.seed, image_shape=image_shape,
+                                     mesh=mesh)
+    if config.model.init:
+        variables = transfer.load_into(config.model.init, variables,
+                                       in_channels=config.data.channels)
+    return model, variables
+
+
+def loss_weights(config: ml_collections.ConfigDict,
+                 splits: DatasetSplits) -> dict[str, float] | None:
+    """The training loss's class weights (softmax) or positive weights (multi-label), from the
+    training labels as `train.class_weights` / `train.positive_weights` say."""
+    task = splits.task
+    used, unused = (("positive_weights", "class_weights") if task.multilabel
+                    else ("class_weights", "positive_weights"))
+    if config.train[unused] != "none":
+        raise ConfigError(
+            f"config.train.{unused} is {config.train[unused]!r}, but {splits.name}'s task is "
+            f"{'multi-label' if task.multilabel else 'single-label (softmax)'}: use "
+            f"config.train.{used} instead")
+    if config.train[used] == "none":
+        return None
+    weights = tasks.balanced_weights(task, np.asarray([r.label for r in splits.train]))
+    return {name: float(w) for name, w in zip(task.names, weights)}
+
+
+def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
+    """Data, model, optimizer and compiled steps; returns the run and a fresh state."""
+    splits = loading.load_splits(config)
+    weights = loss_weights(config, splits)
+    mesh = steps.make_mesh()
+    layout = pipeline.Layout.from_mesh(mesh)
+    train_transform, eval_transform = (image_transform(config, augment=True),
+                                       image_transform(config, augment=False))
+    # A segmentation dataset trains on random crops of its tiles, several per tile and epoch.
+    dense = registry.get(config.dataset).segmentation
+    stream = pipeline.train_stream(
+        list(splits.train) * (dense.crops_per_tile(config) if dense else 1), train_transform,
+        global_batch=config.data.batch_size, epochs=config.train.epochs,
+        seed=config.train.seed, layout=layout, num_workers=config.data.num_workers,
+        prefetch=config.data.prefetch_batches,
+        skip_bad_images=config.data.bad_images == "skip",
+        example=dense.crop(config) if dense else None)
+    total_steps = stream.steps_per_epoch * config.train.epochs
+    optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
+    model, variables = build_model(config, splits.task, mesh)
+    state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
+    compile_step = functools.cache(lambda frozen: steps.make_train_step(
+        model, optimizer.tx, mesh, task=splits.task,
+        label_smoothing=config.train.label_smoothing, frozen=frozen,
+        loss_weights=tuple(weights.values()) if weights else None,
+        normalisation=train_transform.normalisation))
+    run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
+              plan=optimizer.plan,
+              train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
+              eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation),
+              schedule=optimizer.schedule, stream=stream, eval_transform=eval_transform,
+              total_steps=total_steps, loss_weights=weights)
+    return run, state

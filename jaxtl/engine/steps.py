@@ -1,0 +1,153 @@
+"""The jit-compiled train and eval steps, sharded over a Mesh of all devices.
+
+The batch is sharded on the mesh's 'data' axis and the train state is replicated; under
+`jax.jit` the loss, gradients and BatchNorm statistics are computed over the global batch, so
+one device and N devices compute the same numbers. The train step donates the old state.
+Images arrive in their wire dtype (uint8 for 8-bit data) and are normalised inside the steps
+(`normalisation`, jaxtl.data.transforms.Normalisation), so a quarter of float32's bytes cross
+to the device. A training batch with a `warp` holds canvases that the step first samples
+through their warps (crop, flip and rotation: jaxtl.data.transforms.warp_batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxtl.data.transforms import warp_batch
+from jaxtl.optim.freezing import NOTHING_FROZEN, Frozen
+from jaxtl.core.tasks import Task
+
+Batch = dict[str, jax.Array]
+Normalise = Callable[[jax.Array], jax.Array]  # wire pixels -> float32 model input
+
+
+def normalised(batch: Batch, normalisation: Normalise | None) -> jax.Array:
+    """The batch's images as the model takes them: warped when the batch has warps, then
+    normalised (as they are without a normalisation)."""
+    images = batch["image"]
+    if "warp" in batch:
+        images = warp_batch(images, batch["warp"])
+    return images if normalisation is None else normalisation(images)
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array  # raw uint32 key data: dropout keys are fold_in(rng, step)
+
+
+def make_mesh() -> Mesh:
+    return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def init_variables(model: nn.Module, *, seed: int, image_shape: tuple[int, int, int],
+                   mesh: Mesh) -> dict[str, Any]:
+    """Random initial variables `{'params', 'batch_stats'}` from `seed`, replicated."""
+
+    def init() -> dict[str, Any]:
+        params_key, dropout_key, _ = jax.random.split(jax.random.PRNGKey(seed), 3)
+        dummy = jnp.zeros((1, *image_shape), jnp.float32)
+        variables = model.init({"params": params_key, "dropout": dropout_key}, dummy,
+                               train=False)
+        return {"params": variables["params"],
+                "batch_stats": variables.get("batch_stats", {})}
+
+    return jax.jit(init, out_shardings=replicated(mesh))()
+
+
+def new_state(tx: optax.GradientTransformation, variables: dict[str, Any], *, seed: int,
+              mesh: Mesh) -> TrainState:
+    """Step 0 of training from `variables`: a fresh optimizer state, the RNG from `seed`."""
+    variables = jax.device_put(variables, replicated(mesh))
+    rng = jax.random.split(jax.random.PRNGKey(seed), 3)[2]  # the third key, beside init's two
+    return TrainState(step=jax.device_put(jnp.zeros((), jnp.int32), replicated(mesh)),
+                      params=variables["params"],
+                      batch_stats=variables.get("batch_stats", {}),
+                      opt_state=jax.jit(tx.init, out_shardings=replicated(mesh))(
+                          variables["params"]),
+                      rng=jax.device_put(rng, replicated(mesh)))
+
+
+def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
+               image_shape: tuple[int, int, int], mesh: Mesh) -> TrainState:
+    """Random initial variables and a fresh optimizer state, replicated on every device."""
+    return new_state(tx, init_variables(model, seed=seed, image_shape=image_shape, mesh=mesh),
+                     seed=seed, mesh=mesh)
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
+                    task: Task, label_smoothing: float = 0.0, frozen: Frozen = NOTHING_FROZEN,
+                    loss_weights: tuple[float, ...] | None = None,
+                    normalisation: Normalise | None = None,
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    """One optimizer step on the task's loss: the mean over the counted (image, label)
+    entries of the global batch (see jaxtl.core.tasks), weighted by `loss_weights` (per class or
+    per label's positives; None: unweighted). `frozen`: backbone stages that get no
+    gradient and run BatchNorm and dropout in inference mode (jaxtl.optim.freezing); the
+    optimizer keeps their parameters. A batch may hold `valid` (False: a skipped image's
+    stand-in, left out of loss and accuracy). The metrics say whether the loss and the gradient
+    norm were finite (`finite`) and how many images were skipped. `normalisation`: applied to
+    the batch's images inside the step (None: they are the model's input already)."""
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        dropout_key = jax.random.fold_in(state.rng, state.step)
+        images = normalised(batch, normalisation)
+
+        def loss_fn(params):
+            with frozen.inference_mode():
+                logits, updates = model.apply(
+                    {"params": frozen.stop_gradient(params), "batch_stats": state.batch_stats},
+                    images, train=True, rngs={"dropout": dropout_key},
+                    mutable=["batch_stats"])
+            loss = task.mean_loss(logits, batch["label"], label_smoothing, loss_weights,
+                                  batch.get("valid"))
+            return loss, (logits, updates.get("batch_stats", {}))
+
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                                  opt_state=opt_state)
+        grad_norm = optax.tree.norm(grads)
+        metrics = {"loss": loss, "grad_norm": grad_norm,
+                   "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
+        valid = batch.get("valid", jnp.ones(batch["image"].shape[0], bool))
+        metrics["skipped_images"] = jnp.sum(~valid)
+        if not task.multilabel and logits.ndim == 2:  # one class per image (not per pixel)
+            correct = (jnp.argmax(logits, -1) == batch["label"]) & valid
+            metrics["accuracy"] = jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
+        return new_state, metrics
+
+    data = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.jit(step, in_shardings=(replicated(mesh), data),
+                   out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
+
+
+def make_eval_step(model: nn.Module, mesh: Mesh, normalisation: Normalise | None = None,
+                   ) -> Callable[[TrainState, Batch], Batch]:
+    """Logits of a batch, returned (with labels, indices, mask and valid) to every host."""
+
+    def step(state: TrainState, batch: Batch) -> Batch:
+        logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                             normalised(batch, normalisation), train=False)
+        return {"logits": logits.astype(jnp.float32), "label": batch["label"],
+                "index": batch["index"], "mask": batch["mask"], "valid": batch["valid"]}
+
+    data = NamedSharding(mesh, PartitionSpec("data"))
+    return jax.jit(step, in_shardings=(replicated(mesh), data), out_shardings=replicated(mesh))

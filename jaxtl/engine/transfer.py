@@ -1,0 +1,322 @@
+"""Starting a run from pretrained weights: a converted checkpoint or another jaxtl run.
+
+`--config.model.init=PATH` accepts
+  * a converted pretrained checkpoint: a folder with `pretrained.json` + `variables.safetensors`
+    (written by `python -m jaxtl.convert_weights.timm|bit`), or
+  * a jaxtl run: its workdir (the best, else the latest checkpoint), or one step folder.
+
+The backbone comes from the checkpoint; the classifier head is dropped and re-initialised for
+the new task. Every backbone variable of the new model must be found in the checkpoint with the
+same shape, except the first convolution when the task has another number of input channels
+(see `adapt_input_kernel`). Anything else fails with the lists of missing, unexpected and
+mis-shaped names.
+
+Channel adaptation rule (C_old -> C_new input channels, e.g. RGB -> 1 grey or 10 bands): every
+new input channel gets the mean of the old channels' kernels, scaled by C_old / C_new:
+
+    W_new[:, :, c, :] = (C_old / C_new) * mean_k W_old[:, :, k, :]    for c = 1..C_new
+
+so an image whose C_new channels are all equal to one grey image g produces exactly the
+activations the old model produced for g repeated on its C_old channels (the sum over input
+channels is unchanged), for any C_new. With C_new = 1 this is timm's `adapt_input_conv`
+(summed kernels). Weight-standardised convolutions normalise their kernel, so the scale factor
+cannot survive there: NF-ResNet's ScaledStdConv2d compensates with its learnable `gain`
+(exact grey-image equivalence again, see `adapt_input_kernel`); BiT's StdConv2d has no gain,
+so its adapted filters keep the averaged spatial pattern but each filter's output is rescaled
+by the standardisation (the GroupNorm that follows BiT's stem absorbs most of it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+from flax import traverse_util
+
+from jaxtl.core import atomic
+from jaxtl.workdir import files as rundir
+from jaxtl.core.errors import TransferError
+
+HEAD = "head"
+COLLECTIONS = ("params", "batch_stats")
+PRETRAINED_FILE = "pretrained.json"
+VARIABLES_FILE = "variables.safetensors"
+FORMAT = "jaxtl-pretrained"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedInfo:
+    """`pretrained.json`: what a converted checkpoint holds and what input it expects.
+
+    `mean`/`std` (per channel, on the 0..1 pixel scale) and `resolution` are the input the
+    weights were trained with: set `data.mean`, `data.std` (and ideally `data.resolution`) to
+    them when fine-tuning. `source` records where the weights came from (file, sha256, kind).
+    """
+
+    arch: str
+    num_classes: int
+    in_channels: int
+    resolution: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: dict[str, Any]
+    head: str = "linear"
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                           **dataclasses.asdict(self)}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: pathlib.Path) -> PretrainedInfo:
+        data = json.loads(text)
+        if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
+            raise TransferError(f"{where} is not a {FORMAT} v{FORMAT_VERSION} file (format "
+                                f"{data.get('format')!r} v{data.get('format_version')!r}); "
+                                f"convert the weights again with jaxtl.convert_weights")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(fields - set(data) - {"head"})
+        if missing:
+            raise TransferError(f"{where} lacks {', '.join(missing)}")
+        values = {k: v for k, v in data.items() if k in fields}
+        return cls(**values | {"mean": tuple(values["mean"]), "std": tuple(values["std"])})
+
+
+# --- Converted checkpoints -------------------------------------------------------------------
+
+def save_pretrained(directory: str | pathlib.Path, info: PretrainedInfo,
+                    variables: Mapping[str, Any]) -> pathlib.Path:
+    """Writes `pretrained.json` + `variables.safetensors` (float32, '/'-joined names)."""
+    from safetensors.numpy import save_file
+
+    directory = pathlib.Path(directory).expanduser()
+    directory.mkdir(parents=True, exist_ok=True)
+    flat = {f"{collection}/{name}": np.ascontiguousarray(np.asarray(value, np.float32))
+            for collection in COLLECTIONS if collection in variables
+            for name, value in traverse_util.flatten_dict(variables[collection], sep="/").items()}
+    save_file(flat, directory / VARIABLES_FILE, metadata={"format": FORMAT})
+    atomic.write_text(directory / PRETRAINED_FILE, info.to_json())
+    return directory
+
+
+def is_pretrained(path: str | pathlib.Path) -> bool:
+    return (pathlib.Path(path).expanduser() / PRETRAINED_FILE).is_file()
+
+
+def read_info(path: str | pathlib.Path) -> PretrainedInfo:
+    file = pathlib.Path(path).expanduser() / PRETRAINED_FILE
+    return PretrainedInfo.from_json(file.read_text(), file)
+
+
+def _read_pretrained_variables(path: pathlib.Path) -> dict[str, Any]:
+    from safetensors.numpy import load_file
+
+    file = path / VARIABLES_FILE
+    if not file.is_file():
+        raise TransferError(f"{path} has {PRETRAINED_FILE} but no {VARIABLES_FILE}; convert "
+                            f"the weights again with jaxtl.convert_weights")
+    flat: dict[str, dict[str, np.ndarray]] = {}
+    for name, value in load_file(file).items():
+        collection, rest = name.split("/", 1)
+        flat.setdefault(collection, {})[rest] = value
+    return {collection: traverse_util.unflatten_dict(leaves, sep="/")
+            for collection, leaves in flat.items()}
+
+
+# --- jaxtl runs ------------------------------------------------------------------------------
+
+def checkpoint_state_dir(path: str | pathlib.Path) -> pathlib.Path:
+    """The `state` folder of a workdir's best (else latest) checkpoint, or of a step folder."""
+    path = pathlib.Path(path).expanduser().resolve()
+    if (path / "state").is_dir():
+        return path / "state"
+    for sub in (rundir.BEST_DIR, rundir.LATEST_DIR):
+        steps = sorted((p for p in (path / sub).glob("*") if p.name.isdigit()),
+                       key=lambda p: int(p.name))
+        if steps and (steps[-1] / "state").is_dir():
+            return steps[-1] / "state"
+    raise TransferError(f"model.init={path} is neither a converted pretrained checkpoint "
+                        f"(a folder with {PRETRAINED_FILE}) nor a jaxtl workdir or checkpoint: "
+                        f"expected {rundir.BEST_DIR}/<step>/state or {rundir.LATEST_DIR}/<step>/"
+                        f"state inside it")
+
+
+def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
+    """{'params': ..., 'batch_stats': ...} of a converted checkpoint or a saved run, as NumPy."""
+    if is_pretrained(path):
+        return _read_pretrained_variables(pathlib.Path(path).expanduser())
+    state = ocp.StandardCheckpointer().restore(checkpoint_state_dir(path))
+    return {name: jax.tree_util.tree_map(np.asarray, state[name]) for name in COLLECTIONS
+            if name in state}
+
+
+def _run_config(path: pathlib.Path) -> dict[str, Any]:
+    state_dir = checkpoint_state_dir(path)
+    workdir = rundir.run_folder_of(state_dir)  # <workdir>/best/<step>/state
+    if workdir is None:
+        raise TransferError(f"{path}: found the checkpoint {state_dir} but no "
+                            f"{rundir.CONFIG_FILE} in a folder above it, so the model it "
+                            f"belongs to is unknown")
+    return json.loads((workdir / rundir.CONFIG_FILE).read_text())
+
+
+def load(path: str | pathlib.Path, dtype: str = "float32",
+         in_channels: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """`(module, variables)` of a converted checkpoint or a jaxtl run, ready for inference:
+
+        logits = module.apply(variables, images_nhwc, train=False)
+
+    With `in_channels` (e.g. 1 for grey images from an RGB checkpoint) the first convolution
+    is adapted by the channel rule; the head is kept. The variables are checked against the
+    module: a wrong or damaged file fails here, listing the names that do not fit.
+    """
+    from jaxtl import models  # the zoo is only needed here
+
+    path = pathlib.Path(path).expanduser()
+    variables = load_variables(path)
+    if is_pretrained(path):
+        info = read_info(path)
+        module = models.create_model(info.arch, num_outputs=info.num_classes, head=info.head,
+                                     dtype=dtype)
+        size, channels = max(info.resolution, 75), info.in_channels
+    else:
+        run_config = _run_config(path)
+        num_outputs = int(variables["params"][HEAD]["fc"]["bias"].shape[0])
+        module = models.create_model(run_config["model"]["arch"], num_outputs=num_outputs,
+                                     head=run_config["model"]["head"],
+                                     dropout=run_config["model"]["dropout"], dtype=dtype)
+        size = int(run_config["data"]["resolution"])
+        channels = in_channels or _image_channels(module, variables, size)
+    channels = in_channels or channels
+    expected = jax.eval_shape(lambda: module.init(
+        jax.random.key(0), jnp.zeros((1, size, size, channels), jnp.float32), train=False))
+    merged = _merge(f"{path}", variables, expected, in_channels=channels, keep_target_head=False)
+    return module, jax.tree_util.tree_map(jnp.asarray, merged)
+
+
+def _image_channels(module: Any, variables: Mapping[str, Any], resolution: int) -> int:
+    """The image channels a run's variables were made for: the input dimension of the one
+    kernel that differs from the same model built for 1-channel images (1 if none differs)."""
+    one = jax.eval_shape(lambda: module.init(
+        jax.random.key(0), jnp.zeros((1, resolution, resolution, 1), jnp.float32), train=False))
+    want = traverse_util.flatten_dict(dict(one.get("params", {})), sep="/")
+    have = traverse_util.flatten_dict(dict(variables.get("params", {})), sep="/")
+    for name, leaf in want.items():
+        if name in have and len(leaf.shape) == 4 and np.shape(have[name]) != leaf.shape:
+            return int(np.shape(have[name])[2])
+    return 1
+
+
+# --- Into a new model ------------------------------------------------------------------------
+
+def adapt_input_kernel(kernel: np.ndarray, channels: int,
+                       gain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A first-conv kernel (kh, kw, C_old, O) for `channels` inputs, by the rule in the docstring.
+
+    Plain convolution: mean over the old input channels, replicated, times C_old / C_new.
+
+    Scaled weight-standardised convolution (NF nets; `gain` of shape (O,) given): its effective
+    kernel is gain * gamma * standardise(W) / sqrt(fan_in), standardised per output channel
+    over (kh, kw, C). The mean kernel M = mean_k W is replicated with a per-filter scale s
+    chosen so that var(s M) equals the old var(W): the standardisation then divides by the same
+    sqrt(var + eps) as before (whatever eps is). The mean subtracted is s mean(M) = s mean(W),
+    so the new effective kernel is (gain' / gain) * s * sqrt(C_old / C_new) times the rule's
+    target; gain' = gain * sqrt(C_old / C_new) / s makes it exact.
+    """
+    if np.ndim(kernel) != 4:
+        raise ValueError(f"expected a (kh, kw, in, out) kernel, got shape {np.shape(kernel)}")
+    if gain is None:  # mean * C_old / C_new == sum / C_new: for C_new = 1, timm's float32 sum
+        summed = np.asarray(kernel, np.float32).sum(axis=2, keepdims=True, dtype=np.float32)
+        return np.repeat(summed / np.float32(channels), channels, axis=2), None
+    kernel = np.asarray(kernel, np.float64)
+    old = kernel.shape[2]
+    mean = kernel.mean(axis=2, keepdims=True)
+    var_old = kernel.var(axis=(0, 1, 2))
+    var_mean = mean.var(axis=(0, 1, 2))
+    scale = np.where(var_mean > 0, np.sqrt(var_old / np.where(var_mean > 0, var_mean, 1.0)), 1.0)
+    adapted = np.repeat(mean * scale, channels, axis=2)
+    new_gain = np.asarray(gain, np.float64) * np.sqrt(old / channels) / scale
+    return adapted.astype(np.float32), new_gain.astype(np.float32)
+
+
+def _adaptable(old: np.ndarray, new: Any, in_channels: int | None) -> bool:
+    """A kernel that differs from the checkpoint only in its number of input channels, which
+    is the number of image channels: the first convolution of a model for another image kind."""
+    return (in_channels is not None and np.ndim(old) == 4 and len(new.shape) == 4
+            and new.shape[2] == in_channels and old.shape[2] != in_channels
+            and old.shape[:2] == tuple(new.shape[:2]) and old.shape[3] == new.shape[3])
+
+
+def load_into(path: str | pathlib.Path, target: dict[str, Any], *,
+              in_channels: int | None = None) -> dict[str, Any]:
+    """`target` (freshly initialised variables) with every non-head leaf taken from `path`.
+
+    `path` is a converted checkpoint or a jaxtl run. With `in_channels` (the new model's image
+    channels), a first-conv kernel made for another channel count is adapted by
+    `adapt_input_kernel`. Leaves from the checkpoint are NumPy arrays;
+    `jaxtl.engine.steps.with_variables` places them.
+    """
+    return _merge(f"model.init={path}", load_variables(path), target, in_channels=in_channels,
+                  keep_target_head=True)
+
+
+def _merge(what: str, source: Mapping[str, Any], target: Mapping[str, Any], *,
+           in_channels: int | None, keep_target_head: bool) -> dict[str, Any]:
+    """Leaves of `target`'s tree taken from `source` (adapting the first conv), or failure
+    listing every missing, unexpected and mis-shaped name. `keep_target_head`: the head comes
+    from `target` (a new task) instead of `source`."""
+    merged: dict[str, dict[str, Any]] = {}
+    missing, unexpected, misshaped, adapted = [], [], [], []
+    adapted_gains: dict[str, np.ndarray] = {}
+    for collection in COLLECTIONS:
+        new = traverse_util.flatten_dict(dict(target.get(collection, {})), sep="/")
+        old = traverse_util.flatten_dict(dict(source.get(collection, {})), sep="/")
+
+        def skipped(name: str) -> bool:
+            return keep_target_head and name.startswith(HEAD + "/")
+
+        out = {}
+        for name, value in new.items():
+            if skipped(name):
+                out[name] = value
+            elif name not in old:
+                missing.append(f"{collection}/{name}")
+            elif tuple(np.shape(old[name])) == tuple(value.shape):
+                out[name] = np.asarray(old[name]).astype(value.dtype)
+            elif collection == "params" and _adaptable(old[name], value, in_channels):
+                gain_name = name.rsplit("/", 1)[0] + "/gain"
+                kernel, gain = adapt_input_kernel(old[name], in_channels, old.get(gain_name))
+                out[name] = kernel.astype(value.dtype)
+                if gain is not None:
+                    adapted_gains[gain_name] = gain
+                adapted.append(f"{collection}/{name} {old[name].shape[2]} -> {in_channels}")
+            else:
+                misshaped.append(f"{collection}/{name} {tuple(np.shape(old[name]))} -> "
+                                 f"{tuple(value.shape)}")
+        unexpected += [f"{collection}/{name}" for name in old
+                       if name not in new and not skipped(name)]
+        merged[collection] = out
+    for name, gain in adapted_gains.items():  # after the loop, which copied the old gains
+        merged["params"][name] = gain
+    if missing or unexpected or misshaped:
+        raise TransferError(f"{what} does not fit model: "
+                            + _mismatch_text(missing, unexpected, misshaped))
+    for line in adapted:
+        logging.info("model.init: adapted %s input channels (mean kernel x C_old/C_new)", line)
+    return {collection: traverse_util.unflatten_dict(flat, sep="/")
+            for collection, flat in merged.items()}
+
+
+def _mismatch_text(missing: list[str], unexpected: list[str], misshaped: list[str]) -> str:
+    return "; ".join(f"{label} ({len(names)}): {', '.join(names[:8])}"
+                     + (" ..." if len(names) > 8 else "")
+                     for label, names in (("missing", missing), ("unexpected", unexpected),
+                                          ("mis-shaped", misshaped)) if names)

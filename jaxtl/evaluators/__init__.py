@@ -1,0 +1,1 @@
+"""Scoring a split: every example once, then the task's metrics."""

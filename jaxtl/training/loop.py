@@ -1,0 +1,316 @@
+"""The training loop: setup, restore or init, train with periodic evaluation, final results.
+
+Reads like a recipe; each section calls one module that does one job: the run is built by
+`jaxtl.engine.build` (data, model, optimizer, compiled steps), splits are scored by `jaxtl.evaluators.scoring`,
+checkpoints kept by `jaxtl.workdir.checkpoints`, logs by `jaxtl.workdir.metrics_log`, and the run folder's files
+named and written by `jaxtl.workdir.files`; `jaxtl.core.preemption` says when to stop and save.
+
+What can stop a run, and what it leaves (README "When things go wrong"):
+- SIGTERM: a checkpoint at the next step, then `Preempted` (exit 143); the same command resumes.
+- a NaN or infinite loss or gradient norm: `NonFiniteError` (exit 3) naming the step and the
+  learning rate; every step is checked before anything after it is evaluated or saved, so the
+  last checkpoint is the last good one.
+- an unreadable image (`data.bad_images=error`): `UnreadableImage` naming it; the run folder
+  remembers it (stopped_at.json), so the same command says so at once if it is still bad.
+- a full disk or an unwritable run folder: one message; earlier checkpoints are intact.
+- kill -9 or a crash: the next run resumes from the latest checkpoint (at most
+  `train.checkpoint_every_steps` steps or `train.checkpoint_every_minutes` minutes old).
+A resumed run is bitwise the run that was not interrupted: same batches, parameters, results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from jaxtl import __version__, optim
+from jaxtl.config import validation as configuration, demo_settings as demo
+from jaxtl.core import provenance
+from jaxtl.workdir import files as rundir
+from jaxtl.workdir.checkpoints import RunCheckpoints, abstract_like
+from jaxtl.data import loading, pipeline, registry
+from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableImage
+from jaxtl.optim.early_stopping import EarlyStopping
+from jaxtl.core.preemption import CheckpointInterval, StopRequest
+from jaxtl.engine.build import Run, build
+from jaxtl.workdir.metrics_log import RunLog
+from jaxtl.evaluators.scoring import final_results, score
+
+
+def summary(metrics: dict[str, Any], names: Sequence[str]) -> str:
+    return ", ".join(f"{name} {metrics[name]:.4f}" for name in names
+                     if isinstance(metrics.get(name), float))
+
+
+@dataclasses.dataclass
+class StepCheck:
+    """Checks each train step's loss and gradient norm one step late (so the device is never
+    idle waiting for the host), and at once before anything uses the state."""
+
+    run: Run
+    skipped_images: int = 0
+    _pending: tuple[int, Any] | None = None
+
+    def after(self, step: int, metrics: Any) -> None:
+        """Records step `step`'s metrics (device arrays); checks the step before it."""
+        self.now()
+        self._pending = (step, metrics)
+
+    def now(self) -> None:
+        if self._pending is None:
+            return
+        step, metrics = self._pending
+        self._pending = None
+        values = jax.device_get({key: metrics[key] for key in
+                                 ("finite", "loss", "grad_norm", "skipped_images")})
+        self.skipped_images += int(values["skipped_images"])
+        if not bool(values["finite"]):
+            bad = [f"the {name} is {float(values[key])}" for key, name in
+                   (("loss", "loss"), ("grad_norm", "gradient norm"))
+                   if not np.isfinite(values[key])]
+            raise NonFiniteError(
+                f"training diverged at step {step + 1} (epoch "
+                f"{(step + 1) / self.run.stream.steps_per_epoch:.2f}, learning rate "
+                f"{float(self.run.schedule(step)):.3g}): {' and '.join(bad)}; nothing of this "
+                f"step was saved and the latest checkpoint is the last good one: lower "
+                f"optim.lr, set optim.clip_grad_norm, or check the data")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                       set_by_user: Collection[str] = ()) -> dict:
+    """Trains (or resumes) the configured run and writes results.json; returns the results.
+    `set_by_user`: config keys the user set explicitly, which a demo run must not replace."""
+    started = time.time()
+    configuration.validate(config)  # the values as given, before the demo may replace any
+    notes = demo.apply(config, set_by_user)
+    workdir = pathlib.Path(workdir).resolve()
+    # The worker count is part of the input pipeline's saved position: fixed when a run starts;
+    # an automatic count (-1) resumes with the count the run started with.
+    saved_workers = (rundir.saved_setting(workdir, "data.num_workers")
+                     if config.data.num_workers == pipeline.AUTO_WORKERS else None)
+    config.data.num_workers = (saved_workers if saved_workers is not None
+                               else pipeline.worker_count(config.data.num_workers))
+    configuration.validate(config)
+    writer = jax.process_index() == 0
+    with rundir.locked(workdir, enabled=writer):
+        try:
+            rundir.check_workdir(workdir, config, write=writer)
+        except OSError as error:
+            raise rundir.unwritable(workdir, error) from None
+        return _train(config, workdir, notes, started, writer)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, notes: list[str],
+           started: float, writer: bool) -> dict:
+    # --- Setup ------------------------------------------------------------------------------
+    is_demo = loading.is_demo(config)
+    log = RunLog(workdir, demo=is_demo, enabled=writer)
+    for note in notes:
+        log.info(note)
+    run, state = build(config)
+    _recheck_stopped_at(workdir, config, log, writer)
+    if writer:
+        rundir.write_training_set(workdir, [r.image_id for r in run.splits.train],
+                                  [r.patient for r in run.splits.train])
+    log.info("%s: %d train / %d val / %d test images, %s; %s on %d %s device(s), "
+             "%d steps per epoch", run.splits.name, len(run.splits.train),
+             len(run.splits.val), len(run.splits.test), run.splits.task.describe(),
+             config.model.arch, run.mesh.size, jax.devices()[0].platform,
+             run.stream.steps_per_epoch)
+    if not run.plan.uniform:
+        log.info("fine-tuning (%s): %s", config.finetune.strategy,
+                 run.plan.describe(run.stream.steps_per_epoch))
+    checkpoints = RunCheckpoints(workdir, keep=config.train.keep_checkpoints,
+                                 best_metric=config.eval.best_metric)
+    iterator = run.stream.iterator()
+    stop = StopRequest()
+    try:
+        state, stopper, step, skipped, throughput = _loop(run, state, checkpoints, iterator,
+                                                          stop, log, workdir)
+    except UnreadableImage as error:
+        if writer:
+            rundir.write_stopped_at(workdir, error)
+        raise
+    except OSError as error:
+        raise rundir.unwritable(workdir, error) from None
+    finally:
+        stop.release()
+        pipeline.close(iterator)
+        _finish_saving(checkpoints)
+
+    # --- Final evaluation of the best checkpoint --------------------------------------------
+    best_state, best_meta = checkpoints.restore_best(abstract_like(state))
+    steps_per_epoch = run.stream.steps_per_epoch
+    results = {
+        "demo": is_demo,
+        "dataset": run.splits.name,
+        "jaxtl_version": __version__,
+        **provenance.git_commit(),
+        "best_epoch": best_meta["epoch"],
+        "epochs": config.train.epochs,
+        "epochs_trained": step // steps_per_epoch,
+        "stopped_epoch": stopper.stopped_epoch,  # None: trained all epochs
+        "steps": run.total_steps,
+        "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
+        "task": {"kind": run.splits.task.kind, "names": list(run.splits.task.names),
+                 "three_way": list(run.splits.task.three_way),
+                 "parents": list(run.splits.task.parents)},
+        "optimizer": optim.method_name(config.optim),
+        "loss_weights": run.loss_weights,
+        **final_results(run, best_state, workdir),
+        "skipped_training_images": skipped,  # image draws left out over all epochs
+        "train_images_per_second": float(np.median(throughput)) if throughput else None,
+        "wall_seconds_this_session": time.time() - started,
+        "config": config.to_dict(),
+    }
+    if writer:
+        rundir.write_results(workdir, results)
+    reported = _reported(config)
+    for split in ("val", "test"):
+        if results[split] is not None:
+            log.write(step, f"final_{split}", results[split])
+            log.info("best checkpoint (epoch %d), %s: %s", results["best_epoch"], split,
+                     summary(results[split], reported))
+    log.info("results written to %s", workdir / rundir.RESULTS_FILE)
+    run.close_feeds()
+    checkpoints.close()
+    log.close()
+    return results
+
+
+def _finish_saving(checkpoints: RunCheckpoints) -> None:
+    """Lets a checkpoint being written finish, also when the run stops on an error (a failed
+    save is reported by the error that stopped the run, not here)."""
+    try:
+        checkpoints.wait()
+    except Exception:  # noqa: BLE001 - the run is already stopping for its own reason
+        pass
+
+
+def _recheck_stopped_at(workdir: pathlib.Path, config: ml_collections.ConfigDict, log: RunLog,
+                        writer: bool) -> None:
+    """A run that stopped at an unreadable image says so at once if the image is still bad
+    and the policy is still `error`, instead of training up to it again."""
+    stopped = rundir.read_stopped_at(workdir)
+    if stopped is None:
+        return
+    if config.data.bad_images == "error":
+        decoder = registry.get(config.dataset).decoder(config)
+        try:
+            decoder.decode(stopped["path"], config.data.resolution)
+        except DataError as error:
+            raise UnreadableImage(
+                f"this run stopped before at the unreadable image {stopped['image_id']} and it "
+                f"is still unreadable ({error}): replace the file, or resume with "
+                f"--config.data.bad_images=skip to leave it out", stopped["image_id"],
+                stopped["path"]) from None
+        log.info("the image %s this run stopped at reads now; resuming", stopped["image_id"])
+    else:
+        log.info("this run stopped at the unreadable image %s before; data.bad_images=skip "
+                 "leaves it out", stopped["image_id"])
+    if writer:
+        rundir.clear_stopped_at(workdir)
+
+
+def _reported(config: ml_collections.ConfigDict) -> list[str]:
+    return list(dict.fromkeys([config.eval.best_metric,
+                               *registry.get(config.dataset).metrics, "loss"]))
+
+
+def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop: StopRequest,
+          log: RunLog, workdir: pathlib.Path) -> tuple[Any, EarlyStopping, int, int, list]:
+    config = run.config
+    stopper = EarlyStopping(config.train.early_stopping_patience,
+                            config.train.early_stopping_min_delta)
+    check = StepCheck(run)
+    # --- Restore or start -------------------------------------------------------------------
+    if checkpoints.latest_step() is not None:
+        state, meta = checkpoints.restore_latest(abstract_like(state), iterator)
+        log.info("resumed from step %d (epoch %g) in %s", int(state.step), meta["epoch"],
+                 workdir)
+        log.truncate_after(int(state.step))
+        stopper = EarlyStopping.restore(stopper.patience, stopper.min_delta,
+                                        meta["early_stopping"])
+        check.skipped_images = meta.get("skipped_training_images", 0)
+    step = int(state.step)
+    steps_per_epoch = run.stream.steps_per_epoch
+    interval = CheckpointInterval(config.train.checkpoint_every_steps,
+                                  config.train.checkpoint_every_minutes,
+                                  config.train.log_every_steps)
+
+    def meta_now(**extra: Any) -> dict[str, Any]:
+        return {"epoch": step / steps_per_epoch, "step": step, "demo": log.demo,
+                "early_stopping": stopper.state(),
+                "skipped_training_images": check.skipped_images, **extra}
+
+    # --- Train ------------------------------------------------------------------------------
+    reported = _reported(config)
+    progress = tqdm(total=run.total_steps, initial=step, unit="step", mininterval=2.0,
+                    disable=jax.process_index() != 0,
+                    desc=("DEMO " if log.demo else "") + "train")
+    window_start, window_images = time.time(), 0
+    throughput: list[float] = []
+    while step < run.total_steps and not stopper.stopped:
+        batch = next(iterator)
+        state, train_metrics = run.train_step(step)(state, batch)
+        check.after(step, train_metrics)
+        step += 1
+        window_images += config.data.batch_size
+        progress.update(1)
+        epoch_end = step % steps_per_epoch == 0
+        log_now = step % config.train.log_every_steps == 0 or epoch_end
+        preempted = stop.reached(step)
+        periodic = interval.due(step)
+        if log_now or epoch_end or preempted or periodic:
+            check.now()  # before the state is logged, evaluated or saved
+        if log_now:
+            values = {k: float(v) for k, v in jax.device_get(train_metrics).items()
+                      if k not in ("finite", "skipped_images")}
+            images_per_second = window_images / (time.time() - window_start)
+            throughput.append(images_per_second)
+            values |= {"lr": float(run.schedule(step - 1)), "epoch": step / steps_per_epoch,
+                       "images_per_second": images_per_second,
+                       "skipped_images": check.skipped_images}
+            log.write(step, "train", values)
+            progress.set_postfix(loss=f"{values['loss']:.3f}", img_s=f"{images_per_second:.0f}")
+            window_start, window_images = time.time(), 0
+        save = periodic or preempted
+        meta = meta_now()
+        if epoch_end:
+            epoch = step // steps_per_epoch
+            last = step == run.total_steps
+            meta["epoch"] = epoch
+            if epoch % config.train.eval_every_epochs == 0 or last:
+                meta["val"] = score(run, state, run.splits.val)
+                log.write(step, "val", {"epoch": epoch, **meta["val"]})
+                log.info("epoch %d: val %s", epoch, summary(meta["val"], reported))
+                if checkpoints.save_if_best(step, state, meta):
+                    log.info("epoch %d is the best so far", epoch)
+                if stopper.update(epoch, meta["val"][config.eval.best_metric]):
+                    log.info("early stopping after epoch %d: %s has not risen by more than %g "
+                             "since epoch %d", epoch, config.eval.best_metric,
+                             stopper.min_delta, stopper.best_epoch)
+            meta["early_stopping"] = stopper.state()
+            save |= (epoch % config.train.checkpoint_every_epochs == 0 or last
+                     or stopper.stopped)
+            window_start, window_images = time.time(), 0
+        if save:
+            checkpoints.save_latest(step, state, iterator, meta)
+            interval.saved()
+        if preempted:
+            progress.close()
+            log.info("stopped by SIGTERM after step %d: checkpoint saved", step)
+            raise Preempted(f"stopped by SIGTERM after step {step} of {run.total_steps}; the "
+                            f"checkpoint of step {step} is saved in {workdir}: run the same "
+                            f"command to resume")
+    progress.close()
+    checkpoints.wait()  # a save that failed (a full disk) fails here, before the results
+    return state, stopper, step, check.skipped_images, throughput

@@ -1,0 +1,95 @@
+"""Orbax checkpoints of a run: the latest few for resuming, and the best one by validation.
+
+`<workdir>/checkpoints/<step>/` holds `state` (params, batch_stats, optimizer state, step, RNG),
+`data` (the Grain iterator's position, one file per host) and `meta` (epoch, metrics).
+`<workdir>/best/<step>/` holds `state` and `meta` of the checkpoint with the best validation
+metric; it is what the final evaluation and later transfer runs use.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+from jaxtl.workdir.files import BEST_DIR, LATEST_DIR
+
+
+class RunCheckpoints:
+    def __init__(self, workdir: str | pathlib.Path, *, keep: int, best_metric: str):
+        workdir = pathlib.Path(workdir).resolve()
+        self.best_metric = best_metric
+        self.latest = ocp.CheckpointManager(
+            workdir / LATEST_DIR, item_names=("state", "data", "meta"),
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        self.best = ocp.CheckpointManager(
+            workdir / BEST_DIR, item_names=("state", "meta"),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=1, create=True, best_fn=lambda metrics: metrics[best_metric],
+                best_mode="max", keep_checkpoints_without_metrics=False))
+
+    def latest_step(self) -> int | None:
+        return self.latest.latest_step()
+
+    def save_latest(self, step: int, state: Any, data_iterator: grain.DatasetIterator,
+                    meta: dict[str, Any]) -> None:
+        self.latest.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain.checkpoint.CheckpointSave(data_iterator),
+            meta=ocp.args.JsonSave(meta)))
+
+    def restore_latest(self, abstract_state: Any,
+                       data_iterator: grain.DatasetIterator) -> tuple[Any, dict[str, Any]]:
+        """Restores into `data_iterator` in place; returns the state and the metadata."""
+        step = self.latest.latest_step()
+        restored = self.latest.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.checkpoint.CheckpointRestore(data_iterator),
+            meta=ocp.args.JsonRestore()))
+        return restored.state, restored.meta
+
+    def best_value(self) -> float | None:
+        self.best.wait_until_finished()
+        step = self.best.best_step()
+        if step is None:
+            return None
+        meta = self.best.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        return self.score(meta)
+
+    def score(self, meta: dict[str, Any]) -> float:
+        """The validation metric; an undefined one (e.g. AUROC of a one-class split) is -inf."""
+        value = meta["val"][self.best_metric]
+        return float("-inf") if value is None else float(value)
+
+    def save_if_best(self, step: int, state: Any, meta: dict[str, Any]) -> bool:
+        """Keeps `state` as the best checkpoint when its validation metric is higher (the
+        first evaluation is always kept)."""
+        previous = self.best_value()
+        if previous is not None and not self.score(meta) > previous:
+            return False
+        self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                     meta=ocp.args.JsonSave(meta)),
+                       metrics={self.best_metric: self.score(meta)})
+        return True
+
+    def restore_best(self, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
+        step = self.best.best_step()
+        restored = self.best.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+        return restored.state, restored.meta
+
+    def wait(self) -> None:
+        self.latest.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()
+
+
+def abstract_like(tree: Any) -> Any:
+    """ShapeDtypeStructs with shardings, the form Orbax restores into."""
+    return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, tree)

@@ -1,0 +1,102 @@
+"""Config validation: unknown keys and bad values fail early, naming the key and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import config_of
+from jaxtl.config import validation as configuration
+from jaxtl.core.errors import ConfigError
+
+
+def test_shipped_config_is_valid():
+    configuration.validate(config_of("eyepacs"))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("optim.name", "sgdd",
+     "config.optim.name is 'sgdd'; allowed values: sgd, adam, adamw, cool_momentum"),
+    ("model.arch", "resnet5", "config.model.arch is 'resnet5'; allowed values: "),
+    ("model.head", "mlp", "allowed values: linear, mlp_128, mlp_512_256_128_64"),
+    ("model.dtype", "float16", "allowed values: float32, bfloat16"),
+    ("optim.schedule", "cosine", "allowed values: flat, gradual, sudden"),
+    ("data.augment", "crop,blur", "expected 'none' or a comma list of crop, flip, rotate"),
+    ("data.batch_size", 0, "config.data.batch_size is 0; expected an integer in 1 .. inf"),
+    ("data.train_per_class", 0, "expected an integer in 1 .. inf (or -1)"),
+    ("optim.lr", -0.1, "config.optim.lr is -0.1; expected a number"),
+    ("data.val_fraction", 0.95, "config.data.val_fraction is 0.95; expected a number in 0.0 .. 0.9"),
+    ("optim.decay_epochs", (20, 10), "the epochs must be in ascending order"),
+    ("eval.best_metric", "auroc", "allowed values for eyepacs: kappa, accuracy"),
+])
+def test_invalid_value_names_key_and_allowed_values(key, value, message):
+    config = config_of("eyepacs")
+    section, name = key.split(".")
+    with config.unlocked():
+        config[section][name] = value
+    with pytest.raises(ConfigError) as error:
+        configuration.validate(config)
+    assert message in str(error.value)
+
+
+def test_unknown_and_missing_keys_are_reported_together():
+    config = config_of("eyepacs")
+    with config.unlocked():
+        config.optim.lrr = 0.1
+        del config.train["seed"]
+    with pytest.raises(ConfigError) as error:
+        configuration.validate(config)
+    assert "config.optim.lrr is not a known setting" in str(error.value)
+    assert "config.train.seed is missing" in str(error.value)
+
+
+def test_fractions_must_leave_training_patients():
+    config = config_of("eyepacs")
+    config.data.val_fraction, config.data.test_fraction = 0.5, 0.5
+    with pytest.raises(ConfigError, match="must be below 1"):
+        configuration.validate(config)
+
+
+def test_parse_augment():
+    assert configuration.parse_augment("none") == ()
+    assert configuration.parse_augment("crop, flip") == ("crop", "flip")
+
+
+def run_main(tmp_path, *overrides):
+    return subprocess.run(
+        [sys.executable, "-m", "jaxtl.main", "--config", "configs/eyepacs.py",
+         "--workdir", str(tmp_path / "run"), *overrides],
+        capture_output=True, text=True, timeout=120)
+
+
+def test_command_line_bad_value_fails_before_anything_runs(tmp_path):
+    result = run_main(tmp_path, "--config.optim.name=sgdd",
+                      f"--config.data.cache_dir={tmp_path / 'cache'}")
+    assert result.returncode == 2
+    assert "config.optim.name is 'sgdd'; allowed values: sgd, adam, adamw" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_command_line_unknown_key_is_rejected(tmp_path):
+    result = run_main(tmp_path, "--config.optim.lrr=0.1")
+    assert result.returncode != 0
+    assert "lrr" in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_command_line_override_reaches_the_config(tmp_path):
+    result = run_main(tmp_path, "--config.optim.lr=0.5", "--config.optim.name=adam",
+                      "--config.data.root=" + str(tmp_path / "missing"))
+    assert result.returncode == 2  # the data root is checked after the config is accepted
+    assert "does not exist; set --config.data.root" in result.stderr
+    saved = (tmp_path / "run" / "config.json").read_text()
+    assert '"lr": 0.5' in saved and '"name": "adam"' in saved
+
+
+def test_a_failed_start_does_not_pin_the_workdir_config(tmp_path):
+    run_main(tmp_path, "--config.data.root=" + str(tmp_path / "missing"))
+    result = run_main(tmp_path, "--config.data.root=" + str(tmp_path / "missing-too"))
+    assert "holds a run with a different config" not in result.stderr
+    assert "missing-too" in (tmp_path / "run" / "config.json").read_text()

@@ -1,0 +1,137 @@
+"""Real processes killed at random moments resume into exactly the run that was not
+interrupted: kill -9 (with 0 and 2 Grain worker processes) and SIGTERM (a checkpoint at the
+next step, exit code 143). Parameters and predictions are compared bit for bit."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from jaxtl.workdir import files as rundir
+from jaxtl.engine import transfer
+
+pytestmark = pytest.mark.slow
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+# small_cnn on 40 demo patients at 32 px: 2 epochs of 8 steps, a checkpoint every 2 steps.
+ARGS = ["--config", "configs/eyepacs.py", "--config.demo.num_patients=40",
+        "--config.demo.image_size=48", "--config.demo.resolution=32",
+        "--config.demo.batch_size=8", "--config.eval.batch_size=8", "--config.demo.epochs=2",
+        "--config.demo.arch=small_cnn", "--config.demo.bootstrap_samples=10",
+        "--config.train.log_every_steps=1", "--config.train.checkpoint_every_steps=2"]
+
+
+def command(workdir: pathlib.Path, workers: int) -> list[str]:
+    return [sys.executable, "-m", "jaxtl.main", *ARGS, f"--config.demo.num_workers={workers}",
+            "--workdir", str(workdir)]
+
+
+def environment(cache: pathlib.Path) -> dict[str, str]:
+    return dict(os.environ, JAXTL_CACHE=str(cache))
+
+
+def steps_logged(workdir: pathlib.Path) -> int:
+    path = workdir / rundir.METRICS_FILE
+    if not path.is_file():
+        return 0
+    return sum('"split": "train"' in line for line in path.read_text().splitlines())
+
+
+def interrupt(args: list[str], env: dict[str, str], workdir: pathlib.Path, after_step: int,
+              delay: float, sig: int) -> subprocess.CompletedProcess:
+    """Starts the run and sends `sig` `delay` seconds after it has logged `after_step` steps
+    (or lets it end, if it ends first)."""
+    process = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while process.poll() is None and steps_logged(workdir) < after_step:
+        assert time.time() < deadline, "the run made no progress"
+        time.sleep(0.05)
+    time.sleep(delay)
+    if process.poll() is None:
+        process.send_signal(sig)
+    _, stderr = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(args, process.returncode, "", stderr)
+
+
+def finish(args: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def assert_same_run(workdir: pathlib.Path, reference: pathlib.Path) -> None:
+    """The same best parameters and statistics, the same last checkpoint, the same
+    predictions and metrics, bit for bit."""
+    def leaves(variables):
+        return [np.asarray(leaf) for leaf in
+                __import__("jax").tree_util.tree_leaves(variables)]
+
+    for ours, theirs in zip(leaves(transfer.load_variables(workdir)),
+                            leaves(transfer.load_variables(reference))):
+        np.testing.assert_array_equal(ours, theirs)
+    last = max(int(p.name) for p in (reference / rundir.LATEST_DIR).iterdir())
+    for ours, theirs in zip(
+            leaves(transfer.load_variables(workdir / rundir.LATEST_DIR / str(last))),
+            leaves(transfer.load_variables(reference / rundir.LATEST_DIR / str(last)))):
+        np.testing.assert_array_equal(ours, theirs)
+    for split in ("val", "test"):
+        with np.load(rundir.predictions_file(workdir, split)) as ours, \
+                np.load(rundir.predictions_file(reference, split)) as theirs:
+            for key in ("labels", "scores", "image_ids"):
+                np.testing.assert_array_equal(ours[key], theirs[key])
+    ours, theirs = (json.loads((folder / rundir.RESULTS_FILE).read_text())
+                    for folder in (workdir, reference))
+    for key in ("val", "test", "best_epoch", "steps"):
+        assert ours[key] == theirs[key], key
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, cache):
+    """The run that is never interrupted (no worker processes)."""
+    workdir = tmp_path_factory.mktemp("reference") / "run"
+    finish(command(workdir, 0), environment(cache))
+    return workdir
+
+
+@pytest.mark.parametrize("workers, kills", [(0, 3), (2, 2)])
+def test_kill_9_at_random_moments_then_resume_is_the_uninterrupted_run(
+        tmp_path, cache, reference, workers, kills):
+    rng = np.random.default_rng(workers)
+    workdir = tmp_path / "run"
+    args, env = command(workdir, workers), environment(cache)
+    for _ in range(kills):
+        reached = steps_logged(workdir)
+        killed = interrupt(args, env, workdir, reached + 1, rng.uniform(0.0, 1.0),
+                           signal.SIGKILL)
+        assert killed.returncode in (-signal.SIGKILL, 0), killed.stderr[-3000:]
+    finish(args, env)
+    assert_same_run(workdir, reference)
+
+
+def test_sigterm_saves_the_next_step_and_resumes_into_the_uninterrupted_run(
+        tmp_path, cache, reference):
+    workdir = tmp_path / "run"
+    args, env = command(workdir, 0), environment(cache)
+    stopped = interrupt(args, env, workdir, 3, 0.0, signal.SIGTERM)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    line = [text for text in stopped.stderr.splitlines() if text.startswith("error: ")]
+    assert len(line) == 1 and "stopped by SIGTERM after step" in line[0], stopped.stderr[-2000:]
+    step = int(line[0].split("after step ")[1].split()[0])
+    assert (workdir / rundir.LATEST_DIR / str(step)).is_dir()  # saved at that very step
+    assert "Traceback" not in stopped.stderr
+    finish(args, env)
+    assert_same_run(workdir, reference)

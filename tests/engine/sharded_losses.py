@@ -1,0 +1,49 @@
+"""Prints the losses of a few train steps as JSON; run under different device counts.
+
+Used by test_steps.py: XLA_FLAGS=--xla_force_host_platform_device_count=N python sharded_losses.py
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+
+from jaxtl import models, optim
+from jaxtl.engine import steps
+from jaxtl.core import tasks
+from jaxtl.config.files import load_config
+from jaxtl.data import pipeline
+
+
+def main() -> None:
+    config = load_config(str(pathlib.Path(__file__).parents[2] / "configs" / "eyepacs.py"))
+    config.model.arch = "resnet18"
+    config.optim.lr, config.optim.schedule = 0.05, "flat"
+    model = models.create_model("resnet18", num_outputs=5, head="mlp_128", dropout=0.0)
+    tx = optim.make_optimizer(config, steps_per_epoch=10, total_steps=100).tx
+    mesh = steps.make_mesh()
+    layout = pipeline.Layout.from_mesh(mesh)
+    state = steps.init_state(model, tx, seed=0, image_shape=(32, 32, 3), mesh=mesh)
+    task = tasks.multiclass([str(grade) for grade in range(5)])
+    train_step = steps.make_train_step(model, tx, mesh, task=task)
+    rng = np.random.default_rng(0)
+    losses = []
+    for _ in range(4):
+        batch = {"image": rng.standard_normal((8, 32, 32, 3), np.float32),
+                 "label": rng.integers(0, 5, 8).astype(np.int32)}
+        batch = {k: jax.make_array_from_process_local_data(layout.sharding, v)
+                 for k, v in batch.items()}
+        state, metrics = train_step(state, batch)
+        losses.append(float(metrics["loss"]))
+    shards = {str(s.device) for s in batch["image"].addressable_shards}
+    print(json.dumps({"devices": len(jax.devices()), "losses": losses,
+                      "batch_shards": len(shards),
+                      "bn_mean": float(np.asarray(jax.tree_util.tree_leaves(
+                          state.batch_stats)[0]).sum())}))
+
+
+if __name__ == "__main__":
+    main()

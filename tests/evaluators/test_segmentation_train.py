@@ -1,0 +1,89 @@
+"""A tiny CoNSeP segmentation run end to end: a UNet whose encoder starts from a converted
+checkpoint and stays frozen trains on crops, whole tiles are scored, and the saved masks give
+the Dice that results.json reports."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from jaxtl import models
+from jaxtl.workdir import files as rundir
+from jaxtl.training import loop as train
+from jaxtl.engine import transfer
+from jaxtl.data import loading, registry
+from jaxtl.metrics import segmentation as seg
+
+pytestmark = pytest.mark.slow
+
+
+def pretrained_small_cnn(folder):
+    """A converted-checkpoint folder of a small_cnn classifier, its variables drawn with NumPy."""
+    model = models.create_model("small_cnn", num_outputs=7)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
+                                                train=False))
+    rng = np.random.default_rng(0)
+
+    def draw(path, leaf):  # He-normal kernels; the rest near 1 (valid BatchNorm variances)
+        if jax.tree_util.keystr(path).endswith("['kernel']"):
+            std = np.sqrt(2.0 / np.prod(leaf.shape[:-1]))
+            return rng.normal(0.0, std, leaf.shape).astype(np.float32)
+        return (1.0 + 0.1 * np.abs(rng.normal(size=leaf.shape))).astype(np.float32)
+
+    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    info = transfer.PretrainedInfo(arch="small_cnn", num_classes=7, in_channels=3,
+                                   resolution=32, mean=(0.5,) * 3, std=(0.25,) * 3,
+                                   source={"kind": "test"})
+    return transfer.save_pretrained(folder, info, variables), variables
+
+
+def test_tiny_segmentation_run_from_a_checkpoint_with_a_frozen_encoder(tmp_path):
+    checkpoint, start = pretrained_small_cnn(tmp_path / "ckpt")
+    config = tiny_config(tmp_path, "consep_seg", {"finetune.strategy": "linear_probe",
+                                                  "model.init": str(checkpoint)})
+    workdir = tmp_path / "run"
+    results = train.train_and_evaluate(config, workdir)
+
+    assert results["task"]["kind"] == "segmentation"
+    assert results["task"]["names"][0] == "background"
+    test = results["test"]
+    assert test["count"] == results["split_sizes"]["test"] == 3  # the demo's Test/ tiles
+    for key in ("dice_nuclei", "iou_nuclei", "aji", "pq", "dq", "sq"):
+        assert test[key] is None or 0.0 <= test[key] <= 1.0
+    low, high = test["dice_nuclei_ci"]
+    assert low <= test["dice_nuclei"] <= high
+    assert results["val"]["count"] == 1
+
+    # The saved masks, scored again here, give the pooled nuclei Dice of results.json.
+    with np.load(rundir.segmentation_file(workdir, "test")) as saved:
+        masks = dict(saved)
+    run_config = rundir.read_config(workdir)
+    read_tile = registry.get("consep_seg").segmentation.tile
+    counts = np.zeros(3)
+    for record in loading.load_splits(run_config).test:
+        _, classes, _ = read_tile(run_config, record)
+        predicted = masks[record.image_id]
+        assert predicted.shape == classes.shape
+        counts += seg.pixel_counts(classes > 0, predicted > 0, 2)[1]
+    assert test["dice_nuclei"] == pytest.approx(2 * counts[0] / (2 * counts[0] + counts[1]
+                                                                 + counts[2]))
+    assert len(rundir.segmentation_overlays(workdir, "test")) == 3
+
+    # The encoder came from the checkpoint and stayed frozen; the decoder trained.
+    best = transfer.load_variables(workdir)
+    for collection in ("params", "batch_stats"):
+        for path, value in jax.tree_util.tree_leaves_with_path(start[collection]["backbone"]):
+            np.testing.assert_array_equal(value, _at(best[collection]["backbone"], path),
+                                          err_msg=jax.tree_util.keystr(path))
+    fresh_head = best["params"]["head"]["logits"]["kernel"]
+    assert fresh_head.shape[-1] == len(results["task"]["names"])
+    assert np.abs(fresh_head).sum() > 0
+
+
+def _at(tree, path):
+    for key in path:
+        tree = tree[key.key]
+    return tree

@@ -1,0 +1,128 @@
+"""End to end on tiny demo data: outputs, exact evaluation, resume, transfer, user errors."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
+from layouts.eyepacs import eyepacs_labels, write_eyepacs
+from jaxtl.workdir import files as rundir
+from jaxtl.training import loop as train
+from jaxtl.engine import transfer
+from jaxtl.core.errors import DataError, TransferError, WorkdirConflict
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    config = tiny_config(tmp)
+    results = train.train_and_evaluate(config, tmp / "workdir")
+    return tmp, config, results
+
+
+def read_metrics(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_run_writes_results_metrics_tensorboard_and_checkpoints(finished_run):
+    tmp, config, results = finished_run
+    workdir = tmp / "workdir"
+    saved = json.loads((workdir / "results.json").read_text())
+    assert saved["demo"] is True and results["demo"] is True
+    sizes = saved["split_sizes"]
+    assert sizes["train"] + sizes["val"] + sizes["test"] == 80  # 40 demo patients x 2 eyes
+    assert saved["val"]["count"] == sizes["val"] and saved["test"]["count"] == sizes["test"]
+    assert set(saved["val"]) >= {"kappa", "accuracy", "recall", "confusion_matrix", "loss",
+                                 "ece", "bootstrap_valid"}
+    assert saved["optimizer"] == "SGD + gradual" and saved["loss_weights"] is None
+    assert saved["config"]["optim"]["weight_decay_mask"] == "kernels"
+    points = saved["operating_points"]["labels"]
+    assert set(points) == set(saved["task"]["names"])
+    assert all(set(points[name]) == {"fixed", "f1", "youden"} for name in points)
+    with np.load(workdir / "predictions_test.npz") as predictions:
+        assert len(predictions["image_ids"]) == len(predictions["patients"]) == sizes["test"]
+    records = read_metrics(workdir)
+    assert all(r["demo"] is True for r in records)
+    train_steps = [r["step"] for r in records if r["split"] == "train"]
+    assert train_steps == list(range(1, saved["steps"] + 1))
+    assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2]
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (workdir / rundir.LATEST_DIR / str(saved["steps"])).is_dir()
+    assert len(list((workdir / rundir.BEST_DIR).iterdir())) >= 1
+    best_val = max(r["kappa"] for r in records if r["split"] == "val")
+    assert saved["val"]["kappa"] == pytest.approx(best_val)  # final eval uses the best epoch
+
+
+def test_resume_after_interruption_continues_the_same_run(finished_run, tmp_path, monkeypatch):
+    config = tiny_config(tmp_path)
+    config.data.cache_dir = finished_run[1].data.cache_dir  # the same demo data
+    stopped_at_first_checkpoint_then_resumed(config, tmp_path / "workdir", monkeypatch)
+
+    uninterrupted = [r for r in read_metrics(finished_run[0] / "workdir") if r["split"] == "train"]
+    resumed = [r for r in read_metrics(tmp_path / "workdir") if r["split"] == "train"]
+    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
+    np.testing.assert_allclose([r["loss"] for r in resumed],
+                               [r["loss"] for r in uninterrupted], rtol=1e-5)
+
+
+def test_changed_config_on_existing_workdir_is_refused(finished_run):
+    tmp, _, _ = finished_run
+    config = tiny_config(tmp)
+    config.optim.lr = 0.5
+    with pytest.raises(WorkdirConflict, match=r"optim.lr: 0.01 -> 0.5"):
+        train.train_and_evaluate(config, tmp / "workdir")
+
+
+def test_init_from_a_run_keeps_backbone_and_reinitialises_head(finished_run):
+    tmp, _, _ = finished_run
+    from jaxtl import models
+
+    model = models.create_model("resnet18", num_outputs=5, head="mlp_128")
+    fresh = model.init(jax.random.PRNGKey(1), np.zeros((1, 32, 32, 3), np.float32), train=False)
+    merged = transfer.load_into(tmp / "workdir", fresh)
+    saved = transfer.load_variables(tmp / "workdir")
+    np.testing.assert_array_equal(merged["params"]["backbone"]["conv1"]["kernel"],
+                                  saved["params"]["backbone"]["conv1"]["kernel"])
+    np.testing.assert_array_equal(merged["batch_stats"]["backbone"]["bn1"]["mean"],
+                                  saved["batch_stats"]["backbone"]["bn1"]["mean"])
+    np.testing.assert_array_equal(merged["params"]["head"]["hidden_0"]["kernel"],
+                                  fresh["params"]["head"]["hidden_0"]["kernel"])
+
+
+def test_init_from_a_different_architecture_lists_the_mismatch(finished_run):
+    tmp, _, _ = finished_run
+    from jaxtl import models
+
+    model = models.create_model("resnet34", num_outputs=5)
+    fresh = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(1),
+                                              np.zeros((1, 32, 32, 3), np.float32), train=False))
+    fresh = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), fresh)
+    with pytest.raises(TransferError, match=r"missing \(\d+\): params/backbone/layer1_2"):
+        transfer.load_into(tmp / "workdir", fresh)
+
+
+def test_configured_root_that_is_malformed_never_falls_back_to_demo(tmp_path):
+    root = write_eyepacs(tmp_path / "eyepacs", eyepacs_labels(5))
+    (root / "trainLabels.csv").write_text("id,grade\n")
+    config = tiny_config(tmp_path, overrides={"data.root": str(root)})
+    with pytest.raises(DataError, match="expected the header 'image,level'"):
+        train.train_and_evaluate(config, tmp_path / "workdir")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_run_can_start_from_another_runs_checkpoint(finished_run, tmp_path):
+    tmp, _, _ = finished_run
+    config = tiny_config(tmp_path)
+    config.data.cache_dir = finished_run[1].data.cache_dir
+    config.model.init = str(tmp / "workdir")
+    config.model.head = "mlp_128"  # a new head; the backbone comes from the first run
+    config.demo.epochs = 1
+    results = train.train_and_evaluate(config, tmp_path / "second")
+    assert results["config"]["model"]["init"] == str(tmp / "workdir")
+    assert results["val"]["count"] == results["split_sizes"]["val"]
