@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import pathlib
 import tempfile
@@ -46,6 +45,7 @@ from jaxtl.data import prepared
 from jaxtl.data.decoders import ImageFileDecoder
 from jaxtl.data.records import Record
 from jaxtl.data.transforms import ImageTransform
+from results_line import report
 
 WIDTH, HEIGHT = 3456, 2304
 TARGET_IMAGES_PER_SECOND = 3000
@@ -160,10 +160,7 @@ def main() -> None:
                             **{f"stored_{k}": len(v) for k, v in encoded.items()}},
         "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count(),
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        with open(args.out, "a") as out:
-            out.write(json.dumps(result) + "\n")
+    report(result, args.out, indent=2)
 
 
 if __name__ == "__main__":

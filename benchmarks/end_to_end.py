@@ -15,7 +15,6 @@ pipeline costs training (1.0: nothing). Prints one JSON object (and appends it t
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import sys
@@ -30,6 +29,7 @@ from jaxtl.commands import cli, prepare
 from jaxtl.config import demo_settings as demo
 from jaxtl.data import prepared
 from jaxtl.engine.build import build
+from results_line import report
 
 
 def define_flags() -> cli.Options:
@@ -87,10 +87,7 @@ def main(argv: list[str], options: cli.Options) -> None:
               "block_seconds": {k: [round(x, 2) for x in v] for k, v in seconds.items()},
               "platform": jax.devices()[0].platform, "cpus": os.cpu_count(),
               "load_average_1min": os.getloadavg()[0]}
-    print(json.dumps(result, indent=2))
-    if options["out"].value:
-        with open(options["out"].value, "a") as out:
-            out.write(json.dumps(result) + "\n")
+    report(result, options["out"].value, indent=2)
     sys.stdout.flush()
 
 

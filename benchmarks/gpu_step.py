@@ -14,7 +14,6 @@ analysis of the compiled step; MFU = FLOPs per second / the GPU's dense bfloat16
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import jax
@@ -27,6 +26,7 @@ from jaxtl.config.files import load_config
 from jaxtl.core.settings import parse_augment
 from jaxtl.data import pipeline
 from jaxtl.data.transforms import ImageTransform
+from results_line import report
 
 # dense bfloat16 tensor-core peaks (TFLOP/s) by a part of the device name
 PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0,
@@ -85,10 +85,7 @@ def main() -> None:
               "step_tflops": round(flops / 1e12, 3),
               "mfu": round(flops / seconds / (peak * 1e12), 3) if peak and flops else None,
               "peak_tflops": peak, "jax": jax.__version__}
-    print(json.dumps(result))
-    if args.out:
-        with open(args.out, "a") as out:
-            out.write(json.dumps(result) + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ GPU. Three untimed steps (compilation) come first. Prints and appends one JSON l
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import timm
 import torch
 import torch.nn.functional as F
+from results_line import report
 
 
 def main() -> None:
@@ -60,10 +60,7 @@ def main() -> None:
               "device": torch.cuda.get_device_name(), "compile_seconds": round(warmup, 1),
               "train_images_per_second": round(args.batch_size / seconds, 1),
               "torch": torch.__version__, "timm": timm.__version__}
-    print(json.dumps(result))
-    if args.out:
-        with open(args.out, "a") as out:
-            out.write(json.dumps(result) + "\n")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

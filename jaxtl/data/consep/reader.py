@@ -211,15 +211,21 @@ def cut_patches(image: np.ndarray, centroid_xy: np.ndarray, size: int,
     return out
 
 
-def _cache_folder(root: pathlib.Path, tiles: Sequence[Tile], size: int, border: str,
-                  skip_bad_tiles: bool, cache_dir: str | os.PathLike) -> pathlib.Path:
+def tile_files_key(root: pathlib.Path, tiles: Sequence[Tile]) -> list[list]:
+    """What a cache of `tiles` depends on: each tile file's path, size and modification time."""
     files = []
     for tile in tiles:
         for path in (tile.image, tile.labels):
             stat = path.stat()
             files.append([str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns])
+    return files
+
+
+def _cache_folder(root: pathlib.Path, tiles: Sequence[Tile], size: int, border: str,
+                  skip_bad_tiles: bool, cache_dir: str | os.PathLike) -> pathlib.Path:
     return keyed_path(cache_dir, NAME, {"version": CACHE_FORMAT_VERSION, "root": str(root),
-                                        "size": size, "border": border, "files": files,
+                                        "size": size, "border": border,
+                                        "files": tile_files_key(root, tiles),
                                         "skip_bad_tiles": skip_bad_tiles})
 
 

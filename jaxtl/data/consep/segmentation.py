@@ -94,13 +94,9 @@ class TileCache:
 
 def _cache_folder(root: pathlib.Path, tiles: Sequence[reader.Tile], skip_bad_tiles: bool,
                   cache_dir: str | os.PathLike) -> pathlib.Path:
-    files = []
-    for tile in tiles:
-        for path in (tile.image, tile.labels):
-            stat = path.stat()
-            files.append([str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns])
     return keyed_path(cache_dir, NAME, {"version": CACHE_FORMAT_VERSION, "root": str(root),
-                                        "files": files, "skip_bad_tiles": skip_bad_tiles})
+                                        "files": reader.tile_files_key(root, tiles),
+                                        "skip_bad_tiles": skip_bad_tiles})
 
 
 def build_tile_cache(root: str | os.PathLike, *, cache_dir: str | os.PathLike,
