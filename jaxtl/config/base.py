@@ -12,7 +12,8 @@ compiled, and `python -m jaxtl.commands.settings` lists them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import ml_collections
 
@@ -257,6 +258,16 @@ def base_config(dataset: str, spec: DatasetSpec | None = None) -> ml_collections
     config.dataset = dataset
     _set_defaults(config, spec.defaults)
     return config
+
+
+def flatten(config: Mapping[str, Any] | ml_collections.ConfigDict,
+            prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """('section.key', value) for every leaf."""
+    for key, value in config.items():
+        if isinstance(value, (Mapping, ml_collections.ConfigDict)):
+            yield from flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _set_defaults(config: ml_collections.ConfigDict, defaults: Mapping[str, object]) -> None:

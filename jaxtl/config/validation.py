@@ -10,13 +10,11 @@ the key and what is allowed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from typing import Any
 
 import ml_collections
 
 from jaxtl import models, optim
-from jaxtl.config.base import LOSS_WEIGHTINGS, settings_of
+from jaxtl.config.base import LOSS_WEIGHTINGS, flatten, settings_of
 from jaxtl.core.settings import AUGMENTATIONS, DTYPES, parse_augment, unknown_setting
 from jaxtl.data import registry
 from jaxtl.data.registry import DatasetSpec
@@ -36,16 +34,6 @@ def dataset_spec(config: ml_collections.ConfigDict) -> DatasetSpec:
         return registry.get(dataset)
     except ConfigError as error:
         raise ConfigError(f"invalid config: {error}") from None
-
-
-def flatten(config: Mapping[str, Any] | ml_collections.ConfigDict,
-            prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """('section.key', value) for every leaf."""
-    for key, value in config.items():
-        if isinstance(value, (Mapping, ml_collections.ConfigDict)):
-            yield from flatten(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
 
 
 def resolution_problems(config: ml_collections.ConfigDict) -> list[str]:
