@@ -37,7 +37,7 @@ ARCHITECTURE = choice(*models.list_models())
 COMMON: dict[str, Section] = {
     TOP_LEVEL: {
         "dataset": Setting("", registry.dataset_rule,
-                           "built-in name, or '<module>[:<name>]' of a dataset package"),
+                           "the dataset to read; its spec adds its sections and defaults"),
     },
     "data": {
         "root": Setting("", text, "where the dataset is (a folder or a table); empty: "
