@@ -53,7 +53,7 @@ def allowed_values(rule: Rule) -> str:
 
 def unknown_setting(key: str, known: Iterable[str]) -> str:
     """The message for a config key nothing declares, with the closest known key."""
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
     hint = (f"did you mean {close[0]}?" if close else
             "remove it (python -m jaxtl.commands.settings --config FILE lists the settings)")
     return f"config.{key} is not a known setting; {hint}"
