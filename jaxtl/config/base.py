@@ -12,15 +12,17 @@ compiled, and `python -m jaxtl.commands.settings` lists them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import ml_collections
 
 from jaxtl import models, optim
-from jaxtl.core.settings import (DTYPES, TOP_LEVEL, Section, Setting, ascending_epochs,
-                                 augment_list, boolean, choice, epochs_from_zero, flat, number,
-                                 positive_integers, positive_numbers, text, triple_of_positive)
+from jaxtl.core.settings import (DTYPES, TOP_LEVEL, Section, Setting, allowing,
+                                 ascending_epochs, augment_list, boolean, choice,
+                                 epochs_from_zero, flat, number, positive_integers,
+                                 positive_numbers, text, triple_of_positive)
 from jaxtl.data import registry
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import BAD_IMAGE_POLICIES
@@ -233,6 +235,9 @@ def declared(spec: DatasetSpec) -> dict[str, Section]:
     """Every section of `spec`'s config with its settings: the common ones, where the dataset
     declares a common key anew (its tasks) in its place, then the dataset's own sections."""
     sections = {name: dict(keys) for name, keys in COMMON.items()}
+    metric = sections["eval"]["best_metric"]  # checked against spec.metrics by validate
+    sections["eval"]["best_metric"] = dataclasses.replace(
+        metric, rule=allowing(f"one of {', '.join(spec.metrics)}")(metric.rule))
     for name, keys in spec.settings.items():
         sections.setdefault(name, {}).update(keys)
     return sections

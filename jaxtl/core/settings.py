@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import numbers
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 Rule = Callable[[Any], str | None]  # returns what is wrong, or None when the value is fine
-R = TypeVar("R", bound=Rule)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,13 +37,18 @@ def flat(sections: Mapping[str, Section]) -> dict[str, Setting]:
             for section, keys in sections.items() for key, setting in keys.items()}
 
 
-def allowing(description: str) -> Callable[[R], R]:
-    """Attaches to a rule what it allows, in words (e.g. 'a band selection such as 10m20m')."""
-    def attach(rule: R) -> R:
-        rule.allowed = description  # type: ignore[attr-defined]
-        return rule
+def allowing(description: str) -> Callable[[Rule], Rule]:
+    """The rule, saying what it allows in words (e.g. 'a band selection such as 10m20m'); a
+    copy, so that one rule may be described differently in two places."""
+    def describe(rule: Rule) -> Rule:
+        @functools.wraps(rule)
+        def described(value: Any) -> str | None:
+            return rule(value)
 
-    return attach
+        described.allowed = description  # type: ignore[attr-defined]
+        return described
+
+    return describe
 
 
 def allowed_values(rule: Rule) -> str:

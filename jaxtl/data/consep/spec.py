@@ -78,4 +78,5 @@ def decoder(config: ml_collections.ConfigDict) -> Decoder:
 
 SPEC = DatasetSpec(
     name=reader.NAME, metrics=("accuracy", "macro_f1"), load=load, write_demo=write_demo,
-    settings=SETTINGS, defaults=DEFAULTS, units=("patches", "tiles"), check=check, decoder=decoder, pixel_settings=("consep.patch_size", "consep.border"))
+    settings=SETTINGS, defaults=DEFAULTS, units=("patches", "tiles"), check=check,
+    decoder=decoder, pixel_settings=("consep.patch_size", "consep.border"))

@@ -186,7 +186,8 @@ BIGEARTHNET = _spec(
     settings=_with_data(bigearthnet_spec.SETTINGS,
                         tfds_name(f"{bigearthnet.NAME}/all", bigearthnet.NAME,
                                   bigearthnet.CONFIGS)),
-    defaults=bigearthnet_spec.DEFAULTS, check=_bigearthnet_check, decoder=_bigearthnet_decoder, units=("patches", "patches"))
+    defaults=bigearthnet_spec.DEFAULTS, check=_bigearthnet_check,
+    decoder=_bigearthnet_decoder, units=("patches", "patches"))
 
 
 # --- chexpert ------------------------------------------------------------------------------
