@@ -158,3 +158,19 @@ def test_validate_returns_the_spec_it_resolved():
     with pytest.raises(ConfigError, match="invalid config: config.dataset is "
                                           "'no_such_dataset': neither a built-in dataset"):
         configuration.validate(config)
+
+
+@pytest.mark.parametrize("name, location", [("bigearthnet", "data.root"),
+                                            ("tfds:bigearthnet/all", "data.tfds_dir")])
+def test_a_split_dir_without_data_names_the_datasets_location_key(name, location):
+    config = config_of(name)
+    config.bigearthnet.split_dir = "/splits"
+    with pytest.raises(ConfigError, match=f"bigearthnet.split_dir is set but {location} is "
+                                          f"empty: the demo data bring their own split"):
+        configuration.validate(config)
+    section, key = location.split(".")
+    config[section][key] = "/data"
+    try:
+        configuration.validate(config)
+    except ConfigError as error:  # e.g. tensorflow-datasets is not installed
+        assert "split_dir" not in str(error)
