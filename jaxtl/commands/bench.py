@@ -120,11 +120,11 @@ def bench_pipeline(config, splits, batches: int) -> dict:
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     config = options["config"].value
-    configuration.validate(config)
-    splits = loading.load_splits(config)
+    spec = configuration.validate(config)
+    splits = loading.load_splits(config, spec)
     result = {"arch": config.model.arch, "resolution": config.data.resolution,
               "batch_size": config.data.batch_size, "dtype": config.model.dtype,
-              "pipeline_data": "DEMO" if splits.demo else loading.location(config),
+              "pipeline_data": "DEMO" if splits.demo else loading.location(config, spec),
               "prepared": config.data.prepared or None,
               **bench_train_step(config, splits.num_classes, config.data.channels,
                                  options["steps"].value)}

@@ -61,9 +61,9 @@ def channel_statistics(records: Sequence[Record], decoder: Decoder, *, max_image
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     config = options["config"].value
-    configuration.validate(config)
-    splits = loading.load_splits(config)
-    decoder = loading.decoder(config)
+    spec = configuration.validate(config)
+    splits = loading.load_splits(config, spec)
+    decoder = loading.decoder(config, spec)
     stats = channel_statistics(splits.train, decoder, max_images=options["max_images"].value,
                                seed=options["seed"].value, resolution=config.data.resolution)
     tuple_text = lambda values: "(" + ",".join(str(v) for v in values) + ")"  # noqa: E731

@@ -68,9 +68,12 @@ def _config_spec(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _unknown_overrides(argv: Sequence[str]) -> list[str]:
-    """The `--config.KEY=VALUE` arguments whose KEY the config file does not have."""
+def _unknown_overrides(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """(argument, what is wrong) for each `--config.KEY=VALUE` whose KEY the config file does
+    not have, naming the closest key it has."""
+    from jaxtl.config.base import flatten
     from jaxtl.config.files import load_config
+    from jaxtl.core.settings import unknown_setting
 
     spec = _config_spec(argv)
     try:
@@ -85,7 +88,8 @@ def _unknown_overrides(argv: Sequence[str]) -> list[str]:
         node: Any = config
         for part in match.group(1).split("."):
             if not hasattr(node, "keys") or part not in node:
-                unknown.append(arg)
+                known = [key for key, _ in flatten(config)]
+                unknown.append((arg, unknown_setting(match.group(1), known)))
                 break
             node = node[part]
     return unknown
@@ -96,9 +100,7 @@ def parse_problem(error: BaseException, argv: Sequence[str]) -> str:
     if (cause := _user_error_in(error)) is not None:
         return str(cause)
     if unknown := _unknown_overrides(argv):
-        keys = ", ".join(f"config.{_OVERRIDE.match(arg).group(1)}" for arg in unknown)
-        return (f"{' '.join(unknown)}: {keys} is not a known setting; the settings are listed "
-                f"in jaxtl/config/base.py and in the dataset's jaxtl/data/<dataset>/spec.py")
+        return "; ".join(f"{arg}: {problem}" for arg, problem in unknown)
     text = str(error)
     config_problem = ("Failed loading config file" in text or "parsing config file" in text
                       or isinstance(error, (OSError, SyntaxError)))

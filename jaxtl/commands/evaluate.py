@@ -69,13 +69,13 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
                         set_by_user: Collection[str] = ()) -> dict[str, Any]:
     checkpoint = pathlib.Path(checkpoint).expanduser().resolve()
     source, source_results = source_run(checkpoint)
-    configuration.validate(config)  # the values as given, before the demo may replace any
-    notes = demo.apply(config, set_by_user)
+    spec = configuration.dataset_spec(config)
+    notes = demo.apply(config, set_by_user, spec)
     adopt_model(config, source)
-    configuration.validate(config)
+    configuration.validate(config, spec)  # once, on the config the checkpoint is scored with
     for note in notes:
         logging.info("%s", note)
-    run, state = build(config)
+    run, state = build(config, spec)
     names = tuple(source_results["task"]["names"])
     if (run.splits.task.names != names
             or list(run.splits.task.three_way) != source_results["task"]["three_way"]):
@@ -89,7 +89,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
     state = state.replace(params=variables["params"],
                           batch_stats=variables.get("batch_stats", {}))
     results = {
-        "demo": loading.is_demo(config),
+        "demo": loading.is_demo(config, spec),
         "dataset": run.splits.name,
         "checkpoint": str(checkpoint),
         "trained_on": source["dataset"],

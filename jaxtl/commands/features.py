@@ -208,18 +208,18 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
                       set_by_user: Collection[str] = ()) -> dict:
     """Writes the features of every split and results.json of the probe; returns the results."""
     started = time.time()
-    configuration.validate(config)  # the values as given, before the demo may replace any
-    notes = demo.apply(config, set_by_user)
-    configuration.validate(config)
+    spec = configuration.dataset_spec(config)
+    notes = demo.apply(config, set_by_user, spec)
+    configuration.validate(config, spec)  # once, on the config the features are taken with
     workdir = pathlib.Path(workdir).resolve()
-    is_demo = loading.is_demo(config)
+    is_demo = loading.is_demo(config, spec)
     writer = jax.process_index() == 0
     if writer:
         rundir.write_config(workdir, config)
     log = RunLog(workdir, demo=is_demo, enabled=writer)
     for note in notes:
         log.info(note)
-    splits = loading.load_splits(config)
+    splits = loading.load_splits(config, spec)
     backbone = config.model.init or f"random (train.seed={config.train.seed})"
     log.info("%s: %d train / %d val / %d test images, %s; %s features, weights: %s",
              splits.name, len(splits.train), len(splits.val), len(splits.test),

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from jaxtl.commands import cli
 from jaxtl.config import validation as configuration, demo_settings as demo
 from jaxtl.data import loading, prepared
+from jaxtl.data.registry import DatasetSpec
 
 
 def define_flags() -> cli.Options:
@@ -45,26 +46,29 @@ def define_flags() -> cli.Options:
 
 
 def make_plan(config: ml_collections.ConfigDict, size: int = 0,
-              records_per_shard: int = prepared.RECORDS_PER_SHARD) -> prepared.Plan:
+              records_per_shard: int = prepared.RECORDS_PER_SHARD,
+              spec: DatasetSpec | None = None) -> prepared.Plan:
     """What preparing `config`'s data writes (every record of every split, stored with its
     short side at most `size`, 0: data.resolution); the original files, whatever
-    data.prepared says."""
+    data.prepared says. `spec`: the dataset's, when the caller has it."""
     config = config.copy_and_resolve_references()
     config.data.prepared = ""
-    root = loading.data_root(config)
-    source = loading.location(config) or f"demo data {root}"
-    return prepared.make_plan(config, loading.every_record(config, root),
-                              loading.decoder(config), str(source),
+    spec = loading.spec_of(config, spec)
+    root = loading.data_root(config, spec)
+    source = loading.location(config, spec) or f"demo data {root}"
+    return prepared.make_plan(config, loading.every_record(config, root, spec),
+                              loading.decoder(config, spec), str(source),
                               size or config.data.resolution, records_per_shard)
 
 
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     config = options["config"].value
-    configuration.validate(config)
-    for note in demo.apply(config, cli.config_overrides(options["config"])):
+    spec = configuration.dataset_spec(config)
+    for note in demo.apply(config, cli.config_overrides(options["config"]), spec):
         print(note)
-    plan = make_plan(config, options["size"].value, options["records_per_shard"].value)
+    configuration.validate(config, spec)
+    plan = make_plan(config, options["size"].value, options["records_per_shard"].value, spec)
     out = pathlib.Path(options["out"].value).expanduser()
     workers = options["workers"].value or len(os.sched_getaffinity(0))
     bar = tqdm(total=len(plan.records), unit="image", desc="prepare", mininterval=1.0)

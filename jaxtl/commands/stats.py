@@ -25,6 +25,7 @@ from jaxtl.config import validation as configuration
 from jaxtl.core import tasks
 from jaxtl.data import loading, registry
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
+from jaxtl.data.registry import DatasetSpec
 
 
 def define_flags() -> cli.Options:
@@ -53,11 +54,12 @@ def split_stats(records: Sequence[Record], task: tasks.Task) -> dict[str, Any]:
     return out
 
 
-def dataset_stats(splits: DatasetSplits) -> dict[str, Any]:
+def dataset_stats(splits: DatasetSplits, spec: DatasetSpec | None = None) -> dict[str, Any]:
+    """`spec`: the dataset's, when the caller has it (else looked up by the splits' name)."""
     patients = {name: {r.patient for r in splits.split(name)} for name in SPLITS}
     shared = {f"{a}/{b}": len(patients[a] & patients[b])
               for a, b in itertools.combinations(SPLITS, 2)}
-    items, groups = registry.get(splits.name).units
+    items, groups = (spec or registry.get(splits.name)).units
     return {"dataset": splits.name, "demo": splits.demo, "task": splits.task.describe(),
             "units": {"images": items, "patients": groups},
             "label_names": list(splits.task.names),
@@ -84,8 +86,9 @@ def format_table(stats: dict[str, Any]) -> str:
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     config = options["config"].value
-    configuration.validate(config)
-    stats = dataset_stats(loading.sampled_splits(config, loading.data_root(config)))
+    spec = configuration.validate(config)
+    stats = dataset_stats(loading.sampled_splits(config, loading.data_root(config, spec), spec),
+                          spec)
     print(json.dumps(stats, indent=2) if options["json"].value else format_table(stats))
 
 

@@ -24,6 +24,7 @@ from jaxtl.config import validation as configuration
 from jaxtl.data import loading
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import SPLITS
+from jaxtl.data.registry import DatasetSpec
 from jaxtl.core.errors import ConfigError, DataError
 
 _decoder: Decoder | None = None  # set in each worker process
@@ -55,11 +56,13 @@ def _problem(path: str) -> str | None:
 
 
 def unreadable_images(config: Any, splits: Sequence[str], workers: int,
-                      progress: bool = True) -> list[dict[str, str]]:
-    """Split, image id, path and error of every image of `splits` that cannot be decoded."""
-    data = loading.load_splits(config)
+                      progress: bool = True, spec: DatasetSpec | None = None
+                      ) -> list[dict[str, str]]:
+    """Split, image id, path and error of every image of `splits` that cannot be decoded
+    (`spec`: the dataset's, when the caller has it)."""
+    data = loading.load_splits(config, spec)
     records = [(split, record) for split in splits for record in data.split(split)]
-    decoder = loading.decoder(config)
+    decoder = loading.decoder(config, spec)
     processes = workers or len(os.sched_getaffinity(0))
     # fork: the workers share the records and need no JAX, which is never started here
     with multiprocessing.get_context("fork").Pool(processes, _start,
@@ -74,12 +77,13 @@ def unreadable_images(config: Any, splits: Sequence[str], workers: int,
 def main(argv: list[str], options: cli.Options) -> int:
     del argv
     config = options["config"].value
-    configuration.validate(config)
+    spec = configuration.validate(config)
     unknown = [split for split in options["splits"].value if split not in SPLITS]
     if unknown:
         raise ConfigError(f"--splits names {', '.join(unknown)}; choose from "
                           f"{', '.join(SPLITS)}")
-    bad = unreadable_images(config, options["splits"].value, options["workers"].value)
+    bad = unreadable_images(config, options["splits"].value, options["workers"].value,
+                            spec=spec)
     for item in bad:
         print(f"{item['split']}\t{item['image_id']}\t{item['path']}\t{item['error']}")
     if options["out"].value:

@@ -1,149 +1,281 @@
-"""The base config: every key jaxtl reads, with its default and what it means.
+"""The base config: every common key jaxtl reads, declared once with its default, its rule and
+what it means (`jaxtl.core.settings.Setting`).
 
 A config file (`configs/<name>.py`, given by path) starts from `base_config(dataset)` and sets
-what its experiment changes. The dataset's package adds its own section and its defaults
-(`DatasetSpec.add_config`: the task, the metric that selects the best checkpoint, the demo's
-size, ...). Every key the code reads is defined here or there, so a typo in an override fails
-instead of silently using a default; `jaxtl.config.validation.validate` checks the values before
-anything is compiled.
+what its experiment changes. The dataset's spec declares its own sections and its defaults of
+common keys (`DatasetSpec.settings`, `DatasetSpec.defaults`: the task, the metric that selects
+the best checkpoint, the demo's size, ...). Every key the code reads is declared here or there,
+so a typo in an override fails instead of silently using a default;
+`jaxtl.config.validation.validate` checks the values with the declared rules before anything is
+compiled, and `python -m jaxtl.commands.settings` lists them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 import ml_collections
 
+from jaxtl import models, optim
+from jaxtl.core.settings import (DTYPES, TOP_LEVEL, Section, Setting, allowing,
+                                 ascending_epochs, augment_list, boolean, choice,
+                                 epochs_from_zero, flat, number, positive_integers,
+                                 positive_numbers, text, triple_of_positive)
 from jaxtl.data import registry
+from jaxtl.data.registry import DatasetSpec
+from jaxtl.data.transforms import BAD_IMAGE_POLICIES
+from jaxtl.metrics.segmentation import INSTANCE_METHODS
 from jaxtl.models.family import IMAGENET_MEAN, IMAGENET_STD
 
+LOSS_WEIGHTINGS = ("none", "balanced")  # train.class_weights, train.positive_weights
+SEED = number(0, 2**31 - 1, integer=True)
+RESOLUTION = number(16, 4096, integer=True)
+POSITIVE_INTEGER = number(1, None, integer=True)
+BOOTSTRAP_SAMPLES = number(0, 100_000, integer=True)
+ARCHITECTURE = choice(*models.list_models())
 
-def base_config(dataset: str) -> ml_collections.ConfigDict:
-    """The defaults of every key for `dataset` (a name `jaxtl.data.registry.get` accepts)."""
+COMMON: dict[str, Section] = {
+    TOP_LEVEL: {
+        "dataset": Setting("", registry.dataset_rule,
+                           "the dataset to read; its spec adds its sections and defaults"),
+    },
+    "data": {
+        "root": Setting("", text, "where the dataset is (a folder or a table); empty: "
+                        "synthetic demo data in the dataset's real layout (see demo)"),
+        "tfds": Setting("", text, "TensorFlow Datasets (the tfds_* datasets only, "
+                        "configs/tfds.py): NAME[/CONFIG] as TFDS names it"),
+        "tfds_dir": Setting("", text, "TFDS's data_dir holding data.tfds prepared as "
+                            "ArrayRecord (the tfds_* datasets only); empty: demo data"),
+        "task": Setting("", text, "what to predict; the dataset sets its default and lists "
+                        "its tasks"),
+        "channels": Setting(3, number(1, 64, integer=True),
+                            "input channels; data.mean and data.std have one value each"),
+        "resolution": Setting(256, RESOLUTION, "square side in pixels after resizing"),
+        "augment": Setting("none", augment_list,
+                           "training augmentations: 'none' or a comma list of crop, flip, "
+                           "rotate"),
+        "crop_scale_min": Setting(0.7, number(0.05, 1.0), "'crop': smallest crop area as a "
+                                  "fraction of the image"),
+        "rotate_degrees": Setting(10.0, number(0.0, 180.0),
+                                  "'rotate': angle drawn uniformly in +-this"),
+        "mean": Setting(IMAGENET_MEAN, triple_of_positive,
+                        "per-channel mean, on the 0..1 scale"),
+        "std": Setting(IMAGENET_STD, triple_of_positive,
+                       "per-channel standard deviation, on the 0..1 scale"),
+        "batch_size": Setting(64, POSITIVE_INTEGER,
+                              "global batch (all devices and hosts together)"),
+        "train_per_class": Setting(-1, number(1, None, integer=True, allowed_extra=(-1,)),
+                                   "training images kept per class; -1 keeps all"),
+        "sample_seed": Setting(0, SEED, "which images the per-class cap keeps"),
+        "val_fraction": Setting(0.1, number(0.0, 0.9), "validation share of the patients, "
+                                "when the dataset has no official split"),
+        "test_fraction": Setting(0.1, number(0.0, 0.9), "test share of the patients, when "
+                                 "the dataset has no official split"),
+        "split_seed": Setting(0, SEED, "which patients go to which split"),
+        "num_workers": Setting(-1, number(0, 256, integer=True, allowed_extra=(-1,)),
+                               "Grain worker processes per host: -1 one per core available "
+                               "to the process (fixed in config.json when a run starts); 0 "
+                               "decodes in the main process"),
+        "prefetch_batches": Setting(2, number(1, 64, integer=True),
+                                    "batches kept ready on the device"),
+        "cache_dir": Setting("", text, "demo data and index caches; empty: $JAXTL_CACHE or "
+                             "~/.cache/jaxtl"),
+        "prepared": Setting("", text, "a folder `python -m jaxtl.commands.prepare` wrote: "
+                            "images read from its shards instead of the original files "
+                            "(labels and splits still from the dataset's label files); "
+                            "empty: originals"),
+        "bad_images": Setting("error", choice(*BAD_IMAGE_POLICIES),
+                              "an image file that cannot be read (corrupt, truncated, empty): "
+                              "'error' stops the run naming it; 'skip' leaves it out "
+                              "(training: a stand-in without loss; evaluation: excluded, "
+                              "listed)"),
+    },
+    "model": {
+        "arch": Setting("resnet50", ARCHITECTURE, "the architecture (python -m jaxtl.models "
+                        "lists them)"),
+        "head": Setting("linear", choice(*models.HEADS), "the classifier on the pooled "
+                        "features"),
+        "dropout": Setting(0.0, number(0.0, 0.99), "dropout rate before the head"),
+        "dtype": Setting("float32", choice(*DTYPES),
+                         "compute dtype; parameters stay float32"),
+        "init": Setting("", text, "a jaxtl workdir (or its checkpoint folder) to start from; "
+                        "empty: random"),
+    },
+    "optim": {
+        "name": Setting("sgd", choice(*optim.OPTIMIZERS), "the optimizer"),
+        "lr": Setting(0.01, number(1e-8, 100.0), "peak learning rate for the global batch"),
+        "momentum": Setting(0.9, number(0.0, 0.9999), "sgd: momentum"),
+        "nesterov": Setting(True, boolean, "sgd: Nesterov momentum"),
+        "weight_decay": Setting(1e-4, number(0.0, 1.0), "sgd, adam, cool_momentum: coupled "
+                                "L2; adamw: decoupled"),
+        "weight_decay_mask": Setting("kernels", choice(*optim.WEIGHT_DECAY_MASKS),
+                                     "kernels: decay convolution and dense kernels only, not "
+                                     "biases and normalisation scales and offsets (every "
+                                     "parameter of 1 dimension), as timm's fine-tuning "
+                                     "recipes do; all: every parameter"),
+        "rho_0": Setting(0.99, number(0.0, 0.9999), "cool_momentum: initial momentum"),
+        "alpha": Setting(0.0, number(0.0, 1.0), "cool_momentum: cooling rate; 0 derives "
+                         "(1 - rho_0)^(1 / total steps)"),
+        "clip_grad_norm": Setting(0.0, number(0.0, None), "clip gradients to this global "
+                                  "norm; 0: no clipping"),
+        "schedule": Setting("gradual", choice(*optim.SCHEDULES),
+                            "flat | gradual (linear warmup, then decay) | sudden (step decay) "
+                            "| triangular (cyclic) | one_cycle; durations are in epochs, "
+                            "converted to steps from the training-set size and batch"),
+        "warmup_epochs": Setting(1.0, number(0.0, None), "gradual: linear warmup; one_cycle: "
+                                 "cosine rise to lr"),
+        "gradual_decay": Setting("cosine", choice(*optim.GRADUAL_DECAYS),
+                                 "gradual: the decay after the warmup"),
+        "end_lr_fraction": Setting(0.0, number(0.0, 1.0), "gradual, one_cycle: final lr / lr "
+                                   "(exponential: > 0)"),
+        "min_lr_fraction": Setting(0.04, number(0.0, 1.0), "triangular: lowest lr / lr; "
+                                   "one_cycle: first lr / lr"),
+        "cycle_epochs": Setting(4.0, number(0.01, None),
+                                "triangular: length of one cycle (up and down)"),
+        "decay_epochs": Setting((10, 20), ascending_epochs, "sudden: epochs at which lr is "
+                                "multiplied by decay_factor"),
+        "decay_factor": Setting(0.1, number(0.0, 1.0), "sudden: the lr factor at each of "
+                                "decay_epochs"),
+    },
+    "finetune": {  # stages per architecture: python -m jaxtl.models --stages ARCH
+        "strategy": Setting("full", choice(*optim.STRATEGIES),
+                            "which backbone stages train: full | linear_probe | "
+                            "freeze_stages | gradual_unfreeze"),
+        "freeze_stages": Setting(0, number(0, None, integer=True),
+                                 "freeze_stages: how many stages, from the input up"),
+        "unfreeze_epochs": Setting((), epochs_from_zero, "gradual_unfreeze: the epoch at "
+                                   "which each stage starts training, the last stage first"),
+        "stage_lr_multipliers": Setting((), positive_numbers, "lr factor per stage from the "
+                                        "input up; () all 1"),
+    },
+    "train": {
+        "epochs": Setting(30, POSITIVE_INTEGER,
+                          "the most epochs; early stopping may end the run sooner"),
+        "early_stopping_patience": Setting(0, number(0, None, integer=True),
+                                           "stop after this many epochs without improving; "
+                                           "0 off"),
+        "early_stopping_min_delta": Setting(0.0, number(0.0, None),
+                                            "smallest rise of eval.best_metric that counts"),
+        "label_smoothing": Setting(0.0, number(0.0, 0.99), "softmax targets (1 - s) one-hot "
+                                   "+ s / classes; binary targets (1 - s) y + s / 2"),
+        "eval_every_epochs": Setting(1, POSITIVE_INTEGER, "validate every N epochs"),
+        "checkpoint_every_epochs": Setting(1, POSITIVE_INTEGER, "save every N epochs"),
+        "checkpoint_every_steps": Setting(0, number(0, None, integer=True),
+                                          "also save every N steps (0: off), whatever the "
+                                          "epoch length: what a kill -9 or a crash can lose; "
+                                          "SIGTERM (preemption) always saves at the next step"),
+        "checkpoint_every_minutes": Setting(0.0, number(0.0, None),
+                                            "also save every M minutes (0: off)"),
+        "keep_checkpoints": Setting(2, POSITIVE_INTEGER, "latest checkpoints kept for "
+                                    "resuming; the best is kept apart"),
+        "log_every_steps": Setting(50, POSITIVE_INTEGER, "log the training loss every N "
+                                   "steps"),
+        "seed": Setting(0, SEED, "parameter init, dropout and augmentation"),
+        "class_weights": Setting("none", choice(*LOSS_WEIGHTINGS),
+                                 "class imbalance of softmax tasks, from the training labels "
+                                 "(evaluation is never weighted): none | balanced "
+                                 "(n / (classes * n_c))"),
+        "positive_weights": Setting("none", choice(*LOSS_WEIGHTINGS),
+                                    "class imbalance of multi-label tasks: none | balanced "
+                                    "(negatives / positives)"),
+    },
+    "eval": {
+        "batch_size": Setting(64, POSITIVE_INTEGER, "global evaluation batch"),
+        "best_metric": Setting("", text, "validation metric that selects the best checkpoint "
+                               "(the dataset's metrics)"),
+        "bootstrap_samples": Setting(1000, BOOTSTRAP_SAMPLES,
+                                     "patient resamples for the 95% CIs of final metrics"),
+        "bootstrap_seed": Setting(0, SEED, "which resamples"),
+    },
+    "probe": {  # python -m jaxtl.commands.features: logistic regression on pooled features
+        "c_values": Setting((0.001, 0.01, 0.1, 1.0, 10.0), positive_numbers,
+                            "features: inverse L2 strengths; validation picks one"),
+        "max_iter": Setting(1000, POSITIVE_INTEGER, "features: L-BFGS iterations per fit"),
+    },
+    "seg": {  # segmentation datasets only (consep_seg): the UNet, its loss, whole tiles
+        "decoder_channels": Setting((256, 128, 64, 32, 16), positive_integers,
+                                    "UNet decoder widths, deepest level up"),
+        "ce_weight": Setting(1.0, number(0.0, None), "loss = ce_weight x cross-entropy + "
+                             "dice_weight x soft Dice loss"),
+        "dice_weight": Setting(1.0, number(0.0, None), "see seg.ce_weight"),
+        "window_overlap": Setting(0.5, number(0.0, 0.9), "whole tiles are predicted in "
+                                  "windows of data.resolution px overlapping by this fraction "
+                                  "of a window, blended with weights falling towards the "
+                                  "edges"),
+        "instances": Setting("watershed", choice(*INSTANCE_METHODS),
+                             "nuclei from the predicted mask"),
+        "overlay_tiles": Setting(4, number(0, None, integer=True), "test tiles drawn with "
+                                 "their predicted masks in the run folder"),
+    },
+    # What a demo run (no data: its location key empty) changes so that it finishes in minutes
+    # on a 2-core CPU. 80 px is the fastest ResNet18 resolution on XLA:CPU here
+    # (benchmarks/README.md): 64 px puts 2x2 maps into layer4 and 112+ px large maps into
+    # layer1, both of which hit slow CPU convolutions.
+    "demo": {
+        "seed": Setting(0, SEED, "the demo data's seed"),
+        "num_patients": Setting(800, number(10, None, integer=True),
+                                "patients (or tiles, patches) of the demo data"),
+        "image_size": Setting(128, RESOLUTION, "side of the written demo images"),
+        "arch": Setting("resnet18", ARCHITECTURE, "model.arch of a demo run"),
+        "resolution": Setting(80, RESOLUTION, "data.resolution of a demo run"),
+        "batch_size": Setting(32, POSITIVE_INTEGER, "data.batch_size of a demo run"),
+        "epochs": Setting(4, POSITIVE_INTEGER, "train.epochs of a demo run"),
+        "num_workers": Setting(0, number(0, 256, integer=True), "data.num_workers of a demo "
+                               "run: decoding 128 px JPEGs inline beats worker processes on "
+                               "2 cores"),
+        "bootstrap_samples": Setting(200, BOOTSTRAP_SAMPLES, "eval.bootstrap_samples of a "
+                                     "demo run: CIs of the small demo splits in seconds"),
+    },
+}
+
+
+def declared(spec: DatasetSpec) -> dict[str, Section]:
+    """Every section of `spec`'s config with its settings: the common ones, where the dataset
+    declares a common key anew (its tasks) in its place, then the dataset's own sections."""
+    sections = {name: dict(keys) for name, keys in COMMON.items()}
+    metric = sections["eval"]["best_metric"]  # checked against spec.metrics by validate
+    sections["eval"]["best_metric"] = dataclasses.replace(
+        metric, rule=allowing(f"one of {', '.join(spec.metrics)}")(metric.rule))
+    for name, keys in spec.settings.items():
+        sections.setdefault(name, {}).update(keys)
+    return sections
+
+
+def settings_of(spec: DatasetSpec) -> dict[str, Setting]:
+    """'section.key' -> its setting, for every key of `spec`'s config."""
+    return flat(declared(spec))
+
+
+def base_config(dataset: str, spec: DatasetSpec | None = None) -> ml_collections.ConfigDict:
+    """The defaults of every key for `dataset` (a name `jaxtl.data.registry.get` accepts;
+    `spec`: its spec, when the caller has it)."""
+    spec = spec or registry.get(dataset)
     config = ml_collections.ConfigDict()
-    config.dataset = dataset  # built-in name, or '<module>[:<name>]' of a dataset package
-
-    config.data = ml_collections.ConfigDict()
-    config.data.root = ""  # empty: synthetic demo data in the dataset's real layout (see `demo`)
-    # TensorFlow Datasets (the tfds_* datasets only, configs/tfds.py): NAME[/CONFIG] as TFDS
-    # names it, and TFDS's data_dir holding it prepared as ArrayRecord (empty: demo data).
-    config.data.tfds = ""
-    config.data.tfds_dir = ""
-    config.data.task = ""  # what to predict; the dataset sets its default and lists its tasks
-    config.data.channels = 3  # input channels; data.mean and data.std have one value each
-    config.data.resolution = 256  # square side in pixels after resizing
-    config.data.augment = "none"  # 'none' or a comma list of crop, flip, rotate
-    config.data.crop_scale_min = 0.7  # 'crop': smallest crop area as a fraction of the image
-    config.data.rotate_degrees = 10.0  # 'rotate': angle drawn uniformly in +-this
-    config.data.mean = IMAGENET_MEAN  # per channel, on the 0..1 scale
-    config.data.std = IMAGENET_STD
-    config.data.batch_size = 64  # global batch (all devices and hosts together)
-    config.data.train_per_class = -1  # training images kept per class; -1 keeps all
-    config.data.sample_seed = 0  # which images the per-class cap keeps
-    config.data.val_fraction = 0.1  # of patients, when the dataset has no official split
-    config.data.test_fraction = 0.1
-    config.data.split_seed = 0
-    # Grain worker processes per host: -1 one per core available to the process
-    # (os.sched_getaffinity, fixed in config.json when a run starts); 0 decodes in the main process
-    config.data.num_workers = -1
-    config.data.prefetch_batches = 2  # batches kept ready on the device
-    # A folder `python -m jaxtl.commands.prepare` wrote: images read from its shards instead of the
-    # original files (labels and splits still from the dataset's label files); empty: originals
-    config.data.prepared = ""
-    config.data.cache_dir = ""  # demo data and index caches; empty: $JAXTL_CACHE or ~/.cache/jaxtl
-    # An image file that cannot be read (corrupt, truncated, empty): 'error' stops the run naming
-    # it; 'skip' leaves it out (training: a stand-in without loss; evaluation: excluded, listed).
-    config.data.bad_images = "error"
-
-    config.model = ml_collections.ConfigDict()
-    config.model.arch = "resnet50"
-    config.model.head = "linear"  # linear | mlp_128 | mlp_512_256_128_64
-    config.model.dropout = 0.0
-    config.model.dtype = "float32"  # compute dtype; parameters stay float32
-    config.model.init = ""  # a jaxtl workdir (or its checkpoint folder) to start from; empty: random
-
-    config.optim = ml_collections.ConfigDict()
-    config.optim.name = "sgd"  # sgd | adam | adamw | cool_momentum
-    config.optim.lr = 0.01  # peak learning rate for the global batch
-    config.optim.momentum = 0.9  # sgd
-    config.optim.nesterov = True  # sgd
-    config.optim.weight_decay = 1e-4  # sgd, adam, cool_momentum: coupled L2; adamw: decoupled
-    # kernels: decay convolution and dense kernels only, not biases and normalisation scales and
-    # offsets (every parameter of 1 dimension), as timm's fine-tuning recipes do | all
-    config.optim.weight_decay_mask = "kernels"
-    config.optim.rho_0 = 0.99  # cool_momentum: initial momentum
-    config.optim.alpha = 0.0  # cool_momentum: cooling rate; 0 derives (1 - rho_0)^(1 / total steps)
-    config.optim.clip_grad_norm = 0.0  # clip gradients to this global norm; 0: no clipping
-    # flat | gradual (linear warmup, then decay) | sudden (step decay) | triangular (cyclic) |
-    # one_cycle. Durations are in epochs, converted to steps from the training-set size and batch.
-    config.optim.schedule = "gradual"
-    config.optim.warmup_epochs = 1.0  # gradual: linear warmup; one_cycle: cosine rise to lr
-    config.optim.gradual_decay = "cosine"  # gradual: cosine | exponential
-    config.optim.end_lr_fraction = 0.0  # gradual, one_cycle: final lr / lr (exponential: > 0)
-    config.optim.min_lr_fraction = 0.04  # triangular: lowest lr / lr; one_cycle: first lr / lr
-    config.optim.cycle_epochs = 4.0  # triangular: length of one cycle (up and down)
-    config.optim.decay_epochs = (10, 20)  # sudden: epochs at which lr is multiplied by decay_factor
-    config.optim.decay_factor = 0.1  # sudden
-
-    # Which backbone stages train (stages per architecture: python -m jaxtl.models --stages ARCH)
-    config.finetune = ml_collections.ConfigDict()
-    config.finetune.strategy = "full"  # full | linear_probe | freeze_stages | gradual_unfreeze
-    config.finetune.freeze_stages = 0  # freeze_stages: how many stages, from the input up
-    # gradual_unfreeze: the epoch at which each stage starts training, the last stage first
-    config.finetune.unfreeze_epochs = ()
-    config.finetune.stage_lr_multipliers = ()  # lr factor per stage from the input up; () all 1
-
-    config.train = ml_collections.ConfigDict()
-    config.train.epochs = 30  # the most epochs; early stopping may end the run sooner
-    config.train.early_stopping_patience = 0  # stop after this many epochs without improving; 0 off
-    config.train.early_stopping_min_delta = 0.0  # smallest rise of eval.best_metric that counts
-    # softmax targets (1 - s) one-hot + s / classes; binary targets (1 - s) y + s / 2
-    config.train.label_smoothing = 0.0
-    config.train.eval_every_epochs = 1
-    config.train.checkpoint_every_epochs = 1
-    # Also save every N steps and/or every M minutes (0: off), whatever the epoch length: what
-    # a kill -9 or a crash can lose. SIGTERM (preemption) always saves at the next step.
-    config.train.checkpoint_every_steps = 0
-    config.train.checkpoint_every_minutes = 0.0
-    config.train.keep_checkpoints = 2  # latest checkpoints kept for resuming; the best is kept apart
-    config.train.log_every_steps = 50
-    config.train.seed = 0  # parameter init, dropout and augmentation
-    # Class imbalance, from the training labels (evaluation is never weighted):
-    config.train.class_weights = "none"  # softmax tasks: none | balanced (n / (classes * n_c))
-    config.train.positive_weights = "none"  # multi-label: none | balanced (negatives / positives)
-
-    config.eval = ml_collections.ConfigDict()
-    config.eval.batch_size = 64  # global
-    config.eval.best_metric = ""  # validation metric that selects the best checkpoint (dataset's)
-    config.eval.bootstrap_samples = 1000  # patient resamples for the 95% CIs of final metrics
-    config.eval.bootstrap_seed = 0
-
-    # python -m jaxtl.commands.features: logistic regression on pooled backbone features
-    config.probe = ml_collections.ConfigDict()
-    config.probe.c_values = (0.001, 0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths; val picks one
-    config.probe.max_iter = 1000  # L-BFGS iterations per fit
-
-    # Segmentation datasets only (consep_seg): the UNet, its loss and whole-tile inference
-    config.seg = ml_collections.ConfigDict()
-    config.seg.decoder_channels = (256, 128, 64, 32, 16)  # UNet decoder widths, deepest level up
-    config.seg.ce_weight = 1.0  # loss = ce_weight x cross-entropy + dice_weight x soft Dice loss
-    config.seg.dice_weight = 1.0
-    # Whole tiles are predicted in windows of data.resolution px overlapping by this fraction
-    # of a window, their class probabilities blended with weights falling towards the edges.
-    config.seg.window_overlap = 0.5
-    config.seg.instances = "watershed"  # nuclei from the mask: watershed | components
-    config.seg.overlay_tiles = 4  # test tiles drawn with their predicted masks in the run folder
-
-    config.demo = ml_collections.ConfigDict()  # used only when data.root is empty
-    config.demo.seed = 0
-    config.demo.num_patients = 800
-    config.demo.image_size = 128  # side of the written demo images
-    # What the demo run changes so that it finishes in minutes on a 2-core CPU. 80 px is the
-    # fastest ResNet18 resolution on XLA:CPU here (benchmarks/README.md): 64 px puts 2x2 maps
-    # into layer4 and 112+ px large maps into layer1, both of which hit slow CPU convolutions.
-    config.demo.arch = "resnet18"
-    config.demo.resolution = 80
-    config.demo.batch_size = 32
-    config.demo.epochs = 4
-    config.demo.num_workers = 0  # decoding 128 px JPEGs inline beats worker processes on 2 cores
-    config.demo.bootstrap_samples = 200  # CIs of the small demo splits in seconds, not minutes
-    registry.get(dataset).add_config(config)
+    for section, keys in declared(spec).items():
+        node = config
+        if section != TOP_LEVEL:
+            config[section] = ml_collections.ConfigDict()
+            node = config[section]
+        for key, setting in keys.items():
+            node[key] = setting.default
+    config.dataset = dataset
+    _set_defaults(config, spec.defaults)
     return config
+
+
+def flatten(config: Mapping[str, Any] | ml_collections.ConfigDict,
+            prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """('section.key', value) for every leaf."""
+    for key, value in config.items():
+        if isinstance(value, (Mapping, ml_collections.ConfigDict)):
+            yield from flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _set_defaults(config: ml_collections.ConfigDict, defaults: Mapping[str, object]) -> None:
+    for dotted, value in defaults.items():
+        section, key = dotted.split(".")
+        config[section][key] = value

@@ -25,22 +25,27 @@ DEMO_FORMAT_VERSION = 3  # bump when a demo writer changes what it writes (2: RE
 #                           3: EyePACS lesions gathered around one focus, larger microaneurysms)
 
 
-def demo_root(config: ml_collections.ConfigDict) -> pathlib.Path:
+def demo_root(config: ml_collections.ConfigDict,
+              spec: registry.DatasetSpec | None = None) -> pathlib.Path:
+    """`spec`: the dataset's, when the caller has it (else looked up)."""
     demo = config.demo
-    name = (f"{registry.get(config.dataset).name}-v{DEMO_FORMAT_VERSION}-seed{demo.seed}"
+    spec = spec or registry.get(config.dataset)
+    name = (f"{spec.name}-v{DEMO_FORMAT_VERSION}-seed{demo.seed}"
             f"-patients{demo.num_patients}-size{demo.image_size}")
     if config.data.tfds:  # a TFDS demo holds the one dataset and config it was prepared for
         name += "-" + config.data.tfds.replace("/", "-")
     return cache_root(config) / "demo" / name
 
 
-def ensure_demo_data(config: ml_collections.ConfigDict) -> pathlib.Path:
+def ensure_demo_data(config: ml_collections.ConfigDict,
+                     spec: registry.DatasetSpec | None = None) -> pathlib.Path:
     """Writes the demo dataset once; later runs (and other processes) reuse it."""
-    root = demo_root(config)
+    spec = spec or registry.get(config.dataset)
+    root = demo_root(config, spec)
     if not root.is_dir():
         logging.info("DEMO: writing synthetic %s data to %s (once)", config.dataset, root)
         try:
-            registry.get(config.dataset).write_demo(root, config)
+            spec.write_demo(root, config)
         except FileExistsError:
             pass  # another process on this machine wrote it since we looked
     return root

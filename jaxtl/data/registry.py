@@ -2,7 +2,8 @@
 
 A dataset package (`jaxtl/data/<package>/`, or any importable package of your own) exports
 `DATASETS`, a tuple of specs. A spec is everything jaxtl needs to know about a dataset: its
-config section and defaults (`add_config`), the rules of its keys (`rules`, `check`), how to
+config sections declared key by key (`settings`: default, rule, help), its defaults of common
+keys (`defaults`), the checks across keys (`check`), how to
 read its splits from the downloaded layout (`load`), how to write its demo data
 (`write_demo`), how its images decode (`decoder`), which metrics may select the best
 checkpoint (`metrics`), what its items and groups are called (`units`), and where findings are
@@ -26,7 +27,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxtl.core.settings import Rule
+from jaxtl.core.settings import Section, allowing
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.regions import Regions
@@ -83,10 +84,13 @@ class DatasetSpec:
     metrics: tuple[str, ...]  # validation metrics that may select the best checkpoint
     load: Loader  # (root, config, demo) -> splits; must not open image files
     write_demo: Callable[[pathlib.Path, ml_collections.ConfigDict], None]
-    # Adds the dataset's own config section (if any) and sets its defaults of common keys
-    # (data.task, eval.best_metric, the demo's size, ...); `jaxtl.config.base` calls it.
-    add_config: Callable[[ml_collections.ConfigDict], None]
-    rules: Mapping[str, Rule]  # "data.task" and the keys of the dataset's own section
+    # The dataset's own config sections (section -> key -> Setting), and the common keys it
+    # declares anew (`data`: {"task": its tasks}): `jaxtl.config.base` builds the config and
+    # its rules from them.
+    settings: Mapping[str, Section]
+    # Its defaults of common keys whose rule stays ('section.key' -> value: data.augment,
+    # eval.best_metric, the demo's size, ...)
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     check: Callable[[ml_collections.ConfigDict], list[str]] = _no_checks
     # (root, splits after sampling) -> splits whose image files exist; a clear error otherwise.
     # Training calls it; `python -m jaxtl.commands.stats` does not (it reads label files only).
@@ -161,6 +165,7 @@ def get(name: str) -> DatasetSpec:
     return chosen[0]
 
 
+@allowing("a built-in dataset, or '<module>[:<name>]' of a dataset package")
 def dataset_rule(value: object) -> str | None:
     """The config rule of `dataset`."""
     if not isinstance(value, str) or not value:

@@ -19,8 +19,9 @@ from jaxtl.config import validation as configuration
 from jaxtl import models, optim
 from jaxtl.engine import steps, transfer
 from jaxtl.core import tasks
-from jaxtl.data import loading, pipeline, registry
+from jaxtl.data import loading, pipeline
 from jaxtl.data.records import DatasetSplits
+from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.core.errors import ConfigError
 from jaxtl.core.tasks import Task
@@ -31,6 +32,7 @@ class Run:
     """Everything built from the config that the loop needs."""
 
     config: ml_collections.ConfigDict
+    spec: DatasetSpec  # the dataset's, resolved once for the run
     splits: DatasetSplits
     mesh: jax.sharding.Mesh
     layout: pipeline.Layout
@@ -72,16 +74,18 @@ class Run:
         self.feeds.clear()
 
 
-def image_transform(config: ml_collections.ConfigDict, augment: bool) -> ImageTransform:
+def image_transform(config: ml_collections.ConfigDict, augment: bool,
+                    spec: DatasetSpec | None = None) -> ImageTransform:
     """The per-image transform, decoding with the dataset's decoder (`DatasetSpec.decoder`);
-    `augment`: the training augmentations of `data.augment`, else none (evaluation)."""
+    `augment`: the training augmentations of `data.augment`, else none (evaluation).
+    `spec`: the dataset's, when the caller has it."""
     return ImageTransform(resolution=config.data.resolution, channels=config.data.channels,
                           mean=tuple(config.data.mean), std=tuple(config.data.std),
                           augment=configuration.parse_augment(config.data.augment) if augment
                           else (),
                           crop_scale_min=config.data.crop_scale_min,
                           rotate_degrees=config.data.rotate_degrees,
-                          decoder=loading.decoder(config))
+                          decoder=loading.decoder(config, spec))
 
 
 def build_model(config: ml_collections.ConfigDict, task: Task,
@@ -124,16 +128,20 @@ def loss_weights(config: ml_collections.ConfigDict,
     return {name: float(w) for name, w in zip(task.names, weights)}
 
 
-def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
-    """Data, model, optimizer and compiled steps; returns the run and a fresh state."""
-    splits = loading.load_splits(config)
+def build(config: ml_collections.ConfigDict,
+          spec: DatasetSpec | None = None) -> tuple[Run, steps.TrainState]:
+    """Data, model, optimizer and compiled steps; returns the run and a fresh state. `spec`:
+    the dataset's as validation resolved it (`jaxtl.config.validation.validate`); without it,
+    `config.dataset` is looked up here."""
+    spec = loading.spec_of(config, spec)
+    splits = loading.load_splits(config, spec)
     weights = loss_weights(config, splits)
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
-    train_transform, eval_transform = (image_transform(config, augment=True),
-                                       image_transform(config, augment=False))
+    train_transform, eval_transform = (image_transform(config, augment=True, spec=spec),
+                                       image_transform(config, augment=False, spec=spec))
     # A segmentation dataset trains on random crops of its tiles, several per tile and epoch.
-    dense = registry.get(config.dataset).segmentation
+    dense = spec.segmentation
     stream = pipeline.train_stream(
         list(splits.train) * (dense.crops_per_tile(config) if dense else 1), train_transform,
         global_batch=config.data.batch_size, epochs=config.train.epochs,
@@ -150,7 +158,7 @@ def build(config: ml_collections.ConfigDict) -> tuple[Run, steps.TrainState]:
         label_smoothing=config.train.label_smoothing, frozen=frozen,
         loss_weights=tuple(weights.values()) if weights else None,
         normalisation=train_transform.normalisation))
-    run = Run(config=config, splits=splits, mesh=mesh, layout=layout, model=model,
+    run = Run(config=config, spec=spec, splits=splits, mesh=mesh, layout=layout, model=model,
               plan=optimizer.plan,
               train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
               eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation),

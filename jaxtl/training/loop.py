@@ -36,7 +36,8 @@ from jaxtl.config import validation as configuration, demo_settings as demo
 from jaxtl.core import provenance
 from jaxtl.workdir import files as rundir
 from jaxtl.workdir.checkpoints import RunCheckpoints, abstract_like
-from jaxtl.data import loading, pipeline, registry
+from jaxtl.data import loading, pipeline
+from jaxtl.data.registry import DatasetSpec
 from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableImage
 from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.core.preemption import CheckpointInterval, StopRequest
@@ -89,8 +90,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     """Trains (or resumes) the configured run and writes results.json; returns the results.
     `set_by_user`: config keys the user set explicitly, which a demo run must not replace."""
     started = time.time()
-    configuration.validate(config)  # the values as given, before the demo may replace any
-    notes = demo.apply(config, set_by_user)
+    spec = configuration.dataset_spec(config)
+    notes = demo.apply(config, set_by_user, spec)
     workdir = pathlib.Path(workdir).resolve()
     # The worker count is part of the input pipeline's saved position: fixed when a run starts;
     # an automatic count (-1) resumes with the count the run started with.
@@ -98,25 +99,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                      if config.data.num_workers == pipeline.AUTO_WORKERS else None)
     config.data.num_workers = (saved_workers if saved_workers is not None
                                else pipeline.worker_count(config.data.num_workers))
-    configuration.validate(config)
+    configuration.validate(config, spec)  # once, on the config the run trains with
     writer = jax.process_index() == 0
     with rundir.locked(workdir, enabled=writer):
         try:
             rundir.check_workdir(workdir, config, write=writer)
         except OSError as error:
             raise rundir.unwritable(workdir, error) from None
-        return _train(config, workdir, notes, started, writer)
+        return _train(config, spec, workdir, notes, started, writer)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, notes: list[str],
-           started: float, writer: bool) -> dict:
+def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathlib.Path,
+           notes: list[str], started: float, writer: bool) -> dict:
     # --- Setup ------------------------------------------------------------------------------
-    is_demo = loading.is_demo(config)
+    is_demo = loading.is_demo(config, spec)
     log = RunLog(workdir, demo=is_demo, enabled=writer)
     for note in notes:
         log.info(note)
-    run, state = build(config)
-    _recheck_stopped_at(workdir, config, log, writer)
+    run, state = build(config, spec)
+    _recheck_stopped_at(workdir, config, spec, log, writer)
     if writer:
         rundir.write_training_set(workdir, [r.image_id for r in run.splits.train],
                                   [r.patient for r in run.splits.train])
@@ -173,7 +174,7 @@ def _train(config: ml_collections.ConfigDict, workdir: pathlib.Path, notes: list
     }
     if writer:
         rundir.write_results(workdir, results)
-    reported = _reported(config)
+    reported = _reported(config, spec)
     for split in ("val", "test"):
         if results[split] is not None:
             log.write(step, f"final_{split}", results[split])
@@ -195,15 +196,15 @@ def _finish_saving(checkpoints: RunCheckpoints) -> None:
         pass
 
 
-def _recheck_stopped_at(workdir: pathlib.Path, config: ml_collections.ConfigDict, log: RunLog,
-                        writer: bool) -> None:
+def _recheck_stopped_at(workdir: pathlib.Path, config: ml_collections.ConfigDict,
+                        spec: DatasetSpec, log: RunLog, writer: bool) -> None:
     """A run that stopped at an unreadable image says so at once if the image is still bad
     and the policy is still `error`, instead of training up to it again."""
     stopped = rundir.read_stopped_at(workdir)
     if stopped is None:
         return
     if config.data.bad_images == "error":
-        decoder = registry.get(config.dataset).decoder(config)
+        decoder = spec.decoder(config)
         try:
             decoder.decode(stopped["path"], config.data.resolution)
         except DataError as error:
@@ -220,9 +221,8 @@ def _recheck_stopped_at(workdir: pathlib.Path, config: ml_collections.ConfigDict
         rundir.clear_stopped_at(workdir)
 
 
-def _reported(config: ml_collections.ConfigDict) -> list[str]:
-    return list(dict.fromkeys([config.eval.best_metric,
-                               *registry.get(config.dataset).metrics, "loss"]))
+def _reported(config: ml_collections.ConfigDict, spec: DatasetSpec) -> list[str]:
+    return list(dict.fromkeys([config.eval.best_metric, *spec.metrics, "loss"]))
 
 
 def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop: StopRequest,
@@ -252,7 +252,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
                 "skipped_training_images": check.skipped_images, **extra}
 
     # --- Train ------------------------------------------------------------------------------
-    reported = _reported(config)
+    reported = _reported(config, run.spec)
     progress = tqdm(total=run.total_steps, initial=step, unit="step", mininterval=2.0,
                     disable=jax.process_index() != 0,
                     desc=("DEMO " if log.demo else "") + "train")

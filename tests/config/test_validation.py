@@ -8,8 +8,11 @@ import sys
 import pytest
 
 from conftest import config_of
+from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
 from jaxtl.core.errors import ConfigError
+from jaxtl.data import registry
+from programs import run_programs
 
 
 def test_shipped_config_is_valid():
@@ -100,3 +103,74 @@ def test_a_failed_start_does_not_pin_the_workdir_config(tmp_path):
     result = run_main(tmp_path, "--config.data.root=" + str(tmp_path / "missing-too"))
     assert "holds a run with a different config" not in result.stderr
     assert "missing-too" in (tmp_path / "run" / "config.json").read_text()
+
+
+def test_an_unknown_key_names_the_closest_known_one():
+    config = config_of("eyepacs")
+    with config.unlocked():
+        config.optim.lrr = 0.1
+        config.eyepacs.preproces = "graham"
+        config.data.zzz = 1
+    with pytest.raises(ConfigError) as error:
+        configuration.validate(config)
+    message = str(error.value)
+    assert "config.optim.lrr is not a known setting; did you mean optim.lr?" in message
+    assert ("config.eyepacs.preproces is not a known setting; did you mean "
+            "eyepacs.preprocess?") in message
+    assert ("config.data.zzz is not a known setting; remove it (python -m "
+            "jaxtl.commands.settings --config FILE lists the settings)") in message
+
+
+def test_command_line_unknown_key_names_the_closest_known_one(tmp_path):
+    runs = run_programs([
+        ("jaxtl.main", ["--config", "configs/eyepacs.py", "--workdir", str(tmp_path / "run"),
+                        "--config.optim.lrr=0.1"]),
+        ("jaxtl.commands.stats", ["--config", "configs/chexpert.py",
+                                  "--config.chest.veiw=ap"]),
+        ("jaxtl.commands.stats", ["--config", "configs/eyepacs.py", "--config.qqq.zzz=1"]),
+    ])
+    assert [run.returncode for run in runs] == [2, 2, 2]
+    assert not any(run.traceback for run in runs)
+    assert runs[0].stderr.strip().endswith(
+        "error: --config.optim.lrr=0.1: config.optim.lrr is not a known setting; did you "
+        "mean optim.lr?")
+    assert ("--config.chest.veiw=ap: config.chest.veiw is not a known setting; did you mean "
+            "chest.view?") in runs[1].stderr
+    assert "config.qqq.zzz is not a known setting; remove it" in runs[2].stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_demo_run_refuses_an_invalid_value_it_would_replace():
+    """Validation runs once, on the final config; a value the demo replaces is checked by
+    its rule before it goes."""
+    config = config_of("eyepacs")
+    config.model.arch = "resnet5"
+    with pytest.raises(ConfigError, match="config.model.arch is 'resnet5'; allowed values: "):
+        demo.apply(config)
+    assert config.model.arch == "resnet5"  # nothing replaced
+
+
+def test_validate_returns_the_spec_it_resolved():
+    config = config_of("eyepacs")
+    assert configuration.validate(config) is registry.get("eyepacs")
+    assert configuration.dataset_spec(config) is registry.get("eyepacs")
+    config.dataset = "no_such_dataset"
+    with pytest.raises(ConfigError, match="invalid config: config.dataset is "
+                                          "'no_such_dataset': neither a built-in dataset"):
+        configuration.validate(config)
+
+
+@pytest.mark.parametrize("name, location", [("bigearthnet", "data.root"),
+                                            ("tfds:bigearthnet/all", "data.tfds_dir")])
+def test_a_split_dir_without_data_names_the_datasets_location_key(name, location):
+    config = config_of(name)
+    config.bigearthnet.split_dir = "/splits"
+    with pytest.raises(ConfigError, match=f"bigearthnet.split_dir is set but {location} is "
+                                          f"empty: the demo data bring their own split"):
+        configuration.validate(config)
+    section, key = location.split(".")
+    config[section][key] = "/data"
+    try:
+        configuration.validate(config)
+    except ConfigError as error:  # e.g. tensorflow-datasets is not installed
+        assert "split_dir" not in str(error)

@@ -1,5 +1,5 @@
-"""CheXpert and ChestX-ray14 in jaxtl: the shared `chest` config section, rules and checks, and
-one DatasetSpec per dataset."""
+"""CheXpert and ChestX-ray14 in jaxtl: the shared `chest` config section and checks, and one
+DatasetSpec per dataset."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.core.settings import choice
+from jaxtl.core.settings import Section, Setting, allowing, choice
 from jaxtl.data.chest import bbox, demo, reader
 from jaxtl.data.chest import labels as chest_labels
 from jaxtl.data.records import DatasetSplits
@@ -17,37 +17,45 @@ GREY_MEAN = (0.449,)  # the mean of ImageNet's RGB means and stds: grey images o
 GREY_STD = (0.226,)
 
 
-def add_config(config: ml_collections.ConfigDict) -> None:
-    config.data.task = "lung_opacity"
-    config.data.channels = 1  # 3 replicates the grey image (set data.mean/std to 3 values)
-    config.data.mean = GREY_MEAN
-    config.data.std = GREY_STD
-    config.data.augment = "crop,rotate"  # no flip: the heart is on the left
-    config.data.val_fraction = 0.1  # patient-wise 70/10/20 (chest.split=patient)
-    config.data.test_fraction = 0.2
-    config.eval.best_metric = "mean_auroc"
-    config.chest = ml_collections.ConfigDict()
-    config.chest.uncertain = "ignore"  # -1 cells: ignore (U-Ignore) | zeros | ones | multiclass
-    config.chest.uncertain_per_label = ""  # overrides, e.g. "Atelectasis=ones,Edema=multiclass"
-    # -1 cells of the validation and test splits, whatever the training policy: mask (left out
-    # of the metrics) | zeros | ones
-    config.chest.eval_uncertain = "mask"
-    config.chest.empty = "negative"  # empty cells: negative | mask
-    config.chest.view = "frontal"  # frontal | lateral | ap | pa | all
-    config.chest.split = "patient"  # patient (val/test fractions) | official
-    config.demo.num_patients = 700
-    config.demo.image_size = 96
+DEFAULTS = {
+    "data.channels": 1,  # 3 replicates the grey image (set data.mean/std to 3 values)
+    "data.mean": GREY_MEAN,
+    "data.std": GREY_STD,
+    "data.augment": "crop,rotate",  # no flip: the heart is on the left
+    "data.val_fraction": 0.1,  # patient-wise 70/10/20 (chest.split=patient)
+    "data.test_fraction": 0.2,
+    "eval.best_metric": "mean_auroc",
+    "demo.num_patients": 700,
+    "demo.image_size": 96,
+}
 
 
-def rules(dataset: str) -> dict:
+def settings(dataset: str) -> dict[str, Section]:
+    """The chest section, and data.task with `dataset`'s labels."""
+    task_rule = allowing(f"{', '.join(chest_labels.NAMED_TASKS)}, a label name or a comma "
+                         f"list of {dataset} labels")(chest_labels.task_rule(dataset))
     return {
-        "data.task": chest_labels.task_rule(dataset),
-        "chest.uncertain": choice(*chest_labels.POLICIES),
-        "chest.uncertain_per_label": chest_labels.policies_rule,
-        "chest.eval_uncertain": choice(*chest_labels.EVAL_POLICIES),
-        "chest.empty": choice(*chest_labels.EMPTY_POLICIES),
-        "chest.view": choice(*reader.VIEWS),
-        "chest.split": choice(*reader.SPLIT_MODES),
+        "data": {"task": Setting("lung_opacity", task_rule, "the labels to predict: a named "
+                                 "task, one label or a comma list of labels")},
+        "chest": {
+            "uncertain": Setting("ignore", choice(*chest_labels.POLICIES),
+                                 "-1 cells: ignore (U-Ignore) | zeros | ones | multiclass"),
+            "uncertain_per_label": Setting(
+                "", allowing("'' or label=policy pairs, e.g. 'Atelectasis=ones,Edema="
+                             "multiclass'")(chest_labels.policies_rule),
+                "per-label overrides of chest.uncertain, e.g. "
+                "'Atelectasis=ones,Edema=multiclass'"),
+            "eval_uncertain": Setting("mask", choice(*chest_labels.EVAL_POLICIES),
+                                      "-1 cells of the validation and test splits, whatever "
+                                      "the training policy: mask (left out of the metrics) | "
+                                      "zeros | ones"),
+            "empty": Setting("negative", choice(*chest_labels.EMPTY_POLICIES),
+                             "empty cells: negative | mask"),
+            "view": Setting("frontal", choice(*reader.VIEWS),
+                            "which views: frontal | lateral | ap | pa | all"),
+            "split": Setting("patient", choice(*reader.SPLIT_MODES),
+                             "patient (data.val_fraction / data.test_fraction) | official"),
+        },
     }
 
 
@@ -84,7 +92,7 @@ def _spec(name: str) -> DatasetSpec:
     else:
         extra = {}
     return DatasetSpec(name=name, metrics=("mean_auroc", "mean_ap"), load=load,
-                       write_demo=write_demo, add_config=add_config, rules=rules(name),
+                       write_demo=write_demo, settings=settings(name), defaults=DEFAULTS,
                        check=check, resolve_files=resolve_files, **extra)
 
 

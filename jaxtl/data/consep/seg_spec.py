@@ -1,4 +1,4 @@
-"""CoNSeP segmentation (`consep_seg`): its config section, rules and checks, and the spec.
+"""CoNSeP segmentation (`consep_seg`): its config settings and checks, and the spec.
 
 The same download (and the same demo data) as `consep`, read as whole tiles with their
 `inst_map` and `type_map` (jaxtl/data/consep/segmentation.py). `data.resolution` is the side of
@@ -13,25 +13,34 @@ import pathlib
 import ml_collections
 
 from jaxtl.core import tasks
-from jaxtl.core.settings import choice, number, parse_augment
+from jaxtl.core.settings import Setting, choice, number, parse_augment
 from jaxtl.data.cache import cache_root
 from jaxtl.data.consep import demo, reader, segmentation
 from jaxtl.data.records import DatasetSplits, Record
 from jaxtl.data.registry import DatasetSpec, SegmentationData
 
 
-def add_config(config: ml_collections.ConfigDict) -> None:
-    # 'type4': background + HoVer-Net's 4 merged types; 'type7': + the 7 types; 'nuclei'
-    config.data.task = "type4"
-    config.data.augment = "flip,rotate"  # flips and 90-degree rotations of the crops
-    config.eval.best_metric = "dice_nuclei"
-    config.consep_seg = ml_collections.ConfigDict()
-    config.consep_seg.test_tiles = 0  # 0 = the official Test/ tiles; K = K tiles drawn by seed
-    config.consep_seg.val_tiles = 3  # training tiles held out for validation (seeded)
-    config.consep_seg.crops_per_tile = 8  # random crops of each training tile per epoch
-    config.consep_seg.stain_jitter = 0.0  # H&E augmentation strength (Tellez: 0.05); 0 off
-    config.demo.num_patients = 41  # tiles: 27 Train, 14 Test, as CoNSeP
-    config.demo.image_size = 256  # tile side (real tiles: 1000 px)
+SETTINGS = {
+    "data": {"task": Setting("type4", choice(*segmentation.TASKS),
+                             "'type4': background + HoVer-Net's 4 merged types; 'type7': + the "
+                             "7 types; 'nuclei': background and nucleus")},
+    "consep_seg": {
+        "test_tiles": Setting(0, number(0, None, integer=True),
+                              "0 = the official Test/ tiles; K = K tiles drawn by seed"),
+        "val_tiles": Setting(3, number(1, None, integer=True),
+                             "training tiles held out for validation (seeded)"),
+        "crops_per_tile": Setting(8, number(1, 10_000, integer=True),
+                                  "random crops of each training tile per epoch"),
+        "stain_jitter": Setting(0.0, number(0.0, 0.5),
+                                "H&E augmentation strength (Tellez: 0.05); 0 off"),
+    },
+}
+DEFAULTS = {
+    "data.augment": "flip,rotate",  # flips and 90-degree rotations of the crops
+    "eval.best_metric": "dice_nuclei",
+    "demo.num_patients": 41,  # tiles: 27 Train, 14 Test, as CoNSeP
+    "demo.image_size": 256,  # tile side (real tiles: 1000 px)
+}
 
 
 def load(root: pathlib.Path, config: ml_collections.ConfigDict, demo_run: bool) -> DatasetSplits:
@@ -94,12 +103,7 @@ def tile(config: ml_collections.ConfigDict, record: Record):
 
 SPEC = DatasetSpec(
     name=segmentation.NAME, metrics=("dice_nuclei", "pq", "aji", "dice_mean"), load=load,
-    write_demo=write_demo, add_config=add_config, units=("tiles", "tiles"),
-    rules={"data.task": choice(*segmentation.TASKS),
-           "consep_seg.test_tiles": number(0, None, integer=True),
-           "consep_seg.val_tiles": number(1, None, integer=True),
-           "consep_seg.crops_per_tile": number(1, 10_000, integer=True),
-           "consep_seg.stain_jitter": number(0.0, 0.5)},
+    write_demo=write_demo, settings=SETTINGS, defaults=DEFAULTS, units=("tiles", "tiles"),
     check=check,
     segmentation=SegmentationData(crop=crop,
                                   crops_per_tile=lambda config: config.consep_seg.crops_per_tile,

@@ -1,4 +1,4 @@
-"""CoNSeP in jaxtl: its config section, rules and checks, decoder and spec."""
+"""CoNSeP in jaxtl: its config settings and checks, decoder and spec."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.core.settings import choice, number
+from jaxtl.core.settings import Setting, choice, number
 from jaxtl.data.cache import cache_root
 from jaxtl.data.consep import demo, reader
 from jaxtl.data.decoders import Decoder, PatchArrayDecoder
@@ -14,24 +14,33 @@ from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 
 
-def add_config(config: ml_collections.ConfigDict) -> None:
-    # 'type7': the 7 CoNSeP types; 'type4': other, inflammatory, epithelial, spindle-shaped
-    config.data.task = "type7"
-    config.data.augment = "flip,rotate"
-    config.data.rotate_degrees = 180.0  # tissue has no preferred orientation
+SETTINGS = {
+    "data": {"task": Setting("type7", choice(*reader.TASKS), "'type7': the 7 CoNSeP types; "
+                             "'type4': other, inflammatory, epithelial, spindle-shaped")},
+    "consep": {
+        "patch_size": Setting(32, number(4, 512, integer=True),
+                              "side of the nucleus-centred patch cut from the tile"),
+        "border": Setting("reflect", choice(*reader.BORDERS),
+                          "past a tile border: 'reflect' (mirror) or 'zero'"),
+        "split": Setting("tiles", choice(*reader.SPLITS),
+                         "'random' (over patches) or 'tiles' (tiles held out)"),
+        "test_tiles": Setting(0, number(0, None, integer=True),
+                              "'tiles': 0 = official Test/ tiles; K = K drawn tiles"),
+        "val_tiles": Setting(3, number(1, None, integer=True),
+                             "'tiles': training tiles held out for validation"),
+    },
+}
+DEFAULTS = {
+    "data.augment": "flip,rotate",
+    "data.rotate_degrees": 180.0,  # tissue has no preferred orientation
     # 'random' split: about the share of nuclei the official Test/ tiles hold (14 of 41 tiles).
-    config.data.val_fraction = 0.1
-    config.data.test_fraction = 0.35
-    config.eval.best_metric = "accuracy"
-    config.consep = ml_collections.ConfigDict()
-    config.consep.patch_size = 32  # side of the nucleus-centred patch cut from the tile
-    config.consep.border = "reflect"  # past a tile border: 'reflect' (mirror) or 'zero'
-    config.consep.split = "tiles"  # 'random' (over patches) or 'tiles' (tiles held out)
-    config.consep.test_tiles = 0  # 'tiles': 0 = official Test/ tiles; K = K drawn tiles
-    config.consep.val_tiles = 3  # 'tiles': training tiles held out for validation
+    "data.val_fraction": 0.1,
+    "data.test_fraction": 0.35,
+    "eval.best_metric": "accuracy",
     # The demo: 41 synthetic tiles of 256 px (27 Train, 14 Test), as many as CoNSeP has.
-    config.demo.num_patients = 41  # tiles
-    config.demo.image_size = 256  # tile side
+    "demo.num_patients": 41,  # tiles
+    "demo.image_size": 256,  # tile side
+}
 
 
 def load(root: pathlib.Path, config: ml_collections.ConfigDict, demo: bool) -> DatasetSplits:
@@ -69,11 +78,5 @@ def decoder(config: ml_collections.ConfigDict) -> Decoder:
 
 SPEC = DatasetSpec(
     name=reader.NAME, metrics=("accuracy", "macro_f1"), load=load, write_demo=write_demo,
-    add_config=add_config, units=("patches", "tiles"),
-    rules={"data.task": choice(*reader.TASKS),
-           "consep.patch_size": number(4, 512, integer=True),
-           "consep.border": choice(*reader.BORDERS),
-           "consep.split": choice(*reader.SPLITS),
-           "consep.test_tiles": number(0, None, integer=True),
-           "consep.val_tiles": number(1, None, integer=True)},
-    check=check, decoder=decoder, pixel_settings=("consep.patch_size", "consep.border"))
+    settings=SETTINGS, defaults=DEFAULTS, units=("patches", "tiles"), check=check,
+    decoder=decoder, pixel_settings=("consep.patch_size", "consep.border"))

@@ -1,4 +1,4 @@
-"""EyePACS in jaxtl: its config section, rules and checks, decoder and spec."""
+"""EyePACS in jaxtl: its config settings and checks, decoder and spec."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.core.settings import choice
+from jaxtl.core.settings import Setting, choice
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.eyepacs import demo, reader
 from jaxtl.data.eyepacs.graham import GrahamPreprocess
@@ -16,19 +16,23 @@ from jaxtl.data.registry import DatasetSpec
 PREPROCESSING = ("none", "graham")
 
 
-def add_config(config: ml_collections.ConfigDict) -> None:
-    config.data.task = "grade"  # the 5 DR grades, one per image
-    config.data.augment = "crop,flip,rotate"
-    config.data.rotate_degrees = 180.0  # a fundus photograph has no preferred orientation
-    config.eval.best_metric = "kappa"
-    config.eyepacs = ml_collections.ConfigDict()
-    # 'graham': the winning Kaggle entry's preprocessing (eye radius scaled to half of
-    # data.resolution, 4 * image - 4 * Gaussian blur + 128, grey outside 0.9 of the radius).
-    config.eyepacs.preprocess = "none"
-    # The test split: 'holdout' (test_fraction of the trainLabels.csv patients), 'kaggle' (the
-    # Kaggle test set: retinopathy_solution.csv + test/, also scored per Usage Public/Private),
-    # or 'auto' (kaggle when data.root holds both files, else holdout).
-    config.eyepacs.test_set = "auto"
+SETTINGS = {
+    "data": {"task": Setting("grade", choice("grade"), "the 5 DR grades, one per image")},
+    "eyepacs": {
+        "preprocess": Setting("none", choice(*PREPROCESSING),
+                              "'graham': the winning Kaggle entry's preprocessing (eye radius "
+                              "scaled to half of data.resolution, 4 * image - 4 * Gaussian "
+                              "blur + 128, grey outside 0.9 of the radius)"),
+        "test_set": Setting("auto", choice(*reader.TEST_SETS),
+                            "the test split: 'holdout' (test_fraction of the trainLabels.csv "
+                            "patients), 'kaggle' (the Kaggle test set: retinopathy_solution.csv "
+                            "+ test/, also scored per Usage Public/Private), or 'auto' (kaggle "
+                            "when data.root holds both files, else holdout)"),
+    },
+}
+DEFAULTS = {"data.augment": "crop,flip,rotate",
+            "data.rotate_degrees": 180.0,  # a fundus photograph has no preferred orientation
+            "eval.best_metric": "kappa"}
 
 
 def load(root: pathlib.Path, config: ml_collections.ConfigDict, demo: bool) -> DatasetSplits:
@@ -55,8 +59,5 @@ def decoder(config: ml_collections.ConfigDict) -> Decoder:
 
 
 SPEC = DatasetSpec(name=reader.NAME, metrics=("kappa", "accuracy", "macro_f1"), load=load,
-                   write_demo=write_demo, add_config=add_config,
-                   rules={"data.task": choice("grade"),
-                          "eyepacs.preprocess": choice(*PREPROCESSING),
-                          "eyepacs.test_set": choice(*reader.TEST_SETS)},
+                   write_demo=write_demo, settings=SETTINGS, defaults=DEFAULTS,
                    check=check, decoder=decoder)

@@ -1,4 +1,4 @@
-"""Your own data in jaxtl: a table (`csv`) or class folders (`folders`), their sections, rules,
+"""Your own data in jaxtl: a table (`csv`) or class folders (`folders`), their settings,
 checks, decoders and specs.
 
 `data.task` says what the images carry: `classes` (one class each: softmax; accuracy, macro F1,
@@ -14,7 +14,7 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.core.settings import boolean, choice, text
+from jaxtl.core.settings import Section, Setting, allowing, boolean, choice, text
 from jaxtl.data.chest import labels as chest_labels
 from jaxtl.data.decoders import DeepImageDecoder, Decoder, ImageFileDecoder
 from jaxtl.data.records import DatasetSplits
@@ -27,42 +27,33 @@ CLASS_METRICS = ("accuracy", "macro_f1", "kappa")
 LABEL_METRICS = ("mean_auroc", "mean_ap", "micro_f1", "macro_f1", "micro_ap")
 
 
-def _common_config(config: ml_collections.ConfigDict, section: str) -> None:
-    config.data.task = "classes"
-    config.data.augment = "crop,flip"
-    config.eval.best_metric = "accuracy"
-    config[section] = ml_collections.ConfigDict()
-    # The class names in order (a comma list); empty: the values found (integers in numeric
-    # order, else sorted). A class outside a given list is an error naming the row.
-    config[section].classes = ""
-    # The classes are ordered grades (e.g. 0..4): quadratic weighted kappa may select the best
-    # checkpoint (eval.best_metric=kappa); it is reported either way.
-    config[section].ordinal = False
-    config[section].bit_depth = 8  # 8, or 16 to keep 16-bit grey images at their full range
-    config.demo.num_patients = 300
-    config.demo.image_size = 96
+DEFAULTS = {"data.augment": "crop,flip", "eval.best_metric": "accuracy",
+            "demo.num_patients": 300, "demo.image_size": 96}
 
 
-def _csv_config(config: ml_collections.ConfigDict) -> None:
-    _common_config(config, "csv")
-    section = config.csv
-    section.path_column = "path"  # the image file, relative to the table's folder or absolute
-    section.class_column = "label"  # data.task=classes: each image's class
-    section.label_columns = ""  # data.task=labels: comma list of 1/0/-1/empty columns
-    section.group_column = "patient"  # patient (or other group); empty: split image by image
-    section.split_column = ""  # train/val/test per row; empty: seeded split by group
-    # data.task=labels: -1 cells (ignore | zeros | ones | multiclass), per-column overrides
-    # ('Column=ones,Other=multiclass'), empty cells (negative | mask), as for chest X-rays
-    section.uncertain = "ignore"
-    section.uncertain_per_label = ""
-    # -1 cells of the validation and test rows, whatever the training policy: mask (left out
-    # of the metrics) | zeros | ones; every run is then scored against the same labels
-    section.eval_uncertain = "mask"
-    section.empty = "negative"
+def _common_settings(tasks: tuple[str, ...]) -> dict[str, Section]:
+    """data.task and the keys both forms have (their section's first keys)."""
+    return {
+        "data": {"task": Setting("classes", choice(*tasks),
+                                 "classes: one class per image (softmax); labels (tables "
+                                 "only): several 1/0/-1/empty label columns")},
+        "section": {
+            "classes": Setting("", text, "the class names in order (a comma list); empty: the "
+                               "values found (integers in numeric order, else sorted); a class "
+                               "outside a given list is an error naming the row"),
+            "ordinal": Setting(False, boolean, "the classes are ordered grades (e.g. 0..4): "
+                               "quadratic weighted kappa may select the best checkpoint "
+                               "(eval.best_metric=kappa); it is reported either way"),
+            "bit_depth": Setting(8, choice(*BIT_DEPTHS),
+                                 "8, or 16 to keep 16-bit grey images at their full range"),
+        },
+    }
 
 
-def _folders_config(config: ml_collections.ConfigDict) -> None:
-    _common_config(config, "folders")
+def _settings(section: str, tasks: tuple[str, ...],
+              own: dict[str, Setting]) -> dict[str, Section]:
+    common = _common_settings(tasks)
+    return {"data": common["data"], section: {**common["section"], **own}}
 
 
 def _classes_of(section: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -156,6 +147,7 @@ def _csv_check(config: ml_collections.ConfigDict) -> list[str]:
     return problems
 
 
+@allowing("'' or column=policy pairs, e.g. 'Effusion=ones,Edema=multiclass'")
 def _per_label_rule(value: object) -> str | None:
     if not isinstance(value, str):
         return f"is {value!r}; expected e.g. 'Effusion=ones,Edema=multiclass'"
@@ -185,25 +177,33 @@ def _write_demo(form: str):
     return write
 
 
-def _common_rules(section: str) -> dict:
-    return {f"{section}.classes": text, f"{section}.ordinal": boolean,
-            f"{section}.bit_depth": choice(*BIT_DEPTHS)}
-
+CSV_SETTINGS = _settings("csv", TASKS, {
+    "path_column": Setting("path", text, "the image file, relative to the table's folder or "
+                           "absolute"),
+    "class_column": Setting("label", text, "data.task=classes: each image's class"),
+    "label_columns": Setting("", text, "data.task=labels: comma list of 1/0/-1/empty columns"),
+    "group_column": Setting("patient", text, "patient (or other group); empty: split image by "
+                            "image"),
+    "split_column": Setting("", text, "train/val/test per row; empty: seeded split by group"),
+    "uncertain": Setting("ignore", choice(*chest_labels.POLICIES),
+                         "data.task=labels: -1 cells (ignore | zeros | ones | multiclass), as "
+                         "for chest X-rays"),
+    "uncertain_per_label": Setting("", _per_label_rule, "data.task=labels: per-column "
+                                   "overrides of csv.uncertain ('Column=ones,Other=multiclass')"),
+    "eval_uncertain": Setting("mask", choice(*chest_labels.EVAL_POLICIES),
+                              "-1 cells of the validation and test rows, whatever the training "
+                              "policy: mask (left out of the metrics) | zeros | ones; every "
+                              "run is then scored against the same labels"),
+    "empty": Setting("negative", choice(*chest_labels.EMPTY_POLICIES),
+                     "data.task=labels: empty cells (negative | mask)"),
+})
 
 CSV = DatasetSpec(
     name="csv", metrics=tuple(dict.fromkeys(CLASS_METRICS + LABEL_METRICS)), load=_csv_load,
-    write_demo=_write_demo("csv"), add_config=_csv_config,
-    rules={"data.task": choice(*TASKS), **_common_rules("csv"),
-           "csv.path_column": text, "csv.class_column": text, "csv.label_columns": text,
-           "csv.group_column": text, "csv.split_column": text,
-           "csv.uncertain": choice(*chest_labels.POLICIES),
-           "csv.uncertain_per_label": _per_label_rule,
-           "csv.eval_uncertain": choice(*chest_labels.EVAL_POLICIES),
-           "csv.empty": choice(*chest_labels.EMPTY_POLICIES)},
+    write_demo=_write_demo("csv"), settings=CSV_SETTINGS, defaults=DEFAULTS,
     check=_csv_check, decoder=_decoder("csv"))
 
 FOLDERS = DatasetSpec(
     name="folders", metrics=CLASS_METRICS, load=_folders_load, write_demo=_write_demo("folders"),
-    add_config=_folders_config,
-    rules={"data.task": choice("classes"), **_common_rules("folders")},
+    settings=_settings("folders", ("classes",), {}), defaults=DEFAULTS,
     check=lambda config: _check(config, "folders"), decoder=_decoder("folders"))

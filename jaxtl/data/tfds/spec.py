@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import ml_collections
 
-from jaxtl.core.settings import Rule, choice
+from jaxtl.core.settings import Rule, Section, Setting, allowing, choice
 from jaxtl.data.bigearthnet import bands as band_stack
 from jaxtl.data.bigearthnet import spec as bigearthnet_spec
 from jaxtl.data.cache import cache_root
@@ -41,7 +41,19 @@ def name_rule(dataset: str, configs: tuple[str, ...]) -> Rule:
                     f"dataset use --config configs/tfds.py:NAME[/CONFIG])")
         return None
 
-    return check
+    return allowing(", ".join(allowed))(check)
+
+
+def tfds_name(default: str, dataset: str, configs: tuple[str, ...]) -> dict[str, Setting]:
+    """The data.tfds setting of a form: `dataset` with one of its configs."""
+    return {"tfds": Setting(default, name_rule(dataset, configs),
+                            "the TFDS dataset and config this form reads, NAME[/CONFIG] "
+                            "(configs/tfds.py:NAME[/CONFIG] picks the form)")}
+
+
+def _with_data(settings: dict[str, Section], data: dict[str, Setting]) -> dict[str, Section]:
+    """`settings` whose `data` section declares `data` too."""
+    return {**settings, "data": {**settings.get("data", {}), **data}}
 
 
 def tfds_config(config: ml_collections.ConfigDict) -> str:
@@ -69,26 +81,32 @@ def _image_decoder(config: ml_collections.ConfigDict) -> Decoder:
     return TfdsImageDecoder(config.data.channels)
 
 
-def _spec(name: str, *, metrics: tuple[str, ...], load: Callable, add_config: Callable,
-          rules: dict[str, Rule], check: Callable, decoder: Callable = _image_decoder,
+def _spec(name: str, *, metrics: tuple[str, ...], load: Callable,
+          settings: dict[str, Section], defaults: dict[str, object], check: Callable,
+          decoder: Callable = _image_decoder,
           units: tuple[str, str] = ("images", "patients")) -> DatasetSpec:
     return DatasetSpec(name=name, metrics=metrics, load=load, write_demo=_write_demo,
-                       add_config=add_config, rules=rules,
+                       settings=settings, defaults=defaults,
                        check=lambda config: _common_checks(config) + check(config),
                        decoder=decoder, units=units, location=LOCATION)
 
 
 # --- diabetic_retinopathy_detection --------------------------------------------------------
-def _retinopathy_config(config: ml_collections.ConfigDict) -> None:
-    config.data.tfds = f"{retinopathy.NAME}/btgraham-300"  # what VTAB and big_vision use
-    config.data.task = "grade"
-    config.data.augment = "crop,flip,rotate"
-    config.data.rotate_degrees = 180.0  # a fundus photograph has no preferred orientation
-    config.eval.best_metric = "kappa"
-    config.tfds = ml_collections.ConfigDict()
-    # 'tfds': TFDS's train / validation (Kaggle Public) / test (Kaggle Private); 'patient':
-    # TFDS's train split divided by patient with data.val_fraction / data.test_fraction.
-    config.tfds.split = "tfds"
+RETINOPATHY_SETTINGS = {
+    "data": {"task": Setting("grade", choice("grade"), "the 5 DR grades, one per image"),
+             # btgraham-300: what VTAB and big_vision use
+             **tfds_name(f"{retinopathy.NAME}/btgraham-300", retinopathy.NAME,
+                         retinopathy.CONFIGS)},
+    "tfds": {
+        "split": Setting("tfds", choice(*retinopathy.SPLIT_MODES),
+                         "'tfds': TFDS's train / validation (Kaggle Public) / test (Kaggle "
+                         "Private); 'patient': TFDS's train split divided by patient with "
+                         "data.val_fraction / data.test_fraction"),
+    },
+}
+RETINOPATHY_DEFAULTS = {"data.augment": "crop,flip,rotate",
+                        "data.rotate_degrees": 180.0,  # a fundus photograph: no orientation
+                        "eval.best_metric": "kappa"}
 
 
 def _retinopathy_load(root: pathlib.Path, config: ml_collections.ConfigDict,
@@ -108,11 +126,7 @@ def _channels_1_or_3(config: ml_collections.ConfigDict) -> list[str]:
 
 RETINOPATHY = _spec(
     "tfds_retinopathy", metrics=("kappa", "accuracy", "macro_f1"), load=_retinopathy_load,
-    add_config=_retinopathy_config,
-    rules={"data.task": choice("grade"),
-           "data.tfds": name_rule(retinopathy.NAME, retinopathy.CONFIGS),
-           "tfds.split": choice(*retinopathy.SPLIT_MODES)},
-    check=_channels_1_or_3)
+    settings=RETINOPATHY_SETTINGS, defaults=RETINOPATHY_DEFAULTS, check=_channels_1_or_3)
 
 
 # --- bigearthnet ---------------------------------------------------------------------------
@@ -133,11 +147,6 @@ def _select_bigearthnet(config: ml_collections.ConfigDict, name: str) -> None:
         config.data.mean, config.data.std = rgb_statistics()
     else:
         bigearthnet_spec.select_bands(config, bigearthnet_spec.DEFAULT_BANDS)
-
-
-def _bigearthnet_config(config: ml_collections.ConfigDict) -> None:
-    bigearthnet_spec.add_config(config)
-    _select_bigearthnet(config, f"{bigearthnet.NAME}/all")
 
 
 def _bigearthnet_load(root: pathlib.Path, config: ml_collections.ConfigDict,
@@ -161,7 +170,7 @@ def _bigearthnet_check(config: ml_collections.ConfigDict) -> list[str]:
             problems.append(f"data.channels is {config.data.channels}; {config.data.tfds} "
                             f"is 3 channels (use configs/tfds.py:{config.data.tfds})")
         return problems
-    return bigearthnet_spec.check(config)
+    return bigearthnet_spec.check(config, LOCATION)
 
 
 def _bigearthnet_decoder(config: ml_collections.ConfigDict) -> Decoder:
@@ -173,18 +182,15 @@ def _bigearthnet_decoder(config: ml_collections.ConfigDict) -> Decoder:
 
 BIGEARTHNET = _spec(
     "tfds_bigearthnet", metrics=bigearthnet_spec.SPEC.metrics, load=_bigearthnet_load,
-    add_config=_bigearthnet_config,
-    rules={**bigearthnet_spec.SPEC.rules,
-           "data.tfds": name_rule(bigearthnet.NAME, bigearthnet.CONFIGS)},
-    check=_bigearthnet_check, decoder=_bigearthnet_decoder, units=("patches", "patches"))
+    # bigearthnet/all: every band, the default band selection of bigearthnet.bands
+    settings=_with_data(bigearthnet_spec.SETTINGS,
+                        tfds_name(f"{bigearthnet.NAME}/all", bigearthnet.NAME,
+                                  bigearthnet.CONFIGS)),
+    defaults=bigearthnet_spec.DEFAULTS, check=_bigearthnet_check,
+    decoder=_bigearthnet_decoder, units=("patches", "patches"))
 
 
 # --- chexpert ------------------------------------------------------------------------------
-def _chexpert_config(config: ml_collections.ConfigDict) -> None:
-    chest_spec.add_config(config)
-    config.data.tfds = chexpert.NAME
-
-
 def _chexpert_load(root: pathlib.Path, config: ml_collections.ConfigDict,
                    is_demo: bool) -> DatasetSplits:
     return chexpert.load(_builder(root, config), config, cache_root(config), is_demo)
@@ -200,9 +206,9 @@ def _chexpert_check(config: ml_collections.ConfigDict) -> list[str]:
 
 CHEXPERT = _spec(
     "tfds_chexpert", metrics=chest_spec.CHEXPERT.metrics, load=_chexpert_load,
-    add_config=_chexpert_config,
-    rules={**chest_spec.rules("chexpert"), "data.tfds": name_rule(chexpert.NAME, ())},
-    check=_chexpert_check)
+    settings=_with_data(chest_spec.settings("chexpert"),
+                        tfds_name(chexpert.NAME, chexpert.NAME, ())),
+    defaults=chest_spec.DEFAULTS, check=_chexpert_check)
 
 
 # --- choosing the form of a TFDS name ------------------------------------------------------

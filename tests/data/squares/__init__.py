@@ -4,7 +4,7 @@ a new dataset needs (tests/data/test_dataset_package.py).
 
 reader.py   labels.csv -> patient-wise splits
 demo.py     synthetic images in that layout
-spec.py     the config section, rules and the DatasetSpec
+spec.py     the config settings and the DatasetSpec
 """
 
 from squares.spec import SPEC

@@ -1,4 +1,4 @@
-"""The squares dataset in jaxtl: its config section, rules and DatasetSpec."""
+"""The squares dataset in jaxtl: its config settings and DatasetSpec."""
 
 from __future__ import annotations
 
@@ -6,20 +6,19 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.core.settings import choice
+from jaxtl.core.settings import Setting, choice
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from squares import demo, reader
 
 
-def add_config(config: ml_collections.ConfigDict) -> None:
-    config.data.task = "shape"
-    config.data.augment = "flip"
-    config.eval.best_metric = "accuracy"
-    config.demo.num_patients = 60
-    config.demo.image_size = 32
-    config.squares = ml_collections.ConfigDict()
-    config.squares.outline = "filled"  # the dataset's own section: one key, checked by a rule
+SETTINGS = {
+    "data": {"task": Setting("shape", choice("shape"), "square or circle, one per image")},
+    # the dataset's own section: one key, checked by its rule
+    "squares": {"outline": Setting("filled", choice("filled"), "how the shapes are drawn")},
+}
+DEFAULTS = {"data.augment": "flip", "eval.best_metric": "accuracy",
+            "demo.num_patients": 60, "demo.image_size": 32}
 
 
 def load(root: pathlib.Path, config: ml_collections.ConfigDict, demo_data: bool) -> DatasetSplits:
@@ -34,5 +33,4 @@ def write_demo(root: pathlib.Path, config: ml_collections.ConfigDict) -> None:
 
 
 SPEC = DatasetSpec(name=reader.NAME, metrics=("accuracy", "macro_f1", "kappa"), load=load,
-                   write_demo=write_demo, add_config=add_config,
-                   rules={"data.task": choice("shape"), "squares.outline": choice("filled")})
+                   write_demo=write_demo, settings=SETTINGS, defaults=DEFAULTS)
