@@ -29,7 +29,7 @@ from jaxtl.engine import steps, transfer
 from jaxtl.data import loading
 from jaxtl.core.errors import TransferError
 from jaxtl.engine.build import build
-from jaxtl.evaluators.scoring import final_results
+from jaxtl import evaluators
 
 
 def define_flags() -> cli.Options:
@@ -96,7 +96,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
         "jaxtl_version": __version__,
         "task": source_results["task"],
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
-        **final_results(run, state, pathlib.Path(workdir)),
+        **evaluators.for_task(run.splits.task).final_results(run, state, pathlib.Path(workdir)),
         "config": config.to_dict(),
     }
     if jax.process_index() == 0:

@@ -49,7 +49,7 @@ from jaxtl.data.records import SPLITS, DatasetSplits, Record
 from jaxtl.metrics import task_metrics
 from jaxtl.engine.build import build_model, image_transform
 from jaxtl.workdir.metrics_log import RunLog
-from jaxtl.evaluators.scoring import outputs
+from jaxtl.evaluators.per_example import outputs
 from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
 
 ABSENT_CLASS_LOGIT = -30.0  # a class the training entries of a label never show

@@ -1,4 +1,5 @@
-"""Scoring a segmentation split: every tile whole, once, by sliding windows; then the metrics.
+"""The evaluator of segmentation tasks: every tile whole, once, by sliding windows; then the
+metrics.
 
 Each tile of the split (the dataset's `SegmentationData.tile`: image, true pixel classes, true
 instances) goes to the device as uint8, is normalised there (the run's evaluation
@@ -9,10 +10,10 @@ foreground by `seg.instances`, and `jaxtl.metrics.segmentation` scores them (pix
 IoU per class and for nuclei, AJI, PQ; tile-resampled intervals with `intervals`). Every host
 scores every tile (the tiles are few; the result is the same everywhere).
 
-`final_results` also keeps, on the first host, each split's predicted classes per tile
-(`rundir.SEGMENTATION_FILE`, uint8) and draws the first `seg.overlay_tiles` test tiles with
-their true and predicted classes (`rundir.SEGMENTATION_OVERLAYS_DIR`), which the sweep report
-shows.
+`SegmentationEvaluator.final_results` also keeps, on the first host, each split's predicted
+classes per tile (`rundir.SEGMENTATION_FILE`, uint8) and draws the first `seg.overlay_tiles`
+test tiles with their true and predicted classes (`rundir.SEGMENTATION_OVERLAYS_DIR`), which
+the sweep report shows.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from jaxtl.metrics import segmentation as metrics
 from jaxtl.engine.build import Run
 from jaxtl.evaluators.sliding_window import make_tile_predictor
 from jaxtl.engine.steps import TrainState
+from jaxtl.core.tasks import SEGMENTATION
 
 def _predictor(run: Run):
     """The run's tile predictor, compiled once per run."""
@@ -73,13 +75,6 @@ def _metrics(run: Run, tiles: Sequence[metrics.TileScore], intervals: bool) -> d
         seed=config.eval.bootstrap_seed)
 
 
-def score(run: Run, state: TrainState, records: Sequence[Record], *,
-          intervals: bool = False) -> dict[str, Any]:
-    tiles = [_scored(run, record, classes, instances, predicted)
-             for record, _, classes, instances, predicted in predict_tiles(run, state, records)]
-    return _metrics(run, tiles, intervals)
-
-
 # Class colours of the overlays (background none): up to 7 foreground classes.
 PALETTE = np.array([[0, 0, 0], [255, 215, 0], [0, 200, 255], [50, 220, 50], [255, 60, 60],
                     [255, 130, 0], [200, 90, 255], [255, 255, 255]], np.float32)
@@ -96,31 +91,45 @@ def overlay(image: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> np.nd
     return np.concatenate([image, painted(true), painted(predicted)], axis=1)
 
 
-def final_results(run: Run, state: TrainState, workdir: pathlib.Path) -> dict[str, Any]:
-    """`val` and `test` metrics with intervals; the first host saves the predicted classes and
-    the test overlays."""
-    writer = jax.process_index() == 0
-    results: dict[str, Any] = {}
-    for split in ("val", "test"):
-        records = run.splits.split(split)
-        if not records:
-            results[split] = None
-            continue
-        tiles, masks = [], {}
-        for index, (record, image, classes, instances, predicted) in enumerate(
-                predict_tiles(run, state, records)):
-            tiles.append(_scored(run, record, classes, instances, predicted))
-            masks[record.image_id] = predicted
-            if writer and split == "test" and index < run.config.seg.overlay_tiles:
-                folder = workdir / rundir.SEGMENTATION_OVERLAYS_DIR / split
-                png = _png(overlay(image, classes, predicted))
-                atomic.write_bytes(folder / f"{record.image_id}.png", png)
-        if writer:
-            atomic.save_npz(rundir.segmentation_file(workdir, split), compressed=True, **masks)
-        results[split] = _metrics(run, tiles, intervals=True)
-    results["operating_points"] = None
-    results["label_policies"] = dict(run.splits.label_policies)
-    return results
+class SegmentationEvaluator:
+    """Scores segmentation tasks tile by tile."""
+
+    kinds = (SEGMENTATION,)
+
+    def score_split(self, run: Run, state: TrainState, records: Sequence[Record], *,
+                    intervals: bool = False) -> dict[str, Any]:
+        """The task's metrics on a split's whole tiles; with `intervals`, bootstrap CIs
+        resampled by tile."""
+        tiles = [_scored(run, record, classes, instances, predicted) for
+                 record, _, classes, instances, predicted in predict_tiles(run, state, records)]
+        return _metrics(run, tiles, intervals)
+
+    def final_results(self, run: Run, state: TrainState,
+                      workdir: pathlib.Path) -> dict[str, Any]:
+        """`val` and `test` metrics with intervals; the first host saves the predicted classes
+        and the test overlays."""
+        writer = jax.process_index() == 0
+        results: dict[str, Any] = {}
+        for split in ("val", "test"):
+            records = run.splits.split(split)
+            if not records:
+                results[split] = None
+                continue
+            tiles, masks = [], {}
+            for index, (record, image, classes, instances, predicted) in enumerate(
+                    predict_tiles(run, state, records)):
+                tiles.append(_scored(run, record, classes, instances, predicted))
+                masks[record.image_id] = predicted
+                if writer and split == "test" and index < run.config.seg.overlay_tiles:
+                    folder = workdir / rundir.SEGMENTATION_OVERLAYS_DIR / split
+                    png = _png(overlay(image, classes, predicted))
+                    atomic.write_bytes(folder / f"{record.image_id}.png", png)
+            if writer:
+                atomic.save_npz(rundir.segmentation_file(workdir, split), compressed=True, **masks)
+            results[split] = _metrics(run, tiles, intervals=True)
+        results["operating_points"] = None
+        results["label_policies"] = dict(run.splits.label_policies)
+        return results
 
 
 def _png(pixels: np.ndarray) -> bytes:

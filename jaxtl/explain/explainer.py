@@ -4,9 +4,9 @@ pointing game where regions are known, and the files of `explain/<split>_<method
 Which images: the split's records in their order, all of them, the first `images`, or those
 named by `ids`. They go through the evaluation transform and are explained in batches of
 `eval.batch_size` (or `batch_size`) by one jit-compiled step over the run's device mesh
-(`jaxtl.evaluators.scoring.outputs`, every image exactly once). Which targets: a multiclass task explains
-the predicted class (default), the true class (`label`) or a named class; a multilabel task
-explains each named label, by default every label of the task.
+(`jaxtl.evaluators.per_example.outputs`, every image exactly once). Which targets: a
+multiclass task explains the predicted class (default), the true class (`label`) or a named
+class; a multilabel task explains each named label, by default every label of the task.
 
 Scored: for each explained image and target with known regions (a multiclass task: every region
 of the image; a multilabel task: the regions of the findings that make the label,
@@ -43,7 +43,7 @@ from jaxtl.core.errors import UserError
 from jaxtl.explain import attribution, gallery, localisation
 from jaxtl.explain.stage import StageOutput, stage_output
 from jaxtl.engine.build import image_transform
-from jaxtl.evaluators.scoring import outputs
+from jaxtl.evaluators.per_example import outputs
 from jaxtl.core.tasks import MASKED, NEGATIVE, POSITIVE, UNCERTAIN, Task
 
 GRADCAM, INTEGRATED_GRADIENTS = "gradcam", "integrated_gradients"

@@ -1,9 +1,10 @@
 """The training loop: setup, restore or init, train with periodic evaluation, final results.
 
 Reads like a recipe; each section calls one module that does one job: the run is built by
-`jaxtl.engine.build` (data, model, optimizer, compiled steps), splits are scored by `jaxtl.evaluators.scoring`,
-checkpoints kept by `jaxtl.workdir.checkpoints`, logs by `jaxtl.workdir.metrics_log`, and the run folder's files
-named and written by `jaxtl.workdir.files`; `jaxtl.core.preemption` says when to stop and save.
+`jaxtl.engine.build` (data, model, optimizer, compiled steps), splits are scored by the task's
+evaluator (`jaxtl.evaluators`), checkpoints kept by `jaxtl.workdir.checkpoints`, logs by
+`jaxtl.workdir.metrics_log`, and the run folder's files named and written by
+`jaxtl.workdir.files`; `jaxtl.core.preemption` says when to stop and save.
 
 What can stop a run, and what it leaves (README "When things go wrong"):
 - SIGTERM: a checkpoint at the next step, then `Preempted` (exit 143); the same command resumes.
@@ -43,7 +44,7 @@ from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.core.preemption import CheckpointInterval, StopRequest
 from jaxtl.engine.build import Run, build
 from jaxtl.workdir.metrics_log import RunLog
-from jaxtl.evaluators.scoring import final_results, score
+from jaxtl import evaluators
 
 
 def summary(metrics: dict[str, Any], names: Sequence[str]) -> str:
@@ -166,7 +167,7 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
                  "parents": list(run.splits.task.parents)},
         "optimizer": optim.method_name(config.optim),
         "loss_weights": run.loss_weights,
-        **final_results(run, best_state, workdir),
+        **evaluators.for_task(run.splits.task).final_results(run, best_state, workdir),
         "skipped_training_images": skipped,  # image draws left out over all epochs
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
         "wall_seconds_this_session": time.time() - started,
@@ -231,6 +232,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
     stopper = EarlyStopping(config.train.early_stopping_patience,
                             config.train.early_stopping_min_delta)
     check = StepCheck(run)
+    evaluator = evaluators.for_task(run.splits.task)
     # --- Restore or start -------------------------------------------------------------------
     if checkpoints.latest_step() is not None:
         state, meta = checkpoints.restore_latest(abstract_like(state), iterator)
@@ -289,7 +291,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
             last = step == run.total_steps
             meta["epoch"] = epoch
             if epoch % config.train.eval_every_epochs == 0 or last:
-                meta["val"] = score(run, state, run.splits.val)
+                meta["val"] = evaluator.score_split(run, state, run.splits.val)
                 log.write(step, "val", {"epoch": epoch, **meta["val"]})
                 log.info("epoch %d: val %s", epoch, summary(meta["val"], reported))
                 if checkpoints.save_if_best(step, state, meta):
