@@ -14,10 +14,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import jaxtl
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # this checkout's jaxtl, whatever is installed
+
+import jaxtl  # noqa: E402
 
 project = "jaxtl"
 author = "jaxtl authors"
