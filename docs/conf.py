@@ -44,6 +44,8 @@ autosummary_imported_members = False
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "signature"
 autodoc_member_order = "bysource"
+# Run in an interpreter with torch and timm (the parity tools), which jaxtl does not install.
+autodoc_mock_imports = ["timm", "torch", "torchvision"]
 add_module_names = False
 
 
