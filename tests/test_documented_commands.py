@@ -177,3 +177,36 @@ def test_documented_benchmark_commands_parse(page, words):
     unknown = [word.split("=")[0] for word in words[2:]
                if word.startswith("--") and word.split("=")[0] not in result.stdout]
     assert not unknown, f"{page}: {' '.join(words)}: {unknown} not in --help"
+
+
+def test_check_refuses_what_the_program_would_refuse(tmp_path):
+    """--check is no rubber stamp: each of these stops with one line and exit code 2, and a
+    passing check writes nothing (the workdir is not created)."""
+    workdir = tmp_path / "run"
+    bad = [
+        ("jaxtl.main", ["--config", "configs/eyepacs.py", "--workdir", str(workdir),
+                        "--config.optim.name=sgdd"], "optim.name"),
+        ("jaxtl.main", ["--config", "configs/eyepacs.py", "--workdir", str(workdir),
+                        "--config.model.arch=resnet50"], "demo"),
+        ("jaxtl.main", ["--config", "configs/eyepacs.py", "--workdir", str(workdir),
+                        "--num_processes=2"], "--coordinator_address"),
+        ("jaxtl.main", ["--config", "configs/eyepacs.py"], "workdir"),
+        ("jaxtl.commands.compare", [str(tmp_path)], "two run folders"),
+        ("jaxtl.commands.verify", ["--config", "configs/chexpert.py", "--splits", "train,tst"],
+         "tst"),
+        ("jaxtl.models", ["--stages", "resnet5"], "resnet5"),
+        ("jaxtl.report", [], "sweep"),
+        ("jaxtl.sweep", ["--config", "configs/sweeps/missing.py", "--workdir",
+                         str(workdir)], "missing.py"),
+    ]
+    good = ("jaxtl.main", ["--config", "configs/eyepacs.py", "--workdir", str(workdir)])
+    commands = [(module, argv) for module, argv, _ in bad] + [good]
+    runs = run_programs([(module, [*argv, "--check"]) for module, argv in commands],
+                        env={"PYTHONPATH": str(REPO)}, timeout=300)
+    for (module, argv, expected), run in zip(bad, runs):
+        assert run.returncode == 2, (module, argv, run.stdout, run.stderr)
+        assert expected in run.stderr and not run.traceback, (module, argv, run.stderr)
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert runs[-1].returncode == 0 and runs[-1].stdout.startswith("ok: "), runs[-1].stderr
+    assert "demo data" in runs[-1].stdout
+    assert not workdir.exists()
