@@ -2,10 +2,11 @@
 docs docs/_build/html` (the `docs` extra installs what it needs; tests/test_docs.py builds it).
 
 Pages are MyST markdown, as JAX, Flax, Optax and Grain write theirs, so the same files read well
-on GitHub. The theme is furo: the JAX projects use sphinx-book-theme, but that theme pins
-pydata-sphinx-theme and lags behind new Sphinx releases, while furo is one small
-pure-Python package that follows Sphinx closely, has the same left-hand navigation and search,
-and keeps the test's build fast. The API reference is generated from the docstrings
+on GitHub. The theme is furo, the other theme the JAX ecosystem uses besides
+sphinx-book-theme (JAX, Flax and Optax use the latter): sphinx-book-theme builds on
+pydata-sphinx-theme and has tended to trail new Sphinx releases, while furo is one small
+package with no theme framework below it that keeps up with Sphinx, gives the same left-hand
+navigation, search and light/dark modes, and keeps the build in tests/test_docs.py fast. The API reference is generated from the docstrings
 (autosummary over every jaxtl module, autodoc for their members).
 """
 
