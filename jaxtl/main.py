@@ -98,6 +98,17 @@ def quiet_library_logs() -> None:
     logging.get_absl_handler().addFilter(keep)
 
 
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: the config as the run would take it (demo settings applied) and the multi-host
+    flags; the workdir is not read."""
+    given = [name for name in ("coordinator_address", "num_processes", "process_id")
+             if options[name].value is not None]
+    if given and len(given) < 3:
+        raise UserError(f"--{', --'.join(given)} given without the others: a multi-host run "
+                        f"needs --coordinator_address, --num_processes and --process_id")
+    return cli.check_config(argv, options, demo_run=True)
+
+
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     stop_with_parent(os.environ)
@@ -118,4 +129,4 @@ def main(argv: list[str], options: cli.Options) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("config", "workdir"))
+    cli.run(main, define_flags, required=("config", "workdir"), check=check)

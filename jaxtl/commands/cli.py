@@ -13,6 +13,13 @@ overrides (`config_flag`). Whatever stops a program early says so in one line on
 or does not load) and a `jaxtl.core.errors.UserError` exit with code 2; the other
 `jaxtl.core.errors.Stop`s with their own code (3: training diverged; 143: stopped by SIGTERM with a
 checkpoint to resume from). `main` may return an exit code.
+
+Every program also takes `--check`: the command line is parsed, the config loaded with its
+overrides and validated, and the program's own `check(argv, options)` (what it would refuse
+before working) runs; then it prints `ok: ...` and exits 0, without reading data, building a
+model or compiling. It reads no data and no run folder (they may not exist yet where a command
+is documented after the one that writes them). tests/test_documented_commands.py runs every
+documented command this way.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from ml_collections import config_flags
 from jaxtl.core.errors import Stop, UserError
 
 Options = Mapping[str, flags.FlagHolder]
+Check = Callable[[list[str], Options], str]
 USER_ERROR_EXIT_CODE = UserError.exit_code
 CONFIG_FLAG = "config"
+CHECK_FLAG = "check"
 _OVERRIDE = re.compile(r"^--config\.([\w.]+)(?:=(.*))?$")
 
 
@@ -128,21 +137,46 @@ def _parse(argv: list[str]) -> list[str]:
     return remaining
 
 
+def check_config(argv: list[str], options: Options, *, demo_run: bool = False) -> str:
+    """Validates the program's config, if it takes one; with `demo_run`, also the switch of a
+    config without data to the demo settings (which refuses to replace a value the command line
+    set), as programs that train or score do. Returns what was checked, for `ok: ...`."""
+    del argv
+    if CONFIG_FLAG not in options or not hasattr(options[CONFIG_FLAG].value, "keys"):
+        return "the command line parses"
+    from jaxtl.config import demo_settings, validation
+
+    config = options[CONFIG_FLAG].value
+    spec = validation.dataset_spec(config)
+    where = "its data root"
+    if demo_run:
+        notes = demo_settings.apply(config, config_overrides(options[CONFIG_FLAG]), spec)
+        where = "demo data" if notes else where
+    validation.validate(config, spec)  # once, on the config the program would run with
+    return f"the command line parses; config {config.dataset} is valid ({where})"
+
+
 def run(main: Callable[[list[str], Options], int | None],
         define_flags: Callable[[], Options], *, required: Sequence[str] = (),
-        positional: str | None = None) -> None:
-    """Defines the flags, parses the command line and calls `main(argv, options)`.
+        positional: str | None = None, check: Check = check_config) -> None:
+    """Defines the flags, parses the command line and calls `main(argv, options)`, or with
+    `--check`, `check(argv, options)` (see the module's docstring).
 
     `positional` names what the program takes after its flags (e.g. "SWEEP_DIR"); without it,
     any argument that is not a flag is a usage error.
     """
     options = define_flags()
+    checking = flags.DEFINE_bool(CHECK_FLAG, False, "Check the command line and the config, "
+                                 "print 'ok: ...' and exit; reads no data, compiles nothing.")
     flags.mark_flags_as_required(list(required))
 
     def call(argv: list[str]) -> None:
         if positional is None and len(argv) > 1:
             fail(f"unexpected arguments: {' '.join(argv[1:])}")
         try:
+            if checking.value:
+                print(f"ok: {check(argv, options)}")
+                sys.exit(0)
             status = main(argv, options)
         except Stop as error:
             fail(str(error), error.exit_code)

@@ -32,9 +32,21 @@ def define_flags() -> cli.Options:
     }
 
 
-def main(argv: list[str], options: cli.Options) -> None:
+def check_arguments(argv: list[str]) -> None:
     if len(argv) != 3:
         raise UserError("pass two run folders, e.g. python -m jaxtl.commands.compare runs/a runs/b")
+
+
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: two sides given; the run folders themselves are read when the command runs."""
+    del options
+    check_arguments(argv)
+    return (f"the command line parses; compares {argv[1]} with {argv[2]} (run folders are "
+            f"read when the command runs)")
+
+
+def main(argv: list[str], options: cli.Options) -> None:
+    check_arguments(argv)
     split = options["split"].value
     sides = [[comparison.load(path, split) for path in arg.split(os.pathsep) if path]
              for arg in argv[1:]]
@@ -57,4 +69,4 @@ def main(argv: list[str], options: cli.Options) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, positional="RUN_A RUN_B")
+    cli.run(main, define_flags, positional="RUN_A RUN_B", check=check)

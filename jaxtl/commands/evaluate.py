@@ -115,5 +115,10 @@ def main(argv: list[str], options: cli.Options) -> None:
             print(split, json.dumps(metrics))
 
 
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: the config as this program takes it (demo settings applied)."""
+    return cli.check_config(argv, options, demo_run=True)
+
+
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("config", "checkpoint", "workdir"))
+    cli.run(main, define_flags, required=("config", "checkpoint", "workdir"), check=check)

@@ -297,5 +297,10 @@ def main(argv: list[str], options: cli.Options) -> None:
                       set_by_user=cli.config_overrides(options["config"]))
 
 
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: the config as this program takes it (demo settings applied)."""
+    return cli.check_config(argv, options, demo_run=True)
+
+
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("config", "workdir"))
+    cli.run(main, define_flags, required=("config", "workdir"), check=check)

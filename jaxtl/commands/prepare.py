@@ -90,5 +90,10 @@ def main(argv: list[str], options: cli.Options) -> None:
     print(f"train from it with --config.data.prepared={out}")
 
 
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: the config as this program takes it (demo settings applied)."""
+    return cli.check_config(argv, options, demo_run=True)
+
+
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("config", "out"))
+    cli.run(main, define_flags, required=("config", "out"), check=check)

@@ -74,14 +74,25 @@ def unreadable_images(config: Any, splits: Sequence[str], workers: int,
             for (split, record), problem in zip(records, problems) if problem is not None]
 
 
+def check_splits(names: Sequence[str]) -> None:
+    unknown = [split for split in names if split not in SPLITS]
+    if unknown:
+        raise ConfigError(f"--splits names {', '.join(unknown)}; choose from "
+                          f"{', '.join(SPLITS)}")
+
+
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: the config and --splits."""
+    checked = cli.check_config(argv, options)
+    check_splits(options["splits"].value)
+    return checked
+
+
 def main(argv: list[str], options: cli.Options) -> int:
     del argv
     config = options["config"].value
     spec = configuration.validate(config)
-    unknown = [split for split in options["splits"].value if split not in SPLITS]
-    if unknown:
-        raise ConfigError(f"--splits names {', '.join(unknown)}; choose from "
-                          f"{', '.join(SPLITS)}")
+    check_splits(options["splits"].value)
     bad = unreadable_images(config, options["splits"].value, options["workers"].value,
                             spec=spec)
     for item in bad:
@@ -95,4 +106,4 @@ def main(argv: list[str], options: cli.Options) -> int:
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("config",))
+    cli.run(main, define_flags, required=("config",), check=check)

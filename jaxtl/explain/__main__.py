@@ -49,6 +49,13 @@ def _split_commas(values: list[str]) -> tuple[str, ...]:
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: the flags; the run folder is read when the command runs."""
+    del argv
+    return (f"the command line parses; explains the run in {options['workdir'].value} (read "
+            f"when the command runs)")
+
+
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     request = Request(split=options["split"].value, method=options["method"].value,
@@ -72,4 +79,4 @@ def main(argv: list[str], options: cli.Options) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("workdir",))
+    cli.run(main, define_flags, required=("workdir",), check=check)

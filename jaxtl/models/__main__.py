@@ -21,18 +21,25 @@ def define_flags() -> cli.Options:
     }
 
 
-def main(argv: list[str], options: cli.Options) -> None:
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: something to do, and every --stages name a registered architecture."""
     del argv
     if not options["list"].value and not options["stages"].value:
         raise UserError("nothing to do; pass --list or --stages ARCH")
-    if options["list"].value:
-        print("\n".join(list_models()))
     for name in options["stages"].value:
         if name not in list_models():
             raise ConfigError(f"unknown architecture {name!r}; python -m jaxtl.models --list "
                               f"names them")
+    return "the command line parses"
+
+
+def main(argv: list[str], options: cli.Options) -> None:
+    check(argv, options)
+    if options["list"].value:
+        print("\n".join(list_models()))
+    for name in options["stages"].value:
         print(name + ": " + ", ".join(stage.name for stage in stages_of(name)))
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags)
+    cli.run(main, define_flags, check=check)

@@ -29,9 +29,20 @@ def define_flags() -> cli.Options:
     }
 
 
-def main(argv: list[str], options: cli.Options) -> None:
+def check_arguments(argv: list[str]) -> None:
     if len(argv) != 2:
         raise UserError("pass the sweep's --workdir, e.g. python -m jaxtl.report runs/demo")
+
+
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: one sweep folder given; it is read when the command runs."""
+    del options
+    check_arguments(argv)
+    return f"the command line parses; reports on {argv[1]} (read when the command runs)"
+
+
+def main(argv: list[str], options: cli.Options) -> None:
+    check_arguments(argv)
     sweep_dir = pathlib.Path(argv[1])
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} is not a folder; pass the --workdir of a sweep "
@@ -45,4 +56,4 @@ def main(argv: list[str], options: cli.Options) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, positional="SWEEP_DIR")
+    cli.run(main, define_flags, positional="SWEEP_DIR", check=check)

@@ -76,6 +76,15 @@ def describe(runs: list[planning.PlannedRun]) -> list[str]:
     return lines
 
 
+def check(argv: list[str], options: cli.Options) -> str:
+    """--check: the sweep file loads and every selected run's config is valid (as --dry-run,
+    without listing the runs or reading their folders)."""
+    del argv
+    sweep = planning.load_sweep(options["config"].value)
+    runs = planning.plan(sweep, pathlib.Path(options["workdir"].value), options["only"].value)
+    return f"the command line parses; {len(runs)} runs, every config valid"
+
+
 def main(argv: list[str], options: cli.Options) -> int:
     del argv
     sweep_file, only = options["config"].value, options["only"].value
@@ -118,4 +127,4 @@ def main(argv: list[str], options: cli.Options) -> int:
 
 
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("config", "workdir"))
+    cli.run(main, define_flags, required=("config", "workdir"), check=check)
