@@ -29,17 +29,17 @@ import jax.numpy as jnp
 
 from jaxtl.models.family import Stage
 from jaxtl.models.layers import Dtype, batch_norm, conv2d
-from jaxtl.models.registry import create_backbone, gradcam_stage, resolve_dtype, stages_of
+from jaxtl.models.registry import create_backbone, feature_maps, resolve_dtype, stages_of
 from jaxtl.models.taps import LOGITS, Features
 
 DECODER_CHANNELS = (256, 128, 64, 32, 16)  # per level from the deepest up (the last repeats)
 
 
 def encoder_stages(arch: str) -> tuple[Stage, ...]:
-    """The stages whose outputs are skip connections: up to the Grad-CAM stage."""
-    stages = stages_of(arch)
-    last = gradcam_stage(arch).name
-    return stages[:[stage.name for stage in stages].index(last) + 1]
+    """The stages whose outputs are skip connections: those that are feature maps, up to the
+    Grad-CAM stage (`models.feature_maps`)."""
+    maps = feature_maps(arch)
+    return tuple(stage for stage in stages_of(arch) if stage.name in maps)
 
 
 def _upsample(x: jax.Array, size: tuple[int, int]) -> jax.Array:

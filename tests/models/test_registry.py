@@ -100,9 +100,9 @@ def test_register_backbone_and_variable_layout(tiny):
     assert set(variables["params"]) == {"backbone", "head"}
     assert set(variables["params"]["head"]) == {"hidden_0", "fc"}
     assert set(variables["batch_stats"]) == {"backbone"}
-    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+    logits = fast_jit(lambda v, x: model.apply(v, x, train=False)[0])(variables, x)
     assert logits.shape == (2, 3) and logits.dtype == jnp.float32
-    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, method="features"), variables, x)
+    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False)[1]["pre_logits"], variables, x)
     assert features.shape == (2, 8) and features.dtype == jnp.float32
     _, state = jax.eval_shape(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]), variables, x)
     assert set(state["batch_stats"]) == {"backbone"}

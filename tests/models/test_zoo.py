@@ -17,7 +17,7 @@ from flax import traverse_util
 from jaxtl.models import create_model, families, list_models
 from zoo_costs import cheapest_member, too_costly_to_compile
 from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, images, init_shapes,
-                         op_dtypes, random_variables, shapes_by_name, train_mode_gradients,
+                         logits_and_state, op_dtypes, random_variables, shapes_by_name, train_mode_gradients,
                          traced_init, zoo_size)
 
 FLOAT32 = jnp.dtype(jnp.float32)
@@ -42,7 +42,7 @@ def test_bfloat16_compute(arch):
     model = create_model(arch, num_outputs=1000, dtype="bfloat16")
 
     def train_forward(v, x):
-        return model.apply(v, x, train=True, mutable=["batch_stats"])
+        return logits_and_state(model.apply(v, x, train=True, mutable=["batch_stats"]))
 
     jaxpr, (logits, state) = jax.make_jaxpr(train_forward, return_shape=True)(
         traced.variables, images(size=zoo_size(arch), channels=1))
