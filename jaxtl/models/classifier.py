@@ -5,14 +5,15 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxtl.models.taps import LOGITS, Features
+from jaxtl.models.taps import LOGITS, PRE_LOGITS, Features
 
 BACKBONE, HEAD = "backbone", "head"  # the attributes holding them: the variables' top keys
 
 
 class Classifier(nn.Module):
     """Images (N, H, W, C) -> `(logits, out)`, as big_vision's models: logits (N, num_outputs)
-    float32, and `out` the backbone's named features (jaxtl/models/taps.py) plus LOGITS.
+    float32, and `out` the backbone's named features (jaxtl/models/taps.py), PRE_LOGITS the
+    head's input (the pooled features, float32), plus LOGITS.
 
     Variables: {"params": {"backbone": ..., "head": ...}, "batch_stats": {"backbone": ...}}.
     """
@@ -22,5 +23,6 @@ class Classifier(nn.Module):
 
     def __call__(self, images: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
         pooled, features = self.backbone(images, train)
-        logits = self.head(pooled.astype(jnp.float32), train).astype(jnp.float32)
-        return logits, {**features, LOGITS: logits}
+        pooled = pooled.astype(jnp.float32)
+        logits = self.head(pooled, train).astype(jnp.float32)
+        return logits, {**features, PRE_LOGITS: pooled, LOGITS: logits}
