@@ -79,8 +79,8 @@ def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
     def features_step(variables: dict[str, Any], batch: dict[str, jax.Array]) -> dict:
         _, out = model.apply(variables, steps.normalised(batch, transform.normalisation),
                              train=False)
-        return {"features": out[models.PRE_LOGITS], "label": batch["label"], "index": batch["index"],
-                "mask": batch["mask"], "valid": batch["valid"]}
+        return {"features": out[models.PRE_LOGITS], "label": batch["label"],
+                "index": batch["index"], "mask": batch["mask"], "valid": batch["valid"]}
 
     step = jax.jit(features_step, in_shardings=(steps.replicated(mesh), data),
                    out_shardings=steps.replicated(mesh))

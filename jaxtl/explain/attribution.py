@@ -139,7 +139,8 @@ def stage_map_shape(model: nn.Module, variables: Any, image_shape: tuple[int, ..
 
 def gradcam(model: nn.Module, variables: Any, images: jax.Array, stage: str,
             targets: Targets, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(maps (B, T, h, w) float32 at the resolution of feature map `stage`, logits (B, outputs))."""
+    """(maps (B, T, h, w) float32 at the resolution of the feature map `stage`, logits
+    (B, outputs))."""
     shape = stage_map_shape(model, variables, images.shape, stage)
 
     def forward(delta: jax.Array) -> tuple[jax.Array, jax.Array]:

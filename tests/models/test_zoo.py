@@ -85,7 +85,7 @@ def test_every_named_feature_with_the_shape_its_stage_implies(arch):
         assert features[name].dtype == FLOAT32, name
         grids.append(features[name].shape[1:3])
     assert all(a[0] >= b[0] and a[1] >= b[1] for a, b in zip(grids, grids[1:])), grids
-    assert grids[0][0] < size and grids[-1][0] >= 1
+    assert grids[0][0] <= size and grids[-1][0] >= 1
     num_features = create_backbone(arch).num_features
     assert features[PRE_LOGITS].shape == (2, num_features)
     assert features[PRE_LOGITS].dtype == FLOAT32
