@@ -39,6 +39,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from jaxtl import __version__
+from jaxtl import models
 from jaxtl.core import atomic
 from jaxtl.commands import cli
 from jaxtl.config import validation as configuration, demo_settings as demo
@@ -76,10 +77,10 @@ def extract(config: ml_collections.ConfigDict, splits: DatasetSplits,
     transform = image_transform(config, augment=False)
 
     def features_step(variables: dict[str, Any], batch: dict[str, jax.Array]) -> dict:
-        features = model.apply(variables, steps.normalised(batch, transform.normalisation),
-                               train=False, method="features")
-        return {"features": features, "label": batch["label"], "index": batch["index"],
-                "mask": batch["mask"], "valid": batch["valid"]}
+        _, out = model.apply(variables, steps.normalised(batch, transform.normalisation),
+                             train=False)
+        return {"features": out[models.PRE_LOGITS], "label": batch["label"],
+                "index": batch["index"], "mask": batch["mask"], "valid": batch["valid"]}
 
     step = jax.jit(features_step, in_shardings=(steps.replicated(mesh), data),
                    out_shardings=steps.replicated(mesh))

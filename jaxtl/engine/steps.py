@@ -110,7 +110,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
 
         def loss_fn(params):
             with frozen.inference_mode():
-                logits, updates = model.apply(
+                (logits, _), updates = model.apply(
                     {"params": frozen.stop_gradient(params), "batch_stats": state.batch_stats},
                     images, train=True, rngs={"dropout": dropout_key},
                     mutable=["batch_stats"])
@@ -144,8 +144,8 @@ def make_eval_step(model: nn.Module, mesh: Mesh, normalisation: Normalise | None
     """Logits of a batch, returned (with labels, indices, mask and valid) to every host."""
 
     def step(state: TrainState, batch: Batch) -> Batch:
-        logits = model.apply({"params": state.params, "batch_stats": state.batch_stats},
-                             normalised(batch, normalisation), train=False)
+        logits, _ = model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                                normalised(batch, normalisation), train=False)
         return {"logits": logits.astype(jnp.float32), "label": batch["label"],
                 "index": batch["index"], "mask": batch["mask"], "valid": batch["valid"]}
 

@@ -172,7 +172,7 @@ def load(path: str | pathlib.Path, dtype: str = "float32",
          in_channels: int | None = None) -> tuple[Any, dict[str, Any]]:
     """`(module, variables)` of a converted checkpoint or a jaxtl run, ready for inference:
 
-        logits = module.apply(variables, images_nhwc, train=False)
+        logits, _ = module.apply(variables, images_nhwc, train=False)
 
     With `in_channels` (e.g. 1 for grey images from an RGB checkpoint) the first convolution
     is adapted by the channel rule; the head is kept. The variables are checked against the

@@ -42,7 +42,7 @@ def _predictor(run: Run):
     """The run's tile predictor, compiled once per run."""
     return run.compiled("tile_predictor", lambda: make_tile_predictor(
         lambda variables, images: run.model.apply(
-            variables, run.eval_transform.normalisation(images), train=False),
+            variables, run.eval_transform.normalisation(images), train=False)[0],
         window=run.config.data.resolution, overlap=run.config.seg.window_overlap,
         batch=run.config.eval.batch_size))
 

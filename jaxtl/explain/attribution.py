@@ -7,9 +7,10 @@ logit_o`, with one selector row s per image and target (`Targets.selectors`): a 
 (multiclass), a binary label's logit, or a three-way label's positive minus negative logit (the
 log-odds its score p1 / (p0 + p1) is made of).
 
-Grad-CAM (Selvaraju et al. 2017) at a backbone stage (jaxtl/explain/stage.py): with A the
-stage's output (h, w, K) and G = d score / d A, the map is ReLU(sum_k mean_hw(G_k) A_k), at the
-stage's resolution h x w.
+Grad-CAM (Selvaraju et al. 2017) at a backbone stage: with A the stage's output (h, w, K), the
+feature of that name the backbone returns (jaxtl/models/taps.py), and G = d score / d A, the
+map is ReLU(sum_k mean_hw(G_k) A_k), at the stage's resolution h x w. G is the gradient with
+respect to a zero perturbation that the backbone adds to A (`models.perturbations`).
 
 Integrated gradients (Sundararajan et al. 2017). Baseline: the model input 0, i.e. every pixel
 at `data.mean` (a flat image of the dataset's mean colour: the normalised image's zero, so it
@@ -32,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxtl.explain.stage import StageOutput, perturbed_apply
+from jaxtl import models
 from jaxtl.core.tasks import Task
 
 PREDICTED = "predicted"  # multiclass: the class the model predicts
@@ -121,12 +122,34 @@ def _per_target(vjp: Callable, selectors: jax.Array) -> jax.Array:
     return jax.vmap(lambda rows: vjp(rows)[0], in_axes=1)(selectors)
 
 
-def gradcam(model: nn.Module, variables: Any, images: jax.Array, at: StageOutput,
+def stage_map_shape(model: nn.Module, variables: Any, image_shape: tuple[int, ...],
+                    stage: str) -> tuple[int, ...]:
+    """The shape (N, h, w, K) of the feature map `stage` for images of `image_shape`, traced
+    without computing; a clear error when the model returns no such map."""
+    images = jax.ShapeDtypeStruct(image_shape, jnp.float32)
+    _, out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, images)
+    if stage not in out:
+        raise ValueError(f"the model returns no feature {stage!r}; it returns "
+                         f"{', '.join(sorted(out))}")
+    if out[stage].ndim != 4:
+        raise ValueError(f"feature {stage!r} has shape {out[stage].shape}; Grad-CAM needs a "
+                         f"feature map (N, h, w, C)")
+    return tuple(out[stage].shape)
+
+
+def gradcam(model: nn.Module, variables: Any, images: jax.Array, stage: str,
             targets: Targets, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(maps (B, T, h, w) float32 at the stage's resolution, logits (B, outputs))."""
-    delta = jnp.zeros((images.shape[0], *at.shape[1:]), jnp.float32)
-    logits, vjp, activation = jax.vjp(perturbed_apply(model, variables, images, at), delta,
-                                      has_aux=True)
+    """(maps (B, T, h, w) float32 at the resolution of the feature map `stage`, logits
+    (B, outputs))."""
+    shape = stage_map_shape(model, variables, images.shape, stage)
+
+    def forward(delta: jax.Array) -> tuple[jax.Array, jax.Array]:
+        perturbed = {**variables, **models.perturbations(models.BACKBONE, {stage: delta})}
+        logits, out = model.apply(perturbed, images, train=False)
+        return logits, out[stage]
+
+    delta = jnp.zeros(shape, jnp.float32)
+    logits, vjp, activation = jax.vjp(forward, delta, has_aux=True)
     gradients = _per_target(vjp, targets.selectors(logits, labels))  # (T, B, h, w, K)
     weights = jnp.mean(gradients, axis=(2, 3))  # (T, B, K)
     maps = jnp.einsum("bhwk,tbk->bthw", activation.astype(jnp.float32), weights)
@@ -158,7 +181,7 @@ def integrated_gradients(model: nn.Module, variables: Any, images: jax.Array, ta
     """Attributions of every pixel and channel to each target's score (see the module doc)."""
 
     def apply(x: jax.Array) -> jax.Array:
-        return model.apply(variables, x, train=False)
+        return model.apply(variables, x, train=False)[0]
 
     logits = apply(images)
     selectors = targets.selectors(logits, labels)

@@ -41,7 +41,6 @@ from jaxtl.data.records import SPLITS, Record
 from jaxtl.data.regions import Box, Regions
 from jaxtl.core.errors import UserError
 from jaxtl.explain import attribution, gallery, localisation
-from jaxtl.explain.stage import StageOutput, stage_output
 from jaxtl.engine.build import image_transform
 from jaxtl.evaluators.per_example import outputs
 from jaxtl.core.tasks import MASKED, NEGATIVE, POSITIVE, UNCERTAIN, Task
@@ -103,7 +102,7 @@ def _stage(arch: str, name: str | None) -> models.Stage:
                     f"{', '.join(s.name for s in stages)}")
 
 
-def _step(model: Any, request: Request, targets: attribution.Targets, at: StageOutput | None,
+def _step(model: Any, request: Request, targets: attribution.Targets, stage: str | None,
           mesh: jax.sharding.Mesh, normalisation: steps.Normalise):
     """The jit-compiled step: a batch -> maps (B, T, h, w) and what the files record."""
 
@@ -111,7 +110,7 @@ def _step(model: Any, request: Request, targets: attribution.Targets, at: StageO
         images, labels = steps.normalised(batch, normalisation), batch["label"]
         out: dict[str, jax.Array] = {}
         if request.method == GRADCAM:
-            maps, logits = attribution.gradcam(model, variables, images, at, targets, labels)
+            maps, logits = attribution.gradcam(model, variables, images, stage, targets, labels)
         else:
             result = attribution.integrated_gradients(model, variables, images, targets,
                                                       labels, request.ig_steps)
@@ -202,13 +201,17 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
                                 dtype=config.model.dtype)
     variables = jax.device_put(transfer.load_variables(workdir), steps.replicated(mesh))
     resolution, channels = config.data.resolution, config.data.channels
-    at = None
+    stage = None
     if request.method == GRADCAM:
-        at = stage_output(model, variables, (1, resolution, resolution, channels),
-                          _stage(config.model.arch, request.stage))
+        stage = _stage(config.model.arch, request.stage).name
+        try:
+            attribution.stage_map_shape(model, variables, (1, resolution, resolution, channels),
+                                        stage)
+        except ValueError as error:
+            raise UserError(f"--stage {stage}: {error}") from None
     transform = image_transform(config, augment=False)
     computed = time.time()
-    step = _with_progress(_step(model, request, targets, at, mesh, transform.normalisation),
+    step = _with_progress(_step(model, request, targets, stage, mesh, transform.normalisation),
                           math.ceil(len(records) / config.eval.batch_size), request.method)
     out = outputs(step, variables, records, transform, config=config,
                   layout=pipeline.Layout.from_mesh(mesh), task=task)
@@ -228,8 +231,8 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
         "regions": regions.source if regions is not None else None,
         "attribution_seconds": computed,
     }
-    if at is not None:
-        summary |= {"stage": at.stage, "module": at.module}
+    if stage is not None:
+        summary |= {"stage": stage}
     else:
         summary |= {"ig_steps": request.ig_steps, "ig_baseline": "zero input (data.mean)",
                     **_completeness(result)}
@@ -346,7 +349,7 @@ def _fmt(value: Any) -> str:
 
 
 def _notes(summary: dict[str, Any], regions: Regions | None, geometry: bool) -> list[str]:
-    how = (f"Grad-CAM at stage {summary['stage']} (the output of {summary['module']}, a "
+    how = (f"Grad-CAM at stage {summary['stage']} (its output, a "
            f"{summary['map_size'][0]} x {summary['map_size'][1]} map)"
            if summary["method"] == GRADCAM else
            f"integrated gradients, {summary['ig_steps']} trapezoidal steps from the "

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 # torch.nn.init.kaiming_normal_ defaults (fan_in, gain sqrt(2)): timm's DenseNet conv init.
 _kernel_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
@@ -28,7 +29,10 @@ def _norm_act(x: jnp.ndarray, train: bool, *, dtype: Dtype, name: str) -> jnp.nd
 
 
 class DenseNet(nn.Module):
-    """DenseNet trunk; returns globally average-pooled `norm5` features (N, C) in float32.
+    """DenseNet trunk; returns globally average-pooled `norm5` features (N, C) in float32 and
+    the named features (jaxtl/models/taps.py): `stem` (norm0, before its ReLU and the max-pool),
+    `denseblock1` .. `denseblock3` (the transition's conv, before its average pool),
+    `denseblock4` (norm5, before its ReLU), `pre_logits`.
 
     Layers are created by helpers called from this one compact scope (no submodules), so
     the variable tree is flat: `features_transition1_conv/kernel`. Needs inputs of at least
@@ -52,14 +56,15 @@ class DenseNet(nn.Module):
         return features
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
         m = self.min_input_size
         if x.ndim != 4 or min(x.shape[1:3]) < m:
             raise ValueError(f"DenseNet needs NHWC images of at least {m}x{m} pixels, got shape {x.shape}")
         dtype = self.dtype
+        features: Features = {}
         x = _conv(x, 2 * self.growth_rate, 7, 2, dtype=dtype, name="features_conv0")
-        x = _norm_act(x, train, dtype=dtype, name="features_norm0")
-        x = max_pool2d(x, 3, 2, 1)
+        x = tap(self, features, STEM, batch_norm(train, dtype=dtype, name="features_norm0")(x))
+        x = max_pool2d(nn.relu(x), 3, 2, 1)
         for i, num_layers in enumerate(self.block_config):
             block = f"features_denseblock{i + 1}"
             for j in range(num_layers):
@@ -68,9 +73,12 @@ class DenseNet(nn.Module):
                 name = f"features_transition{i + 1}"
                 x = _norm_act(x, train, dtype=dtype, name=f"{name}_norm")
                 x = _conv(x, x.shape[-1] // 2, 1, 1, dtype=dtype, name=f"{name}_conv")
+                x = tap(self, features, f"denseblock{i + 1}", x)
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID")
-        x = _norm_act(x, train, dtype=dtype, name="features_norm5")
-        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+        x = batch_norm(train, dtype=dtype, name="features_norm5")(x)
+        x = nn.relu(tap(self, features, f"denseblock{len(self.block_config)}", x))
+        pooled = tap(self, features, PRE_LOGITS, jnp.mean(x.astype(jnp.float32), axis=(1, 2)))
+        return pooled, features
 
     def _dense_layer(self, x: jnp.ndarray, train: bool, name: str) -> jnp.ndarray:
         """BN-ReLU-1x1 conv (bn_size * growth) -BN-ReLU-3x3 conv (growth): the new channels.

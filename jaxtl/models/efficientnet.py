@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint, any_of
 from jaxtl.models.layers import Dtype
 from jaxtl.models.std_layers import Conv2d, Padding, batch_norm, global_avg_pool, make_divisible, normal_fan_out
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 # (block type, repeats, dw kernel, stride, expansion, out channels) per stage; SE ratio 0.25.
 _ARCH = (
@@ -127,7 +128,9 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNet(nn.Module):
-    """conv_stem/bn1, blocks_{stage}_{block}, conv_head/bn2; returns pooled float32 features."""
+    """conv_stem/bn1, blocks_{stage}_{block}, conv_head/bn2; returns pooled float32 features and
+    the named features (jaxtl/models/taps.py): `stem` (bn1, before its SiLU), `blocks_0` ..
+    `blocks_6` (each stage's last block), `conv_head` (bn2, before its SiLU), `pre_logits`."""
 
     width: float = 1.0
     depth: float = 1.0
@@ -142,16 +145,20 @@ class EfficientNet(nn.Module):
         return round_channels(1280, self.width)
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
+        features: Features = {}
         stages = block_specs(self.width, self.depth)
         x = Conv2d(stages[0][0].in_chs, 3, 2, self.padding, dtype=self.dtype, name="conv_stem")(x)
-        x = nn.silu(batch_norm(train, eps=self.bn_eps, dtype=self.dtype, name="bn1")(x))
+        x = batch_norm(train, eps=self.bn_eps, dtype=self.dtype, name="bn1")(x)
+        x = nn.silu(tap(self, features, STEM, x))
         for i, stage in enumerate(stages):
             for j, spec in enumerate(stage):
                 x = MBConvBlock(spec, self.padding, self.bn_eps, self.dtype, name=f"blocks_{i}_{j}")(x, train)
+            x = tap(self, features, f"blocks_{i}", x)
         x = Conv2d(self.num_features, 1, padding=self.padding, dtype=self.dtype, name="conv_head")(x)
-        x = nn.silu(batch_norm(train, eps=self.bn_eps, dtype=self.dtype, name="bn2")(x))
-        return global_avg_pool(x)
+        x = batch_norm(train, eps=self.bn_eps, dtype=self.dtype, name="bn2")(x)
+        x = nn.silu(tap(self, features, "conv_head", x))
+        return tap(self, features, PRE_LOGITS, global_avg_pool(x)), features
 
 
 # name: (channel multiplier, depth multiplier), as timm's `_gen_efficientnet` calls.

@@ -2,8 +2,11 @@
 
 Every family module (jaxtl/models/<family>.py) exports `ARCHITECTURES: dict[str, Architecture]`,
 which `jaxtl.models.registry` collects. An `Architecture` is:
-  * `factory(dtype=...)`: the backbone, a Linen module whose `__call__(x, train)` gives pooled
-    features and whose `min_input_size` is the smallest square input side (pixels) it accepts;
+  * `factory(dtype=...)`: the backbone, a Linen module whose `__call__(x, train)` gives
+    `(pooled features (N, C) float32, named features)` and whose `min_input_size` is the
+    smallest square input side (pixels) it accepts. The named features (jaxtl/models/taps.py)
+    are recorded with `taps.tap` in its forward pass: `stem`, each stage's output under the
+    stage's name (a map, up to the Grad-CAM stage), `pre_logits` (the pooled features);
   * `stages`: the backbone cut into fine-tuning stages, from the input up (`Stage`);
   * `timm`: how timm (or torchvision) names and feeds a checkpoint of it (`TimmCheckpoint`), or
     None for an architecture without a timm counterpart (jaxtl's own `small_cnn`);

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype
 from jaxtl.models.std_layers import Conv2d, batch_norm, global_avg_pool
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 _BN_EPS = 1e-3
 
@@ -137,7 +138,9 @@ class InceptionE(_Mixed):
 
 
 class InceptionV3(nn.Module):
-    """Conv2d_1a_3x3 ... Mixed_7c; returns pooled float32 features (2048)."""
+    """Conv2d_1a_3x3 ... Mixed_7c; returns pooled float32 features (2048) and the named features
+    (jaxtl/models/taps.py): `stem` (Conv2d_4a_3x3, before the max-pool), `mixed_5` (Mixed_5d),
+    `mixed_6` (Mixed_6e), `mixed_7` (Mixed_7c), `pre_logits`."""
 
     dtype: Dtype = jnp.float32
 
@@ -145,30 +148,31 @@ class InceptionV3(nn.Module):
     min_input_size = 75  # smallest square input side in pixels (as timm)
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
         m = self.min_input_size
         if min(x.shape[1:3]) < m:
             raise ValueError(f"inception_v3 needs inputs of at least {m}x{m} pixels, got {x.shape[1:3]}")
         d = self.dtype
+        features: Features = {}
         x = ConvBN(32, 3, 2, dtype=d, name="Conv2d_1a_3x3")(x, train)
         x = ConvBN(32, 3, dtype=d, name="Conv2d_2a_3x3")(x, train)
         x = ConvBN(64, 3, padding=1, dtype=d, name="Conv2d_2b_3x3")(x, train)
         x = _max_pool_3x3_s2(x)
         x = ConvBN(80, 1, dtype=d, name="Conv2d_3b_1x1")(x, train)
         x = ConvBN(192, 3, dtype=d, name="Conv2d_4a_3x3")(x, train)
-        x = _max_pool_3x3_s2(x)
+        x = _max_pool_3x3_s2(tap(self, features, STEM, x))
         x = InceptionA(d, 32, name="Mixed_5b")(x, train)
         x = InceptionA(d, 64, name="Mixed_5c")(x, train)
-        x = InceptionA(d, 64, name="Mixed_5d")(x, train)
+        x = tap(self, features, "mixed_5", InceptionA(d, 64, name="Mixed_5d")(x, train))
         x = InceptionB(d, name="Mixed_6a")(x, train)
         x = InceptionC(d, 128, name="Mixed_6b")(x, train)
         x = InceptionC(d, 160, name="Mixed_6c")(x, train)
         x = InceptionC(d, 160, name="Mixed_6d")(x, train)
-        x = InceptionC(d, 192, name="Mixed_6e")(x, train)
+        x = tap(self, features, "mixed_6", InceptionC(d, 192, name="Mixed_6e")(x, train))
         x = InceptionD(d, name="Mixed_7a")(x, train)
         x = InceptionE(d, name="Mixed_7b")(x, train)
-        x = InceptionE(d, name="Mixed_7c")(x, train)
-        return global_avg_pool(x)
+        x = tap(self, features, "mixed_7", InceptionE(d, name="Mixed_7c")(x, train))
+        return tap(self, features, PRE_LOGITS, global_avg_pool(x)), features
 
 
 def inception_v3(dtype: Dtype = jnp.float32) -> InceptionV3:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, max_pool2d
 from jaxtl.models.std_layers import ScaledStdConv2d, global_avg_pool, make_divisible
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 _RELU_GAMMA = 1.7139588594436646  # timm `_nonlin_gamma["relu"]`
 _STD_CONV_EPS = 1e-5  # timm NfCfg.std_conv_eps
@@ -99,7 +100,9 @@ class Stem(nn.Module):
 
 
 class NormFreeResNet(nn.Module):
-    """stem/conv, stages_{i}_{j}, final ReLU; returns pooled float32 features."""
+    """stem/conv, stages_{i}_{j}, final ReLU; returns pooled float32 features and the named
+    features (jaxtl/models/taps.py): `stem` (after its max-pool), `stages_0` .. `stages_3` (each
+    stage's last block; the last one before the final ReLU), `pre_logits`."""
 
     depths: Sequence[int] = (3, 4, 6, 3)
     alpha: float = 0.2
@@ -109,14 +112,16 @@ class NormFreeResNet(nn.Module):
     min_input_size = 1  # any input size: every downsampling layer pads
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
         del train  # no batch statistics, no dropout
-        x = Stem(64, self.dtype, name="stem")(x)
+        features: Features = {}
+        x = tap(self, features, STEM, Stem(64, self.dtype, name="stem")(x))
         for i, betas in enumerate(block_betas(self.depths, self.alpha)):
             for j, beta in enumerate(betas):
                 stride = 2 if i > 0 and j == 0 else 1  # the stem already pooled: stage 0 keeps its size
                 x = NormFreeBlock(256 * 2**i, stride, self.alpha, beta, self.dtype, name=f"stages_{i}_{j}")(x)
-        return global_avg_pool(nn.relu(x))
+            x = tap(self, features, f"stages_{i}", x)
+        return tap(self, features, PRE_LOGITS, global_avg_pool(nn.relu(x))), features
 
 
 def block_betas(depths: Sequence[int], alpha: float) -> list[list[float]]:

@@ -23,6 +23,7 @@ from jaxtl.models.classifier import Classifier
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.heads import make_head
 from jaxtl.models.layers import Dtype
+from jaxtl.models.taps import PRE_LOGITS, STEM
 
 FAMILY_MODULES = ("resnet", "vgg", "densenet", "small_cnn", "efficientnet", "inception", "nfnet",
                   "resnetv2")
@@ -94,6 +95,21 @@ def gradcam_stage(name: str) -> Stage:
     stages = stages_of(name)
     wanted = _architecture(name).gradcam_stage or stages[-1].name
     return next(stage for stage in stages if stage.name == wanted)
+
+
+def feature_maps(name: str) -> tuple[str, ...]:
+    """The named features of `name` that are maps (N, h, w, C) on the input's grid, from the
+    input up: STEM, then its stages up to the Grad-CAM stage (jaxtl/models/taps.py)."""
+    stages = [stage.name for stage in stages_of(name)]
+    maps = stages[:stages.index(gradcam_stage(name).name) + 1]
+    return tuple(dict.fromkeys([STEM, *maps]))
+
+
+def feature_names(name: str) -> tuple[str, ...]:
+    """Every named feature the backbone of `name` returns: its feature maps, PRE_LOGITS (the
+    pooled features) and the name of each stage after the Grad-CAM stage (VGG's pre_logits)."""
+    return tuple(dict.fromkeys([*feature_maps(name), *(s.name for s in stages_of(name)),
+                                PRE_LOGITS]))
 
 
 def timm_checkpoint(name: str) -> TimmCheckpoint | None:

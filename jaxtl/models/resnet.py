@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint, any_of
 from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 
 class BasicBlock(nn.Module):
@@ -66,7 +67,9 @@ def _shortcut(x: jnp.ndarray, features: int, stride: int, train: bool, dtype: Dt
 
 
 class ResNet(nn.Module):
-    """ResNet trunk; returns globally average-pooled features (N, C) in float32."""
+    """ResNet trunk; returns globally average-pooled features (N, C) in float32 and the named
+    features (jaxtl/models/taps.py): `stem` (bn1, before its ReLU and the max-pool), `layer1`
+    .. `layer4` (each stage's last block), `pre_logits`."""
 
     block: type[BasicBlock] | type[Bottleneck]
     stage_sizes: Sequence[int]
@@ -79,15 +82,18 @@ class ResNet(nn.Module):
         return 512 * self.block.expansion
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
+        features: Features = {}
         x = conv2d(64, 7, 2, dtype=self.dtype, name="conv1")(x)
-        x = nn.relu(batch_norm(train, dtype=self.dtype, name="bn1")(x))
-        x = max_pool2d(x, 3, 2, 1)
+        x = tap(self, features, STEM, batch_norm(train, dtype=self.dtype, name="bn1")(x))
+        x = max_pool2d(nn.relu(x), 3, 2, 1)
         for i, num_blocks in enumerate(self.stage_sizes):
             for j in range(num_blocks):
                 stride = 2 if i > 0 and j == 0 else 1
                 x = self.block(64 * 2**i, stride, self.dtype, name=f"layer{i + 1}_{j}")(x, train)
-        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+            x = tap(self, features, f"layer{i + 1}", x)
+        pooled = tap(self, features, PRE_LOGITS, jnp.mean(x.astype(jnp.float32), axis=(1, 2)))
+        return pooled, features
 
 
 def resnet18(dtype: Dtype = jnp.float32) -> ResNet:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype
 from jaxtl.models.std_layers import StdConv2d, global_avg_pool, group_norm, make_divisible
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 _BIT_EPS = 1e-8  # timm `_create_resnetv2_bit`: partial(StdConv2d, eps=1e-8)
 
@@ -104,7 +105,10 @@ class Stem(nn.Module):
 
 
 class ResNetV2(nn.Module):
-    """stem/conv, stages_{i}/blocks_{j}, final `norm` (GN + ReLU); returns pooled float32 features."""
+    """stem/conv, stages_{i}/blocks_{j}, final `norm` (GN + ReLU); returns pooled float32 features
+    and the named features (jaxtl/models/taps.py): `stem` (after its max-pool), `stages_0` ..
+    `stages_2` (each stage's output), `stages_3` (the final norm, before its ReLU: it belongs to
+    the last stage), `pre_logits`."""
 
     layers: Sequence[int] = (3, 4, 6, 3)
     width_factor: int = 1
@@ -117,14 +121,19 @@ class ResNetV2(nn.Module):
         return make_divisible(2048 * self.width_factor)
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
         del train  # no batch statistics, no dropout
+        features: Features = {}
         x = Stem(make_divisible(64 * self.width_factor), self.dtype, name="stem")(x)
+        x = tap(self, features, STEM, x)
+        last = len(self.layers) - 1
         for i, depth in enumerate(self.layers):
-            features = make_divisible(256 * 2**i * self.width_factor)
-            x = ResNetStage(features, depth, 1 if i == 0 else 2, self.dtype, name=f"stages_{i}")(x)
-        x = nn.relu(group_norm(dtype=self.dtype, name="norm")(x))
-        return global_avg_pool(x)
+            width = make_divisible(256 * 2**i * self.width_factor)
+            x = ResNetStage(width, depth, 1 if i == 0 else 2, self.dtype, name=f"stages_{i}")(x)
+            if i < last:
+                x = tap(self, features, f"stages_{i}", x)
+        x = tap(self, features, f"stages_{last}", group_norm(dtype=self.dtype, name="norm")(x))
+        return tap(self, features, PRE_LOGITS, global_avg_pool(nn.relu(x))), features
 
 
 def resnetv2_50x1_bit(dtype: Dtype = jnp.float32) -> ResNetV2:

@@ -15,10 +15,13 @@ import jax.numpy as jnp
 
 from jaxtl.models.family import Architecture, Stage
 from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 
 class SmallCNN(nn.Module):
-    """Conv blocks `block{i}_conv` / `block{i}_bn`; returns pooled features (N, widths[-1]) float32."""
+    """Conv blocks `block{i}_conv` / `block{i}_bn`; returns pooled features (N, widths[-1]) float32
+    and the named features (jaxtl/models/taps.py): `block{i}` (its BN, before the ReLU and the
+    max-pool), `stem` (= `block1`), `pre_logits`."""
 
     widths: Sequence[int] = (32, 64, 128, 256)
     dtype: Dtype = jnp.float32
@@ -33,15 +36,19 @@ class SmallCNN(nn.Module):
         return 2 ** len(self.widths)
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
         min_size = self.min_input_size
         if x.ndim != 4 or min(x.shape[1:3]) < min_size:
             raise ValueError(f"small_cnn needs NHWC images of at least {min_size}x{min_size} pixels, got {x.shape}")
+        features: Features = {}
         for i, width in enumerate(self.widths, start=1):
             x = conv2d(width, 3, dtype=self.dtype, name=f"block{i}_conv")(x)
-            x = nn.relu(batch_norm(train, dtype=self.dtype, name=f"block{i}_bn")(x))
-            x = max_pool2d(x, 2, 2, 0)
-        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+            x = tap(self, features, f"block{i}",
+                    batch_norm(train, dtype=self.dtype, name=f"block{i}_bn")(x))
+            x = max_pool2d(nn.relu(x), 2, 2, 0)
+        features[STEM] = features["block1"]
+        pooled = tap(self, features, PRE_LOGITS, jnp.mean(x.astype(jnp.float32), axis=(1, 2)))
+        return pooled, features
 
 
 def small_cnn(dtype: Dtype = jnp.float32) -> SmallCNN:

@@ -3,13 +3,12 @@ upsamples back to the input, one logit per class at every pixel.
 
 Encoder features: the backbone runs as it does in a classifier (same module, same variable
 names, so a converted timm checkpoint or a jaxtl classification run loads into it unchanged by
-`jaxtl.engine.transfer.load_into`), and the output of each fine-tuning stage is read on the way by
-Flax method interception, with the rule of `jaxtl.explain.stage`: a stage's output is the
-output of the backbone module that returns last among those its pattern matches. The stages
-read are those up to the architecture's Grad-CAM stage (`Architecture.gradcam_stage`: the last
-feature map on the input's grid; VGG's fc6/fc7 `pre_logits` come after it), and of stages
-whose maps share a grid only the deepest is kept. What the backbone computes after that
-(pooling, VGG's fc6/fc7) is unused; XLA drops it from the compiled step.
+`jaxtl.engine.transfer.load_into`), and the skips are its named stage features
+(jaxtl/models/taps.py), those up to the architecture's Grad-CAM stage
+(`Architecture.gradcam_stage`: the last feature map on the input's grid; VGG's fc6/fc7
+`pre_logits` come after it); of stages whose maps share a grid only the deepest is kept. What
+the backbone computes after that (pooling, VGG's fc6/fc7) is unused; XLA drops it from the
+compiled step.
 
 Decoder (`UNetDecoder`, the model's `head`, so fine-tuning plans treat it as the head: it
 always trains, at `optim.lr`): from the deepest map up, each level resizes to the next skip's
@@ -30,17 +29,17 @@ import jax.numpy as jnp
 
 from jaxtl.models.family import Stage
 from jaxtl.models.layers import Dtype, batch_norm, conv2d
-from jaxtl.models.registry import create_backbone, gradcam_stage, resolve_dtype, stages_of
+from jaxtl.models.registry import create_backbone, feature_maps, resolve_dtype, stages_of
+from jaxtl.models.taps import LOGITS, Features
 
-BACKBONE, HEAD = "backbone", "head"
 DECODER_CHANNELS = (256, 128, 64, 32, 16)  # per level from the deepest up (the last repeats)
 
 
 def encoder_stages(arch: str) -> tuple[Stage, ...]:
-    """The stages whose outputs are skip connections: up to the Grad-CAM stage."""
-    stages = stages_of(arch)
-    last = gradcam_stage(arch).name
-    return stages[:[stage.name for stage in stages].index(last) + 1]
+    """The stages whose outputs are skip connections: those that are feature maps, up to the
+    Grad-CAM stage (`models.feature_maps`)."""
+    maps = feature_maps(arch)
+    return tuple(stage for stage in stages_of(arch) if stage.name in maps)
 
 
 def _upsample(x: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -82,7 +81,8 @@ class UNetDecoder(nn.Module):
 
 
 class UNet(nn.Module):
-    """Images (N, H, W, C) -> logits (N, H, W, num_outputs) float32.
+    """Images (N, H, W, C) -> `(logits, out)` as a `Classifier`: logits (N, H, W, num_outputs)
+    float32, `out` the backbone's named features plus LOGITS.
 
     Variables: {"params": {"backbone": ..., "head": ...}, "batch_stats": {...}}, as a
     `Classifier`'s, with the decoder as the head.
@@ -92,34 +92,22 @@ class UNet(nn.Module):
     head: UNetDecoder
     stages: tuple[Stage, ...]
 
-    def encoder_features(self, images: jax.Array, train: bool) -> list[jax.Array]:
-        """The skip maps, shallow to deep: per stage its output, the deepest per grid."""
-        outputs: dict[int, jax.Array] = {}
-
-        def record(next_fun, args, kwargs, context):
-            out = next_fun(*args, **kwargs)
-            path = tuple(context.module.path)
-            if (context.method_name == "__call__" and len(path) > 1 and path[0] == BACKBONE
-                    and isinstance(out, jax.Array) and out.ndim == 4):
-                inside = "/".join(path[1:]) + "/"
-                for index, stage in enumerate(self.stages):
-                    if stage.matches(inside):
-                        outputs[index] = out
-            return out
-
-        with nn.intercept_methods(record):
-            self.backbone(images, train)
-        if not outputs:
-            raise ValueError("no backbone module matches the encoder stages "
-                             f"{[s.name for s in self.stages]}")
+    def _skips(self, features: Features) -> list[jax.Array]:
+        """The stages' feature maps, shallow to deep, the deepest per grid."""
         by_grid: dict[tuple[int, int], jax.Array] = {}
-        for index in sorted(outputs):
-            by_grid[tuple(outputs[index].shape[1:3])] = outputs[index]
+        for stage in self.stages:
+            by_grid[tuple(features[stage.name].shape[1:3])] = features[stage.name]
         return list(by_grid.values())
 
-    def __call__(self, images: jax.Array, train: bool) -> jax.Array:
-        skips = self.encoder_features(images, train)
-        return self.head(skips, tuple(images.shape[1:3]), train)
+    def encoder_features(self, images: jax.Array, train: bool) -> list[jax.Array]:
+        """The skip maps, shallow to deep: per stage its output, the deepest per grid."""
+        _, features = self.backbone(images, train)
+        return self._skips(features)
+
+    def __call__(self, images: jax.Array, train: bool) -> tuple[jax.Array, Features]:
+        _, features = self.backbone(images, train)
+        logits = self.head(self._skips(features), tuple(images.shape[1:3]), train)
+        return logits, {**features, LOGITS: logits}
 
 
 def create_unet(arch: str, *, num_outputs: int, decoder_channels: Sequence[int] = DECODER_CHANNELS,

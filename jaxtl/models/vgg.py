@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, batch_norm, conv_kernel_init, max_pool2d
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 # Output channels of each 3x3 conv, "M" a 2x2/2 max-pool (timm's cfgs["vgg16"]).
 VGG16_CFG: tuple[int | str, ...] = (
@@ -78,7 +79,10 @@ def pre_logits(
 
 
 class VGG(nn.Module):
-    """VGG trunk + pre_logits ConvMlp; returns globally average-pooled features (N, 4096) float32.
+    """VGG trunk + pre_logits ConvMlp; returns globally average-pooled features (N, 4096) float32
+    and the named features (jaxtl/models/taps.py): `block1` .. `block5` (each block's last conv,
+    or its BN, before the ReLU and the max-pool), `stem` (= `block1`), `pre_logits` (the pooled
+    fc7 output: the stage of that name is no map on the input's grid).
 
     Needs inputs of at least 32x32 (five 2x2 max-pools). `drop_rate` is timm's pre_logits
     dropout (0 by default, as timm); above 0 it needs rngs={"dropout": ...} in training.
@@ -100,12 +104,13 @@ class VGG(nn.Module):
         return 2 ** sum(v == "M" for v in self.cfg)
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
         min_size = self.min_input_size
         if x.ndim != 4 or min(x.shape[1:3]) < min_size:
             raise ValueError(f"VGG needs NHWC images of at least {min_size}x{min_size} pixels, got shape {x.shape}")
+        features: Features = {}
         index = 0  # position in timm's `features` Sequential
-        for v in self.cfg:
+        for position, v in enumerate(self.cfg):
             if v == "M":
                 x = max_pool2d(x, 2, 2, 0)
                 index += 1
@@ -115,10 +120,14 @@ class VGG(nn.Module):
             if self.use_bn:
                 x = batch_norm(train, dtype=self.dtype, name=f"features_{index}")(x)
                 index += 1
+            if position + 1 == len(self.cfg) or self.cfg[position + 1] == "M":  # a block's last
+                x = tap(self, features, f"block{self.cfg[:position].count('M') + 1}", x)
             x = nn.relu(x)
             index += 1
+        features[STEM] = features["block1"]
         x = pre_logits(x, train, hidden=self.hidden, drop_rate=self.drop_rate, dtype=self.dtype)
-        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+        pooled = tap(self, features, PRE_LOGITS, jnp.mean(x.astype(jnp.float32), axis=(1, 2)))
+        return pooled, features
 
 
 def vgg16(dtype: Dtype = jnp.float32) -> VGG:

@@ -28,12 +28,11 @@ import jax
 import ml_collections
 from flax import traverse_util
 
-from jaxtl.models import Stage, stages_of
+from jaxtl.models import BACKBONE, HEAD, Stage, stages_of
 from jaxtl.optim.schedules import epochs_to_steps
 from jaxtl.optim.stages import stage_of
 
 STRATEGIES = ("full", "linear_probe", "freeze_stages", "gradual_unfreeze")
-BACKBONE, HEAD = "backbone", "head"
 
 
 def _inside_backbone(path: tuple[str, ...]) -> str | None:

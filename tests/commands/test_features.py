@@ -53,8 +53,8 @@ def test_features_of_every_split_in_record_order(probe_run):
         # every feature row is the backbone's output for that image, one image at a time
         for index in (0, len(records) // 2, len(records) - 1):
             image = EvalExample(transform)((records[index], index))["image"]  # uint8
-            expected = model.apply(variables, transform.normalisation(image[None]),
-                                   train=False, method="features")
+            _, out = model.apply(variables, transform.normalisation(image[None]), train=False)
+            expected = out["pre_logits"]
             np.testing.assert_allclose(saved["features"][index], np.asarray(expected)[0],
                                        rtol=1e-4, atol=1e-5)
 

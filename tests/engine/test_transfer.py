@@ -91,7 +91,7 @@ def test_pretrained_round_trip_gives_the_same_logits(tmp_path):
     path, model, variables = small_checkpoint(tmp_path)
     loaded_model, loaded = transfer.load(path)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 32, 3)), jnp.float32)
-    apply = jax.jit(lambda v, x: model.apply(v, x, train=False))  # the same module twice
+    apply = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])  # the same module twice
     assert loaded_model == model
     np.testing.assert_array_equal(apply(loaded, x), apply(variables, x))
     meta = json.loads((path / transfer.PRETRAINED_FILE).read_text())
@@ -104,8 +104,8 @@ def test_load_with_fewer_channels_equals_the_rgb_model_on_grey(tmp_path):
     path, model, variables = small_checkpoint(tmp_path)
     grey_model, grey_variables = transfer.load(path, in_channels=1)
     g = jnp.asarray(grey(1, size=32))
-    np.testing.assert_allclose(grey_model.apply(grey_variables, g, train=False),
-                               model.apply(variables, jnp.repeat(g, 3, axis=-1), train=False),
+    np.testing.assert_allclose(grey_model.apply(grey_variables, g, train=False)[0],
+                               model.apply(variables, jnp.repeat(g, 3, axis=-1), train=False)[0],
                                rtol=1e-4, atol=1e-4)
 
 
@@ -184,5 +184,5 @@ def test_runs_chain_across_tasks_and_channels(tmp_path):
     results = train.train_and_evaluate(second, tmp_path / "b" / "workdir")
     assert results["config"]["model"]["init"] == str(tmp_path / "a" / "workdir")
     module, variables = transfer.load(tmp_path / "b" / "workdir")  # and B can seed a third run
-    logits = module.apply(variables, jnp.zeros((2, 32, 32, 1)), train=False)
+    logits, _ = module.apply(variables, jnp.zeros((2, 32, 32, 1)), train=False)
     assert logits.shape == (2, outputs)

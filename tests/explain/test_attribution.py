@@ -84,8 +84,8 @@ def test_integrated_gradients_complete_within_one_percent():
     targets = attribution.label_targets(TASK, ["finding", "three-way"])
     result = jax.jit(lambda v, x: attribution.integrated_gradients(
         model, v, x, targets, None))(variables, images)
-    logits = model.apply(variables, images, train=False)
-    baseline = model.apply(variables, jnp.zeros_like(images), train=False)
+    logits, _ = model.apply(variables, images, train=False)
+    baseline, _ = model.apply(variables, jnp.zeros_like(images), train=False)
     expected = np.stack([logits[:, 0] - baseline[:, 0],
                          (logits[:, 2] - logits[:, 1]) - (baseline[:, 2] - baseline[:, 1])],
                         axis=1)

@@ -151,10 +151,10 @@ def test_too_small_input_is_a_clear_error(size):
 
 def test_forward_and_features(variables):
     model = create_model("densenet121", num_outputs=1000)
-    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(variables, images())
+    logits = fast_jit(lambda v, x: model.apply(v, x, train=False)[0])(variables, images())
     assert logits.shape == (2, 1000) and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all() and np.ptp(np.asarray(logits)) > 0
-    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, method="features"), variables, images())
+    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False)[1]["pre_logits"], variables, images())
     assert features.shape == (2, 1024) and features.dtype == jnp.float32
 
 
@@ -173,8 +173,8 @@ def tiny_variables():
 
 def test_bfloat16_runs_close_to_float32(tiny_variables):
     x = images()
-    f32 = fast_jit(lambda v, x: _tiny().apply(v, x, train=False))(tiny_variables, x)
-    bf16 = fast_jit(lambda v, x: _tiny("bfloat16").apply(v, x, train=False))(tiny_variables, x)
+    f32 = fast_jit(lambda v, x: _tiny().apply(v, x, train=False)[0])(tiny_variables, x)
+    bf16 = fast_jit(lambda v, x: _tiny("bfloat16").apply(v, x, train=False)[0])(tiny_variables, x)
     assert bf16.dtype == jnp.float32 and np.isfinite(np.asarray(bf16)).all()
     np.testing.assert_allclose(bf16, f32, rtol=0.1, atol=0.1 * float(np.abs(f32).max()))
 
@@ -195,7 +195,7 @@ def test_train_step_gradients_and_batch_stats(tiny_variables):
             assert not np.allclose(old[layer][stat], new[layer][stat]), (layer, stat)
 
     trained = {"params": variables["params"], "batch_stats": state["batch_stats"]}
-    apply_eval = fast_jit(lambda v, x: model.apply(v, x, train=False))
+    apply_eval = fast_jit(lambda v, x: model.apply(v, x, train=False)[0])
     a, b, c = images(1, seed=2), images(1, seed=3), images(1, seed=4)
     ab, ac = jnp.concatenate([a, b]), jnp.concatenate([a, c])
     np.testing.assert_allclose(apply_eval(trained, ab)[0], apply_eval(trained, ac)[0], rtol=1e-5, atol=1e-6)

@@ -178,7 +178,7 @@ def test_bfloat16_runs_close_to_float32(b0):
     outputs = []
     for dtype in ("float32", "bfloat16"):  # the same float32 variables serve either compute dtype
         model = create_model("efficientnet_b0", num_outputs=5, dtype=dtype)
-        outputs.append(fast_jit_no_fusion(lambda v, x, model=model: model.apply(v, x, train=False))(variables, _images()))
+        outputs.append(fast_jit_no_fusion(lambda v, x, model=model: model.apply(v, x, train=False)[0])(variables, _images()))
     assert all(o.dtype == jnp.float32 and np.isfinite(np.asarray(o)).all() for o in outputs)
     scale = float(np.abs(np.asarray(outputs[0])).max())
     np.testing.assert_allclose(outputs[1], outputs[0], atol=0.1 * scale)

@@ -1,8 +1,9 @@
-"""Grad-CAM in every model family: which module stands for the default stage (the rule of
-jaxtl/explain/stage.py and models.gradcam_stage), and the maps against an independent
-computation: the stage's output captured with Flax's `capture_intermediates`, the gradient of
-the target logit with respect to it taken through the family's layers after the stage written
-out here, pooled, weighted and rectified.
+"""Grad-CAM in every model family: the default stage is a feature map the model returns (every
+family's first member, from the registry), and the maps against an independent computation:
+the stage's output captured with Flax's `capture_intermediates` at the module stated here
+(which must equal the feature the model returns under the stage's name), the gradient of the
+target logit with respect to it taken through the family's layers after the stage written out
+here, pooled, weighted and rectified.
 
 The numbers are checked on each family's first member where it compiles quickly (resnet18,
 small_cnn, inception_v3) and otherwise on a small model of the family's own code with the same
@@ -16,8 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxtl.explain.attribution import Targets, gradcam
-from jaxtl.explain.stage import stage_output
+from jaxtl.explain.attribution import Targets, gradcam, stage_map_shape
 from jaxtl.models import Classifier, create_model, families, gradcam_stage
 from jaxtl.models.densenet import DenseNet
 from jaxtl.models.efficientnet import EfficientNet
@@ -27,32 +27,21 @@ from jaxtl.models.resnetv2 import ResNetV2
 from jaxtl.models.vgg import VGG
 from zoo_helpers import fast_jit, images, init_shapes, random_variables, traced_init
 
-# The module whose output Grad-CAM reads for the default stage of each family's first member.
-DEFAULT_MODULE = {
-    "resnet18": "layer4_1",  # the last block of layer4
-    "vgg16": "features_28",  # block5's last conv: pre_logits (fc6/fc7) is the classifier MLP
-    "densenet121": "features_norm5",  # the last norm, before its ReLU
-    "small_cnn": "block4_bn",
-    "efficientnet_b0": "bn2",  # conv_head's norm, before its SiLU
-    "inception_v3": "Mixed_7c",
-    "nf_resnet50": "stages_3_2",
-    "resnetv2_50x1_bit": "norm",  # BiT's final norm belongs to its last stage
-}
 
-
-def test_every_family_has_a_stated_default_module():
-    assert {members[0] for members in families().values()} == set(DEFAULT_MODULE)
-
-
-@pytest.mark.parametrize("arch", sorted(set(DEFAULT_MODULE) - {"resnet18", "small_cnn",
-                                                               "inception_v3"}))
-def test_default_stage_is_read_at_the_stated_module(arch):
-    """Traced at 128 px (no computation), with the variables the zoo tests trace anyway; the
-    members computed in full below (resnet18, small_cnn, inception_v3) are checked there."""
+@pytest.mark.parametrize("arch", [members[0] for members in families().values()])
+def test_default_stage_is_a_feature_map_the_model_returns(arch):
+    """Traced at 128 px (no computation), with the variables the zoo tests trace anyway."""
     model = create_model(arch, num_outputs=1000)
-    at = stage_output(model, traced_init(arch).variables, (1, 128, 128, 3), gradcam_stage(arch))
-    assert at.module == DEFAULT_MODULE[arch]
-    assert len(at.shape) == 4 and min(at.shape[1:3]) >= 2
+    shape = stage_map_shape(model, traced_init(arch).variables, (1, 128, 128, 3),
+                            gradcam_stage(arch).name)
+    assert len(shape) == 4 and min(shape[1:3]) >= 2
+
+
+def test_a_stage_that_is_no_map_is_a_clear_error():
+    """VGG's pre_logits stage (fc6/fc7) is returned as the pooled vector, not as a map."""
+    model = create_model("vgg16", num_outputs=1000)
+    with pytest.raises(ValueError, match="needs a feature map"):
+        stage_map_shape(model, traced_init("vgg16").variables, (1, 64, 64, 3), "pre_logits")
 
 
 def _relu_mean(a):
@@ -81,31 +70,32 @@ def _small(backbone):
     return Classifier(backbone=backbone, head=make_head("linear", num_outputs=3, dropout=0.0))
 
 
-# family: (model, input side, stage of the family's first member, the module read, layers from
-# the stage's output (h, w, K) to the pooled features given the backbone's params)
+# family: (model, input side, stage of the family's first member, the module whose output the
+# stage's feature is, layers from the stage's output (h, w, K) to the pooled features given the
+# backbone's params)
 CASES = {
     "resnet": (create_model("resnet18", num_outputs=3), 64, "resnet18",
-               DEFAULT_MODULE["resnet18"], lambda a, p: a.mean((0, 1))),
-    "small_cnn": (create_model("small_cnn", num_outputs=3), 64, "small_cnn",
-                  DEFAULT_MODULE["small_cnn"],
+               "layer4_1",  # the last block of layer4
+               lambda a, p: a.mean((0, 1))),
+    "small_cnn": (create_model("small_cnn", num_outputs=3), 64, "small_cnn", "block4_bn",
                   lambda a, p: _max_pool_2(jax.nn.relu(a)).mean((0, 1))),
     "inception": (create_model("inception_v3", num_outputs=3), 107, "inception_v3",
-                  DEFAULT_MODULE["inception_v3"], lambda a, p: a.mean((0, 1))),
+                  "Mixed_7c", lambda a, p: a.mean((0, 1))),
+    # block5's last conv: pre_logits (fc6/fc7) is the classifier MLP
     "vgg": (_small(VGG(cfg=(8, 8, "M", 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M"),
                        hidden=16)), 224, "vgg16", "features_28", _vgg_tail),
+    # the last norm, before its ReLU
     "densenet": (_small(DenseNet((1, 1, 1, 1), growth_rate=8, bn_size=2)), 64, "densenet121",
                  "features_norm5", lambda a, p: _relu_mean(a)),
+    # conv_head's norm, before its SiLU
     "efficientnet": (_small(EfficientNet(width=0.25, depth=0.1, padding="same", bn_eps=1e-3)), 64,
                      "efficientnet_b0", "bn2", lambda a, p: jax.nn.silu(a).mean((0, 1))),
     "nfnet": (_small(NormFreeResNet((1, 1, 1, 1))), 64, "nf_resnet50", "stages_3_0",
               lambda a, p: _relu_mean(a)),
+    # BiT's final norm belongs to its last stage
     "resnetv2": (_small(ResNetV2((1, 1, 1, 1))), 64, "resnetv2_50x1_bit", "norm",
                  lambda a, p: _relu_mean(a)),
 }
-
-
-def test_every_family_is_checked():
-    assert set(CASES) == set(families())
 
 
 @pytest.mark.parametrize("family", sorted(CASES))
@@ -113,20 +103,18 @@ def test_gradcam_equals_an_independent_computation(family):
     model, size, member, module, tail = CASES[family]
     variables = random_variables(init_shapes(model, size), seed=1)
     x = images(2, size, seed=2)
-    at = stage_output(model, variables, x.shape, gradcam_stage(member))
-    assert at.module == module
+    stage = gradcam_stage(member).name
     targets = Targets(("a", "b", "c"), fixed=np.eye(3), indices=(0, 1, 2), num_outputs=3)
 
     def both(v, x):
-        maps, logits = gradcam(model, v, x, at, targets, jnp.zeros(2, jnp.int32))
-        _, state = model.apply(v, x, train=False, mutable=["intermediates"],
-                               capture_intermediates=lambda m, _: m.path == at.path)
-        node = state["intermediates"]
-        for name in at.path:
-            node = node[name]
-        return maps, logits, node["__call__"][0]
+        maps, logits = gradcam(model, v, x, stage, targets, jnp.zeros(2, jnp.int32))
+        (_, out), state = model.apply(v, x, train=False, mutable=["intermediates"],
+                                      capture_intermediates=lambda m, _: m.path == ("backbone", module))
+        return maps, logits, state["intermediates"]["backbone"][module]["__call__"][0], out[stage]
 
-    maps, logits, activations = fast_jit(both)(variables, x)
+    maps, logits, activations, returned = fast_jit(both)(variables, x)
+    # the feature the model returns for the stage is the stated module's output
+    np.testing.assert_array_equal(returned, activations)
     head = variables["params"]["head"]["fc"]
     backbone = variables["params"]["backbone"]
     assert maps.shape == (2, 3, *activations.shape[1:3])

@@ -89,7 +89,7 @@ def test_bfloat16_model_computes_its_head_and_logits_in_float32():
     variables = fast_jit(lambda x: model.init(jax.random.key(0), x, train=False))(images)
     assert {x.dtype for x in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
     logits, features = fast_jit(lambda v, x: (
-        model.apply(v, x, train=False), model.apply(v, x, train=False, method="features")))(
+        model.apply(v, x, train=False)[0], model.apply(v, x, train=False)[1]["pre_logits"]))(
         variables, images)
     features = np.asarray(features, np.float64)
     head = jax.tree.map(lambda x: np.asarray(x, np.float64), variables["params"]["head"])

@@ -73,7 +73,7 @@ def test_input_sizes(size):
         capture = lambda mdl, method: mdl.name == "Mixed_7c" and method == "__call__"  # noqa: E731
         return model.apply(variables, x, train=False, capture_intermediates=capture)
 
-    logits, state = jax.eval_shape(run)
+    (logits, _), state = jax.eval_shape(run)
     found = state["intermediates"]["backbone"]["Mixed_7c"]["__call__"][0]
     n = TIMM_FEATURE_SIZES[size]
     assert found.shape == (1, n, n, 2048)

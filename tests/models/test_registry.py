@@ -21,7 +21,8 @@ RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 
 class _TinyBackbone(nn.Module):
-    """Registered only inside a test: pooled features from one 1x1 conv + BN."""
+    """Registered only inside a test: pooled features from one 1x1 conv + BN, and the named
+    features (jaxtl/models/taps.py) of its one stage."""
 
     dtype: jnp.dtype = jnp.float32
 
@@ -31,7 +32,8 @@ class _TinyBackbone(nn.Module):
     def __call__(self, x, train: bool):
         x = nn.Conv(8, (1, 1), dtype=self.dtype, name="conv")(x)
         x = nn.BatchNorm(use_running_average=not train, dtype=self.dtype, name="bn")(x)
-        return jnp.mean(x, axis=(1, 2))  # stays in `dtype`: the Classifier casts to float32
+        pooled = jnp.mean(x, axis=(1, 2))  # stays in `dtype`: the Classifier casts to float32
+        return pooled, {"stem": x, "all": x, "pre_logits": pooled}
 
 
 _TINY = Architecture(_TinyBackbone, stages=(Stage("all", "(conv|bn)/"),), timm=None)
@@ -100,9 +102,9 @@ def test_register_backbone_and_variable_layout(tiny):
     assert set(variables["params"]) == {"backbone", "head"}
     assert set(variables["params"]["head"]) == {"hidden_0", "fc"}
     assert set(variables["batch_stats"]) == {"backbone"}
-    logits = fast_jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+    logits = fast_jit(lambda v, x: model.apply(v, x, train=False)[0])(variables, x)
     assert logits.shape == (2, 3) and logits.dtype == jnp.float32
-    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False, method="features"), variables, x)
+    features = jax.eval_shape(lambda v, x: model.apply(v, x, train=False)[1]["pre_logits"], variables, x)
     assert features.shape == (2, 8) and features.dtype == jnp.float32
     _, state = jax.eval_shape(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]), variables, x)
     assert set(state["batch_stats"]) == {"backbone"}

@@ -13,7 +13,8 @@ from jaxtl.models.heads import make_head
 from jaxtl.models.layers import max_pool2d
 from jaxtl.models.resnet import BasicBlock, Bottleneck, ResNet
 from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, fast_jit, images, init_shapes,
-                         leaf_name, parameter_count, random_variables, traced_init, train_mode_gradients)
+                         leaf_name, logits_and_state, parameter_count, random_variables, traced_init,
+                         train_mode_gradients)
 
 TIMM_PARAM_COUNTS = {
     "resnet18": 11_689_512,
@@ -37,13 +38,13 @@ def resnet18():
 @pytest.fixture(scope="module")
 def apply_eval(resnet18):
     model, _ = resnet18
-    return fast_jit(lambda v, x: model.apply(v, x, train=False))
+    return fast_jit(lambda v, x: model.apply(v, x, train=False)[0])
 
 
 @pytest.fixture(scope="module")
 def apply_train(resnet18):
     model, _ = resnet18
-    return fast_jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+    return fast_jit(lambda v, x: logits_and_state(model.apply(v, x, train=True, mutable=["batch_stats"])))
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
@@ -140,13 +141,13 @@ def test_forward_and_features(resnet18, apply_eval):
     assert logits.shape == (2, 5) and logits.dtype == jnp.float32
     assert np.isfinite(np.asarray(logits)).all()
     features = jax.eval_shape(
-        lambda v, x: model.apply(v, x, train=False, method="features"), variables, images()
+        lambda v, x: model.apply(v, x, train=False)[1]["pre_logits"], variables, images()
     )
     assert features.shape == (2, 512) and features.dtype == jnp.float32
     assert model.backbone.num_features == 512
     wide = create_model("resnet50", num_outputs=3)
     features = jax.eval_shape(
-        lambda v, x: wide.apply(v, x, train=False, method="features"), init_shapes(wide), images()
+        lambda v, x: wide.apply(v, x, train=False)[1]["pre_logits"], init_shapes(wide), images()
     )
     assert features.shape == (2, 2048) and features.dtype == jnp.float32
     assert wide.backbone.num_features == 2048
@@ -156,7 +157,7 @@ def test_bfloat16_runs_close_to_float32(resnet18, apply_eval):
     _, variables = resnet18  # the same float32 variables serve either compute dtype
     model16 = create_model("resnet18", num_outputs=5, dtype="bfloat16")
     x = images()
-    f16 = fast_jit(lambda v, x: model16.apply(v, x, train=False))(variables, x)
+    f16 = fast_jit(lambda v, x: model16.apply(v, x, train=False)[0])(variables, x)
     assert f16.dtype == jnp.float32 and np.isfinite(np.asarray(f16)).all()
     np.testing.assert_allclose(f16, apply_eval(variables, x), rtol=0.1, atol=0.1)
 

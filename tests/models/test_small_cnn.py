@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxtl.models import create_model, list_models
-from zoo_helpers import fast_jit, images, leaf_name
+from zoo_helpers import fast_jit, images, leaf_name, logits_and_state
 
 WIDTHS = (32, 64, 128, 256)
 # 3x3 conv kernels (no bias: BN follows) + BN scale/bias per block.
@@ -25,13 +25,13 @@ def _model(num_outputs: int = 5, dtype: str = "float32"):
 @functools.cache
 def _apply_eval(dtype: str = "float32"):
     model = _model(dtype=dtype)
-    return fast_jit(lambda v, x: model.apply(v, x, train=False))
+    return fast_jit(lambda v, x: model.apply(v, x, train=False)[0])
 
 
 @functools.cache
 def _apply_train():
     model = _model()
-    return fast_jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+    return fast_jit(lambda v, x: logits_and_state(model.apply(v, x, train=True, mutable=["batch_stats"])))
 
 
 @functools.cache
@@ -102,7 +102,7 @@ def test_too_small_input_is_a_clear_error(variables, size):
 
 def test_features(variables):
     features = jax.eval_shape(
-        lambda v, x: _model().apply(v, x, train=False, method="features"), variables, images()
+        lambda v, x: _model().apply(v, x, train=False)[1]["pre_logits"], variables, images()
     )
     assert features.shape == (2, 256) and features.dtype == jnp.float32
 

@@ -4,7 +4,6 @@ backbone computes."""
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 
 from jaxtl import models
 from jaxtl.engine import transfer
-from jaxtl.explain.stage import stage_output
 from jaxtl.models.unet import UNet, encoder_stages
 from zoo_helpers import init_shapes, random_variables
 
@@ -22,7 +20,7 @@ def shapes_of(arch: str, size: int, classes: int = 3) -> tuple[tuple, list[tuple
     model = models.create_unet(arch, num_outputs=classes, decoder_channels=(8,))
     images = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
     variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
-    logits = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, images)
+    logits, _ = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, images)
     skips = jax.eval_shape(lambda v, x: model.apply(v, x, train=False,
                                                     method=UNet.encoder_features),
                            variables, images)
@@ -69,24 +67,10 @@ def test_encoder_loaded_from_a_classifier_checkpoint_computes_its_stage_outputs(
     skips = jax.jit(lambda v, x: unet.apply(v, x, train=False,
                                            method=UNet.encoder_features))(loaded, images)
 
-    # The classifier's own stage outputs: the modules jaxtl.explain reads for each stage,
-    # captured by their paths in one jitted pass of the classifier.
-    paths = [stage_output(classifier, variables, images.shape, stage).path
-             for stage in models.stages_of("resnet18")]
-
+    # The classifier's own stage outputs: the features it returns under the stages' names.
     def classifier_maps(variables, images):
-        captured = {}
-
-        def capture(next_fun, args, kwargs, context):
-            out = next_fun(*args, **kwargs)
-            if context.method_name == "__call__" and tuple(context.module.path) in paths:
-                captured[tuple(context.module.path)] = out
-            return out
-
-        with nn.intercept_methods(capture):
-            pooled = classifier.apply(variables, images, train=False,
-                                      method=models.Classifier.features)
-        return [captured[path] for path in paths], pooled
+        _, out = classifier.apply(variables, images, train=False)
+        return [out[stage.name] for stage in models.stages_of("resnet18")], out[models.PRE_LOGITS]
 
     maps, pooled = jax.jit(classifier_maps)(variables, images)
     assert len(skips) == len(maps) == 5

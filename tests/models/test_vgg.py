@@ -12,8 +12,8 @@ import pytest
 
 from jaxtl.models import create_model
 from jaxtl.models.vgg import VGG, adaptive_avg_pool2d, pre_logits
-from zoo_helpers import (fast_jit, images, init_shapes, leaf_name, parameter_count, random_variables,
-                         traced_init)
+from zoo_helpers import (fast_jit, images, init_shapes, leaf_name, logits_and_state, parameter_count,
+                         random_variables, traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"vgg16": 138_357_544, "vgg16_bn": 138_365_992}
@@ -52,7 +52,7 @@ def variables():
 def _apply_eval(name: str, dtype: str = "float32"):
     """One jitted eval forward per model, shared by the tests (compiling VGG16 costs seconds)."""
     model = create_model(name, num_outputs=5, dtype=dtype)
-    return fast_jit(lambda v, x: model.apply(v, x, train=False))
+    return fast_jit(lambda v, x: model.apply(v, x, train=False)[0])
 
 
 @pytest.mark.parametrize("name", sorted(TIMM_PARAM_COUNTS))
@@ -150,7 +150,7 @@ def test_any_resolution_from_32(size, fc6_size):
     def run(v):
         return model.apply(v, x, train=False, capture_intermediates=lambda mdl, _: mdl.name == "pre_logits_fc1")
 
-    logits, state = jax.eval_shape(run, init_shapes(model, size))
+    (logits, _), state = jax.eval_shape(run, init_shapes(model, size))
     assert logits.shape == (2, 3) and logits.dtype == jnp.float32
     assert state["intermediates"]["backbone"]["pre_logits_fc1"]["__call__"][0].shape == (2, *fc6_size, 4096)
 
@@ -168,7 +168,7 @@ def test_forward_and_features(variables):
     assert np.isfinite(np.asarray(logits)).all() and np.ptp(np.asarray(logits)) > 0
     model = create_model("vgg16_bn", num_outputs=5)
     features = jax.eval_shape(
-        lambda v, x: model.apply(v, x, train=False, method="features"), variables["vgg16_bn"], images()
+        lambda v, x: model.apply(v, x, train=False)[1]["pre_logits"], variables["vgg16_bn"], images()
     )
     assert features.shape == (2, 4096) and features.dtype == jnp.float32
 
@@ -183,7 +183,7 @@ def test_bfloat16_runs_close_to_float32(variables):
 
 def test_train_updates_batch_stats_and_eval_uses_running_stats(variables):
     model = create_model("vgg16_bn", num_outputs=5)
-    apply_train = fast_jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))
+    apply_train = fast_jit(lambda v, x: logits_and_state(model.apply(v, x, train=True, mutable=["batch_stats"])))
     apply_eval = _apply_eval("vgg16_bn")
     v = variables["vgg16_bn"]
     logits, state = apply_train(v, images(seed=1) * 3.0 + 1.0)

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from jaxtl.models import create_model, families, list_models
+from jaxtl.models import (LOGITS, PRE_LOGITS, create_backbone, create_model, families,
+                          feature_maps, feature_names, gradcam_stage, list_models, stages_of)
 from zoo_costs import cheapest_member, too_costly_to_compile
 from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, images, init_shapes,
-                         op_dtypes, random_variables, shapes_by_name, train_mode_gradients,
+                         logits_and_state, op_dtypes, random_variables, shapes_by_name, train_mode_gradients,
                          traced_init, zoo_size)
 
 FLOAT32 = jnp.dtype(jnp.float32)
@@ -42,7 +43,7 @@ def test_bfloat16_compute(arch):
     model = create_model(arch, num_outputs=1000, dtype="bfloat16")
 
     def train_forward(v, x):
-        return model.apply(v, x, train=True, mutable=["batch_stats"])
+        return logits_and_state(model.apply(v, x, train=True, mutable=["batch_stats"]))
 
     jaxpr, (logits, state) = jax.make_jaxpr(train_forward, return_shape=True)(
         traced.variables, images(size=zoo_size(arch), channels=1))
@@ -64,6 +65,50 @@ def test_any_number_of_input_channels(arch):
     assert len(changed) == 1 and changed[0].endswith("/kernel"), changed
     kernel = rgb[changed[0]]
     assert kernel[-2] == 3 and grey[changed[0]] == (*kernel[:-2], 1, kernel[-1])
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_every_named_feature_with_the_shape_its_stage_implies(arch):
+    """The model returns every feature name its stages declare (jaxtl/models/taps.py), and the
+    logits: the stem and the stages up to the Grad-CAM stage as feature maps (N, h, w, C) in
+    the compute dtype whose grid shrinks (or stays) from the input up, the pooled features as
+    a vector (N, C) float32: the mean of the last stage's map where that stage is the last."""
+    traced, size = traced_init(arch), zoo_size(arch)
+    features = traced.features
+    stages = [stage.name for stage in stages_of(arch)]
+    assert set(stages) <= set(feature_names(arch)) and PRE_LOGITS in feature_names(arch)
+    assert set(features) == {*feature_names(arch), LOGITS}
+    assert features[LOGITS].shape == traced.logits.shape
+    grids = []
+    for name in feature_maps(arch):
+        assert features[name].ndim == 4 and features[name].shape[0] == 2, name
+        assert features[name].dtype == FLOAT32, name
+        grids.append(features[name].shape[1:3])
+    assert all(a[0] >= b[0] and a[1] >= b[1] for a, b in zip(grids, grids[1:])), grids
+    assert grids[0][0] <= size and grids[-1][0] >= 1
+    num_features = create_backbone(arch).num_features
+    assert features[PRE_LOGITS].shape == (2, num_features)
+    assert features[PRE_LOGITS].dtype == FLOAT32
+    if gradcam_stage(arch).name == stages[-1]:
+        assert features[stages[-1]].shape[-1] == num_features
+    else:  # VGG: the stages after the Grad-CAM stage are no maps
+        assert all(features[name].ndim == 2 for name in stages[stages.index(
+            gradcam_stage(arch).name) + 1:])
+
+
+def test_pooled_features_are_the_last_map_averaged_and_feed_the_head():
+    """Computed on resnet18, whose last stage (layer4's last block) is the map it pools."""
+    arch = "resnet18"
+    model = create_model(arch, num_outputs=4)
+    variables = random_variables(init_shapes(model, 32), seed=3)
+    logits, out = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, images())
+    last = stages_of(arch)[-1].name
+    pooled = np.asarray(out[last], np.float64)
+    np.testing.assert_allclose(out[PRE_LOGITS], pooled.mean((1, 2)), rtol=1e-5, atol=1e-6)
+    head = variables["params"]["head"]["fc"]
+    np.testing.assert_allclose(logits, np.asarray(out[PRE_LOGITS], np.float64) @ head["kernel"]
+                               + head["bias"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out[LOGITS], logits)
 
 
 # Each family's cheapest member whose backward pass compiles fast enough for CI (the rest, e.g.

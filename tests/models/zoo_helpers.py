@@ -57,6 +57,7 @@ class TracedInit:
     jaxpr: jax.extend.core.Jaxpr
     logits: jax.ShapeDtypeStruct
     variables: dict  # of ShapeDtypeStructs
+    features: dict  # the model's named features (jaxtl/models/taps.py), as ShapeDtypeStructs
 
 
 @functools.cache
@@ -66,10 +67,10 @@ def traced_init(arch: str, dtype: str = "float32", channels: int = 3) -> TracedI
     session and setting, as several tests read its program, variables and compute dtypes."""
     model = create_model(arch, num_outputs=1000, dtype=dtype)
     x = jax.ShapeDtypeStruct((2, zoo_size(arch), zoo_size(arch), channels), jnp.float32)
-    traced, (logits, variables) = jax.make_jaxpr(
+    traced, ((logits, features), variables) = jax.make_jaxpr(
         lambda x: model.init_with_output(jax.random.key(0), x, train=False),
         return_shape=True)(x)
-    return TracedInit(traced.jaxpr, logits, variables)
+    return TracedInit(traced.jaxpr, logits, variables, features)
 
 
 def init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):
@@ -157,10 +158,10 @@ def _gradient_step(model, with_batch_stats: bool, jit):
     def step(params, batch_stats, x, labels):
         def loss(p):
             if with_batch_stats:
-                logits, state = model.apply({"params": p, "batch_stats": batch_stats}, x,
-                                            train=True, mutable=["batch_stats"])
+                (logits, _), state = model.apply({"params": p, "batch_stats": batch_stats}, x,
+                                                 train=True, mutable=["batch_stats"])
             else:  # weight-standardised or normaliser-free: no batch statistics
-                logits, state = model.apply({"params": p}, x, train=True), {}
+                (logits, _), state = model.apply({"params": p}, x, train=True), {}
             log_probs = jax.nn.log_softmax(logits)
             nll = -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
             return nll, (logits, state)
@@ -176,3 +177,9 @@ def assert_finite_logits_and_every_gradient_nonzero(grads, logits, shape) -> Non
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         g = np.asarray(g)
         assert np.isfinite(g).all() and np.any(g), leaf_name(path)
+
+
+def logits_and_state(output):
+    """`((logits, features), state)` of a mutable `apply` -> `(logits, state)`."""
+    (logits, _), state = output
+    return logits, state

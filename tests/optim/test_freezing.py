@@ -36,7 +36,7 @@ def test_all_stages_frozen_is_the_backbone_in_inference_mode():
         train_out = model.apply(variables, images, train=True, mutable=["batch_stats"])
         return variables, frozen_out, model.apply(variables, images, train=False), train_out
 
-    variables, (logits, updates), expected, (train_logits, _) = outputs()
+    variables, ((logits, _), updates), (expected, _), ((train_logits, _), _) = outputs()
     np.testing.assert_array_equal(logits, expected)
     for name, value in flat(updates["batch_stats"]).items():
         np.testing.assert_array_equal(value, flat(variables["batch_stats"])[name], err_msg=name)

@@ -31,25 +31,32 @@ from jaxtl.convert_weights import timm as timm_tool
 from jaxtl.convert_weights.errors import ConversionError
 from jaxtl.convert_weights.reading import read_weights
 from jaxtl.convert_weights.timm_layout import convert_state_dict, convertible_architectures
-from jaxtl.convert_weights.verify import TOLERANCE, Golden, JaxtlRunner, settings
+from jaxtl.convert_weights.verify import (PARITY_RESOLUTION, TOLERANCE, Golden, JaxtlRunner,
+                                         settings)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "tools" / "golden"
 PARITY_DOC = ROOT / "docs" / "parity.md"
 
-# One (resolution, channels) row per architecture: both channel counts, the 512 px parity size
-# for the cheaper models and the native size for the others, so all of them fit CI's budget.
-CI_ROWS: dict[str, tuple[int, int]] = {
-    "resnet18": (512, 1), "resnet34": (224, 3), "resnet50": (512, 3), "resnet101": (224, 1),
-    "resnet152": (224, 3), "vgg16": (224, 1), "vgg16_bn": (224, 3),
-    "densenet121": (224, 3), "densenet169": (224, 1), "densenet201": (224, 3),
-    "efficientnet_b0": (512, 1), "efficientnet_b1": (240, 3), "efficientnet_b2": (256, 1),
-    "efficientnet_b3": (288, 3), "efficientnet_b4": (320, 1), "efficientnet_b5": (448, 3),
-    "tf_efficientnet_b0": (512, 3), "tf_efficientnet_b1": (240, 1),
-    "tf_efficientnet_b2": (260, 3), "tf_efficientnet_b3": (300, 1),
-    "tf_efficientnet_b4": (380, 3), "tf_efficientnet_b5": (456, 1),
-    "inception_v3": (299, 1), "nf_resnet50": (256, 1), "resnetv2_50x1_bit": (512, 3),
-}
+
+def ci_rows() -> dict[str, tuple[int, int]]:
+    """One (resolution, channels) row per convertible architecture, from the registry: the
+    channel counts alternate (1, 3, 1, ...) along each family, so a family of two or more runs
+    both; the family's first member runs at the 512 px parity size where any input size works
+    (`min_input_size` 1: every downsampling layer pads, so 512 px tests that padding), every
+    other row at the architecture's native resolution, so all of them fit CI's budget."""
+    rows = {}
+    for members in models.families().values():
+        convertible = [arch for arch in members if models.timm_checkpoint(arch) is not None]
+        for index, arch in enumerate(convertible):
+            native = models.timm_checkpoint(arch).resolution
+            resolution = (PARITY_RESOLUTION if index == 0 and models.min_input_size(arch) == 1
+                          else native)
+            rows[arch] = (resolution, 1 if index % 2 == 0 else 3)
+    return rows
+
+
+CI_ROWS = ci_rows()
 
 # Compilation dominates on a 2-core CPU; XLA's backend optimisation level 0 compiles several
 # times faster (the numbers stay within float32 rounding, see tests/models/zoo_helpers.py).

@@ -82,7 +82,7 @@ class JaxtlRunner:
         channels = images_nhwc.shape[-1]
         if channels not in self._models:
             module, variables = transfer.load(self.checkpoint, in_channels=channels)
-            apply = self.jit(lambda v, x: module.apply(v, x, train=False))
+            apply = self.jit(lambda v, x: module.apply(v, x, train=False)[0])
             self._models[channels] = (apply, variables)
         apply, variables = self._models[channels]
         return np.asarray(apply(variables, images_nhwc))

@@ -1,0 +1,46 @@
+"""Named intermediate features: what every backbone returns beside its pooled features.
+
+A backbone's `__call__(x, train)` returns `(pooled, features)`, as big_vision's models return
+`(logits, out)`: `features` maps a name to an intermediate value of the forward pass, so
+Grad-CAM, the UNet's skips and the feature probes read them by name and XLA drops those that a
+jitted step leaves unused. Names (`feature_names`):
+  * STEM: the stem's output (the first stage's output where no stage is called "stem");
+  * each fine-tuning stage's name (`Architecture.stages`): the stage's output, a feature map
+    (N, h, w, C) in the compute dtype, up to and including the Grad-CAM stage; a stage after
+    it (VGG's fc6/fc7 `pre_logits`) is no map on the input's grid and is not returned as one;
+  * PRE_LOGITS: the pooled features (N, C) float32, the head's input.
+A `Classifier` adds LOGITS.
+
+`tap` records a value and, when the caller passes a perturbation for its name (the
+PERTURBATIONS collection, as Flax's `Module.perturb`), adds it there, so that the gradient of
+the output with respect to the perturbation is its gradient with respect to the feature
+(jaxtl.explain.attribution). Unlike `Module.perturb` it never creates the collection, so
+`init` gives only `params` (and `batch_stats`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+
+STEM, PRE_LOGITS, LOGITS = "stem", "pre_logits", "logits"
+PERTURBATIONS = "perturbations"
+
+Features = dict[str, jax.Array]
+
+
+def tap(module: nn.Module, features: Features, name: str, value: jax.Array) -> jax.Array:
+    """Records `value` as feature `name` of `module` (a backbone, inside its compact method)
+    and returns it, plus the perturbation the caller passed for `name`, if any."""
+    if module.has_variable(PERTURBATIONS, name):
+        value = value + module.get_variable(PERTURBATIONS, name).astype(value.dtype)
+    features[name] = value
+    return value
+
+
+def perturbations(backbone: str, deltas: dict[str, jax.Array]) -> dict[str, Any]:
+    """The variables collection adding `deltas` (feature name -> array) to the features of the
+    backbone stored at attribute `backbone` of the applied model."""
+    return {PERTURBATIONS: {backbone: dict(deltas)}}
