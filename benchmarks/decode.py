@@ -35,6 +35,7 @@ import argparse
 import io
 import os
 import pathlib
+import sys
 import tempfile
 import time
 
@@ -45,7 +46,8 @@ from jaxtl.data import prepared
 from jaxtl.data.decoders import ImageFileDecoder
 from jaxtl.data.records import Record
 from jaxtl.data.transforms import ImageTransform
-from results_line import report
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
+from results_line import report  # noqa: E402
 
 WIDTH, HEIGHT = 3456, 2304
 TARGET_IMAGES_PER_SECOND = 3000

@@ -14,6 +14,8 @@ analysis of the compiled step; MFU = FLOPs per second / the GPU's dense bfloat16
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 import time
 
 import jax
@@ -26,7 +28,8 @@ from jaxtl.config.files import load_config
 from jaxtl.core.settings import parse_augment
 from jaxtl.data import pipeline
 from jaxtl.data.transforms import ImageTransform
-from results_line import report
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
+from results_line import report  # noqa: E402
 
 # dense bfloat16 tensor-core peaks (TFLOP/s) by a part of the device name
 PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0,

@@ -11,12 +11,16 @@ GPU. Three untimed steps (compilation) come first. Prints and appends one JSON l
 from __future__ import annotations
 
 import argparse
+import pathlib
+import sys
 import time
 
 import timm
 import torch
 import torch.nn.functional as F
-from results_line import report
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
+from results_line import report  # noqa: E402
 
 
 def main() -> None:
