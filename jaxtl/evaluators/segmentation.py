@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from jaxtl.core import atomic
 from jaxtl.workdir import files as rundir
-from jaxtl.data import registry
 from jaxtl.data.records import Record
 from jaxtl.metrics import segmentation as metrics
 from jaxtl.engine.build import Run
@@ -51,7 +50,7 @@ def predict_tiles(run: Run, state: TrainState, records: Sequence[Record]
                   ) -> Iterator[tuple[Record, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(record, image uint8, true classes, true instances, predicted classes) per tile."""
     config = run.config
-    read = registry.get(config.dataset).segmentation.tile
+    read = run.spec.segmentation.tile
     predict = _predictor(run)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     for record in tqdm(records, unit="tile", desc="segment", leave=False, mininterval=5.0,

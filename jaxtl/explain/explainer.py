@@ -35,8 +35,9 @@ from tqdm import tqdm
 from jaxtl.core import atomic
 from jaxtl import models
 from jaxtl.workdir import files as rundir
+from jaxtl.config.validation import dataset_spec
 from jaxtl.engine import steps, transfer
-from jaxtl.data import loading, pipeline, registry
+from jaxtl.data import loading, pipeline
 from jaxtl.data.records import SPLITS, Record
 from jaxtl.data.regions import Box, Regions
 from jaxtl.core.errors import UserError
@@ -187,7 +188,8 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
     if request.method not in METHODS:
         raise UserError(f"--method is {request.method!r}; choose one of {', '.join(METHODS)}")
     config = _config(workdir, request)
-    splits = loading.load_splits(config)
+    spec = dataset_spec(config)
+    splits = loading.load_splits(config, spec)
     task = splits.task
     all_records = splits.split(request.split)
     if not all_records:
@@ -219,8 +221,7 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
     records, out, unreadable = _readable(records, out)
     result = Explained(records, out.pop("maps"), out.pop("logits"), out.pop("explained"),
                        out.pop("label"), out)
-    spec = registry.get(config.dataset)
-    regions = loading.known_regions(config)
+    regions = loading.known_regions(config, spec)
     summary = {
         "run": str(workdir), "dataset": splits.name, "demo": loading.is_demo(config),
         "split": request.split, "method": request.method, "arch": config.model.arch,

@@ -20,9 +20,11 @@ from typing import Any
 import ml_collections
 
 from jaxtl.config import validation as configuration, demo_settings as demo
+from jaxtl.config.base import flatten
 from jaxtl.config.files import load_module, split_spec
 from jaxtl.data import loading, registry
 from jaxtl.core.errors import ConfigError, UserError
+from jaxtl.core.settings import unknown_setting
 from jaxtl.sweep.grid import (CONFIG_KEY, INIT_KEY, NO_INIT, RUN_PREFIX, Overrides, Sweep,
                               SweepError)
 
@@ -176,12 +178,10 @@ def set_value(config: ml_collections.ConfigDict, key: str, value: Any, run: str)
     node = config
     for section in sections:
         if not isinstance(node, ml_collections.ConfigDict) or section not in node:
-            raise ConfigError(f"run {run}: config.{key} is not a known setting; known settings "
-                              f"are listed in jaxtl/config/base.py")
+            raise ConfigError(f"run {run}: {unknown_setting(key, dict(flatten(config)))}")
         node = node[section]
     if not isinstance(node, ml_collections.ConfigDict) or leaf not in node:
-        raise ConfigError(f"run {run}: config.{key} is not a known setting; known settings are "
-                          f"listed in jaxtl/config/base.py")
+        raise ConfigError(f"run {run}: {unknown_setting(key, dict(flatten(config)))}")
     if isinstance(node[leaf], tuple) and isinstance(value, list):
         value = tuple(value)
     try:
