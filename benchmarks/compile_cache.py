@@ -29,10 +29,10 @@ def measure(arch: str, resolution: int, batch: int, cache: str | None) -> dict:
     import jax
     import numpy as np
 
-    from jaxtl.core import compile_cache
     from jaxtl import models, optim
-    from jaxtl.engine import steps
     from jaxtl.config.base import base_config
+    from jaxtl.core import compile_cache
+    from jaxtl.engine import steps
 
     if cache is not None:
         compile_cache.enable(cache)

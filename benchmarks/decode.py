@@ -46,6 +46,7 @@ from jaxtl.data import prepared
 from jaxtl.data.decoders import ImageFileDecoder
 from jaxtl.data.records import Record
 from jaxtl.data.transforms import ImageTransform
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
 from results_line import report  # noqa: E402
 

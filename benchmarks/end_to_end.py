@@ -29,6 +29,7 @@ from jaxtl.commands import cli, prepare
 from jaxtl.config import demo_settings as demo
 from jaxtl.data import prepared
 from jaxtl.engine.build import build
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
 from results_line import report  # noqa: E402
 

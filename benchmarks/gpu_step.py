@@ -21,13 +21,14 @@ import time
 import jax
 
 from jaxtl import models, optim
-from jaxtl.engine import steps
-from jaxtl.core import tasks
 from jaxtl.commands.bench import synthetic_batch
 from jaxtl.config.files import load_config
+from jaxtl.core import tasks
 from jaxtl.core.settings import parse_augment
 from jaxtl.data import pipeline
 from jaxtl.data.transforms import ImageTransform
+from jaxtl.engine import steps
+
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
 from results_line import report  # noqa: E402
 

@@ -19,10 +19,10 @@ import sys
 
 import numpy as np
 
-from jaxtl.workdir import files as rundir
 from jaxtl.data import loading, registry
 from jaxtl.data.consep.segmentation import HED_FROM_RGB
 from jaxtl.metrics import segmentation as seg
+from jaxtl.workdir import files as rundir
 
 THRESHOLDS = np.linspace(0.0, 1.5, 61)
 

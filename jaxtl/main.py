@@ -119,8 +119,8 @@ def main(argv: list[str], options: cli.Options) -> None:
     if options["coordinator_address"].value is None:
         tag_log_lines_with_the_host(jax.process_index(), jax.process_count())
     from jaxtl.core import compile_cache  # after distributed init: may touch JAX backends
-    from jaxtl.training import loop as train
     from jaxtl.data.cache import cache_root
+    from jaxtl.training import loop as train
 
     # Before the first compilation: runs with the same programs (a sweep) reuse the executables.
     compile_cache.enable(cache_root(options["config"].value))

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from jaxtl.models.family import IMAGENET_MEAN, IMAGENET_STD
 from jaxtl.data.chest.spec import GREY_MEAN, GREY_STD
+from jaxtl.models.family import IMAGENET_MEAN, IMAGENET_STD
 from jaxtl.sweep import Sweep, SweepError, axis, product
 
 

@@ -20,13 +20,13 @@ import jax
 import numpy as np
 from absl import flags
 
+from jaxtl import models, optim
 from jaxtl.commands import cli
 from jaxtl.config import validation as configuration
-from jaxtl import models, optim
-from jaxtl.engine import steps
 from jaxtl.core import tasks
 from jaxtl.data import loading, pipeline
 from jaxtl.data.transforms import IDENTITY_WARP
+from jaxtl.engine import steps
 from jaxtl.engine.build import image_transform
 
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 from absl import flags
 
-from jaxtl.core import atomic
 from jaxtl.commands import cli
 from jaxtl.config import validation as configuration
+from jaxtl.core import atomic
 from jaxtl.data import loading
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import Record

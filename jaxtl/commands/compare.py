@@ -16,8 +16,8 @@ import os
 from absl import flags
 
 from jaxtl.commands import cli
-from jaxtl.report import paired_runs as comparison
 from jaxtl.core.errors import UserError
+from jaxtl.report import paired_runs as comparison
 
 
 def define_flags() -> cli.Options:

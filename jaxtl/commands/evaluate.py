@@ -21,15 +21,15 @@ import jax
 import ml_collections
 from absl import flags, logging
 
-from jaxtl import __version__
+from jaxtl import __version__, evaluators
 from jaxtl.commands import cli
-from jaxtl.config import validation as configuration, demo_settings as demo
-from jaxtl.workdir import files as rundir
-from jaxtl.engine import steps, transfer
-from jaxtl.data import loading
+from jaxtl.config import demo_settings as demo
+from jaxtl.config import validation as configuration
 from jaxtl.core.errors import TransferError
+from jaxtl.data import loading
+from jaxtl.engine import steps, transfer
 from jaxtl.engine.build import build
-from jaxtl import evaluators
+from jaxtl.workdir import files as rundir
 
 
 def define_flags() -> cli.Options:

@@ -38,20 +38,20 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from jaxtl import __version__
-from jaxtl import models
-from jaxtl.core import atomic
+from jaxtl import __version__, models
 from jaxtl.commands import cli
-from jaxtl.config import validation as configuration, demo_settings as demo
-from jaxtl.workdir import files as rundir
-from jaxtl.engine import steps
+from jaxtl.config import demo_settings as demo
+from jaxtl.config import validation as configuration
+from jaxtl.core import atomic
+from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
 from jaxtl.data import loading, pipeline
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
-from jaxtl.metrics import task_metrics
+from jaxtl.engine import steps
 from jaxtl.engine.build import build_model, image_transform
-from jaxtl.workdir.metrics_log import RunLog
 from jaxtl.evaluators.per_example import outputs
-from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
+from jaxtl.metrics import task_metrics
+from jaxtl.workdir import files as rundir
+from jaxtl.workdir.metrics_log import RunLog
 
 ABSENT_CLASS_LOGIT = -30.0  # a class the training entries of a label never show
 

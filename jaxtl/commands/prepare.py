@@ -25,7 +25,8 @@ from absl import flags
 from tqdm import tqdm
 
 from jaxtl.commands import cli
-from jaxtl.config import validation as configuration, demo_settings as demo
+from jaxtl.config import demo_settings as demo
+from jaxtl.config import validation as configuration
 from jaxtl.data import loading, prepared
 from jaxtl.data.registry import DatasetSpec
 

@@ -18,14 +18,14 @@ from typing import Any
 from absl import flags
 from tqdm import tqdm
 
-from jaxtl.core import atomic
 from jaxtl.commands import cli
 from jaxtl.config import validation as configuration
+from jaxtl.core import atomic
+from jaxtl.core.errors import ConfigError, DataError
 from jaxtl.data import loading
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import SPLITS
 from jaxtl.data.registry import DatasetSpec
-from jaxtl.core.errors import ConfigError, DataError
 
 _decoder: Decoder | None = None  # set in each worker process
 _resolution = 0

@@ -19,10 +19,24 @@ from typing import Any
 import ml_collections
 
 from jaxtl import models, optim
-from jaxtl.core.settings import (DTYPES, TOP_LEVEL, Section, Setting, allowing,
-                                 ascending_epochs, augment_list, boolean, choice,
-                                 epochs_from_zero, flat, number, positive_integers,
-                                 positive_numbers, text, triple_of_positive)
+from jaxtl.core.settings import (
+    DTYPES,
+    TOP_LEVEL,
+    Section,
+    Setting,
+    allowing,
+    ascending_epochs,
+    augment_list,
+    boolean,
+    choice,
+    epochs_from_zero,
+    flat,
+    number,
+    positive_integers,
+    positive_numbers,
+    text,
+    triple_of_positive,
+)
 from jaxtl.data import registry
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import BAD_IMAGE_POLICIES

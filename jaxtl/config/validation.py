@@ -15,10 +15,10 @@ import ml_collections
 
 from jaxtl import models, optim
 from jaxtl.config.base import LOSS_WEIGHTINGS, flatten, settings_of
+from jaxtl.core.errors import ConfigError
 from jaxtl.core.settings import AUGMENTATIONS, DTYPES, parse_augment, unknown_setting
 from jaxtl.data import registry
 from jaxtl.data.registry import DatasetSpec
-from jaxtl.core.errors import ConfigError
 
 __all__ = ["AUGMENTATIONS", "DTYPES", "LOSS_WEIGHTINGS", "dataset_spec", "flatten",
            "parse_augment", "to_json", "validate"]

@@ -24,7 +24,6 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-
 PARENT_PID_VARIABLE = "JAXTL_STOP_WITH_PARENT"  # set by the sweep runner: its process id
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 

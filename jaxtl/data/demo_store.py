@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import ml_collections
 from absl import logging
 
-from jaxtl.data import registry, regions
+from jaxtl.data import regions, registry
 from jaxtl.data.cache import cache_root
 
 README_FILE = "DEMO_README.txt"

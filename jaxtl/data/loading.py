@@ -14,8 +14,8 @@ import pathlib
 
 import ml_collections
 
-from jaxtl.data import prepared, registry, sampling
 from jaxtl.data import demo_store as demo_data
+from jaxtl.data import prepared, registry, sampling
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import DataError, DatasetSplits
 from jaxtl.data.regions import Regions

@@ -27,11 +27,11 @@ from typing import Any
 
 import ml_collections
 
+from jaxtl.core.errors import ConfigError
 from jaxtl.core.settings import Section, allowing
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.regions import Regions
-from jaxtl.core.errors import ConfigError
 
 # Where a dataset can be: files under data.root (a folder or a table), or TFDS's data_dir.
 LOCATION_KEYS = ("data.root", "data.tfds_dir")

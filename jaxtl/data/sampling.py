@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 from absl import logging
 
-from jaxtl.data.records import Record
 from jaxtl.core.tasks import NEGATIVE, POSITIVE, SEGMENTATION, UNCERTAIN, SegmentationTask, Task
+from jaxtl.data.records import Record
 
 
 def sample_training_set(records: Sequence[Record], task: Task | SegmentationTask,

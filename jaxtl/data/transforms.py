@@ -50,9 +50,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from jaxtl.core.errors import UnreadableImage
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DataError, Record
-from jaxtl.core.errors import UnreadableImage
 
 
 def wire_dtype(decoder: Decoder) -> str:

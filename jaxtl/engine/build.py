@@ -15,16 +15,16 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxtl.config import validation as configuration
 from jaxtl import models, optim
-from jaxtl.engine import steps, transfer
+from jaxtl.config import validation as configuration
 from jaxtl.core import tasks
+from jaxtl.core.errors import ConfigError
+from jaxtl.core.tasks import Task
 from jaxtl.data import loading, pipeline
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import ImageTransform
-from jaxtl.core.errors import ConfigError
-from jaxtl.core.tasks import Task
+from jaxtl.engine import steps, transfer
 
 
 @dataclasses.dataclass

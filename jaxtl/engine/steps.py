@@ -22,9 +22,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxtl.core.tasks import Task
 from jaxtl.data.transforms import warp_batch
 from jaxtl.optim.freezing import NOTHING_FROZEN, Frozen
-from jaxtl.core.tasks import Task
 
 Batch = dict[str, jax.Array]
 Normalise = Callable[[jax.Array], jax.Array]  # wire pixels -> float32 model input

@@ -42,8 +42,8 @@ from absl import logging
 from flax import traverse_util
 
 from jaxtl.core import atomic
-from jaxtl.workdir import files as rundir
 from jaxtl.core.errors import TransferError
+from jaxtl.workdir import files as rundir
 
 HEAD = "head"
 COLLECTIONS = ("params", "batch_stats")

@@ -16,14 +16,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxtl.workdir import files as rundir
+from jaxtl.core.tasks import KINDS
 from jaxtl.data.records import Record
-from jaxtl.metrics import task_metrics
-from jaxtl.metrics.thresholds import operating_points
 from jaxtl.engine.build import Run
 from jaxtl.engine.steps import TrainState
 from jaxtl.evaluators.per_example import outputs
-from jaxtl.core.tasks import KINDS
+from jaxtl.metrics import task_metrics
+from jaxtl.metrics.thresholds import operating_points
+from jaxtl.workdir import files as rundir
 
 
 def predict(run: Run, state: TrainState,

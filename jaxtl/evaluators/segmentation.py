@@ -29,13 +29,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from jaxtl.core import atomic
-from jaxtl.workdir import files as rundir
-from jaxtl.data.records import Record
-from jaxtl.metrics import segmentation as metrics
-from jaxtl.engine.build import Run
-from jaxtl.evaluators.sliding_window import make_tile_predictor
-from jaxtl.engine.steps import TrainState
 from jaxtl.core.tasks import SEGMENTATION
+from jaxtl.data.records import Record
+from jaxtl.engine.build import Run
+from jaxtl.engine.steps import TrainState
+from jaxtl.evaluators.sliding_window import make_tile_predictor
+from jaxtl.metrics import segmentation as metrics
+from jaxtl.workdir import files as rundir
+
 
 def _predictor(run: Run):
     """The run's tile predictor, compiled once per run."""

@@ -15,9 +15,9 @@ import pathlib
 from absl import flags
 
 from jaxtl.commands import cli
-from jaxtl.workdir import files as rundir
 from jaxtl.explain import attribution, localisation
 from jaxtl.explain.explainer import METHODS, Request, explain
+from jaxtl.workdir import files as rundir
 
 
 def define_flags() -> cli.Options:

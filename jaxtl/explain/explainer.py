@@ -32,19 +32,19 @@ from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from jaxtl.core import atomic
 from jaxtl import models
-from jaxtl.workdir import files as rundir
 from jaxtl.config.validation import dataset_spec
-from jaxtl.engine import steps, transfer
+from jaxtl.core import atomic
+from jaxtl.core.errors import UserError
+from jaxtl.core.tasks import MASKED, NEGATIVE, POSITIVE, UNCERTAIN, Task
 from jaxtl.data import loading, pipeline
 from jaxtl.data.records import SPLITS, Record
 from jaxtl.data.regions import Box, Regions
-from jaxtl.core.errors import UserError
-from jaxtl.explain import attribution, gallery, localisation
+from jaxtl.engine import steps, transfer
 from jaxtl.engine.build import image_transform
 from jaxtl.evaluators.per_example import outputs
-from jaxtl.core.tasks import MASKED, NEGATIVE, POSITIVE, UNCERTAIN, Task
+from jaxtl.explain import attribution, gallery, localisation
+from jaxtl.workdir import files as rundir
 
 GRADCAM, INTEGRATED_GRADIENTS = "gradcam", "integrated_gradients"
 METHODS = (GRADCAM, INTEGRATED_GRADIENTS)

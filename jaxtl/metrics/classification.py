@@ -30,9 +30,9 @@ from scipy.special import log_softmax
 from sklearn import metrics as skm
 
 from jaxtl.core.errors import NonFiniteError
+from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
 from jaxtl.metrics.bootstrap import Compute, bootstrap_intervals
 from jaxtl.metrics.calibration import expected_calibration_error
-from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
 
 
 def task_metrics(task: Task, labels: np.ndarray, logits: np.ndarray,

@@ -22,8 +22,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxtl.metrics.bootstrap import (Compute, is_valid, percentile_interval, resample_weights,
-                                     scalars)
+from jaxtl.metrics.bootstrap import (
+    Compute,
+    is_valid,
+    percentile_interval,
+    resample_weights,
+    scalars,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,9 +4,19 @@ combines them."""
 from jaxtl.models.classifier import BACKBONE, HEAD, Classifier
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.heads import HEADS
-from jaxtl.models.registry import (create_backbone, create_model, families, feature_maps,
-                                   feature_names, gradcam_stage, list_models, min_input_size,
-                                   register, stages_of, timm_checkpoint)
+from jaxtl.models.registry import (
+                                   create_backbone,
+                                   create_model,
+                                   families,
+                                   feature_maps,
+                                   feature_names,
+                                   gradcam_stage,
+                                   list_models,
+                                   min_input_size,
+                                   register,
+                                   stages_of,
+                                   timm_checkpoint,
+)
 from jaxtl.models.taps import LOGITS, PRE_LOGITS, STEM, perturbations
 from jaxtl.models.unet import UNet, create_unet
 

@@ -24,9 +24,23 @@ from dataclasses import dataclass
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint, any_of
+from jaxtl.models.family import (
+    INCEPTION_MEAN,
+    INCEPTION_STD,
+    Architecture,
+    Stage,
+    TimmCheckpoint,
+    any_of,
+)
 from jaxtl.models.layers import Dtype
-from jaxtl.models.std_layers import Conv2d, Padding, batch_norm, global_avg_pool, make_divisible, normal_fan_out
+from jaxtl.models.std_layers import (
+    Conv2d,
+    Padding,
+    batch_norm,
+    global_avg_pool,
+    make_divisible,
+    normal_fan_out,
+)
 from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 # (block type, repeats, dw kernel, stride, expansion, out channels) per stage; SE ratio 0.25.

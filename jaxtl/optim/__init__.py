@@ -30,7 +30,7 @@ import optax
 
 from jaxtl.models import stages_of
 from jaxtl.optim.cool_momentum import cool_momentum
-from jaxtl.optim.freezing import HEAD, STRATEGIES, FinetunePlan, Frozen, NOTHING_FROZEN
+from jaxtl.optim.freezing import HEAD, NOTHING_FROZEN, STRATEGIES, FinetunePlan, Frozen
 from jaxtl.optim.schedules import GRADUAL_DECAYS, SCHEDULES, make_schedule
 from jaxtl.optim.transforms import keep_parameters, start_at, zero_frozen_gradients
 

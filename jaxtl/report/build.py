@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from jaxtl.report import paired_runs as comparison
-from jaxtl.workdir import files as rundir
 from jaxtl.metrics import thresholds
 from jaxtl.report import explanations, figures, select
-from jaxtl.report import study_tests as comparisons
+from jaxtl.report import paired_runs as comparison
 from jaxtl.report import segmentation as segmentation_report
+from jaxtl.report import study_tests as comparisons
 from jaxtl.report.document import Document
 from jaxtl.sweep import table
+from jaxtl.workdir import files as rundir
 
 
 def fmt(number: Any, digits: int = 3) -> str:

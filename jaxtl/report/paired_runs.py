@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from jaxtl.workdir import files as rundir
 from jaxtl.core import tasks
 from jaxtl.core.errors import UserError
 from jaxtl.metrics import metric_function
 from jaxtl.metrics.delong import contrast_test
 from jaxtl.metrics.paired import paired_bootstrap
+from jaxtl.workdir import files as rundir
 
 DELONG, BOOTSTRAP = "DeLong", "paired bootstrap"
 DEFAULT_SAMPLES = 2000

@@ -9,9 +9,9 @@ import dataclasses
 import pathlib
 from collections.abc import Sequence
 
-from jaxtl.workdir import files as rundir
 from jaxtl.report import figures, select
 from jaxtl.report.document import Document
+from jaxtl.workdir import files as rundir
 
 METRICS = ("dice_nuclei", "pq")  # the figures, against training tiles
 TABLE_METRICS = ("dice_nuclei", "pq", "aji", "dice_mean")

@@ -15,9 +15,9 @@ import itertools
 import pathlib
 from collections.abc import Sequence
 
-from jaxtl.report import paired_runs as comparison
 from jaxtl.core.errors import UserError
 from jaxtl.metrics.multiple import holm
+from jaxtl.report import paired_runs as comparison
 from jaxtl.report import select
 
 SAMPLES = 1000  # bootstrap resamples: p-values down to 0.002, enough for Holm over a few tests

@@ -21,8 +21,8 @@ import time
 from absl import flags
 
 from jaxtl import __version__
-from jaxtl.core import atomic, provenance
 from jaxtl.commands import cli
+from jaxtl.core import atomic, provenance
 from jaxtl.sweep import plan as planning
 from jaxtl.sweep import runner, slurm, table
 

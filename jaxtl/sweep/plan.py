@@ -19,14 +19,14 @@ from typing import Any
 
 import ml_collections
 
-from jaxtl.config import validation as configuration, demo_settings as demo
+from jaxtl.config import demo_settings as demo
+from jaxtl.config import validation as configuration
 from jaxtl.config.base import flatten
 from jaxtl.config.files import load_module, split_spec
-from jaxtl.data import loading, registry
 from jaxtl.core.errors import ConfigError, UserError
 from jaxtl.core.settings import unknown_setting
-from jaxtl.sweep.grid import (CONFIG_KEY, INIT_KEY, NO_INIT, RUN_PREFIX, Overrides, Sweep,
-                              SweepError)
+from jaxtl.data import loading, registry
+from jaxtl.sweep.grid import CONFIG_KEY, INIT_KEY, NO_INIT, RUN_PREFIX, Overrides, Sweep, SweepError
 
 GRID, SOURCE = "grid", "source"
 RESERVED_NAMES = ("report",)

@@ -25,10 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from jaxtl.core import atomic
-from jaxtl.workdir import files as rundir
 from jaxtl.core.preemption import PARENT_PID_VARIABLE
-from jaxtl.workdir.files import is_finished
 from jaxtl.sweep.plan import PlannedRun
+from jaxtl.workdir import files as rundir
+from jaxtl.workdir.files import is_finished
 
 DONE, FAILED, BLOCKED, PENDING, RUNNING, INTERRUPTED = (
     "done", "failed", "blocked", "pending", "running", "interrupted")

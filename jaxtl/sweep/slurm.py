@@ -17,9 +17,9 @@ import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jaxtl.workdir.files import is_finished
 from jaxtl.sweep import runner
 from jaxtl.sweep.plan import PlannedRun
+from jaxtl.workdir.files import is_finished
 
 JOBS_DIR = "slurm"  # under the sweep folder: submitit's scripts, logs and results per job
 

@@ -21,11 +21,11 @@ import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jaxtl.core import atomic
 from jaxtl.config import validation as configuration
-from jaxtl.workdir import files as rundir
+from jaxtl.core import atomic
 from jaxtl.data import loading
 from jaxtl.sweep import runner
+from jaxtl.workdir import files as rundir
 
 # The sweep folder's own files (beside one folder per run).
 SWEEP_FILE = "sweep.json"  # the sweep file, selection, version and runs of the last launch

@@ -32,19 +32,19 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxtl import __version__, optim
-from jaxtl.config import validation as configuration, demo_settings as demo
+from jaxtl import __version__, evaluators, optim
+from jaxtl.config import demo_settings as demo
+from jaxtl.config import validation as configuration
 from jaxtl.core import provenance
-from jaxtl.workdir import files as rundir
-from jaxtl.workdir.checkpoints import RunCheckpoints, abstract_like
+from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableImage
+from jaxtl.core.preemption import CheckpointInterval, StopRequest
 from jaxtl.data import loading, pipeline
 from jaxtl.data.registry import DatasetSpec
-from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableImage
-from jaxtl.optim.early_stopping import EarlyStopping
-from jaxtl.core.preemption import CheckpointInterval, StopRequest
 from jaxtl.engine.build import Run, build
+from jaxtl.optim.early_stopping import EarlyStopping
+from jaxtl.workdir import files as rundir
+from jaxtl.workdir.checkpoints import RunCheckpoints, abstract_like
 from jaxtl.workdir.metrics_log import RunLog
-from jaxtl import evaluators
 
 
 def summary(metrics: dict[str, Any], names: Sequence[str]) -> str:

@@ -38,9 +38,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jaxtl.core import atomic
 from jaxtl.config import validation as configuration
 from jaxtl.config.base import base_config
+from jaxtl.core import atomic
 from jaxtl.core.errors import UserError, WorkdirConflict
 
 CONFIG_FILE = "config.json"

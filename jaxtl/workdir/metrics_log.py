@@ -6,8 +6,8 @@ Only the first host writes. Every record and log line of a demo run is marked DE
 from __future__ import annotations
 
 import json
-import re
 import pathlib
+import re
 from collections.abc import Mapping
 from typing import Any
 

@@ -26,6 +26,7 @@ from flax import traverse_util
 from jaxtl import __version__
 from jaxtl.commands import cli
 from jaxtl.engine.transfer import PretrainedInfo, save_pretrained
+
 from .convert import expected_variables, file_sha256
 from .errors import ConversionError
 from .reading import read_weights

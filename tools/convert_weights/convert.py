@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxtl import __version__, models
 from jaxtl.engine.transfer import PretrainedInfo
+
 from .errors import ConversionError
 from .timm_layout import convert_state_dict, timm_checkpoint
 

@@ -23,10 +23,10 @@ from absl import flags
 
 from jaxtl.commands import cli
 from jaxtl.engine.transfer import save_pretrained
+
 from .convert import convert_timm_state, file_sha256
 from .reading import read_weights
 from .timm_layout import convertible_architectures
-
 
 
 def hub_config(weights: pathlib.Path) -> dict:

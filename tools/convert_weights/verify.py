@@ -37,6 +37,7 @@ from absl import app, flags
 
 from jaxtl.commands import cli
 from jaxtl.engine import transfer
+
 from . import bit as bit_tool
 from . import synthetic
 from . import timm as timm_tool

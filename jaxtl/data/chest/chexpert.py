@@ -13,10 +13,10 @@ import re
 
 import numpy as np
 
-from jaxtl.data.chest.table import ChestTable
-from jaxtl.data.chest.labels import CHEXPERT_LABELS
-from jaxtl.data.records import DataError
 from jaxtl.data import text_files as tables
+from jaxtl.data.chest.labels import CHEXPERT_LABELS
+from jaxtl.data.chest.table import ChestTable
+from jaxtl.data.records import DataError
 
 CSV_FILES = ("train.csv", "valid.csv")
 HEADER = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA") + CHEXPERT_LABELS

@@ -19,7 +19,6 @@ from jaxtl.data.consep import demo, reader, segmentation
 from jaxtl.data.records import DatasetSplits, Record
 from jaxtl.data.registry import DatasetSpec, SegmentationData
 
-
 SETTINGS = {
     "data": {"task": Setting("type4", choice(*segmentation.TASKS),
                              "'type4': background + HoVer-Net's 4 merged types; 'type7': + the "

@@ -13,7 +13,6 @@ from jaxtl.data.decoders import Decoder, PatchArrayDecoder
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 
-
 SETTINGS = {
     "data": {"task": Setting("type7", choice(*reader.TASKS), "'type7': the 7 CoNSeP types; "
                              "'type4': other, inflammatory, epithelial, spindle-shaped")},

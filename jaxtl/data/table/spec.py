@@ -16,7 +16,7 @@ import ml_collections
 
 from jaxtl.core.settings import Section, Setting, allowing, boolean, choice, text
 from jaxtl.data.chest import labels as chest_labels
-from jaxtl.data.decoders import DeepImageDecoder, Decoder, ImageFileDecoder
+from jaxtl.data.decoders import Decoder, DeepImageDecoder, ImageFileDecoder
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.table import csv_file, demo, folders, rows

@@ -44,8 +44,7 @@ from jaxtl.data.chest import demo as chest_demo
 from jaxtl.data.demo_store import README_FILE
 from jaxtl.data.eyepacs import demo as eyepacs_demo
 from jaxtl.data.eyepacs.graham import GrahamPreprocess
-from jaxtl.data.eyepacs.reader import (IMAGE_DIR, LABELS_FILE, TEST_IMAGE_DIR,
-                                       TEST_LABELS_FILE)
+from jaxtl.data.eyepacs.reader import IMAGE_DIR, LABELS_FILE, TEST_IMAGE_DIR, TEST_LABELS_FILE
 from jaxtl.data.tfds import source
 
 SCRATCH = "_download"  # the synthetic download, deleted once TFDS has prepared the dataset

@@ -24,8 +24,8 @@ from typing import Any
 from absl import logging
 
 from jaxtl.core import atomic
-from jaxtl.data.cache import keyed_path
 from jaxtl.core.errors import ConfigError, DataError
+from jaxtl.data.cache import keyed_path
 
 INSTALL = "pip install -e '.[tfds]' (or pip install tensorflow-datasets)"
 CACHE_VERSION = 1

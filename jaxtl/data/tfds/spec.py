@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import ml_collections
 
+from jaxtl.core.errors import ConfigError
 from jaxtl.core.settings import Rule, Section, Setting, allowing, choice
 from jaxtl.data.bigearthnet import bands as band_stack
 from jaxtl.data.bigearthnet import spec as bigearthnet_spec
@@ -26,7 +27,6 @@ from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.tfds import bigearthnet, chexpert, demo, retinopathy, source
 from jaxtl.data.tfds.decode import TfdsBandsDecoder, TfdsImageDecoder
-from jaxtl.core.errors import ConfigError
 
 LOCATION = "data.tfds_dir"
 
