@@ -5,18 +5,34 @@ Small datasets written in the real on-disk layouts live in `layouts/`, one modul
 
 from __future__ import annotations
 
+import getpass
+import os
 import pathlib
+import tempfile
 from typing import Any
 
+import jax
 import ml_collections
 import pytest
 from absl import flags
 
 from jaxtl.config.files import load_config
+from jaxtl.core import compile_cache
 from layouts import eyepacs
 
 # Grain reads absl flags (as `python -m jaxtl.main` parses them); under pytest use the defaults.
 flags.FLAGS.mark_as_parsed()
+
+# One persistent compilation cache for every test process and every program the tests start
+# (through the environment): the tiny runs of many tests compile the same programs. A test of
+# where a run puts its own cache removes JAX_COMPILATION_CACHE_DIR from its subprocess's env.
+TEST_CACHE_ROOT = pathlib.Path(os.environ.get("JAXTL_CACHE")
+                               or pathlib.Path(tempfile.gettempdir()) / f"jaxtl-{getpass.getuser()}")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ.update(compile_cache.environment(
+        TEST_CACHE_ROOT / "tests" / compile_cache.CACHE_SUBDIR))
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+compile_cache.enable(TEST_CACHE_ROOT)  # keeps that folder, caches every program
 
 
 @pytest.fixture
