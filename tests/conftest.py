@@ -117,3 +117,12 @@ def stopped_at_first_checkpoint_then_resumed(config: ml_collections.ConfigDict,
         train.train_and_evaluate(config, workdir)
     monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", original)
     return train.train_and_evaluate(config, workdir)
+
+
+def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
+    """Runs the modules that hold a `slow` test first, each module's tests kept together and in
+    order. pytest-xdist (`--dist loadscope --no-loadscope-reorder`, pyproject.toml) then hands
+    out the long modules while every worker is free, and the short ones fill in at the end
+    instead of one long module starting last and running alone."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
