@@ -473,11 +473,15 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     write_sweep(tmp_path, TINY_SWEEP.format(cache=tmp_path / "cache"))
     command = [sys.executable, "-m", "jaxtl.sweep", "--config", str(tmp_path / "sweep_file.py"),
                "--workdir", str(tmp_path / "runs")]
+    # the runs put their compilation cache in their own cache folder, not in the tests' shared one
+    env = {key: value for key, value in os.environ.items()
+           if key != "JAX_COMPILATION_CACHE_DIR"}
     # kill -9 the sweep while its first run trains: the run saves a checkpoint and stops
     # (SIGTERM from its dying parent), and the same command resumes it
     output = tmp_path / "killed_sweep.log"
     with output.open("w") as sink:
-        killed = subprocess.Popen(command, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+        killed = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink,
+                                  stderr=subprocess.STDOUT)
     pre = tmp_path / "runs" / "pre"
 
     def training_or_ended() -> bool:
@@ -489,7 +493,8 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     killed.wait()
     wait_for(lambda: "stopped by SIGTERM" in read_or_empty(pre / rundir.SWEEP_LOG_FILE)
              and not (pre / rundir.LOCK_FILE).exists())
-    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "[sweep] 3/3 done, 0 failed, 0 remaining" in first.stdout
     assert runner.read_status(pre)["attempts"] == 2
@@ -511,7 +516,8 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
         assert len(saved["names"]) == saved["scores"].shape[1] == 5
     assert list((tmp_path / "cache" / "jax-compilation").iterdir())
 
-    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=120)
     assert again.returncode == 0 and "3/3 done (3 already finished)" in again.stdout
 
     report = subprocess.run([sys.executable, "-m", "jaxtl.report", str(tmp_path / "runs")],
