@@ -5,18 +5,34 @@ Small datasets written in the real on-disk layouts live in `layouts/`, one modul
 
 from __future__ import annotations
 
+import getpass
+import os
 import pathlib
+import tempfile
 from typing import Any
 
+import jax
 import ml_collections
 import pytest
 from absl import flags
 
 from jaxtl.config.files import load_config
+from jaxtl.core import compile_cache
 from layouts import eyepacs
 
 # Grain reads absl flags (as `python -m jaxtl.main` parses them); under pytest use the defaults.
 flags.FLAGS.mark_as_parsed()
+
+# One persistent compilation cache for every test process and every program the tests start
+# (through the environment): the tiny runs of many tests compile the same programs. A test of
+# where a run puts its own cache removes JAX_COMPILATION_CACHE_DIR from its subprocess's env.
+TEST_CACHE_ROOT = pathlib.Path(os.environ.get("JAXTL_CACHE")
+                               or pathlib.Path(tempfile.gettempdir()) / f"jaxtl-{getpass.getuser()}")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ.update(compile_cache.environment(
+        TEST_CACHE_ROOT / "tests" / compile_cache.CACHE_SUBDIR))
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+compile_cache.enable(TEST_CACHE_ROOT)  # keeps that folder, caches every program
 
 
 @pytest.fixture
@@ -101,3 +117,12 @@ def stopped_at_first_checkpoint_then_resumed(config: ml_collections.ConfigDict,
         train.train_and_evaluate(config, workdir)
     monkeypatch.setattr(checkpoint.RunCheckpoints, "save_latest", original)
     return train.train_and_evaluate(config, workdir)
+
+
+def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
+    """Runs the modules that hold a `slow` test first, each module's tests kept together and in
+    order. pytest-xdist (`--dist loadscope --no-loadscope-reorder`, pyproject.toml) then hands
+    out the long modules while every worker is free, and the short ones fill in at the end
+    instead of one long module starting last and running alone."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)

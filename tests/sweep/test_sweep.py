@@ -18,7 +18,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxtl.config import demo_settings as demo
-from jaxtl.core import provenance
+from jaxtl.core import compile_cache, provenance
 from jaxtl.workdir import files as rundir
 from jaxtl.core.errors import ConfigError
 from jaxtl.sweep import Sweep, SweepError, axis, plan, product, runner, table
@@ -435,6 +435,18 @@ def test_second_process_takes_compiled_programs_from_the_persistent_cache(tmp_pa
     assert list((tmp_path / "jax-compilation").iterdir())
 
 
+def test_a_process_started_with_the_cache_environment_caches_even_its_fastest_programs(tmp_path):
+    env = {**os.environ, **compile_cache.environment(tmp_path / "programs")}
+    script = ("import jax, jax.numpy as jnp; "
+              "jax.jit(lambda x: x + 1)(jnp.ones(3)).block_until_ready()")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # JAX's defaults skip a program compiled in under a second: this one is cached all the same
+    assert [path.name for path in (tmp_path / "programs").iterdir()
+            if path.name.startswith("jit__lambda")]
+
+
 def test_git_commit_is_the_checkouts_head_and_none_outside_git(tmp_path, monkeypatch):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                           text=True).stdout.strip()
@@ -473,11 +485,15 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     write_sweep(tmp_path, TINY_SWEEP.format(cache=tmp_path / "cache"))
     command = [sys.executable, "-m", "jaxtl.sweep", "--config", str(tmp_path / "sweep_file.py"),
                "--workdir", str(tmp_path / "runs")]
+    # the runs put their compilation cache in their own cache folder, not in the tests' shared one
+    env = {key: value for key, value in os.environ.items()
+           if key != "JAX_COMPILATION_CACHE_DIR"}
     # kill -9 the sweep while its first run trains: the run saves a checkpoint and stops
     # (SIGTERM from its dying parent), and the same command resumes it
     output = tmp_path / "killed_sweep.log"
     with output.open("w") as sink:
-        killed = subprocess.Popen(command, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+        killed = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink,
+                                  stderr=subprocess.STDOUT)
     pre = tmp_path / "runs" / "pre"
 
     def training_or_ended() -> bool:
@@ -489,7 +505,8 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     killed.wait()
     wait_for(lambda: "stopped by SIGTERM" in read_or_empty(pre / rundir.SWEEP_LOG_FILE)
              and not (pre / rundir.LOCK_FILE).exists())
-    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "[sweep] 3/3 done, 0 failed, 0 remaining" in first.stdout
     assert runner.read_status(pre)["attempts"] == 2
@@ -511,7 +528,8 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
         assert len(saved["names"]) == saved["scores"].shape[1] == 5
     assert list((tmp_path / "cache" / "jax-compilation").iterdir())
 
-    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=120)
     assert again.returncode == 0 and "3/3 done (3 already finished)" in again.stdout
 
     report = subprocess.run([sys.executable, "-m", "jaxtl.report", str(tmp_path / "runs")],
