@@ -45,7 +45,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = {"data.num_workers": 0, "data.batch_size": 8, "eval.batch_size": 8,
         "data.resolution": 32, "model.arch": "resnet18", "demo.arch": "resnet18",
         "demo.resolution": 32, "demo.batch_size": 8, "train.log_every_steps": 1}
-# Per dataset: demo data and runs small enough to train in seconds on a 2-core CPU.
+# Per built-in dataset: demo data and runs small enough to train in seconds on a 2-core CPU. A
+# dataset package of its own (tests/data/squares/) passes its sizes as tiny_config overrides.
 TINY_DATASET = {
     "eyepacs": {"demo.num_patients": 40, "demo.image_size": 48, "demo.epochs": 2},
     "chexpert": {"demo.num_patients": 60, "demo.image_size": 48, "demo.epochs": 1,
@@ -88,7 +89,7 @@ def tiny_config(folder: pathlib.Path, config: str = "eyepacs",
     `overrides` ({"section.key": value})."""
     loaded = config_of(config)
     values = {"data.cache_dir": str(pathlib.Path(folder) / "cache"), **TINY,
-              **TINY_DATASET[loaded.dataset], **(overrides or {})}
+              **TINY_DATASET.get(loaded.dataset, {}), **(overrides or {})}
     for key, value in values.items():
         section, name = key.split(".")
         loaded[section][name] = value
