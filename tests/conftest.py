@@ -15,10 +15,10 @@ import jax
 import ml_collections
 import pytest
 from absl import flags
+from layouts import eyepacs
 
 from jaxtl.config.files import load_config
 from jaxtl.core import compile_cache
-from layouts import eyepacs
 
 # Grain reads absl flags (as `python -m jaxtl.main` parses them); under pytest use the defaults.
 flags.FLAGS.mark_as_parsed()
@@ -100,8 +100,8 @@ def stopped_at_first_checkpoint_then_resumed(config: ml_collections.ConfigDict,
                                              workdir: pathlib.Path, monkeypatch) -> dict:
     """Trains `config` in `workdir`, stopped right after its first checkpoint is saved, then
     runs the same command again; returns the resumed run's results."""
-    from jaxtl.workdir import checkpoints as checkpoint
     from jaxtl.training import loop as train
+    from jaxtl.workdir import checkpoints as checkpoint
 
     original = checkpoint.RunCheckpoints.save_latest
 

@@ -13,7 +13,6 @@ import pathlib
 import numpy as np
 import pytest
 import scipy.io
-
 from layouts import bigearthnet as ben_layout
 from layouts import chest as chest_layout
 from layouts import consep as consep_layout

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from jaxtl.report import paired_runs as comparison
-from jaxtl.workdir import files as rundir
 from jaxtl.core import tasks
 from jaxtl.core.errors import UserError
 from jaxtl.metrics import task_metrics
 from jaxtl.metrics.delong import contrast_test
+from jaxtl.report import paired_runs as comparison
+from jaxtl.workdir import files as rundir
 
 N = 120
 RNG = np.random.default_rng(0)

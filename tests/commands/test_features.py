@@ -10,17 +10,17 @@ import sys
 import jax
 import numpy as np
 import pytest
+from conftest import tiny_config
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from conftest import tiny_config
 from jaxtl.commands import features
+from jaxtl.commands.features import SplitFeatures, fit_probe
 from jaxtl.core import tasks
 from jaxtl.data import loading
 from jaxtl.data.transforms import EvalExample
-from jaxtl.commands.features import SplitFeatures, fit_probe
 from jaxtl.engine.build import build_model, image_transform
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import config_of
+from programs import run_programs
+
 from jaxtl.commands import settings as listing
 from jaxtl.config.base import flatten, settings_of
 from jaxtl.core.errors import UserError
 from jaxtl.data import registry
-from programs import run_programs
 
 KEY_LINE = re.compile(r"^  (\S+) = (.*)$")
 

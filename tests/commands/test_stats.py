@@ -6,8 +6,9 @@ import json
 import subprocess
 import sys
 
-from layouts.chest import chexpert_row, write_chexpert
 from conftest import config_of
+from layouts.chest import chexpert_row, write_chexpert
+
 from jaxtl.commands import stats
 from jaxtl.data import loading
 

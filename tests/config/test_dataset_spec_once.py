@@ -4,8 +4,8 @@ build), and the config is validated once, on the final config."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import tiny_config
+
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
 from jaxtl.data import registry

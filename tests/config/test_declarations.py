@@ -5,8 +5,8 @@ allows and a help text."""
 from __future__ import annotations
 
 import pytest
-
 from defaults_before import DEFAULTS_BEFORE
+
 from jaxtl.config import validation as configuration
 from jaxtl.config.base import COMMON, base_config, flatten, settings_of
 from jaxtl.core.errors import ConfigError

@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import config_of
+from programs import run_programs
+
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
 from jaxtl.core.errors import ConfigError
 from jaxtl.data import registry
-from programs import run_programs
 
 
 def test_shipped_config_is_valid():

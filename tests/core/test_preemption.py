@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from jaxtl.workdir import files as rundir
 from jaxtl.engine import transfer
+from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 

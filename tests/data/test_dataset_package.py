@@ -8,10 +8,10 @@ import pathlib
 import pytest
 
 from jaxtl.config import validation as configuration
-from jaxtl.training import loop as train
 from jaxtl.config.files import load_config
-from jaxtl.data import registry
 from jaxtl.core.errors import ConfigError
+from jaxtl.data import registry
+from jaxtl.training import loop as train
 
 HERE = pathlib.Path(__file__).parent
 CONFIG = str(HERE / "squares_config.py")

@@ -8,11 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from jaxtl.engine import steps
+from jaxtl.core.errors import DataError
 from jaxtl.data import pipeline
 from jaxtl.data.eyepacs import reader as eyepacs
 from jaxtl.data.transforms import ImageTransform, warp_on_host
-from jaxtl.core.errors import DataError
+from jaxtl.engine import steps
 
 TRANSFORM = ImageTransform(resolution=16, channels=3, mean=(0.5,) * 3, std=(0.25,) * 3,
                            augment=("crop", "flip"))
@@ -181,10 +181,11 @@ def test_sixteen_bit_pixels_cross_as_uint16_and_normalise_as_on_the_host(tmp_pat
 
 
 def test_the_train_step_normalises_wire_pixels_as_the_host_did(records, layout):
-    from jaxtl import models, optim
-    from jaxtl.core import tasks
-    from jaxtl.config.files import load_config
     from conftest import REPO
+
+    from jaxtl import models, optim
+    from jaxtl.config.files import load_config
+    from jaxtl.core import tasks
 
     transform = ImageTransform(resolution=16, channels=3, mean=(0.485, 0.456, 0.406),
                                std=(0.229, 0.224, 0.225))

@@ -14,16 +14,16 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import REPO, tiny_config
-from jaxtl.config import demo_settings as demo
+from programs import run_programs
+
 from jaxtl.commands import prepare
-from jaxtl.training import loop as train
+from jaxtl.config import demo_settings as demo
+from jaxtl.core.errors import DataError
 from jaxtl.data import loading, prepared
 from jaxtl.data.records import SPLITS
-from jaxtl.core.errors import DataError
 from jaxtl.engine.build import image_transform
-from programs import run_programs
+from jaxtl.training import loop as train
 
 DATASETS = ("eyepacs", "chexpert", "cxr14", "consep", "bigearthnet")
 # Largest mean absolute difference between the evaluation pixels from the original files and

@@ -8,13 +8,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+from jaxtl.core.errors import DataError
 from jaxtl.data import demo_store as demo_data
 from jaxtl.data.chest import demo as chest_demo
 from jaxtl.data.chest import labels as chest_labels
 from jaxtl.data.eyepacs import demo as eyepacs_demo
 from jaxtl.data.eyepacs import reader as eyepacs_reader
 from jaxtl.data.regions import Box
-from jaxtl.core.errors import DataError
 
 
 def test_sidecar_round_trip(tmp_path):

@@ -8,15 +8,21 @@ import pickle
 import jax
 import numpy as np
 import pytest
+from layouts.bad_files import BAD_KINDS, spoil
 from PIL import Image
 
-from jaxtl.data.records import Record
-from jaxtl.data.eyepacs.graham import GrahamPreprocess, estimate_radius
-from jaxtl.data.decoders import ImageFileDecoder, PatchArrayDecoder
-from jaxtl.data.transforms import (EvalExample, ImageTransform, TrainExample,
-                                   _warp_coordinates, warp_batch, warp_on_host)
 from jaxtl.core.errors import DataError, UnreadableImage
-from layouts.bad_files import BAD_KINDS, spoil
+from jaxtl.data.decoders import ImageFileDecoder, PatchArrayDecoder
+from jaxtl.data.eyepacs.graham import GrahamPreprocess, estimate_radius
+from jaxtl.data.records import Record
+from jaxtl.data.transforms import (
+    EvalExample,
+    ImageTransform,
+    TrainExample,
+    _warp_coordinates,
+    warp_batch,
+    warp_on_host,
+)
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
 

@@ -12,10 +12,10 @@ import jax
 import numpy as np
 
 from jaxtl import models, optim
-from jaxtl.engine import steps
-from jaxtl.core import tasks
 from jaxtl.config.files import load_config
+from jaxtl.core import tasks
 from jaxtl.data import pipeline
+from jaxtl.engine import steps
 
 
 def main() -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import config_of
-from jaxtl.engine import build as run
+
 from jaxtl.core import tasks
-from jaxtl.data.records import DatasetSplits, Record
 from jaxtl.core.errors import ConfigError
+from jaxtl.data.records import DatasetSplits, Record
+from jaxtl.engine import build as run
 
 
 def splits_of(task, labels):

@@ -8,16 +8,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny_config
 from jax import lax
 
-from conftest import tiny_config
-from jaxtl.config import validation as configuration, demo_settings as demo
 from jaxtl import models
-from jaxtl.training import loop as train
+from jaxtl.config import demo_settings as demo
+from jaxtl.config import validation as configuration
+from jaxtl.core.errors import TransferError
 from jaxtl.engine import transfer
 from jaxtl.engine.build import build
-from jaxtl.core.errors import TransferError
 from jaxtl.models.std_layers import ScaledStdConv2d, StdConv2d
+from jaxtl.training import loop as train
 
 
 def conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from jaxtl import evaluators
 from jaxtl.config import demo_settings as demo
 from jaxtl.core.tasks import NEGATIVE, POSITIVE

@@ -8,14 +8,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from jaxtl import models
-from jaxtl.workdir import files as rundir
-from jaxtl.training import loop as train
-from jaxtl.engine import transfer
 from jaxtl.data import loading, registry
+from jaxtl.engine import transfer
 from jaxtl.metrics import segmentation as seg
+from jaxtl.training import loop as train
+from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 

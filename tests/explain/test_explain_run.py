@@ -13,15 +13,15 @@ import sys
 import jax
 import numpy as np
 import pytest
+from conftest import tiny_config
 from PIL import Image
 
-from conftest import tiny_config
-from jaxtl.workdir import files as rundir
-from jaxtl.training import loop as train
-from jaxtl.data import loading
 from jaxtl.core.errors import UserError
+from jaxtl.data import loading
 from jaxtl.explain.explainer import Request, explain
 from jaxtl.report import explanations
+from jaxtl.training import loop as train
+from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 

@@ -21,12 +21,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import config_of
-from jaxtl.config import validation as configuration, demo_settings as demo
+from zoo_costs import cheapest_member, too_costly_to_train
+
+from jaxtl.config import demo_settings as demo
+from jaxtl.config import validation as configuration
 from jaxtl.core.errors import ConfigError
 from jaxtl.models import families, list_models, min_input_size
-from zoo_costs import cheapest_member, too_costly_to_train
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FLOOR = 16  # configuration: data.resolution and demo.resolution start at 16 px

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import (
+    assert_finite_logits_and_every_gradient_nonzero,
+    fast_jit,
+    images,
+    init_shapes,
+    leaf_name,
+    parameter_count,
+    random_variables,
+    traced_init,
+    train_mode_gradients,
+)
 
 from jaxtl.models import Classifier, create_model
-from jaxtl.models.heads import make_head
 from jaxtl.models.densenet import DenseNet
+from jaxtl.models.heads import make_head
 from jaxtl.models.layers import max_pool2d
-from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, fast_jit, images, init_shapes,
-                         leaf_name, parameter_count, random_variables, traced_init, train_mode_gradients)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928}

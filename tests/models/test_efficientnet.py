@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import functools
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import (
+    assert_timm_keys_map,
+    fast_jit_no_fusion,
+    images,
+    init_shapes,
+    parameter_count,
+    random_variables,
+    shapes_by_name,
+    traced_init,
+)
 
 from jaxtl.models import create_model
 from jaxtl.models.efficientnet import block_specs
 from jaxtl.models.std_layers import Conv2d, pad_same, same_padding
-from zoo_helpers import (assert_timm_keys_map, fast_jit_no_fusion, images, init_shapes, parameter_count,
-                         random_variables, shapes_by_name, traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `classifier` is a Linear, like the `linear` head's `fc`. Both

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import fast_jit, images, init_shapes, random_variables, traced_init
 
 from jaxtl.explain.attribution import Targets, gradcam, stage_map_shape
 from jaxtl.models import Classifier, create_model, families, gradcam_stage
@@ -25,7 +26,6 @@ from jaxtl.models.heads import make_head
 from jaxtl.models.nfnet import NormFreeResNet
 from jaxtl.models.resnetv2 import ResNetV2
 from jaxtl.models.vgg import VGG
-from zoo_helpers import fast_jit, images, init_shapes, random_variables, traced_init
 
 
 @pytest.mark.parametrize("arch", [members[0] for members in families().values()])

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import fast_jit
 
 from jaxtl.models import HEADS
 from jaxtl.models.heads import make_head
-from zoo_helpers import fast_jit
-
 
 FEATURES = jnp.asarray(np.random.default_rng(0).normal(size=(4, 32)), jnp.float32)
 

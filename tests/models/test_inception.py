@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import functools
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import (
+    assert_timm_keys_map,
+    init_shapes,
+    parameter_count,
+    shapes_by_name,
+    traced_init,
+)
 
 from jaxtl.models import create_model
 from jaxtl.models.inception import _avg_pool_3x3
-from zoo_helpers import assert_timm_keys_map, init_shapes, parameter_count, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model("inception_v3").parameters()),
 # 1000 classes. timm's default has aux_logits=False, so no `AuxLogits` branch is built or counted;

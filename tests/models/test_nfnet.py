@@ -8,11 +8,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import (
+    assert_timm_keys_map,
+    fast_jit_no_fusion,
+    images,
+    parameter_count,
+    shapes_by_name,
+    traced_init,
+)
 
 from jaxtl.models.nfnet import NormFreeBlock, avg_pool_ceil, block_betas
 from jaxtl.models.std_layers import ScaledStdConv2d
-from zoo_helpers import (assert_timm_keys_map, fast_jit_no_fusion, images, parameter_count, shapes_by_name,
-                         traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()),
 # 1000 classes; timm's `head.fc` is a Linear, like the `linear` head's `fc`.

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import fast_jit
 
 from jaxtl.models import HEADS, Architecture, Classifier, Stage, create_model, list_models, registry
-from zoo_helpers import fast_jit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESNETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]

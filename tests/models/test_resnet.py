@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import (
+    assert_finite_logits_and_every_gradient_nonzero,
+    fast_jit,
+    images,
+    init_shapes,
+    leaf_name,
+    logits_and_state,
+    parameter_count,
+    random_variables,
+    traced_init,
+    train_mode_gradients,
+)
 
 from jaxtl.models import Classifier, create_model
 from jaxtl.models.heads import make_head
 from jaxtl.models.layers import max_pool2d
 from jaxtl.models.resnet import BasicBlock, Bottleneck, ResNet
-from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, fast_jit, images, init_shapes,
-                         leaf_name, logits_and_state, parameter_count, random_variables, traced_init,
-                         train_mode_gradients)
 
 TIMM_PARAM_COUNTS = {
     "resnet18": 11_689_512,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+from zoo_helpers import assert_timm_keys_map, parameter_count, shapes_by_name, traced_init
 
 from jaxtl.models.resnetv2 import fixed_pad_max_pool
 from jaxtl.models.std_layers import StdConv2d
-from zoo_helpers import assert_timm_keys_map, parameter_count, shapes_by_name, traced_init
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()), 1000
 # classes. timm's classifier `head.fc` is a 1x1 Conv2d with bias on the pooled features:

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import fast_jit, images, leaf_name, logits_and_state
 
 from jaxtl.models import create_model, list_models
-from zoo_helpers import fast_jit, images, leaf_name, logits_and_state
 
 WIDTHS = (32, 64, 128, 256)
 # 3x3 conv kernels (no bias: BN follows) + BN scale/bias per block.

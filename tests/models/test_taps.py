@@ -5,11 +5,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from zoo_helpers import fast_jit, images, init_shapes, random_variables
 
 from jaxtl.models import BACKBONE, PRE_LOGITS, STEM, Classifier, create_model, perturbations
 from jaxtl.models.heads import make_head
 from jaxtl.models.nfnet import NormFreeResNet
-from zoo_helpers import fast_jit, images, init_shapes, random_variables
 
 
 def test_gradient_of_a_logit_with_respect_to_the_pooled_features_is_the_heads_weight():

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import init_shapes, random_variables
 
 from jaxtl import models
 from jaxtl.engine import transfer
 from jaxtl.models.unet import UNet, encoder_stages
-from zoo_helpers import init_shapes, random_variables
 
 
 def shapes_of(arch: str, size: int, classes: int = 3) -> tuple[tuple, list[tuple]]:

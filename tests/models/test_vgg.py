@@ -9,11 +9,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from zoo_helpers import (
+    fast_jit,
+    images,
+    init_shapes,
+    leaf_name,
+    logits_and_state,
+    parameter_count,
+    random_variables,
+    traced_init,
+)
 
 from jaxtl.models import create_model
 from jaxtl.models.vgg import VGG, adaptive_avg_pool2d, pre_logits
-from zoo_helpers import (fast_jit, images, init_shapes, leaf_name, logits_and_state, parameter_count,
-                         random_variables, traced_init)
 
 # timm 1.0.31 (torch 2.14.1): sum(p.numel() for p in timm.create_model(name).parameters()).
 TIMM_PARAM_COUNTS = {"vgg16": 138_357_544, "vgg16_bn": 138_365_992}

@@ -13,13 +13,32 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
-
-from jaxtl.models import (LOGITS, PRE_LOGITS, create_backbone, create_model, families,
-                          feature_maps, feature_names, gradcam_stage, list_models, stages_of)
 from zoo_costs import cheapest_member, too_costly_to_compile
-from zoo_helpers import (assert_finite_logits_and_every_gradient_nonzero, images, init_shapes,
-                         logits_and_state, op_dtypes, random_variables, shapes_by_name, train_mode_gradients,
-                         traced_init, zoo_size)
+from zoo_helpers import (
+    assert_finite_logits_and_every_gradient_nonzero,
+    images,
+    init_shapes,
+    logits_and_state,
+    op_dtypes,
+    random_variables,
+    shapes_by_name,
+    traced_init,
+    train_mode_gradients,
+    zoo_size,
+)
+
+from jaxtl.models import (
+    LOGITS,
+    PRE_LOGITS,
+    create_backbone,
+    create_model,
+    families,
+    feature_maps,
+    feature_names,
+    gradcam_stage,
+    list_models,
+    stages_of,
+)
 
 FLOAT32 = jnp.dtype(jnp.float32)
 

@@ -17,8 +17,9 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # tests/: the one tiny-config helper
 from conftest import tiny_config  # noqa: E402
-from jaxtl.training import loop as train  # noqa: E402
+
 from jaxtl.models import min_input_size  # noqa: E402
+from jaxtl.training import loop as train  # noqa: E402
 
 CONFIG_FLOOR = 16  # configuration: demo.resolution starts at 16 px
 

@@ -20,9 +20,9 @@ import dataclasses
 import functools
 
 import jax
+from zoo_helpers import traced_init
 
 from jaxtl.models import families
-from zoo_helpers import traced_init
 
 MAX_EQUATIONS_TO_COMPILE = 4_000  # backward passes compiled in the tests: inception_v3 yes, densenet121 no
 MAX_PARAMETERS_TO_TRAIN = 50_000_000  # trained end to end by config: ResNet-50-sized yes, vgg16 no

@@ -8,15 +8,15 @@ import jax
 import numpy as np
 import optax
 import pytest
+from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
 from flax import traverse_util
 
-from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
-from jaxtl.workdir import checkpoints as checkpoint
-from jaxtl.engine import steps
-from jaxtl.training import loop as train
-from jaxtl.engine.build import build
-from jaxtl.workdir.checkpoints import abstract_like
 from jaxtl.data import pipeline
+from jaxtl.engine import steps
+from jaxtl.engine.build import build
+from jaxtl.training import loop as train
+from jaxtl.workdir import checkpoints as checkpoint
+from jaxtl.workdir.checkpoints import abstract_like
 
 pytestmark = pytest.mark.slow
 

@@ -6,15 +6,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import config_of
 from flax import traverse_util
 
-from conftest import config_of
 from jaxtl import models, optim
-from jaxtl.engine import steps
 from jaxtl.core import tasks
 from jaxtl.data import pipeline
-from jaxtl.optim.freezing import Frozen
+from jaxtl.engine import steps
 from jaxtl.models import stages_of
+from jaxtl.optim.freezing import Frozen
 
 
 def flat(tree):

@@ -10,8 +10,8 @@ import json
 import math
 
 import pytest
-
 from conftest import tiny_config
+
 from jaxtl import optim
 from jaxtl.training import loop as train
 

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import config_of
+
 from jaxtl.optim.schedules import make_schedule
 
 

@@ -16,18 +16,18 @@ import pytest
 from PIL import Image
 from sklearn import metrics as skm
 
-from jaxtl.report import paired_runs as comparison
 from jaxtl import report
-from jaxtl.workdir import files as rundir
 from jaxtl.core import tasks
 from jaxtl.core.errors import UserError
 from jaxtl.metrics.multiple import holm
 from jaxtl.metrics.thresholds import operating_points
 from jaxtl.report import explanations, figures, select
+from jaxtl.report import paired_runs as comparison
 from jaxtl.report import study_tests as comparisons
 from jaxtl.report.build import explanations_section
 from jaxtl.report.document import Document
 from jaxtl.sweep import table
+from jaxtl.workdir import files as rundir
 
 CLASSES = ["0", "1", "2", "3", "4"]
 

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from test_sweep import REPO, TINY_SWEEP, TWO_SOURCES, write_sweep
 
 from jaxtl.sweep import plan, runner, slurm, table
-from test_sweep import REPO, TINY_SWEEP, TWO_SOURCES, write_sweep
 
 
 def test_runs_that_start_from_others_go_into_later_arrays(tmp_path):

@@ -19,9 +19,9 @@ from ml_collections import config_flags
 
 from jaxtl.config import demo_settings as demo
 from jaxtl.core import compile_cache, provenance
-from jaxtl.workdir import files as rundir
 from jaxtl.core.errors import ConfigError
 from jaxtl.sweep import Sweep, SweepError, axis, plan, product, runner, table
+from jaxtl.workdir import files as rundir
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

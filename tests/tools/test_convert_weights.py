@@ -24,15 +24,14 @@ import numpy as np
 import pytest
 
 from jaxtl import models
-from jaxtl.engine import transfer
 from jaxtl.convert_weights import bit as bit_tool
 from jaxtl.convert_weights import synthetic
 from jaxtl.convert_weights import timm as timm_tool
 from jaxtl.convert_weights.errors import ConversionError
 from jaxtl.convert_weights.reading import read_weights
 from jaxtl.convert_weights.timm_layout import convert_state_dict, convertible_architectures
-from jaxtl.convert_weights.verify import (PARITY_RESOLUTION, TOLERANCE, Golden, JaxtlRunner,
-                                         settings)
+from jaxtl.convert_weights.verify import PARITY_RESOLUTION, TOLERANCE, Golden, JaxtlRunner, settings
+from jaxtl.engine import transfer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "tools" / "golden"

@@ -7,13 +7,13 @@ import json
 import jax
 import numpy as np
 import pytest
-
 from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
-from jaxtl.workdir import files as rundir
-from jaxtl.training import loop as train
-from jaxtl.engine import transfer
+
 from jaxtl.core.errors import DataError, TransferError, WorkdirConflict
+from jaxtl.engine import transfer
+from jaxtl.training import loop as train
+from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,12 @@ import csv
 import json
 
 import pytest
-
 from conftest import tiny_config
+
 from jaxtl.commands import evaluate
-from jaxtl.workdir import files as rundir
-from jaxtl.training import loop as train
 from jaxtl.core.errors import TransferError
+from jaxtl.training import loop as train
+from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 

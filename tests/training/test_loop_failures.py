@@ -9,17 +9,18 @@ import json
 import jax
 import numpy as np
 import pytest
-
 from conftest import tiny_config
-from jaxtl.workdir import checkpoints as checkpoint, files as rundir
-from jaxtl.training import loop as train
-from jaxtl.engine import transfer
-from jaxtl.data import loading
-from jaxtl.core.errors import NonFiniteError, UnreadableImage, UserError
-from jaxtl.explain.explainer import Request, explain
 from layouts.bad_files import BAD_KINDS, spoil
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
 from programs import run_programs
+
+from jaxtl.core.errors import NonFiniteError, UnreadableImage, UserError
+from jaxtl.data import loading
+from jaxtl.engine import transfer
+from jaxtl.explain.explainer import Request, explain
+from jaxtl.training import loop as train
+from jaxtl.workdir import checkpoints as checkpoint
+from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 SMALL = {"demo.arch": "small_cnn", "model.arch": "small_cnn", "demo.bootstrap_samples": 10}

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import tiny_config
-from jaxtl.workdir import files as rundir
+
 from jaxtl.core.errors import UserError, WorkdirConflict
+from jaxtl.workdir import files as rundir
 
 
 def test_a_second_writer_is_refused_naming_the_host_and_process(tmp_path):

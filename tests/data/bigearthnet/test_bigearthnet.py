@@ -7,14 +7,14 @@ import pathlib
 import numpy as np
 import pytest
 import tifffile
+from layouts.bigearthnet import write_patch
 from scipy import ndimage
 
+from jaxtl.core.errors import DataError
 from jaxtl.data.bigearthnet import bands as band_stack
 from jaxtl.data.bigearthnet import labels as bigearthnet_labels
 from jaxtl.data.bigearthnet import reader as ben_reader
 from jaxtl.data.bigearthnet.labels import LABELS_19, LABELS_43, TO_19
-from jaxtl.core.errors import DataError
-from layouts.bigearthnet import write_patch
 
 # The published label_conversion (label_indices.json of the BigEarthNet-S2 19-class models), as
 # 19-class name -> indices into the 43 original labels in CORINE code order.

@@ -6,15 +6,15 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from conftest import tiny_config
 from sklearn import metrics as skm
 
-from conftest import tiny_config
 from jaxtl.config import demo_settings as demo
 from jaxtl.core import tasks
-from jaxtl.training import loop as train
-from jaxtl.engine.build import build
 from jaxtl.data.bigearthnet.labels import LABELS_19
+from jaxtl.engine.build import build
 from jaxtl.metrics import task_metrics
+from jaxtl.training import loop as train
 
 pytestmark = pytest.mark.slow
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from jaxtl.core.errors import DataError
 from jaxtl.data import registry
 from jaxtl.data.chest import bbox
 from jaxtl.data.regions import Box
-from jaxtl.core.errors import DataError
 
 # As NIH ships it: the bracketed header over four cells and three empty ones, trailing empty
 # cells on the rows, CRLF line ends, 'Infiltrate' for Infiltration.

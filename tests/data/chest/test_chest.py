@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 import pytest
-
-from layouts.chest import chexpert_row, write_chexpert, write_cxr14
 from conftest import config_of
+from layouts.chest import chexpert_row, write_chexpert, write_cxr14
+
 from jaxtl.config import validation as configuration
 from jaxtl.core import tasks
+from jaxtl.core.errors import ConfigError, DataError
 from jaxtl.data import loading
 from jaxtl.data.chest import labels as chest_labels
-from jaxtl.core.errors import ConfigError, DataError
 
 NAN = math.nan
 RAW = [1.0, 0.0, -1.0, NAN]

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-
 from layouts.chest import CHEXPERT_HEADER, chexpert_row, write_chexpert
-from jaxtl.data.chest import chexpert
+
 from jaxtl.core.errors import DataError
+from jaxtl.data.chest import chexpert
 
 
 def test_reads_paths_patients_views_and_raw_values(tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from layouts.chest import CXR14_ROWS, write_cxr14
-from jaxtl.data.chest import cxr14
+
 from jaxtl.core.errors import DataError
+from jaxtl.data.chest import cxr14
 
 
 @pytest.mark.parametrize("version", ["2017", "2020"])

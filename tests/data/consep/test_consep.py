@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.io
+from layouts.consep import random_image, write_tile
 
+from jaxtl.core.errors import DataError
 from jaxtl.data.consep import reader as consep
 from jaxtl.data.decoders import PatchArrayDecoder
-from jaxtl.core.errors import DataError
-from layouts.consep import random_image, write_tile
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import pathlib
 import numpy as np
 import pytest
 import scipy.io
+from conftest import tiny_config
 from PIL import Image
 
-from conftest import tiny_config
 from jaxtl.config import validation as configuration
+from jaxtl.core.errors import ConfigError
 from jaxtl.data import loading
 from jaxtl.data.consep import segmentation
 from jaxtl.data.records import DataError
-from jaxtl.core.errors import ConfigError
 
 
 def position_image(height: int, width: int) -> np.ndarray:

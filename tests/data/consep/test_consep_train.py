@@ -4,11 +4,11 @@ scored, and the stats tool shows which tiles the splits share."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import tiny_config
+
 from jaxtl.commands import stats
-from jaxtl.training import loop as train
 from jaxtl.data import loading
+from jaxtl.training import loop as train
 
 pytestmark = pytest.mark.slow
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
-from jaxtl.data.eyepacs import reader as eyepacs
+
 from jaxtl.core.errors import DataError
+from jaxtl.data.eyepacs import reader as eyepacs
 
 
 def test_reads_every_row_with_label_patient_and_path(eyepacs_root):

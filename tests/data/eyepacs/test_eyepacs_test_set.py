@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import tiny_config
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
-from jaxtl.training import loop as train
+from PIL import Image
+
+from jaxtl.core.errors import DataError
 from jaxtl.data import registry
 from jaxtl.data.eyepacs import reader as eyepacs
 from jaxtl.data.eyepacs.graham import GrahamPreprocess
-from jaxtl.core.errors import DataError
+from jaxtl.training import loop as train
 
 
 def add_test_set(root, usages: dict[str, tuple[int, str]], missing: tuple[str, ...] = ()):

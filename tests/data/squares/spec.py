@@ -11,7 +11,6 @@ from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from squares import demo, reader
 
-
 SETTINGS = {
     "data": {"task": Setting("shape", choice("shape"), "square or circle, one per image")},
     # the dataset's own section: one key, checked by its rule

@@ -9,15 +9,15 @@ import pathlib
 
 import numpy as np
 import pytest
+from conftest import tiny_config
+from layouts.table import KINDS, image_pixels, suffix, write_image, write_table
 from PIL import Image
 
-from conftest import tiny_config
 from jaxtl.config import validation as configuration
 from jaxtl.core import tasks
+from jaxtl.core.errors import ConfigError, DataError
 from jaxtl.data import loading
 from jaxtl.data.decoders import DeepImageDecoder, ImageFileDecoder
-from jaxtl.core.errors import ConfigError, DataError
-from layouts.table import KINDS, image_pixels, suffix, write_image, write_table
 
 CLASSES = ("normal", "benign", "malignant")
 PATIENTS = 12  # two images each

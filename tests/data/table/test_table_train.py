@@ -8,10 +8,10 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
-from jaxtl.training import loop as train
 from layouts.table import KINDS, suffix, write_image, write_table
+
+from jaxtl.training import loop as train
 
 pytestmark = pytest.mark.slow
 GREY = {"data.channels": 1, "data.mean": (0.5,), "data.std": (0.25,)}

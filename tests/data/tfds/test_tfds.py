@@ -13,19 +13,19 @@ import sys
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import tiny_config
 from PIL import Image
 
-from conftest import tiny_config
 from jaxtl.config import validation as configuration
-from jaxtl.engine import build as run
-from jaxtl.training import loop as train
+from jaxtl.core.errors import ConfigError, DataError
+from jaxtl.core.tasks import MASKED, NEGATIVE, POSITIVE
 from jaxtl.data import loading
 from jaxtl.data.bigearthnet.bands import published_statistics
 from jaxtl.data.bigearthnet.labels import LABELS_19, LABELS_43, TO_19
 from jaxtl.data.chest.labels import CHEXPERT_LABELS
 from jaxtl.data.tfds import demo
-from jaxtl.core.errors import ConfigError, DataError
-from jaxtl.core.tasks import MASKED, NEGATIVE, POSITIVE
+from jaxtl.engine import build as run
+from jaxtl.training import loop as train
 
 SIZES = {"diabetic_retinopathy_detection/btgraham-300": 12, "bigearthnet/all": 12,
          "bigearthnet/rgb": 12, "chexpert": 12}
