@@ -139,3 +139,11 @@ def test_every_built_in_dataset_package_declares_its_specs():
         declared |= {spec.name for spec in specs}
     assert declared == set(registry.names())
     assert all(registry.get(name).name == name for name in registry.names())
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test modules by their file name (tests/ has no packages): two files of one
+    name in different folders would stop collection."""
+    tests = pathlib.Path(__file__).parent
+    names = [path.name for path in tests.rglob("test_*.py")]
+    assert sorted(set(names)) == sorted(names), sorted({n for n in names if names.count(n) > 1})
