@@ -72,7 +72,7 @@ def tiny_config(folder: pathlib.Path, config: str = "eyepacs",
     `overrides` ({"section.key": value})."""
     loaded = config_of(config)
     values = {"data.cache_dir": str(pathlib.Path(folder) / "cache"), **TINY,
-              **TINY_DATASET[loaded.dataset], **(overrides or {})}
+              **TINY_DATASET.get(loaded.dataset, {}), **(overrides or {})}
     for key, value in values.items():
         section, name = key.split(".")
         loaded[section][name] = value
