@@ -23,7 +23,7 @@ from tests.programs import REPO, run_programs
 
 PAGES = (REPO / "README.md", REPO / "benchmarks" / "README.md",
          *sorted((REPO / "docs").rglob("*.md")))
-GENERATED = (REPO / "docs" / "_build", REPO / "docs" / "_autosummary")
+GENERATED = (REPO / "docs" / "_build", REPO / "docs" / "_autosummary", REPO / "docs" / "_generated")
 FENCE = re.compile(r"^(```+|~~~+)\s*([\w-]*)")
 SHELL = {"", "bash", "sh", "shell", "console"}  # other blocks (text, python) hold no commands
 PROGRAM = re.compile(r"python -m (jaxtl[\w.]*)")
