@@ -7,7 +7,8 @@ sphinx-book-theme (JAX, Flax and Optax use the latter): sphinx-book-theme builds
 pydata-sphinx-theme and has tended to trail new Sphinx releases, while furo is one small
 package with no theme framework below it that keeps up with Sphinx, gives the same left-hand
 navigation, search and light/dark modes, and keeps the build in tests/test_docs.py fast. The API reference is generated from the docstrings
-(autosummary over every jaxtl module, autodoc for their members).
+(autosummary over every jaxtl module, autodoc for their members), and the settings reference
+(settings.md) from the settings' declarations, into docs/_generated/ at every build.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ extensions = [
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}  # .rst: autosummary's
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_generated"]  # _generated: included by pages
 
 # Markdown: `#anchor` links to headings work across pages (docs/foo.md#a-heading), as on GitHub.
 myst_heading_anchors = 3
@@ -61,8 +62,76 @@ def docstring_as_written(app, what, name, obj, options, lines: list[str]) -> Non
     lines[:] = ["::", ""] + ["   " + line if line else "" for line in text] + [""]
 
 
+GENERATED = Path(__file__).resolve().parent / "_generated"
+SETTINGS_CONFIG = "configs/eyepacs.py"  # whose values the common settings' table shows
+
+
+def common_settings() -> str:
+    """The Markdown of `python -m jaxtl.commands.settings --config configs/eyepacs.py
+    --markdown`, the common sections only (each dataset's own: `dataset_settings`)."""
+    from jaxtl.commands import settings as listing
+    from jaxtl.config.base import COMMON
+    from jaxtl.config.files import load_config
+    from jaxtl.core.settings import flat
+
+    common = flat(COMMON)
+    config = load_config(str(ROOT / SETTINGS_CONFIG))
+    rows = [row for row in listing.rows(config) if row.key in common]
+    return listing.as_markdown(listing.by_section(rows))
+
+
+def dataset_settings() -> str:
+    """Each dataset's tasks and own sections (a table), then one table per section with each
+    key's default, what it allows and what it means, from the dataset specs' declarations."""
+    from jaxtl.commands import settings as listing
+    from jaxtl.config.base import COMMON
+    from jaxtl.core.settings import allowed_values
+    from jaxtl.data import registry
+
+    lines = ["| Dataset | `data.task` | Its own sections |", "| --- | --- | --- |"]
+    def described(keys) -> dict:  # what the page shows of a section's settings
+        return {key: (repr(setting.default), allowed_values(setting.rule), setting.help)
+                for key, setting in keys.items()}
+
+    sections: dict[str, tuple[list[str], dict]] = {}  # section -> (datasets, its settings)
+    for name in registry.names():
+        spec = registry.get(name)
+        tasks = spec.settings.get("data", {}).get("task")
+        own = [section for section in spec.settings if section not in COMMON]
+        lines.append(f"| `{name}` | {allowed_values(tasks.rule) if tasks else ''} | "
+                     f"{', '.join(f'`{section}`' for section in own)} |")
+        for section in own:
+            datasets, keys = sections.setdefault(section, ([], spec.settings[section]))
+            if described(keys) != described(spec.settings[section]):
+                raise ValueError(f"section {section!r} is declared differently by "
+                                 f"{datasets[0]} and {name}")
+            datasets.append(name)
+    lines.append("")
+    for section, (datasets, keys) in sections.items():
+        lines += [f"### {section}", "",
+                  f"Declared by {', '.join(f'`{name}`' for name in datasets)}.", ""]
+        rows = [listing.Row(f"{section}.{key}", setting.default,
+                            allowed_values(setting.rule), setting.help)
+                for key, setting in keys.items()]
+        table = listing.as_markdown({section: rows}).split("\n", 2)[2]  # without the heading
+        lines.append(table.replace("| Value |", "| Default |", 1))
+    return "\n".join(lines)
+
+
+def write_generated_pages(app) -> None:
+    """docs/_generated/: the pages that settings.md includes, written from the code."""
+    del app
+    GENERATED.mkdir(exist_ok=True)
+    for name, text in (("settings_common.md", common_settings()),
+                       ("settings_datasets.md", dataset_settings())):
+        path = GENERATED / name
+        if not path.exists() or path.read_text() != text:  # unchanged: no rebuild
+            path.write_text(text)
+
+
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", docstring_as_written)
+    app.connect("builder-inited", write_generated_pages)
 
 
 html_theme = "furo"

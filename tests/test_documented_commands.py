@@ -23,7 +23,7 @@ from tests.programs import REPO, run_programs
 
 PAGES = (REPO / "README.md", REPO / "benchmarks" / "README.md",
          *sorted((REPO / "docs").rglob("*.md")))
-GENERATED = (REPO / "docs" / "_build", REPO / "docs" / "_autosummary")
+GENERATED = (REPO / "docs" / "_build", REPO / "docs" / "_autosummary", REPO / "docs" / "_generated")
 FENCE = re.compile(r"^(```+|~~~+)\s*([\w-]*)")
 SHELL = {"", "bash", "sh", "shell", "console"}  # other blocks (text, python) hold no commands
 PROGRAM = re.compile(r"python -m (jaxtl[\w.]*)")
@@ -108,7 +108,7 @@ def documented(pattern: re.Pattern) -> list[tuple[str, list[str]]]:
 def test_commands_are_found_in_the_pages():
     programs = {words[2] for _, words in documented(PROGRAM)}
     assert {"jaxtl.main", "jaxtl.sweep", "jaxtl.report", "jaxtl.explain",
-            "jaxtl.commands.compare", "jaxtl.commands.evaluate",
+            "jaxtl.commands.compare", "jaxtl.commands.evaluate", "jaxtl.commands.settings",
             "jaxtl.convert_weights.timm"} <= programs, programs
     readme = [words for page, words in documented(PROGRAM) if page == "README.md"]
     assert ["python", "-m", "jaxtl.main", "--config", "configs/eyepacs.py", "--workdir",
