@@ -6,9 +6,10 @@ on GitHub. The theme is furo, the other theme the JAX ecosystem uses besides
 sphinx-book-theme (JAX, Flax and Optax use the latter): sphinx-book-theme builds on
 pydata-sphinx-theme and has tended to trail new Sphinx releases, while furo is one small
 package with no theme framework below it that keeps up with Sphinx, gives the same left-hand
-navigation, search and light/dark modes, and keeps the build in tests/test_docs.py fast. The API reference is generated from the docstrings
-(autosummary over every jaxtl module, autodoc for their members), and the settings reference
-(settings.md) from the settings' declarations, into docs/_generated/ at every build.
+navigation, search and light/dark modes, and keeps the build in tests/test_docs.py fast.
+The API reference is generated from the docstrings (autosummary over every jaxtl module,
+autodoc for their members), and the settings reference (settings.md) from the settings'
+declarations, into docs/_generated/ at every build.
 """
 
 from __future__ import annotations
