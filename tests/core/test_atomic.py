@@ -61,7 +61,7 @@ def test_a_writer_killed_at_any_moment_leaves_the_old_file_or_the_new_one(tmp_pa
     always one complete version, never torn."""
     script = (
         "import pathlib, sys\n"
-        "from jaxtl import rundir\n"
+        "from jaxtl.workdir import files as rundir\n"
         "folder = pathlib.Path(sys.argv[1])\n"
         "rundir.write_results(folder, {'version': 0, 'rows': list(range(20000))})\n"
         "print('writing', flush=True)\n"
