@@ -17,7 +17,6 @@ of the image; a multilabel task: the regions of the findings that make the label
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import pathlib
 import re

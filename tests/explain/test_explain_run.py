@@ -21,7 +21,6 @@ from jaxtl.data import loading
 from jaxtl.explain.explainer import Request, explain
 from jaxtl.report import explanations
 from jaxtl.training import loop as train
-from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 from conftest import tiny_config
-from layouts.table import KINDS, image_pixels, suffix, write_image, write_table
+from layouts.table import KINDS, suffix, write_image, write_table
 from PIL import Image
 
 from jaxtl.config import validation as configuration

@@ -4,7 +4,6 @@ class folders of mixed image files."""
 
 from __future__ import annotations
 
-import pathlib
 
 import numpy as np
 import pytest

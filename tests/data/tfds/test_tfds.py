@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from conftest import tiny_config
-from PIL import Image
 
 from jaxtl.config import validation as configuration
 from jaxtl.core.errors import ConfigError, DataError
