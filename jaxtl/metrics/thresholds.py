@@ -10,18 +10,21 @@ P(class)), three thresholds:
   validation split.
 
 A case is called positive when its score is >= the threshold. Candidate thresholds are the
-distinct validation scores (scikit-learn's `precision_recall_curve` and `roc_curve`); ties
-between candidates go to the highest threshold. Each is reported with its sensitivity,
-specificity, precision and F1 on the validation and test splits, and their means over labels
-under `macro`.
+distinct validation scores; ties between candidates go to the highest threshold. The choice
+is made on exact counts, so that exact ties are found as ties: with TP, FP the positives and
+negatives called at a threshold, P and N those of the split, J = TP / P - FP / N is compared
+as the integer TP N - FP P, and F1 = 2 TP / (TP + FP + P) as a fraction of integers
+(floating-point differences would let rounding noise decide ties such as
+0.8 - 0.6 = 0.4 - 0.2). Each is reported with its sensitivity, specificity, precision and F1
+on the validation and test splits, and their means over labels under `macro`.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
 
@@ -30,16 +33,31 @@ RULES = ("fixed", "f1", "youden")
 RATES = ("sensitivity", "specificity", "precision", "f1")
 
 
+def called_counts(positive: np.ndarray,
+                  scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct scores in descending order, and at each taken as the threshold the
+    positives (TP) and negatives (FP) called positive (score >= threshold), as integers."""
+    positive = np.asarray(positive, bool)
+    scores = np.asarray(scores, np.float64)
+    thresholds = np.unique(scores)[::-1]
+
+    def at_or_above(values: np.ndarray) -> np.ndarray:
+        return len(values) - np.searchsorted(np.sort(values), thresholds, side="left")
+
+    return (thresholds, at_or_above(scores[positive]).astype(np.int64),
+            at_or_above(scores[~positive]).astype(np.int64))
+
+
 def f1_threshold(positive: np.ndarray, scores: np.ndarray) -> float | None:
     """The validation score that maximises F1 (None without positives)."""
     if not np.any(positive):
         return None
-    precision, recall, thresholds = skm.precision_recall_curve(positive, scores)
-    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
-    best = np.flatnonzero(f1 == f1.max())
-    return float(thresholds[best].max())
+    thresholds, tp, fp = called_counts(positive, scores)
+    total = int(np.sum(positive))
+    # Descending thresholds: max() keeps the first, i.e. highest, of equal F1s.
+    best = max(range(len(thresholds)),
+               key=lambda i: Fraction(int(tp[i]), int(tp[i] + fp[i]) + total))
+    return float(thresholds[best])
 
 
 def youden_threshold(positive: np.ndarray, scores: np.ndarray) -> float | None:
@@ -47,10 +65,10 @@ def youden_threshold(positive: np.ndarray, scores: np.ndarray) -> float | None:
     classes)."""
     if not np.any(positive) or np.all(positive):
         return None
-    fpr, tpr, thresholds = skm.roc_curve(positive, scores, drop_intermediate=False)
-    j = (tpr - fpr)[1:]  # the first point (threshold above every score) calls nothing positive
-    best = np.flatnonzero(j == j.max())
-    return float(thresholds[1:][best].max())
+    thresholds, tp, fp = called_counts(positive, scores)
+    p, n = int(np.sum(positive)), int(np.sum(~np.asarray(positive, bool)))
+    j_times_pn = tp * n - fp * p  # J * P * N, exact in int64
+    return float(thresholds[np.argmax(j_times_pn)])  # the first maximum: highest threshold
 
 
 def rates(positive: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | None]:

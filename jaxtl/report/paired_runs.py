@@ -6,9 +6,10 @@ finished run). They must hold the same images in the same order with the same la
 comparing against different ground truth is refused. Per metric, the difference mean(A) -
 mean(B) (over each group's runs), its 95% interval and a two-sided p-value:
 
-- AUROC of one label (a per-label `auroc/<label>`, and `mean_auroc` of a one-label task): DeLong's
-  test for correlated AUROCs (`jaxtl.metrics.delong`, Sun and Xu's algorithm), the contrast of
-  the groups' mean AUROC;
+- AUROC of one label (a per-label `auroc/<label>`, and `mean_auroc` of a one-label task): the
+  contrast of the groups' mean AUROC by DeLong's test for correlated AUROCs
+  (`jaxtl.metrics.delong`), in its clustered form (Obuchowski 1997, patients as clusters) where
+  a patient has several of the label's images, else image-level (Sun and Xu's algorithm);
 - every other metric (kappa, accuracy, F1, AP, ECE, a mean AUROC over several labels): the
   paired bootstrap over patients (`jaxtl.metrics.paired`).
 The metrics are those of results.json, recomputed from the saved scores (they equal it).
@@ -26,11 +27,12 @@ import numpy as np
 from jaxtl.core import tasks
 from jaxtl.core.errors import UserError
 from jaxtl.metrics import metric_function
-from jaxtl.metrics.delong import contrast_test
+from jaxtl.metrics.delong import CLUSTERED_DELONG, DELONG, chosen_test, contrast_test
 from jaxtl.metrics.paired import paired_bootstrap
 from jaxtl.workdir import files as rundir
 
-DELONG, BOOTSTRAP = "DeLong", "paired bootstrap"
+BOOTSTRAP = "paired bootstrap"
+TESTS = (DELONG, CLUSTERED_DELONG, BOOTSTRAP)
 DEFAULT_SAMPLES = 2000
 
 
@@ -54,7 +56,10 @@ class Difference:
     difference: float | None  # a - b
     ci: tuple[float, float] | None
     p_value: float | None
-    method: str  # DELONG or BOOTSTRAP
+    method: str  # the test and what it ran on, e.g. 'clustered DeLong (60 patients, ...)'
+    test: str  # one of TESTS
+    patients: int  # patients (clusters) and images the test ran on
+    images: int
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,12 +138,14 @@ def compare(runs_a: Sequence[Predictions], runs_b: Sequence[Predictions],
     if bootstrapped:
         computes = [[metric_function(task, run.labels, run.scores, bootstrapped) for run in side]
                     for side in (runs_a, runs_b)]
+        patients, images = len(set(first.patients)), len(first.patients)
         for metric, result in paired_bootstrap(*computes, first.patients, bootstrapped,
                                                samples=samples, seed=seed).items():
             out[metric] = Difference(metric, result.a, result.b, result.difference, result.ci,
                                      result.p_value, f"{BOOTSTRAP} ({result.valid} of "
-                                                     f"{samples} resamples of "
-                                                     f"{len(set(first.patients))} patients)")
+                                                     f"{samples} resamples of {patients} "
+                                                     f"patients, {images} images)",
+                                     BOOTSTRAP, patients, images)
     for metric in metrics:
         index = _delong_label(task, metric)
         if index is None:
@@ -148,16 +155,21 @@ def compare(runs_a: Sequence[Predictions], runs_b: Sequence[Predictions],
         positive = first.labels[counted, index] == tasks.POSITIVE
         scores = np.stack([run.scores[counted, index] for run in (*runs_a, *runs_b)])
         contrast = [1 / len(runs_a)] * len(runs_a) + [-1 / len(runs_b)] * len(runs_b)
+        patients = first.patients[counted]
         try:
-            test = contrast_test(scores, positive, contrast)
+            test = contrast_test(scores, positive, contrast, patients)
         except ValueError as error:  # too few positives or negatives
-            out[metric] = Difference(metric, None, None, None, None, None, f"{DELONG}: {error}")
+            name = chosen_test(patients, len(patients))
+            out[metric] = Difference(metric, None, None, None, None, None, f"{name}: {error}",
+                                     name, len(set(patients)), len(patients))
             continue
         a, b = test.aurocs[:len(runs_a)], test.aurocs[len(runs_a):]
-        out[metric] = Difference(metric, float(np.mean(a)), float(np.mean(b)), test.difference,
-                                 test.ci,
-                                 test.p_value, f"{DELONG} ({int(positive.sum())} positives, "
-                                               f"{int((~positive).sum())} negatives)")
+        images = test.positives + test.negatives
+        out[metric] = Difference(
+            metric, float(np.mean(a)), float(np.mean(b)), test.difference, test.ci,
+            test.p_value, f"{test.test} ({test.clusters} patients, {images} images: "
+                          f"{test.positives} positive, {test.negatives} negative)",
+            test.test, test.clusters, images)
     return [out[metric] for metric in metrics]
 
 
