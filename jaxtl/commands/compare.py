@@ -2,10 +2,11 @@
 
 Paired comparison of two runs scored on the same images (e.g. two pretraining sources at the
 same training size): per metric, A - B with its 95% interval and a p-value, by DeLong's test
-for one label's AUROC and by a paired bootstrap over patients for every other metric
-(`jaxtl.report.paired_runs`). RUN_A or RUN_B may be several run folders joined by ':' (as in PATH;
-sweep folder names hold commas): the seeds of one configuration, each side then the mean over
-its runs.
+for one label's AUROC (clustered by patient, Obuchowski 1997, where a patient has several
+images) and by a paired bootstrap over patients for every other metric
+(`jaxtl.report.paired_runs`); each row names its test and the patients and images it ran on.
+RUN_A or RUN_B may be several run folders joined by ':' (as in PATH; sweep folder names hold
+commas): the seeds of one configuration, each side then the mean over its runs.
 """
 
 from __future__ import annotations

@@ -266,18 +266,21 @@ def _comparisons(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
         f"At each training size, each pretraining source against random initialisation "
         f"(`none`) and the sources against each other, on the same {study.split} images: the "
         f"difference of the seed means of {study.metric} (A - B), its 95% interval and "
-        f"p-value from {samples} paired resamples of patients "
-        f"(DeLong's test for a single label's AUROC), then Holm's correction over the "
-        f"study's comparisons. The interval holds the trained models fixed (it is about "
-        f"other test patients); the seeds' own differences show the spread over training "
-        f"runs. `python -m jaxtl.commands.compare RUN_A RUN_B` compares any two runs this way.")
+        f"p-value from {samples} paired resamples of patients (DeLong's test for a single "
+        f"label's AUROC, clustered by patient as Obuchowski (1997) where a patient has "
+        f"several images), then Holm's correction over the study's comparisons; the test "
+        f"column names the test and the patients and images it ran on. The interval holds "
+        f"the trained models fixed (it is about other test patients); the seeds' own "
+        f"differences show the spread over training runs. "
+        f"`python -m jaxtl.commands.compare RUN_A RUN_B` compares any two runs this way.")
     if found:
         doc.table(["images per class", "A", "B", "seeds", f"A {study.metric}",
                    f"B {study.metric}", "A - B", "95% CI", "p", "Holm p", "holds",
-                   "A - B per seed"],
+                   "A - B per seed", "test"],
                   [[c.size, c.a, c.b, c.seeds, *comparison.cells(c.result)[1:6],
                     comparison.p_text(c.holm_p), "yes" if c.holds else "no",
-                    ", ".join(f"{d:+.3f}" for d in c.seed_differences)] for c in found])
+                    ", ".join(f"{d:+.3f}" for d in c.seed_differences), c.result.method]
+                   for c in found])
     doc.paragraph(comparisons.summary(found, study.metric))
     for note in notes:
         doc.paragraph(f"Not compared: {note}")

@@ -2,9 +2,9 @@
 random initialisation and the sources against each other, on the same test images.
 
 Each side is the configuration the main figure shows at that point (all its seeds); the
-difference of the seed means is tested with `jaxtl.report.paired_runs` (DeLong for one label's AUROC,
-else the paired patient bootstrap), and Holm's correction runs over every comparison of the
-study. The interval and p-value hold the trained models fixed: they say how the difference
+difference of the seed means is tested with `jaxtl.report.paired_runs` (DeLong for one label's
+AUROC, clustered by patient where a patient has several images; else the paired patient
+bootstrap), and Holm's correction runs over every comparison of the study. The interval and p-value hold the trained models fixed: they say how the difference
 would change with other test patients, while the spread over seeds is shown beside them.
 """
 

@@ -307,6 +307,9 @@ def test_comparisons_pair_sources_at_each_size_with_holm_and_say_which_hold(tmp_
     markdown = report.render(tmp_path, comparison_samples=200)["markdown"].read_text()
     assert "### Paired comparisons" in markdown and comparisons.summary(found, "kappa") in markdown
     assert first.holds and "these differences in kappa hold: pre - none at 10" in markdown
+    assert first.result.test == comparison.BOOTSTRAP  # kappa; the table names the test
+    assert "resamples of 30 patients, 60 images)" in first.result.method
+    assert f"| {first.result.method} |" in markdown
     assert "| none, n=all | youden |" in markdown  # operating points of the chosen runs
 
 
