@@ -15,8 +15,8 @@ images as independent.
 
 Clustered DeLong (Obuchowski 1997): images are grouped in I clusters (patients); cluster c
 holds m_c positives and n_c negatives, and V10_c, V01_c are the sums of its images' placement
-values. With I10 (I01) the clusters holding at least one positive (negative), and for models
-r, s
+values. With I10 (I01) the clusters holding at least one positive (negative), A^r the AUROC
+of model r, and for models r, s
 
     S10_rs = I10 / ((I10 - 1) m) sum_c (V10_c^r - m_c A^r) (V10_c^s - m_c A^s),
     S01_rs = I01 / ((I01 - 1) n) sum_c (V01_c^r - n_c A^r) (V01_c^s - n_c A^s),
@@ -88,9 +88,8 @@ def clustered_auroc_covariance(scores: np.ndarray, positive: np.ndarray,
     positive = np.asarray(positive, bool)
     aurocs, v10, v01 = placement_values(scores, positive)
     m, n = v10.shape[1], v01.shape[1]
-    _, index = np.unique(np.asarray(clusters), return_inverse=True)
-    index = index.reshape(-1)
-    count = int(index.max()) + 1
+    names, index = np.unique(np.asarray(clusters), return_inverse=True)
+    index, count = index.reshape(-1), len(names)
     if len(index) != len(positive):
         raise ValueError(f"{len(index)} cluster ids for {len(positive)} images")
     m_c = np.bincount(index[positive], minlength=count)
