@@ -13,7 +13,7 @@ A case is called positive when its score is >= the threshold. Candidate threshol
 distinct validation scores; ties between candidates go to the highest threshold. The choice
 is made on exact counts, so that exact ties are found as ties: with TP, FP the positives and
 negatives called at a threshold, P and N those of the split, J = TP / P - FP / N is compared
-as the integer TP N - FP P, and F1 = 2 TP / (TP + FP + P) as a fraction of integers
+as the integer TP N - FP P, and F1 = 2 TP / (TP + FP + P) by cross-multiplied integers
 (floating-point differences would let rounding noise decide ties such as
 0.8 - 0.6 = 0.4 - 0.2). Each is reported with its sensitivity, specificity, precision and F1
 on the validation and test splits, and their means over labels under `macro`.
@@ -21,7 +21,6 @@ on the validation and test splits, and their means over labels under `macro`.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -53,11 +52,15 @@ def f1_threshold(positive: np.ndarray, scores: np.ndarray) -> float | None:
     if not np.any(positive):
         return None
     thresholds, tp, fp = called_counts(positive, scores)
-    total = int(np.sum(positive))
-    # Descending thresholds: max() keeps the first, i.e. highest, of equal F1s.
-    best = max(range(len(thresholds)),
-               key=lambda i: Fraction(int(tp[i]), int(tp[i] + fp[i]) + total))
-    return float(thresholds[best])
+    denominator = tp + fp + int(np.sum(positive))  # F1 = 2 tp / denominator
+    best = int(np.argmax(tp / denominator))  # a start; exact from here on
+    while True:  # a / b > c / d exactly when a d > c b (int64: exact below 2e9 images)
+        better = np.flatnonzero(tp * denominator[best] > tp[best] * denominator)
+        if not len(better):
+            break
+        best = int(better[0])
+    ties = np.flatnonzero(tp * denominator[best] == tp[best] * denominator)
+    return float(thresholds[ties[0]])  # descending thresholds: the first is the highest
 
 
 def youden_threshold(positive: np.ndarray, scores: np.ndarray) -> float | None:
