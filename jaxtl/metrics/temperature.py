@@ -6,9 +6,11 @@ classes of a multiclass task (one T); per label of a multi-label task, its sigmo
 three-way softmax (one T each, since the labels' heads are trained and calibrated apart). A
 head's log-loss is its training loss without smoothing or weights, over the entries the loss
 counts (a hierarchical child only where its parent is positive), so each T is fitted to
-exactly what the head models. Dividing logits by T > 0 keeps their order within a head, so
-AUROC, AP and every rank metric of a label (and the argmax of a softmax head) are unchanged;
-only the confidences move.
+exactly what the head models. Dividing logits by T > 0 keeps the argmax of a softmax head and
+the order of a label's scores (sigmoid(z / T); a three-way label's sigmoid((z1 - z0) / T)), so
+accuracy, kappa, F1, and a label's AUROC and AP are unchanged; what may move is listed in
+docs/statistics.md (one-vs-rest scores of three or more classes, pooled multi-label metrics,
+a hierarchical child's product of scaled probabilities).
 
 A binary head is fitted as a softmax over the logits (0, z), whose log-loss is the sigmoid
 log-loss of z. With beta = 1 / T, the log-loss mean(logsumexp(beta z) - beta z_y) is convex in

@@ -241,6 +241,19 @@ def test_scaling_an_overconfident_multilabel_model_lowers_ece_and_keeps_each_lab
             labels[test, index], logits[test, index] / fitted[index]), abs=1e-12)
 
 
+def test_a_three_way_labels_auroc_holds_under_its_temperature():
+    """Its score p1 / (p0 + p1) = sigmoid((z1 - z0) / T) keeps its order."""
+    rng = np.random.default_rng(8)
+    task = tasks.multilabel(["three"], three_way=[True])
+    labels = rng.integers(0, 3, (300, 1))
+    logits = rng.normal(size=(300, 3)) + 2.0 * np.eye(3)[labels[:, 0]]
+    fitted = temperature.fit(task, labels[:150], logits[:150])
+    scaled = temperature.scale_logits(task, logits[150:], fitted)
+    assert fitted[0] != pytest.approx(1.0, abs=0.05)
+    assert task_metrics(task, labels[150:], scaled)["auroc"] == pytest.approx(
+        task_metrics(task, labels[150:], logits[150:])["auroc"], abs=1e-12)
+
+
 @pytest.mark.parametrize("task", [
     tasks.multiclass("abcd"),
     tasks.multilabel(["a", "b", "c"], three_way=[False, True, False]),
