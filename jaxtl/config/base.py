@@ -202,6 +202,12 @@ COMMON: dict[str, Section] = {
         "bootstrap_samples": Setting(1000, BOOTSTRAP_SAMPLES,
                                      "patient resamples for the 95% CIs of final metrics"),
         "bootstrap_seed": Setting(0, SEED, "which resamples"),
+        "temperature_scaling": Setting(True, boolean, "classification: fit one temperature "
+                                       "per task head on the validation logits (minimum "
+                                       "log-loss; Guo et al. 2017), report val and test "
+                                       "calibrated_loss/ece/brier after scaling and the "
+                                       "temperatures (results.json `calibration`); saved "
+                                       "scores and every other metric stay unscaled"),
     },
     "probe": {  # python -m jaxtl.commands.features: logistic regression on pooled features
         "c_values": Setting((0.001, 0.01, 0.1, 1.0, 10.0), positive_numbers,

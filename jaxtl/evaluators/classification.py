@@ -4,7 +4,9 @@
 record order: `jaxtl.evaluators.per_example.outputs`) and computes the task's metrics
 (`jaxtl.metrics.task_metrics`). `final_results` scores a finished run's checkpoint on
 validation and test: metrics with intervals, the predictions saved for curves and paired
-comparisons, and the operating points (thresholds chosen on validation, applied to test).
+comparisons, the operating points (thresholds chosen on validation, applied to test), and,
+with `eval.temperature_scaling`, post-hoc temperature scaling (`jaxtl.metrics.temperature`):
+temperatures fitted on validation, the calibration metrics of both splits after scaling.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from jaxtl.data.records import Record
 from jaxtl.engine.build import Run
 from jaxtl.engine.steps import TrainState
 from jaxtl.evaluators.per_example import outputs
-from jaxtl.metrics import task_metrics
+from jaxtl.metrics import task_metrics, temperature
+from jaxtl.metrics.calibration import task_brier
 from jaxtl.metrics.thresholds import operating_points
 from jaxtl.workdir import files as rundir
 
@@ -74,13 +77,16 @@ class ClassificationEvaluator:
 
     def final_results(self, run: Run, state: TrainState,
                       workdir: pathlib.Path) -> dict[str, Any]:
-        """`val` and `test` metrics with intervals (test subsets too), `operating_points`
-        chosen on val and applied to test, and the data's `label_policies`; host 0 saves each
-        split's predictions (labels, scores, image and patient ids, in record order, without
-        images that could not be read) in `workdir`."""
+        """`val` and `test` metrics with intervals (test subsets too) and the Brier score,
+        `operating_points` chosen on val and applied to test, the data's `label_policies`;
+        with `eval.temperature_scaling`, `calibration` (the temperatures fitted on val) and
+        each split's `calibrated_*` metrics after scaling. Host 0 saves each split's
+        predictions (labels, scores, image and patient ids, in record order, without images
+        that could not be read) in `workdir`; the scores are never rescaled."""
         task = run.splits.task
         results: dict[str, Any] = {}
         scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        outputs_of: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kept labels and logits
         for split in ("val", "test"):
             records = run.splits.split(split)
             if not records:
@@ -88,6 +94,7 @@ class ClassificationEvaluator:
                 continue
             labels, logits, valid = predict(run, state, records)
             kept = np.flatnonzero(valid)
+            outputs_of[split] = (labels[kept], logits[kept])
             scored[split] = (labels[kept], task.scores(logits[kept]))
             if jax.process_index() == 0:
                 rundir.save_predictions(workdir, split, labels=scored[split][0],
@@ -96,8 +103,15 @@ class ClassificationEvaluator:
                                         patients=[records[i].patient for i in kept])
             results[split] = _metrics(run, records, labels, logits, valid, intervals=True,
                                       subsets=run.splits.subsets.get(split))
+            results[split] |= task_brier(task, *scored[split])
         results["operating_points"] = (
             operating_points(task, scored["val"], scored.get("test")) if "val" in scored
             else None)
+        results["calibration"] = None
+        if run.config.eval.temperature_scaling and "val" in outputs_of:
+            temperatures = temperature.fit(task, *outputs_of["val"])
+            results["calibration"] = temperature.record(task, temperatures, fitted_on="val")
+            for split, (labels, logits) in outputs_of.items():
+                results[split] |= temperature.calibrated(task, labels, logits, temperatures)
         results["label_policies"] = dict(run.splits.label_policies)
         return results

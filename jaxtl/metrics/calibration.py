@@ -9,6 +9,11 @@ confidence|.
 What is calibrated depends on the task (`jaxtl.metrics.classification`): the top-label confidence and
 whether the argmax is right for a softmax task; P(positive) and whether the entry is positive,
 per label, for a multi-label task.
+
+The Brier score (scikit-learn's `brier_score_loss`) is the mean squared difference between
+the predicted probabilities and the one-hot outcome: summed over the classes for a softmax task
+(0 to 2, Brier's original score), of P(positive) per label over its counted entries for a
+multi-label task (0 to 1), with `mean_brier` over the labels that have counted entries.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from sklearn.metrics import brier_score_loss
+
+from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
 
 BINS = 15
 
@@ -63,3 +71,30 @@ def expected_calibration_error(confidence: np.ndarray, outcome: np.ndarray,
     used = table.weight > 0
     gaps = np.abs(table.outcome[used] - table.confidence[used])
     return float(np.sum(table.weight[used] / total * gaps))
+
+
+def brier_score(probabilities: np.ndarray, outcome: np.ndarray,
+                weight: np.ndarray | None = None) -> float | None:
+    """Binary Brier score: the (weighted) mean of (probability - outcome)^2; None without
+    entries."""
+    probabilities = np.asarray(probabilities, np.float64)
+    if len(probabilities) == 0:
+        return None
+    return float(brier_score_loss(np.asarray(outcome).astype(np.int64), probabilities,
+                                  sample_weight=weight, pos_label=1, scale_by_half=True))
+
+
+def task_brier(task: Task, labels: np.ndarray, scores: np.ndarray) -> dict:
+    """{"brier": ...} of a task's scores (see the module docstring): one number for a softmax
+    task; per label, with "mean_brier", for a multi-label task."""
+    labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+    if not task.multilabel:
+        if len(labels) == 0:
+            return {"brier": None}
+        return {"brier": float(brier_score_loss(labels, scores, labels=range(len(task.names)),
+                                                scale_by_half=False))}
+    counted = (labels == POSITIVE) | (labels == NEGATIVE)
+    per_label = {name: brier_score(scores[counted[:, i], i], labels[counted[:, i], i] == POSITIVE)
+                 for i, name in enumerate(task.names)}
+    defined = [value for value in per_label.values() if value is not None]
+    return {"brier": per_label, "mean_brier": float(np.mean(defined)) if defined else None}

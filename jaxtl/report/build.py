@@ -127,19 +127,21 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
                    f"validation configuration per point within the panel.")
 
     chosen = select.chosen_runs(study, chosen_names)
-    curves = []
+    curves, scaled = [], {}
     for row in chosen:
         path = rundir.predictions_file(sweep_dir / str(row.get("workdir")), study.split)
         if path.is_file():
             with np.load(path) as saved:
                 curves.append((_label(row), saved["labels"], saved["scores"]))
+            scaled[_label(row)] = figures.temperature_scaled(
+                rundir.read_results(path.parent), curves[-1][2])
     if curves:
         png, _ = figures.roc_pr(curves, f"{study.split} split")
         doc.figure(f"{slug}_roc_pr.png", png,
                    f"ROC and precision-recall curves on the {study.split} split of the chosen "
                    f"runs (per pretraining source, the best-validated run at the largest "
                    f"training size, unless named with --runs).")
-        png, _ = figures.reliability_diagram(curves, f"{study.split} split")
+        png, _ = figures.reliability_diagram(curves, f"{study.split} split", scaled)
         doc.figure(f"{slug}_reliability.png", png,
                    f"Reliability diagrams of the chosen runs on the {study.split} split: the "
                    f"fraction correct (softmax tasks: of the top-label prediction) or positive "
@@ -147,7 +149,9 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
                    f"against the mean confidence in 15 equal-width bins; the diagonal is "
                    f"perfect calibration. ECE: the bin-weighted mean gap (results.json holds "
                    f"`ece`, per label `ece` and `mean_ece` for multi-label tasks, with "
-                   f"intervals).")
+                   f"intervals). Dashed: after temperature scaling fitted on the validation "
+                   f"split (`calibrated_ece` and the temperatures, `calibration`, in "
+                   f"results.json).")
     else:
         missing = rundir.PREDICTIONS_FILE.format(split=study.split)
         doc.paragraph(f"No `{missing}` in the chosen runs' "

@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 from sklearn import metrics as skm
 
+from jaxtl.core import tasks
+from jaxtl.metrics import temperature
 from jaxtl.metrics.calibration import expected_calibration_error, reliability
 from jaxtl.report import select
 
@@ -224,26 +226,51 @@ def calibration_view(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
             "top-label confidence")
 
 
-def reliability_diagram(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
-                        title: str) -> tuple[bytes, dict[str, dict[str, Any]]]:
+def temperature_scaled(results: Mapping[str, Any] | None,
+                       scores: np.ndarray) -> np.ndarray | None:
+    """A run's saved scores after the temperature scaling its results.json records (None when
+    it records none)."""
+    entry = (results or {}).get("calibration")
+    if not entry:
+        return None
+    saved = results["task"]
+    task = tasks.Task(saved["kind"], tuple(saved["names"]), tuple(saved["three_way"]),
+                      tuple(saved["parents"]))
+    return temperature.scale_scores(task, scores, temperature.from_json(task,
+                                                                        entry["temperature"]))
+
+
+def reliability_diagram(curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str,
+                        scaled: Mapping[str, np.ndarray | None] | None = None,
+                        ) -> tuple[bytes, dict[str, dict[str, Any]]]:
     """Per run: mean outcome against mean confidence in 15 equal-width bins (left, with the
-    diagonal of perfect calibration) and how many entries each bin holds (right)."""
+    diagonal of perfect calibration) and how many entries each bin holds (right). `scaled`:
+    per run label, its scores after temperature scaling, drawn dashed in the run's colour
+    (under "<label>, temperature-scaled" in what is returned)."""
     figure, (curve_ax, count_ax) = _grid(2, columns=2)
     drawn: dict[str, dict[str, Any]] = {}
     what = ""
     for label, labels, scores in curves:
-        confidence, outcome, what = calibration_view(labels, scores)
-        table = reliability(confidence, outcome)
-        ece = expected_calibration_error(confidence, outcome)
-        used = table.weight > 0
-        drawn[label] = {"ece": ece, "confidence": table.confidence[used].tolist(),
-                        "outcome": table.outcome[used].tolist(),
-                        "count": table.weight[used].tolist()}
-        (handle,) = curve_ax.plot(table.confidence[used], table.outcome[used], "o-",
-                                  markersize=3, linewidth=1.4, label=f"{label} (ECE {ece:.3f})")
-        centres = (table.edges[:-1] + table.edges[1:]) / 2
-        count_ax.step(centres, table.weight, where="mid", color=handle.get_color(),
-                      linewidth=1.2, label=label)
+        colour = None
+        after = (scaled or {}).get(label)
+        for name, values, style in ((label, scores, "o-"),
+                                    (f"{label}, temperature-scaled", after, "s--")):
+            if values is None:
+                continue
+            confidence, outcome, what = calibration_view(labels, values)
+            table = reliability(confidence, outcome)
+            ece = expected_calibration_error(confidence, outcome)
+            used = table.weight > 0
+            drawn[name] = {"ece": ece, "confidence": table.confidence[used].tolist(),
+                           "outcome": table.outcome[used].tolist(),
+                           "count": table.weight[used].tolist()}
+            (handle,) = curve_ax.plot(table.confidence[used], table.outcome[used], style,
+                                      color=colour, markersize=3, linewidth=1.4,
+                                      label=f"{name} (ECE {ece:.3f})")
+            colour = handle.get_color()
+            centres = (table.edges[:-1] + table.edges[1:]) / 2
+            count_ax.step(centres, table.weight, where="mid", color=colour, linewidth=1.2,
+                          linestyle=style[1:], label=name)
     curve_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     curve_ax.set(xlabel="mean confidence in bin", ylabel="fraction correct / positive",
                  title=f"reliability, {title}\n({what})", xlim=(0, 1), ylim=(0, 1))
