@@ -17,6 +17,7 @@ to the larger id). True instances are the dataset's instance map.
 The per-tile metrics follow HoVer-Net's stats_utils (Graham et al. 2019), whose CoNSeP table
 is what users compare with; its `remap_label` numbers instances in increasing order of id, as
 `_overlaps` does, so "the lower id" below is its order too.
+
 - `dice_1`, HoVer-Net's `get_dice_1`: the Dice of the nucleus pixels (nonzero ids) of the true
   and the predicted instance maps (undefined when both are empty).
 - AJI, the aggregated Jaccard index (Kumar et al. 2017), as HoVer-Net's `get_fast_aji`: each
@@ -30,6 +31,7 @@ is what users compare with; its `remap_label` numbers instances in increasing or
   ties; compared exactly, |G n P| > 0.5 |G u P|); DQ = TP / (TP + FP / 2 + FN / 2), SQ = mean
   IoU of the matches (0 with none; HoVer-Net divides by TP + 1e-6, a relative 1e-6 / TP lower),
   PQ = DQ x SQ; undefined when a tile has neither true nor predicted nuclei.
+
 A split reports the mean of each over the tiles where it is defined, as HoVer-Net's
 compute_stats does over images (`dice_nuclei_tile_mean` for `dice_1`; `aji`, `pq`, `dq`, `sq`);
 evaluation scores whole tiles, so a tile is one of the dataset's images.
