@@ -7,8 +7,11 @@ normalisation, `data.mean` / `data.std`) and predicted whole
 (`inference.make_tile_predictor`: windows of `data.resolution` px overlapping by
 `seg.window_overlap`); a pixel's class is the most probable one, nuclei are made from the
 foreground by `seg.instances`, and `jaxtl.metrics.segmentation` scores them (pixel Dice and
-IoU per class and for nuclei, AJI, PQ; tile-resampled intervals with `intervals`). Every host
-scores every tile (the tiles are few; the result is the same everywhere).
+IoU per class and for nuclei pooled over the tiles; HoVer-Net's per-tile nuclei Dice, AJI and PQ
+averaged over the tiles; tile-resampled intervals with `intervals`). A tile is one of the
+dataset's images, whole (never cut into windows for scoring), so the means over tiles are
+HoVer-Net's means over images. Every host scores every tile (the tiles are few; the result is
+the same everywhere).
 
 `SegmentationEvaluator.final_results` also keeps, on the first host, each split's predicted
 classes per tile (`rundir.SEGMENTATION_FILE`, uint8) and draws the first `seg.overlay_tiles`

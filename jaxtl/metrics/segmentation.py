@@ -14,17 +14,27 @@ marker; a component without such a maximum is one marker), then the markers floo
 distance level by level (`FLOOD_STEP` px; within a level by 8-connected geodesic dilation, a tie
 to the larger id). True instances are the dataset's instance map.
 
-- AJI, the aggregated Jaccard index (Kumar et al. 2017), as HoVer-Net's `get_fast_aji`
-  (Graham et al. 2019): each true instance is paired with the predicted instance of highest IoU
-  among those it overlaps (a prediction may be paired with several true instances);
-  AJI = sum |G n P| over the pairs / (sum |G u P| over the pairs + |G| of the unpaired true
-  instances + |P| of the predictions paired with none).
+The per-tile metrics follow HoVer-Net's stats_utils (Graham et al. 2019), whose CoNSeP table
+is what users compare with; its `remap_label` numbers instances in increasing order of id, as
+`_overlaps` does, so "the lower id" below is its order too.
+
+- `dice_1`, HoVer-Net's `get_dice_1`: the Dice of the nucleus pixels (nonzero ids) of the true
+  and the predicted instance maps (undefined when both are empty).
+- AJI, the aggregated Jaccard index (Kumar et al. 2017), as HoVer-Net's `get_fast_aji`: each
+  true instance is paired with the predicted instance of highest IoU among those it overlaps
+  (a prediction may be paired with several true instances); AJI = sum |G n P| over the pairs /
+  (sum |G u P| over the pairs + |G| of the unpaired true instances + |P| of the predictions
+  paired with none). Of predictions with exactly equal IoU the one with the larger union is
+  paired (`get_fast_aji` ranks by |G n P| / (|G u P| + 1e-6)), then the lower id.
 - PQ, panoptic quality (Kirillov et al. 2019), as HoVer-Net's `get_fast_pq` with match IoU 0.5:
-  a true and a predicted instance match when their IoU > 0.5 (unique at that threshold);
-  DQ = TP / (TP + FP / 2 + FN / 2), SQ = mean IoU of the matches, PQ = DQ x SQ (0 when no
-  match; undefined when a tile has neither true nor predicted nuclei).
-AJI and PQ are per tile; a split reports their mean over the tiles where they are defined, as
-the papers do.
+  a true and a predicted instance match when their IoU > 0.5 (unique at that threshold, so no
+  ties; compared exactly, |G n P| > 0.5 |G u P|); DQ = TP / (TP + FP / 2 + FN / 2), SQ = mean
+  IoU of the matches (0 with none; HoVer-Net divides by TP + 1e-6, a relative 1e-6 / TP lower),
+  PQ = DQ x SQ; undefined when a tile has neither true nor predicted nuclei.
+
+A split reports the mean of each over the tiles where it is defined, as HoVer-Net's
+compute_stats does over images (`dice_nuclei_tile_mean` for `dice_1`; `aji`, `pq`, `dq`, `sq`);
+evaluation scores whole tiles, so a tile is one of the dataset's images.
 
 Intervals (`split_metrics` with bootstrap samples): tiles are resampled (`bootstrap.py`), the
 pooled pixel counts and the tile means recomputed per resample.
@@ -130,7 +140,7 @@ def _flood(distance: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.nd
 
 def _overlaps(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(intersection (T, P), true areas (T,), predicted areas (P,)) of instance maps whose ids
-    are relabelled 1..T and 1..P in order of appearance."""
+    are relabelled 1..T and 1..P in increasing order of id."""
     true_ids, true_index = np.unique(np.asarray(true).ravel(), return_inverse=True)
     pred_ids, pred_index = np.unique(np.asarray(pred).ravel(), return_inverse=True)
     joint = np.bincount(true_index * len(pred_ids) + pred_index,
@@ -142,6 +152,13 @@ def _overlaps(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
             joint.sum(axis=0)[pred_keep].astype(np.float64))
 
 
+def dice_1(true: np.ndarray, pred: np.ndarray) -> float | None:
+    """Dice of the nucleus pixels (ids > 0) of two instance maps, HoVer-Net's `get_dice_1`;
+    None when neither has any."""
+    dice, _ = dice_iou(pixel_counts(np.asarray(true) > 0, np.asarray(pred) > 0, 2)[1])
+    return _value(dice)
+
+
 def aji(true: np.ndarray, pred: np.ndarray) -> float | None:
     """Aggregated Jaccard index of two instance maps (see the module doc); None when both are
     empty."""
@@ -151,9 +168,13 @@ def aji(true: np.ndarray, pred: np.ndarray) -> float | None:
     if len(true_area) == 0 or len(pred_area) == 0:
         return 0.0
     union = true_area[:, None] + pred_area[None, :] - inter
+    # IoUs are ratios of pixel counts (below 2^26), so float64 division orders them exactly and
+    # gives equal ratios equal values: ties are exact. Of the tied, the larger union, then the
+    # first (lower) id, as `get_fast_aji`'s argmax of inter / (union + 1e-6).
     iou = inter / union
-    best = iou.argmax(axis=1)
-    paired = iou[np.arange(len(true_area)), best] > 0
+    best_iou = iou.max(axis=1)
+    best = np.where(iou == best_iou[:, None], union, -1.0).argmax(axis=1)
+    paired = best_iou > 0
     rows = np.flatnonzero(paired)
     total_inter = inter[rows, best[rows]].sum()
     total_union = (union[rows, best[rows]].sum() + true_area[~paired].sum()
@@ -176,9 +197,11 @@ def panoptic(true: np.ndarray, pred: np.ndarray) -> Panoptic:
     inter, true_area, pred_area = _overlaps(true, pred)
     if len(true_area) == 0 and len(pred_area) == 0:
         return Panoptic(None, None, None, 0, 0, 0)
-    iou = (inter / (true_area[:, None] + pred_area[None, :] - inter)
-           if inter.size else np.zeros((len(true_area), len(pred_area))))
-    matched = iou > MATCH_IOU  # at most one per row and column above 0.5
+    union = true_area[:, None] + pred_area[None, :] - inter
+    # Exact on the integer counts (MATCH_IOU x union is exact for 0.5); at most one match per
+    # row and column above 0.5.
+    matched = inter > MATCH_IOU * union
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=matched)
     tp = int(matched.sum())
     fp, fn = len(pred_area) - tp, len(true_area) - tp
     dq = tp / (tp + 0.5 * fp + 0.5 * fn)
@@ -193,6 +216,7 @@ class TileScore:
     tile: str
     counts: np.ndarray  # (classes, 3) TP, FP, FN per class
     nuclei_counts: np.ndarray  # (3,) TP, FP, FN of foreground vs background
+    dice_1: float | None  # HoVer-Net's Dice of the instance maps' nuclei
     aji: float | None
     panoptic: Panoptic
 
@@ -202,6 +226,7 @@ def score_tile(tile: str, true_classes: np.ndarray, true_instances: np.ndarray,
     pred_instances = instances(pred_classes > 0, method)
     return TileScore(tile, pixel_counts(true_classes, pred_classes, num_classes),
                      pixel_counts(true_classes > 0, pred_classes > 0, 2)[1],
+                     dice_1(true_instances, pred_instances),
                      aji(true_instances, pred_instances),
                      panoptic(true_instances, pred_instances))
 
@@ -212,12 +237,14 @@ def _value(number: float) -> float | None:
 
 def split_metrics(tiles: Sequence[TileScore], class_names: Sequence[str], *,
                   bootstrap_samples: int = 0, seed: int = 0) -> dict[str, Any]:
-    """Pooled pixel Dice/IoU (nuclei, per class, mean over the foreground classes), mean AJI,
-    PQ, DQ, SQ over the tiles, per-tile values, and with `bootstrap_samples` tile-resampled
-    intervals."""
+    """Pooled pixel Dice/IoU (nuclei, per class, mean over the foreground classes); means over
+    the tiles of HoVer-Net's nuclei Dice, AJI, PQ, DQ, SQ; per-tile values; and with
+    `bootstrap_samples` tile-resampled intervals."""
     counts = np.stack([t.counts for t in tiles])
     nuclei = np.stack([t.nuclei_counts for t in tiles])
-    per_tile = {
+    per_tile = {  # the split's key -> each tile's value, averaged over the defined ones
+        "dice_nuclei_tile_mean": np.array([np.nan if t.dice_1 is None else t.dice_1
+                                           for t in tiles]),
         "aji": np.array([np.nan if t.aji is None else t.aji for t in tiles]),
         **{key: np.array([np.nan if getattr(t.panoptic, key) is None
                           else getattr(t.panoptic, key) for t in tiles])
@@ -247,8 +274,8 @@ def split_metrics(tiles: Sequence[TileScore], class_names: Sequence[str], *,
                         "predicted": int(sum(t.panoptic.tp + t.panoptic.fp for t in tiles)),
                         "matched": int(sum(t.panoptic.tp for t in tiles))}
     result["per_tile"] = {
-        t.tile: {"dice_nuclei": _value(dice_iou(t.nuclei_counts)[0]), "aji": t.aji,
-                 "pq": t.panoptic.pq} for t in tiles}
+        t.tile: {"dice_nuclei": _value(dice_iou(t.nuclei_counts)[0]), "dice_1": t.dice_1,
+                 "aji": t.aji, "pq": t.panoptic.pq} for t in tiles}
     if bootstrap_samples > 0:
         result.update(bootstrap_intervals(compute, [t.tile for t in tiles], bootstrap_samples,
                                           seed))

@@ -1,7 +1,8 @@
 """The report's section for a segmentation study (CoNSeP nuclei): nuclei Dice and PQ against
 the number of training tiles per pretraining source, a table of the points, and the predicted
 masks of the chosen runs over a few test tiles (the overlays each run drew:
-`rundir.SEGMENTATION_OVERLAYS_DIR`)."""
+`rundir.SEGMENTATION_OVERLAYS_DIR`). Each metric is labelled with how it is aggregated: the
+pooled nuclei Dice and HoVer-Net's mean over tiles of per-tile Dice are different numbers."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from jaxtl.report.document import Document
 from jaxtl.workdir import files as rundir
 
 METRICS = ("dice_nuclei", "pq")  # the figures, against training tiles
-TABLE_METRICS = ("dice_nuclei", "pq", "aji", "dice_mean")
+TABLE_METRICS = ("dice_nuclei", "dice_nuclei_tile_mean", "pq", "aji", "dice_mean")
+LABELS = {  # a metric's key -> what the report calls it
+    "dice_nuclei": "nuclei Dice pooled over tiles (`dice_nuclei`)",
+    "dice_nuclei_tile_mean": "nuclei Dice, mean over tiles as HoVer-Net (`dice_nuclei_tile_mean`)",
+    "pq": "PQ, mean over tiles (`pq`)",
+    "aji": "AJI, mean over tiles (`aji`)",
+    "dice_mean": "Dice of the types pooled over tiles, mean over types (`dice_mean`)",
+}
 OVERLAYS_PER_RUN = 3
 SIZE_LABEL = "training tiles"
 
@@ -47,10 +55,11 @@ def section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
                    f"{study.split} {metric} against the number of training tiles (log scale), "
                    f"one line per pretraining source; where several configurations share a "
                    f"point, the one with the best mean validation {metric} is shown. Dice: "
-                   f"nucleus pixels against background, pooled over the split's tiles; PQ: "
+                   f"nucleus pixels against background, pooled over the split's tiles (not "
+                   f"HoVer-Net's mean of per-image Dice, which the table gives beside it); PQ: "
                    f"panoptic quality of the nuclei (matches at IoU > 0.5), the mean over "
-                   f"tiles. Bands: one standard deviation over seeds, or the run's 95% "
-                   f"interval from resampling tiles.")
+                   f"tiles as HoVer-Net. Bands: one standard deviation over seeds, or the "
+                   f"run's 95% interval from resampling tiles.")
     by_run = {row["run"]: row for row in study.rows}
     body = []
     for line, points in select.series(list(study.rows), study).items():
@@ -60,7 +69,8 @@ def section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
                          *(_text(row, study.split, metric) for metric in TABLE_METRICS),
                          f"`{point.run}`"])
     doc.table(["pretraining", "training tiles",
-               *(f"{study.split} {metric} [95% CI]" for metric in TABLE_METRICS), "run"], body)
+               *(f"{study.split} {LABELS[metric]} [95% CI]" for metric in TABLE_METRICS),
+               "run"], body)
     chosen = select.chosen_runs(study, chosen_names)
     gallery = [(_label(row), rundir.segmentation_overlays(sweep_dir / str(row.get("workdir")),
                                                           "test")[:OVERLAYS_PER_RUN])

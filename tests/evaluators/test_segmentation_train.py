@@ -1,6 +1,6 @@
 """A tiny CoNSeP segmentation run end to end: a UNet whose encoder starts from a converted
 checkpoint and stays frozen trains on crops, whole tiles are scored, and the saved masks give
-the Dice that results.json reports."""
+the pooled Dice and the per-tile mean Dice (HoVer-Net's) that results.json reports."""
 
 from __future__ import annotations
 
@@ -51,25 +51,30 @@ def test_tiny_segmentation_run_from_a_checkpoint_with_a_frozen_encoder(tmp_path)
     assert results["task"]["names"][0] == "background"
     test = results["test"]
     assert test["count"] == results["split_sizes"]["test"] == 3  # the demo's Test/ tiles
-    for key in ("dice_nuclei", "iou_nuclei", "aji", "pq", "dq", "sq"):
+    for key in ("dice_nuclei", "dice_nuclei_tile_mean", "iou_nuclei", "aji", "pq", "dq", "sq"):
         assert test[key] is None or 0.0 <= test[key] <= 1.0
     low, high = test["dice_nuclei_ci"]
     assert low <= test["dice_nuclei"] <= high
     assert results["val"]["count"] == 1
 
-    # The saved masks, scored again here, give the pooled nuclei Dice of results.json.
+    # The saved masks, scored again here, give the pooled nuclei Dice of results.json and,
+    # each tile's Dice of the nuclei of its instance map averaged, HoVer-Net's.
     with np.load(rundir.segmentation_file(workdir, "test")) as saved:
         masks = dict(saved)
     run_config = rundir.read_config(workdir)
     read_tile = registry.get("consep_seg").segmentation.tile
-    counts = np.zeros(3)
+    counts, tile_dice = np.zeros(3), []
     for record in loading.load_splits(run_config).test:
-        _, classes, _ = read_tile(run_config, record)
+        _, classes, instances = read_tile(run_config, record)
         predicted = masks[record.image_id]
         assert predicted.shape == classes.shape
         counts += seg.pixel_counts(classes > 0, predicted > 0, 2)[1]
+        true_nuclei, predicted_nuclei = instances > 0, predicted > 0
+        tile_dice.append(2 * np.sum(true_nuclei & predicted_nuclei)
+                         / (np.sum(true_nuclei) + np.sum(predicted_nuclei)))
     assert test["dice_nuclei"] == pytest.approx(2 * counts[0] / (2 * counts[0] + counts[1]
                                                                  + counts[2]))
+    assert test["dice_nuclei_tile_mean"] == pytest.approx(np.mean(tile_dice))
     assert len(rundir.segmentation_overlays(workdir, "test")) == 3
 
     # The encoder came from the checkpoint and stayed frozen; the decoder trained.
