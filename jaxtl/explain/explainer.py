@@ -196,6 +196,8 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
         raise UserError(f"the {request.split} split of {splits.name} is empty")
     records = chosen_records(all_records, request)
     targets = choose_targets(task, request.targets)
+    stage = (_gradcam_feature(config.model.arch, request.stage) if request.method == GRADCAM
+             else None)
 
     mesh = steps.make_mesh()
     model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
@@ -203,9 +205,7 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
                                 dtype=config.model.dtype)
     variables = jax.device_put(transfer.load_variables(workdir), steps.replicated(mesh))
     resolution, channels = config.data.resolution, config.data.channels
-    stage = None
-    if request.method == GRADCAM:
-        stage = _gradcam_feature(config.model.arch, request.stage)
+    if stage is not None:
         try:
             attribution.feature_map_shape(model, variables,
                                           (1, resolution, resolution, channels), stage)
