@@ -59,8 +59,10 @@ def small_cnn(dtype: Dtype = jnp.float32) -> SmallCNN:
     return SmallCNN(dtype=dtype)
 
 
+# jaxtl's own baseline: no timm counterpart, no pretrained weights. Grad-CAM explains block4
+# after its ReLU: `block4_act`.
 ARCHITECTURES = {
     "small_cnn": Architecture(
         small_cnn, tuple(Stage(f"block{i}", rf"block{i}_") for i in range(1, 5)),
-        timm=None, activated_tap=True),  # jaxtl's own baseline: no timm counterpart, no pretrained weights
+        timm=None, activated_tap=True),
 }

@@ -82,7 +82,7 @@ class VGG(nn.Module):
     """VGG trunk + pre_logits ConvMlp; returns globally average-pooled features (N, 4096) float32
     and the named features (jaxtl/models/taps.py): `block1` .. `block5` (each block's last conv,
     or its BN, before the ReLU and the max-pool), `stem` (= `block1`), `block5_act` (the last
-    block's ReLU output before its max-pool: timm's `features.29`, `features.42` with BN;
+    block's ReLU output before its max-pool: timm's `features[29]`, `features[42]` with BN;
     Grad-CAM's default), `pre_logits` (the pooled fc7 output: the stage of that name is no map
     on the input's grid).
 
