@@ -32,9 +32,10 @@ def define_flags() -> cli.Options:
         "target": flags.DEFINE_multi_string(
             "target", [], "Multiclass: 'predicted' (default), 'label' (the true class) or a "
             "class name or index. Multilabel: label names or indices (default: every label)."),
-        "stage": flags.DEFINE_string("stage", None, "Grad-CAM: the backbone stage (python -m "
-                                     "jaxtl.models --stages ARCH); default: the last "
-                                     "convolutional one."),
+        "stage": flags.DEFINE_string("stage", None, "Grad-CAM: the backbone's feature map, a "
+                                     "stage (python -m jaxtl.models --stages ARCH) or "
+                                     "<stage>_act; default: the last convolutional stage after "
+                                     "its activation (docs/explanations.md)."),
         "ig_steps": flags.DEFINE_integer("ig_steps", attribution.DEFAULT_IG_STEPS,
                                          "Integrated gradients: trapezoidal steps.", lower_bound=1),
         "tolerance": flags.DEFINE_float("tolerance", localisation.DEFAULT_TOLERANCE,

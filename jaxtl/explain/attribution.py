@@ -7,10 +7,12 @@ logit_o`, with one selector row s per image and target (`Targets.selectors`): a 
 (multiclass), a binary label's logit, or a three-way label's positive minus negative logit (the
 log-odds its score p1 / (p0 + p1) is made of).
 
-Grad-CAM (Selvaraju et al. 2017) at a backbone stage: with A the stage's output (h, w, K), the
-feature of that name the backbone returns (jaxtl/models/taps.py), and G = d score / d A, the
-map is ReLU(sum_k mean_hw(G_k) A_k), at the stage's resolution h x w. G is the gradient with
-respect to a zero perturbation that the backbone adds to A (`models.perturbations`).
+Grad-CAM (Selvaraju et al. 2017) at a named feature map of the backbone (jaxtl/models/taps.py):
+with A that feature (h, w, K) and G = d score / d A, the map is ReLU(sum_k mean_hw(G_k) A_k), at
+the feature's resolution h x w. G is the gradient with respect to a zero perturbation that the
+backbone adds to A (`models.perturbations`). By default A is the Grad-CAM stage's output after
+its activation (`models.gradcam_feature`), the layer pytorch-grad-cam users target on timm's
+models (DenseNet's `norm5`, EfficientNet's `bn2`: BatchNorm with its activation).
 
 Integrated gradients (Sundararajan et al. 2017). Baseline: the model input 0, i.e. every pixel
 at `data.mean` (a flat image of the dataset's mean colour: the normalised image's zero, so it
@@ -122,31 +124,31 @@ def _per_target(vjp: Callable, selectors: jax.Array) -> jax.Array:
     return jax.vmap(lambda rows: vjp(rows)[0], in_axes=1)(selectors)
 
 
-def stage_map_shape(model: nn.Module, variables: Any, image_shape: tuple[int, ...],
-                    stage: str) -> tuple[int, ...]:
-    """The shape (N, h, w, K) of the feature map `stage` for images of `image_shape`, traced
-    without computing; a clear error when the model returns no such map."""
+def feature_map_shape(model: nn.Module, variables: Any, image_shape: tuple[int, ...],
+                      feature: str) -> tuple[int, ...]:
+    """The shape (N, h, w, K) of the named feature map `feature` for images of `image_shape`,
+    traced without computing; a clear error when the model returns no such map."""
     images = jax.ShapeDtypeStruct(image_shape, jnp.float32)
     _, out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, images)
-    if stage not in out:
-        raise ValueError(f"the model returns no feature {stage!r}; it returns "
+    if feature not in out:
+        raise ValueError(f"the model returns no feature {feature!r}; it returns "
                          f"{', '.join(sorted(out))}")
-    if out[stage].ndim != 4:
-        raise ValueError(f"feature {stage!r} has shape {out[stage].shape}; Grad-CAM needs a "
+    if out[feature].ndim != 4:
+        raise ValueError(f"feature {feature!r} has shape {out[feature].shape}; Grad-CAM needs a "
                          f"feature map (N, h, w, C)")
-    return tuple(out[stage].shape)
+    return tuple(out[feature].shape)
 
 
-def gradcam(model: nn.Module, variables: Any, images: jax.Array, stage: str,
+def gradcam(model: nn.Module, variables: Any, images: jax.Array, feature: str,
             targets: Targets, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(maps (B, T, h, w) float32 at the resolution of the feature map `stage`, logits
-    (B, outputs))."""
-    shape = stage_map_shape(model, variables, images.shape, stage)
+    """(maps (B, T, h, w) float32 at the resolution of the named feature map `feature`,
+    logits (B, outputs))."""
+    shape = feature_map_shape(model, variables, images.shape, feature)
 
     def forward(delta: jax.Array) -> tuple[jax.Array, jax.Array]:
-        perturbed = {**variables, **models.perturbations(models.BACKBONE, {stage: delta})}
+        perturbed = {**variables, **models.perturbations(models.BACKBONE, {feature: delta})}
         logits, out = model.apply(perturbed, images, train=False)
-        return logits, out[stage]
+        return logits, out[feature]
 
     delta = jnp.zeros(shape, jnp.float32)
     logits, vjp, activation = jax.vjp(forward, delta, has_aux=True)

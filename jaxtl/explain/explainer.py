@@ -58,7 +58,7 @@ class Request:
     images: int | None = None  # the first N records of the split; None: all
     ids: tuple[str, ...] = ()  # or these image ids
     targets: tuple[str, ...] = ()  # see the module doc
-    stage: str | None = None  # Grad-CAM: a stage name; None: models.gradcam_stage
+    stage: str | None = None  # Grad-CAM: a named feature map; None: models.gradcam_feature
     ig_steps: int = attribution.DEFAULT_IG_STEPS
     tolerance: float = localisation.DEFAULT_TOLERANCE  # of the input side
     batch_size: int | None = None  # None: the run's eval.batch_size
@@ -91,15 +91,16 @@ def choose_targets(task: Task, wanted: Sequence[str]) -> attribution.Targets:
         raise UserError(f"--target: {error}") from None
 
 
-def _stage(arch: str, name: str | None) -> models.Stage:
+def _gradcam_feature(arch: str, name: str | None) -> str:
+    """The named feature Grad-CAM explains: `name` (a stage, or a stage's output after its
+    activation), by default the architecture's (`models.gradcam_feature`)."""
     if name is None:
-        return models.gradcam_stage(arch)
-    stages = models.stages_of(arch)
-    for stage in stages:
-        if stage.name == name:
-            return stage
-    raise UserError(f"--stage is {name!r}; {arch} has the stages "
-                    f"{', '.join(s.name for s in stages)}")
+        return models.gradcam_feature(arch)
+    if name in models.feature_names(arch):
+        return name
+    raise UserError(f"--stage is {name!r}; {arch} returns the feature maps "
+                    f"{', '.join(models.feature_maps(arch))} (default "
+                    f"{models.gradcam_feature(arch)})")
 
 
 def _step(model: Any, request: Request, targets: attribution.Targets, stage: str | None,
@@ -195,6 +196,8 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
         raise UserError(f"the {request.split} split of {splits.name} is empty")
     records = chosen_records(all_records, request)
     targets = choose_targets(task, request.targets)
+    stage = (_gradcam_feature(config.model.arch, request.stage) if request.method == GRADCAM
+             else None)
 
     mesh = steps.make_mesh()
     model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
@@ -202,12 +205,10 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
                                 dtype=config.model.dtype)
     variables = jax.device_put(transfer.load_variables(workdir), steps.replicated(mesh))
     resolution, channels = config.data.resolution, config.data.channels
-    stage = None
-    if request.method == GRADCAM:
-        stage = _stage(config.model.arch, request.stage).name
+    if stage is not None:
         try:
-            attribution.stage_map_shape(model, variables, (1, resolution, resolution, channels),
-                                        stage)
+            attribution.feature_map_shape(model, variables,
+                                          (1, resolution, resolution, channels), stage)
         except ValueError as error:
             raise UserError(f"--stage {stage}: {error}") from None
     transform = image_transform(config, augment=False)
@@ -349,7 +350,7 @@ def _fmt(value: Any) -> str:
 
 
 def _notes(summary: dict[str, Any], regions: Regions | None, geometry: bool) -> list[str]:
-    how = (f"Grad-CAM at stage {summary['stage']} (its output, a "
+    how = (f"Grad-CAM at the feature {summary['stage']} (a "
            f"{summary['map_size'][0]} x {summary['map_size'][1]} map)"
            if summary["method"] == GRADCAM else
            f"integrated gradients, {summary['ig_steps']} trapezoidal steps from the "

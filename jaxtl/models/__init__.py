@@ -10,6 +10,7 @@ from jaxtl.models.registry import (
                                    families,
                                    feature_maps,
                                    feature_names,
+                                   gradcam_feature,
                                    gradcam_stage,
                                    list_models,
                                    min_input_size,
@@ -22,6 +23,6 @@ from jaxtl.models.unet import UNet, create_unet
 
 __all__ = ["BACKBONE", "HEAD", "HEADS", "LOGITS", "PRE_LOGITS", "STEM", "Architecture",
            "Classifier", "Stage", "TimmCheckpoint", "UNet", "create_backbone", "create_model",
-           "create_unet", "families", "feature_maps", "feature_names", "gradcam_stage",
-           "list_models", "min_input_size", "perturbations", "register", "stages_of",
-           "timm_checkpoint"]
+           "create_unet", "families", "feature_maps", "feature_names", "gradcam_feature",
+           "gradcam_stage", "list_models", "min_input_size", "perturbations", "register",
+           "stages_of", "timm_checkpoint"]

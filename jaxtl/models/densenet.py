@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
-from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, activated, tap
 
 # torch.nn.init.kaiming_normal_ defaults (fan_in, gain sqrt(2)): timm's DenseNet conv init.
 _kernel_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
@@ -32,7 +32,8 @@ class DenseNet(nn.Module):
     """DenseNet trunk; returns globally average-pooled `norm5` features (N, C) in float32 and
     the named features (jaxtl/models/taps.py): `stem` (norm0, before its ReLU and the max-pool),
     `denseblock1` .. `denseblock3` (the transition's conv, before its average pool),
-    `denseblock4` (norm5, before its ReLU), `pre_logits`.
+    `denseblock4` (norm5, before its ReLU), `denseblock4_act` (norm5 after its ReLU: timm's
+    `norm5` output, Grad-CAM's default), `pre_logits`.
 
     Layers are created by helpers called from this one compact scope (no submodules), so
     the variable tree is flat: `features_transition1_conv/kernel`. Needs inputs of at least
@@ -75,8 +76,9 @@ class DenseNet(nn.Module):
                 x = _conv(x, x.shape[-1] // 2, 1, 1, dtype=dtype, name=f"{name}_conv")
                 x = tap(self, features, f"denseblock{i + 1}", x)
                 x = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID")
-        x = batch_norm(train, dtype=dtype, name="features_norm5")(x)
-        x = nn.relu(tap(self, features, f"denseblock{len(self.block_config)}", x))
+        last = f"denseblock{len(self.block_config)}"
+        x = tap(self, features, last, batch_norm(train, dtype=dtype, name="features_norm5")(x))
+        x = tap(self, features, activated(last), nn.relu(x))
         pooled = tap(self, features, PRE_LOGITS, jnp.mean(x.astype(jnp.float32), axis=(1, 2)))
         return pooled, features
 
@@ -115,8 +117,9 @@ def _timm(tag: str) -> TimmCheckpoint:
                           resolution=224, tag=tag)
 
 
+# Grad-CAM explains norm5 after its ReLU (timm's BatchNormAct2d `norm5`): `denseblock4_act`
 ARCHITECTURES = {
-    "densenet121": Architecture(densenet121, STAGES, _timm("ra_in1k")),
-    "densenet169": Architecture(densenet169, STAGES, _timm("tv_in1k")),
-    "densenet201": Architecture(densenet201, STAGES, _timm("tv_in1k")),
+    "densenet121": Architecture(densenet121, STAGES, _timm("ra_in1k"), activated_tap=True),
+    "densenet169": Architecture(densenet169, STAGES, _timm("tv_in1k"), activated_tap=True),
+    "densenet201": Architecture(densenet201, STAGES, _timm("tv_in1k"), activated_tap=True),
 }

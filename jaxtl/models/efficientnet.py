@@ -41,7 +41,7 @@ from jaxtl.models.std_layers import (
     make_divisible,
     normal_fan_out,
 )
-from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, activated, tap
 
 # (block type, repeats, dw kernel, stride, expansion, out channels) per stage; SE ratio 0.25.
 _ARCH = (
@@ -144,7 +144,8 @@ class MBConvBlock(nn.Module):
 class EfficientNet(nn.Module):
     """conv_stem/bn1, blocks_{stage}_{block}, conv_head/bn2; returns pooled float32 features and
     the named features (jaxtl/models/taps.py): `stem` (bn1, before its SiLU), `blocks_0` ..
-    `blocks_6` (each stage's last block), `conv_head` (bn2, before its SiLU), `pre_logits`."""
+    `blocks_6` (each stage's last block), `conv_head` (bn2, before its SiLU), `conv_head_act`
+    (bn2 after its SiLU: timm's `bn2` output, Grad-CAM's default), `pre_logits`."""
 
     width: float = 1.0
     depth: float = 1.0
@@ -171,7 +172,8 @@ class EfficientNet(nn.Module):
             x = tap(self, features, f"blocks_{i}", x)
         x = Conv2d(self.num_features, 1, padding=self.padding, dtype=self.dtype, name="conv_head")(x)
         x = batch_norm(train, eps=self.bn_eps, dtype=self.dtype, name="bn2")(x)
-        x = nn.silu(tap(self, features, "conv_head", x))
+        x = tap(self, features, "conv_head", x)
+        x = tap(self, features, activated("conv_head"), nn.silu(x))
         return tap(self, features, PRE_LOGITS, global_avg_pool(x)), features
 
 
@@ -222,7 +224,9 @@ _TIMM = {
 def _architecture(name: str) -> Architecture:
     """`efficientnet_b3`, `tf_efficientnet_b3`, ...: the scale is the name's last part."""
     scale = _SCALES[name.rsplit("_", 1)[1]]
-    return Architecture(_factory(*scale, tf=name.startswith("tf_")), STAGES, _TIMM[name])
+    # Grad-CAM explains bn2 after its SiLU (timm's BatchNormAct2d `bn2`): `conv_head_act`
+    return Architecture(_factory(*scale, tf=name.startswith("tf_")), STAGES, _TIMM[name],
+                        activated_tap=True)
 
 
 ARCHITECTURES = {name: _architecture(name) for name in _TIMM}

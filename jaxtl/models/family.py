@@ -12,7 +12,13 @@ which `jaxtl.models.registry` collects. An `Architecture` is:
     None for an architecture without a timm counterpart (jaxtl's own `small_cnn`);
   * `gradcam_stage`: the stage whose output Grad-CAM explains by default (jaxtl.explain), None
     for the last stage. Name another only when the last stage is no longer a feature map on
-    the input's grid (VGG's fc6/fc7 `pre_logits`: a 7x7 valid convolution, 1x1 at 224 px).
+    the input's grid (VGG's fc6/fc7 `pre_logits`: a 7x7 valid convolution, 1x1 at 224 px);
+  * `activated_tap`: True where the Grad-CAM stage's feature is taken before the stage's
+    activation (DenseNet's norm5 before its ReLU, EfficientNet's bn2 before its SiLU): the
+    backbone then also taps the output after the activation as `taps.activated(stage)`, which
+    Grad-CAM explains by default (`models.gradcam_feature`), as pytorch-grad-cam does on timm's
+    BatchNormAct2d modules. False where the stage's output already is after its activation
+    (ResNet's last block ends in a ReLU).
 """
 
 from __future__ import annotations
@@ -81,3 +87,4 @@ class Architecture:
     stages: tuple[Stage, ...]
     timm: TimmCheckpoint | None  # None: no timm counterpart
     gradcam_stage: str | None = None  # None: the last of `stages`
+    activated_tap: bool = False  # the Grad-CAM stage is tapped after its activation too

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, max_pool2d
 from jaxtl.models.std_layers import ScaledStdConv2d, global_avg_pool, make_divisible
-from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, activated, tap
 
 _RELU_GAMMA = 1.7139588594436646  # timm `_nonlin_gamma["relu"]`
 _STD_CONV_EPS = 1e-5  # timm NfCfg.std_conv_eps
@@ -102,7 +102,8 @@ class Stem(nn.Module):
 class NormFreeResNet(nn.Module):
     """stem/conv, stages_{i}_{j}, final ReLU; returns pooled float32 features and the named
     features (jaxtl/models/taps.py): `stem` (after its max-pool), `stages_0` .. `stages_3` (each
-    stage's last block; the last one before the final ReLU), `pre_logits`."""
+    stage's last block; the last one before the final ReLU), `stages_3_act` (after the final
+    ReLU: timm's `final_act` output, Grad-CAM's default), `pre_logits`."""
 
     depths: Sequence[int] = (3, 4, 6, 3)
     alpha: float = 0.2
@@ -121,7 +122,8 @@ class NormFreeResNet(nn.Module):
                 stride = 2 if i > 0 and j == 0 else 1  # the stem already pooled: stage 0 keeps its size
                 x = NormFreeBlock(256 * 2**i, stride, self.alpha, beta, self.dtype, name=f"stages_{i}_{j}")(x)
             x = tap(self, features, f"stages_{i}", x)
-        return tap(self, features, PRE_LOGITS, global_avg_pool(nn.relu(x))), features
+        x = tap(self, features, activated(f"stages_{len(self.depths) - 1}"), nn.relu(x))
+        return tap(self, features, PRE_LOGITS, global_avg_pool(x)), features
 
 
 def block_betas(depths: Sequence[int], alpha: float) -> list[list[float]]:
@@ -148,8 +150,9 @@ def nf_resnet50(dtype: Dtype = jnp.float32) -> NormFreeResNet:
 
 STAGES = (Stage("stem", "stem/"), *(Stage(f"stages_{i}", rf"stages_{i}_\d+/") for i in range(4)))
 
+# Grad-CAM explains the last stage after the final ReLU (timm's `final_act`): `stages_3_act`
 ARCHITECTURES = {
     "nf_resnet50": Architecture(nf_resnet50, STAGES, TimmCheckpoint(
         naming="nested", first_conv="stem.conv", classifier="head.fc", resolution=256,
-        tag="ra2_in1k")),
+        tag="ra2_in1k"), activated_tap=True),
 }

@@ -23,7 +23,7 @@ from jaxtl.models.classifier import Classifier
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.heads import make_head
 from jaxtl.models.layers import Dtype
-from jaxtl.models.taps import PRE_LOGITS, STEM
+from jaxtl.models.taps import PRE_LOGITS, STEM, activated
 
 FAMILY_MODULES = ("resnet", "vgg", "densenet", "small_cnn", "efficientnet", "inception", "nfnet",
                   "resnetv2")
@@ -97,12 +97,21 @@ def gradcam_stage(name: str) -> Stage:
     return next(stage for stage in stages if stage.name == wanted)
 
 
+def gradcam_feature(name: str) -> str:
+    """The named feature Grad-CAM explains by default: the Grad-CAM stage's output after its
+    activation, `taps.activated(stage)` where the stage's own feature is taken before it
+    (`Architecture.activated_tap`), else the stage's feature."""
+    stage = gradcam_stage(name).name
+    return activated(stage) if _architecture(name).activated_tap else stage
+
+
 def feature_maps(name: str) -> tuple[str, ...]:
     """The named features of `name` that are maps (N, h, w, C) on the input's grid, from the
-    input up: STEM, then its stages up to the Grad-CAM stage (jaxtl/models/taps.py)."""
+    input up: STEM, then its stages up to the Grad-CAM stage, then `gradcam_feature`
+    (jaxtl/models/taps.py)."""
     stages = [stage.name for stage in stages_of(name)]
     maps = stages[:stages.index(gradcam_stage(name).name) + 1]
-    return tuple(dict.fromkeys([STEM, *maps]))
+    return tuple(dict.fromkeys([STEM, *maps, gradcam_feature(name)]))
 
 
 def feature_names(name: str) -> tuple[str, ...]:

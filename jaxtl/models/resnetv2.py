@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype
 from jaxtl.models.std_layers import StdConv2d, global_avg_pool, group_norm, make_divisible
-from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, activated, tap
 
 _BIT_EPS = 1e-8  # timm `_create_resnetv2_bit`: partial(StdConv2d, eps=1e-8)
 
@@ -108,7 +108,8 @@ class ResNetV2(nn.Module):
     """stem/conv, stages_{i}/blocks_{j}, final `norm` (GN + ReLU); returns pooled float32 features
     and the named features (jaxtl/models/taps.py): `stem` (after its max-pool), `stages_0` ..
     `stages_2` (each stage's output), `stages_3` (the final norm, before its ReLU: it belongs to
-    the last stage), `pre_logits`."""
+    the last stage), `stages_3_act` (the final norm after its ReLU: timm's GroupNormAct `norm`
+    output, Grad-CAM's default), `pre_logits`."""
 
     layers: Sequence[int] = (3, 4, 6, 3)
     width_factor: int = 1
@@ -133,7 +134,8 @@ class ResNetV2(nn.Module):
             if i < last:
                 x = tap(self, features, f"stages_{i}", x)
         x = tap(self, features, f"stages_{last}", group_norm(dtype=self.dtype, name="norm")(x))
-        return tap(self, features, PRE_LOGITS, global_avg_pool(nn.relu(x))), features
+        x = tap(self, features, activated(f"stages_{last}"), nn.relu(x))
+        return tap(self, features, PRE_LOGITS, global_avg_pool(x)), features
 
 
 def resnetv2_50x1_bit(dtype: Dtype = jnp.float32) -> ResNetV2:
@@ -144,8 +146,9 @@ def resnetv2_50x1_bit(dtype: Dtype = jnp.float32) -> ResNetV2:
 STAGES = (Stage("stem", "stem/"), Stage("stages_0", "stages_0/"), Stage("stages_1", "stages_1/"),
           Stage("stages_2", "stages_2/"), Stage("stages_3", "(stages_3|norm)/"))
 
+# Grad-CAM explains the final norm after its ReLU (timm's GroupNormAct `norm`): `stages_3_act`
 ARCHITECTURES = {
     "resnetv2_50x1_bit": Architecture(resnetv2_50x1_bit, STAGES, TimmCheckpoint(
         naming="nested", first_conv="stem.conv", classifier="head.fc", resolution=224,
-        tag="goog_distilled_in1k", mean=INCEPTION_MEAN, std=INCEPTION_STD)),
+        tag="goog_distilled_in1k", mean=INCEPTION_MEAN, std=INCEPTION_STD), activated_tap=True),
 }

@@ -15,13 +15,14 @@ import jax.numpy as jnp
 
 from jaxtl.models.family import Architecture, Stage
 from jaxtl.models.layers import Dtype, batch_norm, conv2d, max_pool2d
-from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, activated, tap
 
 
 class SmallCNN(nn.Module):
     """Conv blocks `block{i}_conv` / `block{i}_bn`; returns pooled features (N, widths[-1]) float32
     and the named features (jaxtl/models/taps.py): `block{i}` (its BN, before the ReLU and the
-    max-pool), `stem` (= `block1`), `pre_logits`."""
+    max-pool), `stem` (= `block1`), the last block's ReLU output before its max-pool
+    (`block4_act` with the four default blocks; Grad-CAM's default), `pre_logits`."""
 
     widths: Sequence[int] = (32, 64, 128, 256)
     dtype: Dtype = jnp.float32
@@ -45,7 +46,10 @@ class SmallCNN(nn.Module):
             x = conv2d(width, 3, dtype=self.dtype, name=f"block{i}_conv")(x)
             x = tap(self, features, f"block{i}",
                     batch_norm(train, dtype=self.dtype, name=f"block{i}_bn")(x))
-            x = max_pool2d(nn.relu(x), 2, 2, 0)
+            x = nn.relu(x)
+            if i == len(self.widths):
+                x = tap(self, features, activated(f"block{i}"), x)
+            x = max_pool2d(x, 2, 2, 0)
         features[STEM] = features["block1"]
         pooled = tap(self, features, PRE_LOGITS, jnp.mean(x.astype(jnp.float32), axis=(1, 2)))
         return pooled, features
@@ -55,8 +59,10 @@ def small_cnn(dtype: Dtype = jnp.float32) -> SmallCNN:
     return SmallCNN(dtype=dtype)
 
 
+# jaxtl's own baseline: no timm counterpart, no pretrained weights. Grad-CAM explains block4
+# after its ReLU: `block4_act`.
 ARCHITECTURES = {
     "small_cnn": Architecture(
         small_cnn, tuple(Stage(f"block{i}", rf"block{i}_") for i in range(1, 5)),
-        timm=None),  # jaxtl's own baseline: no timm counterpart, no pretrained weights
+        timm=None, activated_tap=True),
 }

@@ -8,6 +8,12 @@ jitted step leaves unused. Names (`feature_names`):
   * each fine-tuning stage's name (`Architecture.stages`): the stage's output, a feature map
     (N, h, w, C) in the compute dtype, up to and including the Grad-CAM stage; a stage after
     it (VGG's fc6/fc7 `pre_logits`) is no map on the input's grid and is not returned as one;
+  * `activated(stage)` (`<stage>_act`), for the Grad-CAM stage only and only where the stage's
+    own feature is taken before its activation (a BatchNorm's output before its ReLU or SiLU,
+    as DenseNet's norm5): the stage's output after the activation, the value timm's
+    BatchNormAct2d module (`norm5`, `bn2`) gives and pytorch-grad-cam users target. Grad-CAM
+    explains it by default (`models.gradcam_feature`); the stage's name keeps the value before
+    the activation (the UNet's skip);
   * PRE_LOGITS: the pooled features (N, C) float32, the head's input.
 A `Classifier` adds LOGITS.
 
@@ -27,6 +33,7 @@ import jax
 
 STEM, PRE_LOGITS, LOGITS = "stem", "pre_logits", "logits"
 PERTURBATIONS = "perturbations"
+ACTIVATED_SUFFIX = "_act"
 
 Features = dict[str, jax.Array]
 
@@ -38,6 +45,12 @@ def tap(module: nn.Module, features: Features, name: str, value: jax.Array) -> j
         value = value + module.get_variable(PERTURBATIONS, name).astype(value.dtype)
     features[name] = value
     return value
+
+
+def activated(stage: str) -> str:
+    """The name of `stage`'s output after its activation, where the stage's own feature is
+    taken before it (see the module doc)."""
+    return stage + ACTIVATED_SUFFIX
 
 
 def perturbations(backbone: str, deltas: dict[str, jax.Array]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxtl.models.family import Architecture, Stage, TimmCheckpoint
 from jaxtl.models.layers import Dtype, batch_norm, conv_kernel_init, max_pool2d
-from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, activated, tap
 
 # Output channels of each 3x3 conv, "M" a 2x2/2 max-pool (timm's cfgs["vgg16"]).
 VGG16_CFG: tuple[int | str, ...] = (
@@ -81,8 +81,10 @@ def pre_logits(
 class VGG(nn.Module):
     """VGG trunk + pre_logits ConvMlp; returns globally average-pooled features (N, 4096) float32
     and the named features (jaxtl/models/taps.py): `block1` .. `block5` (each block's last conv,
-    or its BN, before the ReLU and the max-pool), `stem` (= `block1`), `pre_logits` (the pooled
-    fc7 output: the stage of that name is no map on the input's grid).
+    or its BN, before the ReLU and the max-pool), `stem` (= `block1`), `block5_act` (the last
+    block's ReLU output before its max-pool: timm's `features[29]`, `features[42]` with BN;
+    Grad-CAM's default), `pre_logits` (the pooled fc7 output: the stage of that name is no map
+    on the input's grid).
 
     Needs inputs of at least 32x32 (five 2x2 max-pools). `drop_rate` is timm's pre_logits
     dropout (0 by default, as timm); above 0 it needs rngs={"dropout": ...} in training.
@@ -120,9 +122,12 @@ class VGG(nn.Module):
             if self.use_bn:
                 x = batch_norm(train, dtype=self.dtype, name=f"features_{index}")(x)
                 index += 1
+            block = f"block{self.cfg[:position].count('M') + 1}"
             if position + 1 == len(self.cfg) or self.cfg[position + 1] == "M":  # a block's last
-                x = tap(self, features, f"block{self.cfg[:position].count('M') + 1}", x)
+                x = tap(self, features, block, x)
             x = nn.relu(x)
+            if all(v == "M" for v in self.cfg[position + 1:]):  # the last conv
+                x = tap(self, features, activated(block), x)
             index += 1
         features[STEM] = features["block1"]
         x = pre_logits(x, train, hidden=self.hidden, drop_rate=self.drop_rate, dtype=self.dtype)
@@ -155,9 +160,11 @@ def _stages(batch_norm: bool) -> tuple[Stage, ...]:
 _TIMM = TimmCheckpoint(naming="flat", first_conv="features.0", classifier="head.fc",
                        resolution=224, tag="tv_in1k")
 
-# Grad-CAM explains the last convolutional block: pre_logits (fc6/fc7) is the classifier MLP,
-# its 7x7 valid convolution leaves a 1x1 map at 224 px.
+# Grad-CAM explains the last convolutional block after its ReLU (`block5_act`): pre_logits
+# (fc6/fc7) is the classifier MLP, its 7x7 valid convolution leaves a 1x1 map at 224 px.
 ARCHITECTURES = {
-    "vgg16": Architecture(vgg16, _stages(batch_norm=False), _TIMM, gradcam_stage="block5"),
-    "vgg16_bn": Architecture(vgg16_bn, _stages(batch_norm=True), _TIMM, gradcam_stage="block5"),
+    "vgg16": Architecture(vgg16, _stages(batch_norm=False), _TIMM, gradcam_stage="block5",
+                          activated_tap=True),
+    "vgg16_bn": Architecture(vgg16_bn, _stages(batch_norm=True), _TIMM, gradcam_stage="block5",
+                             activated_tap=True),
 }

@@ -64,7 +64,7 @@ def test_writes_maps_overlays_gallery_and_the_pointing_game(explained):
     records = loading.load_splits(config).split("train")[:IMAGES]
     saved = np.load(folder / "maps.npz")
     assert list(saved["image_id"]) == [r.image_id for r in records]
-    assert saved["maps"].shape == (IMAGES, 1, 4, 4)  # small_cnn's block4, before its pool
+    assert saved["maps"].shape == (IMAGES, 1, 4, 4)  # small_cnn's block4 ReLU, before its pool
     assert list(saved["targets"]) == ["predicted"]
     np.testing.assert_array_equal(saved["explained"][:, 0], saved["scores"].argmax(1))
     overlays = sorted((folder / "overlays").glob("*.png"))
@@ -73,7 +73,7 @@ def test_writes_maps_overlays_gallery_and_the_pointing_game(explained):
     assert Image.open(overlays[0]).size[0] > 2 * Image.open(overlays[0]).size[1] - 8
     page = (folder / "index.html").read_text()
     assert page.count("<figure>") == IMAGES and all(o.name in page for o in overlays)
-    assert summary["stage"] == "block4"
+    assert summary["stage"] == "block4_act"  # block4 after its ReLU (models.gradcam_feature)
     assert str(folder / "index.html") in stdout and "pointing game" in stdout
 
     # The pointing game from the maps and the demo's box file: the centre of the maximal cell
@@ -138,5 +138,8 @@ def test_user_errors(explained, tmp_path):
         explain(workdir, Request(targets=("Grade 9",)))
     with pytest.raises(UserError, match="not in the test split: nobody_left"):
         explain(workdir, Request(ids=("nobody_left",)))
+    with pytest.raises(UserError, match="--stage is 'layer4'; small_cnn returns the feature "
+                                        "maps stem, block1, block2, block3, block4, block4_act"):
+        explain(workdir, Request(stage="layer4"))
     with pytest.raises(UserError, match="--images N or --ids, not both"):
         explain(workdir, Request(ids=("nobody_left",), images=2))

@@ -1,9 +1,12 @@
-"""Grad-CAM in every model family: the default stage is a feature map the model returns (every
-family's first member, from the registry), and the maps against an independent computation:
-the stage's output captured with Flax's `capture_intermediates` at the module stated here
-(which must equal the feature the model returns under the stage's name), the gradient of the
-target logit with respect to it taken through the family's layers after the stage written out
-here, pooled, weighted and rectified.
+"""Grad-CAM in every model family: the default feature is a feature map the model returns (every
+family's first member, from the registry), and the maps against an independent computation at
+that default, the Grad-CAM stage's output after its activation (what pytorch-grad-cam users
+target on timm's models): a module's output captured with Flax's `capture_intermediates` at the
+module stated here, the activation stated here applied to it (which must equal the feature the
+model returns), the gradient of the target logit with respect to it taken through the family's
+layers after it written out here, pooled, weighted and rectified. Where the stage's own feature
+is taken before the activation, Grad-CAM at the stage's name (the pre-activation choice) is
+checked the same way.
 
 The numbers are checked on each family's first member where it compiles quickly (resnet18,
 small_cnn, inception_v3) and otherwise on a small model of the family's own code with the same
@@ -18,8 +21,14 @@ import numpy as np
 import pytest
 from zoo_helpers import fast_jit, images, init_shapes, random_variables, traced_init
 
-from jaxtl.explain.attribution import Targets, gradcam, stage_map_shape
-from jaxtl.models import Classifier, create_model, families, gradcam_stage
+from jaxtl.explain.attribution import Targets, feature_map_shape, gradcam
+from jaxtl.models import (
+    Classifier,
+    create_model,
+    families,
+    gradcam_feature,
+    gradcam_stage,
+)
 from jaxtl.models.densenet import DenseNet
 from jaxtl.models.efficientnet import EfficientNet
 from jaxtl.models.heads import make_head
@@ -29,11 +38,11 @@ from jaxtl.models.vgg import VGG
 
 
 @pytest.mark.parametrize("arch", [members[0] for members in families().values()])
-def test_default_stage_is_a_feature_map_the_model_returns(arch):
+def test_default_feature_is_a_feature_map_the_model_returns(arch):
     """Traced at 128 px (no computation), with the variables the zoo tests trace anyway."""
     model = create_model(arch, num_outputs=1000)
-    shape = stage_map_shape(model, traced_init(arch).variables, (1, 128, 128, 3),
-                            gradcam_stage(arch).name)
+    shape = feature_map_shape(model, traced_init(arch).variables, (1, 128, 128, 3),
+                              gradcam_feature(arch))
     assert len(shape) == 4 and min(shape[1:3]) >= 2
 
 
@@ -41,11 +50,7 @@ def test_a_stage_that_is_no_map_is_a_clear_error():
     """VGG's pre_logits stage (fc6/fc7) is returned as the pooled vector, not as a map."""
     model = create_model("vgg16", num_outputs=1000)
     with pytest.raises(ValueError, match="needs a feature map"):
-        stage_map_shape(model, traced_init("vgg16").variables, (1, 64, 64, 3), "pre_logits")
-
-
-def _relu_mean(a):
-    return jax.nn.relu(a).mean((0, 1))
+        feature_map_shape(model, traced_init("vgg16").variables, (1, 64, 64, 3), "pre_logits")
 
 
 def _max_pool_2(a):
@@ -60,8 +65,8 @@ def _conv_valid(a, layer):
 
 
 def _vgg_tail(a, backbone):
-    """ReLU, the fifth max-pool (7x7 left at 224 px), fc6 as a 7x7 conv, fc7, ReLUs, mean."""
-    x = _max_pool_2(jax.nn.relu(a))
+    """The fifth max-pool (7x7 left at 224 px), fc6 as a 7x7 conv, fc7, their ReLUs, mean."""
+    x = _max_pool_2(a)
     x = jax.nn.relu(_conv_valid(x, backbone["pre_logits_fc1"]))
     return jax.nn.relu(_conv_valid(x, backbone["pre_logits_fc2"])).mean((0, 1))
 
@@ -70,51 +75,95 @@ def _small(backbone):
     return Classifier(backbone=backbone, head=make_head("linear", num_outputs=3, dropout=0.0))
 
 
-# family: (model, input side, stage of the family's first member, the module whose output the
-# stage's feature is, layers from the stage's output (h, w, K) to the pooled features given the
-# backbone's params)
+def _identity(a):
+    return a
+
+
+def _mean(a, p):
+    return a.mean((0, 1))
+
+
+ALREADY_ACTIVATED = None  # the module's output already is after its activation (a ReLU)
+
+# family: (model, input side, the family's first member, the module whose output is captured,
+# the activation that gives the default feature from it, the layers from the default feature
+# (h, w, K) to the pooled features given the backbone's params)
 CASES = {
-    "resnet": (create_model("resnet18", num_outputs=3), 64, "resnet18",
-               "layer4_1",  # the last block of layer4
-               lambda a, p: a.mean((0, 1))),
-    "small_cnn": (create_model("small_cnn", num_outputs=3), 64, "small_cnn", "block4_bn",
-                  lambda a, p: _max_pool_2(jax.nn.relu(a)).mean((0, 1))),
+    # the last block of layer4 ends in its ReLU: pytorch-grad-cam's `layer4[-1]`
+    "resnet": (create_model("resnet18", num_outputs=3), 64, "resnet18", "layer4_1",
+               ALREADY_ACTIVATED, _mean),
+    # Mixed_7c concatenates its branches' ConvBN + ReLU outputs: timm's `Mixed_7c`
     "inception": (create_model("inception_v3", num_outputs=3), 107, "inception_v3",
-                  "Mixed_7c", lambda a, p: a.mean((0, 1))),
-    # block5's last conv: pre_logits (fc6/fc7) is the classifier MLP
+                  "Mixed_7c", ALREADY_ACTIVATED, _mean),
+    "small_cnn": (create_model("small_cnn", num_outputs=3), 64, "small_cnn", "block4_bn",
+                  jax.nn.relu, lambda a, p: _max_pool_2(a).mean((0, 1))),
+    # block5's last conv and its ReLU (timm's features.29); pre_logits (fc6/fc7) is the
+    # classifier MLP
     "vgg": (_small(VGG(cfg=(8, 8, "M", 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M"),
-                       hidden=16)), 224, "vgg16", "features_28", _vgg_tail),
-    # the last norm, before its ReLU
+                       hidden=16)), 224, "vgg16", "features_28", jax.nn.relu, _vgg_tail),
+    # norm5 and its ReLU: timm's BatchNormAct2d `norm5`
     "densenet": (_small(DenseNet((1, 1, 1, 1), growth_rate=8, bn_size=2)), 64, "densenet121",
-                 "features_norm5", lambda a, p: _relu_mean(a)),
-    # conv_head's norm, before its SiLU
+                 "features_norm5", jax.nn.relu, _mean),
+    # conv_head's norm and its SiLU: timm's BatchNormAct2d `bn2`
     "efficientnet": (_small(EfficientNet(width=0.25, depth=0.1, padding="same", bn_eps=1e-3)), 64,
-                     "efficientnet_b0", "bn2", lambda a, p: jax.nn.silu(a).mean((0, 1))),
-    "nfnet": (_small(NormFreeResNet((1, 1, 1, 1))), 64, "nf_resnet50", "stages_3_0",
-              lambda a, p: _relu_mean(a)),
-    # BiT's final norm belongs to its last stage
-    "resnetv2": (_small(ResNetV2((1, 1, 1, 1))), 64, "resnetv2_50x1_bit", "norm",
-                 lambda a, p: _relu_mean(a)),
+                     "efficientnet_b0", "bn2", jax.nn.silu, _mean),
+    # the last block and the final ReLU: timm's `final_act`
+    "nfnet": (_small(NormFreeResNet((1, 1, 1, 1))), 64, "nf_resnet50", "stages_3_0", jax.nn.relu,
+              _mean),
+    # BiT's final norm (it belongs to the last stage) and its ReLU: timm's GroupNormAct `norm`
+    "resnetv2": (_small(ResNetV2((1, 1, 1, 1))), 64, "resnetv2_50x1_bit", "norm", jax.nn.relu,
+                 _mean),
 }
+
+
+def test_every_family_has_a_case():
+    """(The UNet is no family: a segmentation model on these backbones, not explained.)"""
+    assert set(CASES) == set(families())
+    for family, (_, _, member, _, activation, _) in CASES.items():
+        assert member in families()[family]
+        # an activated tap exactly where the stage's own feature is before the activation
+        assert (gradcam_feature(member) == gradcam_stage(member).name) == (
+            activation is ALREADY_ACTIVATED), family
+
+
+def _expected(activations, logits_of):
+    """Grad-CAM written out: (2, 3, h, w) from the feature (2, h, w, K) and the map from it to
+    the logits."""
+    weights = jax.vmap(jax.jacrev(logits_of))(activations).mean((2, 3))  # (2, 3, K)
+    return np.maximum(np.einsum("bhwk,btk->bthw", activations, weights), 0.0)
+
+
+def _assert_close(maps, expected):
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * max(expected.max(), 1.0))
+    assert np.asarray(maps).max() > 0
 
 
 @pytest.mark.parametrize("family", sorted(CASES))
 def test_gradcam_equals_an_independent_computation(family):
-    model, size, member, module, tail = CASES[family]
+    model, size, member, module, activation, tail = CASES[family]
     variables = random_variables(init_shapes(model, size), seed=1)
     x = images(2, size, seed=2)
-    stage = gradcam_stage(member).name
+    default, stage = gradcam_feature(member), gradcam_stage(member).name
     targets = Targets(("a", "b", "c"), fixed=np.eye(3), indices=(0, 1, 2), num_outputs=3)
 
-    def both(v, x):
-        maps, logits = gradcam(model, v, x, stage, targets, jnp.zeros(2, jnp.int32))
+    def run(v, x):
+        labels = jnp.zeros(2, jnp.int32)
+        maps, logits = gradcam(model, v, x, default, targets, labels)
+        before = gradcam(model, v, x, stage, targets, labels)[0] if default != stage else maps
         (_, out), state = model.apply(v, x, train=False, mutable=["intermediates"],
                                       capture_intermediates=lambda m, _: m.path == ("backbone", module))
-        return maps, logits, state["intermediates"]["backbone"][module]["__call__"][0], out[stage]
+        captured = state["intermediates"]["backbone"][module]["__call__"][0]
+        return maps, before, logits, captured, out[default], out[stage]
 
-    maps, logits, activations, returned = fast_jit(both)(variables, x)
-    # the feature the model returns for the stage is the stated module's output
-    np.testing.assert_array_equal(returned, activations)
+    maps, before, logits, captured, returned, returned_stage = fast_jit(run)(variables, x)
+    if activation is ALREADY_ACTIVATED:
+        activation = _identity
+        assert np.min(captured) >= 0 and np.any(np.asarray(captured) == 0)  # a ReLU's output
+    else:  # the stage's name keeps the value before the activation
+        np.testing.assert_array_equal(returned_stage, captured)
+    # the default feature is the stated module's output after the stated activation
+    activations = activation(captured)
+    np.testing.assert_allclose(returned, activations, rtol=1e-6, atol=1e-6)
     head = variables["params"]["head"]["fc"]
     backbone = variables["params"]["backbone"]
     assert maps.shape == (2, 3, *activations.shape[1:3])
@@ -122,11 +171,8 @@ def test_gradcam_equals_an_independent_computation(family):
     def logits_of(a):
         return tail(a, backbone) @ head["kernel"] + head["bias"]
 
-    # the layers after the stage, as written here, are the model's
+    # the layers after the default feature, as written here, are the model's
     np.testing.assert_allclose(jax.vmap(logits_of)(activations), logits, rtol=1e-4, atol=1e-4)
-
-    # d logit_t / d A for every image and target, A's mean over the map: (2, 3, K)
-    weights = jax.vmap(jax.jacrev(logits_of))(activations).mean((2, 3))
-    expected = np.maximum(np.einsum("bhwk,btk->bthw", activations, weights), 0.0)
-    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * max(expected.max(), 1.0))
-    assert np.asarray(maps).max() > 0
+    _assert_close(maps, _expected(activations, logits_of))
+    # the pre-activation choice, by the stage's name: the activation is part of what follows
+    _assert_close(before, _expected(captured, lambda a: logits_of(activation(a))))
