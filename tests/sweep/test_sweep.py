@@ -473,7 +473,7 @@ return Sweep(
     fixed={{"data.cache_dir": "{cache}", "demo.num_patients": 40, "demo.image_size": 48,
            "demo.arch": "small_cnn", "demo.resolution": 32, "demo.batch_size": 8,
            "demo.epochs": 1, "data.num_workers": 0, "eval.batch_size": 16,
-           "train.log_every_steps": 2}},
+           "demo.bootstrap_samples": 20, "train.log_every_steps": 2}},
     sources={{"pre": [{{"demo.seed": 1, "demo.epochs": 2}}]}},
     grid=product(axis("model.init", ["none", "run:pre"]), axis("data.train_per_class", [4])),
 )
