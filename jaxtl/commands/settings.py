@@ -82,8 +82,10 @@ def as_text(grouped: dict[str, list[Row]]) -> str:
             lines.append(f"  {row.key} = {row.value!r}")
             for label, text in (("allowed", row.allowed), ("", row.help)):
                 if text:
+                    # no break at hyphens: "log-loss" and "--config.x" stay whole
                     lines += textwrap.wrap(f"{label}: {text}" if label else text, WIDTH,
-                                           initial_indent=indent, subsequent_indent=indent)
+                                           initial_indent=indent, subsequent_indent=indent,
+                                           break_on_hyphens=False)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
