@@ -43,7 +43,7 @@ from jaxtl.commands import cli
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
 from jaxtl.core import atomic
-from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
+from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task, task_record
 from jaxtl.data import loading, pipeline
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
 from jaxtl.engine import steps
@@ -238,9 +238,7 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
         "jaxtl_version": __version__,
         "method": "logistic_regression_probe",
         "split_sizes": {name: len(splits.split(name)) for name in SPLITS},
-        "task": {"kind": splits.task.kind, "names": list(splits.task.names),
-                 "three_way": list(splits.task.three_way),
-                 "parents": list(splits.task.parents)},
+        "task": task_record(splits.task),
         "probe": {"backbone": backbone, "feature_dim": int(features["train"].features.shape[1]),
                   "C": _chosen_c(probe), f"val_{config.eval.best_metric}_by_C": by_c,
                   "max_iter": config.probe.max_iter,

@@ -31,7 +31,8 @@ cross-entropy plus soft Dice (`SegmentationTask.mean_loss`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -176,6 +177,12 @@ class Task:
         return np.stack([np.prod(conditional[:, self.path(i)], axis=1)
                          for i in range(len(self.names))], axis=1)
 
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Task:
+        """The task `task_record` wrote (results.json's "task")."""
+        return cls(record["kind"], tuple(record["names"]), tuple(record["three_way"]),
+                   tuple(record["parents"]))
+
     def describe(self) -> str:
         if not self.multilabel:
             return f"{len(self.names)} classes"
@@ -286,6 +293,13 @@ class SegmentationTask:
 
     def describe(self) -> str:
         return f"{len(self.names) - 1} classes + background per pixel"
+
+
+def task_record(task: Task | SegmentationTask) -> dict[str, Any]:
+    """A task as results.json keeps it ("task"; `Task.from_record` reads a classification
+    task back)."""
+    return {"kind": task.kind, "names": list(task.names), "three_way": list(task.three_way),
+            "parents": list(task.parents)}
 
 
 def segmentation(names: Sequence[str], *, ce_weight: float = 1.0,

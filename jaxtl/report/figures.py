@@ -233,9 +233,7 @@ def temperature_scaled(results: Mapping[str, Any] | None,
     entry = (results or {}).get("calibration")
     if not entry:
         return None
-    saved = results["task"]
-    task = tasks.Task(saved["kind"], tuple(saved["names"]), tuple(saved["three_way"]),
-                      tuple(saved["parents"]))
+    task = tasks.Task.from_record(results["task"])
     return temperature.scale_scores(task, scores, temperature.from_json(task,
                                                                         entry["temperature"]))
 

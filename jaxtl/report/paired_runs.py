@@ -77,10 +77,7 @@ def load(workdir: str | pathlib.Path, split: str = "test") -> Predictions:
             raise UserError(f"{path} has no image ids (written by an older jaxtl): score the "
                             f"run again to compare it")
         arrays = {key: saved[key] for key in ("labels", "scores", "image_ids", "patients")}
-    task = results["task"]
-    return Predictions(run=str(workdir), task=tasks.Task(
-        task["kind"], tuple(task["names"]), tuple(task["three_way"]), tuple(task["parents"])),
-        **arrays)
+    return Predictions(run=str(workdir), task=tasks.Task.from_record(results["task"]), **arrays)
 
 
 def check_same_images(runs: Sequence[Predictions]) -> None:

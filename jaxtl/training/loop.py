@@ -35,7 +35,7 @@ from tqdm import tqdm
 from jaxtl import __version__, evaluators, optim
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
-from jaxtl.core import provenance
+from jaxtl.core import provenance, tasks
 from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableImage
 from jaxtl.core.preemption import CheckpointInterval, StopRequest
 from jaxtl.data import loading, pipeline
@@ -162,9 +162,7 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
         "stopped_epoch": stopper.stopped_epoch,  # None: trained all epochs
         "steps": run.total_steps,
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
-        "task": {"kind": run.splits.task.kind, "names": list(run.splits.task.names),
-                 "three_way": list(run.splits.task.three_way),
-                 "parents": list(run.splits.task.parents)},
+        "task": tasks.task_record(run.splits.task),
         "optimizer": optim.method_name(config.optim),
         "loss_weights": run.loss_weights,
         **evaluators.for_task(run.splits.task).final_results(run, best_state, workdir),

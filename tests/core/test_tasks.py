@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -134,3 +136,14 @@ def test_segmentation_loss_is_cross_entropy_plus_soft_dice_over_the_valid_crops(
     assert task.num_outputs == 3 and task.kind == tasks.SEGMENTATION and not task.multilabel
     with pytest.raises(ValueError, match="not both 0"):
         tasks.segmentation(["background", "a"], ce_weight=0.0, dice_weight=0.0)
+
+
+def test_the_results_record_reads_back_into_the_same_task():
+    for task in (tasks.multiclass(["0", "1", "2"]),
+                 tasks.multilabel(["a", "b", "c"], three_way=[True, False, False]),
+                 tasks.multilabel(["a", "b", "c"], parents=[-1, 0, -1])):
+        record = json.loads(json.dumps(tasks.task_record(task)))
+        assert tasks.Task.from_record(record) == task
+    assert tasks.task_record(tasks.segmentation(["background", "nucleus"])) == {
+        "kind": "segmentation", "names": ["background", "nucleus"], "three_way": [],
+        "parents": []}
