@@ -86,7 +86,7 @@ class ClassificationEvaluator:
         task = run.splits.task
         results: dict[str, Any] = {}
         scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        outputs_of: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # kept labels and logits
+        kept_logits: dict[str, np.ndarray] = {}
         for split in ("val", "test"):
             records = run.splits.split(split)
             if not records:
@@ -94,7 +94,7 @@ class ClassificationEvaluator:
                 continue
             labels, logits, valid = predict(run, state, records)
             kept = np.flatnonzero(valid)
-            outputs_of[split] = (labels[kept], logits[kept])
+            kept_logits[split] = logits[kept]
             scored[split] = (labels[kept], task.scores(logits[kept]))
             if jax.process_index() == 0:
                 rundir.save_predictions(workdir, split, labels=scored[split][0],
@@ -108,10 +108,11 @@ class ClassificationEvaluator:
             operating_points(task, scored["val"], scored.get("test")) if "val" in scored
             else None)
         results["calibration"] = None
-        if run.config.eval.temperature_scaling and "val" in outputs_of:
-            temperatures = temperature.fit(task, *outputs_of["val"])
+        if run.config.eval.temperature_scaling and "val" in scored:
+            temperatures = temperature.fit(task, scored["val"][0], kept_logits["val"])
             results["calibration"] = temperature.record(task, temperatures, fitted_on="val")
-            for split, (labels, logits) in outputs_of.items():
-                results[split] |= temperature.calibrated(task, labels, logits, temperatures)
+            for split, logits in kept_logits.items():
+                results[split] |= temperature.calibrated(task, scored[split][0], logits,
+                                                         temperatures)
         results["label_policies"] = dict(run.splits.label_policies)
         return results
