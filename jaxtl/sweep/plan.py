@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import pathlib
 import re
@@ -150,21 +151,20 @@ def _name_value(key: str, value: Any) -> str:
 
 
 def run_name(own: Mapping[str, Any], keys: Mapping[str, str],
-             parts: dict[tuple[str, int], tuple[Any, str]] | None = None) -> str:
+             parts: dict[tuple[str, int], tuple[Any, str | None]] | None = None) -> str:
     """The folder name of a run with overrides `own`. `parts`: a cache of "key=value" texts by
     (key, id(value)) for naming many runs whose values are shared objects (a grid's axes); it
     holds each value too, so that no id is reused while the cache lives."""
+    if parts is None:
+        parts = {}
     texts = []
     for key, value in own.items():
-        if key in UNNAMED_KEYS:
-            continue
-        if parts is None:
-            texts.append(f"{keys[key]}={name_value(key, value)}")
-            continue
         cached = parts.get((key, id(value)))
         if cached is None:
-            cached = parts[key, id(value)] = (value, f"{keys[key]}={name_value(key, value)}")
-        texts.append(cached[1])
+            text = None if key in UNNAMED_KEYS else f"{keys[key]}={name_value(key, value)}"
+            cached = parts[key, id(value)] = (value, text)
+        if cached[1] is not None:
+            texts.append(cached[1])
     name = ",".join(texts) or "base"
     if len(name) > MAX_NAME_LENGTH:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
@@ -314,29 +314,45 @@ def _uncached_matches(key: str, value: Any, wanted: str) -> bool:
         return False
 
 
-def _select(grid: list[_Candidate], sources: list[PlannedRun],
-            filters: dict[str, list[str]]) -> tuple[list[_Candidate], list[str]]:
-    """The grid runs the filters keep, and the source names they select by run=NAME."""
+def _select(grid: Sequence[Mapping[str, Any]], names: Sequence[str], sources: list[PlannedRun],
+            filters: dict[str, list[str]]) -> tuple[list[int], list[str]]:
+    """The indices of the grid runs (named `names`) the filters keep, and the source names they
+    select by run=NAME."""
     if not filters:
-        return grid, []
-    known = {key for run in grid for key in run.own}
+        return list(range(len(grid))), []
+    known = set(itertools.chain.from_iterable(grid))
     unknown = [key for key in filters if key != "run" and key not in known]
     if unknown:
         raise SweepError(f"--only {', '.join(unknown)}: no run of the sweep sets "
                          f"{'it' if len(unknown) == 1 else 'them'}; keys you can filter on: "
                          f"run, {', '.join(sorted(known))}")
-    names = filters.get("run", [])
-    unknown_names = [name for name in names
-                     if name not in {run.name for run in grid} | {run.name for run in sources}]
+    wanted_names = set(filters.get("run", []))
+    unknown_names = [name for name in filters.get("run", [])
+                     if name not in set(names) | {run.name for run in sources}]
     if unknown_names:
         raise SweepError(f"--only run={unknown_names[0]}: the sweep has no run of that name; "
                          f"python -m jaxtl.sweep ... --dry-run lists them")
-    source_names = [run.name for run in sources if run.name in names]
+    source_names = [run.name for run in sources if run.name in wanted_names]
     key_filters = {key: values for key, values in filters.items() if key != "run"}
-    kept = [run for run in grid
-            if all(key in run.own and any(_matches(key, run.own[key], v) for v in values)
-                   for key, values in key_filters.items())
-            and (not names or run.name in names)]
+    # Whether a value passes its key's filter, by (key, id(value)): a grid's runs share their
+    # axes' value objects; each value is held so that its id is not reused.
+    verdicts: dict[tuple[str, int], tuple[Any, bool]] = {}
+
+    def kept_by_filters(own: Mapping[str, Any]) -> bool:
+        for key, values in key_filters.items():
+            if key not in own:
+                return False
+            value = own[key]
+            verdict = verdicts.get((key, id(value)))
+            if verdict is None:
+                verdict = verdicts[key, id(value)] = (
+                    value, any(_matches(key, value, wanted) for wanted in values))
+            if not verdict[1]:
+                return False
+        return True
+
+    kept = [index for index, own in enumerate(grid)
+            if (not wanted_names or names[index] in wanted_names) and kept_by_filters(own)]
     if not kept and not source_names:
         raise SweepError(f"--only {' '.join(f'{k}={v}' for k, vs in filters.items() for v in vs)}"
                          f" selects no run; python -m jaxtl.sweep ... --dry-run lists them all")
@@ -369,14 +385,10 @@ def plan(sweep: Sweep, sweep_dir: pathlib.Path, only: Sequence[str] = ()) -> lis
     """The runs to do, dependencies first. Raises SweepError / ConfigError for any problem."""
     sweep_dir = pathlib.Path(sweep_dir).resolve()
     loader = ConfigLoader()
-    keys = short_keys(key for own in sweep.grid for key in own)
-    grid: list[_Candidate] = []
-    parts: dict[tuple[str, int], tuple[Any, str]] = {}  # "key=value" texts, built once
-    for own in sweep.grid:
-        own = dict(own)
-        config_file = str(own.get(CONFIG_KEY, sweep.config))
-        grid.append(_Candidate(run_name(own, keys, parts), GRID, config_file, own))
-    _check_unique([run.name for run in grid], "grid")
+    keys = short_keys(itertools.chain.from_iterable(sweep.grid))
+    parts: dict[tuple[str, int], tuple[Any, str | None]] = {}  # "key=value" texts, built once
+    names = [run_name(own, keys, parts) for own in sweep.grid]
+    _check_unique(names, "grid")
 
     sources: list[PlannedRun] = []
     unavailable: list[str] = []  # sources that cannot be built: an error only where needed
@@ -392,9 +404,14 @@ def plan(sweep: Sweep, sweep_dir: pathlib.Path, only: Sequence[str] = ()) -> lis
             name = name_value("", fill_placeholders(template, "", provisional.effective, template))
             sources.append(dataclasses.replace(provisional, name=name,
                                                workdir=sweep_dir / name))
-    _check_unique([run.name for run in sources] + [run.name for run in grid], "source and grid")
+    source_run_names = {run.name for run in sources}
+    # The grid's names are unique already: a clash is between sources or with a grid run.
+    _check_unique([run.name for run in sources]
+                  + [name for name in names if name in source_run_names], "source and grid")
 
-    selected, source_names = _select(grid, sources, parse_only(only))
+    kept, source_names = _select(sweep.grid, names, sources, parse_only(only))
+    selected = [_Candidate(names[index], GRID, str(sweep.grid[index].get(CONFIG_KEY, sweep.config)),
+                           dict(sweep.grid[index])) for index in kept]
     runs = {run.name: resolve(run, sweep, sweep_dir, loader) for run in selected}
     available = {run.name: run for run in sources} | runs
     pending = [*runs.values(), *(available[name] for name in source_names)]
