@@ -27,9 +27,12 @@ def run_demo(config_file, tmp_path):
     return results
 
 
-# pytest-xdist keeps each class on one worker: the EyePACS demo and the two chest demos run side
-# by side, and the chest demos one after the other, so that the second takes the programs the
-# first compiled (the same model, input and task) from the persistent compilation cache.
+# pytest-xdist keeps each class on one worker: the EyePACS demo and the chest demo run side by
+# side. The chest demo runs on CheXpert's demo data: the ChestX-ray14 demo draws the same
+# synthetic radiographs and findings (jaxtl/data/chest/demo.py) in that dataset's layout and
+# trains the same model on the same task (its reader and label mapping: tests/data/chest,
+# tests/training/test_loop_chest.py), so CI runs one of the two; the README's figure for the
+# other is measured with its documented command.
 class TestEyePACSDemo:
     def test_demo_command_trains_to_kappa_above_0_6_and_says_demo(self, tmp_path):
         results = run_demo("configs/eyepacs.py", tmp_path)
@@ -41,9 +44,8 @@ class TestEyePACSDemo:
 
 
 class TestChestDemos:
-    @pytest.mark.parametrize("dataset", ["chexpert", "cxr14"])
-    def test_chest_demo_learns_lung_opacity_to_auroc_0_75(self, tmp_path, dataset):
-        results = run_demo(f"configs/{dataset}.py", tmp_path)
+    def test_chest_demo_learns_lung_opacity_to_auroc_0_75(self, tmp_path):
+        results = run_demo("configs/chexpert.py", tmp_path)
         assert results["task"]["names"] == ["Lung Opacity"]
         assert results["test"]["mean_auroc"] >= 0.75, results["test"]
         assert results["val"]["mean_auroc"] >= 0.75, results["val"]

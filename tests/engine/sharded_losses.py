@@ -20,9 +20,9 @@ from jaxtl.engine import steps
 
 def main() -> None:
     config = load_config(str(pathlib.Path(__file__).parents[2] / "configs" / "eyepacs.py"))
-    config.model.arch = "resnet18"
+    config.model.arch = "small_cnn"  # convolutions and BatchNorm, compiled in seconds
     config.optim.lr, config.optim.schedule = 0.05, "flat"
-    model = models.create_model("resnet18", num_outputs=5, head="mlp_128", dropout=0.0)
+    model = models.create_model("small_cnn", num_outputs=5, head="mlp_128", dropout=0.0)
     tx = optim.make_optimizer(config, steps_per_epoch=10, total_steps=100).tx
     mesh = steps.make_mesh()
     layout = pipeline.Layout.from_mesh(mesh)
