@@ -23,6 +23,9 @@ def is_number(value: Any) -> bool:
 
 
 def number(value: Any, digits: int = DIGITS) -> str:
+    """A float with `digits` decimals, a count as it is."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(value)
     return f"{value:.{digits}f}" if is_number(value) else ("" if value is None else str(value))
 
 

@@ -187,14 +187,14 @@ def _headline(row: Mapping[str, Any], split: str) -> tuple[float | None, tuple |
 
 def summary(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """(header, rows): per run its headline metric (`eval.best_metric`) on test and val with
-    the intervals; per dataset and metric the finished runs best test value first (higher is
-    better, as for the best checkpoint), then the runs without one; failed or blocked runs
-    marked FAILED, with their error."""
+    the intervals; per dataset and metric the runs with a value, best test value (else val)
+    first (higher is better, as for the best checkpoint), then the runs without one; failed
+    or blocked runs marked FAILED, with their error."""
     def order(row: Mapping[str, Any]) -> tuple:
         test, val = _headline(row, "test")[0], _headline(row, "val")[0]
         best = test if test is not None else val
-        return (str(row.get("dataset") or ""), str(row.get("eval.best_metric") or ""),
-                best is None, -(best or 0.0), str(row.get("run")))
+        return (best is None, str(row.get("dataset") or ""),
+                str(row.get("eval.best_metric") or ""), -(best or 0.0), str(row.get("run")))
 
     body = []
     for row in sorted(rows, key=order):
