@@ -41,8 +41,8 @@ def value_and_interval(metrics: Mapping[str, Any], name: str
     if not is_number(value):
         return None, None
     if (isinstance(ci, (list, tuple)) and len(ci) == 2 and all(is_number(c) for c in ci)):
-        return float(value), (float(ci[0]), float(ci[1]))
-    return float(value), None
+        return value, (float(ci[0]), float(ci[1]))
+    return value, None
 
 
 def with_interval(value: float | None, interval: tuple[float, float] | None,
@@ -87,7 +87,7 @@ def per_class_names(metrics: Mapping[str, Any]) -> dict[str, list[str]]:
     return {name: [label for label, v in value.items() if is_number(v)]
             for name, value in metrics.items()
             if isinstance(value, Mapping) and not name.endswith(CI_SUFFIX)
-            and any(is_number(v) for v in value.values())}
+            and not name.startswith("bootstrap") and any(is_number(v) for v in value.values())}
 
 
 def _cell(value: Any) -> str:
