@@ -101,13 +101,19 @@ def test_multilabel_run_report_draws_one_curve_per_label_as_scikit_learn(tmp_pat
                                                                     scores[keep, column])
 
 
-def test_report_command_takes_a_run_folder_and_refuses_an_unfinished_run(tmp_path):
+def test_report_command_reports_a_run_and_refuses_what_it_cannot_report(tmp_path):
     write_run(tmp_path / "run")
     (tmp_path / "unfinished").mkdir()
     (tmp_path / "unfinished" / rundir.CONFIG_FILE).write_text("{}")
-    done, unfinished = run_programs([("jaxtl.report", [str(tmp_path / "run")]),
-                                     ("jaxtl.report", [str(tmp_path / "unfinished")])])
+    (tmp_path / "empty").mkdir()
+    done, missing, empty, unfinished = run_programs(
+        [("jaxtl.report", [str(tmp_path / name)])
+         for name in ("run", "nothing", "empty", "unfinished")])
     assert done.returncode == 0, done.stderr[-2000:]
     assert str(tmp_path / "run" / "report" / "report.html") in done.stdout
+    assert missing.returncode == 2
+    assert "is not a folder; pass the --workdir of a sweep" in missing.stderr
+    assert empty.returncode == 2
+    assert "holds no runs of a sweep" in empty.stderr
     assert unfinished.returncode == 2 and not unfinished.traceback
     assert "has not finished (no results.json)" in unfinished.stderr
