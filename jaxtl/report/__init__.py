@@ -55,4 +55,4 @@ def render_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path | None =
     return run.build_run(run_dir, results).write(out)
 
 
-__all__ = ["render", "render_run", "REPORT_DIR"]
+__all__ = ["REPORT_DIR", "render", "render_run"]

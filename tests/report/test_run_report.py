@@ -8,14 +8,15 @@ import pathlib
 import re
 
 import numpy as np
-from PIL import Image
 from html_pages import html_figures
+from PIL import Image
 from programs import run_programs
 from sklearn import metrics as skm
 
 from jaxtl import report
 from jaxtl.report import figures
 from jaxtl.workdir import files as rundir
+
 
 def write_run(folder: pathlib.Path, *, multilabel: bool = False) -> dict:
     """A finished run folder as the training loop leaves it (results.json, metrics.jsonl,
