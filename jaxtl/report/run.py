@@ -24,8 +24,10 @@ OVERLAYS = 4  # segmentation overlays shown
 
 
 def is_run(folder: pathlib.Path) -> bool:
-    """A run folder: it holds a run's config (finished or not)."""
-    return (pathlib.Path(folder) / rundir.CONFIG_FILE).is_file()
+    """A run folder: it holds a run's config (finished or not) or results (also those of
+    python -m jaxtl.commands.evaluate)."""
+    return any((pathlib.Path(folder) / name).is_file()
+               for name in (rundir.CONFIG_FILE, rundir.RESULTS_FILE))
 
 
 def headline_metric(results: Mapping[str, Any]) -> str:

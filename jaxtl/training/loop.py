@@ -180,7 +180,8 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
             log.write(step, f"final_{split}", results[split])
             log.info("best checkpoint (epoch %d), %s: %s", results["best_epoch"], split,
                      headline.line(results[split], reported))
-    log.info("results written to %s", workdir / rundir.RESULTS_FILE)
+    log.info("results written to %s; its report: python -m jaxtl.report %s",
+             workdir / rundir.RESULTS_FILE, workdir)
     run.close_feeds()
     checkpoints.close()
     log.close()
