@@ -120,10 +120,14 @@ def _classification(doc: Document, run_dir: pathlib.Path, results: Mapping[str, 
     with np.load(path) as saved:
         labels, scores = saved["labels"], saved["scores"]
     if task.multilabel and labels.shape == scores.shape:
-        png, _ = figures.roc_pr_per_label(labels, scores, task.names, f"{CURVE_SPLIT} split")
+        png, drawn = figures.roc_pr_per_label(labels, scores, task.names,
+                                              f"{CURVE_SPLIT} split")
+        flat = [name for name, curve in drawn.items() if curve is None]
         doc.figure("roc_pr.png", png,
                    f"ROC and precision-recall curves per label ({CURVE_SPLIT} split), each "
-                   f"over the label's entries labelled 0 or 1.")
+                   f"over the label's entries labelled 0 or 1."
+                   + (f" No curve where those entries hold one class only: {', '.join(flat)}."
+                      if flat else ""))
     else:
         png, _ = figures.roc_pr([(run_dir.name, labels, scores)], f"{CURVE_SPLIT} split")
         doc.figure("roc_pr.png", png,

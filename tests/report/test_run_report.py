@@ -53,7 +53,7 @@ def write_run(folder: pathlib.Path, *, multilabel: bool = False) -> dict:
     results = {"demo": True, "dataset": "eyepacs", "task": task, "best_epoch": 2, "epochs": 3,
                "jaxtl_version": "0.1.0", "optimizer": "sgd", "calibration": None,
                "split_sizes": {"train": 100, "val": 60, "test": 60},
-               "val": {**test, metric: 0.55}, "test": test,
+               "val": {**test, metric: 0.55, f"{metric}_ci": [0.45, 0.65]}, "test": test,
                "config": {"eval": {"best_metric": metric}, "model": {"arch": "resnet18"}}}
     (folder / rundir.RESULTS_FILE).write_text(json.dumps(results))
     (folder / rundir.METRICS_FILE).write_text("".join(
@@ -90,6 +90,7 @@ def test_multilabel_run_report_draws_one_curve_per_label_as_scikit_learn(tmp_pat
     assert drawn == ["learning_curves.png", "roc_pr.png", "reliability.png"]  # no confusion
     markdown = paths["markdown"].read_text()
     assert "| Edema | 0.810 [0.700, 0.900] |" in markdown and "| Effusion | 0.790 |" in markdown
+    assert "No curve where those entries hold one class only: Rare." in markdown
     with np.load(rundir.predictions_file(tmp_path / "run", "test")) as saved:
         labels, scores = saved["labels"], saved["scores"]
     _, per_label = figures.roc_pr_per_label(labels, scores, ["Edema", "Effusion", "Rare"], "t")
