@@ -7,7 +7,8 @@ The model (architecture, head, dtype, channels, resolution) and its variables, h
 come from the checkpoint's run; the data, task and label policies come from --config. The
 task's labels must be the run's labels in the same order: CXR14 findings can be named in
 CheXpert terms through the documented mapping (jaxtl/data/chest/labels.py). Writes
-`results.json` with the val and test metrics (bootstrap CIs by patient) to --workdir.
+`results.json` with the val and test metrics (bootstrap CIs by patient) to --workdir and prints
+them as a table, each value with its interval.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from jaxtl.core.errors import TransferError
 from jaxtl.data import loading
 from jaxtl.engine import steps, transfer
 from jaxtl.engine.build import build
+from jaxtl.metrics import headline
 from jaxtl.workdir import files as rundir
 
 
@@ -109,10 +111,13 @@ def main(argv: list[str], options: cli.Options) -> None:
     results = evaluate_checkpoint(options["config"].value, options["checkpoint"].value,
                                   options["workdir"].value,
                                   set_by_user=cli.config_overrides(options["config"]))
-    for split in ("val", "test"):
-        if results[split] is not None:
-            metrics = {k: v for k, v in results[split].items() if isinstance(v, float)}
-            print(split, json.dumps(metrics))
+    print(results_table(results))
+    print(f"results (JSON): {pathlib.Path(options['workdir'].value) / rundir.RESULTS_FILE}")
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """The val and test metrics, each with its interval, as a table for the console."""
+    return headline.text_table(*headline.splits_table(results))
 
 
 def check(argv: list[str], options: cli.Options) -> str:

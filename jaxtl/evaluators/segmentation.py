@@ -15,8 +15,8 @@ the same everywhere).
 
 `SegmentationEvaluator.final_results` also keeps, on the first host, each split's predicted
 classes per tile (`rundir.SEGMENTATION_FILE`, uint8) and draws the first `seg.overlay_tiles`
-test tiles with their true and predicted classes (`rundir.SEGMENTATION_OVERLAYS_DIR`), which
-the sweep report shows.
+test tiles with their true and predicted classes, the panels titled and the classes' colours
+keyed (`rundir.SEGMENTATION_OVERLAYS_DIR`), which the reports show.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from jaxtl.core import atomic
@@ -83,15 +83,56 @@ PALETTE = np.array([[0, 0, 0], [255, 215, 0], [0, 200, 255], [50, 220, 50], [255
                     [255, 130, 0], [200, 90, 255], [255, 255, 255]], np.float32)
 
 
-def overlay(image: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """(H, 3 W, 3) uint8: the tile, its true classes over it, the predicted classes over it."""
+PANEL_TITLES = ("image", "annotated", "predicted")
+KEY_SWATCH = 0.8  # a key entry's colour square, as a fraction of the text height
+
+
+def overlay(image: np.ndarray, true: np.ndarray, predicted: np.ndarray,
+            names: Sequence[str]) -> np.ndarray:
+    """(H', 3 W, 3) uint8: the tile, its true classes over it and the predicted classes over
+    it, each panel titled above, with a key below naming the colour of each foreground class
+    (`names`: the task's classes, background first)."""
 
     def painted(classes: np.ndarray) -> np.ndarray:
         colour = PALETTE[np.minimum(classes, len(PALETTE) - 1)]
         alpha = np.where(classes > 0, 0.55, 0.0)[..., None]
         return (image * (1 - alpha) + colour * alpha).astype(np.uint8)
 
-    return np.concatenate([image, painted(true), painted(predicted)], axis=1)
+    panels = np.concatenate([image, painted(true), painted(predicted)], axis=1)
+    return _titled_and_keyed(panels, image.shape[1], names)
+
+
+def _titled_and_keyed(panels: np.ndarray, panel_width: int,
+                      names: Sequence[str]) -> np.ndarray:
+    size = max(10, panel_width // 14)
+    font = ImageFont.load_default(size)
+    pad, line = size // 3, size + 2 * (size // 3)
+    width = panels.shape[1]
+    entries = [(name, tuple(int(c) for c in PALETTE[min(index, len(PALETTE) - 1)]))
+               for index, name in enumerate(names) if index > 0]
+    # key entries left to right, wrapped to the panels' width
+    rows: list[list[tuple[int, str, tuple]]] = [[]]
+    x = pad
+    for name, colour in entries:
+        entry = int(size * KEY_SWATCH) + pad + int(font.getlength(name)) + 2 * pad
+        if rows[-1] and x + entry > width:
+            rows.append([])
+            x = pad
+        rows[-1].append((x, name, colour))
+        x += entry
+    canvas = Image.new("RGB", (width, line + panels.shape[0] + line * len(rows)), "white")
+    canvas.paste(Image.fromarray(panels), (0, line))
+    draw = ImageDraw.Draw(canvas)
+    for column, title in enumerate(PANEL_TITLES):
+        draw.text((column * panel_width + pad, pad), title, fill="black", font=font)
+    top = line + panels.shape[0]
+    for row, placed in enumerate(rows):
+        y = top + row * line + pad
+        for x, name, colour in placed:
+            swatch = int(size * KEY_SWATCH)
+            draw.rectangle((x, y, x + swatch, y + swatch), fill=colour, outline="black")
+            draw.text((x + swatch + pad, y), name, fill="black", font=font)
+    return np.asarray(canvas)
 
 
 class SegmentationEvaluator:
@@ -125,7 +166,8 @@ class SegmentationEvaluator:
                 masks[record.image_id] = predicted
                 if writer and split == "test" and index < run.config.seg.overlay_tiles:
                     folder = workdir / rundir.SEGMENTATION_OVERLAYS_DIR / split
-                    png = _png(overlay(image, classes, predicted))
+                    png = _png(overlay(image, classes, predicted,
+                                               run.splits.task.names))
                     atomic.write_bytes(folder / f"{record.image_id}.png", png)
             if writer:
                 atomic.save_npz(rundir.segmentation_file(workdir, split), compressed=True, **masks)

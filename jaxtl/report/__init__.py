@@ -1,7 +1,8 @@
-"""The report of a sweep: python -m jaxtl.report runs/NAME
+"""The report of a sweep (python -m jaxtl.report runs/NAME) or of one run folder
+(python -m jaxtl.report runs/NAME/RUN, or any run's --workdir).
 
 Markdown (report.md with its PNG figures beside it) and one self-contained HTML page
-(report.html, figures embedded), written to runs/NAME/report/ unless --out says otherwise.
+(report.html, figures embedded), written to the folder's report/ unless --out says otherwise.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ import pathlib
 from collections.abc import Sequence
 
 from jaxtl.core.errors import UserError
+from jaxtl.report import run
 from jaxtl.report.build import build
 from jaxtl.report.study_tests import SAMPLES
 from jaxtl.sweep import table
+from jaxtl.workdir import files as rundir
 
 REPORT_DIR = "report"
 
@@ -40,4 +43,16 @@ def render(sweep_dir: str | pathlib.Path, out_dir: str | pathlib.Path | None = N
     return build(sweep_dir, rows, chosen, comparison_samples).write(out)
 
 
-__all__ = ["render", "REPORT_DIR"]
+def render_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path | None = None
+               ) -> dict[str, pathlib.Path]:
+    """Writes the report of the finished run in `run_dir`; returns the paths of report.md/.html."""
+    run_dir = pathlib.Path(run_dir)
+    results = rundir.read_results(run_dir)
+    if results is None:
+        raise UserError(f"the run in {run_dir} has not finished (no {rundir.RESULTS_FILE}): "
+                        f"resume it with the same python -m jaxtl.main command first")
+    out = pathlib.Path(out_dir) if out_dir is not None else run_dir / REPORT_DIR
+    return run.build_run(run_dir, results).write(out)
+
+
+__all__ = ["REPORT_DIR", "render", "render_run"]

@@ -9,10 +9,15 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import io
 import pathlib
 import re
 from collections.abc import Sequence
 from typing import Any
+
+from PIL import Image
+
+from jaxtl.metrics.headline import markdown_table
 
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
@@ -35,6 +40,12 @@ class Figure:
     file: str
     png: bytes
     caption: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels, as the HTML page lays the image out."""
+        with Image.open(io.BytesIO(self.png)) as image:
+            return image.size
 
 
 @dataclasses.dataclass
@@ -78,7 +89,7 @@ class Document:
             elif kind == "banner":
                 parts.append(f"> **{block}**")
             elif kind == "table":
-                parts.append(_markdown_table(block))
+                parts.append(markdown_table(block.header, block.rows))
             elif kind == "figure":
                 parts.append(f"![{block.file}]({block.file})\n\n*{block.caption}*")
         return "\n\n".join(parts) + "\n"
@@ -100,8 +111,9 @@ class Document:
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             elif kind == "figure":
                 data = base64.b64encode(block.png).decode("ascii")
-                body.append(f'<figure><img alt="{html.escape(block.file)}" '
-                            f'src="data:image/png;base64,{data}"><figcaption>'
+                width, height = block.size
+                body.append(f'<figure><img alt="{html.escape(block.file)}" width="{width}" '
+                            f'height="{height}" src="data:image/png;base64,{data}"><figcaption>'
                             f"{_inline(block.caption)}</figcaption></figure>")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head>"
@@ -120,15 +132,6 @@ class Document:
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
-
-
-def _markdown_table(table: Table) -> str:
-    def row(cells: Sequence[Any]) -> str:
-        return "| " + " | ".join(_cell(c).replace("|", "\\|").replace("\n", " ")
-                                 for c in cells) + " |"
-
-    lines = [row(table.header), "| " + " | ".join("---" for _ in table.header) + " |"]
-    return "\n".join(lines + [row(r) for r in table.rows])
 
 
 def _inline(text: str) -> str:

@@ -148,6 +148,41 @@ def roc_pr(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
     return to_png(figure), drawn
 
 
+def roc_pr_per_label(labels: np.ndarray, scores: np.ndarray, names: Sequence[str],
+                     title: str) -> tuple[bytes, dict[str, dict[str, float] | None]]:
+    """A multi-label run's ROC (left) and precision-recall (right) curves, one per label, each
+    over the label's entries labelled 0 or 1 (masked or uncertain ones left out); a label
+    whose counted entries hold one class only has no curve (None in what is returned)."""
+    labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
+    figure, (roc_ax, pr_ax) = _grid(2, columns=2)
+    drawn: dict[str, dict[str, float] | None] = {}
+    for column, name in enumerate(names):
+        keep = (labels[:, column] == 0) | (labels[:, column] == 1)
+        targets, label_scores = labels[keep, column] == 1, scores[keep, column]
+        if targets.all() or not targets.any():
+            drawn[name] = None
+            continue
+        fpr, tpr, _ = skm.roc_curve(targets, label_scores)
+        precision, recall, _ = skm.precision_recall_curve(targets, label_scores)
+        auroc = float(skm.roc_auc_score(targets, label_scores))
+        ap = float(skm.average_precision_score(targets, label_scores))
+        drawn[name] = {"auroc": auroc, "ap": ap, "prevalence": float(np.mean(targets))}
+        (handle,) = roc_ax.plot(fpr, tpr, label=f"{name} (AUC {auroc:.3f})", linewidth=1.2)
+        pr_ax.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})",
+                   linewidth=1.2, color=handle.get_color())
+    roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate",
+               title=f"ROC per label, {title}")
+    pr_ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall per label, {title}",
+              ylim=(0, 1.02))
+    for ax in (roc_ax, pr_ax):
+        ax.title.set_fontsize(9)
+        ax.grid(True, alpha=0.3)
+        if any(drawn.values()):
+            ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
+    return to_png(figure), drawn
+
+
 def confusion_matrix(matrix: Sequence[Sequence[int]], names: Sequence[str],
                      title: str) -> bytes:
     """Counts, coloured by the fraction of each true class (rows are true classes)."""

@@ -3,10 +3,11 @@
 
 Runs every configuration of a sweep file in its own folder under --workdir (named after the
 run's overrides), skipping finished runs and resuming unfinished ones, then writes
-results.csv and results.jsonl there. `--only key=value` keeps the runs whose overrides match
-(repeat a key for several values; `run=NAME` picks a run by folder name); the runs they start
-from are added. Exit status: 0 when every selected run finished, 1 when some failed, 2 for a
-malformed sweep.
+results.csv, results.jsonl and summary.md there and prints the summary table (each run's
+headline metric with its interval, best first, failed runs marked). `--only key=value` keeps
+the runs whose overrides match (repeat a key for several values; `run=NAME` picks a run by
+folder name); the runs they start from are added. Exit status: 0 when every selected run
+finished, 1 when some failed, 2 for a malformed sweep.
 
 `--launcher slurm` submits the runs to a SLURM cluster through submitit instead of running them
 here, one job per run in job arrays (jaxtl/sweep/slurm.py); the folders, skipping and resuming
@@ -23,6 +24,7 @@ from absl import flags
 from jaxtl import __version__
 from jaxtl.commands import cli
 from jaxtl.core import atomic, provenance
+from jaxtl.metrics import headline
 from jaxtl.sweep import plan as planning
 from jaxtl.sweep import runner, slurm, table
 
@@ -120,7 +122,9 @@ def main(argv: list[str], options: cli.Options) -> int:
         table.write(sweep_dir)
     failed = [name for name, value in status.items()
               if value in (runner.FAILED, runner.BLOCKED)]
-    print(f"[sweep] tables: {sweep_dir / table.RESULTS_CSV}, {sweep_dir / table.RESULTS_JSONL}")
+    print(headline.text_table(*table.summary(table.read(sweep_dir))))
+    print(f"[sweep] tables: {sweep_dir / table.SUMMARY_MD}, {sweep_dir / table.RESULTS_CSV}, "
+          f"{sweep_dir / table.RESULTS_JSONL}")
     for name in failed:
         print(f"[sweep] FAILED {name}: {runner.read_status(sweep_dir / name).get('error')}")
     return 1 if failed else 0

@@ -10,6 +10,10 @@ git commit), timing (wall time, images/s), epochs (best, stopping) and its metri
 - nested dicts flatten with dots (`test.recall.grade_2`); lists (a confusion matrix) stay lists
   in results.jsonl and are JSON text in results.csv.
 Metrics are taken generically: whatever keys a run's results hold become columns.
+
+summary.md beside them is the table a person reads first (`summary`): each run's headline
+metric (its `eval.best_metric`) on test and validation with the intervals, best first, the
+runs that failed marked.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from jaxtl.config import validation as configuration
 from jaxtl.core import atomic
 from jaxtl.data import loading
+from jaxtl.metrics import bootstrap, headline
 from jaxtl.sweep import runner
 from jaxtl.workdir import files as rundir
 
@@ -31,6 +36,7 @@ from jaxtl.workdir import files as rundir
 SWEEP_FILE = "sweep.json"  # the sweep file, selection, version and runs of the last launch
 RESULTS_CSV = "results.csv"
 RESULTS_JSONL = "results.jsonl"
+SUMMARY_MD = "summary.md"  # each run's headline metric with its interval, best first
 IDENTITY = ("run", "role", "status", "error", "pretrain", "optimizer", "needs", "workdir",
             "demo", "dataset", "jaxtl_version", "git_commit", "git_dirty", "best_epoch", "stop_epoch",
             "epochs", "steps", "wall_seconds", "cpu_seconds", "wall_seconds_last_session",
@@ -158,7 +164,62 @@ def write(sweep_dir: pathlib.Path, rows: list[dict[str, Any]] | None = None) -> 
     lines = [json.dumps({key: row.get(key) for key in header}, default=list) for row in rows]
     atomic.write_text(sweep_dir / RESULTS_CSV, text.getvalue())
     atomic.write_text(sweep_dir / RESULTS_JSONL, "".join(line + "\n" for line in lines))
+    atomic.write_text(sweep_dir / SUMMARY_MD, summary_markdown(rows))
     return rows
+
+
+CI_TEXT = f"{100 * bootstrap.CI_LEVEL:g}% CI"
+SUMMARY_HEADER = ("", "run", "status", "metric", f"test [{CI_TEXT}]", f"val [{CI_TEXT}]",
+                  "error")
+NOT_FINISHED_MARK = "FAILED"  # beside a run that failed, or never started because a run it
+# starts from failed
+
+
+def _headline(row: Mapping[str, Any], split: str) -> tuple[float | None, tuple | None]:
+    metric = row.get("eval.best_metric")
+    value = row.get(f"{split}.{metric}")
+    if not headline.is_number(value):
+        return None, None
+    low, high = row.get(f"{split}.{metric}.ci_low"), row.get(f"{split}.{metric}.ci_high")
+    return float(value), ((low, high) if headline.is_number(low) and headline.is_number(high)
+                          else None)
+
+
+def summary(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """(header, rows): per run its headline metric (`eval.best_metric`) on test and val with
+    the intervals; per dataset and metric the runs with a value, best test value (else val)
+    first (higher is better, as for the best checkpoint), then the runs without one; failed
+    or blocked runs marked FAILED, with their error."""
+    def order(row: Mapping[str, Any]) -> tuple:
+        test, val = _headline(row, "test")[0], _headline(row, "val")[0]
+        best = test if test is not None else val
+        return (best is None, str(row.get("dataset") or ""),
+                str(row.get("eval.best_metric") or ""), -(best or 0.0), str(row.get("run")))
+
+    body = []
+    for row in sorted(rows, key=order):
+        failed = row.get("status") in (runner.FAILED, runner.BLOCKED)
+        error = str(row.get("error") or "") if failed else ""
+        body.append([NOT_FINISHED_MARK if failed else "", row.get("run"), row.get("status"),
+                     row.get("eval.best_metric") or "",
+                     headline.with_interval(*_headline(row, "test")),
+                     headline.with_interval(*_headline(row, "val")),
+                     error if len(error) <= 120 else error[:117] + "..."])
+    return list(SUMMARY_HEADER), body
+
+
+def summary_markdown(rows: Iterable[Mapping[str, Any]]) -> str:
+    rows = list(rows)
+    done = sum(row.get("status") == runner.DONE for row in rows)
+    failed = sum(row.get("status") in (runner.FAILED, runner.BLOCKED) for row in rows)
+    demo = any(row.get("demo") for row in rows)
+    return (f"# Sweep summary\n\n{len(rows)} runs: {done} done, {failed} failed, "
+            f"{len(rows) - done - failed} not finished."
+            + (" DEMO: synthetic demo data, the numbers say nothing about real images."
+               if demo else "")
+            + f" Each run's `eval.best_metric` of its best checkpoint with its {CI_TEXT} "
+              "(resampling patients, or tiles); every column: results.csv.\n\n"
+            + headline.markdown_table(*summary(rows)) + "\n")
 
 
 def read(sweep_dir: pathlib.Path) -> list[dict[str, Any]]:

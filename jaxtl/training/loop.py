@@ -41,6 +41,7 @@ from jaxtl.core.preemption import CheckpointInterval, StopRequest
 from jaxtl.data import loading, pipeline
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.engine.build import Run, build
+from jaxtl.metrics import headline
 from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.workdir import files as rundir
 from jaxtl.workdir.checkpoints import RunCheckpoints, abstract_like
@@ -178,8 +179,9 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
         if results[split] is not None:
             log.write(step, f"final_{split}", results[split])
             log.info("best checkpoint (epoch %d), %s: %s", results["best_epoch"], split,
-                     summary(results[split], reported))
-    log.info("results written to %s", workdir / rundir.RESULTS_FILE)
+                     headline.line(results[split], reported))
+    log.info("results written to %s; its report: python -m jaxtl.report %s",
+             workdir / rundir.RESULTS_FILE, workdir)
     run.close_feeds()
     checkpoints.close()
     log.close()

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import tiny_config
+from html_pages import html_figures
 
-from jaxtl import models
+from jaxtl import models, report
 from jaxtl.data import loading, registry
 from jaxtl.engine import transfer
 from jaxtl.metrics import segmentation as seg
@@ -76,6 +77,11 @@ def test_tiny_segmentation_run_from_a_checkpoint_with_a_frozen_encoder(tmp_path)
                                                                  + counts[2]))
     assert test["dice_nuclei_tile_mean"] == pytest.approx(np.mean(tile_dice))
     assert len(rundir.segmentation_overlays(workdir, "test")) == 3
+    # the run's report: its learning curves and the overlays (titled and keyed)
+    paths = report.render_run(workdir, tmp_path / "report")
+    assert [alt for alt, _ in html_figures(paths["html"].read_text())] == [
+        "learning_curves.png", "masks.png"]
+    assert f"{test['dice_nuclei']:.3f} [{low:.3f}, {high:.3f}] |" in paths["markdown"].read_text()
 
     # The encoder came from the checkpoint and stayed frozen; the decoder trained.
     best = transfer.load_variables(workdir)

@@ -8,8 +8,6 @@ import io
 import json
 import pathlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -187,20 +185,6 @@ def test_report_from_run_folders_writes_the_table_first(tmp_path):
     paths = report.render(tmp_path, tmp_path / "out")
     assert (tmp_path / table.RESULTS_JSONL).is_file()
     assert "No grid run has finished yet" in paths["markdown"].read_text()
-
-
-def report_command(folder: pathlib.Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jaxtl.report", str(folder)],
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_report_command_refuses_a_missing_folder_and_one_without_runs(tmp_path):
-    missing = report_command(tmp_path / "nothing")
-    assert missing.returncode == 2
-    assert "is not a folder; pass the --workdir of a sweep" in missing.stderr
-    empty = report_command(tmp_path)
-    assert empty.returncode == 2
-    assert "holds no runs of a sweep" in empty.stderr
 
 
 def test_multilabel_study_has_per_label_table_and_curves_but_no_confusion_matrix(tmp_path):

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from ml_collections import config_flags
 from jaxtl.config import demo_settings as demo
 from jaxtl.core import compile_cache, provenance
 from jaxtl.core.errors import ConfigError
+from jaxtl.metrics import headline
 from jaxtl.sweep import Sweep, SweepError, axis, plan, product, runner, table
 from jaxtl.workdir import files as rundir
 
@@ -353,7 +355,7 @@ def fake_run_folder(root: pathlib.Path, name: str, kappa: float) -> pathlib.Path
     folder = root / name
     folder.mkdir(parents=True)
     config = {"dataset": "eyepacs", "data": {"train_per_class": 10, "root": ""},
-              "optim": {"lr": 0.01, "decay_epochs": [10, 20]}}
+              "optim": {"lr": 0.01, "decay_epochs": [10, 20]}, "eval": {"best_metric": "kappa"}}
     (folder / "results.json").write_text(json.dumps({
         "demo": True, "dataset": "eyepacs", "jaxtl_version": "0.1.0", "git_commit": "abc",
         "git_dirty": False, "best_epoch": 2, "epochs": 3, "steps": 30,
@@ -400,6 +402,25 @@ def test_table_rows_hold_config_metrics_epochs_and_provenance(tmp_path):
     assert csv_rows[0]["val.kappa.ci_high"] == "0.6" and csv_rows[0]["optim.decay_epochs"] == \
         "[10, 20]" and csv_rows[2]["test.kappa"] == ""
     assert list(csv_rows[0])[:3] == ["run", "role", "status"]
+
+
+def test_summary_lists_each_runs_headline_metric_best_first_and_marks_failed_runs(tmp_path):
+    fake_run_folder(tmp_path, "a", 0.5)
+    fake_run_folder(tmp_path, "b", 0.6)
+    failed = tmp_path / "c"
+    failed.mkdir()
+    (failed / rundir.SWEEP_STATUS_FILE).write_text(json.dumps({
+        "name": "c", "role": "grid", "status": "failed", "error": "boom", "needs": [],
+        "effective": {"dataset": "eyepacs", "data.root": ""}}))
+    rows = table.write(tmp_path)
+    header, body = table.summary(rows)
+    assert header[:6] == ["", "run", "status", "metric", "test [95% CI]", "val [95% CI]"]
+    assert [(row[0], row[1]) for row in body] == [("", "b"), ("", "a"), ("FAILED", "c")]
+    assert body[0][3:6] == ["kappa", "0.550", "0.600 [0.500, 0.700]"]  # test has no interval
+    assert body[2][-1] == "boom"
+    written = (tmp_path / table.SUMMARY_MD).read_text()
+    assert "3 runs: 2 done, 1 failed, 0 not finished." in written
+    assert headline.markdown_table(header, body) in written
 
 
 # --- Compilation cache and provenance ---------------------------------------------------------
@@ -509,6 +530,13 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
                            timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "[sweep] 3/3 done, 0 failed, 0 remaining" in first.stdout
+    # the summary at the end: printed, and written as Markdown beside results.csv
+    summary = (tmp_path / "runs" / table.SUMMARY_MD).read_text()
+    assert "3 runs: 3 done, 0 failed" in summary
+    for name in ("init=none,n=4", "init=pre,n=4", "pre"):
+        assert f"|  | {name} | done | kappa | " in summary
+    assert re.search(r"^ *run +status +metric +test \[95% CI\] +val \[95% CI\]", first.stdout,
+                     re.MULTILINE)
     assert runner.read_status(pre)["attempts"] == 2
     assert "resumed from step" in (pre / rundir.SWEEP_LOG_FILE).read_text()
     rows = table.read(tmp_path / "runs")

@@ -8,8 +8,10 @@ import jax
 import numpy as np
 import pytest
 from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
+from html_pages import html_figures
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
 
+from jaxtl import report
 from jaxtl.core.errors import DataError, TransferError, WorkdirConflict
 from jaxtl.engine import transfer
 from jaxtl.training import loop as train
@@ -57,6 +59,15 @@ def test_run_writes_results_metrics_tensorboard_and_checkpoints(finished_run):
     assert len(list((workdir / rundir.BEST_DIR).iterdir())) >= 1
     best_val = max(r["kappa"] for r in records if r["split"] == "val")
     assert saved["val"]["kappa"] == pytest.approx(best_val)  # final eval uses the best epoch
+
+
+def test_the_report_of_a_finished_run_shows_its_figures(finished_run):
+    tmp, _, results = finished_run
+    paths = report.render_run(tmp / "workdir", tmp / "run_report")
+    drawn = [alt for alt, _ in html_figures(paths["html"].read_text())]
+    assert drawn == ["learning_curves.png", "confusion.png", "roc_pr.png", "reliability.png"]
+    kappa, (low, high) = results["test"]["kappa"], results["test"]["kappa_ci"]
+    assert f"| test | {kappa:.3f} [{low:.3f}, {high:.3f}] |" in paths["markdown"].read_text()
 
 
 def test_resume_after_interruption_continues_the_same_run(finished_run, tmp_path, monkeypatch):

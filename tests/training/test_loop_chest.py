@@ -89,6 +89,15 @@ def test_a_chexpert_model_is_scored_on_cxr14_through_the_mapping(chexpert_run, t
     saved = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert set(saved["test"]["auroc"]) == {"Atelectasis", "Cardiomegaly", "Consolidation",
                                            "Edema", "Pleural Effusion"}
+    # what the program prints: a row per metric, the val and test values with intervals
+    lines = evaluate.results_table(results).splitlines()
+    assert lines[0].split() == ["metric", "val", "[95%", "CI]", "test", "[95%", "CI]"]
+    rows = {line.split("  ")[0]: line for line in lines[2:]}
+    for split in ("val", "test"):
+        value, (low, high) = saved[split]["mean_auroc"], saved[split]["mean_auroc_ci"]
+        assert f"{value:.3f} [{low:.3f}, {high:.3f}]" in rows["mean_auroc"]
+    edema, (low, high) = saved["test"]["auroc"]["Edema"], saved["test"]["auroc_ci"]["Edema"]
+    assert rows["auroc.Edema"].endswith(f"{edema:.3f} [{low:.3f}, {high:.3f}]")
     config = tiny_config(tmp_path, "cxr14")
     config.data.task = "all"
     with pytest.raises(TransferError, match="set --config.data.task to the run's labels"):
