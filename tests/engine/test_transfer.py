@@ -166,8 +166,7 @@ def test_runs_chain_across_tasks_and_channels(tmp_path):
     train.train_and_evaluate(first, tmp_path / "a" / "workdir")
     saved = transfer.load_variables(tmp_path / "a" / "workdir")
 
-    second = tiny_config(tmp_path / "b", "cxr14")
-    second.model.arch = "resnet18"
+    second = tiny_config(tmp_path / "b", "cxr14")  # small_cnn, as the first
     second.model.init = str(tmp_path / "a" / "workdir")
     demo.apply(second)
     configuration.validate(second)
@@ -176,11 +175,10 @@ def test_runs_chain_across_tasks_and_channels(tmp_path):
     assert second.data.channels == 1 and run.splits.task.kind == "multilabel" and outputs != 5
     backbone = jax.device_get(state.params["backbone"])
     old = saved["params"]["backbone"]
-    np.testing.assert_allclose(backbone["conv1"]["kernel"],
-                               transfer.adapt_input_kernel(old["conv1"]["kernel"], 1)[0])
-    np.testing.assert_array_equal(backbone["layer2_0"]["downsample_conv"]["kernel"],
-                                  old["layer2_0"]["downsample_conv"]["kernel"])
-    assert state.params["head"]["fc"]["kernel"].shape == (512, outputs)
+    np.testing.assert_allclose(backbone["block1_conv"]["kernel"],
+                               transfer.adapt_input_kernel(old["block1_conv"]["kernel"], 1)[0])
+    np.testing.assert_array_equal(backbone["block2_conv"]["kernel"], old["block2_conv"]["kernel"])
+    assert state.params["head"]["fc"]["kernel"].shape == (256, outputs)
 
     results = train.train_and_evaluate(second, tmp_path / "b" / "workdir")
     assert results["config"]["model"]["init"] == str(tmp_path / "a" / "workdir")
