@@ -4,9 +4,9 @@ CPU, saying what it does before each slow stage; the throughput JSON; its refusa
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import config_of
@@ -27,14 +27,17 @@ def _figures(stdout: str) -> dict:
 
 @pytest.mark.slow
 def test_the_documented_bench_follows_the_demo_settings_in_under_two_minutes(tmp_path):
-    start = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         [sys.executable, "-m", "jaxtl.commands.bench", "--config", "configs/eyepacs.py",
          "--steps", "2", "--pipeline_batches", "3", f"--config.data.cache_dir={tmp_path}",
          *SMALL_DEMO_DATA], capture_output=True, text=True, timeout=600)
-    seconds = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert seconds < 120, seconds
+    # Its CPU time (all threads): the work, whatever else the machine runs (the wall time of a
+    # test on a shared CI machine is not; alone on 2 cores it was about 50 s).
+    cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu_seconds < 120, cpu_seconds
     demo = config_of("eyepacs").demo
     figures = _figures(result.stdout)
     assert (figures["arch"], figures["resolution"], figures["batch_size"]) == (
