@@ -29,8 +29,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def jaxtl_command(arch: str, resolution: int, batch_size: int, steps: int) -> list[str]:
     return [sys.executable, "-m", "jaxtl.commands.bench", "--config", "configs/eyepacs.py",
             "--steps", str(steps), "--pipeline_batches", "0",
-            f"--config.model.arch={arch}", f"--config.data.resolution={resolution}",
-            f"--config.data.batch_size={batch_size}", "--config.data.num_workers=0"]
+            f"--config.demo.arch={arch}", f"--config.demo.resolution={resolution}",
+            f"--config.demo.batch_size={batch_size}", "--config.demo.num_workers=0"]
 
 
 def timm_command(python: str, arch: str, resolution: int, batch_size: int,

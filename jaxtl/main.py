@@ -2,21 +2,26 @@
 
 Config values are overridden with --config.section.key=value. On several hosts pass
 --coordinator_address, --num_processes and --process_id (or --distributed on Cloud TPU / SLURM,
-where JAX finds them itself).
+where JAX finds them itself). A run refused before it saved a checkpoint (no data at
+data.root, an init checkpoint that does not fit, ...) leaves no folder it created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging as pylogging
 import os
-from collections.abc import Mapping
+import pathlib
+import shutil
+from collections.abc import Iterator, Mapping
 
 import jax
 from absl import flags, logging
 
 from jaxtl.commands import cli
-from jaxtl.core.errors import UserError
+from jaxtl.core.errors import UserError, WorkdirConflict
 from jaxtl.core.preemption import stop_with_parent
+from jaxtl.workdir import files as rundir
 
 
 def define_flags() -> cli.Options:
@@ -88,14 +93,31 @@ def tag_log_lines_with_the_host(process: int, processes: int) -> None:
     logging.get_absl_handler().addFilter(add_tag)
 
 
-def quiet_library_logs() -> None:
-    """Orbax and Grain log every checkpoint step at INFO; keep their warnings, drop the rest."""
+def first_missing(path: pathlib.Path) -> pathlib.Path | None:
+    """The outermost folder of `path` (itself or an ancestor) that does not exist yet."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
-    def keep(record: pylogging.LogRecord) -> bool:
-        noisy = any(part in record.pathname for part in ("/orbax/", "/grain/"))
-        return record.levelno >= pylogging.WARNING or not noisy
 
-    logging.get_absl_handler().addFilter(keep)
+@contextlib.contextmanager
+def removed_if_refused(workdir: pathlib.Path, writer: bool) -> Iterator[None]:
+    """Removes the folders this run created for `workdir` when it stops with a UserError before
+    its first checkpoint: nothing there to resume from or look at. Kept: a folder that existed
+    (another run's, or one a concurrent start created: WorkdirConflict) and an unreadable
+    image's marker (the same command then names the image at once)."""
+    created = first_missing(workdir)
+    try:
+        yield
+    except UserError as error:
+        if (writer and created is not None and not isinstance(error, WorkdirConflict)
+                and not rundir.has_checkpoints(workdir)
+                and rundir.read_stopped_at(workdir) is None):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
 
 def check(argv: list[str], options: cli.Options) -> str:
@@ -112,7 +134,6 @@ def check(argv: list[str], options: cli.Options) -> str:
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     stop_with_parent(os.environ)
-    quiet_library_logs()
     if options["coordinator_address"].value is not None:  # known before JAX logs its start
         tag_log_lines_with_the_host(options["process_id"].value, options["num_processes"].value)
     initialize_distributed(options)
@@ -124,8 +145,10 @@ def main(argv: list[str], options: cli.Options) -> None:
 
     # Before the first compilation: runs with the same programs (a sweep) reuse the executables.
     compile_cache.enable(cache_root(options["config"].value))
-    train.train_and_evaluate(options["config"].value, options["workdir"].value,
-                             set_by_user=cli.config_overrides(options["config"]))
+    workdir = pathlib.Path(options["workdir"].value).expanduser().absolute()
+    with removed_if_refused(workdir, writer=jax.process_index() == 0):
+        train.train_and_evaluate(options["config"].value, workdir,
+                                 set_by_user=cli.config_overrides(options["config"]))
 
 
 if __name__ == "__main__":

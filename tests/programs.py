@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -43,3 +44,16 @@ def run_programs(commands: Sequence[tuple], env: Mapping[str, str] | None = None
                             env=dict(os.environ, **(env or {})))
     assert result.returncode == 0, result.stderr[-3000:]
     return [ProgramRun(**run) for run in json.loads(result.stdout)]
+
+
+JAXTL_SOURCE_FILES = frozenset(path.name for path in (REPO / "jaxtl").rglob("*.py"))
+LOG_LINE = re.compile(r"^(?P<level>[IWEF])\d{4} [\d:.]+\s+\d+ (?P<file>[^:\]]+):\d+\] ")
+
+
+def other_libraries_info(output: str) -> list[str]:
+    """The INFO lines of `output` (absl's format: `I1206 14:43:20.75 123 file.py:12] ...`) that
+    no jaxtl file wrote (JAX's backend probe, Orbax, Grain, TFDS): the logging policy drops
+    them unless --verbosity asks."""
+    return [line for line in output.splitlines()
+            if (match := LOG_LINE.match(line)) and match["level"] == "I"
+            and match["file"] not in JAXTL_SOURCE_FILES]

@@ -20,6 +20,10 @@ before working) runs; then it prints `ok: ...` and exits 0, without reading data
 model or compiling. It reads no data and no run folder (they may not exist yet where a command
 is documented after the one that writes them). tests/test_documented_commands.py runs every
 documented command this way.
+
+Every program logs by one policy (jaxtl.core.logs): jaxtl's own lines at INFO, other libraries'
+INFO lines only with `--verbosity=1`, and JAX probing only the platforms that can be present.
+Progress is a bar on a terminal and plain periodic lines in a file or pipe (jaxtl.core.progress).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 from absl import app, flags
 from ml_collections import config_flags
 
+from jaxtl.core import logs
 from jaxtl.core.errors import Stop, UserError
 
 Options = Mapping[str, flags.FlagHolder]
@@ -165,6 +170,8 @@ def run(main: Callable[[list[str], Options], int | None],
     `positional` names what the program takes after its flags (e.g. "SWEEP_DIR"); without it,
     any argument that is not a flag is a usage error.
     """
+    logs.quiet_others()
+    logs.choose_platforms()  # before anything starts a JAX backend
     options = define_flags()
     checking = flags.DEFINE_bool(CHECK_FLAG, False, "Check the command line and the config, "
                                  "print 'ok: ...' and exit; reads no data, compiles nothing.")

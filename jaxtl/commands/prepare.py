@@ -22,11 +22,11 @@ import pathlib
 
 import ml_collections
 from absl import flags
-from tqdm import tqdm
 
 from jaxtl.commands import cli
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
+from jaxtl.core import progress as progress_lines
 from jaxtl.data import loading, prepared
 from jaxtl.data.registry import DatasetSpec
 
@@ -72,7 +72,7 @@ def main(argv: list[str], options: cli.Options) -> None:
     plan = make_plan(config, options["size"].value, options["records_per_shard"].value, spec)
     out = pathlib.Path(options["out"].value).expanduser()
     workers = options["workers"].value or len(os.sched_getaffinity(0))
-    bar = tqdm(total=len(plan.records), unit="image", desc="prepare", mininterval=1.0)
+    bar = progress_lines.bar(len(plan.records), unit="image", desc="prepare", mininterval=1.0)
 
     def progress(done: int, total: int) -> None:
         del total

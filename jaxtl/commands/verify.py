@@ -4,7 +4,8 @@ Decodes every image of the selected splits the way a run does (the dataset's dec
 `data.resolution`), on every core, with a progress bar, and lists the images that cannot be
 read: split, image id, file and why. Run it before a long run, or after a run stopped at an
 unreadable image (`data.bad_images=error`) to find all of them at once. `--out` also writes the
-list as JSON. Exit status: 0 when every image reads, 1 when some do not, 2 for a bad command.
+list as JSON. A config without data (no data.root) checks the demo data, and says so with their
+folder. Exit status: 0 when every image reads, 1 when some do not, 2 for a bad command.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from absl import flags
-from tqdm import tqdm
 
 from jaxtl.commands import cli
 from jaxtl.config import validation as configuration
 from jaxtl.core import atomic
+from jaxtl.core import progress as progress_lines
 from jaxtl.core.errors import ConfigError, DataError
 from jaxtl.data import loading
+from jaxtl.data.demo_store import demo_root
 from jaxtl.data.decoders import Decoder
 from jaxtl.data.records import SPLITS
 from jaxtl.data.registry import DatasetSpec
@@ -67,9 +69,10 @@ def unreadable_images(config: Any, splits: Sequence[str], workers: int,
     # fork: the workers share the records and need no JAX, which is never started here
     with multiprocessing.get_context("fork").Pool(processes, _start,
                                                   (decoder, config.data.resolution)) as pool:
-        problems = list(tqdm(pool.imap(_problem, [r.path for _, r in records], chunksize=16),
-                             total=len(records), unit="image", disable=not progress,
-                             desc="verify", mininterval=1.0))
+        problems = list(progress_lines.track(
+            pool.imap(_problem, [r.path for _, r in records], chunksize=16),
+            total=len(records), unit="image", disable=not progress, desc="verify",
+            mininterval=1.0))
     return [{"split": split, "image_id": record.image_id, "path": record.path, "error": problem}
             for (split, record), problem in zip(records, problems) if problem is not None]
 
@@ -99,7 +102,11 @@ def main(argv: list[str], options: cli.Options) -> int:
         print(f"{item['split']}\t{item['image_id']}\t{item['path']}\t{item['error']}")
     if options["out"].value:
         atomic.write_text(options["out"].value, json.dumps(bad, indent=2) + "\n")
-    print(f"{len(bad)} unreadable image(s) in {', '.join(options['splits'].value)}"
+    checked = ", ".join(options["splits"].value)
+    if loading.is_demo(config, spec):
+        checked += (f" of the DEMO data ({demo_root(config, spec)}; no {spec.location} set: "
+                    f"pass --config.{spec.location}=/path/to/{config.dataset} to check yours)")
+    print(f"{len(bad)} unreadable image(s) in {checked}"
           + ("; leave them out with --config.data.bad_images=skip, or replace them" if bad
              else ""))
     return 1 if bad else 0

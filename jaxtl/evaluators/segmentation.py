@@ -29,9 +29,8 @@ from typing import Any
 import jax
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from tqdm import tqdm
 
-from jaxtl.core import atomic
+from jaxtl.core import atomic, progress
 from jaxtl.core.tasks import SEGMENTATION
 from jaxtl.data.records import Record
 from jaxtl.engine.build import Run
@@ -57,8 +56,9 @@ def predict_tiles(run: Run, state: TrainState, records: Sequence[Record]
     read = run.spec.segmentation.tile
     predict = _predictor(run)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    for record in tqdm(records, unit="tile", desc="segment", leave=False, mininterval=5.0,
-                       disable=jax.process_index() != 0 or len(records) < 10):
+    for record in progress.track(records, total=len(records), unit="tile", desc="segment",
+                                 leave=False, mininterval=5.0,
+                                 disable=jax.process_index() != 0 or len(records) < 10):
         image, classes, instances = read(config, record)
         probs = predict(variables, image)  # uint8: normalised inside the jitted predictor
         yield record, image, classes, instances, probs.argmax(axis=-1).astype(np.uint8)

@@ -29,11 +29,10 @@ import ml_collections
 import numpy as np
 from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec
-from tqdm import tqdm
 
 from jaxtl import models
 from jaxtl.config.validation import dataset_spec
-from jaxtl.core import atomic
+from jaxtl.core import atomic, progress
 from jaxtl.core.errors import UserError
 from jaxtl.core.tasks import MASKED, NEGATIVE, POSITIVE, UNCERTAIN, Task
 from jaxtl.data import loading, pipeline
@@ -130,8 +129,8 @@ def _step(model: Any, request: Request, targets: attribution.Targets, stage: str
 
 def _with_progress(step, batches: int, method: str):
     """`step`, counting its batches on a progress bar (host 0)."""
-    bar = tqdm(total=batches, unit="batch", desc=method, mininterval=2.0,
-               disable=jax.process_index() != 0)
+    bar = progress.bar(batches, unit="batch", desc=method, mininterval=2.0,
+                       disable=jax.process_index() != 0)
 
     def counted(variables: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         out = step(variables, batch)

@@ -30,11 +30,11 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from tqdm import tqdm
 
 from jaxtl import __version__, evaluators, optim
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
+from jaxtl.core import progress as progress_lines
 from jaxtl.core import provenance, tasks
 from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableImage
 from jaxtl.core.preemption import CheckpointInterval, StopRequest
@@ -255,9 +255,9 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
 
     # --- Train ------------------------------------------------------------------------------
     reported = _reported(config, run.spec)
-    progress = tqdm(total=run.total_steps, initial=step, unit="step", mininterval=2.0,
-                    disable=jax.process_index() != 0,
-                    desc=("DEMO " if log.demo else "") + "train")
+    progress = progress_lines.bar(run.total_steps, initial=step, unit="step", mininterval=2.0,
+                                  disable=jax.process_index() != 0,
+                                  desc=("DEMO " if log.demo else "") + "train")
     window_start, window_images = time.time(), 0
     throughput: list[float] = []
     while step < run.total_steps and not stopper.stopped:

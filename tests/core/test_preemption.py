@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from programs import other_libraries_info
 
 from jaxtl.engine import transfer
 from jaxtl.workdir import files as rundir
@@ -62,10 +64,11 @@ def interrupt(args: list[str], env: dict[str, str], workdir: pathlib.Path, after
     return subprocess.CompletedProcess(args, process.returncode, "", stderr)
 
 
-def finish(args: list[str], env: dict[str, str]) -> None:
+def finish(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def assert_same_run(workdir: pathlib.Path, reference: pathlib.Path) -> None:
@@ -100,11 +103,30 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, cache):
-    """The run that is never interrupted (no worker processes)."""
+def reference_run(tmp_path_factory, cache):
+    """The run that is never interrupted (no worker processes), and what it printed (piped)."""
     workdir = tmp_path_factory.mktemp("reference") / "run"
-    finish(command(workdir, 0), environment(cache))
-    return workdir
+    return workdir, finish(command(workdir, 0), environment(cache))
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    return reference_run[0]
+
+
+def test_a_piped_run_prints_plain_lines_and_no_other_librarys_info(reference_run):
+    """Redirected (nohup, SLURM), every line stands alone: progress as plain lines, no
+    carriage returns, the epoch lines greppable, and no INFO lines of JAX, Orbax or Grain."""
+    _, result = reference_run
+    printed = result.stdout + result.stderr
+    assert "\r" not in printed
+    assert other_libraries_info(result.stderr) == []
+    assert "Unable to initialize backend" not in printed
+    epochs = [line for line in result.stderr.splitlines()
+              if re.search(r"\] DEMO \| epoch \d+: val kappa \S+", line)]
+    assert len(epochs) == 2, result.stderr[-3000:]  # --config.demo.epochs=2
+    progress = [line for line in result.stderr.splitlines() if line.startswith("DEMO train: step ")]
+    assert progress and progress[-1].startswith("DEMO train: step 16/16 (100%)"), progress
 
 
 @pytest.mark.parametrize("workers, kills", [(0, 3), (2, 2)])
