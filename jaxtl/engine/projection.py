@@ -18,6 +18,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -36,10 +37,12 @@ from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.engine import build, steps
 
-# one all-reduce of the HLO: synchronous, or the start of an asynchronous one
+# one all-reduce instruction of HLO text: synchronous, or the start of an asynchronous one
 _ALL_REDUCE = re.compile(r"=\s*[^=]*?\ball-reduce(?:-start)?\(")
-# a convolution or matmul instruction with its result type: `%x = f32[...] convolution(`
-_CONTRACTION = re.compile(r"=\s*(\w+)\[[^\]]*\][^=]*?\b(convolution|dot)\(([^)]*)\)")
+# an instruction with an array result: `%name = f32[...]{layout} op(`
+_DEFINITION = re.compile(r"%([\w.\-]+) = (\w+)\[")
+# a convolution or matmul instruction: its result type and its operands
+_CONTRACTION = re.compile(r"%[\w.\-]+ = (\w+)\[[^=]*?\b(?:convolution|dot)\(([^)]*)\)")
 
 
 def topology_devices(topology: Topology) -> list[Any]:
@@ -81,11 +84,16 @@ def all_reduces(hlo: str) -> int:
 
 
 def float32_contractions(hlo: str) -> list[str]:
-    """The convolutions and matmuls of compiled HLO text with a float32 operand or result."""
+    """The convolutions and matmuls of compiled HLO text whose result or an operand is
+    float32 (operands are named, not typed, in compiled HLO: their definitions say)."""
+    dtypes = dict(_DEFINITION.findall(hlo))
     found = []
     for line in hlo.splitlines():
         match = _CONTRACTION.search(line)
-        if match and ("f32" in (match.group(1),) or re.search(r"\bf32\[", match.group(3))):
+        if match is None:
+            continue
+        operands = re.findall(r"%([\w.\-]+)", match.group(2))
+        if "f32" in (match.group(1), *(dtypes.get(name) for name in operands)):
             found.append(line.strip())
     return found
 
@@ -118,9 +126,16 @@ def compile_figures(jitted: Any, args: tuple[Any, ...], per_chip: int,
                     images: int) -> StepFigures:
     """Compiles `jitted` for abstract `args` and reads cost and memory per chip
     (`per_chip`: devices per chip; the compiler's figures are per device)."""
-    start = time.perf_counter()
-    compiled = jitted.lower(*args).compile()
-    seconds = time.perf_counter() - start
+    cached = jax.config.jax_enable_compilation_cache
+    # A program compiled without its devices cannot be loaded back from JAX's persistent
+    # cache (it warns and compiles again), so it is not written there.
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        start = time.perf_counter()
+        compiled = jitted.lower(*args).compile()
+        seconds = time.perf_counter() - start
+    finally:
+        jax.config.update("jax_enable_compilation_cache", cached)
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     memory = compiled.memory_analysis()
@@ -266,31 +281,39 @@ def project(config: ml_collections.ConfigDict, topology: Topology, *,
                       train=train, eval=evaluation)
 
 
-def largest_fitting_batch(config: ml_collections.ConfigDict, topology: Topology, *,
-                          spec: DatasetSpec | None = None, task: Task | None = None,
-                          limit: int = 4096) -> tuple[int, Projection | None]:
-    """The largest per-chip batch (a multiple of the devices per chip) whose train and eval
-    steps fit in the chip's memory, by binary search on compiles: (0, None) if none fits."""
-    spec = spec or configuration.dataset_spec(config)
-    task = task or task_of(config, spec)
-    devices = topology_devices(topology)
-    per_chip, chips_count = devices_per_chip(devices), topology.chips
-    cache: dict[int, Projection] = {}
-
-    def fits(units: int) -> bool:
-        if units not in cache:
-            cache[units] = project(config, topology, spec=spec, task=task, devices=devices,
-                                   batch_size=units * per_chip * chips_count)
-        return cache[units].fits
-
-    low, high = 0, 1  # fits(low) (0: nothing yet), not known for high
-    while high * per_chip <= limit and fits(high):
+def largest_true(predicate: Callable[[int], bool], limit: int) -> int:
+    """The largest n in 1..limit with predicate(n), for a predicate true up to some n and
+    false beyond (0 if predicate(1) is false): doubling, then bisection, so about
+    2 log2(n) calls."""
+    low, high = 0, 1  # predicate(low) holds (0: vacuously); high is not known yet
+    while high <= limit and predicate(high):
         low, high = high, high * 2
-    high = min(high, limit // per_chip + 1)
+    high = min(high, limit + 1)
     while high - low > 1:
         middle = (low + high) // 2
-        if fits(middle):
+        if predicate(middle):
             low = middle
         else:
             high = middle
-    return low * per_chip, cache.get(low)
+    return low
+
+
+def largest_fitting_batch(config: ml_collections.ConfigDict, topology: Topology, *,
+                          spec: DatasetSpec | None = None, task: Task | None = None,
+                          limit: int = 4096) -> tuple[int, Projection | None]:
+    """The largest per-chip batch up to `limit` (a multiple of the devices per chip) whose
+    train and eval steps fit in the chip's memory, by a search on compiles; (0, None) if none
+    fits."""
+    spec = spec or configuration.dataset_spec(config)
+    task = task or task_of(config, spec)
+    devices = topology_devices(topology)
+    per_chip = devices_per_chip(devices)
+    projections: dict[int, Projection] = {}
+
+    def fits(units: int) -> bool:  # units: images per device
+        projections[units] = project(config, topology, spec=spec, task=task,
+                                     devices=devices, batch_size=units * len(devices))
+        return projections[units].fits
+
+    best = largest_true(fits, limit // per_chip)
+    return best * per_chip, projections.get(best)
