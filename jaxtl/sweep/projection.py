@@ -30,12 +30,17 @@ from jaxtl.sweep import plan as planning
 # optimizer's state and update, frozen stages); the others (learning rate and schedule,
 # epochs, seeds, training-set size, where the data and the pretrained weights are) only
 # change values or how many steps run.
-STEP_KEYS = ("dataset", "data.task", "data.channels", "data.resolution", "data.augment",
-             "data.batch_size", "eval.batch_size", "model.arch", "model.head", "model.dropout",
+STEP_KEYS = ("dataset", "data.task", "data.channels", "data.resolution", "data.batch_size", "eval.batch_size", "model.arch", "model.head", "model.dropout",
              "model.dtype", "optim.name", "optim.nesterov", "optim.weight_decay_mask",
              "optim.clip_grad_norm", "finetune.strategy", "finetune.freeze_stages",
              "train.label_smoothing", "train.class_weights", "train.positive_weights",
              "seg.decoder_channels", "seg.ce_weight", "seg.dice_weight")
+
+
+# data settings that change the pixels or how they are fed, not which records a split holds
+NOT_SPLIT_KEYS = ("data.batch_size", "data.resolution", "data.augment", "data.crop_scale_min",
+                  "data.rotate_degrees", "data.mean", "data.std", "data.num_workers",
+                  "data.prefetch_batches", "data.bad_images", "data.prepared")
 
 
 def _own_sections(effective: dict[str, Any]) -> dict[str, Any]:
@@ -45,14 +50,19 @@ def _own_sections(effective: dict[str, Any]) -> dict[str, Any]:
 
 
 def data_key(run: planning.PlannedRun) -> str:
-    """What decides the run's splits: its data settings and the dataset's own."""
+    """What decides the run's splits: its data settings, the dataset's own and the demo's."""
     chosen = {key: value for key, value in run.effective.items()
-              if key == "dataset" or key.startswith("data.")} | _own_sections(run.effective)
+              if key == "dataset" or key.startswith("demo.")
+              or (key.startswith("data.") and key not in NOT_SPLIT_KEYS)
+              } | _own_sections(run.effective)
     return json.dumps(chosen, sort_keys=True, default=list)
 
 
 def step_key(run: planning.PlannedRun, task: dict[str, Any]) -> str:
+    """What decides the run's compiled steps; augmentations only by whether there are any
+    (the warp samples crops, flips and rotations alike)."""
     chosen = {key: run.effective.get(key) for key in STEP_KEYS}
+    chosen["augmented"] = run.effective.get("data.augment") != "none"
     return json.dumps([chosen, _own_sections(run.effective), task], sort_keys=True,
                       default=list)
 
