@@ -41,6 +41,7 @@ STEP_KEYS = ("dataset", "data.task", "data.channels", "data.resolution", "data.b
 NOT_SPLIT_KEYS = ("data.batch_size", "data.resolution", "data.augment", "data.crop_scale_min",
                   "data.rotate_degrees", "data.mean", "data.std", "data.num_workers",
                   "data.prefetch_batches", "data.bad_images", "data.prepared")
+DEMO_DATA_KEYS = ("demo.seed", "demo.num_patients", "demo.image_size")  # what the demo data is
 
 
 def _own_sections(effective: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def _own_sections(effective: dict[str, Any]) -> dict[str, Any]:
 def data_key(run: planning.PlannedRun) -> str:
     """What decides the run's splits: its data settings, the dataset's own and the demo's."""
     chosen = {key: value for key, value in run.effective.items()
-              if key == "dataset" or key.startswith("demo.")
+              if key in ("dataset", *DEMO_DATA_KEYS)
               or (key.startswith("data.") and key not in NOT_SPLIT_KEYS)
               } | _own_sections(run.effective)
     return json.dumps(chosen, sort_keys=True, default=list)
