@@ -260,6 +260,7 @@ def project(config: ml_collections.ConfigDict, topology: Topology, *,
     weights = ({name: 1.0 for name in task.names}  # the values do not change the program
                if config.train.class_weights != "none" or config.train.positive_weights
                != "none" else None)
+    # The schedule's length only changes constants of the program, not what it computes.
     built = build.build_steps(config, task, mesh=mesh, train_transform=train_transform,
                               eval_transform=eval_transform, steps_per_epoch=1000,
                               total_steps=1000 * config.train.epochs, weights=weights,

@@ -30,7 +30,8 @@ from jaxtl.sweep import plan as planning
 # optimizer's state and update, frozen stages); the others (learning rate and schedule,
 # epochs, seeds, training-set size, where the data and the pretrained weights are) only
 # change values or how many steps run.
-STEP_KEYS = ("dataset", "data.task", "data.channels", "data.resolution", "data.batch_size", "eval.batch_size", "model.arch", "model.head", "model.dropout",
+STEP_KEYS = ("dataset", "data.task", "data.channels", "data.resolution", "data.batch_size",
+             "eval.batch_size", "model.arch", "model.head", "model.dropout",
              "model.dtype", "optim.name", "optim.nesterov", "optim.weight_decay_mask",
              "optim.clip_grad_norm", "finetune.strategy", "finetune.freeze_stages",
              "train.label_smoothing", "train.class_weights", "train.positive_weights",

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from jaxtl import models
 from jaxtl.config import validation
 from jaxtl.core import chips, tasks
 from jaxtl.engine import build, projection, steps
