@@ -120,11 +120,15 @@ def dataset_settings() -> str:
 
 
 def write_generated_pages(app) -> None:
-    """docs/_generated/: the pages that settings.md includes, written from the code."""
+    """docs/_generated/: the pages that settings.md and tpu.md include, written from the
+    code."""
     del app
     GENERATED.mkdir(exist_ok=True)
+    from jaxtl.core.chips import markdown_table
+
     for name, text in (("settings_common.md", common_settings()),
-                       ("settings_datasets.md", dataset_settings())):
+                       ("settings_datasets.md", dataset_settings()),
+                       ("tpu_chips.md", markdown_table())):
         path = GENERATED / name
         if not path.exists() or path.read_text() != text:  # unchanged: no rebuild
             path.write_text(text)

@@ -18,7 +18,12 @@ from absl import flags
 from layouts import eyepacs
 
 from jaxtl.config.files import load_config
-from jaxtl.core import compile_cache
+from jaxtl.core import compile_cache, platforms
+
+# With libtpu installed (the test extra, for tests/engine/test_projection.py) and no TPU here,
+# JAX uses the other platforms instead of probing for a TPU (and printing libtpu's warnings)
+# in this process and every program the tests start.
+platforms.skip_absent_tpu()
 
 # Grain reads absl flags (as `python -m jaxtl.main` parses them); under pytest use the defaults.
 flags.FLAGS.mark_as_parsed()

@@ -36,7 +36,7 @@ from typing import Any
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxtl.core import logs
+from jaxtl.core import logs, platforms
 from jaxtl.core.errors import Stop, UserError
 
 Options = Mapping[str, flags.FlagHolder]
@@ -168,10 +168,11 @@ def run(main: Callable[[list[str], Options], int | None],
     `--check`, `check(argv, options)` (see the module's docstring).
 
     `positional` names what the program takes after its flags (e.g. "SWEEP_DIR"); without it,
-    any argument that is not a flag is a usage error.
+    any argument that is not a flag is a usage error. Without a TPU attached, an installed
+    libtpu is not probed (jaxtl.core.platforms.skip_absent_tpu).
     """
     logs.quiet_others()
-    logs.choose_platforms()  # before anything starts a JAX backend
+    platforms.skip_absent_tpu()  # before anything starts a JAX backend
     options = define_flags()
     checking = flags.DEFINE_bool(CHECK_FLAG, False, "Check the command line and the config, "
                                  "print 'ok: ...' and exit; reads no data, compiles nothing.")

@@ -2,6 +2,9 @@
 
 Every command that trains or scores a model builds it here (`jaxtl.training.loop`, `jaxtl.commands.evaluate`,
 `jaxtl.commands.features`, `jaxtl.commands.bench`), so they all see the same data, transforms and variables.
+`build_steps` is the part that needs no data and, with `abstract=True`, no device: the model,
+optimizer, initial state (shapes only) and steps that `build` trains with, and that
+`jaxtl.engine.projection` compiles for a TPU topology.
 """
 
 from __future__ import annotations
@@ -88,11 +91,12 @@ def image_transform(config: ml_collections.ConfigDict, augment: bool,
                           decoder=loading.decoder(config, spec))
 
 
-def build_model(config: ml_collections.ConfigDict, task: Task,
-                mesh: jax.sharding.Mesh) -> tuple[Any, dict[str, Any]]:
+def build_model(config: ml_collections.ConfigDict, task: Task, mesh: jax.sharding.Mesh, *,
+                abstract: bool = False) -> tuple[Any, dict[str, Any]]:
     """The configured model for `task` and its starting variables: random from `train.seed`,
     with `model.init`'s backbone when it is set (head left random). A segmentation task gets
-    a UNet on the backbone (jaxtl/models/unet.py), whose decoder is its head."""
+    a UNet on the backbone (jaxtl/models/unet.py), whose decoder is its head. `abstract`: the
+    variables' shapes only (`model.init` is not read: it gives the same shapes)."""
     if task.kind == tasks.SEGMENTATION:
         model = models.create_unet(config.model.arch, num_outputs=task.num_outputs,
                                    decoder_channels=config.seg.decoder_channels,
@@ -103,8 +107,8 @@ def build_model(config: ml_collections.ConfigDict, task: Task,
                                     dtype=config.model.dtype)
     image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
     variables = steps.init_variables(model, seed=config.train.seed, image_shape=image_shape,
-                                     mesh=mesh)
-    if config.model.init:
+                                     mesh=mesh, abstract=abstract)
+    if config.model.init and not abstract:
         variables = transfer.load_into(config.model.init, variables,
                                        in_channels=config.data.channels)
     return model, variables
@@ -126,6 +130,37 @@ def loss_weights(config: ml_collections.ConfigDict,
         return None
     weights = tasks.balanced_weights(task, np.asarray([r.label for r in splits.train]))
     return {name: float(w) for name, w in zip(task.names, weights)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """A run's model, optimizer, initial state and steps: what needs no data."""
+
+    model: Any
+    optimizer: optim.Optimizer
+    state: steps.TrainState  # shapes only when built with abstract=True
+    train_step: Callable[[int], Any]  # step number -> the jitted train step of its phase
+    eval_step: Any
+
+
+def build_steps(config: ml_collections.ConfigDict, task: Task, *, mesh: jax.sharding.Mesh,
+                train_transform: ImageTransform, eval_transform: ImageTransform,
+                steps_per_epoch: int, total_steps: int, weights: dict[str, float] | None,
+                abstract: bool = False) -> Steps:
+    """The model, optimizer, fresh state and jitted steps of a run over `mesh`; `abstract`:
+    the state as shapes with the mesh's shardings, nothing computed or placed (the mesh may be
+    a TPU topology's devices that are not here)."""
+    optimizer = optim.make_optimizer(config, steps_per_epoch, total_steps)
+    model, variables = build_model(config, task, mesh, abstract=abstract)
+    state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
+    compile_step = functools.cache(lambda frozen: steps.make_train_step(
+        model, optimizer.tx, mesh, task=task,
+        label_smoothing=config.train.label_smoothing, frozen=frozen,
+        loss_weights=tuple(weights.values()) if weights else None,
+        normalisation=train_transform.normalisation))
+    return Steps(model=model, optimizer=optimizer, state=state,
+                 train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
+                 eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation))
 
 
 def build(config: ml_collections.ConfigDict,
@@ -150,18 +185,11 @@ def build(config: ml_collections.ConfigDict,
         skip_bad_images=config.data.bad_images == "skip",
         example=dense.crop(config) if dense else None)
     total_steps = stream.steps_per_epoch * config.train.epochs
-    optimizer = optim.make_optimizer(config, stream.steps_per_epoch, total_steps)
-    model, variables = build_model(config, splits.task, mesh)
-    state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
-    compile_step = functools.cache(lambda frozen: steps.make_train_step(
-        model, optimizer.tx, mesh, task=splits.task,
-        label_smoothing=config.train.label_smoothing, frozen=frozen,
-        loss_weights=tuple(weights.values()) if weights else None,
-        normalisation=train_transform.normalisation))
-    run = Run(config=config, spec=spec, splits=splits, mesh=mesh, layout=layout, model=model,
-              plan=optimizer.plan,
-              train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
-              eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation),
-              schedule=optimizer.schedule, stream=stream, eval_transform=eval_transform,
-              total_steps=total_steps, loss_weights=weights)
-    return run, state
+    built = build_steps(config, splits.task, mesh=mesh, train_transform=train_transform,
+                        eval_transform=eval_transform, steps_per_epoch=stream.steps_per_epoch,
+                        total_steps=total_steps, weights=weights)
+    run = Run(config=config, spec=spec, splits=splits, mesh=mesh, layout=layout,
+              model=built.model, plan=built.optimizer.plan, train_step=built.train_step,
+              eval_step=built.eval_step, schedule=built.optimizer.schedule, stream=stream,
+              eval_transform=eval_transform, total_steps=total_steps, loss_weights=weights)
+    return run, built.state

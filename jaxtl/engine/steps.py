@@ -11,7 +11,7 @@ through their warps (crop, flip and rotation: jaxtl.data.transforms.warp_batch).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax
@@ -48,17 +48,38 @@ class TrainState:
     rng: jax.Array  # raw uint32 key data: dropout keys are fold_in(rng, step)
 
 
-def make_mesh() -> Mesh:
-    return Mesh(np.asarray(jax.devices()), ("data",))
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh on the 'data' axis over `devices` (None: every device of this process's
+    backend; a TPU topology's devices for a deviceless compile, jaxtl.engine.projection)."""
+    return Mesh(np.asarray(jax.devices() if devices is None else devices), ("data",))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def is_abstract(tree: Any) -> bool:
+    """Whether `tree` holds shapes (jax.ShapeDtypeStruct) rather than arrays."""
+    return any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(tree))
+
+
+def _replicated_result(function: Callable[..., Any], mesh: Mesh, *args: Any,
+                       abstract: bool) -> Any:
+    """`function(*args)` replicated on the mesh: computed under jit or, when `abstract`, only
+    its shapes and dtypes (`jax.eval_shape`), each carrying the replicated sharding, so that a
+    step compiles for a mesh of devices that are not here (a TPU topology)."""
+    sharding = replicated(mesh)
+    if not abstract:
+        return jax.jit(function, out_shardings=sharding)(*args)
+    return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                                          sharding=sharding),
+                        jax.eval_shape(function, *args))
+
+
 def init_variables(model: nn.Module, *, seed: int, image_shape: tuple[int, int, int],
-                   mesh: Mesh) -> dict[str, Any]:
-    """Random initial variables `{'params', 'batch_stats'}` from `seed`, replicated."""
+                   mesh: Mesh, abstract: bool = False) -> dict[str, Any]:
+    """Random initial variables `{'params', 'batch_stats'}` from `seed`, replicated;
+    `abstract`: their shapes only (nothing computed or placed on a device)."""
 
     def init() -> dict[str, Any]:
         params_key, dropout_key, _ = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -68,26 +89,36 @@ def init_variables(model: nn.Module, *, seed: int, image_shape: tuple[int, int, 
         return {"params": variables["params"],
                 "batch_stats": variables.get("batch_stats", {})}
 
-    return jax.jit(init, out_shardings=replicated(mesh))()
+    return _replicated_result(init, mesh, abstract=abstract)
 
 
 def new_state(tx: optax.GradientTransformation, variables: dict[str, Any], *, seed: int,
               mesh: Mesh) -> TrainState:
-    """Step 0 of training from `variables`: a fresh optimizer state, the RNG from `seed`."""
-    variables = jax.device_put(variables, replicated(mesh))
-    rng = jax.random.split(jax.random.PRNGKey(seed), 3)[2]  # the third key, beside init's two
-    return TrainState(step=jax.device_put(jnp.zeros((), jnp.int32), replicated(mesh)),
-                      params=variables["params"],
+    """Step 0 of training from `variables`: a fresh optimizer state, the RNG from `seed`.
+    Abstract `variables` (shapes, as `init_variables(..., abstract=True)` gives) make an
+    abstract state: the shapes, dtypes and shardings the train step is compiled for."""
+    abstract = is_abstract(variables)
+
+    def fresh(params: Any) -> dict[str, Any]:
+        return {"step": jnp.zeros((), jnp.int32), "opt_state": tx.init(params),
+                # the third key, beside init's two
+                "rng": jax.random.split(jax.random.PRNGKey(seed), 3)[2]}
+
+    if not abstract:
+        variables = jax.device_put(variables, replicated(mesh))
+    rest = _replicated_result(fresh, mesh, variables["params"], abstract=abstract)
+    return TrainState(step=rest["step"], params=variables["params"],
                       batch_stats=variables.get("batch_stats", {}),
-                      opt_state=jax.jit(tx.init, out_shardings=replicated(mesh))(
-                          variables["params"]),
-                      rng=jax.device_put(rng, replicated(mesh)))
+                      opt_state=rest["opt_state"], rng=rest["rng"])
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
-               image_shape: tuple[int, int, int], mesh: Mesh) -> TrainState:
-    """Random initial variables and a fresh optimizer state, replicated on every device."""
-    return new_state(tx, init_variables(model, seed=seed, image_shape=image_shape, mesh=mesh),
+               image_shape: tuple[int, int, int], mesh: Mesh,
+               abstract: bool = False) -> TrainState:
+    """Random initial variables and a fresh optimizer state, replicated on every device
+    (`abstract`: their shapes only)."""
+    return new_state(tx, init_variables(model, seed=seed, image_shape=image_shape, mesh=mesh,
+                                        abstract=abstract),
                      seed=seed, mesh=mesh)
 
 

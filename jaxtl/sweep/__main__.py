@@ -1,5 +1,6 @@
 """python -m jaxtl.sweep --config configs/sweeps/NAME.py --workdir runs/NAME
-       [--parallel N] [--only key=value ...] [--dry-run] [--launcher slurm --slurm_* ...]
+       [--parallel N] [--only key=value ...] [--dry-run] [--plan TOPOLOGY]
+       [--launcher slurm --slurm_* ...]
 
 Runs every configuration of a sweep file in its own folder under --workdir (named after the
 run's overrides), skipping finished runs and resuming unfinished ones, then writes
@@ -12,6 +13,11 @@ finished, 1 when some failed, 2 for a malformed sweep.
 `--launcher slurm` submits the runs to a SLURM cluster through submitit instead of running them
 here, one job per run in job arrays (jaxtl/sweep/slurm.py); the folders, skipping and resuming
 are the same, and the command waits for the jobs and writes the tables.
+
+`--plan v5e:2x4` first compiles the runs' steps for that TPU topology (each distinct step once;
+libtpu compiles without the chips: the `tpu` extra) and prints every run's projected time
+and the total chip-hours (jaxtl/sweep/projection.py, docs/tpu.md); a run whose steps do not
+fit in a chip's memory stops the sweep (exit 2) before any run starts.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ def define_flags() -> cli.Options:
                                          "evaluation with another's training).", lower_bound=1),
         "only": flags.DEFINE_multi_string("only", [], "KEY=VALUE: keep runs whose override KEY "
                                           "is VALUE; repeatable."),
+        "plan": flags.DEFINE_string("plan", None, "A TPU topology (e.g. v5e:2x4): print every "
+                                    "run's projected time and the chip-hours, and refuse a "
+                                    "run that does not fit, before anything runs."),
         "dry-run": flags.DEFINE_bool("dry-run", False, "Validate every run's config and list "
                                      "the runs; train nothing."),
         "launcher": flags.DEFINE_enum("launcher", "local", LAUNCHERS, "local: subprocesses "
@@ -84,6 +93,10 @@ def check(argv: list[str], options: cli.Options) -> str:
     del argv
     sweep = planning.load_sweep(options["config"].value)
     runs = planning.plan(sweep, pathlib.Path(options["workdir"].value), options["only"].value)
+    if options["plan"].value:
+        from jaxtl.core.chips import parse_topology
+
+        parse_topology(options["plan"].value)
     return f"the command line parses; {len(runs)} runs, every config valid"
 
 
@@ -94,6 +107,12 @@ def main(argv: list[str], options: cli.Options) -> int:
     sweep = planning.load_sweep(sweep_file)
     runs = planning.plan(sweep, sweep_dir, only)
     print(f"[sweep] {sweep_file}: {len(runs)} runs in {sweep_dir}")
+    if options["plan"].value:
+        from jaxtl.sweep import projection
+
+        projected = projection.project_runs(runs, options["plan"].value)
+        print("\n".join(projection.describe(projected)))
+        projection.refuse_misfits(projected)
     if options["dry-run"].value:
         print("\n".join(describe(runs)))
         print(f"[sweep] dry run: {len(runs)} configs valid; first command:\n  "

@@ -273,6 +273,17 @@ def resolve(candidate: _Candidate, sweep: Sweep, sweep_dir: pathlib.Path,
                       workdir=sweep_dir / name)
 
 
+def run_config(run: PlannedRun, loader: ConfigLoader | None = None) -> ml_collections.ConfigDict:
+    """The config `run` trains with, as `resolve` built it: its file, the sweep's overrides
+    and the demo settings where it has no data, validated."""
+    config = (loader or ConfigLoader()).load(run.config_file, run.name)
+    for key, value in run.overrides.items():
+        set_value(config, key, value, run.name)
+    demo.apply(config)
+    configuration.validate(config)
+    return config
+
+
 # --- Selection and order ----------------------------------------------------------------------
 def parse_only(only: Sequence[str]) -> dict[str, list[str]]:
     filters: dict[str, list[str]] = {}

@@ -46,31 +46,3 @@ def test_quiet_others_filters_a_handler_once():
     handler.handle(record(ORBAX_FILE, pylogging.WARNING))
     assert stream.getvalue().splitlines() == ["a line", "a line"]  # jaxtl INFO, Orbax WARNING
 
-
-@pytest.mark.parametrize("environ, plugins, libtpu, tpu, expected", [
-    ({}, [], False, False, "cpu"),                  # a plain CPU machine
-    ({}, [], True, False, "cpu"),                   # libtpu installed, no TPU: no TPU probe
-    ({}, [], True, True, None),                     # a TPU VM: JAX's own probing
-    ({}, ["xla_cuda12"], False, False, None),       # a GPU plugin: JAX's own probing
-    ({}, ["xla_cuda12"], True, False, None),
-    ({"JAX_PLATFORMS": "tpu"}, [], False, False, None),  # the user's choice stays
-    ({"JAX_PLATFORMS": ""}, [], False, False, None),     # '' too: JAX chooses
-])
-def test_platforms_to_probe(environ, plugins, libtpu, tpu, expected):
-    assert logs.platforms_to_probe(environ, plugins, libtpu, tpu) == expected
-
-
-def test_a_tpu_is_seen_by_its_pci_vendor_device_files_or_environment():
-    def paths(found):
-        return lambda pattern: [path for path in found if pathlib.PurePath(path).match(pattern)]
-
-    vendor = "/sys/bus/pci/devices/0000:00:04.0/vendor"
-    read = {vendor: "0x1ae0\n"}.__getitem__
-    assert logs.tpu_may_be_present({}, paths([vendor]), read)
-    assert not logs.tpu_may_be_present({}, paths([vendor]), {vendor: "0x10de\n"}.__getitem__)
-    assert logs.tpu_may_be_present({}, paths(["/dev/accel0"]), read)
-    assert logs.tpu_may_be_present({}, paths(["/dev/vfio/0"]), read)
-    assert not logs.tpu_may_be_present({}, paths(["/dev/vfio/vfio"]), read)
-    assert logs.tpu_may_be_present({"TPU_ACCELERATOR_TYPE": "v5litepod-8"}, paths([]), read)
-    assert not logs.tpu_may_be_present({}, paths([]), read)
-

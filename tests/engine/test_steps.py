@@ -30,3 +30,31 @@ def test_one_and_four_devices_give_the_same_losses():
     assert four["losses"] == pytest.approx(one["losses"], rel=1e-4)
     assert four["bn_mean"] == pytest.approx(one["bn_mean"], rel=1e-4)  # global-batch BN stats
     assert one["losses"][0] != pytest.approx(one["losses"][-1])  # and training moves
+
+
+def test_abstract_state_is_the_real_states_shapes_dtypes_and_shardings():
+    import jax
+    import numpy as np
+    import optax
+
+    from jaxtl import models
+    from jaxtl.engine import steps
+
+    model = models.create_model("small_cnn", num_outputs=3)
+    tx = optax.sgd(0.1, momentum=0.9)
+    mesh = steps.make_mesh(jax.devices()[:1])
+    real = steps.init_state(model, tx, seed=4, image_shape=(16, 16, 3), mesh=mesh)
+    abstract = steps.init_state(model, tx, seed=4, image_shape=(16, 16, 3), mesh=mesh,
+                                abstract=True)
+    assert steps.is_abstract(abstract) and not steps.is_abstract(real)
+    assert jax.tree.structure(abstract) == jax.tree.structure(real)
+    for shape, array in zip(jax.tree.leaves(abstract), jax.tree.leaves(real)):
+        assert isinstance(shape, jax.ShapeDtypeStruct)
+        assert (shape.shape, shape.dtype, shape.sharding) == (array.shape, array.dtype,
+                                                              array.sharding)
+    # the real state's values: step 0, the third key of the seed, a fresh optimizer state
+    assert int(real.step) == 0
+    np.testing.assert_array_equal(real.rng, jax.random.split(jax.random.PRNGKey(4), 3)[2])
+    for fresh, kept in zip(jax.tree.leaves(tx.init(real.params)),
+                           jax.tree.leaves(real.opt_state)):
+        np.testing.assert_array_equal(fresh, kept)

@@ -1,0 +1,216 @@
+"""A run's steps compiled for a TPU topology without the chips (libtpu, the `tpu` extra; in
+this sandbox PYTHONPATH=$PWD:/work/tpusite), and the abstract inputs they are compiled for."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from jaxtl.config import validation
+from jaxtl.core import chips, tasks
+from jaxtl.engine import build, projection, steps
+
+needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
+                                  reason="libtpu is not installed (pip install -e '.[tpu]')")
+
+
+def test_abstract_batches_are_the_pipelines_batches(tmp_path):
+    config = tiny_config(tmp_path, "eyepacs")  # crop, flip, rotate: warps on the device
+    run, _ = build.build(config, validation.validate(config))
+    try:
+        real = {"train": next(run.stream.iterator()),
+                "eval": next(run.eval_feed(run.splits.val).batches())}
+    finally:
+        run.close_feeds()
+    for name, transform, size in (
+            ("train", build.image_transform(config, augment=True, spec=run.spec),
+             config.data.batch_size),
+            ("eval", run.eval_transform, config.eval.batch_size)):
+        abstract = projection.abstract_batch(run.mesh, size, transform, run.splits.task,
+                                             train=name == "train", segmentation=False)
+        assert sorted(abstract) == sorted(real[name]), name
+        for key, array in real[name].items():
+            assert (abstract[key].shape, abstract[key].dtype) == (array.shape, array.dtype), key
+            assert abstract[key].sharding == array.sharding
+    assert "warp" in real["train"]
+
+
+def test_the_runs_own_steps_compile_for_abstract_inputs_on_this_machine(tmp_path):
+    """The path a TPU plan takes, on the CPU mesh: nothing placed, figures read."""
+    config = tiny_config(tmp_path, "eyepacs", {"model.arch": "small_cnn",
+                                               "data.resolution": 16})
+    spec = validation.validate(config)
+    task = tasks.multiclass(["a", "b", "c"])
+    mesh = steps.make_mesh(jax.devices()[:1])
+    transform = build.image_transform(config, augment=True, spec=spec)
+    built = build.build_steps(config, task, mesh=mesh, train_transform=transform,
+                              eval_transform=transform, steps_per_epoch=10, total_steps=20,
+                              weights=None, abstract=True)
+    assert steps.is_abstract(built.state)
+    figures = projection.compile_figures(
+        built.train_step(0), (built.state, projection.abstract_batch(
+            mesh, 8, transform, task, train=True, segmentation=False)), 1, 8)
+    params = sum(leaf.size for leaf in jax.tree.leaves(built.state.params))
+    assert figures.argument_bytes >= 4 * params * 2  # parameters and momentum at least
+    assert figures.flops > 0 and figures.bytes_accessed > 0 and figures.compile_seconds > 0
+
+
+@pytest.mark.parametrize("last_true", [0, 1, 2, 3, 7, 8, 100, 4095, 4096])
+def test_largest_true_finds_the_boundary_as_a_scan_would(last_true):
+    calls = []
+
+    def predicate(n):
+        calls.append(n)
+        return n <= last_true
+
+    assert projection.largest_true(predicate, 4096) == max(
+        (n for n in range(1, 4097) if predicate(n)), default=0)
+    assert len(calls) - 4096 <= 2 * math.log2(4096) + 2  # the search, before the scan
+
+
+def test_all_reduce_and_float32_contraction_counts_of_hlo_text():
+    hlo = "\n".join([
+        "  %a = bf16[8,4]{1,0} parameter(0)",
+        "  %b = bf16[4,2]{1,0} parameter(1)",
+        "  %c = f32[4,2]{1,0} parameter(2)",
+        "  %dot.1 = bf16[8,2]{1,0} dot(%a, %b), lhs_contracting_dims={1}",
+        "  %convolution.2 = f32[8,2]{1,0} convolution(%a, %b), dim_labels=bf_io->bf",
+        "  %dot.3 = bf16[8,2]{1,0} dot(%a, %c), lhs_contracting_dims={1}",
+        "  %all-reduce.4 = (f32[64]{0}, f32[64]{0}) all-reduce(%x, %y), channel_id=2",
+        "  %all-reduce-start.5 = f32[8]{0} all-reduce-start(%z), channel_id=3",
+        "  %all-reduce-done.5 = f32[8]{0} all-reduce-done(%all-reduce-start.5)",
+        "  %g = f32[64]{0} get-tuple-element(%all-reduce.4), index=0"])
+    assert projection.all_reduces(hlo) == 2
+    found = projection.float32_contractions(hlo)
+    assert [line.split(" = ")[0] for line in found] == ["%convolution.2", "%dot.3"]
+
+
+# --- Compiled for TPU topologies (libtpu) ---------------------------------------------------
+RESOLUTION, PER_CHIP, CLASSES = 64, 16, 5
+
+
+def resnet18_train_conv_flops(side: int) -> float:
+    """ResNet-18's convolutions in a train step per image: 3x the forward (input and weight
+    gradients), counting only kernel taps that fall inside the padded input's real pixels, as
+    XLA counts them."""
+    def taps(size, kernel, stride):
+        pad = (kernel - 1) // 2
+        out = (size + 2 * pad - kernel) // stride + 1
+        per_axis = sum(sum(0 <= o * stride - pad + t < size for t in range(kernel))
+                       for o in range(out))
+        return out, per_axis ** 2
+
+    size, macs = side, 0
+    size, count = taps(size, 7, 2)
+    macs += count * 3 * 64
+    size, channels = size // 2, 64  # max pool
+    for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for block in range(2):
+            step = stride if block == 0 else 1
+            out, first = taps(size, 3, step)
+            _, second = taps(out, 3, 1)
+            macs += first * channels * width + second * width * width
+            if step != 1 or channels != width:
+                macs += taps(size, 1, step)[1] * channels * width
+            size, channels = out, width
+    return 3 * 2 * macs
+
+
+@pytest.fixture(scope="module", params=["v5e:2x4", "v4:2x2x1"])
+def compiled_resnet18(request, tmp_path_factory):
+    topology = chips.parse_topology(request.param)
+    config = tiny_config(tmp_path_factory.mktemp("plan"), "eyepacs", {
+        "model.arch": "resnet18", "data.resolution": RESOLUTION, "model.dtype": "bfloat16"})
+    spec = validation.validate(config)
+    task = tasks.multiclass([str(c) for c in range(CLASSES)])
+    devices = projection.topology_devices(topology)
+    mesh = steps.make_mesh(devices)
+    per_chip = projection.devices_per_chip(devices)
+    transform = build.image_transform(config, augment=True, spec=spec)
+    built = build.build_steps(config, task, mesh=mesh, train_transform=transform,
+                              eval_transform=transform, steps_per_epoch=10, total_steps=100,
+                              weights=None, abstract=True)
+    batch = projection.abstract_batch(mesh, PER_CHIP * topology.chips, transform, task,
+                                      train=True, segmentation=False)
+    figures = projection.compile_figures(built.train_step(0), (built.state, batch), per_chip,
+                                         PER_CHIP)
+    return topology, per_chip, built.state, batch, figures
+
+
+@needs_libtpu
+def test_the_train_step_compiles_for_the_topologys_chips(compiled_resnet18):
+    topology, per_chip, _, _, figures = compiled_resnet18
+    assert per_chip == {"v5e": 1, "v4": 2}[topology.chip.name]  # v4: two TensorCores a chip
+    assert figures.images == PER_CHIP and figures.hlo
+
+
+@needs_libtpu
+def test_memory_per_chip_holds_the_state_and_the_batch_and_fits(compiled_resnet18):
+    topology, per_chip, state, batch, figures = compiled_resnet18
+    # ResNet-18 with a 5-class head: timm's 11,689,512 parameters less 995 classes x 513
+    params = 11_689_512 - (1000 - CLASSES) * 513
+    bn_channels = 64 + 4 * 64 + 5 * 128 + 5 * 256 + 5 * 512  # stem, blocks, downsamples
+    assert projection.per_device_bytes(state.params) == 4 * params
+    assert projection.per_device_bytes(state.batch_stats) == 4 * 2 * bn_channels
+    # SGD momentum: one float32 trace per parameter, and the schedule's int32 step count
+    assert projection.per_device_bytes(state.opt_state) == 4 * params + 4
+    state_bytes = per_chip * projection.per_device_bytes(state)
+    batch_bytes = per_chip * projection.per_device_bytes(batch)
+    assert batch_bytes == PER_CHIP * (RESOLUTION ** 2 * 3 + 4 + 1 + 6 * 4)  # uint8, label,
+    # valid, warp; arguments as the chip lays them out (small arrays padded to tiles)
+    assert state_bytes + batch_bytes <= figures.argument_bytes <= 1.1 * (state_bytes
+                                                                         + batch_bytes)
+    assert figures.alias_bytes >= 0.95 * state_bytes  # the old state is donated
+    assert figures.argument_bytes + figures.temp_bytes <= figures.memory_bytes
+    assert figures.memory_bytes < 0.1 * topology.chip.hbm_bytes
+
+
+@needs_libtpu
+def test_flops_per_image_are_resnet18s_convolutions(compiled_resnet18):
+    _, _, _, _, figures = compiled_resnet18
+    assert figures.flops / figures.images == pytest.approx(
+        resnet18_train_conv_flops(RESOLUTION), rel=0.03)
+
+
+@needs_libtpu
+def test_no_convolution_or_matmul_runs_in_float32_but_the_float32_head(compiled_resnet18):
+    *_, figures = compiled_resnet18
+    contractions = [line for line in figures.hlo.splitlines()
+                    if " convolution(" in line or " dot(" in line]
+    assert len(contractions) >= 3 * 20  # forward, input and weight gradients of 20 layers
+    float32 = projection.float32_contractions(figures.hlo)
+    # the head takes the pooled float32 features (models/taps.py PRE_LOGITS): its forward
+    # and its two gradients
+    assert len(float32) == 3
+    assert all("/head/" in line for line in float32), float32
+
+
+@needs_libtpu
+def test_all_reduces_are_batchnorms_global_statistics_and_one_for_the_gradients(
+        compiled_resnet18):
+    *_, figures = compiled_resnet18
+    # BatchNorm over the global batch: one all-reduce per normalisation on the main path
+    # (the stem and two in each of 8 blocks; a downsample's BatchNorm runs beside its block's
+    # second one and shares its all-reduce), forward and backward; then the gradients', and
+    # the loss and metrics'.
+    main_path = 1 + 2 * 8
+    assert figures.all_reduces == 2 * main_path + 1 + 1
+
+
+@needs_libtpu
+def test_a_float32_matmul_is_found_and_a_bfloat16_one_is_not():
+    devices = projection.topology_devices(chips.parse_topology("v5e:2x4"))
+    mesh = steps.make_mesh(devices)
+    sharding = steps.replicated(mesh)
+    found = {}
+    for dtype in (jnp.float32, jnp.bfloat16):
+        shape = jax.ShapeDtypeStruct((256, 256), dtype, sharding=sharding)
+        compiled = jax.jit(jnp.matmul).lower(shape, shape).compile()
+        found[np.dtype(dtype).name] = projection.float32_contractions(compiled.as_text())
+    assert len(found["float32"]) == 1 and found["bfloat16"] == []
