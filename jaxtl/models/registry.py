@@ -27,7 +27,7 @@ from jaxtl.models.layers import Dtype
 from jaxtl.models.taps import PRE_LOGITS, STEM, activated
 
 FAMILY_MODULES = ("resnet", "vgg", "densenet", "small_cnn", "efficientnet", "inception", "nfnet",
-                  "resnetv2", "vit")
+                  "resnetv2", "vit", "convnext")
 
 DTYPES: dict[str, Dtype] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
