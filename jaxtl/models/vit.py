@@ -16,9 +16,13 @@ embeddings to the patches only, before the class and register tokens are put in 
 
 Named features (jaxtl/models/taps.py): `stem` (the patch grid after the position embeddings),
 `block<i>` (the token grid after block i: class and register tokens removed, reshaped to
-(N, h, w, D), the map Grad-CAM explains; the last block's by default), `norm` and `pre_logits`
-(the pooled features after the final norm: the class token, or the patch tokens' mean with
-`global_pool="avg"` followed by `fc_norm`, as MAE's and RETFound's fine-tuning).
+(N, h, w, D)), `norm` and `pre_logits` (the pooled features after the final norm: the class
+token, or the patch tokens' mean with `global_pool="avg"` followed by `fc_norm`, as MAE's and
+RETFound's fine-tuning). Grad-CAM explains the last block's grid by default where the patch
+tokens are pooled; where the class token is, the patch tokens after the last block never reach
+the logits (zero gradient), so the default is the grid before the last block (the last block's
+input, as pytorch-grad-cam's `blocks[-1].norm1` target on timm's ViTs) and the last block's
+feature is the class token it leaves (N, D), the part of its output the head reads.
 """
 
 from __future__ import annotations
@@ -178,10 +182,17 @@ class ViTConfig:
             raise ValueError(f"global_pool must be 'token' or 'avg', got {self.global_pool!r}")
         if self.global_pool == "token" and not self.class_token:
             raise ValueError("global_pool 'token' needs the class token")
+        if self.depth < 2:
+            raise ValueError("a ViT here has at least two blocks (Grad-CAM's default feature)")
 
     @property
     def use_fc_norm(self) -> bool:
         return self.global_pool == "avg" if self.fc_norm is None else self.fc_norm
+
+    @property
+    def gradcam_block(self) -> int:
+        """The last block whose patch tokens reach the pooled features (module doc)."""
+        return self.depth - 1 if self.global_pool == "avg" else self.depth - 2
 
     @property
     def num_prefix_tokens(self) -> int:
@@ -240,9 +251,13 @@ class VisionTransformer(nn.Module):
         for i in range(c.depth):
             tokens = Block(c.num_heads, c.mlp_hidden, c.qkv_bias, c.init_values, c.swiglu,
                            rates[i], self.dtype, name=f"blocks_{i}")(tokens, train)
-            grid_tokens = tap(self, features, block_name(i), self._grid(tokens, h, w))
-            tokens = jnp.concatenate([tokens[:, :c.num_prefix_tokens],
-                                      grid_tokens.reshape(n, h * w, d)], axis=1)
+            if i <= c.gradcam_block:
+                grid_tokens = tap(self, features, block_name(i), self._grid(tokens, h, w))
+                tokens = jnp.concatenate([tokens[:, :c.num_prefix_tokens],
+                                          grid_tokens.reshape(n, h * w, d)], axis=1)
+            else:
+                class_token = tap(self, features, block_name(i), tokens[:, 0])
+                tokens = jnp.concatenate([class_token[:, None], tokens[:, 1:]], axis=1)
         if not c.use_fc_norm:
             tokens = _layer_norm(self.dtype, "norm")(tokens)
         if c.global_pool == "avg":
@@ -288,7 +303,7 @@ def _architecture(config: ViTConfig, timm: TimmCheckpoint) -> Architecture:
         return VisionTransformer(config, drop_path=drop_path, dtype=dtype)
 
     return Architecture(factory, stages(config.depth), timm,
-                        gradcam_stage=block_name(config.depth - 1))
+                        gradcam_stage=block_name(config.gradcam_block))
 
 
 _timm = functools.partial(TimmCheckpoint, naming="nested", first_conv="patch_embed.proj",
