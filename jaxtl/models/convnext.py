@@ -131,6 +131,9 @@ class ConvNeXt(nn.Module):
     def __call__(self, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, Features]:
         c = self.config
         features: Features = {}
+        if min(x.shape[1:3]) < self.min_input_size:
+            raise ValueError(f"ConvNeXt needs NHWC images of at least {self.min_input_size}x"
+                             f"{self.min_input_size} pixels, got shape {x.shape}")
         x = Conv2d(c.dims[0], 4, stride=4, padding=0, use_bias=True, dtype=self.dtype,
                    kernel_init=_init, name="stem_0")(x)
         x = tap(self, features, STEM, _layer_norm(c.norm_eps, self.dtype, "stem_1")(x))

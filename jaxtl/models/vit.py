@@ -224,6 +224,9 @@ class VisionTransformer(nn.Module):
         c = self.config
         features: Features = {}
         p = c.patch_size
+        if min(x.shape[1:3]) < p:
+            raise ValueError(f"a ViT with {p}-pixel patches needs NHWC images of at least "
+                             f"{p}x{p} pixels, got shape {x.shape}")
         x = PatchEmbed(c.embed_dim, p, self.dtype, name="patch_embed")(x)
         n, h, w, d = x.shape
         tokens = x.reshape(n, h * w, d)
