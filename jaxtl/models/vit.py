@@ -10,8 +10,9 @@ Position embeddings are stored on the grid of the architecture's `img_size` and 
 the input's patch grid in every forward pass, as timm's `dynamic_img_size=True` does: bicubic
 with antialiasing (`jax.image.resize`, the kernel of torch's antialiased bicubic that timm's
 `resample_abs_pos_embed` calls), prefix tokens (class, registers) left as they are. So any
-`data.resolution` (a multiple of the patch size: the remainder is cropped, as timm's patch
-convolution drops it) runs on the same variables. `no_embed_class` (DINOv2) adds the position
+`data.resolution` runs on the same variables; an image whose side is no multiple of the patch
+size is padded with zeros at the bottom and right to the next multiple, as timm's
+`dynamic_img_pad=True`. `no_embed_class` (DINOv2) adds the position
 embeddings to the patches only, before the class and register tokens are put in front.
 
 Named features (jaxtl/models/taps.py): `stem` (the patch grid after the position embeddings),
@@ -280,8 +281,9 @@ class VisionTransformer(nn.Module):
 
 
 class PatchEmbed(nn.Module):
-    """timm's PatchEmbed: `proj`, a patch x patch convolution with stride patch (a remainder
-    of the input that fills no patch is dropped, as torch's convolution drops it)."""
+    """timm's PatchEmbed with `dynamic_img_pad=True`: the image padded with zeros at the bottom
+    and right to a multiple of the patch size, then `proj`, a patch x patch convolution with
+    stride patch."""
 
     embed_dim: int
     patch_size: int
@@ -289,6 +291,8 @@ class PatchEmbed(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        p = self.patch_size
+        x = jnp.pad(x, ((0, 0), (0, -x.shape[1] % p), (0, -x.shape[2] % p), (0, 0)))
         return Conv2d(self.embed_dim, self.patch_size, stride=self.patch_size, padding=0,
                       use_bias=True, dtype=self.dtype,
                       kernel_init=nn.initializers.lecun_normal(), name="proj")(x)
@@ -309,9 +313,11 @@ def _architecture(config: ViTConfig, timm: TimmCheckpoint) -> Architecture:
                         gradcam_stage=block_name(config.gradcam_block))
 
 
+# timm's ViT as jaxtl's: position embeddings resampled to any input, sides padded to patches.
+_DYNAMIC = (("dynamic_img_size", True), ("dynamic_img_pad", True))
 _timm = functools.partial(TimmCheckpoint, naming="nested", first_conv="patch_embed.proj",
                           classifier="head", resolution=224, mean=INCEPTION_MEAN,
-                          std=INCEPTION_STD, timm_kwargs=(("dynamic_img_size", True),))
+                          std=INCEPTION_STD, timm_kwargs=_DYNAMIC)
 _TINY, _SMALL = dict(embed_dim=192, num_heads=3), dict(embed_dim=384, num_heads=6)
 _BASE, _LARGE = dict(embed_dim=768, num_heads=12), dict(embed_dim=1024, num_heads=16)
 # MAE's and RETFound's fine-tuning layout: the patch tokens' mean, then fc_norm (no final norm).
@@ -323,7 +329,7 @@ ARCHITECTURES = {
     "test_vit": _architecture(ViTConfig(16, 64, 6, 2, mlp_ratio=3, img_size=160),
                               _timm(resolution=160, tag="r160_in1k")),
     "vit_tiny_patch16_224": _architecture(ViTConfig(16, depth=12, **_TINY),
-                                          _timm(tag="augreg_in21k_ft_in1k")),
+                                          _timm(tag="augreg_in21k_ft_in1k", golden=False)),
     "vit_small_patch16_224": _architecture(ViTConfig(16, depth=12, **_SMALL),
                                            _timm(tag="augreg_in21k_ft_in1k")),
     "vit_base_patch16_224": _architecture(ViTConfig(16, depth=12, **_BASE),
@@ -333,11 +339,11 @@ ARCHITECTURES = {
     "vit_base_patch16_224_avg": _architecture(
         ViTConfig(16, depth=12, global_pool="avg", **_BASE),
         _timm(tag="augreg2_in21k_ft_in1k", timm_name="vit_base_patch16_224",
-              timm_kwargs=(("dynamic_img_size", True), *_AVG))),
+              timm_kwargs=(*_DYNAMIC, *_AVG))),
     "vit_large_patch16_224_avg": _architecture(
         ViTConfig(16, depth=24, global_pool="avg", **_LARGE),
         _timm(tag="augreg_in21k_ft_in1k", timm_name="vit_large_patch16_224",
-              timm_kwargs=(("dynamic_img_size", True), *_AVG), golden=False)),
+              timm_kwargs=(*_DYNAMIC, *_AVG), golden=False)),
     "vit_small_patch14_reg4_dinov2": _architecture(
         ViTConfig(depth=12, **_SMALL, **_DINOV2),
         _timm(resolution=518, tag="lvd142m", mean=IMAGENET_MEAN, std=IMAGENET_STD)),
