@@ -112,6 +112,10 @@ COMMON: dict[str, Section] = {
         "head": Setting("linear", choice(*models.HEADS), "the classifier on the pooled "
                         "features"),
         "dropout": Setting(0.0, number(0.0, 0.99), "dropout rate before the head"),
+        "drop_path": Setting(0.0, number(0.0, 0.99), "stochastic depth: the rate at which "
+                             "the last block's residual branch is dropped per image in "
+                             "training, rising linearly from 0 at the first block (timm's "
+                             "drop_path_rate; vit and convnext families only)"),
         "dtype": Setting("float32", choice(*DTYPES),
                          "compute dtype; parameters stay float32"),
         "init": Setting("", text, "a jaxtl workdir (or its checkpoint folder) to start from; "

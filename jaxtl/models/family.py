@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 
@@ -79,6 +79,17 @@ class TimmCheckpoint:
     tag: str
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    # timm's model name where jaxtl's differs (a layout timm builds from arguments), and the
+    # arguments of `timm.create_model` that give timm's model jaxtl's layout and behaviour.
+    timm_name: str = ""
+    timm_kwargs: tuple[tuple[str, Any], ...] = ()
+    # False for a size too costly for the golden parity files: its converter runs the same
+    # code as a checked architecture of its family that differs in width and depth only.
+    golden: bool = True
+
+    def model_name(self, arch: str) -> str:
+        """The name `timm.create_model` knows architecture `arch` by."""
+        return self.timm_name or arch
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from typing import Any
 
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ from jaxtl.models.layers import Dtype
 from jaxtl.models.taps import PRE_LOGITS, STEM, activated
 
 FAMILY_MODULES = ("resnet", "vgg", "densenet", "small_cnn", "efficientnet", "inception", "nfnet",
-                  "resnetv2")
+                  "resnetv2", "vit", "convnext")
 
 DTYPES: dict[str, Dtype] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -137,6 +138,11 @@ def resolve_dtype(dtype: str | Dtype) -> Dtype:
     return DTYPES[key]
 
 
+def has_drop_path(name: str) -> bool:
+    """Whether architecture `name` has stochastic depth (its factory takes `drop_path`)."""
+    return "drop_path" in inspect.signature(_architecture(name).factory).parameters
+
+
 def create_backbone(name: str, *, dtype: str | Dtype = "float32") -> Any:
     """The backbone `name` alone (pooled features), computing in `dtype`: what a `Classifier`
     and a segmentation model (jaxtl/models/unet.py) put their heads on."""
@@ -150,15 +156,24 @@ def create_model(
     head: str = "linear",
     dropout: float = 0.0,
     dtype: str | Dtype = "float32",
+    drop_path: float = 0.0,
 ) -> Classifier:
     """Backbone `name` (see `list_models()`) computing in `dtype`, with classifier head `head`
-    (see HEADS), which computes in float32."""
+    (see HEADS), which computes in float32, and stochastic depth at rate `drop_path` (families
+    whose factory takes `drop_path`; timm's `drop_path_rate`)."""
     architecture = _architecture(name)
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be positive, got {num_outputs}")
     compute_dtype = resolve_dtype(dtype)
+    extra = {}
+    if drop_path:
+        if not has_drop_path(name):
+            raise ConfigError(f"model.drop_path: {name} has no stochastic depth; set it to 0 "
+                              f"or pick a family that has it: "
+                              f"{', '.join(f for f, m in families().items() if has_drop_path(m[0]))}")
+        extra["drop_path"] = drop_path
     return Classifier(
-        backbone=architecture.factory(dtype=compute_dtype),
+        backbone=architecture.factory(dtype=compute_dtype, **extra),
         head=make_head(head, num_outputs=num_outputs, dropout=dropout),
     )
 

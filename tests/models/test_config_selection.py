@@ -43,10 +43,13 @@ def smallest_resolution(arch: str) -> int:
 
 
 def test_min_input_sizes_are_those_the_models_enforce():
-    # The models raise below these sizes (tests/models/test_{vgg,densenet,inception,small_cnn}.py
-    # check both sides of each limit); the other families pad every downsampling layer.
+    # The models raise below these sizes (tests/models/test_{vgg,densenet,inception,small_cnn,
+    # vit,convnext}.py check both sides of each limit); the other families pad every
+    # downsampling layer. A ViT needs one patch, a ConvNeXt 32 px (unpadded strides 4, 2, 2, 2).
     expected = {"vgg16": 32, "vgg16_bn": 32, "densenet121": 32, "densenet169": 32,
-                "densenet201": 32, "inception_v3": 75, "small_cnn": 16}
+                "densenet201": 32, "inception_v3": 75, "small_cnn": 16,
+                **{arch: 32 for arch in families()["convnext"]},
+                **{arch: 14 if "patch14" in arch else 16 for arch in families()["vit"]}}
     assert {arch: min_input_size(arch) for arch in list_models()} == {
         arch: expected.get(arch, 1) for arch in list_models()}
 

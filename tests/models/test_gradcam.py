@@ -35,6 +35,7 @@ from jaxtl.models.heads import make_head
 from jaxtl.models.nfnet import NormFreeResNet
 from jaxtl.models.resnetv2 import ResNetV2
 from jaxtl.models.vgg import VGG
+from jaxtl.models.vit import LAYER_NORM_EPS, ViTConfig, VisionTransformer
 
 
 @pytest.mark.parametrize("arch", [members[0] for members in families().values()])
@@ -84,6 +85,21 @@ def _mean(a, p):
 
 
 ALREADY_ACTIVATED = None  # the module's output already is after its activation (a ReLU)
+# Families whose Grad-CAM stage ends in a residual sum, with no activation after it: the
+# default feature is the stage's own, the captured module's output in the layout the
+# "activation" of their case gives (ViT: the patch tokens as a grid).
+NO_ACTIVATION = ("vit", "convnext")
+
+
+def _layer_norm(x, p, eps):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / jnp.sqrt(var + eps) * p["scale"] + p["bias"]
+
+
+def _patch_grid(tokens):
+    """(N, 1 + 16, D) tokens -> the 4x4 patch grid (64 px, patch 16), class token removed."""
+    return tokens[:, 1:].reshape(tokens.shape[0], 4, 4, tokens.shape[-1])
 
 # family: (model, input side, the family's first member, the module whose output is captured,
 # the activation that gives the default feature from it, the layers from the default feature
@@ -113,6 +129,15 @@ CASES = {
     # BiT's final norm (it belongs to the last stage) and its ReLU: timm's GroupNormAct `norm`
     "resnetv2": (_small(ResNetV2((1, 1, 1, 1))), 64, "resnetv2_50x1_bit", "norm", jax.nn.relu,
                  _mean),
+    # the last block's patch tokens (block4 of five, test_vit's default name), averaged, then
+    # fc_norm: MAE's layout, where the grid reaches the logits (the class-token layout's
+    # default is the grid before the last block: tests/models/test_vit.py)
+    "vit": (_small(VisionTransformer(ViTConfig(16, 32, 5, 2, img_size=64, global_pool="avg"))),
+            64, "test_vit", "blocks_4", _patch_grid,
+            lambda a, p: _layer_norm(a.mean((0, 1)), p["fc_norm"], LAYER_NORM_EPS)),
+    # the last stage's last block (a residual sum), then the mean and timm's head.norm
+    "convnext": (create_model("test_convnext", num_outputs=3), 64, "test_convnext", "stages_3",
+                 _identity, lambda a, p: _layer_norm(a.mean((0, 1)), p["head"]["norm"], 1e-5)),
 }
 
 
@@ -123,7 +148,7 @@ def test_every_family_has_a_case():
         assert member in families()[family]
         # an activated tap exactly where the stage's own feature is before the activation
         assert (gradcam_feature(member) == gradcam_stage(member).name) == (
-            activation is ALREADY_ACTIVATED), family
+            activation is ALREADY_ACTIVATED or family in NO_ACTIVATION), family
 
 
 def _expected(activations, logits_of):
@@ -159,7 +184,7 @@ def test_gradcam_equals_an_independent_computation(family):
     if activation is ALREADY_ACTIVATED:
         activation = _identity
         assert np.min(captured) >= 0 and np.any(np.asarray(captured) == 0)  # a ReLU's output
-    else:  # the stage's name keeps the value before the activation
+    elif family not in NO_ACTIVATION:  # the stage's name keeps the value before the activation
         np.testing.assert_array_equal(returned_stage, captured)
     # the default feature is the stated module's output after the stated activation
     activations = activation(captured)
@@ -174,5 +199,6 @@ def test_gradcam_equals_an_independent_computation(family):
     # the layers after the default feature, as written here, are the model's
     np.testing.assert_allclose(jax.vmap(logits_of)(activations), logits, rtol=1e-4, atol=1e-4)
     _assert_close(maps, _expected(activations, logits_of))
-    # the pre-activation choice, by the stage's name: the activation is part of what follows
-    _assert_close(before, _expected(captured, lambda a: logits_of(activation(a))))
+    if family not in NO_ACTIVATION:
+        # the pre-activation choice, by the stage's name: the activation is part of what follows
+        _assert_close(before, _expected(captured, lambda a: logits_of(activation(a))))

@@ -83,8 +83,8 @@ def init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):
 def random_variables(shapes, seed: int = 0):
     """Concrete variables for `shapes` from NumPy (a real `init` of a whole network costs many
     seconds of compilation on a CPU; each family's tests check what its `init` produces):
-    He-normal (fan-in) kernels, norm scales, NF gains and BatchNorm running variances 1 (every
-    residual branch live, unlike after `init`), biases and running means 0."""
+    He-normal (fan-in) kernels, norm scales, NF gains, LayerScale gammas and BatchNorm running
+    variances 1 (every residual branch live, unlike after `init`), biases and running means 0."""
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
@@ -92,7 +92,7 @@ def random_variables(shapes, seed: int = 0):
         if name.endswith("kernel"):
             std = np.sqrt(2.0 / np.prod(leaf.shape[:-1]))
             return rng.normal(0.0, std, leaf.shape).astype(np.float32)
-        if name.endswith(("scale", "gain", "var")):
+        if name.endswith(("scale", "gain", "var", "gamma")):
             return np.ones(leaf.shape, np.float32)
         return np.zeros(leaf.shape, np.float32)
 

@@ -5,7 +5,10 @@ from jaxtl.models), e.g. a virtual environment with `pip install -e . torch torc
 
     python -m jaxtl.convert_weights.make_golden --out tests/tools/golden
 
-For every architecture with a timm counterpart (its model family's `TimmCheckpoint`):
+For every architecture with golden timm outputs (its model family's `TimmCheckpoint`, unless
+`golden=False`: a size of a family checked at others), timm's model built by its timm name and
+arguments (`TimmCheckpoint.model_name`, `timm_kwargs`: e.g. ViT's `dynamic_img_size=True`,
+MAE's `global_pool="avg"`):
   1. the timm model's state-dict names and shapes (the manifest; 1000 classes),
   2. the architecture's `norm_scale` (`choose_norm_scale`): one for which the random
      network neither forgets its input nor explodes, in every row,
@@ -47,8 +50,8 @@ from absl import flags
 from jaxtl.commands import cli
 
 from . import synthetic, timm_reference
-from .timm_layout import convertible_architectures, timm_checkpoint
-from .verify import row_name, settings
+from .timm_layout import timm_checkpoint
+from .verify import golden_architectures, row_name, settings
 
 SCALE_LOW, SCALE_HIGH = 0.3, 1.5  # range searched for each architecture's norm_scale
 BISECTION_STEPS = 8
@@ -63,9 +66,16 @@ def manifest_of(model: torch.nn.Module) -> list[tuple[str, list[int]]]:
             if not name.endswith("num_batches_tracked")]
 
 
+def build(arch: str, num_classes: int = NUM_CLASSES) -> torch.nn.Module:
+    """timm's model of jaxtl's `arch`, with random weights."""
+    checkpoint = timm_checkpoint(arch)
+    return timm_reference.build(checkpoint.model_name(arch), num_classes,
+                                kwargs=dict(checkpoint.timm_kwargs))
+
+
 def check_pretrained_cfg(arch: str) -> None:
     """The architecture's `TimmCheckpoint` must state what timm's default pretrained config says."""
-    cfg = timm.create_model(arch, pretrained=False).pretrained_cfg
+    cfg = build(arch).pretrained_cfg
     checkpoint = timm_checkpoint(arch)
     found = (cfg["input_size"][1], tuple(cfg["mean"]), tuple(cfg["std"]), cfg["first_conv"],
              cfg["classifier"], cfg["tag"])
@@ -78,7 +88,7 @@ def check_pretrained_cfg(arch: str) -> None:
 def golden_rows(arch: str, manifest, scale: float) -> tuple[dict, dict, dict]:
     """(state, logits per row, stats per row) for `arch`'s synthetic weights at `scale`."""
     state = synthetic.synthetic_state_dict(manifest, scale)
-    model3 = timm_reference.load(timm_reference.build(arch, NUM_CLASSES), state)
+    model3 = timm_reference.load(build(arch), state)
     logits = {row_name(arch, res, ch): reference_logits(arch, model3, state,
                                                         synthetic.synthetic_input(res, ch))
               for res, ch in settings(arch)}
@@ -95,9 +105,10 @@ def golden_rows(arch: str, manifest, scale: float) -> tuple[dict, dict, dict]:
 def reference_logits(arch: str, model3: torch.nn.Module, state: dict[str, np.ndarray],
                      images_nhwc: np.ndarray) -> np.ndarray:
     checkpoint = timm_checkpoint(arch)
-    return timm_reference.reference_logits(arch, model3, state, images_nhwc,
-                                           first_conv=checkpoint.first_conv,
-                                           classifier=checkpoint.classifier)
+    return timm_reference.reference_logits(checkpoint.model_name(arch), model3, state,
+                                           images_nhwc, first_conv=checkpoint.first_conv,
+                                           classifier=checkpoint.classifier,
+                                           kwargs=dict(checkpoint.timm_kwargs))
 
 
 def choose_norm_scale(arch: str, manifest) -> tuple[float, dict, dict, dict]:
@@ -127,7 +138,7 @@ def choose_norm_scale(arch: str, manifest) -> tuple[float, dict, dict, dict]:
 def timm_loaded_from_file(arch: str, state: dict[str, np.ndarray], tmp: pathlib.Path):
     path = tmp / f"{arch}.safetensors"
     safetensors.numpy.save_file(state, path)
-    model = timm_reference.build(arch, NUM_CLASSES)
+    model = build(arch)
     timm.models.load_checkpoint(model, str(path), strict=False)
     return timm_reference.load(model, state)  # asserts timm holds exactly these tensors
 
@@ -159,7 +170,7 @@ def torchvision_densenet() -> torch.nn.Module:
 def define_flags() -> cli.Options:
     return {
         "out": flags.DEFINE_string("out", "tests/tools/golden", "folder of the golden files"),
-        "archs": flags.DEFINE_list("archs", convertible_architectures(), "architectures "
+        "archs": flags.DEFINE_list("archs", golden_architectures(), "architectures "
                                    "(default: all)"),
     }
 
@@ -167,7 +178,7 @@ def define_flags() -> cli.Options:
 def main(argv: list[str], options: cli.Options) -> None:
     del argv
     archs = options["archs"].value
-    every_arch = archs == convertible_architectures()
+    every_arch = archs == golden_architectures()
     out = pathlib.Path(options["out"].value)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(int(os.environ.get("GOLDEN_THREADS", "2")))
@@ -178,7 +189,7 @@ def main(argv: list[str], options: cli.Options) -> None:
         for arch in archs:
             started = time.time()
             check_pretrained_cfg(arch)
-            manifest = manifest_of(timm_reference.build(arch, NUM_CLASSES))
+            manifest = manifest_of(build(arch))
             scale, state, arch_logits, stats = choose_norm_scale(arch, manifest)
             model3 = timm_loaded_from_file(arch, state, tmp)
             for name, x in ((row_name(arch, r, c), synthetic.synthetic_input(r, c))

@@ -30,6 +30,8 @@ def _rng(name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([SEED, zlib.crc32(name.encode())]))
 
 
+TOKEN_STD = 0.5  # ViT class/register tokens and position embeddings: position matters
+LAYER_SCALE = (0.1, 0.3)  # LayerScale `gamma` (ViT, ConvNeXt): every residual branch live
 RESIDUAL_DAMPING = 0.3  # extra factor on the last BatchNorm scale of each ResNet block
 _RESNET_BN = re.compile(r"^(layer\d+\.\d+)\.bn(\d+)\.weight$")
 
@@ -51,6 +53,10 @@ def synthetic_tensor(name: str, shape: Iterable[int], norm_scale: float = 1.0) -
         return rng.uniform(0.8, 1.2, shape).astype(np.float32) * np.float32(norm_scale)
     if leaf == "bias":
         return (0.05 * rng.standard_normal(shape)).astype(np.float32)
+    if leaf in ("cls_token", "reg_token", "pos_embed"):
+        return (TOKEN_STD * rng.standard_normal(shape)).astype(np.float32)
+    if leaf == "gamma":
+        return rng.uniform(*LAYER_SCALE, shape).astype(np.float32) * np.float32(norm_scale)
     if leaf == "weight" and len(shape) == 1:  # BatchNorm / GroupNorm scale
         return rng.uniform(0.9, 1.1, shape).astype(np.float32) * np.float32(norm_scale)
     if leaf == "weight" and len(shape) >= 2:  # He-scaled conv kernels, 1/sqrt(fan_in) linear

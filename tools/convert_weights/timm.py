@@ -4,7 +4,9 @@
 
 `--weights` is a timm state dict as `.safetensors` (read without torch) or `.pth`/`.bin`
 (needs torch; read with `torch.load(weights_only=True)`, so only tensors are ever unpickled).
-A Hugging Face timm download (`model.safetensors` next to `config.json`) gives its input
+The state dict may sit under `model` or `state_dict` (RETFound's MAE `.pth` files); a file
+without the classifier converts to a backbone-only checkpoint for `--config.model.init`
+(jaxtl.convert_weights.convert). A Hugging Face timm download (`model.safetensors` next to `config.json`) gives its input
 mean/std and resolution from that `config.json`; otherwise timm 1.0.31's defaults for the
 architecture apply (its model family's `TimmCheckpoint`, jaxtl/models/<family>.py), and `--mean/--std/--resolution` set them.
 
@@ -57,7 +59,8 @@ def convert(arch: str, weights: str, out: str, *, mean=None, std=None, resolutio
         source={"kind": "timm", "file": path.name, "sha256": file_sha256(path),
                 "converter": "jaxtl.convert_weights.timm"})
     target = save_pretrained(out, info, variables)
-    print(f"{arch}: {info.num_classes} classes, {info.in_channels} input channel(s), "
+    classes = f"{info.num_classes} classes" if info.num_classes else "no classifier (backbone only)"
+    print(f"{arch}: {classes}, {info.in_channels} input channel(s), "
           f"{info.resolution} px, mean {info.mean}, std {info.std} -> {target}")
     return target
 

@@ -11,7 +11,8 @@ The architecture's classifier module (`fc`, `head.fc`, `classifier`) becomes `he
 
 Leaves: conv `weight` (O, I, kh, kw) -> `kernel` (kh, kw, I, O); Linear `weight` (O, I) and a
 1x1-conv classifier (O, I, 1, 1) -> Dense `kernel` (I, O); norm `weight` -> `scale`; `bias` ->
-`bias`; BatchNorm `running_mean`/`running_var` -> batch_stats `mean`/`var`; NF `gain`
+`bias`; a tensor of the model itself (ViT's `cls_token`, `pos_embed`) and a LayerScale `gamma` keep
+their names; BatchNorm `running_mean`/`running_var` -> batch_stats `mean`/`var`; NF `gain`
 (O, 1, 1, 1) -> `gain` (O,); `num_batches_tracked` is dropped.
 
 The result must match the jaxtl model's variables exactly: any name missing, left over or with
@@ -86,7 +87,7 @@ def jaxtl_leaf(key: str, value: np.ndarray, arch: str) -> tuple[str, str, np.nda
                                       f"weight (classes, features)")
             return "params", "head/fc/kernel", value.T
         return "params", f"head/fc/{leaf}", value
-    path = "backbone/" + module_path(arch, modules)
+    path = "/".join(["backbone", *([module_path(arch, modules)] if modules else [])])
     if leaf == "weight":
         if value.ndim == 4:
             return "params", f"{path}/kernel", value.transpose(2, 3, 1, 0)

@@ -4,9 +4,10 @@ A standalone script, run by `verify` with an interpreter that has torch + timm (
 not needed; it imports nothing from this package), or imported by `make_golden`:
 
     python timm_reference.py --arch resnet50 --first_conv conv1 --classifier fc \\
-        --state state.npz --inputs inputs.npz --out logits.npz
+        --state state.npz --inputs inputs.npz --out logits.npz [--timm_kwargs '{"global_pool": "avg"}']
 
-`state.npz` is the timm state dict (name -> array, as `reading.read_weights` reads it);
+`--arch` is timm's model name and `--timm_kwargs` (JSON) the arguments of `timm.create_model`
+that give it jaxtl's layout (the architecture's `TimmCheckpoint`); `state.npz` is the timm state dict (name -> array, as `reading.read_weights` reads it);
 `--first_conv` and `--classifier` name timm's first convolution and classifier modules (the
 architecture's `TimmCheckpoint` in jaxtl.models, passed on by the caller). `inputs.npz` holds NHWC
 float32 images; each is run through timm and its logits are written under the same name. What a
@@ -22,6 +23,7 @@ float32 images; each is run through timm and its logits are written under the sa
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping
 
 import numpy as np
@@ -32,9 +34,10 @@ from timm.models._manipulate import adapt_input_conv
 STD_CONV_STEMS = ("resnetv2_",)
 
 
-def build(arch: str, num_classes: int, in_chans: int = 3) -> torch.nn.Module:
+def build(arch: str, num_classes: int, in_chans: int = 3,
+          kwargs: Mapping | None = None) -> torch.nn.Module:
     return timm.create_model(arch, pretrained=False, num_classes=num_classes,
-                             in_chans=in_chans).eval()
+                             in_chans=in_chans, **dict(kwargs or {})).eval()
 
 
 def load(model: torch.nn.Module, state: Mapping[str, np.ndarray]) -> torch.nn.Module:
@@ -58,7 +61,8 @@ def forward(model: torch.nn.Module, images_nhwc: np.ndarray) -> np.ndarray:
 
 
 def reference_logits(arch: str, model3: torch.nn.Module, state: Mapping[str, np.ndarray],
-                     images_nhwc: np.ndarray, *, first_conv: str, classifier: str) -> np.ndarray:
+                     images_nhwc: np.ndarray, *, first_conv: str, classifier: str,
+                     kwargs: Mapping | None = None) -> np.ndarray:
     """timm's logits for 3-channel images, or the reference for 1-channel ones (module doc)."""
     channels = images_nhwc.shape[-1]
     if channels == in_chans(state, first_conv):
@@ -69,7 +73,7 @@ def reference_logits(arch: str, model3: torch.nn.Module, state: Mapping[str, np.
         key = first_conv + ".weight"
         adapted = dict(state)
         adapted[key] = adapt_input_conv(1, torch.from_numpy(state[key])).numpy()
-        model1 = load(build(arch, num_classes(state, classifier), in_chans=1), adapted)
+        model1 = load(build(arch, num_classes(state, classifier), 1, kwargs), adapted)
         return forward(model1, images_nhwc)
     return forward(model3, np.repeat(images_nhwc, in_chans(state, first_conv), axis=-1))
 
@@ -91,14 +95,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state", required=True, help=".npz of the timm state dict")
     parser.add_argument("--inputs", required=True, help=".npz of NHWC float32 images")
     parser.add_argument("--out", required=True, help=".npz to write the logits to")
+    parser.add_argument("--timm_kwargs", default="{}", help="JSON: timm.create_model arguments")
     args = parser.parse_args(argv)
+    kwargs = json.loads(args.timm_kwargs)
     with np.load(args.state, allow_pickle=False) as archive:
         state = {name: archive[name] for name in archive.files}
     model3 = load(build(args.arch, num_classes(state, args.classifier),
-                        in_chans(state, args.first_conv)), state)
+                        in_chans(state, args.first_conv), kwargs), state)
     with np.load(args.inputs) as inputs:
         logits = {name: reference_logits(args.arch, model3, state, inputs[name],
-                                         first_conv=args.first_conv, classifier=args.classifier)
+                                         first_conv=args.first_conv, classifier=args.classifier,
+                                         kwargs=kwargs)
                   for name in inputs.files}
     np.savez(args.out, **logits)
 

@@ -35,6 +35,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from jaxtl import models
 from jaxtl.commands import cli
 from jaxtl.engine import transfer
 
@@ -47,7 +48,10 @@ from .timm_layout import convertible_architectures, timm_checkpoint
 
 TOLERANCE = 1e-4
 PARITY_RESOLUTION = 512
-
+# Families whose golden files also hold rows at a small size, the one CI runs: their members
+# are costly at the two full sizes, and a ViT's position embeddings are resampled down there.
+SMALL_ROW_FAMILIES = ("vit", "convnext")
+SMALL_RESOLUTION = 112
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +66,20 @@ class Row:
 
 
 def settings(arch: str) -> list[tuple[int, int]]:
-    """(resolution, channels) rows of the parity table for `arch` (make_golden writes them)."""
-    return [(res, ch) for res in (timm_checkpoint(arch).resolution, PARITY_RESOLUTION)
+    """(resolution, channels) rows of the parity table for `arch` (make_golden writes them):
+    its native resolution and PARITY_RESOLUTION, plus SMALL_RESOLUTION in SMALL_ROW_FAMILIES."""
+    small = (SMALL_RESOLUTION,) if family_of(arch) in SMALL_ROW_FAMILIES else ()
+    return [(res, ch) for res in (timm_checkpoint(arch).resolution, PARITY_RESOLUTION, *small)
             for ch in (3, 1)]
+
+
+def family_of(arch: str) -> str:
+    return next(family for family, members in models.families().items() if arch in members)
+
+
+def golden_architectures() -> list[str]:
+    """The convertible architectures with golden timm outputs (`TimmCheckpoint.golden`)."""
+    return [arch for arch in convertible_architectures() if timm_checkpoint(arch).golden]
 
 
 def row_name(arch: str, resolution: int, channels: int) -> str:
@@ -183,7 +198,7 @@ def _order(line: str) -> tuple:
     """Table order: architectures family by family (extra rows after theirs), native size first."""
     arch, resolution, channels = (c.strip() for c in line.strip("|").split("|")[:3])
     base = {BIT_ROW: "resnetv2_50x1_bit", TORCHVISION_ROW: "densenet121"}.get(arch, arch)
-    archs = convertible_architectures()
+    archs = golden_architectures()
     position = archs.index(base) if base in archs else len(archs)
     return (position, arch != base, int(resolution) != timm_checkpoint(base).resolution
             if base in archs else 0, -int(channels))
@@ -241,9 +256,11 @@ def run_timm_reference(timm_python: str, arch: str, tmp: pathlib.Path) -> None:
     script.parent.mkdir()
     shutil.copyfile(pathlib.Path(__file__).with_name("timm_reference.py"), script)
     checkpoint = timm_checkpoint(arch)
-    command = [timm_python, str(script), "--arch", arch, "--first_conv", checkpoint.first_conv,
+    command = [timm_python, str(script), "--arch", checkpoint.model_name(arch),
+               "--first_conv", checkpoint.first_conv,
                "--classifier", checkpoint.classifier, "--state", str(tmp / "state.npz"),
-               "--inputs", str(tmp / "inputs.npz"), "--out", str(tmp / "timm.npz")]
+               "--inputs", str(tmp / "inputs.npz"), "--out", str(tmp / "timm.npz"),
+               "--timm_kwargs", json.dumps(dict(checkpoint.timm_kwargs))]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise ConversionError(f"timm reference failed ({' '.join(command)}):\n"
@@ -289,7 +306,7 @@ def main(argv: list[str], options: cli.Options) -> int:
                       f"{r.max_abs_diff:.2e} (max |logit| {r.max_abs_logit:.3g})", flush=True)
         else:
             golden = Golden(golden_dir)
-            archs = arch.split(",") if arch else convertible_architectures()
+            archs = arch.split(",") if arch else golden_architectures()
             jit = (functools.partial(jax.jit, compiler_options={
                 "xla_backend_optimization_level": 0}) if options["fast_compile"].value
                 else jax.jit)
