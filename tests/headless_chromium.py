@@ -84,7 +84,7 @@ def screenshot(page: pathlib.Path, png: pathlib.Path) -> Layout:
     """Loads `page` in headless Chromium, saves the whole page as `png` and returns its layout.
     Fails (AssertionError with the browser's output) if the page does not load or paint."""
     result = subprocess.run([sys.executable, __file__, str(page), str(png)],
-                            capture_output=True, text=True, timeout=TIMEOUT_S,
+                            check=False, capture_output=True, text=True, timeout=TIMEOUT_S,
                             env=dict(os.environ, **ENVIRONMENT))
     assert result.returncode == 0, f"browser exit {result.returncode}:\n{result.stderr[-3000:]}"
     layout = json.loads(result.stdout.splitlines()[-1])
@@ -95,8 +95,8 @@ def _main(page: pathlib.Path, png: pathlib.Path) -> int:
     from PyQt6 import sip
     from PyQt6.QtCore import QTimer, QUrl
     from PyQt6.QtWebEngineCore import QWebEnginePage, QWebEngineProfile
-    from PyQt6.QtWidgets import QApplication
     from PyQt6.QtWebEngineWidgets import QWebEngineView
+    from PyQt6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
     profile = QWebEngineProfile()  # off the record: nothing written to the home folder
