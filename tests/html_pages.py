@@ -2,10 +2,8 @@
 elements nest and close, and every <img> is an embedded PNG that decodes, drawn (not blank), of
 the width and height the page lays it out at.
 
-This stands in for a headless-browser screenshot: no package that `pip install -e '.[test]'`
-brings carries a Chromium that can load a page offline (playwright and pyppeteer download their
-browser from a CDN; kaleido 0.2.1 bundles a Chromium that only runs its own plotly export and
-opens no DevTools port; Debian's chromium-headless-shell is an apt package).
+The single-run report is also rendered by headless Chromium (tests/headless_chromium.py), and
+its screenshot checked to show these figures where the page lays them out.
 """
 
 from __future__ import annotations

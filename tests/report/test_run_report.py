@@ -1,5 +1,6 @@
-"""The report of one run folder: what it draws and writes, and that its HTML page holds every
-figure as a PNG of the size it lays out (tests/html_pages.py)."""
+"""The report of one run folder: what it draws and writes, that its HTML page holds every
+figure as a PNG of the size it lays out (tests/html_pages.py), and that headless Chromium draws
+every figure where the page lays it out (tests/headless_chromium.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pathlib
 import re
 
 import numpy as np
+import pytest
+from headless_chromium import screenshot
 from html_pages import html_figures
 from PIL import Image
 from programs import run_programs
@@ -66,10 +69,18 @@ def write_run(folder: pathlib.Path, *, multilabel: bool = False) -> dict:
     return results
 
 
-def test_run_report_has_headline_curves_confusion_reliability_and_per_class_table(tmp_path):
-    write_run(tmp_path / "run")
-    paths = report.render_run(tmp_path / "run")
-    assert paths["html"].parent == tmp_path / "run" / "report"
+@pytest.fixture(scope="module")
+def multiclass_report(tmp_path_factory) -> tuple[pathlib.Path, dict[str, pathlib.Path]]:
+    """A multiclass run folder and the paths of the report rendered into it."""
+    folder = tmp_path_factory.mktemp("multiclass") / "run"
+    write_run(folder)
+    return folder, report.render_run(folder)
+
+
+def test_run_report_has_headline_curves_confusion_reliability_and_per_class_table(
+        multiclass_report):
+    folder, paths = multiclass_report
+    assert paths["html"].parent == folder / "report"
     markdown = paths["markdown"].read_text()
     assert "DEMO" in markdown
     assert "| test | 0.612 [0.500, 0.700] | 20 resamples (95% CI) |" in markdown
@@ -79,8 +90,46 @@ def test_run_report_has_headline_curves_confusion_reliability_and_per_class_tabl
     assert drawn == ["learning_curves.png", "confusion.png", "roc_pr.png", "reliability.png"]
     assert re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", markdown) == drawn
     for name in drawn:
-        with Image.open(tmp_path / "run" / "report" / name) as image:
+        with Image.open(folder / "report" / name) as image:
             assert image.format == "PNG"
+
+
+def on_background(image: Image.Image, background: np.ndarray) -> np.ndarray:
+    """The RGB pixels of an image drawn over a background colour (alpha composited)."""
+    backdrop = Image.new("RGBA", image.size, tuple(int(v) for v in background))
+    return np.asarray(Image.alpha_composite(backdrop, image.convert("RGBA")).convert("RGB"))
+
+
+def test_run_report_renders_in_headless_chromium_with_every_figure_where_it_is_laid_out(
+        multiclass_report, tmp_path):
+    _, paths = multiclass_report
+    layout = screenshot(paths["html"], tmp_path / "page.png")
+    figures_in_page = html_figures(paths["html"].read_text())
+    assert "Chrome/" in layout.user_agent
+    assert [box.alt for box in layout.images] == [alt for alt, _ in figures_in_page]
+    assert all(box.decoded for box in layout.images)
+    with Image.open(tmp_path / "page.png") as page:
+        shot = np.asarray(page.convert("RGB")).astype(int)
+    assert shot.shape[:2] == (layout.height, layout.width)  # the whole page, not the viewport
+    packed = (shot[..., 0] << 16) | (shot[..., 1] << 8) | shot[..., 2]  # one int per colour
+    colours, counts = np.unique(packed, return_counts=True)
+    background = (colours[counts.argmax()] >> np.array([16, 8, 0])) & 0xFF  # the most common
+    off_background = np.any(shot != background, axis=-1)
+    outside_figures = off_background.copy()
+    for box, (alt, image) in zip(layout.images, figures_in_page, strict=True):
+        assert (box.width, box.height) == image.size, alt  # drawn at its own size
+        expected = on_background(image, background).astype(int)
+        # Chromium snaps a box at a fractional CSS pixel to the pixel below or above it.
+        crops = {(top, left): shot[top:top + image.height, left:left + image.width]
+                 for top in (int(np.floor(box.top)), int(np.floor(box.top)) + 1)
+                 for left in (int(np.floor(box.left)), int(np.floor(box.left)) + 1)}
+        (top, left), crop = min(crops.items(),
+                                key=lambda item: np.abs(item[1] - expected).mean())
+        assert crop.shape == expected.shape, alt  # inside the screenshot
+        assert np.abs(crop - expected).mean() < 1.0, alt  # the figure, pixel for pixel
+        assert off_background[top:top + image.height, left:left + image.width].mean() > 0.05
+        outside_figures[top:top + image.height, left:left + image.width] = False
+    assert outside_figures.mean() > 0.005  # the page's text and tables are drawn too
 
 
 def test_multilabel_run_report_draws_one_curve_per_label_as_scikit_learn(tmp_path):
