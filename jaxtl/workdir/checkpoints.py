@@ -41,8 +41,10 @@ class RunCheckpoints:
         self.latest = ocp.CheckpointManager(
             workdir / LATEST_DIR, item_names=("state", "data", "meta"),
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        # Handlers named up front: restore_best reads which variables `state` holds first.
         self.best = ocp.CheckpointManager(
-            workdir / BEST_DIR, item_names=("state", "meta"),
+            workdir / BEST_DIR, item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                               "meta": ocp.JsonCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=1, create=True, best_fn=lambda metrics: metrics[best_metric],
                 best_mode="max", keep_checkpoints_without_metrics=False))
