@@ -94,8 +94,8 @@ class RunCheckpoints:
         return True
 
     def restore_best(self, state: Any) -> tuple[Any, dict[str, Any]]:
-        """`state` with the best checkpoint's params and batch_stats, and its metadata. A best
-        checkpoint written before it kept the model variables only (the whole train state)
+        """`state` with the best checkpoint's params and batch_stats, and its metadata. The
+        best checkpoint of a run from an older jaxtl, which holds the whole train state,
         restores too."""
         step = self.best.best_step()
         saved = self.best.item_metadata(step)["state"].keys()

@@ -21,6 +21,7 @@ from jaxtl.engine import transfer
 from jaxtl.engine.build import image_transform
 from jaxtl.training import loop as train
 from jaxtl.workdir import files as rundir
+from jaxtl.workdir.checkpoints import folder_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +65,9 @@ def test_run_writes_results_metrics_tensorboard_and_checkpoints(finished_run):
     assert not (workdir / rundir.LATEST_DIR).exists()
     [best] = (workdir / rundir.BEST_DIR).iterdir()
     assert set(ocp.StandardCheckpointer().restore(best / "state")) == {"params", "batch_stats"}
+    model_bytes = sum(np.asarray(leaf).nbytes
+                      for leaf in jax.tree.leaves(transfer.load_variables(workdir)))
+    assert folder_bytes(workdir) < 1.2 * model_bytes  # was 6x: 2 latest + best, with momentum
     assert saved["versions"] == {name: importlib.metadata.version(name) for name in (
         "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy", "scipy",
         "scikit-learn", "pillow")}
