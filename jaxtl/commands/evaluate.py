@@ -26,6 +26,7 @@ from jaxtl import __version__, evaluators
 from jaxtl.commands import cli
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
+from jaxtl.core import provenance
 from jaxtl.core.errors import TransferError
 from jaxtl.data import loading
 from jaxtl.engine import steps, transfer
@@ -96,6 +97,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, checkpoint: str | pat
         "checkpoint": str(checkpoint),
         "trained_on": source["dataset"],
         "jaxtl_version": __version__,
+        **provenance.git_commit(),
+        **provenance.environment(),
         "task": source_results["task"],
         "split_sizes": {name: len(run.splits.split(name)) for name in ("train", "val", "test")},
         **evaluators.for_task(run.splits.task).final_results(run, state, pathlib.Path(workdir)),

@@ -42,7 +42,7 @@ from jaxtl import __version__, models
 from jaxtl.commands import cli
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
-from jaxtl.core import atomic
+from jaxtl.core import atomic, provenance
 from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task, task_record
 from jaxtl.data import loading, pipeline
 from jaxtl.data.records import SPLITS, DatasetSplits, Record
@@ -236,6 +236,8 @@ def extract_and_probe(config: ml_collections.ConfigDict, workdir: str | pathlib.
         "demo": is_demo,
         "dataset": splits.name,
         "jaxtl_version": __version__,
+        **provenance.git_commit(),
+        **provenance.environment(),
         "method": "logistic_regression_probe",
         "split_sizes": {name: len(splits.split(name)) for name in SPLITS},
         "task": task_record(splits.task),

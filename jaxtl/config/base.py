@@ -188,6 +188,10 @@ COMMON: dict[str, Section] = {
                                             "also save every M minutes (0: off)"),
         "keep_checkpoints": Setting(2, POSITIVE_INTEGER, "latest checkpoints kept for "
                                     "resuming; the best is kept apart"),
+        "keep_last_checkpoint": Setting(False, boolean, "keep the latest checkpoints "
+                                        "(checkpoints/: optimizer state, input position) when "
+                                        "the run finishes; off, a finished run keeps best/ "
+                                        "(the model's variables), predictions and results"),
         "log_every_steps": Setting(50, POSITIVE_INTEGER, "log the training loss every N "
                                    "steps"),
         "seed": Setting(0, SEED, "parameter init, dropout and augmentation"),

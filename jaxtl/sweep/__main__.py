@@ -1,5 +1,6 @@
 """python -m jaxtl.sweep --config configs/sweeps/NAME.py --workdir runs/NAME
        [--parallel N] [--only key=value ...] [--dry-run] [--plan TOPOLOGY]
+       [--prune_checkpoints]
        [--launcher slurm --slurm_* ...]
 
 Runs every configuration of a sweep file in its own folder under --workdir (named after the
@@ -8,7 +9,9 @@ results.csv, results.jsonl and summary.md there and prints the summary table (ea
 headline metric with its interval, best first, failed runs marked). `--only key=value` keeps
 the runs whose overrides match (repeat a key for several values; `run=NAME` picks a run by
 folder name); the runs they start from are added. Exit status: 0 when every selected run
-finished, 1 when some failed, 2 for a malformed sweep.
+finished, 1 when some failed, 2 for a malformed sweep. `--prune_checkpoints` removes, once the
+runs have ended, the latest checkpoints that finished runs kept (only `best/` is needed to
+score, explain or start from a run).
 
 `--launcher slurm` submits the runs to a SLURM cluster through submitit instead of running them
 here, one job per run in job arrays (jaxtl/sweep/slurm.py); the folders, skipping and resuming
@@ -52,6 +55,10 @@ def define_flags() -> cli.Options:
                                     "run that does not fit, before anything runs."),
         "dry-run": flags.DEFINE_bool("dry-run", False, "Validate every run's config and list "
                                      "the runs; train nothing."),
+        "prune_checkpoints": flags.DEFINE_bool(
+            "prune_checkpoints", False, "When the runs have ended, remove the latest "
+            "checkpoints (optimizer state; for resuming) that finished runs kept "
+            "(train.keep_last_checkpoint, or runs of an older jaxtl); best/ stays."),
         "launcher": flags.DEFINE_enum("launcher", "local", LAUNCHERS, "local: subprocesses "
                                       "here (--parallel at a time); slurm: one SLURM job per "
                                       "run through submitit."),
@@ -139,6 +146,8 @@ def main(argv: list[str], options: cli.Options) -> int:
         return 130
     finally:
         table.write(sweep_dir)
+    if options["prune_checkpoints"].value:
+        runner.prune_checkpoints(runs)
     failed = [name for name, value in status.items()
               if value in (runner.FAILED, runner.BLOCKED)]
     print(headline.text_table(*table.summary(table.read(sweep_dir))))

@@ -8,7 +8,9 @@ compilation per run, is what the persistent compilation cache (jaxtl.core.compil
 
 Each run folder gets `sweep_run.json` (status, error, attempts, wall time, command) and
 `sweep.log` (the run's stdout and stderr). A run with a complete results.json is finished and skipped;
-any other run is launched, and jaxtl resumes it from its latest checkpoint.
+any other run is launched, and jaxtl resumes it from its latest checkpoint. `prune_checkpoints`
+removes the latest checkpoints that finished runs kept (`train.keep_last_checkpoint`, or runs
+from before a finished run removed its own); their best checkpoints stay.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from jaxtl.core import atomic
+from jaxtl.core.errors import WorkdirConflict
 from jaxtl.core.preemption import PARENT_PID_VARIABLE
 from jaxtl.sweep.plan import PlannedRun
 from jaxtl.workdir import files as rundir
+from jaxtl.workdir.checkpoints import remove_latest
 from jaxtl.workdir.files import is_finished
 
 DONE, FAILED, BLOCKED, PENDING, RUNNING, INTERRUPTED = (
@@ -269,3 +273,22 @@ def _launch(run: PlannedRun, env: dict[str, str], slot: int) -> _Active:
                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     return _Active(run=run, process=process, started=time.time(), log=log, log_offset=offset,
                    slot=slot)
+
+
+def prune_checkpoints(runs: Sequence[PlannedRun], out: Callable[[str], None] = print) -> int:
+    """Removes the latest checkpoints (optimizer state, input position) of the finished runs
+    among `runs`, leaving their best checkpoints, predictions and results; a run folder in use
+    by another process is left alone. Returns the bytes freed."""
+    freed, pruned = 0, 0
+    for run in runs:
+        if not (is_finished(run.workdir) and rundir.has_checkpoints(run.workdir)):
+            continue
+        try:
+            with rundir.locked(run.workdir):
+                freed += remove_latest(run.workdir)
+                pruned += 1
+        except WorkdirConflict as error:
+            out(f"[sweep] not pruned: {error}")
+    out(f"[sweep] pruned the latest checkpoints of {pruned} finished run(s): "
+        f"{freed / 1e6:.0f} MB freed")
+    return freed

@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from jaxtl import __version__, evaluators, optim
 from jaxtl.config import demo_settings as demo
@@ -44,7 +45,7 @@ from jaxtl.engine.build import Run, build
 from jaxtl.metrics import headline
 from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.workdir import files as rundir
-from jaxtl.workdir.checkpoints import RunCheckpoints, abstract_like
+from jaxtl.workdir.checkpoints import RunCheckpoints, abstract_like, remove_latest
 from jaxtl.workdir.metrics_log import RunLog
 
 
@@ -108,6 +109,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
             rundir.check_workdir(workdir, config, write=writer)
         except OSError as error:
             raise rundir.unwritable(workdir, error) from None
+        if rundir.is_finished(workdir) and not rundir.has_checkpoints(workdir):
+            logging.info("the run in %s has finished (%s); its latest checkpoints were removed, "
+                         "so it is not trained again: use a new --workdir for a new run",
+                         workdir, rundir.RESULTS_FILE)
+            return rundir.read_results(workdir)
         return _train(config, spec, workdir, notes, started, writer)
 
 
@@ -150,13 +156,14 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
         _finish_saving(checkpoints)
 
     # --- Final evaluation of the best checkpoint --------------------------------------------
-    best_state, best_meta = checkpoints.restore_best(abstract_like(state))
+    best_state, best_meta = checkpoints.restore_best(state)
     steps_per_epoch = run.stream.steps_per_epoch
     results = {
         "demo": is_demo,
         "dataset": run.splits.name,
         "jaxtl_version": __version__,
         **provenance.git_commit(),
+        **provenance.environment(),
         "best_epoch": best_meta["epoch"],
         "epochs": config.train.epochs,
         "epochs_trained": step // steps_per_epoch,
@@ -184,6 +191,10 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
              workdir / rundir.RESULTS_FILE, workdir)
     run.close_feeds()
     checkpoints.close()
+    if writer and not config.train.keep_last_checkpoint:
+        freed = remove_latest(workdir)
+        log.info("removed the latest checkpoints (%.0f MB; train.keep_last_checkpoint keeps "
+                 "them): best/ holds the best model", freed / 1e6)
     log.close()
     return results
 

@@ -3,12 +3,20 @@
 `<workdir>/checkpoints/<step>/` holds `state` (params, batch_stats, optimizer state, step, RNG),
 `data` (the Grain iterator's position, one file per host) and `meta` (epoch, metrics).
 `<workdir>/best/<step>/` holds `state` and `meta` of the checkpoint with the best validation
-metric; it is what the final evaluation and later transfer runs use.
+metric; it is what the final evaluation, `jaxtl.commands.evaluate`, `jaxtl.explain`,
+`jaxtl.commands.features` and later transfer runs use. Its `state` is the model's variables
+only (params, batch_stats): nothing resumes from it, so it needs no optimizer state (the
+optimizer's moments are as large as the params, or twice as large for Adam).
+
+A finished run keeps `best/` and removes `checkpoints/` (`remove_latest`) unless
+`train.keep_last_checkpoint` is set: the latest checkpoints exist to resume an unfinished run.
 """
 
 from __future__ import annotations
 
 import pathlib
+import shutil
+import uuid
 from typing import Any
 
 import grain
@@ -16,6 +24,14 @@ import jax
 import orbax.checkpoint as ocp
 
 from jaxtl.workdir.files import BEST_DIR, LATEST_DIR
+
+# What the best checkpoint keeps of the train state: the variables a model is applied with.
+MODEL_VARIABLES = ("params", "batch_stats")
+
+
+def model_variables(state: Any) -> dict[str, Any]:
+    """The train state's variables that the best checkpoint keeps."""
+    return {name: getattr(state, name) for name in MODEL_VARIABLES}
 
 
 class RunCheckpoints:
@@ -25,8 +41,10 @@ class RunCheckpoints:
         self.latest = ocp.CheckpointManager(
             workdir / LATEST_DIR, item_names=("state", "data", "meta"),
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        # Handlers named up front: restore_best reads which variables `state` holds first.
         self.best = ocp.CheckpointManager(
-            workdir / BEST_DIR, item_names=("state", "meta"),
+            workdir / BEST_DIR, item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                               "meta": ocp.JsonCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=1, create=True, best_fn=lambda metrics: metrics[best_metric],
                 best_mode="max", keep_checkpoints_without_metrics=False))
@@ -70,16 +88,22 @@ class RunCheckpoints:
         previous = self.best_value()
         if previous is not None and not self.score(meta) > previous:
             return False
-        self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                     meta=ocp.args.JsonSave(meta)),
+        self.best.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(model_variables(state)), meta=ocp.args.JsonSave(meta)),
                        metrics={self.best_metric: self.score(meta)})
         return True
 
-    def restore_best(self, abstract_state: Any) -> tuple[Any, dict[str, Any]]:
+    def restore_best(self, state: Any) -> tuple[Any, dict[str, Any]]:
+        """`state` with the best checkpoint's params and batch_stats, and its metadata. The
+        best checkpoint of a run from an older jaxtl, which holds the whole train state,
+        restores too."""
         step = self.best.best_step()
+        saved = self.best.item_metadata(step)["state"].keys()
+        abstract = abstract_like({name: getattr(state, name) for name in saved})
         restored = self.best.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-        return restored.state, restored.meta
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        variables = {name: restored.state[name] for name in MODEL_VARIABLES}
+        return state.replace(**variables), restored.meta
 
     def wait(self) -> None:
         self.latest.wait_until_finished()
@@ -88,6 +112,25 @@ class RunCheckpoints:
     def close(self) -> None:
         self.latest.close()
         self.best.close()
+
+
+def remove_latest(workdir: str | pathlib.Path) -> int:
+    """Removes a run's latest checkpoints (`checkpoints/`), which only resuming needs; returns
+    the bytes freed. The folder is renamed aside first, so a process killed while deleting
+    leaves no partial checkpoint that a resume would try to read."""
+    folder = pathlib.Path(workdir) / LATEST_DIR
+    if not folder.is_dir():
+        return 0
+    size = folder_bytes(folder)
+    doomed = folder.with_name(f".{LATEST_DIR}.removed-{uuid.uuid4().hex}")
+    folder.rename(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+    return size
+
+
+def folder_bytes(folder: pathlib.Path) -> int:
+    """The bytes of the files under `folder`."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def abstract_like(tree: Any) -> Any:

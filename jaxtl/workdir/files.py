@@ -3,8 +3,9 @@
     config.json          the full config of the run (checked when the run resumes)
     metrics.jsonl        one JSON record per log step / evaluation
     tensorboard/         TensorBoard event files
-    checkpoints/<step>/  the latest checkpoints (Orbax: state, data iterator, metadata)
-    best/<step>/         the checkpoint with the best validation metric
+    checkpoints/<step>/  the latest checkpoints (Orbax: state, data iterator, metadata);
+                         removed when the run finishes unless train.keep_last_checkpoint
+    best/<step>/         the checkpoint with the best validation metric (model variables)
     train_images.csv     image and patient ids of the training set
     results.json         the final metrics; its presence means the run has finished
     predictions_<split>.npz   labels, scores, image and patient ids of the best checkpoint
@@ -70,7 +71,7 @@ STOPPED_AT_FILE = "stopped_at.json"
 # pipeline's position is saved per worker process, and restores into as many.
 RESUMABLE_CHANGES = ("data.prefetch_batches", "data.cache_dir", "data.bad_images",
                      "train.log_every_steps", "train.checkpoint_every_steps",
-                     "train.checkpoint_every_minutes")
+                     "train.checkpoint_every_minutes", "train.keep_last_checkpoint")
 
 
 def predictions_file(workdir: pathlib.Path, split: str) -> pathlib.Path:
@@ -162,12 +163,17 @@ def has_checkpoints(workdir: pathlib.Path) -> bool:
     return any(p.name.isdigit() for p in (workdir / LATEST_DIR).glob("*"))
 
 
+def holds_run(workdir: pathlib.Path) -> bool:
+    """A run to resume, or a finished one (whose latest checkpoints may have been removed)."""
+    return has_checkpoints(workdir) or is_finished(workdir)
+
+
 def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict,
                   write: bool) -> None:
     """Writes config.json for a new run (when `write`: the first host); a run with checkpoints
-    must keep its config, except for the `RESUMABLE_CHANGES`."""
+    must keep its config, except for the `RESUMABLE_CHANGES`; so must a finished run."""
     path = workdir / CONFIG_FILE
-    if not path.exists() or not has_checkpoints(workdir):
+    if not path.exists() or not holds_run(workdir):
         if write:
             write_config(workdir, config)
         return
@@ -188,10 +194,10 @@ def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict,
 
 
 def saved_setting(workdir: pathlib.Path, key: str) -> Any | None:
-    """The value of `key` (dotted) in the config of a run that has checkpoints to resume from;
-    None for a new run."""
+    """The value of `key` (dotted) in the config of a run that has checkpoints to resume from
+    or has finished; None for a new run."""
     path = pathlib.Path(workdir) / CONFIG_FILE
-    if not path.is_file() or not has_checkpoints(workdir):
+    if not path.is_file() or not holds_run(workdir):
         return None
     return dict(configuration.flatten(json.loads(path.read_text()))).get(key)
 

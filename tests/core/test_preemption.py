@@ -28,7 +28,8 @@ ARGS = ["--config", "configs/eyepacs.py", "--config.demo.num_patients=40",
         "--config.demo.image_size=48", "--config.demo.resolution=32",
         "--config.demo.batch_size=8", "--config.eval.batch_size=8", "--config.demo.epochs=2",
         "--config.demo.arch=small_cnn", "--config.demo.bootstrap_samples=10",
-        "--config.train.log_every_steps=1", "--config.train.checkpoint_every_steps=2"]
+        "--config.train.log_every_steps=1", "--config.train.checkpoint_every_steps=2",
+        "--config.train.keep_last_checkpoint=true"]  # the last checkpoints are compared
 
 
 def command(workdir: pathlib.Path, workers: int) -> list[str]:

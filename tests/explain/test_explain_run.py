@@ -21,6 +21,7 @@ from jaxtl.data import loading
 from jaxtl.explain.explainer import Request, explain
 from jaxtl.report import explanations
 from jaxtl.training import loop as train
+from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +36,7 @@ def explained(tmp_path_factory):
     config = tiny_config(tmp, overrides={"demo.arch": "small_cnn", "demo.epochs": 1})
     workdir = tmp / "workdir"
     train.train_and_evaluate(config, workdir)
+    assert not (workdir / rundir.LATEST_DIR).exists()  # explained from best/ alone
     command = subprocess.run([sys.executable, "-m", "jaxtl.explain", f"--workdir={workdir}",
                               "--split=train",
                               f"--images={IMAGES}"], capture_output=True, text=True, timeout=300)

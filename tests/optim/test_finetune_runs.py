@@ -21,7 +21,9 @@ from jaxtl.workdir.checkpoints import abstract_like
 pytestmark = pytest.mark.slow
 
 
-SMALL_CNN = {"demo.arch": "small_cnn", "model.arch": "small_cnn", "demo.bootstrap_samples": 20}
+# train.keep_last_checkpoint: the tests read the final train state from the latest checkpoint.
+SMALL_CNN = {"demo.arch": "small_cnn", "model.arch": "small_cnn", "demo.bootstrap_samples": 20,
+             "train.keep_last_checkpoint": True}
 
 
 def initial_and_final(config, workdir):

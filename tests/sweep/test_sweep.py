@@ -330,6 +330,32 @@ def test_runner_launches_unfinished_runs_again(tmp_path):
     assert (flaky / rundir.SWEEP_LOG_FILE).read_text().count("# attempt") == 2
 
 
+def test_prune_checkpoints_removes_finished_runs_latest_checkpoints_only(tmp_path):
+    def run_folder(name: str, finished: bool, size: int) -> ScriptedRun:
+        for sub, step, content in ((rundir.LATEST_DIR, "8", b"x" * size),
+                                   (rundir.BEST_DIR, "6", b"best")):
+            (tmp_path / name / sub / step / "state").mkdir(parents=True)
+            (tmp_path / name / sub / step / "state" / "d").write_bytes(content)
+        if finished:
+            (tmp_path / name / rundir.RESULTS_FILE).write_text("{}")
+        return scripted(tmp_path, name, "raise SystemExit('must not run')")
+
+    runs = [run_folder("done", True, 3_000_000), run_folder("unfinished", False, 500),
+            run_folder("in_use", True, 300)]
+    lines: list[str] = []
+    with rundir.locked(tmp_path / "in_use"):  # another process holds this run folder
+        assert runner.prune_checkpoints(runs, out=lines.append) == 3_000_000
+    assert not (tmp_path / "done" / rundir.LATEST_DIR).exists()
+    assert (tmp_path / "done" / rundir.BEST_DIR / "6" / "state" / "d").read_bytes() == b"best"
+    assert sorted(p.name for p in (tmp_path / "done").iterdir()) == [
+        rundir.BEST_DIR, rundir.RESULTS_FILE]  # nothing left aside, the lock released
+    assert rundir.has_checkpoints(tmp_path / "unfinished")  # needed to resume
+    assert rundir.has_checkpoints(tmp_path / "in_use")
+    assert lines[0].startswith("[sweep] not pruned: ") and "in use by process" in lines[0]
+    assert lines[-1] == ("[sweep] pruned the latest checkpoints of 1 finished run(s): "
+                         "3 MB freed")
+
+
 def test_error_from_log_prefers_the_jaxtl_message():
     log = "I1126 starting\nTraceback...\nValueError: deep\nerror: config.x is wrong\n"
     assert runner.error_from_log(log, 2) == "config.x is wrong"

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import platform
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
 from html_pages import html_figures
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
 
 from jaxtl import report
+from jaxtl.commands import evaluate, features
 from jaxtl.core.errors import DataError, TransferError, WorkdirConflict
+from jaxtl.data import loading
+from jaxtl.data.transforms import EvalExample
 from jaxtl.engine import transfer
+from jaxtl.engine.build import image_transform
 from jaxtl.training import loop as train
 from jaxtl.workdir import files as rundir
+from jaxtl.workdir.checkpoints import folder_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +63,19 @@ def test_run_writes_results_metrics_tensorboard_and_checkpoints(finished_run):
     assert train_steps == list(range(1, saved["steps"] + 1))
     assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2]
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
-    assert (workdir / rundir.LATEST_DIR / str(saved["steps"])).is_dir()
-    assert len(list((workdir / rundir.BEST_DIR).iterdir())) >= 1
+    # finished: the latest checkpoints (for resuming) are removed; best/ keeps the model only
+    assert not (workdir / rundir.LATEST_DIR).exists()
+    [best] = (workdir / rundir.BEST_DIR).iterdir()
+    assert set(ocp.StandardCheckpointer().restore(best / "state")) == {"params", "batch_stats"}
+    model_bytes = sum(np.asarray(leaf).nbytes
+                      for leaf in jax.tree.leaves(transfer.load_variables(workdir)))
+    assert folder_bytes(workdir) < 1.2 * model_bytes  # was 6x: 2 latest + best, with momentum
+    assert saved["versions"] == {name: importlib.metadata.version(name) for name in (
+        "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy", "scipy",
+        "scikit-learn", "pillow")}
+    assert saved["versions"]["jax"] == jax.__version__
+    assert saved["platform"]["python"] == platform.python_version()
+    assert saved["platform"]["jax_backend"] == jax.default_backend()
     best_val = max(r["kappa"] for r in records if r["split"] == "val")
     assert saved["val"]["kappa"] == pytest.approx(best_val)  # final eval uses the best epoch
 
@@ -71,15 +90,51 @@ def test_the_report_of_a_finished_run_shows_its_figures(finished_run):
 
 
 def test_resume_after_interruption_continues_the_same_run(finished_run, tmp_path, monkeypatch):
-    config = tiny_config(tmp_path)
+    config = tiny_config(tmp_path, overrides={"train.keep_last_checkpoint": True})
     config.data.cache_dir = finished_run[1].data.cache_dir  # the same demo data
-    stopped_at_first_checkpoint_then_resumed(config, tmp_path / "workdir", monkeypatch)
+    results = stopped_at_first_checkpoint_then_resumed(config, tmp_path / "workdir", monkeypatch)
+    assert (tmp_path / "workdir" / rundir.LATEST_DIR / str(results["steps"])).is_dir()  # kept
 
     uninterrupted = [r for r in read_metrics(finished_run[0] / "workdir") if r["split"] == "train"]
     resumed = [r for r in read_metrics(tmp_path / "workdir") if r["split"] == "train"]
     assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
     np.testing.assert_allclose([r["loss"] for r in resumed],
                                [r["loss"] for r in uninterrupted], rtol=1e-5)
+
+
+def test_a_finished_run_is_not_trained_again(finished_run):
+    tmp, _, _ = finished_run
+    workdir = tmp / "workdir"
+    log = (workdir / rundir.METRICS_FILE).read_text()
+    again = train.train_and_evaluate(tiny_config(tmp), workdir)
+    assert again == json.loads((workdir / rundir.RESULTS_FILE).read_text())
+    assert (workdir / rundir.METRICS_FILE).read_text() == log
+    assert not (workdir / rundir.LATEST_DIR).exists()
+
+
+def test_evaluate_and_features_work_on_a_finished_run(finished_run, tmp_path):
+    """A finished run keeps only best/: `jaxtl.commands.evaluate` scores it as the run did,
+    and `jaxtl.commands.features` takes its backbone (`model.init`)."""
+    tmp, _, results = finished_run
+    workdir = tmp / "workdir"
+    scored = evaluate.evaluate_checkpoint(tiny_config(tmp), workdir, tmp_path / "evaluated")
+    for split in ("val", "test"):
+        for metric in ("kappa", "accuracy", "loss"):
+            assert scored[split][metric] == pytest.approx(results[split][metric], rel=1e-6)
+    assert scored["versions"] == results["versions"]
+
+    config = tiny_config(tmp, overrides={"model.init": str(workdir), "probe.c_values": (1.0,)})
+    probed = features.extract_and_probe(config, tmp_path / "features")
+    assert probed["probe"]["backbone"] == str(workdir) and "versions" in probed
+    module, variables = transfer.load(workdir)
+    transform = image_transform(config, augment=False)
+    records = loading.load_splits(config).val
+    with np.load(tmp_path / "features" / rundir.FEATURES_DIR / "val.npz") as saved:
+        for index in (0, len(records) - 1):
+            image = EvalExample(transform)((records[index], index))["image"]
+            _, out = module.apply(variables, transform.normalisation(image[None]), train=False)
+            np.testing.assert_allclose(saved["features"][index], np.asarray(out["pre_logits"])[0],
+                                       rtol=1e-4, atol=1e-5)
 
 
 def test_changed_config_on_existing_workdir_is_refused(finished_run):

@@ -33,7 +33,8 @@ def test_two_processes_train_and_evaluate_exactly(tmp_path):
                "--config.demo.image_size=48", "--config.demo.resolution=32",
                "--config.demo.batch_size=8", "--config.eval.batch_size=6",
                "--config.demo.epochs=2", "--config.demo.bootstrap_samples=10",
-               "--config.demo.arch=small_cnn"]  # BatchNorm statistics over both hosts too
+               "--config.demo.arch=small_cnn",  # BatchNorm statistics over both hosts too
+               "--config.train.keep_last_checkpoint=true"]  # its data state is checked
 
     def start() -> list[subprocess.Popen]:
         return [subprocess.Popen(command + [f"--process_id={i}"], env=env, text=True,
