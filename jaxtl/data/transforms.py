@@ -270,6 +270,9 @@ def _canvas_start(start: float, side: float, length: float, resolution: int) -> 
 IDENTITY_WARP = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
 
 
+WARP_QUANTUM = 2.0**-12  # a warp's coefficients are rounded to this grid (_warp_coordinates)
+
+
 def _warp_coordinates(xp: Any, shape: tuple[int, ...], warp: Any) -> tuple[Any, Any, Any]:
     """The (row, col) canvas coordinates `warp` samples for each output pixel, and whether
     each lies on the canvas (within its outer pixel edges, half a pixel beyond the outer
@@ -277,6 +280,12 @@ def _warp_coordinates(xp: Any, shape: tuple[int, ...], warp: Any) -> tuple[Any, 
     height, width = shape[:2]
     rows, cols = xp.meshgrid(xp.arange(height, dtype=xp.float32),
                              xp.arange(width, dtype=xp.float32), indexing="ij")
+    # On the grid of WARP_QUANTUM, every product and sum below is exact in float32 (for
+    # coefficients up to 1 and canvases up to 2048 pixels), so the coordinates do not
+    # depend on whether a compiler fuses them into multiply-adds: XLA may compute them
+    # more than once in one step, and a coordinate a hair below a whole number in one copy
+    # and on it in another would take a pixel's neighbours and its weights from different rows.
+    warp = xp.round(warp / WARP_QUANTUM) * WARP_QUANTUM
     row = warp[0, 0] * rows + warp[0, 1] * cols + warp[0, 2]
     col = warp[1, 0] * rows + warp[1, 1] * cols + warp[1, 2]
     inside = ((row >= -0.5) & (row <= height - 0.5) & (col >= -0.5) & (col <= width - 0.5))
@@ -297,18 +306,56 @@ def warp_on_host(canvas: np.ndarray, warp: np.ndarray) -> np.ndarray:
 
 def warp_batch(images: Any, warps: Any) -> Any:
     """On the device, inside a jitted step: (B, H, W, C) canvases sampled through their
-    (B, 2, 3) warps (see `warp_on_host`) -> float32 (B, H, W, C)."""
+    (B, 2, 3) warps (see `warp_on_host`) -> float32 (B, H, W, C).
+
+    Each output pixel's four canvas neighbours are gathered in the wire dtype, then
+    interpolated in float32. On TPUs they are gathered from the canvases' channel planes
+    (B, C, H * W): with the channels in the minor dimension (3 of them, padded to 128 lanes)
+    XLA:TPU's gathers and the arithmetic around them cost several times the bytes
+    (benchmarks/tpu_projection.py); elsewhere a pixel's channels stay together, which is
+    faster on CPUs."""
+    import functools
+
+    import jax
+
+    return jax.lax.platform_dependent(
+        images, warps, tpu=functools.partial(bilinear_warp, channel_planes=True),
+        default=functools.partial(bilinear_warp, channel_planes=False))
+
+
+def bilinear_warp(images: Any, warps: Any, *, channel_planes: bool) -> Any:
+    """`warp_batch`, its four neighbours gathered from (B, C, H * W) channel planes
+    (`channel_planes`) or from (B, H * W, C) pixels."""
     import jax
     import jax.numpy as jnp
-    from jax.scipy.ndimage import map_coordinates
 
-    def one(canvas: Any, warp: Any) -> Any:
-        row, col, inside = _warp_coordinates(jnp, canvas.shape, warp)
-        sample = lambda plane: map_coordinates(plane, [row, col], order=1, mode="nearest")
-        planes = jax.vmap(sample, in_axes=-1, out_axes=-1)(canvas.astype(jnp.float32))
-        return planes * inside[..., None]
+    batch, height, width, channels = images.shape
+    row, col, inside = jax.vmap(
+        lambda warp: _warp_coordinates(jnp, (height, width), warp))(warps)
+    # On the canvas its edge pixels extend to its outer edges (SciPy's mode "nearest").
+    row, col = jnp.clip(row, 0, height - 1), jnp.clip(col, 0, width - 1)
+    top = jnp.clip(jnp.floor(row), 0, max(height - 2, 0))
+    left = jnp.clip(jnp.floor(col), 0, max(width - 2, 0))
+    down, right = row - top, col - left  # the weights of the lower and right neighbours
+    top, left = top.astype(jnp.int32), left.astype(jnp.int32)
+    bottom, across = jnp.minimum(top + 1, height - 1), jnp.minimum(left + 1, width - 1)
+    pixels = height * width
+    # (B, C, H * W) or (B, H * W, C), and the shape of one value per output pixel beside it
+    source, axis, per_pixel = ((jnp.moveaxis(images, -1, 1).reshape(batch, channels, pixels),
+                                2, (batch, 1, pixels)) if channel_planes else
+                               (images.reshape(batch, pixels, channels), 1, (batch, pixels, 1)))
 
-    return jax.vmap(one)(images, warps)
+    def at(rows: Any, cols: Any) -> Any:
+        return jnp.take_along_axis(source, (rows * width + cols).reshape(per_pixel), axis=axis,
+                                   mode="clip").astype(jnp.float32)
+
+    weight = lambda values: values.reshape(per_pixel)
+    upper = at(top, left) + weight(right) * (at(top, across) - at(top, left))
+    lower = at(bottom, left) + weight(right) * (at(bottom, across) - at(bottom, left))
+    sampled = (upper + weight(down) * (lower - upper)) * weight(inside)
+    if channel_planes:
+        return jnp.moveaxis(sampled.reshape(batch, channels, height, width), 1, -1)
+    return sampled.reshape(batch, height, width, channels)
 
 
 def sampling_map(resolution: int, left: float, top: float, side: float, flip: bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pickle
 
 import jax
@@ -18,8 +19,11 @@ from jaxtl.data.records import Record
 from jaxtl.data.transforms import (
     EvalExample,
     ImageTransform,
+    WARP_QUANTUM,
     TrainExample,
     _warp_coordinates,
+    bilinear_warp,
+    sampling_map,
     warp_batch,
     warp_on_host,
 )
@@ -178,6 +182,29 @@ def test_the_device_warp_is_the_host_warp(image_path):
     host = np.stack([warp_on_host(c, w) for c, w in examples])
     np.testing.assert_allclose(device, host, atol=1e-3)
     assert len({w.tobytes() for w in warps}) == 6  # every draw a different map
+    planes = jax.jit(functools.partial(bilinear_warp, channel_planes=True))  # TPUs' gathers
+    np.testing.assert_allclose(np.asarray(planes(canvases, warps)), host, atol=1e-3)
+
+
+def test_the_device_warp_takes_neighbours_and_weights_from_the_same_rows():
+    """Maps whose coordinates fall within float32 rounding of whole numbers (image 2, pixel
+    (171, 8) of these: row 142.99998 in float64) once sampled one row off under jit, where
+    XLA:CPU computed a coordinate twice, with and without fused multiply-adds; on
+    WARP_QUANTUM's grid every copy is exact."""
+    rng = np.random.default_rng(0)
+    canvases = rng.integers(0, 256, (3, 224, 224, 3)).astype(np.uint8)
+    warps = []
+    for index in range(3):
+        matrix, offset = sampling_map(224, rng.uniform(0, 40), rng.uniform(0, 40),
+                                      rng.uniform(160, 224), index % 2 == 0,
+                                      rng.uniform(-10, 10))
+        warps.append(np.concatenate([matrix, offset[:, None]], 1))
+    warps = np.asarray(warps, np.float32)
+    host = np.stack([warp_on_host(c, w) for c, w in zip(canvases, warps)])
+    for channel_planes in (True, False):
+        device = jax.jit(functools.partial(bilinear_warp, channel_planes=channel_planes))(
+            canvases, warps)
+        np.testing.assert_allclose(np.asarray(device), host, atol=1e-3)
 
 
 def test_the_warp_is_bilinear_sampling_by_definition():
@@ -187,6 +214,7 @@ def test_the_warp_is_bilinear_sampling_by_definition():
     angle = np.radians(25.0)
     warp = np.array([[np.cos(angle), -np.sin(angle) * 1.1, 1.3],
                      [np.sin(angle), np.cos(angle) * 1.1, -2.2]], np.float32)
+    warp = np.round(warp / WARP_QUANTUM) * WARP_QUANTUM  # the map as sampled, on its grid
     height, width = canvas.shape[:2]
     expected = np.zeros(canvas.shape)
     for r in range(height):

@@ -1,0 +1,275 @@
+"""jaxtl's train step and the flax examples' ResNet-50 step, compiled for a TPU slice that is not
+here (deviceless XLA:TPU compilation), and what the compiler's counts project.
+
+    PYTHONPATH=$PWD:/path/to/libtpu-site python benchmarks/tpu_projection.py \
+        --topology v5e:2x4 --arch resnet50 [--reference] [--per_chip 128] [--resolution 224] \
+        [--warp on|off] [--out benchmarks/results/tpu_projection.jsonl]
+
+jaxtl's side is the step `python -m jaxtl.main` trains with (jaxtl.engine.steps.make_train_step:
+SGD with Nesterov momentum and the EyePACS config's optimizer, softmax cross-entropy, BatchNorm
+statistics over the global batch, `model.dtype=bfloat16`), its state abstract
+(`jax.eval_shape`, nothing materialised) and its batch the uint8 canvases and warps of the
+training augmentation (crop, flip, rotation; `--warp off`: finished uint8 pixels), sharded on
+the topology's chips. `--reference` also compiles the flax examples' ImageNet ResNet-50 v1.5 step
+(examples/imagenet: bfloat16, SGD with Nesterov momentum 0.9, L2 weight decay in the loss,
+per-device BatchNorm statistics under a data-parallel map, gradients averaged over the chips,
+bfloat16 images already normalised on the host), written here from its description; both steps
+see the same classes, batch and topology.
+
+Per chip and step, from `compiled.cost_analysis()` and `compiled.memory_analysis()`: FLOPs and
+bytes accessed; a roofline lower bound of the step time, max(FLOPs / peak bf16 FLOP/s, bytes /
+HBM bandwidth) (XLA's own `optimal_seconds` comes out negative for whole training steps), the
+images/s per chip it allows, and the model FLOP utilisation at that speed. These are
+projections from the compiler's counts, not measurements on a TPU. Prints and appends one JSON
+line per step compiled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import pathlib
+import re
+import sys
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.experimental import topologies
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxtl import models, optim
+from jaxtl.config.files import load_config
+from jaxtl.core import tasks
+from jaxtl.core.settings import parse_augment
+from jaxtl.data.transforms import ImageTransform
+from jaxtl.engine import steps
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
+from results_line import report  # noqa: E402
+
+NUM_CLASSES = 1000  # both steps: the flax example's ImageNet head
+RESNET50_TRAIN_GFLOP_224 = 3 * 4.11 * 2  # forward 4.11 GMAC at 224 px, backward twice that
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+    """A TPU chip's public figures (Cloud TPU system architecture pages)."""
+
+    hbm_bytes: float
+    peak_bf16_flops: float  # dense bfloat16 FLOP/s
+    hbm_bytes_per_second: float
+
+
+CHIPS = {"v5e": Chip(16 * 2**30, 197e12, 819e9),  # cloud.google.com/tpu/docs/v5e
+         "v4": Chip(32 * 2**30, 275e12, 1200e9)}   # cloud.google.com/tpu/docs/v4
+
+
+def topology_mesh(topology: str) -> Mesh:
+    description = topologies.get_topology_desc(platform="tpu", topology_name=topology)
+    return Mesh(np.asarray(description.devices), ("data",))
+
+
+def abstract(tree: Any, sharding: NamedSharding) -> Any:
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def jaxtl_step(arch: str, mesh: Mesh, batch_size: int, resolution: int,
+               warp: bool) -> tuple[Any, tuple[Any, Any]]:
+    """jaxtl's train step for `arch` and abstract (state, batch) to lower it with."""
+    config = load_config("configs/eyepacs.py")
+    model = models.create_model(arch, num_outputs=NUM_CLASSES, dtype="bfloat16")
+    tx = optim.make_optimizer(config, steps_per_epoch=100, total_steps=1000).tx
+    transform = ImageTransform(resolution, 3, tuple(config.data.mean), tuple(config.data.std),
+                               augment=parse_augment("crop,flip,rotate") if warp else ())
+    shape = (resolution, resolution, 3)
+
+    def init() -> steps.TrainState:  # what steps.init_state builds, as shapes only
+        params_key, dropout_key, rng = jax.random.split(jax.random.PRNGKey(0), 3)
+        variables = model.init({"params": params_key, "dropout": dropout_key},
+                               jnp.zeros((1, *shape), jnp.float32), train=False)
+        return steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
+                                batch_stats=variables.get("batch_stats", {}),
+                                opt_state=tx.init(variables["params"]), rng=rng)
+
+    state = abstract(jax.eval_shape(init), steps.replicated(mesh))
+    data = NamedSharding(mesh, PartitionSpec("data"))
+    batch = {"image": jax.ShapeDtypeStruct((batch_size, *shape), jnp.uint8, sharding=data),
+             "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=data)}
+    if warp:
+        batch["warp"] = jax.ShapeDtypeStruct((batch_size, 2, 3), jnp.float32, sharding=data)
+    step = steps.make_train_step(model, tx, mesh,
+                                 task=tasks.multiclass([str(i) for i in range(NUM_CLASSES)]),
+                                 normalisation=transform.normalisation)
+    return step, (state, batch)
+
+
+class Bottleneck(nn.Module):
+    """ResNet v1.5 bottleneck: the stride on the 3x3 convolution, the last BatchNorm's scale
+    starting at zero, a projection shortcut where the shape changes."""
+
+    filters: int
+    strides: int
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                                 epsilon=1e-5, dtype=self.dtype)
+        y = nn.relu(norm()(conv(self.filters, (1, 1))(x)))
+        y = nn.relu(norm()(conv(self.filters, (3, 3), self.strides)(y)))
+        y = norm(scale_init=nn.initializers.zeros)(conv(self.filters * 4, (1, 1))(y))
+        if x.shape != y.shape:
+            x = norm()(conv(self.filters * 4, (1, 1), self.strides)(x))
+        return nn.relu(x + y)
+
+
+class ReferenceResNet50(nn.Module):
+    """The flax examples' ResNet50 (examples/imagenet/models.py) as a description: 7x7/2 stem,
+    3x3/2 max-pool, stages of 3, 4, 6, 3 bottlenecks of 64..512 filters, mean pool, dense."""
+
+    num_classes: int
+    dtype: Any = jnp.bfloat16
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+        x = nn.Conv(64, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], use_bias=False,
+                    dtype=self.dtype)(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                                 dtype=self.dtype)(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+        for stage, blocks in enumerate((3, 4, 6, 3)):
+            for block in range(blocks):
+                x = Bottleneck(64 * 2**stage, 2 if stage and not block else 1, self.dtype)(x, train)
+        x = nn.Dense(self.num_classes, dtype=self.dtype)(jnp.mean(x, axis=(1, 2)))
+        return jnp.asarray(x, self.dtype)
+
+
+def reference_step(mesh: Mesh, batch_size: int, resolution: int
+                   ) -> tuple[Any, tuple[Any, Any]]:
+    """The flax example's train step (examples/imagenet/train.py) over `mesh`: each chip's
+    BatchNorm statistics from its own images, gradients and metrics averaged over the chips."""
+    model = ReferenceResNet50(NUM_CLASSES)
+    tx = optax.sgd(optax.warmup_cosine_decay_schedule(0.0, 0.1, 500, 10_000), momentum=0.9,
+                   nesterov=True)
+    shape = (resolution, resolution, 3)
+
+    def init() -> dict[str, Any]:
+        variables = model.init(jax.random.PRNGKey(0), jnp.zeros((1, *shape), jnp.bfloat16),
+                               train=False)
+        return {"params": variables["params"], "batch_stats": variables["batch_stats"],
+                "opt_state": tx.init(variables["params"])}
+
+    def local_step(state: dict[str, Any], images: jax.Array, labels: jax.Array
+                   ) -> tuple[dict[str, Any], dict[str, jax.Array]]:
+        def loss_fn(params: Any) -> tuple[jax.Array, tuple[Any, jax.Array]]:
+            logits, updates = model.apply({"params": params, "batch_stats": state["batch_stats"]},
+                                          images, mutable=["batch_stats"])
+            one_hot = jax.nn.one_hot(labels, NUM_CLASSES)
+            loss = jnp.mean(optax.softmax_cross_entropy(logits, one_hot))
+            l2 = sum(jnp.sum(p**2) for p in jax.tree.leaves(params) if p.ndim > 1)
+            return loss + 0.5 * 1e-4 * l2, (updates["batch_stats"], logits)
+
+        (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state["params"])
+        grads = jax.lax.pmean(grads, "data")
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        new = {"params": optax.apply_updates(state["params"], updates),
+               "batch_stats": batch_stats, "opt_state": opt_state}
+        metrics = jax.lax.pmean({"loss": loss, "accuracy": jnp.mean(
+            jnp.argmax(logits, -1) == labels)}, "data")
+        return new, metrics
+
+    replicated, data = PartitionSpec(), PartitionSpec("data")
+    # batch_stats differ per chip, as under the example's pmap; here they stay one
+    # replicated-typed copy per chip (check_vma off), which costs the same bytes.
+    step = jax.jit(jax.shard_map(local_step, mesh=mesh, in_specs=(replicated, data, data),
+                                 out_specs=(replicated, replicated), check_vma=False),
+                   donate_argnums=0)
+    state = abstract(jax.eval_shape(init), NamedSharding(mesh, replicated))
+    sharded = NamedSharding(mesh, data)
+    images = jax.ShapeDtypeStruct((batch_size, *shape), jnp.bfloat16, sharding=sharded)
+    labels = jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharded)
+    return step, (state, images, labels)
+
+
+def compiled_costs(step: Any, args: tuple[Any, ...]) -> dict[str, Any]:
+    """The compiler's counts of one step, per chip."""
+    start = time.perf_counter()
+    compiled = step.lower(*args).compile()
+    seconds = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    memory = compiled.memory_analysis()
+    hlo = compiled.as_text()
+    return {"compile_seconds": round(seconds, 1), "flops": float(cost["flops"]),
+            "bytes_accessed": float(cost["bytes accessed"]),
+            "memory_bytes": (memory.argument_size_in_bytes + memory.output_size_in_bytes
+                             - memory.alias_size_in_bytes + memory.temp_size_in_bytes),
+            "all_reduces": len(re.findall(r"= [^=]*\ball-reduce(?:-start)?\(", hlo))}
+
+
+def projection(costs: dict[str, Any], chip: Chip, images_per_chip: int) -> dict[str, Any]:
+    """Roofline lower bound of the step time and what it implies, per chip."""
+    compute = costs["flops"] / chip.peak_bf16_flops
+    memory = costs["bytes_accessed"] / chip.hbm_bytes_per_second
+    step = max(compute, memory)
+    return {"gflop_per_image": round(costs["flops"] / images_per_chip / 1e9, 2),
+            "bytes_accessed_gb": round(costs["bytes_accessed"] / 1e9, 2),
+            "memory_gb": round(costs["memory_bytes"] / 1e9, 2),
+            "hbm_gb": round(chip.hbm_bytes / 1e9, 2),
+            "roofline_step_ms": round(step * 1e3, 2),
+            "bound": "memory" if memory >= compute else "compute",
+            "images_per_second_per_chip": round(images_per_chip / step),
+            "mfu": round(compute / step, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--topology", default="v5e:2x4", help="e.g. v5e:2x4, v4:2x2x1")
+    parser.add_argument("--arch", default="resnet50")
+    parser.add_argument("--per_chip", type=int, default=128, help="images per chip and step")
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--warp", choices=("on", "off"), default="on",
+                        help="on: the training augmentation's warp inside the step")
+    parser.add_argument("--steps", default="jaxtl,reference",
+                        help="which steps to compile, in one process: jaxtl, reference "
+                             "(the flax examples' ResNet-50) or both")
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    chip = CHIPS[args.topology.split(":")[0]]
+    mesh = topology_mesh(args.topology)
+    batch_size = args.per_chip * mesh.size
+    common = {"topology": args.topology, "chips": mesh.size, "per_chip": args.per_chip,
+              "resolution": args.resolution, "dtype": "bfloat16", "projection": "xla_roofline",
+              "jax": jax.__version__}
+    rows = {}
+    which = args.steps.split(",")
+    if "jaxtl" in which:
+        step, step_args = jaxtl_step(args.arch, mesh, batch_size, args.resolution,
+                                     args.warp == "on")
+        rows["jaxtl"] = {"step": "jaxtl", "arch": args.arch, "warp": args.warp, **common,
+                         **(costs := compiled_costs(step, step_args)),
+                         **projection(costs, chip, args.per_chip)}
+    if "reference" in which:
+        step, step_args = reference_step(mesh, batch_size, args.resolution)
+        rows["reference"] = {"step": "flax_examples_imagenet", "arch": "resnet50", **common,
+                             **(costs := compiled_costs(step, step_args)),
+                             **projection(costs, chip, args.per_chip)}
+    if len(rows) == 2:
+        rows["jaxtl"]["step_time_over_reference"] = round(
+            rows["jaxtl"]["roofline_step_ms"] / rows["reference"]["roofline_step_ms"], 3)
+    for row in rows.values():
+        if row["arch"] == "resnet50" and args.resolution == 224:
+            row["analytic_gflop_per_image"] = round(RESNET50_TRAIN_GFLOP_224, 2)
+        report(row, args.out)
+
+
+if __name__ == "__main__":
+    main()
