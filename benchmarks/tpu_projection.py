@@ -27,7 +27,6 @@ line per step compiled.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import pathlib
 import re
@@ -45,29 +44,16 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxtl import models, optim
 from jaxtl.config.files import load_config
-from jaxtl.core import tasks
+from jaxtl.core import chips, tasks
 from jaxtl.core.settings import parse_augment
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.engine import steps
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
-from results_line import report  # noqa: E402
+from results_line import report
 
 NUM_CLASSES = 1000  # both steps: the flax example's ImageNet head
 RESNET50_TRAIN_GFLOP_224 = 3 * 4.11 * 2  # forward 4.11 GMAC at 224 px, backward twice that
-
-
-@dataclasses.dataclass(frozen=True)
-class Chip:
-    """A TPU chip's public figures (Cloud TPU system architecture pages)."""
-
-    hbm_bytes: float
-    peak_bf16_flops: float  # dense bfloat16 FLOP/s
-    hbm_bytes_per_second: float
-
-
-CHIPS = {"v5e": Chip(16 * 2**30, 197e12, 819e9),  # cloud.google.com/tpu/docs/v5e
-         "v4": Chip(32 * 2**30, 275e12, 1200e9)}   # cloud.google.com/tpu/docs/v4
 
 
 def topology_mesh(topology: str) -> Mesh:
@@ -215,7 +201,7 @@ def compiled_costs(step: Any, args: tuple[Any, ...]) -> dict[str, Any]:
             "all_reduces": len(re.findall(r"= [^=]*\ball-reduce(?:-start)?\(", hlo))}
 
 
-def projection(costs: dict[str, Any], chip: Chip, images_per_chip: int) -> dict[str, Any]:
+def projection(costs: dict[str, Any], chip: chips.ChipKind, images_per_chip: int) -> dict[str, Any]:
     """Roofline lower bound of the step time and what it implies, per chip."""
     compute = costs["flops"] / chip.peak_bf16_flops
     memory = costs["bytes_accessed"] / chip.hbm_bytes_per_second
@@ -243,8 +229,13 @@ def main() -> None:
                              "(the flax examples' ResNet-50) or both")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
-    chip = CHIPS[args.topology.split(":")[0]]
+    topology = chips.parse_topology(args.topology)  # the chip table's one home
+    chip = topology.chip
     mesh = topology_mesh(args.topology)
+    if mesh.size != topology.chips:
+        raise SystemExit(f"{args.topology}: {mesh.size} devices for {topology.chips} chips (two "
+                         f"TensorCores a chip); this script counts one device a chip, use "
+                         f"python -m jaxtl.commands.plan for such topologies")
     batch_size = args.per_chip * mesh.size
     common = {"topology": args.topology, "chips": mesh.size, "per_chip": args.per_chip,
               "resolution": args.resolution, "dtype": "bfloat16", "projection": "xla_roofline",
