@@ -91,10 +91,18 @@ def _read_ahead(dataset: grain.MapDataset) -> grain.IterDataset:
                                                      prefetch_buffer_size=READ_AHEAD_BATCHES))
 
 
+# Worker processes send their batches pickled through Grain's queue, not in shared memory:
+# Grain leaves the shared memory of batches still in flight when an iterator is closed (an
+# evaluation pass, a run's end) unlinked by no one, and Python warns of leaked shared_memory
+# objects at exit. A batch is a few MB, so the copy costs little beside decoding it.
+NO_SHARED_MEMORY = grain.experimental.DatasetOptions(min_shm_size=2**62)
+
+
 def _workers(dataset: grain.IterDataset, num_workers: int) -> grain.IterDataset:
     num_workers = worker_count(num_workers)
     if num_workers == 0:
         return dataset
+    dataset = grain.experimental.WithOptionsIterDataset(dataset, NO_SHARED_MEMORY)
     return dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers),
                                worker_init_fn=_exit_with_the_run)
 

@@ -141,8 +141,10 @@ def test_kill_9_at_random_moments_then_resume_is_the_uninterrupted_run(
         killed = interrupt(args, env, workdir, reached + 1, rng.uniform(0.0, 1.0),
                            signal.SIGKILL)
         assert killed.returncode in (-signal.SIGKILL, 0), killed.stderr[-3000:]
-    finish(args, env)
+    finished = finish(args, env)
     assert_same_run(workdir, reference)
+    # with worker processes too, the run's evaluation passes and its end leave no shared memory
+    assert "leaked shared_memory" not in finished.stderr
 
 
 def test_sigterm_saves_the_next_step_and_resumes_into_the_uninterrupted_run(
