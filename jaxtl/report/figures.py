@@ -137,15 +137,20 @@ def roc_pr(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
     if drawn:
         prevalence = next(iter(drawn.values()))["prevalence"]
         pr_ax.axhline(prevalence, color="grey", linestyle=":", linewidth=1)
-    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate",
-               title=f"ROC, {title}\n({what})")
-    pr_ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall, {title}\n({what})",
-              ylim=(0, 1.02))
+    _label_roc_pr(roc_ax, pr_ax, f"ROC, {title}\n({what})",
+                  f"precision-recall, {title}\n({what})", legend=True)
+    return to_png(figure), drawn
+
+
+def _label_roc_pr(roc_ax, pr_ax, roc_title: str, pr_title: str, legend: bool) -> None:
+    """Axis labels, titles, grid and (with `legend`) legends of a ROC / precision-recall pair."""
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title=roc_title)
+    pr_ax.set(xlabel="recall", ylabel="precision", title=pr_title, ylim=(0, 1.02))
     for ax in (roc_ax, pr_ax):
         ax.title.set_fontsize(9)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
-    return to_png(figure), drawn
+        if legend:
+            ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
 
 
 def roc_pr_per_label(labels: np.ndarray, scores: np.ndarray, names: Sequence[str],
@@ -171,15 +176,8 @@ def roc_pr_per_label(labels: np.ndarray, scores: np.ndarray, names: Sequence[str
         pr_ax.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})",
                    linewidth=1.2, color=handle.get_color())
     roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate",
-               title=f"ROC per label, {title}")
-    pr_ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall per label, {title}",
-              ylim=(0, 1.02))
-    for ax in (roc_ax, pr_ax):
-        ax.title.set_fontsize(9)
-        ax.grid(True, alpha=0.3)
-        if any(drawn.values()):
-            ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
+    _label_roc_pr(roc_ax, pr_ax, f"ROC per label, {title}",
+                  f"precision-recall per label, {title}", legend=any(drawn.values()))
     return to_png(figure), drawn
 
 
