@@ -12,11 +12,11 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def run_demo(config_file, tmp_path):
+def run_demo(config_file, tmp_path, *overrides):
     env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"))
     result = subprocess.run(
         [sys.executable, "-m", "jaxtl.main", "--config", config_file,
-         "--workdir", str(tmp_path / "run")],
+         "--workdir", str(tmp_path / "run"), *overrides],
         env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DEMO RUN: no data.root set" in result.stderr
@@ -28,11 +28,13 @@ def run_demo(config_file, tmp_path):
 
 
 # pytest-xdist keeps each class on one worker: the EyePACS demo and the chest demo run side by
-# side. The chest demo runs on CheXpert's demo data: the ChestX-ray14 demo draws the same
-# synthetic radiographs and findings (jaxtl/data/chest/demo.py) in that dataset's layout and
-# trains the same model on the same task (its reader and label mapping: tests/data/chest,
-# tests/training/test_loop_chest.py), so CI runs one of the two; the README's figure for the
-# other is measured with its documented command.
+# side. The EyePACS demo is the README's command exactly. The chest demo runs on CheXpert's demo
+# data for 2 of its 4 epochs, which shows that the chest pipeline (grey radiographs, multi-label
+# head, AUROC) learns end to end at half the CI time; the README's chest figures are measured
+# with the documented commands, 4 epochs. The ChestX-ray14 demo draws the same synthetic
+# radiographs and findings (jaxtl/data/chest/demo.py) in that dataset's layout and trains the
+# same model on the same task (its reader and label mapping: tests/data/chest,
+# tests/training/test_loop_chest.py), so CI runs one of the two.
 class TestEyePACSDemo:
     def test_demo_command_trains_to_kappa_above_0_6_and_says_demo(self, tmp_path):
         results = run_demo("configs/eyepacs.py", tmp_path)
@@ -44,8 +46,10 @@ class TestEyePACSDemo:
 
 
 class TestChestDemos:
-    def test_chest_demo_learns_lung_opacity_to_auroc_0_75(self, tmp_path):
-        results = run_demo("configs/chexpert.py", tmp_path)
+    def test_chest_demo_learns_lung_opacity_in_two_epochs(self, tmp_path):
+        # measured: val 0.727, test 0.763 after 2 epochs (0.84 and 0.84 after the demo's 4)
+        results = run_demo("configs/chexpert.py", tmp_path, "--config.demo.epochs=2")
         assert results["task"]["names"] == ["Lung Opacity"]
-        assert results["test"]["mean_auroc"] >= 0.75, results["test"]
-        assert results["val"]["mean_auroc"] >= 0.75, results["val"]
+        assert results["epochs_trained"] == 2, results["epochs_trained"]
+        assert results["test"]["mean_auroc"] >= 0.7, results["test"]
+        assert results["val"]["mean_auroc"] >= 0.7, results["val"]
