@@ -5,10 +5,11 @@ here (deviceless XLA:TPU compilation), and what the compiler's counts project.
         --topology v5e:2x4 --arch resnet50 [--reference] [--per_chip 128] [--resolution 224] \
         [--warp on|off] [--out benchmarks/results/tpu_projection.jsonl]
 
-jaxtl's side is the step `python -m jaxtl.main` trains with (jaxtl.engine.steps.make_train_step:
-SGD with Nesterov momentum and the EyePACS config's optimizer, softmax cross-entropy, BatchNorm
-statistics over the global batch, `model.dtype=bfloat16`), its state abstract
-(`jax.eval_shape`, nothing materialised) and its batch the uint8 canvases and warps of the
+jaxtl's side is the step `python -m jaxtl.main` trains with, built by the same code
+(jaxtl.engine.build.build_steps with `abstract=True`: SGD with Nesterov momentum and the EyePACS
+config's optimizer, softmax cross-entropy, BatchNorm statistics over the global batch,
+`model.dtype=bfloat16`), its state abstract (nothing materialised) and its batch
+(jaxtl.engine.projection.abstract_batch) the uint8 canvases and warps of the
 training augmentation (crop, flip, rotation; `--warp off`: finished uint8 pixels), sharded on
 the topology's chips. `--reference` also compiles the flax examples' ImageNet ResNet-50 v1.5 step
 (examples/imagenet: bfloat16, SGD with Nesterov momentum 0.9, L2 weight decay in the loss,
@@ -42,12 +43,9 @@ import optax
 from jax.experimental import topologies
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxtl import models, optim
 from jaxtl.config.files import load_config
 from jaxtl.core import chips, tasks
-from jaxtl.core.settings import parse_augment
-from jaxtl.data.transforms import ImageTransform
-from jaxtl.engine import steps
+from jaxtl.engine import build, projection
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
 from results_line import report
@@ -67,32 +65,21 @@ def abstract(tree: Any, sharding: NamedSharding) -> Any:
 
 def jaxtl_step(arch: str, mesh: Mesh, batch_size: int, resolution: int,
                warp: bool) -> tuple[Any, tuple[Any, Any]]:
-    """jaxtl's train step for `arch` and abstract (state, batch) to lower it with."""
+    """jaxtl's train step for `arch`, built by `jaxtl.engine.build.build_steps` as a run builds
+    it (abstract: shapes only), and the abstract (state, batch) to lower it with."""
     config = load_config("configs/eyepacs.py")
-    model = models.create_model(arch, num_outputs=NUM_CLASSES, dtype="bfloat16")
-    tx = optim.make_optimizer(config, steps_per_epoch=100, total_steps=1000).tx
-    transform = ImageTransform(resolution, 3, tuple(config.data.mean), tuple(config.data.std),
-                               augment=parse_augment("crop,flip,rotate") if warp else ())
-    shape = (resolution, resolution, 3)
-
-    def init() -> steps.TrainState:  # what steps.init_state builds, as shapes only
-        params_key, dropout_key, rng = jax.random.split(jax.random.PRNGKey(0), 3)
-        variables = model.init({"params": params_key, "dropout": dropout_key},
-                               jnp.zeros((1, *shape), jnp.float32), train=False)
-        return steps.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
-                                batch_stats=variables.get("batch_stats", {}),
-                                opt_state=tx.init(variables["params"]), rng=rng)
-
-    state = abstract(jax.eval_shape(init), steps.replicated(mesh))
-    data = NamedSharding(mesh, PartitionSpec("data"))
-    batch = {"image": jax.ShapeDtypeStruct((batch_size, *shape), jnp.uint8, sharding=data),
-             "label": jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=data)}
-    if warp:
-        batch["warp"] = jax.ShapeDtypeStruct((batch_size, 2, 3), jnp.float32, sharding=data)
-    step = steps.make_train_step(model, tx, mesh,
-                                 task=tasks.multiclass([str(i) for i in range(NUM_CLASSES)]),
-                                 normalisation=transform.normalisation)
-    return step, (state, batch)
+    config.model.arch, config.model.dtype = arch, "bfloat16"
+    config.data.resolution, config.data.batch_size = resolution, batch_size
+    config.data.augment = "crop,flip,rotate" if warp else "none"
+    task = tasks.multiclass([str(i) for i in range(NUM_CLASSES)])
+    train_transform = build.image_transform(config, augment=True)
+    built = build.build_steps(config, task, mesh=mesh, train_transform=train_transform,
+                              eval_transform=build.image_transform(config, augment=False),
+                              steps_per_epoch=100, total_steps=1000, weights=None,
+                              abstract=True)
+    batch = projection.abstract_batch(mesh, batch_size, train_transform, task, train=True,
+                                      segmentation=False)
+    return built.train_step(0), (built.state, batch)
 
 
 class Bottleneck(nn.Module):
@@ -201,7 +188,7 @@ def compiled_costs(step: Any, args: tuple[Any, ...]) -> dict[str, Any]:
             "all_reduces": len(re.findall(r"= [^=]*\ball-reduce(?:-start)?\(", hlo))}
 
 
-def projection(costs: dict[str, Any], chip: chips.ChipKind, images_per_chip: int) -> dict[str, Any]:
+def roofline(costs: dict[str, Any], chip: chips.ChipKind, images_per_chip: int) -> dict[str, Any]:
     """Roofline lower bound of the step time and what it implies, per chip."""
     compute = costs["flops"] / chip.peak_bf16_flops
     memory = costs["bytes_accessed"] / chip.hbm_bytes_per_second
@@ -247,12 +234,12 @@ def main() -> None:
                                      args.warp == "on")
         rows["jaxtl"] = {"step": "jaxtl", "arch": args.arch, "warp": args.warp, **common,
                          **(costs := compiled_costs(step, step_args)),
-                         **projection(costs, chip, args.per_chip)}
+                         **roofline(costs, chip, args.per_chip)}
     if "reference" in which:
         step, step_args = reference_step(mesh, batch_size, args.resolution)
         rows["reference"] = {"step": "flax_examples_imagenet", "arch": "resnet50", **common,
                              **(costs := compiled_costs(step, step_args)),
-                             **projection(costs, chip, args.per_chip)}
+                             **roofline(costs, chip, args.per_chip)}
     if len(rows) == 2:
         rows["jaxtl"]["step_time_over_reference"] = round(
             rows["jaxtl"]["roofline_step_ms"] / rows["reference"]["roofline_step_ms"], 3)

@@ -136,6 +136,11 @@ class ImageTransform:
         return wire_dtype(self.decoder)
 
     @property
+    def max_rotation(self) -> float:
+        """The largest rotation of a training example, in degrees (0 without 'rotate')."""
+        return self.rotate_degrees if "rotate" in self.augment else 0.0
+
+    @property
     def warps_on_device(self) -> bool:
         """Whether training examples are a canvas and a `warp` (augmented images from a
         decoder that gives Pillow images) rather than finished pixels."""
@@ -304,23 +309,32 @@ def warp_on_host(canvas: np.ndarray, warp: np.ndarray) -> np.ndarray:
     return out * inside[..., None]
 
 
-def warp_batch(images: Any, warps: Any) -> Any:
+def warp_batch(images: Any, warps: Any, max_rotation: float = 180.0) -> Any:
     """On the device, inside a jitted step: (B, H, W, C) canvases sampled through their
-    (B, 2, 3) warps (see `warp_on_host`) -> float32 (B, H, W, C).
+    (B, 2, 3) warps (see `warp_on_host`) -> float32 (B, H, W, C); `max_rotation`: the largest
+    rotation the warps hold, in degrees (`ImageTransform.max_rotation`).
 
-    Each output pixel's four canvas neighbours are gathered in the wire dtype, then
-    interpolated in float32. On TPUs they are gathered from the canvases' channel planes
-    (B, C, H * W): with the channels in the minor dimension (3 of them, padded to 128 lanes)
-    XLA:TPU's gathers and the arithmetic around them cost several times the bytes
-    (benchmarks/tpu_projection.py); elsewhere a pixel's channels stay together, which is
-    faster on CPUs."""
+    On CPUs and GPUs each output pixel's four canvas neighbours are gathered in the wire dtype
+    (a pixel's channels together), then interpolated in float32. XLA:TPU's cost model charges a
+    gather per index, which made the warp cost more memory traffic than the rest of a ResNet-50
+    step (benchmarks/README.md), so on TPUs the warp is computed without gathers, in bfloat16
+    (jaxtl.data.shear_warp: matmuls and shears; crops and flips give the same pixels but for
+    bfloat16's rounding, rotations interpolate three times) when its rotations stay within `shear_warp.MAX_DEGREES`, and
+    otherwise gathered from the canvases' channel planes (B, C, H * W), not from pixels whose
+    3 channels TPUs pad to 128 lanes."""
     import functools
 
     import jax
+    import jax.numpy as jnp
 
+    from jaxtl.data import shear_warp
+
+    on_tpu = (functools.partial(shear_warp.shear_warp, max_degrees=max_rotation,
+                                dtype=jnp.bfloat16)
+              if max_rotation <= shear_warp.MAX_DEGREES
+              else functools.partial(bilinear_warp, channel_planes=True))
     return jax.lax.platform_dependent(
-        images, warps, tpu=functools.partial(bilinear_warp, channel_planes=True),
-        default=functools.partial(bilinear_warp, channel_planes=False))
+        images, warps, tpu=on_tpu, default=functools.partial(bilinear_warp, channel_planes=False))
 
 
 def bilinear_warp(images: Any, warps: Any, *, channel_planes: bool) -> Any:

@@ -157,7 +157,8 @@ def build_steps(config: ml_collections.ConfigDict, task: Task, *, mesh: jax.shar
         model, optimizer.tx, mesh, task=task,
         label_smoothing=config.train.label_smoothing, frozen=frozen,
         loss_weights=tuple(weights.values()) if weights else None,
-        normalisation=train_transform.normalisation))
+        normalisation=train_transform.normalisation,
+        max_rotation=train_transform.max_rotation))
     return Steps(model=model, optimizer=optimizer, state=state,
                  train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
                  eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation))

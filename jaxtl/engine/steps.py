@@ -30,12 +30,13 @@ Batch = dict[str, jax.Array]
 Normalise = Callable[[jax.Array], jax.Array]  # wire pixels -> float32 model input
 
 
-def normalised(batch: Batch, normalisation: Normalise | None) -> jax.Array:
-    """The batch's images as the model takes them: warped when the batch has warps, then
-    normalised (as they are without a normalisation)."""
+def normalised(batch: Batch, normalisation: Normalise | None,
+               max_rotation: float = 180.0) -> jax.Array:
+    """The batch's images as the model takes them: warped when the batch has warps (rotations
+    up to `max_rotation` degrees), then normalised (as they are without a normalisation)."""
     images = batch["image"]
     if "warp" in batch:
-        images = warp_batch(images, batch["warp"])
+        images = warp_batch(images, batch["warp"], max_rotation)
     return images if normalisation is None else normalisation(images)
 
 
@@ -125,7 +126,7 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Mesh, *,
                     task: Task, label_smoothing: float = 0.0, frozen: Frozen = NOTHING_FROZEN,
                     loss_weights: tuple[float, ...] | None = None,
-                    normalisation: Normalise | None = None,
+                    normalisation: Normalise | None = None, max_rotation: float = 180.0,
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """One optimizer step on the task's loss: the mean over the counted (image, label)
     entries of the global batch (see jaxtl.core.tasks), weighted by `loss_weights` (per class or
@@ -134,10 +135,12 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
     optimizer keeps their parameters. A batch may hold `valid` (False: a skipped image's
     stand-in, left out of loss and accuracy). The metrics say whether the loss and the gradient
     norm were finite (`finite`) and how many images were skipped. `normalisation`: applied to
-    the batch's images inside the step (None: they are the model's input already)."""
+    the batch's images inside the step (None: they are the model's input already).
+    `max_rotation`: the largest rotation of the batch's warps, in degrees
+    (`ImageTransform.max_rotation`; it chooses how TPUs warp, see `warp_batch`)."""
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         dropout_key = jax.random.fold_in(state.rng, state.step)
-        images = normalised(batch, normalisation)
+        images = normalised(batch, normalisation, max_rotation)
 
         def loss_fn(params):
             with frozen.inference_mode():
