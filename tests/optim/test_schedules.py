@@ -183,3 +183,18 @@ def test_lr_and_base_lr_both_given_is_refused_in_one_line():
     assert "\n" not in message
     assert "config.optim.lr=0.2 and config.optim.base_lr=0.001 are both set" in message
     assert config.optim.lr == 0.2  # nothing written
+
+
+def test_a_run_given_lr_and_base_lr_is_refused_before_its_folder_exists(tmp_path):
+    from conftest import tiny_config
+
+    from jaxtl.core.errors import ConfigError
+    from jaxtl.training import loop
+
+    config = tiny_config(tmp_path, overrides={"optim.lr": 0.1, "optim.base_lr": 1e-3})
+    with pytest.raises(ConfigError, match="config.optim.lr=0.1 and config.optim.base_lr=0.001 "
+                                          "are both set"):
+        loop.train_and_evaluate(config, tmp_path / "run",
+                                set_by_user=("optim.lr", "optim.base_lr"))
+    assert not (tmp_path / "run").exists()
+
