@@ -144,14 +144,13 @@ COMMON: dict[str, Section] = {
         "alpha": Setting(0.0, number(0.0, 1.0), "cool_momentum: cooling rate; 0 derives "
                          "(1 - rho_0)^(1 / total steps)"),
         "layer_decay": Setting(optim.NO_DECAY, optim.layer_decay_rule,
-                               "layer-wise lr decay (BEiT, MAE, RETFound; timm's "
-                               "param_groups_layer_decay): the head trains at lr and each "
-                               "backbone stage below at this factor times the one above it: "
-                               "stage j (from the input up) at lr x layer_decay^(L - j), L the "
-                               "head's layer. ViT: the stem is layer 0, block i layer i + 1, "
-                               "`norm` shares the last block's layer and `fc_norm` the head's, "
-                               "as timm; CNNs: their stages play the role of blocks (ConvNeXt's "
-                               "head norm shares the head's layer); multiplies "
+                               "layer-wise lr decay (BEiT, MAE, RETFound; as timm's "
+                               "param_groups_layer_decay): layer k, from the input up, trains "
+                               "at lr x layer_decay^(L - k), the head being the last layer L. "
+                               "ViT: the stem is layer 0, block i layer i + 1, `norm` shares "
+                               "the last block's layer and `fc_norm` the head's; CNNs and "
+                               "ConvNeXt: each stage (python -m jaxtl.models --stages ARCH) is "
+                               "a layer, ConvNeXt's head norm shares the head's; multiplies "
                                "finetune.stage_lr_multipliers; frozen stages stay frozen; "
                                "1: off"),
         "clip_grad_norm": Setting(0.0, number(0.0, None), "clip gradients to this global "
