@@ -149,6 +149,7 @@ def check_config(argv: list[str], options: Options, *, demo_run: bool = False) -
     del argv
     if CONFIG_FLAG not in options or not hasattr(options[CONFIG_FLAG].value, "keys"):
         return "the command line parses"
+    from jaxtl import optim
     from jaxtl.config import demo_settings, validation
 
     config = options[CONFIG_FLAG].value
@@ -158,6 +159,7 @@ def check_config(argv: list[str], options: Options, *, demo_run: bool = False) -
         notes = demo_settings.apply(config, config_overrides(options[CONFIG_FLAG]), spec)
         where = "demo data" if notes else where
     validation.validate(config, spec)  # once, on the config the program would run with
+    optim.resolve_lr(config, config_overrides(options[CONFIG_FLAG]))
     return f"the command line parses; config {config.dataset} is valid ({where})"
 
 

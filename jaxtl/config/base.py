@@ -124,6 +124,13 @@ COMMON: dict[str, Section] = {
     "optim": {
         "name": Setting("sgd", choice(*optim.OPTIMIZERS), "the optimizer"),
         "lr": Setting(0.01, number(1e-8, 100.0), "peak learning rate for the global batch"),
+        "base_lr": Setting(optim.NO_BASE_LR, number(0.0, 100.0),
+                           f"the peak learning rate of a batch of {optim.BASE_BATCH}: the run's "
+                           f"peak is base_lr x data.batch_size / {optim.BASE_BATCH} (the linear "
+                           f"scaling of MAE's and RETFound's fine-tuning), written into optim.lr "
+                           f"in the run's config.json; replaces a config file's optim.lr, and "
+                           f"optim.lr given on the command line as well is refused; 0: off, "
+                           f"optim.lr is the peak"),
         "momentum": Setting(0.9, number(0.0, 0.9999), "sgd: momentum"),
         "nesterov": Setting(True, boolean, "sgd: Nesterov momentum"),
         "weight_decay": Setting(1e-4, number(0.0, 1.0), "sgd, adam, cool_momentum: coupled "
@@ -136,6 +143,16 @@ COMMON: dict[str, Section] = {
         "rho_0": Setting(0.99, number(0.0, 0.9999), "cool_momentum: initial momentum"),
         "alpha": Setting(0.0, number(0.0, 1.0), "cool_momentum: cooling rate; 0 derives "
                          "(1 - rho_0)^(1 / total steps)"),
+        "layer_decay": Setting(optim.NO_DECAY, optim.layer_decay_rule,
+                               "layer-wise lr decay (BEiT, MAE, RETFound; as timm's "
+                               "param_groups_layer_decay): layer k, from the input up, trains "
+                               "at lr x layer_decay^(L - k), the head being the last layer L. "
+                               "ViT: the stem is layer 0, block i layer i + 1, `norm` shares "
+                               "the last block's layer and `fc_norm` the head's; CNNs and "
+                               "ConvNeXt: each stage (python -m jaxtl.models --stages ARCH) is "
+                               "a layer, ConvNeXt's head norm shares the head's; multiplies "
+                               "finetune.stage_lr_multipliers; frozen stages stay frozen; "
+                               "1: off"),
         "clip_grad_norm": Setting(0.0, number(0.0, None), "clip gradients to this global "
                                   "norm; 0: no clipping"),
         "schedule": Setting("gradual", choice(*optim.SCHEDULES),

@@ -52,6 +52,9 @@ from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
 LAYER_NORM_EPS = 1e-6  # timm's ViT: partial(nn.LayerNorm, eps=1e-6)
 STEM_MODULES = ("patch_embed", "cls_token", "reg_token", "pos_embed", "norm_pre")
+# timm's `VisionTransformer.no_weight_decay()` (its dist_token aside): left out of weight decay
+# with the 1-D parameters (jaxtl.optim.decay_mask)
+NO_WEIGHT_DECAY = ("pos_embed", "cls_token", "reg_token")
 FINAL_NORM = "norm"  # the stage and feature holding `norm` / `fc_norm`
 
 _linear_init = nn.initializers.truncated_normal(0.02)  # timm's trunc_normal_(std=.02)

@@ -7,11 +7,14 @@
     -> one builder per parameter group: the head, and each backbone stage when the fine-tuning
        strategy treats stages differently (optax.multi_transform over stage labels; a frozen
        stage keeps its parameters; a stage unfrozen later starts its own optimizer then, with
-       the run's schedule and its learning-rate multiplier).
+       the run's schedule and its learning-rate multiplier: the stage's
+       `finetune.stage_lr_multipliers` times its layer-wise decay, `optim.layer_decay`).
 
 Weight decay applies to the parameters `optim.weight_decay_mask` selects: `kernels` (the
 default) leaves out every parameter of one dimension (biases, normalisation scales and
-offsets, NF-ResNet gains), as timm's `param_groups_weight_decay` does; `all` decays everything.
+offsets, NF-ResNet gains) and a ViT's position embeddings and class and register tokens
+(`NO_WEIGHT_DECAY`, timm's `no_weight_decay()`), as timm's `param_groups_weight_decay` and
+`param_groups_layer_decay` do; `all` decays everything.
 
 `method_name` names what a run's optimizer is: CoolMomentum with a flat schedule is the
 published method (the cooling is its only annealing); with any other schedule on top it is
@@ -29,9 +32,20 @@ import ml_collections
 import optax
 
 from jaxtl.models import stages_of
+from jaxtl.models.vit import NO_WEIGHT_DECAY
 from jaxtl.optim.cool_momentum import cool_momentum
 from jaxtl.optim.freezing import HEAD, NOTHING_FROZEN, STRATEGIES, FinetunePlan, Frozen
-from jaxtl.optim.schedules import GRADUAL_DECAYS, SCHEDULES, make_schedule
+from jaxtl.optim.layer_decay import NO_DECAY
+from jaxtl.optim.layer_decay import decay_rule as layer_decay_rule
+from jaxtl.optim.schedules import (
+    BASE_BATCH,
+    GRADUAL_DECAYS,
+    NO_BASE_LR,
+    SCHEDULES,
+    make_schedule,
+    peak_lr,
+    resolve_lr,
+)
 from jaxtl.optim.transforms import keep_parameters, start_at, zero_frozen_gradients
 
 # (optim config, learning-rate schedule, steps this optimizer will run) -> optimizer
@@ -40,11 +54,18 @@ WEIGHT_DECAY_MASKS = ("kernels", "all")
 DISPLAY_NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "cool_momentum": "CoolMomentum"}
 
 
+def _decayed(path: tuple[Any, ...], parameter: Any) -> bool:
+    """Whether `kernels` decays the parameter at `path`: more than one dimension, and not one of
+    the names of NO_WEIGHT_DECAY."""
+    name = getattr(path[-1], "key", None) if path else None
+    return parameter.ndim > 1 and name not in NO_WEIGHT_DECAY
+
+
 def decay_mask(optim: ml_collections.ConfigDict) -> Callable[[Any], Any] | None:
     """Which parameters weight decay applies to (None: all of them)."""
     if optim.weight_decay_mask == "all":
         return None
-    return lambda params: jax.tree.map(lambda p: p.ndim > 1, params)
+    return lambda params: jax.tree_util.tree_map_with_path(_decayed, params)
 
 
 def _decay(optim: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -118,8 +139,9 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
     """The run's optimizer from `config.optim`, `config.finetune` and `config.model.arch`."""
     optim = config.optim
     build = OPTIMIZERS[optim.name]
-    schedule = make_schedule(optim, steps_per_epoch, total_steps)
-    plan = FinetunePlan.from_config(config.finetune, config.model.arch, steps_per_epoch)
+    schedule = make_schedule(optim, steps_per_epoch, total_steps, config.data.batch_size)
+    plan = FinetunePlan.from_config(config.finetune, config.model.arch, steps_per_epoch,
+                                    optim.layer_decay)
     clip = ([optax.clip_by_global_norm(optim.clip_grad_norm)] if optim.clip_grad_norm > 0
             else [])
     if plan.uniform:
@@ -140,6 +162,7 @@ def make_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int,
     return Optimizer(tx, schedule, plan)
 
 
-__all__ = ["GRADUAL_DECAYS", "NOTHING_FROZEN", "OPTIMIZERS", "SCHEDULES", "STRATEGIES",
-           "WEIGHT_DECAY_MASKS", "FinetunePlan", "Frozen", "Optimizer", "decay_mask",
-           "make_optimizer", "method_name", "stages_of"]
+__all__ = ["BASE_BATCH", "GRADUAL_DECAYS", "NOTHING_FROZEN", "NO_BASE_LR", "NO_DECAY",
+           "NO_WEIGHT_DECAY", "OPTIMIZERS", "SCHEDULES", "STRATEGIES", "WEIGHT_DECAY_MASKS",
+           "FinetunePlan", "Frozen", "Optimizer", "decay_mask", "layer_decay_rule",
+           "make_optimizer", "method_name", "peak_lr", "resolve_lr", "stages_of"]

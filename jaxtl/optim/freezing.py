@@ -8,7 +8,8 @@
   the next stage from the top is unfrozen (the last stage at the first epoch, ...). Stages not
   reached stay frozen.
 `finetune.stage_lr_multipliers` (one per stage, from the input up; empty = all 1) scales the
-learning rate of each stage (discriminative learning rates); the head always uses `optim.lr`.
+learning rate of each stage (discriminative learning rates), times the layer-wise decay of
+`optim.layer_decay` (jaxtl/optim/layer_decay.py); the head always uses the run's peak rate.
 
 A frozen stage is frozen completely: its parameters get no gradient (`Frozen.stop_gradient`)
 and no update, and its BatchNorm layers run in inference mode (normalising with their running
@@ -29,6 +30,7 @@ import ml_collections
 from flax import traverse_util
 
 from jaxtl.models import BACKBONE, HEAD, Stage, stages_of
+from jaxtl.optim.layer_decay import NO_DECAY, stage_scales
 from jaxtl.optim.schedules import epochs_to_steps
 from jaxtl.optim.stages import stage_of
 
@@ -111,7 +113,8 @@ class FinetunePlan:
 
     @classmethod
     def from_config(cls, finetune: ml_collections.ConfigDict, arch: str,
-                    steps_per_epoch: int) -> FinetunePlan:
+                    steps_per_epoch: int, layer_decay: float = NO_DECAY) -> FinetunePlan:
+        """`layer_decay`: optim.layer_decay, multiplied into the stage multipliers."""
         stages = stages_of(arch)
         count = len(stages)
         starts: list[int | None]
@@ -128,6 +131,9 @@ class FinetunePlan:
         else:
             raise ValueError(f"unknown fine-tuning strategy {finetune.strategy!r}")
         multipliers = tuple(finetune.stage_lr_multipliers) or (1.0,) * count
+        if layer_decay != NO_DECAY:
+            multipliers = tuple(m * scale for m, scale in zip(multipliers,
+                                                              stage_scales(arch, layer_decay)))
         return cls(stages, tuple(starts), tuple(float(m) for m in multipliers))
 
     @property

@@ -1,7 +1,9 @@
 """Learning-rate schedules, configured in epochs and converted to steps.
 
-Each builder takes the `optim` config section, the steps per epoch and the run's total steps and
-returns an optax schedule: step (counted from 0) -> learning rate. `optim.lr` is always the peak.
+Each builder takes the `optim` config section, the peak rate, the steps per epoch and the run's
+total steps and returns an optax schedule: step (counted from 0) -> learning rate. The peak is
+`peak_lr`: `optim.lr`, or with `optim.base_lr` set, base_lr x data.batch_size / 256 (the linear
+scaling rule of Goyal et al. 2017, as MAE's and RETFound's fine-tuning give their rates).
 
 - flat: lr throughout.
 - gradual: linear warmup from 0 to lr over `warmup_epochs`, then `gradual_decay` to
@@ -17,14 +19,27 @@ returns an optax schedule: step (counted from 0) -> learning rate. `optim.lr` is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import jax.numpy as jnp
 import ml_collections
 import optax
 
-ScheduleBuilder = Callable[[ml_collections.ConfigDict, int, int], optax.Schedule]
+from jaxtl.core.errors import ConfigError
+
+# (optim config, peak learning rate, steps per epoch, total steps) -> schedule
+ScheduleBuilder = Callable[[ml_collections.ConfigDict, float, int, int], optax.Schedule]
 GRADUAL_DECAYS = ("cosine", "exponential")
+BASE_BATCH = 256  # optim.base_lr is the rate of a batch of this size
+NO_BASE_LR = 0.0  # optim.base_lr: optim.lr is the peak
+
+
+def peak_lr(optim: ml_collections.ConfigDict, batch_size: int) -> float:
+    """The run's peak learning rate: optim.lr, or base_lr x batch_size / 256 with base_lr set
+    (`batch_size`: data.batch_size, the global batch of one update)."""
+    if optim.base_lr > NO_BASE_LR:
+        return optim.base_lr * batch_size / BASE_BATCH
+    return optim.lr
 
 
 def epochs_to_steps(epochs: float, steps_per_epoch: int) -> int:
@@ -48,17 +63,17 @@ def _cosine(start: float, end: float, progress: jnp.ndarray) -> jnp.ndarray:
     return end + (start - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
 
 
-def flat(optim: ml_collections.ConfigDict, steps_per_epoch: int,
+def flat(optim: ml_collections.ConfigDict, peak: float, steps_per_epoch: int,
          total_steps: int) -> optax.Schedule:
-    del steps_per_epoch, total_steps
-    return optax.constant_schedule(optim.lr)
+    del optim, steps_per_epoch, total_steps
+    return optax.constant_schedule(peak)
 
 
-def gradual(optim: ml_collections.ConfigDict, steps_per_epoch: int,
+def gradual(optim: ml_collections.ConfigDict, peak: float, steps_per_epoch: int,
             total_steps: int) -> optax.Schedule:
     """Linear warmup from 0 to lr, then cosine or exponential decay to lr * end_lr_fraction."""
     warmup = _warmup_steps(optim, steps_per_epoch, total_steps)
-    peak, end = optim.lr, optim.lr * optim.end_lr_fraction
+    end = peak * optim.end_lr_fraction
     decay = optim.gradual_decay
 
     def schedule(step):
@@ -74,7 +89,7 @@ def gradual(optim: ml_collections.ConfigDict, steps_per_epoch: int,
     return schedule
 
 
-def sudden(optim: ml_collections.ConfigDict, steps_per_epoch: int,
+def sudden(optim: ml_collections.ConfigDict, peak: float, steps_per_epoch: int,
            total_steps: int) -> optax.Schedule:
     """lr, multiplied by decay_factor at each of decay_epochs (step decay)."""
     del total_steps
@@ -82,15 +97,15 @@ def sudden(optim: ml_collections.ConfigDict, steps_per_epoch: int,
     for epoch in optim.decay_epochs:
         step = epochs_to_steps(epoch, steps_per_epoch)
         boundaries[step] = boundaries.get(step, 1.0) * optim.decay_factor
-    return optax.piecewise_constant_schedule(optim.lr, boundaries)
+    return optax.piecewise_constant_schedule(peak, boundaries)
 
 
-def triangular(optim: ml_collections.ConfigDict, steps_per_epoch: int,
+def triangular(optim: ml_collections.ConfigDict, peak: float, steps_per_epoch: int,
                total_steps: int) -> optax.Schedule:
     """Cycles of cycle_epochs: linear from lr * min_lr_fraction up to lr and back down."""
     del total_steps
     cycle = max(epochs_to_steps(optim.cycle_epochs, steps_per_epoch), 2)
-    peak, low = optim.lr, optim.lr * optim.min_lr_fraction
+    low = peak * optim.min_lr_fraction
 
     def schedule(step):
         phase = jnp.mod(jnp.asarray(step, jnp.int32), cycle).astype(jnp.float32) / cycle
@@ -99,11 +114,10 @@ def triangular(optim: ml_collections.ConfigDict, steps_per_epoch: int,
     return schedule
 
 
-def one_cycle(optim: ml_collections.ConfigDict, steps_per_epoch: int,
+def one_cycle(optim: ml_collections.ConfigDict, peak: float, steps_per_epoch: int,
               total_steps: int) -> optax.Schedule:
     """Cosine rise from lr * min_lr_fraction to lr, cosine fall to lr * end_lr_fraction."""
     warmup = _warmup_steps(optim, steps_per_epoch, total_steps)
-    peak = optim.lr
     start, end = peak * optim.min_lr_fraction, peak * optim.end_lr_fraction
 
     def schedule(step):
@@ -123,6 +137,23 @@ SCHEDULES: dict[str, ScheduleBuilder] = {
 }
 
 
-def make_schedule(optim: ml_collections.ConfigDict, steps_per_epoch: int,
-                  total_steps: int) -> optax.Schedule:
-    return SCHEDULES[optim.schedule](optim, steps_per_epoch, total_steps)
+def make_schedule(optim: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int,
+                  batch_size: int) -> optax.Schedule:
+    """`batch_size`: data.batch_size, which scales optim.base_lr (`peak_lr`)."""
+    return SCHEDULES[optim.schedule](optim, peak_lr(optim, batch_size), steps_per_epoch,
+                                     total_steps)
+
+
+def resolve_lr(config: ml_collections.ConfigDict, set_by_user: Collection[str]) -> None:
+    """With optim.base_lr set, writes the peak rate it gives into config.optim.lr (so that
+    config.json, results.json and sweep tables record the rate the run uses); refuses
+    (ConfigError) an optim.lr the command line set as well (`set_by_user`: its config keys)."""
+    optim = config.optim
+    if optim.base_lr <= NO_BASE_LR:
+        return
+    if "optim.lr" in set_by_user:
+        raise ConfigError(
+            f"config.optim.lr={optim.lr!r} and config.optim.base_lr={optim.base_lr!r} are both "
+            f"set; base_lr sets the peak rate (base_lr x data.batch_size / {BASE_BATCH}): give "
+            f"one of them")
+    optim.lr = peak_lr(optim, config.data.batch_size)

@@ -103,6 +103,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     config.data.num_workers = (saved_workers if saved_workers is not None
                                else pipeline.worker_count(config.data.num_workers))
     configuration.validate(config, spec)  # once, on the config the run trains with
+    optim.resolve_lr(config, set_by_user)  # optim.base_lr's rate into optim.lr (config.json)
     writer = jax.process_index() == 0
     with rundir.locked(workdir, enabled=writer):
         try:

@@ -9,7 +9,7 @@ import optax
 import pytest
 from conftest import config_of
 
-from jaxtl import optim
+from jaxtl import models, optim
 
 
 def run_config(optim_values=(), finetune_values=(), arch="resnet18"):
@@ -320,3 +320,40 @@ def test_every_optimizer_with_every_schedule_minimises_a_quadratic(name, lr, sch
     for _ in range(60):
         params, state = step(params, state)
     assert float(loss(params)) < 0.05 * float(loss({"w": jnp.zeros(3)}))
+
+
+def test_kernels_mask_leaves_out_1d_parameters_and_vit_embeddings_and_tokens():
+    """timm's param_groups_weight_decay with no_weight_decay(): every 1-D parameter, and
+    pos_embed and the class token of test_vit (registers: a tree of their own below)."""
+    from flax import traverse_util
+
+    model = models.create_model("test_vit", num_outputs=3)
+    shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)},
+                                               jnp.zeros((1, 32, 32, 3)), train=False))
+    params = shapes["params"]
+    mask = traverse_util.flatten_dict(optim.decay_mask(run_config().optim)(params), sep="/")
+    shapes = traverse_util.flatten_dict(params, sep="/")
+    undecayed = {name for name, decayed in mask.items() if not decayed}
+    one_dimensional = {name for name, shape in shapes.items() if len(shape.shape) == 1}
+    assert undecayed == one_dimensional | {"backbone/pos_embed", "backbone/cls_token"}
+    assert len(undecayed) < len(mask)
+    registers = {"backbone": {"reg_token": jnp.ones((1, 4, 8)), "w": jnp.ones((8, 8))}}
+    assert optim.decay_mask(run_config().optim)(registers) == {
+        "backbone": {"reg_token": False, "w": True}}
+    assert optim.decay_mask(run_config({"weight_decay_mask": "all"}).optim) is None
+
+
+def test_adamw_leaves_vit_position_embeddings_and_class_token_undecayed():
+    model = models.create_model("test_vit", num_outputs=3)
+    shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0)},
+                                               jnp.zeros((1, 32, 32, 3)), train=False))
+    params = jax.tree.map(lambda s: jnp.ones(s.shape, s.dtype), shapes["params"])
+    tx = make({"name": "adamw", "schedule": "flat", "lr": 0.1, "weight_decay": 0.5}).tx
+    zero = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = jax.jit(tx.update)(zero, tx.init(params), params)
+    backbone = updates["backbone"]
+    # zero gradients: AdamW's update is the decoupled decay alone, -lr * wd * p where decayed
+    for name in ("pos_embed", "cls_token"):
+        np.testing.assert_array_equal(backbone[name], 0.0)
+    np.testing.assert_allclose(backbone["blocks_0"]["attn"]["qkv"]["kernel"], -0.1 * 0.5)
+    np.testing.assert_array_equal(backbone["blocks_0"]["attn"]["qkv"]["bias"], 0.0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import config_of
 
-from jaxtl.optim.schedules import make_schedule
+from jaxtl.optim import schedules
 
 
 def optim_config(**values):
@@ -16,6 +16,11 @@ def optim_config(**values):
     for key, value in values.items():
         config[key] = value
     return config
+
+
+def make_schedule(optim, steps_per_epoch, total_steps, batch_size=64):
+    """The schedule; the batch size matters only with optim.base_lr set."""
+    return schedules.make_schedule(optim, steps_per_epoch, total_steps, batch_size)
 
 
 def values(schedule, steps):
@@ -124,3 +129,72 @@ def test_one_cycle_equals_optax_cosine_onecycle_with_the_same_settings():
     steps = np.arange(0, 101)
     np.testing.assert_allclose(values(schedule, steps), values(reference, steps), rtol=1e-4,
                                atol=1e-7)
+
+
+@pytest.mark.parametrize("schedule", sorted(schedules.SCHEDULES))
+@pytest.mark.parametrize("base_lr, batch_size", [(1e-3, 64), (5e-4, 1024), (2e-3, 256)])
+def test_base_lr_scales_the_peak_with_the_batch_as_lr_would(schedule, base_lr, batch_size):
+    """Every schedule with base_lr equals the same schedule with lr = base_lr * batch / 256."""
+    settings = {"schedule": schedule, "warmup_epochs": 2.0, "end_lr_fraction": 0.1,
+                "decay_epochs": (3,), "cycle_epochs": 2.0}
+    scaled = make_schedule(optim_config(lr=0.05, base_lr=base_lr, **settings), 5, 40,
+                           batch_size=batch_size)
+    by_hand = make_schedule(optim_config(lr=base_lr * batch_size / 256, **settings), 5, 40,
+                            batch_size=batch_size)
+    steps = np.arange(0, 41)
+    np.testing.assert_allclose(values(scaled, steps), values(by_hand, steps), rtol=1e-6)
+    peak = max(values(by_hand, steps))
+    assert peak == pytest.approx(base_lr * batch_size / 256, rel=1e-6)
+
+
+def test_without_base_lr_the_batch_size_does_not_change_the_schedule():
+    small = make_schedule(optim_config(schedule="flat", lr=0.3), 10, 100, batch_size=8)
+    large = make_schedule(optim_config(schedule="flat", lr=0.3), 10, 100, batch_size=4096)
+    assert float(small(0)) == float(large(0)) == pytest.approx(0.3)
+
+
+def run_config(**optim_values):
+    config = config_of("eyepacs")
+    config.data.batch_size = 32
+    for key, value in optim_values.items():
+        config.optim[key] = value
+    return config
+
+
+def test_resolve_lr_writes_the_scaled_peak_into_optim_lr():
+    config = run_config(base_lr=2e-3)
+    schedules.resolve_lr(config, set_by_user=("optim.base_lr", "data.batch_size"))
+    assert config.optim.lr == pytest.approx(2e-3 * 32 / 256)
+    again = config.optim.lr  # a resumed run resolves to the same rate
+    schedules.resolve_lr(config, set_by_user=())
+    assert config.optim.lr == again
+    plain = run_config(lr=0.2)
+    schedules.resolve_lr(plain, set_by_user=("optim.lr",))
+    assert plain.optim.lr == 0.2
+
+
+def test_lr_and_base_lr_both_given_is_refused_in_one_line():
+    from jaxtl.core.errors import ConfigError
+
+    config = run_config(lr=0.2, base_lr=1e-3)
+    with pytest.raises(ConfigError) as error:
+        schedules.resolve_lr(config, set_by_user=("optim.lr", "optim.base_lr"))
+    message = str(error.value)
+    assert "\n" not in message
+    assert "config.optim.lr=0.2 and config.optim.base_lr=0.001 are both set" in message
+    assert config.optim.lr == 0.2  # nothing written
+
+
+def test_a_run_given_lr_and_base_lr_is_refused_before_its_folder_exists(tmp_path):
+    from conftest import tiny_config
+
+    from jaxtl.core.errors import ConfigError
+    from jaxtl.training import loop
+
+    config = tiny_config(tmp_path, overrides={"optim.lr": 0.1, "optim.base_lr": 1e-3})
+    with pytest.raises(ConfigError, match="config.optim.lr=0.1 and config.optim.base_lr=0.001 "
+                                          "are both set"):
+        loop.train_and_evaluate(config, tmp_path / "run",
+                                set_by_user=("optim.lr", "optim.base_lr"))
+    assert not (tmp_path / "run").exists()
+
