@@ -61,10 +61,14 @@ def data_key(run: planning.PlannedRun) -> str:
 
 
 def step_key(run: planning.PlannedRun, task: dict[str, Any]) -> str:
-    """What decides the run's compiled steps; augmentations only by whether there are any
-    (the warp samples crops, flips and rotations alike)."""
+    """What decides the run's compiled steps; augmentations by whether there are any (the
+    warp samples crops, flips and rotations alike) and the largest rotation (on TPUs it sets
+    how far the warp's shears reach, jaxtl.data.shear_warp)."""
     chosen = {key: run.effective.get(key) for key in STEP_KEYS}
-    chosen["augmented"] = run.effective.get("data.augment") != "none"
+    augment = run.effective.get("data.augment")
+    chosen["augmented"] = augment != "none"
+    chosen["max_rotation"] = (run.effective.get("data.rotate_degrees")
+                              if "rotate" in str(augment).split(",") else 0.0)
     return json.dumps([chosen, _own_sections(run.effective), task], sort_keys=True,
                       default=list)
 
