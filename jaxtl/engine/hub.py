@@ -128,13 +128,18 @@ def _fetch(reference: Reference, filename: str) -> pathlib.Path | None:
                             f"set HF_HUB_OFFLINE=1 to use the cache only") from None
 
 
-def _snapshot_folder(reference: Reference) -> pathlib.Path | None:
-    """`models--ORG--NAME/snapshots/<commit>` of the cache for the reference's revision."""
+def _repo_folder(reference: Reference) -> pathlib.Path:
+    """`models--ORG--NAME` in the Hugging Face cache."""
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
-    repo = pathlib.Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=reference.repo,
+    return pathlib.Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=reference.repo,
                                                                    repo_type="model")
+
+
+def _snapshot_folder(reference: Reference) -> pathlib.Path | None:
+    """`models--ORG--NAME/snapshots/<commit>` of the cache for the reference's revision."""
+    repo = _repo_folder(reference)
     revision = reference.revision or "main"
     if _COMMIT.fullmatch(revision):
         return repo / "snapshots" / revision
@@ -161,7 +166,7 @@ def _read_json(reference: Reference, path: pathlib.Path) -> dict:
 
 
 def _missing(reference: Reference, files: str, command: str) -> str:
-    where = (_snapshot_folder(reference) or f"models--{reference.repo.replace('/', '--')}")
+    where = _snapshot_folder(reference) or _repo_folder(reference)
     cause = ("HF_HUB_OFFLINE=1 allows no download" if _offline()
              else "the hub could not be reached")
     return (f"model.init={reference}: {files} is not in the Hugging Face cache ({where}) and "

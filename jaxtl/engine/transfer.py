@@ -34,10 +34,11 @@ by the standardisation (the GroupNorm that follows BiT's stem absorbs most of it
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -159,19 +160,35 @@ def read_info(path: str | pathlib.Path,
     return PretrainedInfo.from_json(text, file)
 
 
-def _read_pretrained_variables(path: pathlib.Path) -> dict[str, Any]:
+@contextlib.contextmanager
+def _variables_file(path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """`path`'s variables file, any failure to read it inside the block made one line."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     file = path / VARIABLES_FILE
     if not file.is_file():
         raise TransferError(f"{path} has {PRETRAINED_FILE} but no {VARIABLES_FILE}: the "
                             f"conversion did not finish; {_convert_again(path)}")
     try:
-        tensors = load_file(file)
+        yield file
     except (SafetensorError, OSError, ValueError) as error:
         raise TransferError(f"{file} cannot be read ({_first_line(error)}): it is truncated or "
                             f"damaged (an interrupted copy?); {_convert_again(path)}") from None
+
+
+def _check_variables(path: pathlib.Path) -> None:
+    """The variables file is there and whole (its header read, its size checked against it)."""
+    from safetensors import safe_open
+
+    with _variables_file(path) as file, safe_open(file, framework="np"):
+        pass
+
+
+def _read_pretrained_variables(path: pathlib.Path) -> dict[str, Any]:
+    from safetensors.numpy import load_file
+
+    with _variables_file(path) as file:
+        tensors = load_file(file)
     flat: dict[str, dict[str, np.ndarray]] = {}
     for name, value in tensors.items():
         collection, rest = name.split("/", 1)
@@ -395,11 +412,17 @@ def take_preprocessing(config: ml_collections.ConfigDict, set_by_user: Collectio
     the config sets them (on the command line, `set_by_user`, or to a value other than the
     dataset's default) or the checkpoint is for another number of channels; its resolution is
     only suggested. A checkpoint of another architecture than `model.arch` is refused.
-    (None, []) for a random start or a jaxtl run."""
+    (None, []) for a random start or a jaxtl run. A damaged checkpoint fails here, before
+    any data is read."""
     init = config.model.init
-    if not init or not is_pretrained(init):
+    if not init:
         return None, []
-    info = read_info(init, cache_root(config))
+    if not is_pretrained(init):
+        checkpoint_state_dir(init)  # a jaxtl run, or the one line saying what the folder lacks
+        return None, []
+    folder = local(init, cache_root(config))
+    info = read_info(folder)
+    _check_variables(folder)
     if info.arch != config.model.arch:
         demo = " (a demo run: --config.demo.arch)" if loading.is_demo(config, spec) else ""
         raise TransferError(f"model.init={init} holds {info.arch} weights, but model.arch is "
