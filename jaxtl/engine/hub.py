@@ -78,11 +78,12 @@ def converted(init: str, cache_dir: str | os.PathLike, format_version: int) -> p
             if (weights := _fetch(reference, name)) is not None:
                 return _convert_once(reference, layout, config, weights,
                                      pathlib.Path(cache_dir), format_version)
-        raise TransferError(_missing(reference, " or ".join(layout.weight_files),
-                                     layout.command(reference.repo, config, layout.weight_files[0])))
+        command = layout.command(reference.repo, config, layout.weight_files[0])
+        raise TransferError(_missing(reference, " or ".join(layout.weight_files), command))
+    # No layout's config file: say how the first layout (timm's) converts a local copy.
     first = layouts.LAYOUTS[0]
-    raise TransferError(_missing(reference, " or ".join(sorted({layout.config_file for layout
-                                                              in layouts.LAYOUTS})),
+    config_files = " or ".join(sorted({layout.config_file for layout in layouts.LAYOUTS}))
+    raise TransferError(_missing(reference, config_files,
                                  first.command(reference.repo, {}, first.weight_files[0])))
 
 
@@ -96,9 +97,14 @@ def _fetch(reference: Reference, filename: str) -> pathlib.Path | None:
     """The cached file (downloaded first when online), or None when the repository has no
     such file (online) or the cache holds none (offline, or no connection)."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
-                                        LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         return pathlib.Path(hf_hub_download(reference.repo, filename,

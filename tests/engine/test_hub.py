@@ -215,19 +215,19 @@ def test_broken_files_stop_the_program_with_one_line(tmp_path, timm_state):
                  ("jaxtl.convert_weights.timm", ["--arch", ARCH, "--weights", str(pth),
                                                  "--out", str(tmp_path / "out")], env)]
     expected = [
-        rf"{variables} cannot be read \(.*\): it is truncated or damaged .*convert the weights "
-        rf"again into {damaged['truncated']}",
-        rf"model.init={damaged['no_info']} has variables.safetensors but no pretrained.json: the "
-        r"conversion did not finish",
-        rf"{damaged['no_variables']} has pretrained.json but no variables.safetensors: the "
-        r"conversion did not finish",
-        rf"{damaged['not_json'] / transfer.PRETRAINED_FILE} is not valid JSON \(.*\): the "
-        r"checkpoint is damaged",
-        rf"model.init={INIT}: .*/model.safetensors links to a file that is not there \(an "
-        r"interrupted download\): download it again",
-        r"model.init=hf-hub:timm/other: config.json is not in the Hugging Face cache \(.*\) and "
-        r"HF_HUB_OFFLINE=1 allows no download: .* python -m jaxtl.convert_weights.timm --arch "
-        r"ARCH --weights model.safetensors --out DIR",
+        (rf"{variables} cannot be read \(.*\): it is truncated or damaged .*convert the weights "
+         rf"again into {damaged['truncated']}"),
+        (rf"model.init={damaged['no_info']} has variables.safetensors but no pretrained.json: the "
+         r"conversion did not finish"),
+        (rf"{damaged['no_variables']} has pretrained.json but no variables.safetensors: the "
+         r"conversion did not finish"),
+        (rf"{damaged['not_json'] / transfer.PRETRAINED_FILE} is not valid JSON \(.*\): the "
+         r"checkpoint is damaged"),
+        (rf"model.init={INIT}: .*/model.safetensors links to a file that is not there \(an "
+         r"interrupted download\): download it again"),
+        (r"model.init=hf-hub:timm/other: config.json is not in the Hugging Face cache \(.*\) and "
+         r"HF_HUB_OFFLINE=1 allows no download: .* python -m jaxtl.convert_weights.timm --arch "
+         r"ARCH --weights model.safetensors --out DIR"),
         rf"--weights {pth} is truncated or damaged \(a PyTorch archive without its end",
     ]
     for run, pattern in zip(run_programs(commands), expected, strict=True):

@@ -217,10 +217,10 @@ def test_a_run_from_a_converted_checkpoint_takes_its_mean_and_std(tmp_path):
     assert (config.data.mean, config.data.std) == (CKPT_MEAN, CKPT_STD)
     assert info == transfer.read_info(path)
     assert notes == [
-        f"model.init={path} (timm w.safetensors): data.mean {CKPT_MEAN} and data.std "
-        f"{CKPT_STD} from the checkpoint",
-        f"model.init={path} (timm w.safetensors): trained at 64 px; this run uses "
-        f"data.resolution=32 (--config.data.resolution=64 matches the checkpoint)"]
+        (f"model.init={path} (timm w.safetensors): data.mean {CKPT_MEAN} and data.std "
+         f"{CKPT_STD} from the checkpoint"),
+        (f"model.init={path} (timm w.safetensors): trained at 64 px; this run uses "
+         f"data.resolution=32 (--config.data.resolution=64 matches the checkpoint)")]
     assert config.data.resolution == 32  # only suggested
 
 

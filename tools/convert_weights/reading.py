@@ -128,13 +128,13 @@ def read_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
             f"arbitrary objects. Where that model's code is installed, save its state dict: "
             f"torch.save(model.state_dict(), 'weights.pth'). ({type(error).__name__}: "
             f"{_first_line(error)})") from error
+    state = unwrap_state_dict(loaded, path)
+    return {name: value.detach().float().numpy() if value.is_floating_point()
+            else value.detach().numpy() for name, value in state.items()}
 
 
 def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else ""
-    state = unwrap_state_dict(loaded, path)
-    return {name: value.detach().float().numpy() if value.is_floating_point()
-            else value.detach().numpy() for name, value in state.items()}
 
 
 def unwrap_state_dict(loaded: Any, path: pathlib.Path) -> Mapping[str, Any]:
