@@ -67,12 +67,14 @@ def converted(init: str, cache_dir: str | os.PathLike, format_version: int) -> p
     from jaxtl.convert_weights import hub as layouts
 
     reference = parse(init)
+    unrecognised = []
     for layout in layouts.LAYOUTS:
         config_file = _fetch(reference, layout.config_file)
         if config_file is None:
             continue
         config = _read_json(reference, config_file)
         if not layout.recognises(config):
+            unrecognised.append(config_file.name)
             continue
         for name in layout.weight_files:
             if (weights := _fetch(reference, name)) is not None:
@@ -80,11 +82,19 @@ def converted(init: str, cache_dir: str | os.PathLike, format_version: int) -> p
                                      pathlib.Path(cache_dir), format_version)
         command = layout.command(reference.repo, config, layout.weight_files[0])
         raise TransferError(_missing(reference, " or ".join(layout.weight_files), command))
+    if unrecognised:
+        raise TransferError(
+            f"model.init={reference}: its {' and '.join(sorted(set(unrecognised)))} is not in a "
+            f"layout jaxtl converts ({', '.join(_describe(layout) for layout in layouts.LAYOUTS)})")
     # No layout's config file: say how the first layout (timm's) converts a local copy.
     first = layouts.LAYOUTS[0]
     config_files = " or ".join(sorted({layout.config_file for layout in layouts.LAYOUTS}))
     raise TransferError(_missing(reference, config_files,
                                  first.command(reference.repo, {}, first.weight_files[0])))
+
+
+def _describe(layout: Any) -> str:
+    return f"{layout.library}: {layout.config_file} + {' or '.join(layout.weight_files)}"
 
 
 def _offline() -> bool:

@@ -162,6 +162,16 @@ def test_offline_without_the_files_says_which_is_missing_and_how_to_convert(
         transfer.local(INIT, tmp_path / "cache")
 
 
+def test_a_repository_in_another_layout_is_refused_naming_those_jaxtl_converts(
+        tmp_path, offline_hub):
+    write_hub_cache(offline_hub, {"config.json": json.dumps({"architectures": ["ViTModel"]})
+                                  .encode()})
+    with pytest.raises(TransferError, match=rf"^model.init={INIT}: its config.json is not in a "
+                                            r"layout jaxtl converts \(timm: config.json \+ "
+                                            r"model.safetensors or pytorch_model.bin\)$"):
+        transfer.local(INIT, tmp_path / "cache")
+
+
 def test_a_missing_blob_is_named_as_an_interrupted_download(tmp_path, offline_hub):
     snapshot = write_hub_cache(offline_hub, {"config.json": json.dumps(TIMM_CONFIG).encode(),
                                              "model.safetensors": None})
