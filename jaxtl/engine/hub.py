@@ -6,7 +6,7 @@ as `models--ORG--NAME/snapshots/<commit>/<file>`, links into `blobs/`); with `HF
 only that cache is read. The repository's layout says which converter applies
 (`jaxtl.convert_weights.hub.LAYOUTS`: timm's `config.json` + `model.safetensors` or
 `pytorch_model.bin`). The converted checkpoint goes into jaxtl's cache folder
-(`<cache>/pretrained/`), keyed by repository, commit, weights file and that file's hash, so a
+(`<cache>/hf-hub/`), keyed by repository, commit, weights file and that file's hash, so a
 second run reuses it; it is written atomically, so no run reads it half-written.
 
 The converters (tools/convert_weights/, installed as `jaxtl.convert_weights`) sit above the
@@ -29,10 +29,10 @@ from absl import logging
 
 from jaxtl.core import atomic
 from jaxtl.core.errors import TransferError, UserError
-from jaxtl.data.cache import keyed_path
+from jaxtl.data.cache import KEY_LENGTH, keyed_path
 
 PREFIX = "hf-hub:"
-CACHE_SUBDIR = "pretrained"  # in jaxtl's cache folder
+CACHE_SUBDIR = "hf-hub"  # in jaxtl's cache folder: <ORG>--<NAME>-<key>
 _REPO = re.compile(r"[\w.-]+/[\w.-]+")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -46,6 +46,12 @@ class Reference:
 
     def __str__(self) -> str:
         return f"{PREFIX}{self.repo}" + (f"@{self.revision}" if self.revision else "")
+
+
+def is_converted_here(folder: pathlib.Path) -> bool:
+    """A folder `converted` wrote (so deleting it makes the next run convert again)."""
+    return (folder.parent.name == CACHE_SUBDIR
+            and re.fullmatch(rf".+--.+-[0-9a-f]{{{KEY_LENGTH}}}", folder.name) is not None)
 
 
 def is_reference(init: Any) -> bool:

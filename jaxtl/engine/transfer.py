@@ -112,7 +112,7 @@ class PretrainedInfo:
 
 def _convert_again(folder: pathlib.Path) -> str:
     """What to do about a damaged converted checkpoint `folder`."""
-    if folder.parent.name == hub.CACHE_SUBDIR:  # converted from the hub into jaxtl's cache
+    if hub.is_converted_here(folder):
         return f"delete {folder}: the next run converts it again"
     return (f"convert the weights again into {folder} (python -m jaxtl.convert_weights.timm "
             f"or .bit)")

@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import zipfile
 
 import numpy as np
@@ -126,6 +127,28 @@ def test_another_commit_of_the_repository_is_another_converted_folder(tmp_path, 
     assert second != first and transfer.read_info(second).source["revision"] == "f" * 40
     np.testing.assert_allclose(transfer.load_variables(second)["params"]["head"]["fc"]["bias"],
                                timm_state["head.bias"] * 1.5)
+
+
+def test_a_damaged_converted_folder_is_deleted_and_converted_again(tmp_path, offline_hub,
+                                                                   timm_state):
+    write_hub_cache(offline_hub, timm_repo_files(timm_state, tmp_path))
+    folder = transfer.local(INIT, tmp_path / "cache")
+    variables = folder / transfer.VARIABLES_FILE
+    variables.write_bytes(variables.read_bytes()[:1000])
+    with pytest.raises(TransferError, match=rf"{variables} cannot be read .*: it is truncated or "
+                                            rf"damaged .*; delete {folder}: the next run converts "
+                                            r"it again$"):
+        transfer.load_variables(INIT, tmp_path / "cache")
+    shutil.rmtree(folder)
+    assert transfer.local(INIT, tmp_path / "cache") == folder
+    np.testing.assert_array_equal(transfer.load_variables(folder)["params"]["head"]["fc"]["bias"],
+                                  timm_state["head.bias"])
+    # a folder of the user's own, even one called pretrained/, is converted again by hand
+    own = tmp_path / "pretrained" / "resnet50"
+    own.mkdir(parents=True)
+    (own / transfer.VARIABLES_FILE).write_bytes(b"")
+    with pytest.raises(TransferError, match=rf"; convert the weights again into {own} "):
+        transfer.load_variables(own)
 
 
 def test_timm_architectures_map_to_jaxtls_or_are_refused_in_one_line():
