@@ -151,6 +151,14 @@ def test_a_damaged_converted_folder_is_deleted_and_converted_again(tmp_path, off
         transfer.load_variables(own)
 
 
+def test_a_broken_config_json_beside_the_weights_is_named(tmp_path, timm_state):
+    (tmp_path / "model.safetensors").write_bytes(safetensors_bytes(timm_state, tmp_path))
+    (tmp_path / "config.json").write_text('{"architecture": "test_vit", "pretrained_cfg": {')
+    with pytest.raises(ConversionError, match=rf"^{tmp_path / 'config.json'} \(beside --weights\) "
+                                              r"is not valid JSON \(.*\): download it again"):
+        timm_tool.convert(ARCH, str(tmp_path / "model.safetensors"), str(tmp_path / "out"))
+
+
 def test_timm_architectures_map_to_jaxtls_or_are_refused_in_one_line():
     assert timm_tool.hub_arch({"architecture": "resnet50"}) == "resnet50"
     assert timm_tool.hub_arch({"architecture": "vit_base_patch16_224"}) == "vit_base_patch16_224"

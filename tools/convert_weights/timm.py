@@ -49,8 +49,10 @@ def hub_config(weights: pathlib.Path) -> dict:
         return {}
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConversionError(f"{path} (beside --weights) is not valid JSON ({error}): download "
+                              f"it again, or move it away to take the architecture's input "
+                              f"defaults (--mean, --std, --resolution set them)") from None
     return config.get("pretrained_cfg", {}) if isinstance(config, dict) else {}
 
 
