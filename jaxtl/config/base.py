@@ -118,8 +118,12 @@ COMMON: dict[str, Section] = {
                              "drop_path_rate; vit and convnext families only)"),
         "dtype": Setting("float32", choice(*DTYPES),
                          "compute dtype; parameters stay float32"),
-        "init": Setting("", text, "a jaxtl workdir (or its checkpoint folder) to start from; "
-                        "empty: random"),
+        "init": Setting("", text, "the weights to start from: a converted checkpoint folder "
+                        "(python -m jaxtl.convert_weights.timm), hf-hub:ORG/NAME (a Hugging "
+                        "Face hub model, converted once into the cache), or a jaxtl workdir "
+                        "(or its checkpoint folder); empty: random. A converted checkpoint's "
+                        "mean and std become data.mean and data.std unless the config sets "
+                        "them"),
     },
     "optim": {
         "name": Setting("sgd", choice(*optim.OPTIMIZERS), "the optimizer"),

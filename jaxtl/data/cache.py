@@ -23,6 +23,11 @@ KEY_LENGTH = 20  # hex digits of the SHA-256 of an entry's description
 def cache_root(config: ml_collections.ConfigDict) -> pathlib.Path:
     if config.data.cache_dir:
         return pathlib.Path(config.data.cache_dir).expanduser()
+    return default_cache_root()
+
+
+def default_cache_root() -> pathlib.Path:
+    """The cache folder without a config: `$JAXTL_CACHE`, else `~/.cache/jaxtl`."""
     if env := os.environ.get("JAXTL_CACHE"):
         return pathlib.Path(env).expanduser()
     return pathlib.Path.home() / ".cache" / "jaxtl"

@@ -24,6 +24,7 @@ from jaxtl.core import tasks
 from jaxtl.core.errors import ConfigError
 from jaxtl.core.tasks import Task
 from jaxtl.data import loading, pipeline
+from jaxtl.data.cache import cache_root
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import ImageTransform
@@ -110,7 +111,8 @@ def build_model(config: ml_collections.ConfigDict, task: Task, mesh: jax.shardin
                                      mesh=mesh, abstract=abstract)
     if config.model.init and not abstract:
         variables = transfer.load_into(config.model.init, variables,
-                                       in_channels=config.data.channels)
+                                       in_channels=config.data.channels,
+                                       cache_dir=cache_root(config))
     return model, variables
 
 

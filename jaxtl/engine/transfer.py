@@ -2,8 +2,14 @@
 
 `--config.model.init=PATH` accepts
   * a converted pretrained checkpoint: a folder with `pretrained.json` + `variables.safetensors`
-    (written by `python -m jaxtl.convert_weights.timm|bit`), or
+    (written by `python -m jaxtl.convert_weights.timm|bit`),
+  * a model of the Hugging Face hub, `hf-hub:ORG/NAME` (converted once into jaxtl's cache:
+    `jaxtl.engine.hub`), or
   * a jaxtl run: its workdir (the best, else the latest checkpoint), or one step folder.
+
+A run from a converted checkpoint takes the checkpoint's input statistics (data.mean, data.std)
+unless the config sets them (`take_preprocessing`), and records the checkpoint's
+`pretrained.json` in results.json.
 
 The backbone comes from the checkpoint; the classifier head is dropped and re-initialised for
 the new task. Every backbone variable of the new model must be found in the checkpoint with the
@@ -28,21 +34,28 @@ by the standardisation (the GroupNorm that follows BiT's stem absorbs most of it
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from flax import traverse_util
 
+from jaxtl.config.base import base_config
 from jaxtl.core import atomic
 from jaxtl.core.errors import TransferError
+from jaxtl.data import loading
+from jaxtl.data.cache import cache_root, default_cache_root
+from jaxtl.data.registry import DatasetSpec
+from jaxtl.engine import hub
 from jaxtl.workdir import files as rundir
 
 HEAD = "head"
@@ -77,7 +90,14 @@ class PretrainedInfo:
 
     @classmethod
     def from_json(cls, text: str, where: pathlib.Path) -> PretrainedInfo:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise TransferError(f"{where} is not valid JSON ({error}): the checkpoint is "
+                                f"damaged; {_convert_again(where.parent)}") from None
+        if not isinstance(data, dict):
+            raise TransferError(f"{where} holds no JSON object: the checkpoint is damaged; "
+                                f"{_convert_again(where.parent)}")
         if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
             raise TransferError(f"{where} is not a {FORMAT} v{FORMAT_VERSION} file (format "
                                 f"{data.get('format')!r} v{data.get('format_version')!r}); "
@@ -88,6 +108,14 @@ class PretrainedInfo:
             raise TransferError(f"{where} lacks {', '.join(missing)}")
         values = {k: v for k, v in data.items() if k in fields}
         return cls(**values | {"mean": tuple(values["mean"]), "std": tuple(values["std"])})
+
+
+def _convert_again(folder: pathlib.Path) -> str:
+    """What to do about a damaged converted checkpoint `folder`."""
+    if hub.is_converted_here(folder):
+        return f"delete {folder}: the next run converts it again"
+    return (f"convert the weights again into {folder} (python -m jaxtl.convert_weights.timm "
+            f"or .bit)")
 
 
 # --- Converted checkpoints -------------------------------------------------------------------
@@ -107,24 +135,62 @@ def save_pretrained(directory: str | pathlib.Path, info: PretrainedInfo,
     return directory
 
 
+def local(path: str | pathlib.Path, cache_dir: str | pathlib.Path | None = None) -> pathlib.Path:
+    """The folder of `model.init` value `path`: itself, or for a hub reference (hf-hub:ORG/NAME)
+    its converted checkpoint in jaxtl's cache (`cache_dir`, default `$JAXTL_CACHE` or
+    ~/.cache/jaxtl), converted on first use."""
+    if hub.is_reference(path):
+        return hub.converted(str(path), cache_dir or default_cache_root(), FORMAT_VERSION)
+    return pathlib.Path(path).expanduser()
+
+
 def is_pretrained(path: str | pathlib.Path) -> bool:
-    return (pathlib.Path(path).expanduser() / PRETRAINED_FILE).is_file()
+    """A converted checkpoint (a hub reference is one once converted)."""
+    return hub.is_reference(path) or (pathlib.Path(path).expanduser() / PRETRAINED_FILE).is_file()
 
 
-def read_info(path: str | pathlib.Path) -> PretrainedInfo:
-    file = pathlib.Path(path).expanduser() / PRETRAINED_FILE
-    return PretrainedInfo.from_json(file.read_text(), file)
+def read_info(path: str | pathlib.Path,
+              cache_dir: str | pathlib.Path | None = None) -> PretrainedInfo:
+    file = local(path, cache_dir) / PRETRAINED_FILE
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise TransferError(f"{file} cannot be read ({error}); "
+                            f"{_convert_again(file.parent)}") from None
+    return PretrainedInfo.from_json(text, file)
+
+
+@contextlib.contextmanager
+def _variables_file(path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """`path`'s variables file, any failure to read it inside the block made one line."""
+    from safetensors import SafetensorError
+
+    file = path / VARIABLES_FILE
+    if not file.is_file():
+        raise TransferError(f"{path} has {PRETRAINED_FILE} but no {VARIABLES_FILE}: the "
+                            f"conversion did not finish; {_convert_again(path)}")
+    try:
+        yield file
+    except (SafetensorError, OSError, ValueError) as error:
+        raise TransferError(f"{file} cannot be read ({_first_line(error)}): it is truncated or "
+                            f"damaged (an interrupted copy?); {_convert_again(path)}") from None
+
+
+def _check_variables(path: pathlib.Path) -> None:
+    """The variables file is there and whole (its header read, its size checked against it)."""
+    from safetensors import safe_open
+
+    with _variables_file(path) as file, safe_open(file, framework="np"):
+        pass
 
 
 def _read_pretrained_variables(path: pathlib.Path) -> dict[str, Any]:
     from safetensors.numpy import load_file
 
-    file = path / VARIABLES_FILE
-    if not file.is_file():
-        raise TransferError(f"{path} has {PRETRAINED_FILE} but no {VARIABLES_FILE}; convert "
-                            f"the weights again with jaxtl.convert_weights")
+    with _variables_file(path) as file:
+        tensors = load_file(file)
     flat: dict[str, dict[str, np.ndarray]] = {}
-    for name, value in load_file(file).items():
+    for name, value in tensors.items():
         collection, rest = name.split("/", 1)
         flat.setdefault(collection, {})[rest] = value
     return {collection: traverse_util.unflatten_dict(leaves, sep="/")
@@ -143,16 +209,22 @@ def checkpoint_state_dir(path: str | pathlib.Path) -> pathlib.Path:
                        key=lambda p: int(p.name))
         if steps and (steps[-1] / "state").is_dir():
             return steps[-1] / "state"
+    if (path / VARIABLES_FILE).is_file():
+        raise TransferError(f"model.init={path} has {VARIABLES_FILE} but no {PRETRAINED_FILE}: "
+                            f"the conversion did not finish; {_convert_again(path)}")
     raise TransferError(f"model.init={path} is neither a converted pretrained checkpoint "
                         f"(a folder with {PRETRAINED_FILE}) nor a jaxtl workdir or checkpoint: "
                         f"expected {rundir.BEST_DIR}/<step>/state or {rundir.LATEST_DIR}/<step>/"
                         f"state inside it")
 
 
-def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
-    """{'params': ..., 'batch_stats': ...} of a converted checkpoint or a saved run, as NumPy."""
+def load_variables(path: str | pathlib.Path,
+                   cache_dir: str | pathlib.Path | None = None) -> dict[str, Any]:
+    """{'params': ..., 'batch_stats': ...} of a converted checkpoint (a hub reference's in
+    `cache_dir`) or a saved run, as NumPy."""
+    path = local(path, cache_dir)
     if is_pretrained(path):
-        return _read_pretrained_variables(pathlib.Path(path).expanduser())
+        return _read_pretrained_variables(path)
     state = ocp.StandardCheckpointer().restore(checkpoint_state_dir(path))
     return {name: jax.tree_util.tree_map(np.asarray, state[name]) for name in COLLECTIONS
             if name in state}
@@ -168,8 +240,8 @@ def _run_config(path: pathlib.Path) -> dict[str, Any]:
     return json.loads((workdir / rundir.CONFIG_FILE).read_text())
 
 
-def load(path: str | pathlib.Path, dtype: str = "float32",
-         in_channels: int | None = None) -> tuple[Any, dict[str, Any]]:
+def load(path: str | pathlib.Path, dtype: str = "float32", in_channels: int | None = None,
+         cache_dir: str | pathlib.Path | None = None) -> tuple[Any, dict[str, Any]]:
     """`(module, variables)` of a converted checkpoint or a jaxtl run, ready for inference:
 
         logits, _ = module.apply(variables, images_nhwc, train=False)
@@ -180,7 +252,7 @@ def load(path: str | pathlib.Path, dtype: str = "float32",
     """
     from jaxtl import models  # the zoo is only needed here
 
-    path = pathlib.Path(path).expanduser()
+    path = local(path, cache_dir)
     variables = load_variables(path)
     if is_pretrained(path):
         info = read_info(path)
@@ -256,16 +328,18 @@ def _adaptable(old: np.ndarray, new: Any, in_channels: int | None) -> bool:
 
 
 def load_into(path: str | pathlib.Path, target: dict[str, Any], *,
-              in_channels: int | None = None) -> dict[str, Any]:
+              in_channels: int | None = None,
+              cache_dir: str | pathlib.Path | None = None) -> dict[str, Any]:
     """`target` (freshly initialised variables) with every non-head leaf taken from `path`.
 
-    `path` is a converted checkpoint or a jaxtl run. With `in_channels` (the new model's image
+    `path` is a converted checkpoint, a hub reference (converted into `cache_dir`) or a jaxtl
+    run. With `in_channels` (the new model's image
     channels), a first-conv kernel made for another channel count is adapted by
     `adapt_input_kernel`. Leaves from the checkpoint are NumPy arrays;
     `jaxtl.engine.steps.with_variables` places them.
     """
-    return _merge(f"model.init={path}", load_variables(path), target, in_channels=in_channels,
-                  keep_target_head=True)
+    return _merge(f"model.init={path}", load_variables(path, cache_dir), target,
+                  in_channels=in_channels, keep_target_head=True)
 
 
 def _merge(what: str, source: Mapping[str, Any], target: Mapping[str, Any], *,
@@ -320,3 +394,72 @@ def _mismatch_text(missing: list[str], unexpected: list[str], misshaped: list[st
                      + (" ..." if len(names) > 8 else "")
                      for label, names in (("missing", missing), ("unexpected", unexpected),
                                           ("mis-shaped", misshaped)) if names)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+# --- The input a checkpoint expects ------------------------------------------------------------
+
+STATISTICS = ("mean", "std")  # data.mean, data.std: taken from a converted checkpoint
+
+
+def take_preprocessing(config: ml_collections.ConfigDict, set_by_user: Collection[str] = (),
+                       spec: DatasetSpec | None = None) -> tuple[PretrainedInfo | None, list[str]]:
+    """A run from a converted checkpoint (`model.init`): its `pretrained.json` and the log lines
+    saying what the run takes from it. data.mean and data.std become the checkpoint's unless
+    the config sets them (on the command line, `set_by_user`, or to a value other than the
+    dataset's default) or the checkpoint is for another number of channels; its resolution is
+    only suggested. A checkpoint of another architecture than `model.arch` is refused.
+    (None, []) for a random start or a jaxtl run. A damaged checkpoint fails here, before
+    any data is read."""
+    init = config.model.init
+    if not init:
+        return None, []
+    if not is_pretrained(init):
+        checkpoint_state_dir(init)  # a jaxtl run, or the one line saying what the folder lacks
+        return None, []
+    folder = local(init, cache_root(config))
+    info = read_info(folder)
+    _check_variables(folder)
+    if info.arch != config.model.arch:
+        demo = " (a demo run: --config.demo.arch)" if loading.is_demo(config, spec) else ""
+        raise TransferError(f"model.init={init} holds {info.arch} weights, but model.arch is "
+                            f"{config.model.arch}: set --config.model.arch={info.arch}{demo}")
+    where = f"model.init={init} ({_origin(info)})"
+    notes = []
+    if info.in_channels != config.data.channels:
+        notes.append(f"{where}: its mean/std are for {info.in_channels} channel(s), the data "
+                     f"have {config.data.channels}: data.mean {tuple(config.data.mean)} and "
+                     f"data.std {tuple(config.data.std)} are the config's")
+    else:
+        defaults = base_config(config.dataset, spec).data
+        explicit = [name for name in STATISTICS if f"data.{name}" in set_by_user
+                    or _floats(config.data[name]) != _floats(defaults[name])]
+        taken = [name for name in STATISTICS if name not in explicit]
+        for name in taken:
+            config.data[name] = _floats(getattr(info, name))
+        said = []
+        if taken:
+            said.append(" and ".join(f"data.{name} {_floats(config.data[name])}"
+                                     for name in taken) + " from the checkpoint")
+        if explicit:
+            said.append(" and ".join(f"data.{name} {_floats(config.data[name])}"
+                                     for name in explicit) + " as the config sets them")
+        notes.append(f"{where}: " + "; ".join(said))
+    if info.resolution != config.data.resolution:
+        notes.append(f"{where}: trained at {info.resolution} px; this run uses "
+                     f"data.resolution={config.data.resolution} "
+                     f"(--config.data.resolution={info.resolution} matches the checkpoint)")
+    return info, notes
+
+
+def _origin(info: PretrainedInfo) -> str:
+    source = info.source
+    name = source.get("hub") or source.get("file") or "?"
+    return f"{source.get('library') or source.get('kind', '?')} {name}"
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)

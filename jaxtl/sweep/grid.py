@@ -6,7 +6,8 @@ as `--config.section.key=value` would on the command line. Two keys are the swee
 - `config`: the base config file of the run (e.g. `configs/eyepacs.py`, or `file.py:arg`), so a
   dataset axis can switch config families;
 - `model.init` accepts `"none"` (random init), a folder (a converted checkpoint or any jaxtl
-  workdir) and `"run:NAME"`: the workdir of run NAME of the same sweep, which then runs first.
+  workdir), a Hugging Face hub model (`"hf-hub:ORG/NAME"`) and `"run:NAME"`: the workdir of
+  run NAME of the same sweep, which then runs first.
 
 String values may hold `{section.key}` placeholders, filled from the run's own effective config
 (e.g. `"run:pretrain-{model.arch}"` picks the pretraining run of the same architecture).

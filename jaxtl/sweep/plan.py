@@ -27,6 +27,7 @@ from jaxtl.config.files import load_module, split_spec
 from jaxtl.core.errors import ConfigError, UserError
 from jaxtl.core.settings import unknown_setting
 from jaxtl.data import loading, registry
+from jaxtl.engine import hub
 from jaxtl.sweep.grid import CONFIG_KEY, INIT_KEY, NO_INIT, RUN_PREFIX, Overrides, Sweep, SweepError
 
 GRID, SOURCE = "grid", "source"
@@ -257,7 +258,7 @@ def resolve(candidate: _Candidate, sweep: Sweep, sweep_dir: pathlib.Path,
         elif init.startswith(RUN_PREFIX):
             needs.append(init[len(RUN_PREFIX):])
             overrides[INIT_KEY] = str(sweep_dir / needs[-1])
-        elif init:
+        elif init and not hub.is_reference(init):  # a hub reference is no path
             overrides[INIT_KEY] = str(pathlib.Path(init).expanduser().resolve())
     for key, value in overrides.items():
         if value != raw[key]:  # placeholders filled, model.init resolved

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from jaxtl.core import atomic
 from jaxtl.core.errors import WorkdirConflict
 from jaxtl.core.preemption import PARENT_PID_VARIABLE
+from jaxtl.engine import hub
 from jaxtl.sweep.plan import PlannedRun
 from jaxtl.workdir import files as rundir
 from jaxtl.workdir.checkpoints import remove_latest
@@ -150,7 +151,8 @@ class Progress:
 def missing_init(run: PlannedRun) -> str | None:
     """A model.init folder (not a run of the sweep) that is not there: fail before launching."""
     init = run.overrides.get("model.init", "")
-    if init and not run.needs and not pathlib.Path(init).exists():
+    if (init and not run.needs and not hub.is_reference(init)
+            and not pathlib.Path(init).exists()):
         return (f"model.init={init} does not exist; convert the checkpoint first "
                 f"(tools/convert_weights) or fix the sweep's path")
     return None

@@ -41,6 +41,7 @@ from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableIm
 from jaxtl.core.preemption import CheckpointInterval, StopRequest
 from jaxtl.data import loading, pipeline
 from jaxtl.data.registry import DatasetSpec
+from jaxtl.engine import transfer
 from jaxtl.engine.build import Run, build
 from jaxtl.metrics import headline
 from jaxtl.optim.early_stopping import EarlyStopping
@@ -95,6 +96,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     started = time.time()
     spec = configuration.dataset_spec(config)
     notes = demo.apply(config, set_by_user, spec)
+    pretrained, init_notes = transfer.take_preprocessing(config, set_by_user, spec)
     workdir = pathlib.Path(workdir).resolve()
     # The worker count is part of the input pipeline's saved position: fixed when a run starts;
     # an automatic count (-1) resumes with the count the run started with.
@@ -115,11 +117,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                          "so it is not trained again: use a new --workdir for a new run",
                          workdir, rundir.RESULTS_FILE)
             return rundir.read_results(workdir)
-        return _train(config, spec, workdir, notes, started, writer)
+        return _train(config, spec, workdir, notes + init_notes, started, writer, pretrained)
 
 
 def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathlib.Path,
-           notes: list[str], started: float, writer: bool) -> dict:
+           notes: list[str], started: float, writer: bool,
+           pretrained: transfer.PretrainedInfo | None) -> dict:
     # --- Setup ------------------------------------------------------------------------------
     is_demo = loading.is_demo(config, spec)
     log = RunLog(workdir, demo=is_demo, enabled=writer)
@@ -174,6 +177,9 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
         "task": tasks.task_record(run.splits.task),
         "optimizer": optim.method_name(config.optim),
         "loss_weights": run.loss_weights,
+        # model.init's converted checkpoint (its source, input statistics, resolution); None
+        # for a random start or a jaxtl run
+        "pretrained": dataclasses.asdict(pretrained) if pretrained else None,
         **evaluators.for_task(run.splits.task).final_results(run, best_state, workdir),
         "skipped_training_images": skipped,  # image draws left out over all epochs
         "train_images_per_second": float(np.median(throughput)) if throughput else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -19,6 +20,7 @@ from jaxtl.engine import transfer
 from jaxtl.engine.build import build
 from jaxtl.models.std_layers import ScaledStdConv2d, StdConv2d
 from jaxtl.training import loop as train
+from jaxtl.workdir import files as rundir
 
 
 def conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -185,3 +187,82 @@ def test_runs_chain_across_tasks_and_channels(tmp_path):
     module, variables = transfer.load(tmp_path / "b" / "workdir")  # and B can seed a third run
     logits, _ = module.apply(variables, jnp.zeros((2, 32, 32, 1)), train=False)
     assert logits.shape == (2, outputs)
+
+
+# --- The input a converted checkpoint expects -------------------------------------------------
+
+CKPT_MEAN, CKPT_STD = (0.1, 0.2, 0.3), (0.4, 0.5, 0.6)
+
+
+def converted_small_cnn(tmp_path, channels=3, resolution=64, arch="small_cnn"):
+    """A converted checkpoint of small_cnn's backbone (the head is the new task's anyway)."""
+    model = models.create_model(arch, num_outputs=2)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(3), jnp.zeros((1, 32, 32, channels)),
+                                               train=False))
+    rng = np.random.default_rng(3)
+    variables = {name: {"backbone": jax.tree_util.tree_map(
+        lambda leaf: 1.0 + 0.05 * rng.standard_normal(leaf.shape, np.float32), tree["backbone"])}
+        for name, tree in shapes.items()}  # near 1: BatchNorm variances too
+    info = transfer.PretrainedInfo(arch=arch, num_classes=0, in_channels=channels,
+                                   resolution=resolution, mean=CKPT_MEAN[:channels],
+                                   std=CKPT_STD[:channels],
+                                   source={"kind": "timm", "file": "w.safetensors"})
+    return transfer.save_pretrained(tmp_path / "ckpt", info, variables)
+
+
+def test_a_run_from_a_converted_checkpoint_takes_its_mean_and_std(tmp_path):
+    path = converted_small_cnn(tmp_path)
+    config = tiny_config(tmp_path, overrides={"model.init": str(path)})
+    info, notes = transfer.take_preprocessing(config)
+    assert (config.data.mean, config.data.std) == (CKPT_MEAN, CKPT_STD)
+    assert info == transfer.read_info(path)
+    assert notes == [
+        (f"model.init={path} (timm w.safetensors): data.mean {CKPT_MEAN} and data.std "
+         f"{CKPT_STD} from the checkpoint"),
+        (f"model.init={path} (timm w.safetensors): trained at 64 px; this run uses "
+         f"data.resolution=32 (--config.data.resolution=64 matches the checkpoint)")]
+    assert config.data.resolution == 32  # only suggested
+
+
+def test_mean_or_std_the_config_sets_stay(tmp_path):
+    path = converted_small_cnn(tmp_path)
+    imagenet = tiny_config(tmp_path).data.mean
+    given = tiny_config(tmp_path, overrides={"model.init": str(path)})  # the default, but given
+    _, notes = transfer.take_preprocessing(given, set_by_user={"data.mean"})
+    assert (given.data.mean, given.data.std) == (imagenet, CKPT_STD)
+    assert notes[0].endswith(f"data.std {CKPT_STD} from the checkpoint; data.mean "
+                             f"{tuple(imagenet)} as the config sets them")
+    in_file = tiny_config(tmp_path, overrides={"model.init": str(path),
+                                               "data.std": (0.3, 0.3, 0.3)})  # not the default
+    transfer.take_preprocessing(in_file)
+    assert (in_file.data.mean, in_file.data.std) == (CKPT_MEAN, (0.3, 0.3, 0.3))
+
+
+def test_other_channels_keep_the_configs_statistics_and_another_arch_is_refused(tmp_path):
+    path = converted_small_cnn(tmp_path)
+    grey = tiny_config(tmp_path, "cxr14", overrides={"model.init": str(path)})
+    before = (tuple(grey.data.mean), tuple(grey.data.std))
+    _, notes = transfer.take_preprocessing(grey)
+    assert (tuple(grey.data.mean), tuple(grey.data.std)) == before and grey.data.channels == 1
+    assert "its mean/std are for 3 channel(s), the data have 1" in notes[0]
+    other = tiny_config(tmp_path, overrides={"model.init": str(path), "model.arch": "resnet18"})
+    with pytest.raises(TransferError, match=r"holds small_cnn weights, but model.arch is "
+                                            r"resnet18: set --config.model.arch=small_cnn"):
+        transfer.take_preprocessing(other)
+    assert transfer.take_preprocessing(tiny_config(tmp_path)) == (None, [])
+
+
+@pytest.mark.slow
+def test_a_run_records_the_checkpoint_and_normalises_with_its_statistics(tmp_path):
+    path = converted_small_cnn(tmp_path)
+    config = tiny_config(tmp_path, overrides={"model.init": str(path), "demo.epochs": 1})
+    train.train_and_evaluate(config, tmp_path / "workdir")
+    results = rundir.read_results(tmp_path / "workdir")
+    assert results["pretrained"] == json.loads(
+        json.dumps(dataclasses.asdict(transfer.read_info(path))))
+    saved = json.loads((tmp_path / "workdir" / rundir.CONFIG_FILE).read_text())
+    assert (tuple(saved["data"]["mean"]), tuple(saved["data"]["std"])) == (CKPT_MEAN, CKPT_STD)
+    # the same command resumes: the checkpoint's statistics again, so the same config
+    assert train.train_and_evaluate(tiny_config(tmp_path, overrides={
+        "model.init": str(path), "demo.epochs": 1}), tmp_path / "workdir")["pretrained"] \
+        == results["pretrained"]

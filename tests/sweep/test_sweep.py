@@ -103,6 +103,20 @@ def test_plan_orders_sources_first_and_points_model_init_at_their_workdirs(tmp_p
     assert by_name["pre-resnet18"].role == "source" and scratch.role == "grid"
 
 
+def test_a_hub_model_is_passed_on_as_it_is_not_as_a_path(tmp_path):
+    body = """
+    return Sweep(config="configs/eyepacs.py",
+                 grid=[{"model.init": "hf-hub:timm/resnet18.a1_in1k"}, {"model.init": "nowhere"}])
+    """
+    hub_run, folder_run = plan.plan(write_sweep(tmp_path, body), tmp_path / "sweep")
+    assert hub_run.overrides["model.init"] == "hf-hub:timm/resnet18.a1_in1k"
+    assert runner.missing_init(hub_run) is None
+    assert folder_run.overrides["model.init"] == str(pathlib.Path("nowhere").resolve())
+    assert runner.missing_init(folder_run).endswith("does not exist; convert the checkpoint "
+                                                    "first (tools/convert_weights) or fix the "
+                                                    "sweep's path")
+
+
 def test_run_command_parses_back_into_the_planned_config(tmp_path, monkeypatch):
     """The --config.KEY=VALUE flags give, through ml_collections, the config the plan checked."""
     body = """

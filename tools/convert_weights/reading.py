@@ -91,7 +91,22 @@ def _read_safetensors_bf16(path: pathlib.Path) -> dict[str, np.ndarray]:
     return tensors
 
 
+def check_torch_file(path: pathlib.Path) -> None:
+    """A ConversionError for a PyTorch file that is empty or cut short: torch's zip format
+    (torch.save since 1.6) keeps its table of contents at the end, so a truncated download is
+    a `PK` file that is no readable zip archive."""
+    with open(path, "rb") as file:
+        start = file.read(4)
+    if not start:
+        raise ConversionError(f"--weights {path} is empty: download or copy it again")
+    if start.startswith(b"PK") and not zipfile.is_zipfile(path):
+        raise ConversionError(f"--weights {path} is truncated or damaged (a PyTorch archive "
+                              f"without its end, e.g. an interrupted download): download or "
+                              f"copy it again")
+
+
 def read_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
+    check_torch_file(path)
     try:
         import torch
     except ImportError as error:
@@ -103,15 +118,23 @@ def read_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError or RuntimeError variants
+        if "weights_only" not in str(error):  # not a refused object: a damaged file
+            raise ConversionError(f"--weights {path} cannot be read by torch.load "
+                                  f"({type(error).__name__}: {_first_line(error)}): it is "
+                                  f"truncated or damaged; download or copy it again") from None
         raise ConversionError(
             f"--weights {path} holds more than tensors (e.g. a whole model saved with "
             f"torch.save(model), as torchxrayvision's .pt files are), and jaxtl never unpickles "
             f"arbitrary objects. Where that model's code is installed, save its state dict: "
             f"torch.save(model.state_dict(), 'weights.pth'). ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''})") from error
+            f"{_first_line(error)})") from error
     state = unwrap_state_dict(loaded, path)
     return {name: value.detach().float().numpy() if value.is_floating_point()
             else value.detach().numpy() for name, value in state.items()}
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else ""
 
 
 def unwrap_state_dict(loaded: Any, path: pathlib.Path) -> Mapping[str, Any]:
