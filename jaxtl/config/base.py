@@ -116,6 +116,10 @@ COMMON: dict[str, Section] = {
                              "the last block's residual branch is dropped per image in "
                              "training, rising linearly from 0 at the first block (timm's "
                              "drop_path_rate; vit and convnext families only)"),
+        "head_init_std": Setting(0.0, number(0.0, 1.0), "the classifier's last kernel "
+                                 "starts truncated normal with this standard deviation "
+                                 "(MAE's and RETFound's fine-tuning: 2e-5); 0: Flax's default "
+                                 "(LeCun normal)"),
         "dtype": Setting("float32", choice(*DTYPES),
                          "compute dtype; parameters stay float32"),
         "init": Setting("", text, "the weights to start from: a converted checkpoint folder "

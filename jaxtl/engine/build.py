@@ -105,7 +105,8 @@ def build_model(config: ml_collections.ConfigDict, task: Task, mesh: jax.shardin
     else:
         model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
                                     head=config.model.head, dropout=config.model.dropout,
-                                    drop_path=config.model.drop_path, dtype=config.model.dtype)
+                                    drop_path=config.model.drop_path, dtype=config.model.dtype,
+                                    head_init_std=config.model.head_init_std)
     image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
     variables = steps.init_variables(model, seed=config.train.seed, image_shape=image_shape,
                                      mesh=mesh, abstract=abstract)

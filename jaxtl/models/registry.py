@@ -157,10 +157,12 @@ def create_model(
     dropout: float = 0.0,
     dtype: str | Dtype = "float32",
     drop_path: float = 0.0,
+    head_init_std: float = 0.0,
 ) -> Classifier:
     """Backbone `name` (see `list_models()`) computing in `dtype`, with classifier head `head`
     (see HEADS), which computes in float32, and stochastic depth at rate `drop_path` (families
-    whose factory takes `drop_path`; timm's `drop_path_rate`)."""
+    whose factory takes `drop_path`; timm's `drop_path_rate`); `head_init_std`: the head's
+    initial kernel scale (`heads.Head.init_std`)."""
     architecture = _architecture(name)
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be positive, got {num_outputs}")
@@ -174,7 +176,8 @@ def create_model(
         extra["drop_path"] = drop_path
     return Classifier(
         backbone=architecture.factory(dtype=compute_dtype, **extra),
-        head=make_head(head, num_outputs=num_outputs, dropout=dropout),
+        head=make_head(head, num_outputs=num_outputs, dropout=dropout,
+                       init_std=head_init_std),
     )
 
 
