@@ -150,13 +150,13 @@ def _device_augment_problems(config: ml_collections.ConfigDict,
         ("train.mixup_alpha", config.train.mixup_alpha),
         ("train.cutmix_alpha", config.train.cutmix_alpha)) if value]
     if spec.segmentation and chosen:
-        return [f"{', '.join(chosen)}, but {spec.name} is a segmentation dataset, whose crops "
-                f"take data.augment's flips and rotations only: set "
-                f"{'them' if len(chosen) > 1 else 'it'} to its default ('' or 0)"]
+        return [(f"{', '.join(chosen)}, but {spec.name} is a segmentation dataset, whose crops "
+                 f"take data.augment's flips and rotations only: set "
+                 f"{'them' if len(chosen) > 1 else 'it'} to its default ('' or 0)")]
     if config.data.randaugment and config.data.channels not in (1, 3):
-        return [f"config.data.randaugment is {config.data.randaugment!r}, but data.channels "
-                f"is {config.data.channels}: RandAugment's colour ops take grey (1) or RGB (3) "
-                f"images; set it to ''"]
+        return [(f"config.data.randaugment is {config.data.randaugment!r}, but data.channels "
+                 f"is {config.data.channels}: RandAugment's colour ops take grey (1) or RGB (3) "
+                 f"images; set it to ''")]
     return []
 
 

@@ -37,6 +37,7 @@ cross-entropy plus soft Dice (`SegmentationTask.mean_loss`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -66,6 +67,32 @@ def _mixed(value: Callable[[jax.Array], jax.Array], labels: jax.Array,
     if mix is None:
         return value(labels)
     return mix.lam * value(labels) + (1.0 - mix.lam) * value(mix.labels)
+
+
+# Multi-label, per label `index` of every image: whether it counts (three-way: known; binary:
+# positive or negative), whether it is positive, its (smoothed) target, a positive's weight.
+def _known(labels: jax.Array, index: int) -> jax.Array:
+    return labels[:, index] >= 0
+
+
+def _binary(labels: jax.Array, index: int) -> jax.Array:
+    return (labels[:, index] == POSITIVE) | (labels[:, index] == NEGATIVE)
+
+
+def _positive(labels: jax.Array, index: int) -> jax.Array:
+    return labels[:, index] == POSITIVE
+
+
+def _binary_target(labels: jax.Array, index: int, smoothing: float) -> jax.Array:
+    return labels[:, index].astype(jnp.float32) * (1.0 - smoothing) + 0.5 * smoothing
+
+
+def _three_way_target(labels: jax.Array, index: int, smoothing: float) -> jax.Array:
+    return optax.smooth_labels(jax.nn.one_hot(jnp.clip(labels[:, index], 0, 2), 3), smoothing)
+
+
+def _positive_factor(labels: jax.Array, index: int, weight: jax.Array) -> jax.Array:
+    return jnp.where(labels[:, index] == POSITIVE, weight, 1.0)
 
 
 def _both(counted: Callable[[jax.Array], jax.Array], labels: jax.Array,
@@ -162,23 +189,21 @@ class Task:
         count = jnp.zeros(logits.shape[0], jnp.float32)
         for index, (columns, three) in enumerate(zip(self.output_slices(), self.three_way)):
             if three:
-                counted = _both(lambda y: y[:, index] >= 0, labels, mix)
-                targets = _mixed(lambda y: optax.smooth_labels(
-                    jax.nn.one_hot(jnp.clip(y[:, index], 0, 2), 3), label_smoothing),
-                    labels, mix)
+                counted = _both(functools.partial(_known, index=index), labels, mix)
+                targets = _mixed(functools.partial(_three_way_target, index=index,
+                                                   smoothing=label_smoothing), labels, mix)
                 loss = optax.softmax_cross_entropy(logits[:, columns], targets)
-                loss *= _mixed(lambda y: jnp.where(y[:, index] == POSITIVE,
-                                                   positive_weights[index], 1.0), labels, mix)
+                loss *= _mixed(functools.partial(_positive_factor, index=index,
+                                                 weight=positive_weights[index]), labels, mix)
             else:
-                counted = _both(lambda y: (y[:, index] == POSITIVE) | (y[:, index] == NEGATIVE),
-                                labels, mix)
-                soft = _mixed(lambda y: y[:, index].astype(jnp.float32) * (1.0 - label_smoothing)
-                              + 0.5 * label_smoothing, labels, mix)
+                counted = _both(functools.partial(_binary, index=index), labels, mix)
+                soft = _mixed(functools.partial(_binary_target, index=index,
+                                                smoothing=label_smoothing), labels, mix)
                 z = logits[:, columns.start]
                 loss = -(positive_weights[index] * soft * jax.nn.log_sigmoid(z)
                          + (1.0 - soft) * jax.nn.log_sigmoid(-z))
             if (parent := self.parents[index]) >= 0:
-                counted &= _both(lambda y: y[:, parent] == POSITIVE, labels, mix)
+                counted &= _both(functools.partial(_positive, index=parent), labels, mix)
             total += jnp.where(counted, loss, 0.0)
             count += counted.astype(jnp.float32)
         return total, count

@@ -27,6 +27,7 @@ only: a resumed run draws what the uninterrupted one drew.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from typing import Any
@@ -73,8 +74,8 @@ class RandAugment:
         images = jnp.clip(jnp.round(images.astype(jnp.float32)), 0.0, 255.0)
         keys = jax.random.split(key, images.shape[0])
         for layer in range(self.num_layers):
-            draws = jax.vmap(lambda k: self.draw(jax.random.fold_in(k, layer)))(keys)
-            images = apply_ops(images, *draws, fill=self.fill)
+            layer_keys = jax.vmap(functools.partial(jax.random.fold_in, data=layer))(keys)
+            images = apply_ops(images, *jax.vmap(self.draw)(layer_keys), fill=self.fill)
         return images
 
     def draw(self, key: Any) -> tuple[Any, Any, Any, Any]:
@@ -93,9 +94,10 @@ class RandAugment:
 
 def parse_randaugment(text: str) -> RandAugment | None:
     """A timm RandAugment string ('rand-m9-mstd0.5-inc1') -> RandAugment; '' -> None.
-    ValueError saying what is wrong (an unknown field, a value out of range, no inc1)."""
+    ValueError saying what is wrong (an unknown field, a value out of range, no inc1;
+    TypeError: not a string)."""
     if not isinstance(text, str):
-        raise ValueError(f"is {text!r}; expected '' or a timm RandAugment string such as "
+        raise TypeError(f"is {text!r}; expected '' or a timm RandAugment string such as "
                          f"{RANDAUGMENT_EXAMPLE!r}")
     if not text.strip():
         return None
@@ -132,7 +134,7 @@ def randaugment_rule(value: Any) -> str | None:
     """The config rule of `data.randaugment`."""
     try:
         parse_randaugment(value)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         return str(error)
     return None
 
@@ -261,7 +263,7 @@ def colour_op(image: Any, op: Any, argument: dict[str, Any]) -> Any:
         "SharpnessIncreasing": lambda image, argument: enhance(
             image, smooth(image), argument["SharpnessIncreasing"]),
     }
-    unchanged = lambda image, argument: image  # noqa: E731 (a geometric op's index)
+    unchanged = lambda image, argument: image  # a geometric op's index
     return jax.lax.switch(op, [branches.get(name, unchanged) for name in OPS], image, argument)
 
 

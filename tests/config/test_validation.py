@@ -33,8 +33,9 @@ def test_shipped_config_is_valid():
     ("data.val_fraction", 0.95, "config.data.val_fraction is 0.95; expected a number in 0.0 .. 0.9"),
     ("optim.decay_epochs", (20, 10), "the epochs must be in ascending order"),
     ("eval.best_metric", "auroc", "allowed values for eyepacs: kappa, accuracy"),
-    ("data.randaugment", "rand-m9-mstd0.5", "config.data.randaugment is 'rand-m9-mstd0.5'; "
-     "jaxtl implements timm's increasing op set only: add '-inc1'"),
+    ("data.randaugment", "rand-m9-mstd0.5", ("config.data.randaugment is 'rand-m9-mstd0.5'; "
+                                             "jaxtl implements timm's increasing op set only: "
+                                             "add '-inc1'")),
     ("data.randaugment", "rand-m9-q2-inc1", "unknown field 'q2'"),
     ("data.random_erasing", 1.5, "config.data.random_erasing is 1.5; expected a number"),
     ("train.mixup_alpha", -1.0, "config.train.mixup_alpha is -1.0; expected a number"),
