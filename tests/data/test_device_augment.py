@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -418,3 +419,40 @@ def test_a_run_with_every_augmentation_trains_and_resumes_bitwise(tmp_path, monk
     uninterrupted = losses(tmp_path / "uninterrupted")
     assert len(uninterrupted) > 3 and all(np.isfinite(loss) for _, loss in uninterrupted)
     assert losses(tmp_path / "resumed") == uninterrupted
+
+
+SHARDED = """
+import json, jax, jax.numpy as jnp, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtl.data import device_augment as augment
+built = augment.DeviceAugment(augment.parse_randaugment("rand-m9-n1-mstd0.5-inc1"), 0.5,
+                              augment.Mixup(0.8, 1.0))
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (8, 12, 12, 3)).astype(np.uint8)
+labels, valid = np.arange(8, dtype=np.int32), np.ones(8, bool)
+def run(devices):
+    mesh = Mesh(np.asarray(devices), ("data",))
+    data = NamedSharding(mesh, PartitionSpec("data"))
+    step = jax.jit(lambda i, l, v, k: built(i, l, v, lambda x: x / 255.0, k),
+                   in_shardings=(data, data, data, NamedSharding(mesh, PartitionSpec())))
+    out, mix = step(images, labels, valid, jax.random.PRNGKey(3))
+    return np.asarray(out).tolist(), float(mix.lam)
+print(json.dumps({"devices": len(jax.devices()), "same": run(jax.devices()[:1]) == run(jax.devices())}))
+"""
+
+
+@pytest.mark.slow
+def test_one_and_four_devices_draw_the_same_augmentations():
+    """The draws come from the global batch's keys: a batch sharded over four devices is
+    augmented as on one, to the bit."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu", PYTHONPATH=str(pathlib.Path(__file__).parents[2]))
+    result = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"devices": 4, "same": True}
