@@ -6,10 +6,10 @@
   warp, before normalisation. Each image takes `n` ops drawn uniformly with replacement; each
   op is applied with probability `p`, at a magnitude drawn from N(m, mstd) (uniform in 0..m
   for mstd > 100) clipped to 0..mmax, with a random sign where timm negates its level. Every
-  op rounds to whole 0..255 values, as Pillow's uint8 images do. Geometric ops (rotate, shear,
-  translate) are one affine map per image, sampled bilinearly with the warp's sampler
-  (`jaxtl.data.transforms.warp_batch`) and filled with the mean colour (`data.mean`) where
-  they leave the image.
+  op gives whole 0..255 values, as Pillow's uint8 images hold (docs/prepared-data.md lists
+  where an op differs from Pillow). Geometric ops (rotate, shear, translate) are one affine
+  map per image, sampled bilinearly with the warp's sampler (`jaxtl.data.transforms.warp_batch`)
+  and filled with the mean colour (`data.mean`) where they leave the image.
 - Random erasing (`data.random_erasing`, a probability): timm's `RandomErasing` mode 'pixel',
   one box of area 0.02..1/3 of the image and log aspect ratio in log(0.3)..log(1/0.3) (ten
   tries; none fitting: no box), filled with N(0, 1) noise per pixel, after normalisation.
@@ -297,7 +297,7 @@ def apply_ops(images: Any, ops: Any, applied: Any, magnitudes: Any, signs: Any, 
               fill: tuple[float, ...]) -> Any:
     """One RandAugment layer: image i through op `ops[i]` at `magnitudes[i]`, `signs[i]` where
     `applied[i]`. Geometric ops sample bilinearly (Pillow's BILINEAR: edge pixels extend to
-    the image's outer edges, `fill` beyond), rounded."""
+    the image's outer edges, `fill` beyond), truncated to whole values as Pillow's are."""
     height, width = images.shape[1:3]
     arguments = jax.vmap(levels)(magnitudes, signs)
     coloured = jax.vmap(colour_op)(images, ops, arguments)
