@@ -38,6 +38,7 @@ from jaxtl.core.settings import (
     triple_of_positive,
 )
 from jaxtl.data import registry
+from jaxtl.data.device_augment import RANDAUGMENT_EXAMPLE, randaugment_rule
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import BAD_IMAGE_POLICIES
 from jaxtl.metrics.segmentation import INSTANCE_METHODS
@@ -74,6 +75,17 @@ COMMON: dict[str, Section] = {
                                   "fraction of the image"),
         "rotate_degrees": Setting(10.0, number(0.0, 180.0),
                                   "'rotate': angle drawn uniformly in +-this"),
+        "randaugment": Setting("", randaugment_rule,
+                               "RandAugment on the device after data.augment, as timm's "
+                               "rand_augment_transform with its increasing ops: '' off, or a "
+                               f"timm string such as '{RANDAUGMENT_EXAMPLE}' (m magnitude "
+                               "0..10, n ops per image (2), mstd magnitude noise, mmax, p op "
+                               "probability (0.5); inc1 required); 8-bit images of 1 or 3 "
+                               "channels, not segmentation"),
+        "random_erasing": Setting(0.0, number(0.0, 1.0),
+                                  "probability of erasing one box per training image (timm's "
+                                  "RandomErasing mode 'pixel': area 0.02..1/3, aspect "
+                                  "0.3..3.3, normal noise after normalisation); 0 off"),
         "mean": Setting(IMAGENET_MEAN, triple_of_positive,
                         "per-channel mean, on the 0..1 scale"),
         "std": Setting(IMAGENET_STD, triple_of_positive,
@@ -227,6 +239,18 @@ COMMON: dict[str, Section] = {
         "positive_weights": Setting("none", choice(*LOSS_WEIGHTINGS),
                                     "class imbalance of multi-label tasks: none | balanced "
                                     "(negatives / positives)"),
+        "mixup_alpha": Setting(0.0, number(0.0, None),
+                               "mixup: lam ~ Beta(alpha, alpha) per batch, each image and "
+                               "target mixed with the flipped batch's (timm's Mixup, mode "
+                               "'batch'; label smoothing as train.label_smoothing); 0 off"),
+        "cutmix_alpha": Setting(0.0, number(0.0, None),
+                                "cutmix: lam ~ Beta(alpha, alpha) per batch, a box of the "
+                                "flipped batch pasted in, targets mixed by its area; 0 off"),
+        "mixup_prob": Setting(1.0, number(0.0, 1.0),
+                              "probability that a batch is mixed (mixup or cutmix)"),
+        "mixup_switch_prob": Setting(0.5, number(0.0, 1.0),
+                                     "with both alphas above 0: probability of cutmix rather "
+                                     "than mixup for a batch"),
     },
     "eval": {
         "batch_size": Setting(64, POSITIVE_INTEGER, "global evaluation batch"),

@@ -100,6 +100,7 @@ def validate(config: ml_collections.ConfigDict,
         problems += resolution_problems(config)
     if not problems:
         problems += _optim_problems(config)
+        problems += _device_augment_problems(config, spec)
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))
     return spec
@@ -137,6 +138,26 @@ def _optim_problems(config: ml_collections.ConfigDict) -> list[str]:
         problems.append(f"config.finetune.stage_lr_multipliers has {len(multipliers)} values; "
                         f"expected () or one per stage from the input up ({named})")
     return problems
+
+
+def _device_augment_problems(config: ml_collections.ConfigDict,
+                             spec: DatasetSpec) -> list[str]:
+    """RandAugment, random erasing and mixup/cutmix: images only (a segmentation crop's mask
+    would not follow them), RandAugment on grey or RGB pixels."""
+    chosen = [f"config.{key} is {value!r}" for key, value in (
+        ("data.randaugment", config.data.randaugment),
+        ("data.random_erasing", config.data.random_erasing),
+        ("train.mixup_alpha", config.train.mixup_alpha),
+        ("train.cutmix_alpha", config.train.cutmix_alpha)) if value]
+    if spec.segmentation and chosen:
+        return [(f"{', '.join(chosen)}, but {spec.name} is a segmentation dataset, whose crops "
+                 f"take data.augment's flips and rotations only: set "
+                 f"{'them' if len(chosen) > 1 else 'it'} to its default ('' or 0)")]
+    if config.data.randaugment and config.data.channels not in (1, 3):
+        return [(f"config.data.randaugment is {config.data.randaugment!r}, but data.channels "
+                 f"is {config.data.channels}: RandAugment's colour ops take grey (1) or RGB (3) "
+                 f"images; set it to ''")]
+    return []
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

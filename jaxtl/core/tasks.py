@@ -22,6 +22,12 @@ weighted cross-entropy); a multi-label task may weigh the positive entries of ea
 BCEWithLogitsLoss `pos_weight`; a three-way label's positive entries weigh w). Evaluation
 never uses them: the `loss` of the metrics is always unweighted.
 
+Mixup and CutMix (`Mix`, jaxtl.data.device_augment) train on soft targets: each image's target
+is lam x its own (smoothed) target + (1 - lam) x its partner's, as timm's `mixup_target`; a
+class weight or a three-way label's positive weight mixes the same way. A multi-label entry
+counts where it counts for both images (a masked label of either leaves it out), and an image
+counts where both images are valid. Without a Mix the loss is the hard-label loss unchanged.
+
 A third kind, `SegmentationTask` (kind "segmentation"), predicts a class per pixel (CoNSeP
 nucleus types plus background): `Record.label` is unused (the dataset's crops carry the
 per-pixel labels), the model has one logit per class at every pixel, and the loss is
@@ -31,8 +37,9 @@ cross-entropy plus soft Dice (`SegmentationTask.mean_loss`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +50,55 @@ from scipy.special import expit, softmax
 MASKED, NEGATIVE, POSITIVE, UNCERTAIN = -1, 0, 1, 2
 KINDS = ("multiclass", "multilabel")
 SEGMENTATION = "segmentation"  # SegmentationTask.kind
+
+
+class Mix(NamedTuple):
+    """What each image of a mixed batch was mixed with: its own target weighs `lam` (a
+    scalar), its partner's `labels` 1 - lam; `valid`: whether the partner is a real image."""
+
+    lam: jax.Array
+    labels: jax.Array
+    valid: jax.Array
+
+
+def _mixed(value: Callable[[jax.Array], jax.Array], labels: jax.Array,
+           mix: Mix | None) -> jax.Array:
+    """`value(labels)`, or with a mix lam value(labels) + (1 - lam) value(partner's labels)."""
+    if mix is None:
+        return value(labels)
+    return mix.lam * value(labels) + (1.0 - mix.lam) * value(mix.labels)
+
+
+# Multi-label, per label `index` of every image: whether it counts (three-way: known; binary:
+# positive or negative), whether it is positive, its (smoothed) target, a positive's weight.
+def _known(labels: jax.Array, index: int) -> jax.Array:
+    return labels[:, index] >= 0
+
+
+def _binary(labels: jax.Array, index: int) -> jax.Array:
+    return (labels[:, index] == POSITIVE) | (labels[:, index] == NEGATIVE)
+
+
+def _positive(labels: jax.Array, index: int) -> jax.Array:
+    return labels[:, index] == POSITIVE
+
+
+def _binary_target(labels: jax.Array, index: int, smoothing: float) -> jax.Array:
+    return labels[:, index].astype(jnp.float32) * (1.0 - smoothing) + 0.5 * smoothing
+
+
+def _three_way_target(labels: jax.Array, index: int, smoothing: float) -> jax.Array:
+    return optax.smooth_labels(jax.nn.one_hot(jnp.clip(labels[:, index], 0, 2), 3), smoothing)
+
+
+def _positive_factor(labels: jax.Array, index: int, weight: jax.Array) -> jax.Array:
+    return jnp.where(labels[:, index] == POSITIVE, weight, 1.0)
+
+
+def _both(counted: Callable[[jax.Array], jax.Array], labels: jax.Array,
+          mix: Mix | None) -> jax.Array:
+    """`counted(labels)`, and with a mix also counted for the partner."""
+    return counted(labels) if mix is None else counted(labels) & counted(mix.labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,48 +169,53 @@ class Task:
 
     # --- training (jnp, inside jit) -----------------------------------------------------------
     def loss_terms(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
-                   loss_weights: Sequence[float] | None = None) -> tuple[jax.Array, jax.Array]:
+                   loss_weights: Sequence[float] | None = None,
+                   mix: Mix | None = None) -> tuple[jax.Array, jax.Array]:
         """(summed loss, counted weight) per example; both shape (N,). `loss_weights`: per
-        class (softmax) or per label's positive entries (multi-label); None: all 1."""
+        class (softmax) or per label's positive entries (multi-label); None: all 1. `mix`:
+        soft targets of mixed images (see the module doc); None: the labels' own."""
         logits = logits.astype(jnp.float32)
         if not self.multilabel:
-            targets = optax.smooth_labels(jax.nn.one_hot(labels, len(self.names)),
-                                          label_smoothing)
+            targets = _mixed(lambda y: optax.smooth_labels(jax.nn.one_hot(y, len(self.names)),
+                                                           label_smoothing), labels, mix)
             loss = optax.softmax_cross_entropy(logits, targets)
             if loss_weights is None:
                 return loss, jnp.ones(labels.shape[0], jnp.float32)
-            weight = jnp.asarray(loss_weights, jnp.float32)[labels]
+            weight = _mixed(lambda y: jnp.asarray(loss_weights, jnp.float32)[y], labels, mix)
             return weight * loss, weight
         positive_weights = (jnp.ones(len(self.names), jnp.float32) if loss_weights is None
                             else jnp.asarray(loss_weights, jnp.float32))
         total = jnp.zeros(logits.shape[0], jnp.float32)
         count = jnp.zeros(logits.shape[0], jnp.float32)
         for index, (columns, three) in enumerate(zip(self.output_slices(), self.three_way)):
-            target = labels[:, index]
             if three:
-                counted = target >= 0
-                onehot = jax.nn.one_hot(jnp.clip(target, 0, 2), 3)
-                loss = optax.softmax_cross_entropy(
-                    logits[:, columns], optax.smooth_labels(onehot, label_smoothing))
-                loss *= jnp.where(target == POSITIVE, positive_weights[index], 1.0)
+                counted = _both(functools.partial(_known, index=index), labels, mix)
+                targets = _mixed(functools.partial(_three_way_target, index=index,
+                                                   smoothing=label_smoothing), labels, mix)
+                loss = optax.softmax_cross_entropy(logits[:, columns], targets)
+                loss *= _mixed(functools.partial(_positive_factor, index=index,
+                                                 weight=positive_weights[index]), labels, mix)
             else:
-                counted = (target == POSITIVE) | (target == NEGATIVE)
-                soft = target.astype(jnp.float32) * (1.0 - label_smoothing) + 0.5 * label_smoothing
+                counted = _both(functools.partial(_binary, index=index), labels, mix)
+                soft = _mixed(functools.partial(_binary_target, index=index,
+                                                smoothing=label_smoothing), labels, mix)
                 z = logits[:, columns.start]
                 loss = -(positive_weights[index] * soft * jax.nn.log_sigmoid(z)
                          + (1.0 - soft) * jax.nn.log_sigmoid(-z))
             if (parent := self.parents[index]) >= 0:
-                counted &= labels[:, parent] == POSITIVE
+                counted &= _both(functools.partial(_positive, index=parent), labels, mix)
             total += jnp.where(counted, loss, 0.0)
             count += counted.astype(jnp.float32)
         return total, count
 
     def mean_loss(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
                   loss_weights: Sequence[float] | None = None,
-                  valid: jax.Array | None = None) -> jax.Array:
+                  valid: jax.Array | None = None, mix: Mix | None = None) -> jax.Array:
         """The weighted mean over the counted entries; examples where `valid` is False (a
-        skipped image's blank stand-in) count for nothing."""
-        total, count = self.loss_terms(logits, labels, label_smoothing, loss_weights)
+        skipped image's blank stand-in) count for nothing. `mix`: see `loss_terms`."""
+        total, count = self.loss_terms(logits, labels, label_smoothing, loss_weights, mix)
+        if mix is not None:
+            valid = mix.valid if valid is None else valid & mix.valid
         if valid is not None:
             total, count = jnp.where(valid, total, 0.0), jnp.where(valid, count, 0.0)
         return total.sum() / jnp.maximum(count.sum(), 1e-12)
@@ -269,9 +330,12 @@ class SegmentationTask:
 
     def mean_loss(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
                   loss_weights: Sequence[float] | None = None,
-                  valid: jax.Array | None = None) -> jax.Array:
+                  valid: jax.Array | None = None, mix: Mix | None = None) -> jax.Array:
         """logits (N, H, W, C), labels (N, H, W) class indices; `loss_weights` per class
-        weigh the cross-entropy (sum w_y CE / sum w_y); `valid` (N,) False: left out."""
+        weigh the cross-entropy (sum w_y CE / sum w_y); `valid` (N,) False: left out. No
+        mixup (`mix`): the config refuses it for segmentation."""
+        if mix is not None:
+            raise ValueError("segmentation trains without mixup or cutmix")
         logits = logits.astype(jnp.float32)
         onehot = jax.nn.one_hot(labels, len(self.names))
         counted = jnp.ones(labels.shape, jnp.float32)

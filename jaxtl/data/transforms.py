@@ -321,7 +321,10 @@ def warp_batch(images: Any, warps: Any, max_rotation: float = 180.0) -> Any:
     (jaxtl.data.shear_warp: matmuls and shears; crops and flips give the same pixels but for
     bfloat16's rounding, rotations interpolate three times) when its rotations stay within `shear_warp.MAX_DEGREES`, and
     otherwise gathered from the canvases' channel planes (B, C, H * W), not from pixels whose
-    3 channels TPUs pad to 128 lanes."""
+    3 channels TPUs pad to 128 lanes. The shears decompose a warp as scale, mirror and
+    rotation: a `max_rotation` up to `shear_warp.MAX_DEGREES` promises warps of that kind (the
+    crop, flip and rotate maps of `sampling_map`); other affine maps (RandAugment's shears,
+    jaxtl.data.device_augment) keep the default 180, which gathers."""
     import functools
 
     import jax

@@ -23,7 +23,7 @@ from jaxtl.config import validation as configuration
 from jaxtl.core import tasks
 from jaxtl.core.errors import ConfigError
 from jaxtl.core.tasks import Task
-from jaxtl.data import loading, pipeline
+from jaxtl.data import device_augment, loading, pipeline
 from jaxtl.data.cache import cache_root
 from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
@@ -156,12 +156,13 @@ def build_steps(config: ml_collections.ConfigDict, task: Task, *, mesh: jax.shar
     optimizer = optim.make_optimizer(config, steps_per_epoch, total_steps)
     model, variables = build_model(config, task, mesh, abstract=abstract)
     state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
+    augment = device_augment.from_config(config, train_transform.wire_dtype)
     compile_step = functools.cache(lambda frozen: steps.make_train_step(
         model, optimizer.tx, mesh, task=task,
         label_smoothing=config.train.label_smoothing, frozen=frozen,
         loss_weights=tuple(weights.values()) if weights else None,
         normalisation=train_transform.normalisation,
-        max_rotation=train_transform.max_rotation))
+        max_rotation=train_transform.max_rotation, augment=augment))
     return Steps(model=model, optimizer=optimizer, state=state,
                  train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
                  eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation))

@@ -6,7 +6,10 @@ one device and N devices compute the same numbers. The train step donates the ol
 Images arrive in their wire dtype (uint8 for 8-bit data) and are normalised inside the steps
 (`normalisation`, jaxtl.data.transforms.Normalisation), so a quarter of float32's bytes cross
 to the device. A training batch with a `warp` holds canvases that the step first samples
-through their warps (crop, flip and rotation: jaxtl.data.transforms.warp_batch).
+through their warps (crop, flip and rotation: jaxtl.data.transforms.warp_batch). The train
+step's device augmentations (RandAugment, random erasing, mixup/cutmix:
+jaxtl.data.device_augment) follow the warp, drawn from the step's own key; evaluation never
+sees them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxtl.core.tasks import Task
+from jaxtl.core.tasks import Mix, Task
+from jaxtl.data.device_augment import DeviceAugment, augment_key
 from jaxtl.data.transforms import warp_batch
 from jaxtl.optim.freezing import NOTHING_FROZEN, Frozen
 
@@ -30,14 +34,30 @@ Batch = dict[str, jax.Array]
 Normalise = Callable[[jax.Array], jax.Array]  # wire pixels -> float32 model input
 
 
+def warped(batch: Batch, max_rotation: float = 180.0) -> jax.Array:
+    """The batch's images, sampled through their warps when the batch has warps (rotations up
+    to `max_rotation` degrees)."""
+    if "warp" not in batch:
+        return batch["image"]
+    return warp_batch(batch["image"], batch["warp"], max_rotation)
+
+
 def normalised(batch: Batch, normalisation: Normalise | None,
                max_rotation: float = 180.0) -> jax.Array:
-    """The batch's images as the model takes them: warped when the batch has warps (rotations
-    up to `max_rotation` degrees), then normalised (as they are without a normalisation)."""
-    images = batch["image"]
-    if "warp" in batch:
-        images = warp_batch(images, batch["warp"], max_rotation)
+    """The batch's images as the model takes them: warped when the batch has warps, then
+    normalised (as they are without a normalisation)."""
+    images = warped(batch, max_rotation)
     return images if normalisation is None else normalisation(images)
+
+
+def augmented(batch: Batch, normalisation: Normalise | None, augment: DeviceAugment | None,
+              step_key: jax.Array, max_rotation: float = 180.0) -> tuple[jax.Array, Mix | None]:
+    """The train step's input: `normalised`, with the device augmentations drawn from the
+    step's key (its dropout key `step_key`); and the Mix the loss takes (None: no mixup)."""
+    if augment is None:
+        return normalised(batch, normalisation, max_rotation), None
+    return augment(warped(batch, max_rotation), batch["label"], batch.get("valid"),
+                   normalisation, augment_key(step_key))
 
 
 @flax.struct.dataclass
@@ -127,6 +147,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                     task: Task, label_smoothing: float = 0.0, frozen: Frozen = NOTHING_FROZEN,
                     loss_weights: tuple[float, ...] | None = None,
                     normalisation: Normalise | None = None, max_rotation: float = 180.0,
+                    augment: DeviceAugment | None = None,
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """One optimizer step on the task's loss: the mean over the counted (image, label)
     entries of the global batch (see jaxtl.core.tasks), weighted by `loss_weights` (per class or
@@ -137,10 +158,12 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
     norm were finite (`finite`) and how many images were skipped. `normalisation`: applied to
     the batch's images inside the step (None: they are the model's input already).
     `max_rotation`: the largest rotation of the batch's warps, in degrees
-    (`ImageTransform.max_rotation`; it chooses how TPUs warp, see `warp_batch`)."""
+    (`ImageTransform.max_rotation`; it chooses how TPUs warp, see `warp_batch`). `augment`:
+    RandAugment, random erasing and mixup/cutmix on the device (jaxtl.data.device_augment;
+    None: none)."""
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
         dropout_key = jax.random.fold_in(state.rng, state.step)
-        images = normalised(batch, normalisation, max_rotation)
+        images, mix = augmented(batch, normalisation, augment, dropout_key, max_rotation)
 
         def loss_fn(params):
             with frozen.inference_mode():
@@ -149,7 +172,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                     images, train=True, rngs={"dropout": dropout_key},
                     mutable=["batch_stats"])
             loss = task.mean_loss(logits, batch["label"], label_smoothing, loss_weights,
-                                  batch.get("valid"))
+                                  batch.get("valid"), mix)
             return loss, (logits, updates.get("batch_stats", {}))
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

@@ -33,6 +33,12 @@ def test_shipped_config_is_valid():
     ("data.val_fraction", 0.95, "config.data.val_fraction is 0.95; expected a number in 0.0 .. 0.9"),
     ("optim.decay_epochs", (20, 10), "the epochs must be in ascending order"),
     ("eval.best_metric", "auroc", "allowed values for eyepacs: kappa, accuracy"),
+    ("data.randaugment", "rand-m9-mstd0.5", ("config.data.randaugment is 'rand-m9-mstd0.5'; "
+                                             "jaxtl implements timm's increasing op set only: "
+                                             "add '-inc1'")),
+    ("data.randaugment", "rand-m9-q2-inc1", "unknown field 'q2'"),
+    ("data.random_erasing", 1.5, "config.data.random_erasing is 1.5; expected a number"),
+    ("train.mixup_alpha", -1.0, "config.train.mixup_alpha is -1.0; expected a number"),
 ])
 def test_invalid_value_names_key_and_allowed_values(key, value, message):
     config = config_of("eyepacs")
@@ -53,6 +59,27 @@ def test_unknown_and_missing_keys_are_reported_together():
         configuration.validate(config)
     assert "config.optim.lrr is not a known setting" in str(error.value)
     assert "config.train.seed is missing" in str(error.value)
+
+
+def test_segmentation_refuses_the_device_augmentations():
+    config = config_of("consep_seg")
+    config.train.mixup_alpha, config.data.randaugment = 0.8, "rand-m9-mstd0.5-inc1"
+    with pytest.raises(ConfigError) as error:
+        configuration.validate(config)
+    assert ("config.data.randaugment is 'rand-m9-mstd0.5-inc1', config.train.mixup_alpha is "
+            "0.8, but consep_seg is a segmentation dataset") in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_randaugment_takes_grey_or_rgb_images():
+    config = config_of("bigearthnet")  # Sentinel-2 bands
+    config.data.randaugment = "rand-m9-mstd0.5-inc1"
+    with pytest.raises(ConfigError, match="take grey \\(1\\) or RGB \\(3\\) images"):
+        configuration.validate(config)
+    config = config_of("eyepacs")
+    config.data.randaugment = "rand-m9-mstd0.5-inc1"
+    config.data.channels, config.data.mean, config.data.std = 1, (0.5,), (0.25,)
+    configuration.validate(config)
 
 
 def test_fractions_must_leave_training_patients():

@@ -147,3 +147,90 @@ def test_the_results_record_reads_back_into_the_same_task():
     assert tasks.task_record(tasks.segmentation(["background", "nucleus"])) == {
         "kind": "segmentation", "names": ["background", "nucleus"], "three_way": [],
         "parents": []}
+
+
+# --- soft targets of mixed images (mixup / cutmix) ---------------------------------------------
+
+def mixup_target(labels, partner, classes, lam, smoothing):
+    """timm's mixup_target: smoothed one-hots (off s / K, on 1 - s + s / K) mixed by lam."""
+    off, on = smoothing / classes, 1.0 - smoothing + smoothing / classes
+    own = np.where(np.eye(classes)[labels] > 0, on, off)
+    other = np.where(np.eye(classes)[partner] > 0, on, off)
+    return lam * own + (1 - lam) * other
+
+
+def test_mixed_softmax_loss_is_cross_entropy_on_timms_mixup_targets():
+    task = tasks.multiclass(["a", "b", "c"])
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 3)).astype(np.float32)
+    labels = np.array([0, 2, 1, 2])
+    partner = labels[::-1]
+    for lam, smoothing in [(0.7, 0.0), (0.3, 0.1)]:
+        targets = mixup_target(labels, partner, 3, lam, smoothing)
+        expected = np.mean(-(targets * log_softmax(logits, axis=1)).sum(1))
+        mix = tasks.Mix(jnp.float32(lam), jnp.asarray(partner), jnp.ones(4, bool))
+        got = task.mean_loss(jnp.asarray(logits), jnp.asarray(labels), smoothing, mix=mix)
+        assert float(got) == pytest.approx(expected, rel=1e-5)
+        # class weights mix as the targets do: sum w CE / sum w, w = lam w_y + (1 - lam) w_y'
+        weights = np.array([1.0, 2.0, 0.5])
+        w = lam * weights[labels] + (1 - lam) * weights[partner]
+        ce = -(targets * log_softmax(logits, axis=1)).sum(1)
+        got = task.mean_loss(jnp.asarray(logits), jnp.asarray(labels), smoothing,
+                             tuple(weights), mix=mix)
+        assert float(got) == pytest.approx((w * ce).sum() / w.sum(), rel=1e-5)
+
+
+def test_a_mix_of_lam_one_with_itself_is_the_hard_label_loss():
+    task = tasks.multilabel(["a", "u", "c"], three_way=[False, True, False])
+    rng = np.random.default_rng(1)
+    logits = jnp.asarray(rng.normal(size=(3, 5)), jnp.float32)
+    labels = jnp.asarray([[1, 2, tasks.MASKED], [0, 1, 1], [1, 0, 0]])
+    mix = tasks.Mix(jnp.float32(1.0), labels, jnp.ones(3, bool))
+    hard = task.mean_loss(logits, labels, 0.1, (2.0, 3.0, 0.5))
+    assert float(task.mean_loss(logits, labels, 0.1, (2.0, 3.0, 0.5), mix=mix)) == \
+        pytest.approx(float(hard), rel=1e-6)
+
+
+def test_mixed_multilabel_loss_uses_soft_binary_targets_counted_in_both_images():
+    task = tasks.multilabel(["a", "b", "u"], three_way=[False, False, True])
+    logits = np.array([[0.4, -1.2, 0.1, 0.5, -0.3], [1.1, 0.2, -0.7, 0.3, 0.9]], np.float32)
+    labels = np.array([[1, tasks.MASKED, 2], [0, 1, 1]])
+    partner = labels[::-1]
+    lam, smoothing, positive = 0.6, 0.2, np.array([3.0, 1.0, 2.0])
+    total, count = 0.0, 0
+    for i in range(2):
+        for label, columns in ((0, [0]), (1, [1]), (2, [2, 3, 4])):
+            own, other = labels[i, label], partner[i, label]
+            if own < 0 or other < 0:  # masked in either image: not counted
+                continue
+            if len(columns) == 1:
+                soft = lam * (own * (1 - smoothing) + smoothing / 2) + (1 - lam) * (
+                    other * (1 - smoothing) + smoothing / 2)
+                z = logits[i, columns[0]]
+                loss = -(positive[label] * soft * -np.logaddexp(0, -z)
+                         + (1 - soft) * -np.logaddexp(0, z))
+            else:
+                target = mixup_target(np.array([own]), np.array([other]), 3, lam, smoothing)[0]
+                weight = lam * (positive[label] if own == 1 else 1.0) + (1 - lam) * (
+                    positive[label] if other == 1 else 1.0)
+                loss = weight * -(target * log_softmax(logits[i, columns])).sum()
+            total, count = total + loss, count + 1
+    mix = tasks.Mix(jnp.float32(lam), jnp.asarray(partner), jnp.ones(2, bool))
+    got = task.mean_loss(jnp.asarray(logits), jnp.asarray(labels), smoothing, tuple(positive),
+                         mix=mix)
+    assert count == 4 and float(got) == pytest.approx(total / count, rel=1e-5)
+
+
+def test_a_mixed_image_counts_only_where_both_images_are_valid():
+    task = tasks.multiclass(["a", "b"])
+    logits = jnp.asarray([[0.3, -0.2], [1.0, 0.5], [-0.4, 0.8]])
+    labels = jnp.asarray([0, 1, 1])
+    valid = jnp.asarray([True, True, False])
+    mix = tasks.Mix(jnp.float32(0.5), labels[::-1], valid[::-1])
+    targets = mixup_target(np.array([0, 1, 1]), np.array([1, 1, 0]), 2, 0.5, 0.0)
+    ce = -(targets * log_softmax(np.asarray(logits), axis=1)).sum(1)
+    got = task.mean_loss(logits, labels, valid=valid, mix=mix)
+    assert float(got) == pytest.approx(ce[1], rel=1e-5)  # image 0's partner and image 2 are not
+    with pytest.raises(ValueError, match="without mixup"):
+        tasks.segmentation(["background", "nucleus"]).mean_loss(
+            jnp.zeros((1, 2, 2, 2)), jnp.zeros((1, 2, 2), jnp.int32), mix=mix)
