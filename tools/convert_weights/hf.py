@@ -48,6 +48,13 @@ from .vit_match import pick_architecture
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DROPPED = ("embeddings.mask_token", "pooler.dense.weight", "pooler.dense.bias")
 MODEL_PREFIXES = ("vit.", "dinov2.")  # a *ForImageClassification file's backbone
+# transformers 5's ViTConfig / Dinov2Config defaults: what a config.json that omits a key means
+_COMMON = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, image_size=224,
+               qkv_bias=True, hidden_act="gelu")
+CONFIG_DEFAULTS = {"vit": _COMMON | dict(patch_size=16, intermediate_size=3072,
+                                         layer_norm_eps=1e-12),
+                   "dinov2": _COMMON | dict(patch_size=14, mlp_ratio=4, layer_norm_eps=1e-6,
+                                            layerscale_value=1.0, use_swiglu_ffn=False)}
 _LAYER = re.compile(r"^encoder\.layer\.(\d+)\.(.+)$")
 _QKV = re.compile(r"^attention\.attention\.(query|key|value)\.(weight|bias)$")
 _EMBEDDINGS = {"embeddings.cls_token": "cls_token", "embeddings.position_embeddings": "pos_embed",
@@ -74,32 +81,32 @@ def weights_file(folder: pathlib.Path) -> pathlib.Path:
 def vit_config(hf: Mapping) -> ViTConfig:
     """The jaxtl layout `config.json` describes; a ConversionError for what jaxtl lacks."""
     kind = hf.get("model_type")
-    if kind not in ("vit", "dinov2"):
+    if kind not in CONFIG_DEFAULTS:
         raise ConversionError(f"config.json has model_type {kind!r}; this converter reads "
                               f"'vit' (ViTModel, e.g. Phikon) and 'dinov2' (Dinov2Model, e.g. "
                               f"RAD-DINO)")
-    if hf.get("hidden_act", "gelu") != "gelu":
+    hf = CONFIG_DEFAULTS[kind] | dict(hf)
+    if hf["hidden_act"] != "gelu":
         raise ConversionError(f"config.json has hidden_act {hf['hidden_act']!r}; jaxtl's ViT "
                               f"uses the exact GELU ('gelu')")
-    if hf.get("layer_norm_eps", LAYER_NORM_EPS) > LAYER_NORM_EPS:
+    if hf["layer_norm_eps"] > LAYER_NORM_EPS:
         raise ConversionError(f"config.json has layer_norm_eps {hf['layer_norm_eps']}; jaxtl's "
                               f"ViT uses {LAYER_NORM_EPS}, and a larger eps changes the features")
     width = int(hf["hidden_size"])
     if kind == "vit":
         mlp_ratio = int(hf["intermediate_size"]) / width
     else:
-        if hf.get("use_swiglu_ffn", False):
+        if hf["use_swiglu_ffn"]:
             raise ConversionError("config.json has use_swiglu_ffn true (DINOv2 ViT-g): no jaxtl "
                                   "architecture has DINOv2's SwiGLU sizes")
-        mlp_ratio = float(hf.get("mlp_ratio", 4))
-    patch = hf.get("patch_size", 16)
-    size = hf.get("image_size", 224)
+        mlp_ratio = float(hf["mlp_ratio"])
+    patch, size = hf["patch_size"], hf["image_size"]
     if isinstance(patch, list) or isinstance(size, list):
         raise ConversionError("config.json gives a non-square patch or image size")
     return ViTConfig(int(patch), width, int(hf["num_hidden_layers"]),
                      int(hf["num_attention_heads"]), mlp_ratio=mlp_ratio, img_size=int(size),
-                     qkv_bias=bool(hf.get("qkv_bias", True)),
-                     init_values=float(hf.get("layerscale_value", 1.0)) if kind == "dinov2" else None,
+                     qkv_bias=bool(hf["qkv_bias"]),
+                     init_values=float(hf["layerscale_value"]) if kind == "dinov2" else None,
                      pos_interp="dinov2" if kind == "dinov2" else "timm")
 
 
@@ -173,7 +180,7 @@ def convert(weights: str, out: str, *, arch: str | None = None, mean=None, std=N
         converter="jaxtl.convert_weights.hf", resolution=resolution or layout.img_size,
         mean=mean, std=std,
         extra={"name": hf.get("_name_or_path", ""), "library": "transformers",
-               "layer_norm_eps": hf.get("layer_norm_eps", LAYER_NORM_EPS)})
+               "layer_norm_eps": (CONFIG_DEFAULTS[hf["model_type"]] | hf)["layer_norm_eps"]})
 
 
 def define_flags() -> cli.Options:

@@ -92,7 +92,8 @@ def hf_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def hf_model(kind: str, config: dict, weights: dict[str, np.ndarray], tmp: pathlib.Path):
-    """transformers' model loaded from a folder holding exactly `weights`."""
+    """transformers' model loaded from a folder holding exactly `weights`, and the full
+    config.json it writes."""
     folder = tmp / kind
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(config))
@@ -105,7 +106,8 @@ def hf_model(kind: str, config: dict, weights: dict[str, np.ndarray], tmp: pathl
     held = safetensors.numpy.load_file(tmp / f"{kind}-saved" / "model.safetensors")
     if set(held) != set(weights) or any(not np.array_equal(held[k], weights[k]) for k in held):
         raise SystemExit(f"{kind}: transformers holds other tensors than the file's")
-    return model.eval()
+    # the whole config.json, as a download has it
+    return model.eval(), json.loads((tmp / f"{kind}-saved" / "config.json").read_text())
 
 
 def rows_of(kind: str, model, resolutions, run) -> tuple[dict, dict]:
@@ -146,8 +148,7 @@ def main() -> None:
         tmp = pathlib.Path(tmp_name)
         # Hugging Face ViTModel (Phikon's layout)
         weights = synthetic_layouts.hf_from_timm(trunk, "vit")
-        model = hf_model("hf_vit", HF_VIT, weights, tmp)
-        meta["configs"]["hf_vit"] = HF_VIT
+        model, meta["configs"]["hf_vit"] = hf_model("hf_vit", HF_VIT, weights, tmp)
         meta["digests"]["hf_vit"] = synthetic.digest(weights)
         found, stats = rows_of("hf_vit", model, (160,), hf_outputs)
         arrays |= found
@@ -158,8 +159,7 @@ def main() -> None:
         manifest = [(k, list(v.shape)) for k, v in reference.state_dict().items()]
         state = synthetic.synthetic_state_dict(manifest, NORM_SCALE)
         weights = synthetic_layouts.hf_from_timm(state, "dinov2")
-        model = hf_model("hf_dinov2", HF_DINOV2, weights, tmp)
-        meta["configs"]["hf_dinov2"] = HF_DINOV2
+        model, meta["configs"]["hf_dinov2"] = hf_model("hf_dinov2", HF_DINOV2, weights, tmp)
         meta["manifests"]["hf_dinov2"] = manifest
         meta["norm_scales"] = {"hf_dinov2": NORM_SCALE}
         meta["digests"]["hf_dinov2"] = synthetic.digest(weights)

@@ -21,7 +21,8 @@ FILLER_STD = 0.02  # tensors the converters drop (text tower, pooler, mask token
 
 def filler(name: str, shape: Iterable[int]) -> np.ndarray:
     """A seeded value for a tensor the converters leave out (it only has to exist)."""
-    return (FILLER_STD * synthetic._rng(name).standard_normal(tuple(shape))).astype(np.float32)
+    values = FILLER_STD * synthetic._rng(name).standard_normal(tuple(shape))
+    return np.asarray(values, np.float32)  # a 0-d array for a scalar (logit_scale)
 
 
 def _split_qkv(state: Mapping[str, np.ndarray], block: str) -> dict[str, tuple[np.ndarray, ...]]:
