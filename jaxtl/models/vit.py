@@ -380,7 +380,8 @@ _DINOV2 = dict(patch_size=14, img_size=518, init_values=1e-5, reg_tokens=4, no_e
 # DINOv2 without registers (Meta's release, RAD-DINO): the class token has a position
 # embedding, and the grid is resampled as DINOv2's own code does (module doc). timm names
 # the same layout; its `dynamic_img_size` resampling differs away from 518 px, so no golden
-# timm rows: these are checked against Hugging Face's Dinov2Model (tests/tools/test_library_converters.py).
+# timm rows: these are checked against Hugging Face's Dinov2Model
+# (tests/tools/test_library_converters.py).
 _DINOV2_NO_REG = dict(patch_size=14, init_values=1e-5, pos_interp="dinov2")
 
 ARCHITECTURES = {

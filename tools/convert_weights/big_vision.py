@@ -111,11 +111,13 @@ def timm_state(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
                     np.ascontiguousarray(value.reshape(-1, width).T) if leaf == "kernel"
                     else value)
             else:  # query/key/value: kernel (D, heads, head_dim), bias (heads, head_dim)
-                flat = value.reshape(value.shape[0], -1).T if leaf == "kernel" else value.reshape(-1)
+                flat = (value.reshape(value.shape[0], -1).T if leaf == "kernel"
+                        else value.reshape(-1))
                 qkv.setdefault((index, leaf), {})[part] = flat
         elif match and not match[3] and match[2] in blocks:
             index, module, _, leaf = match.groups()
-            state[f"blocks.{index}.{blocks[module]}.{'weight' if leaf == 'scale' else leaf}"] = value
+            leaf = "weight" if leaf == "scale" else leaf
+            state[f"blocks.{index}.{blocks[module]}.{leaf}"] = value
         else:
             state[key] = value
     for (index, leaf), parts in qkv.items():

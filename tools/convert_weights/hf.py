@@ -117,8 +117,7 @@ def timm_state(hf_state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     qkv: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     for key, value in hf_state.items():
         for prefix in MODEL_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
+            key = key.removeprefix(prefix)
         if key in DROPPED:
             continue
         if key in _EMBEDDINGS:
@@ -135,7 +134,8 @@ def timm_state(hf_state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             continue
         module, leaf = rest.rsplit(".", 1)
         if module in _BLOCK:
-            state[f"blocks.{index}.{_BLOCK[module]}.{'gamma' if leaf == 'lambda1' else leaf}"] = value
+            leaf = "gamma" if leaf == "lambda1" else leaf
+            state[f"blocks.{index}.{_BLOCK[module]}.{leaf}"] = value
         else:
             state[key] = value
     for (index, leaf), parts in qkv.items():

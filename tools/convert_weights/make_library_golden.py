@@ -130,7 +130,8 @@ def dinov2_resampling_gap() -> float:
                             .astype(np.float32))
     square = grid.reshape(1, 37, 37, -1).permute(0, 3, 1, 2)
     hf = torch.nn.functional.interpolate(square, size=(16, 16), mode="bicubic",
-                                         align_corners=False).permute(0, 2, 3, 1).reshape(1, -1, 768)
+                                         align_corners=False)
+    hf = hf.permute(0, 2, 3, 1).reshape(1, -1, 768)
     ours = resample_abs_pos_embed(grid, (16, 16), num_prefix_tokens=0)
     return float((hf - ours).abs().max())
 

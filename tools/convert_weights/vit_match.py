@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from jaxtl import models
-from jaxtl.models.vit import ViTConfig, VisionTransformer
+from jaxtl.models.vit import VisionTransformer, ViTConfig
 
 from .errors import ConversionError
 
@@ -52,8 +52,10 @@ def pick_architecture(found: ViTConfig, arch: str | None, source: str) -> str:
         return arch
     matches = [name for name, config in known.items() if not differences(found, config)]
     if len(matches) != 1:
-        layout = ", ".join(f"{f.name} {getattr(found, f.name)!r}" for f in dataclasses.fields(found))
+        layout = ", ".join(f"{field.name} {getattr(found, field.name)!r}"
+                           for field in dataclasses.fields(found))
+        which = f": {', '.join(matches)}" if matches else ""
         raise ConversionError(f"{source}: {'no' if not matches else 'more than one'} jaxtl ViT "
-                              f"has its layout ({layout}){': ' + ', '.join(matches) if matches else ''}"
-                              f"; pass --arch to see what differs")
+                              f"has its layout ({layout}){which}; pass --arch to see what "
+                              f"differs")
     return matches[0]
