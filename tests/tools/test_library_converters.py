@@ -243,3 +243,42 @@ def test_parity_page_lists_the_library_rows_within_tolerance(library):
         (kind, "160") for kind in ("augreg_npz", "big_vision_npz")}
     assert {(kind, int(res)) for kind, res in wanted} == set(table)
     assert all(diff <= TOLERANCE for diff in table.values())
+
+
+def test_published_configs_pick_the_zoo_architectures():
+    """The layouts of RAD-DINO's and Phikon's config.json (their size keys, written out here)
+    and BiomedCLIP's vision_cfg name the architectures docs/models.md gives for them."""
+    from jaxtl.convert_weights.vit_match import pick_architecture, vit_architectures
+
+    rad_dino = {"model_type": "dinov2", "hidden_size": 768, "num_hidden_layers": 12,
+                "num_attention_heads": 12, "mlp_ratio": 4, "patch_size": 14, "image_size": 518,
+                "layerscale_value": 1.0, "layer_norm_eps": 1e-6, "use_swiglu_ffn": False,
+                "qkv_bias": True, "hidden_act": "gelu"}
+    phikon = {"model_type": "vit", "hidden_size": 768, "num_hidden_layers": 12,
+              "num_attention_heads": 12, "intermediate_size": 3072, "patch_size": 16,
+              "image_size": 224, "layer_norm_eps": 1e-12, "qkv_bias": True}
+    assert pick_architecture(hf_tool.vit_config(rad_dino), None, "rad-dino") == \
+        "vit_base_patch14_dinov2"
+    assert pick_architecture(hf_tool.vit_config(phikon), None, "phikon") == \
+        "vit_base_patch16_224"
+    assert vit_architectures()["vit_base_patch16_224"].img_size == 224  # BiomedCLIP's trunk
+
+
+@pytest.mark.slow
+def test_command_line_converters_write_a_checkpoint_or_refuse_in_one_line(golden, library,
+                                                                         tmp_path):
+    import subprocess
+    import sys
+
+    meta, _ = library
+    folder = hf_folder(tmp_path, "hf_vit",
+                       synthetic_layouts.hf_from_timm(vit_trunk(golden), "vit"), meta)
+    command = [sys.executable, "-m", "jaxtl.convert_weights.hf", "--weights", str(folder),
+               "--out", str(tmp_path / "out")]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "test_vit: no classifier (backbone only), 3 input channel(s), 160 px" in done.stdout
+    done = subprocess.run([*command, "--arch", "vit_small_patch16_224"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: ")
+    assert len(done.stderr.strip().splitlines()) == 1 and "embed_dim 64" in done.stderr
