@@ -199,6 +199,19 @@ def test_hf_folder_without_statistics_or_weights_is_refused(golden, library, tmp
         hf_tool.convert(str(folder), str(tmp_path / "out"), mean=[0.5] * 3, std=[0.5] * 3)
 
 
+def test_dinov2_image_classifier_is_refused(library, tmp_path):
+    meta, _ = library
+    state = synthetic.synthetic_state_dict(meta["manifests"]["hf_dinov2"],
+                                           meta["norm_scales"]["hf_dinov2"])
+    folder = hf_folder(tmp_path, "hf_dinov2", synthetic_layouts.hf_from_timm(state, "dinov2"),
+                       meta)
+    weights = synthetic_layouts.hf_from_timm(state, "dinov2") | {
+        "classifier.weight": np.zeros((5, 128), np.float32)}
+    save_file(weights, folder / "model.safetensors")
+    with pytest.raises(ConversionError, match="Dinov2ForImageClassification"):
+        hf_tool.convert(str(folder), str(tmp_path / "out"))
+
+
 def test_hf_attention_without_all_three_projections_is_refused(golden):
     weights = synthetic_layouts.hf_from_timm(vit_trunk(golden), "vit")
     del weights["encoder.layer.3.attention.attention.key.bias"]

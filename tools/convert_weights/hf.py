@@ -20,7 +20,8 @@ The file's names (transformers' on-disk names, as `save_pretrained` writes them)
   encoder.layer.N.attention.output.dense -> blocks.N.attn.proj
   ViT:    layernorm_before/after -> norm1/norm2, intermediate.dense / output.dense -> mlp.fc1/fc2
   DINOv2: norm1/norm2, mlp.fc1/fc2, layer_scale1/2.lambda1 -> ls1/ls2.gamma
-  layernorm -> norm; ViTForImageClassification's `classifier` -> the classifier.
+  layernorm -> norm; ViTForImageClassification's `classifier` -> the classifier
+  (Dinov2ForImageClassification's reads the class token and the patch tokens' mean: refused).
 Left out: DINOv2's `embeddings.mask_token` (masked-image pretraining only) and ViTModel's
 `pooler` (a tanh Dense on the class token that ViTModel adds by default; its output is no
 part of the features these models are used by, `last_hidden_state`): a Dinov2Model or ViTModel
@@ -175,8 +176,13 @@ def convert(weights: str, out: str, *, arch: str | None = None, mean=None, std=N
     arch = pick_architecture(layout, arch, f"{folder / 'config.json'} ({hf['model_type']})")
     path = weights_file(folder)
     mean, std = input_stats(folder, mean, std)
+    hf_state = read_weights(path)
+    if hf["model_type"] == "dinov2" and "classifier.weight" in hf_state:
+        raise ConversionError("the weights hold Dinov2ForImageClassification's classifier, which "
+                              "reads the class token beside the patch tokens' mean: no jaxtl "
+                              "head does; convert a Dinov2Model (backbone only)")
     return foreign.write_checkpoint(
-        arch, timm_state(read_weights(path)), out, weights=path, kind=f"hf_{hf['model_type']}",
+        arch, timm_state(hf_state), out, weights=path, kind=f"hf_{hf['model_type']}",
         converter="jaxtl.convert_weights.hf", resolution=resolution or layout.img_size,
         mean=mean, std=std,
         extra={"name": hf.get("_name_or_path", ""), "library": "transformers",
