@@ -23,7 +23,8 @@ token removed: jaxtl's `block<depth-2>` feature), plus how far the pooled featur
 another image (`sensitivity`). Also stored: how far Dinov2Model's resampling of a 37 x 37 grid
 (RAD-DINO's) to 16 x 16 (224 px) is from timm's, with TOKEN_STD position embeddings.
 Outputs: `libraries.json` (configs, manifests, digests, versions, sensitivities) and
-`libraries.npz`.
+`libraries.npz`. `--real_sizes DIR` also writes full-size RAD-DINO and Phikon layouts for a
+one-off check (`verify_libraries`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import argparse
 import gzip
 import json
 import pathlib
+import shutil
 import tempfile
 
 import numpy as np
@@ -59,7 +61,17 @@ OPEN_CLIP = {"embed_dim": 32,
                           "layers": 1}}
 OPEN_CLIP_PREPROCESS = {"mean": [0.4, 0.45, 0.5], "std": [0.25, 0.26, 0.27]}
 NORM_SCALE = 1.0  # hf_dinov2's synthetic weights (test_vit's: make_golden's choice)
-TIMM_GOLDEN_ROW = "test_vit/r160_c3"
+# --real_sizes: RAD-DINO's and Phikon's full-size layouts (their config.json's size keys), the
+# timm model whose names give the synthetic weights, and the resolutions compared
+REAL_SIZES = {
+    "rad_dino": (dict(model_type="dinov2", hidden_size=768, num_hidden_layers=12,
+                      num_attention_heads=12, mlp_ratio=4, image_size=518, patch_size=14),
+                 "vit_base_patch14_dinov2", (518, 224)),
+    "phikon": (dict(model_type="vit", hidden_size=768, num_hidden_layers=12,
+                    num_attention_heads=12, intermediate_size=3072, image_size=224,
+                    patch_size=16),
+               "vit_base_patch16_224", (224,))}
+PREPROCESSOR = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
 
 
 def images(resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +97,7 @@ def test_vit_state(golden: pathlib.Path) -> dict[str, np.ndarray]:
 def hf_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
     with torch.no_grad():
         out = model(pixel_values=nchw(x), output_hidden_states=True)
-    grid = out.hidden_states[DEPTH - 1][:, 1:].numpy()
+    grid = out.hidden_states[model.config.num_hidden_layers - 1][:, 1:].numpy()
     side = round(grid.shape[1] ** 0.5)
     return {"pooled": out.last_hidden_state[:, 0].numpy(),
             "grid": grid.reshape(1, side, side, -1)}
@@ -136,12 +148,37 @@ def dinov2_resampling_gap() -> float:
     return float((hf - ours).abs().max())
 
 
+def real_sizes(target: pathlib.Path) -> None:
+    """Full-size model folders and transformers' outputs for `verify_libraries` (its doc)."""
+    target.mkdir(parents=True, exist_ok=True)
+    arrays, rows = {}, {}
+    for name, (config, timm_name, resolutions) in REAL_SIZES.items():
+        reference = timm.create_model(timm_name, pretrained=False, num_classes=0)
+        manifest = [(k, list(v.shape)) for k, v in reference.state_dict().items()]
+        weights = synthetic_layouts.hf_from_timm(
+            synthetic.synthetic_state_dict(manifest, NORM_SCALE), config["model_type"])
+        model, _ = hf_model(name, config, weights, target)
+        shutil.rmtree(target / f"{name}-saved")
+        (target / name / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR))
+        found, stats = rows_of(name, model, resolutions, hf_outputs)
+        arrays |= found
+        rows |= stats
+        print(name, stats, flush=True)
+    np.savez(target / "outputs.npz", **arrays)
+    (target / "rows.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="tests/tools/golden")
-    out = pathlib.Path(parser.parse_args().out)
+    parser.add_argument("--real_sizes", help="also write full-size RAD-DINO and Phikon "
+                        "layouts into this folder (jaxtl.convert_weights.verify_libraries)")
+    args = parser.parse_args()
+    out = pathlib.Path(args.out)
     torch.set_num_threads(2)
+    if args.real_sizes:
+        real_sizes(pathlib.Path(args.real_sizes))
     arrays, meta = {}, {"rows": {}, "digests": {}, "configs": {}, "manifests": {}}
     vit = test_vit_state(out)
     trunk = {k: v for k, v in vit.items() if not k.startswith("head.")}
