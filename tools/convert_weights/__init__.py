@@ -7,6 +7,7 @@ checkpoints -> jaxtl pretrained checkpoints.
 `python -m jaxtl.convert_weights.open_clip`  open_clip models' timm image tower (`visual.trunk`)
 `python -m jaxtl.convert_weights.big_vision` AugReg / big_vision ViT `.npz` files
 `python -m jaxtl.convert_weights.verify`  compares converted logits with timm's (parity table)
+`python -m jaxtl.convert_weights.verify_libraries`  full-size hf conversions against transformers
 
 What the converters know of each architecture (timm names, classifier, default input size and
 statistics) is its model family's `TimmCheckpoint` (jaxtl/models/<family>.py). Installed as
