@@ -103,7 +103,8 @@ def timm_state(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             state[f"blocks.{index}.{blocks[f'{module}/{part}']}."
                   f"{'bias' if leaf == 'bias' else 'weight'}"] = (
                 linear(value) if leaf == "kernel" else value)
-        elif match and match[2] in blocks and blocks[match[2]] == "attn":
+        elif (match and match[2] in blocks and blocks[match[2]] == "attn"
+              and match[3] in ("query", "key", "value", "out")):
             index, _, part, leaf = match.groups()
             if part == "out":
                 width = value.shape[-1]
