@@ -47,8 +47,9 @@ autosummary_imported_members = False
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "signature"
 autodoc_member_order = "bysource"
-# Run in an interpreter with torch and timm (the parity tools), which jaxtl does not install.
-autodoc_mock_imports = ["timm", "torch", "torchvision"]
+# Run in an interpreter with torch, timm, transformers and open_clip (the parity tools), which
+# jaxtl does not install.
+autodoc_mock_imports = ["timm", "torch", "torchvision", "transformers", "open_clip"]
 add_module_names = False
 
 

@@ -14,6 +14,12 @@ with antialiasing (`jax.image.resize`, the kernel of torch's antialiased bicubic
 size is padded with zeros at the bottom and right to the next multiple, as timm's
 `dynamic_img_pad=True`. `no_embed_class` (DINOv2) adds the position
 embeddings to the patches only, before the class and register tokens are put in front.
+`pos_interp="dinov2"` resamples instead as DINOv2's own code and Hugging Face's `Dinov2Model`
+(`interpolate_pos_encoding`, transformers 5) do: torch's plain bicubic (`F.interpolate(
+mode="bicubic", align_corners=False)`, Keys' cubic with a = -0.75, edge pixels repeated, no
+antialiasing) to the patch grid. Away from the pretraining grid the two differ (most when
+shrinking: RAD-DINO's 37 x 37 grid to 16 x 16 at 224 px), so the architectures for DINOv2
+weights without registers (`vit_base_patch14_dinov2`, RAD-DINO) use it.
 
 Named features (jaxtl/models/taps.py): `stem` (the patch grid after the position embeddings),
 `block<i>` (the token grid after block i: class and register tokens removed, reshaped to
@@ -30,10 +36,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxtl.models.drop_path import block_rates, drop_path
 from jaxtl.models.family import (
@@ -92,6 +100,48 @@ def resample_positions(pos: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
     square = pos.reshape(side, side, -1).astype(jnp.float32)
     resized = jax.image.resize(square, (*grid, square.shape[-1]), "bicubic", antialias=True)
     return resized.reshape(1, grid[0] * grid[1], -1)
+
+
+def _torch_bicubic_1d(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights of torch's `F.interpolate(mode="bicubic", align_corners=False)`
+    without antialiasing: source x = (i + 0.5) * n_in / n_out - 0.5, four taps at
+    floor(x) - 1 .. floor(x) + 2 weighted by Keys' cubic with a = -0.75, indices clamped to the
+    grid (torch's `upsample_bicubic2d`)."""
+    a = -0.75
+
+    def cubic(t: float) -> float:
+        t = abs(t)
+        if t <= 1:
+            return ((a + 2) * t - (a + 3)) * t * t + 1
+        if t < 2:
+            return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+        return 0.0
+
+    weights = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        x = (i + 0.5) * n_in / n_out - 0.5
+        left = math.floor(x)
+        for tap in range(left - 1, left + 3):
+            weights[i, min(max(tap, 0), n_in - 1)] += cubic(x - tap)
+    return weights
+
+
+def resample_positions_dinov2(pos: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
+    """As `resample_positions`, with DINOv2's / Hugging Face's plain bicubic (module doc)."""
+    side = round(pos.shape[1] ** 0.5)
+    if side * side != pos.shape[1]:
+        raise ValueError(f"{pos.shape[1]} position embeddings are no square grid")
+    if (side, side) == tuple(grid):
+        return pos
+    square = pos.reshape(side, side, -1).astype(jnp.float32)
+    rows = jnp.asarray(_torch_bicubic_1d(side, grid[0]), jnp.float32)
+    cols = jnp.asarray(_torch_bicubic_1d(side, grid[1]), jnp.float32)
+    resized = jnp.einsum("ai,bj,ijc->abc", rows, cols, square,
+                         precision=jax.lax.Precision.HIGHEST)
+    return resized.reshape(1, grid[0] * grid[1], -1)
+
+
+POSITION_RESAMPLERS = {"timm": resample_positions, "dinov2": resample_positions_dinov2}
 
 
 class LayerScale(nn.Module):
@@ -180,8 +230,12 @@ class ViTConfig:
     init_values: float | None = None  # LayerScale
     qkv_bias: bool = True
     swiglu: bool = False
+    pos_interp: str = "timm"  # how pos_embed is resampled: POSITION_RESAMPLERS (module doc)
 
     def __post_init__(self):
+        if self.pos_interp not in POSITION_RESAMPLERS:
+            raise ValueError(f"pos_interp must be one of {sorted(POSITION_RESAMPLERS)}, got "
+                             f"{self.pos_interp!r}")
         if self.global_pool not in ("token", "avg"):
             raise ValueError(f"global_pool must be 'token' or 'avg', got {self.global_pool!r}")
         if self.global_pool == "token" and not self.class_token:
@@ -243,13 +297,13 @@ class VisionTransformer(nn.Module):
         if c.reg_tokens:
             prefix.append(self.param("reg_token", _token_init, (1, c.reg_tokens, d)))
         prefix = [jnp.broadcast_to(t, (n, *t.shape[1:])).astype(self.dtype) for t in prefix]
+        resample = POSITION_RESAMPLERS[c.pos_interp]
         if c.no_embed_class:
-            tokens = tokens + resample_positions(pos, (h, w)).astype(self.dtype)
+            tokens = tokens + resample(pos, (h, w)).astype(self.dtype)
             tokens = jnp.concatenate([*prefix, tokens], axis=1)
         else:
             front = c.num_prefix_tokens
-            pos = jnp.concatenate([pos[:, :front], resample_positions(pos[:, front:], (h, w))],
-                                  axis=1)
+            pos = jnp.concatenate([pos[:, :front], resample(pos[:, front:], (h, w))], axis=1)
             tokens = jnp.concatenate([*prefix, tokens], axis=1) + pos.astype(self.dtype)
         if c.pre_norm:
             tokens = _layer_norm(self.dtype, "norm_pre")(tokens)
@@ -326,6 +380,12 @@ _BASE, _LARGE = dict(embed_dim=768, num_heads=12), dict(embed_dim=1024, num_head
 # MAE's and RETFound's fine-tuning layout: the patch tokens' mean, then fc_norm (no final norm).
 _AVG = (("global_pool", "avg"),)
 _DINOV2 = dict(patch_size=14, img_size=518, init_values=1e-5, reg_tokens=4, no_embed_class=True)
+# DINOv2 without registers (Meta's release, RAD-DINO): the class token has a position
+# embedding, and the grid is resampled as DINOv2's own code does (module doc). timm names
+# the same layout; its `dynamic_img_size` resampling differs away from 518 px, so no golden
+# timm rows: these are checked against Hugging Face's Dinov2Model
+# (tests/tools/test_library_converters.py).
+_DINOV2_NO_REG = dict(patch_size=14, init_values=1e-5, pos_interp="dinov2")
 
 ARCHITECTURES = {
     # timm's test_vit: the family's tiny size, for tests and quick runs.
@@ -354,4 +414,16 @@ ARCHITECTURES = {
         ViTConfig(depth=12, **_BASE, **_DINOV2),
         _timm(resolution=518, tag="lvd142m", mean=IMAGENET_MEAN, std=IMAGENET_STD,
               golden=False)),
+    "vit_base_patch14_dinov2": _architecture(
+        ViTConfig(depth=12, img_size=518, **_BASE, **_DINOV2_NO_REG),
+        _timm(resolution=518, tag="lvd142m", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+              golden=False)),
+    # A tiny DINOv2 without registers (timm's vit_base_patch14_dinov2 at test size), for tests.
+    "test_vit_patch14_dinov2": _architecture(
+        ViTConfig(depth=6, embed_dim=64, num_heads=2, mlp_ratio=3, img_size=112,
+                  **_DINOV2_NO_REG),
+        _timm(resolution=112, tag="lvd142m", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+              timm_name="vit_base_patch14_dinov2", golden=False,
+              timm_kwargs=(*_DYNAMIC, ("embed_dim", 64), ("depth", 6), ("num_heads", 2),
+                           ("mlp_ratio", 3), ("img_size", 112)))),
 }

@@ -15,14 +15,18 @@ from zoo_helpers import fast_jit, images, init_shapes, random_variables
 
 from jaxtl.models import create_model, gradcam_feature, stages_of
 from jaxtl.models.drop_path import block_rates, drop_path
-from jaxtl.models.vit import ViTConfig, resample_positions
+from jaxtl.models.vit import ViTConfig, resample_positions, resample_positions_dinov2
 
 # timm 1.0.31: sum(p.numel() for p in timm.create_model(name).parameters()), 1000 classes.
 TIMM_PARAMETERS = {"test_vit": 371_240, "vit_tiny_patch16_224": 5_717_416,
                    "vit_small_patch16_224": 22_050_664, "vit_base_patch16_224": 86_567_656,
                    "vit_large_patch16_224": 304_326_632,
                    # timm's default for it has no classifier (num_classes=0): 22_057_344
-                   "vit_small_patch14_reg4_dinov2": 22_057_344 + 384 * 1000 + 1000}
+                   "vit_small_patch14_reg4_dinov2": 22_057_344 + 384 * 1000 + 1000,
+                   "vit_base_patch14_dinov2": 87_348_712,
+                   # timm's vit_base_patch14_dinov2(embed_dim=64, depth=6, num_heads=2,
+                   # mlp_ratio=3, img_size=112)
+                   "test_vit_patch14_dinov2": 358_184}
 
 
 def parameter_count(arch: str) -> int:
@@ -79,6 +83,51 @@ def test_position_embeddings_resample_as_torchs_antialiased_bicubic(old, new):
                      _aa_bicubic_1d(old[1], new[1]), grid)
     got = resample_positions(jnp.asarray(grid.reshape(1, -1, 3), jnp.float32), new)
     np.testing.assert_allclose(np.asarray(got).reshape(*new, 3), want, rtol=1e-5, atol=1e-5)
+
+
+def _torch_bicubic_slow(grid: np.ndarray, new: tuple[int, int]) -> np.ndarray:
+    """torch's F.interpolate(mode="bicubic", align_corners=False) without antialiasing, pixel
+    by pixel from its definition (aten's upsample_bicubic2d): source coordinate
+    (i + 0.5) * in / out - 0.5 on each axis, the 4 x 4 pixels around it (indices clamped to the
+    image) weighted by Keys' cubic with a = -0.75 along each axis."""
+    a = -0.75
+
+    def cubic(t: float) -> float:
+        t = abs(t)
+        if t <= 1:
+            return (a + 2) * t**3 - (a + 3) * t**2 + 1
+        return a * t**3 - 5 * a * t**2 + 8 * a * t - 4 * a if t < 2 else 0.0
+
+    h, w, _ = grid.shape
+    out = np.zeros((*new, grid.shape[-1]))
+    for i in range(new[0]):
+        for j in range(new[1]):
+            y, x = (i + 0.5) * h / new[0] - 0.5, (j + 0.5) * w / new[1] - 0.5
+            for dy in range(-1, 3):
+                for dx in range(-1, 3):
+                    row, col = math.floor(y) + dy, math.floor(x) + dx
+                    weight = cubic(y - row) * cubic(x - col)
+                    out[i, j] += weight * grid[min(max(row, 0), h - 1), min(max(col, 0), w - 1)]
+    return out
+
+
+@pytest.mark.parametrize("old, new", [((5, 5), (3, 3)), ((4, 4), (7, 6)), ((5, 5), (5, 5))])
+def test_dinov2_position_embeddings_resample_as_torchs_plain_bicubic(old, new):
+    """pos_interp="dinov2": as Hugging Face's Dinov2Model (checked end to end against it in
+    tests/tools/test_library_converters.py), not timm's antialiased resampling."""
+    rng = np.random.default_rng(1)
+    grid = rng.standard_normal((*old, 3))
+    got = resample_positions_dinov2(jnp.asarray(grid.reshape(1, -1, 3), jnp.float32), new)
+    np.testing.assert_allclose(np.asarray(got).reshape(*new, 3), _torch_bicubic_slow(grid, new),
+                               rtol=1e-5, atol=1e-5)
+    if old != new:
+        timm = resample_positions(jnp.asarray(grid.reshape(1, -1, 3), jnp.float32), new)
+        assert np.abs(np.asarray(timm) - np.asarray(got)).max() > 1e-2
+
+
+def test_config_refuses_an_unknown_position_resampling():
+    with pytest.raises(ValueError, match="pos_interp must be one of"):
+        ViTConfig(14, 64, 2, 2, pos_interp="bilinear")
 
 
 def test_class_token_models_explain_the_grid_before_the_last_block():
