@@ -63,6 +63,9 @@ def fail(message: str, exit_code: int = USER_ERROR_EXIT_CODE) -> None:
     sys.exit(exit_code)
 
 
+_RAISED_USER_ERROR = re.compile(r"^jaxtl\.core\.errors\.\w*Error: (.*)$")
+
+
 def _user_error_in(error: BaseException) -> UserError | None:
     """The UserError that caused `error` (a config file's get_config raised it), if any."""
     seen = error
@@ -111,6 +114,12 @@ def _unknown_overrides(argv: Sequence[str]) -> list[tuple[str, str]]:
 
 def parse_problem(error: BaseException, argv: Sequence[str]) -> str:
     """One line saying why the command line `argv` did not parse."""
+    # ml_collections re-raises a config file's exception as text, its traceback included:
+    # the file's own one-line error is the last line
+    for text in (str(_user_error_in(error) or ""), str(error)):
+        last_line = text.strip().splitlines()[-1] if text.strip() else ""
+        if match := _RAISED_USER_ERROR.match(last_line):
+            return match.group(1)
     if (cause := _user_error_in(error)) is not None:
         return str(cause)
     if unknown := _unknown_overrides(argv):

@@ -114,6 +114,12 @@ def _optim_problems(config: ml_collections.ConfigDict) -> list[str]:
             and optim_config.end_lr_fraction <= 0):
         problems.append("config.optim.end_lr_fraction must be above 0 for the exponential "
                         "gradual decay (it is the final lr / lr, e.g. 0.01)")
+    if (optim_config.schedule in ("gradual", "one_cycle")
+            and optim_config.warmup_epochs > config.train.epochs):
+        problems.append(f"config.optim.warmup_epochs is {optim_config.warmup_epochs:g}, longer "
+                        f"than the run's {config.train.epochs} epochs (config.train.epochs; "
+                        f"a demo run trains config.demo.epochs): the rate would never reach "
+                        f"its peak; lower optim.warmup_epochs")
     stages = [stage.name for stage in optim.stages_of(config.model.arch)]
     named = f"{config.model.arch} has {len(stages)} stages: {', '.join(stages)}"
     strategy = finetune.strategy
