@@ -23,6 +23,7 @@ state: that is where LoRA's optimizer-memory saving comes from).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import zlib
 from collections.abc import Mapping, Sequence
@@ -126,14 +127,23 @@ def init_adapters(key: jax.Array, params: Mapping[str, Any],
     """`params` with `lora_a` (in, rank) ~ U(-1/sqrt(in), 1/sqrt(in)) and `lora_b` (rank, out)
     zeros beside each target's kernel (float32)."""
     flat = dict(traverse_util.flatten_dict(dict(params)))
-    for path in sorted(targets):
-        fan_in, fan_out = targets[path]
-        bound = 1.0 / math.sqrt(fan_in)
-        subkey = jax.random.fold_in(key, zlib.crc32("/".join(path).encode()))
-        flat[(*path, LORA_A)] = jax.random.uniform(subkey, (fan_in, rank), jnp.float32,
-                                                   -bound, bound)
+    shapes = tuple(sorted(targets.items()))
+    for (path, (_, fan_out)), a in zip(shapes, _draw_a(key, shapes, rank)):
+        flat[(*path, LORA_A)] = a
         flat[(*path, LORA_B)] = jnp.zeros((rank, fan_out), jnp.float32)
     return traverse_util.unflatten_dict(flat)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _draw_a(key: jax.Array, shapes: tuple[tuple[Path, tuple[int, int]], ...],
+            rank: int) -> list[jax.Array]:
+    """The A of each target (one compiled draw for all), each from its own key (the path's)."""
+    drawn = []
+    for path, (fan_in, _) in shapes:
+        bound = 1.0 / math.sqrt(fan_in)
+        subkey = jax.random.fold_in(key, zlib.crc32("/".join(path).encode()))
+        drawn.append(jax.random.uniform(subkey, (fan_in, rank), jnp.float32, -bound, bound))
+    return drawn
 
 
 def is_adapter(path: Path) -> bool:
