@@ -172,22 +172,25 @@ def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
 
 
 def base_reference(path: str | pathlib.Path) -> dict[str, str]:
-    """{'init': path, 'sha256': ...}: what a LoRA run's frozen base is, by content (the
-    variables file of a converted checkpoint; the files of a run's checkpoint folder)."""
+    """{'init': path, 'sha256': ...}: what a LoRA run's frozen base is, by content: the SHA-256
+    of a converted checkpoint's variables file, or of a run checkpoint's files (each one's
+    name, then its bytes, in name order)."""
     path = pathlib.Path(path).expanduser().resolve()
+    digest = hashlib.sha256()
     if is_pretrained(path):
-        files = [path / VARIABLES_FILE]
-        root = path
+        _hash_file(digest, path / VARIABLES_FILE)
     else:
         root = checkpoint_state_dir(path)
-        files = sorted(p for p in root.rglob("*") if p.is_file())
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(str(file.relative_to(root)).encode() + b"\0")
-        with file.open("rb") as stream:
-            while chunk := stream.read(1 << 24):
-                digest.update(chunk)
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(root)).encode() + b"\0")
+            _hash_file(digest, file)
     return {"init": str(path), "sha256": digest.hexdigest()}
+
+
+def _hash_file(digest: Any, file: pathlib.Path) -> None:
+    with file.open("rb") as stream:
+        while chunk := stream.read(1 << 24):
+            digest.update(chunk)
 
 
 def _merged_lora_run(path: str | pathlib.Path, state_dir: pathlib.Path,
