@@ -22,8 +22,9 @@ from jaxtl.commands import evaluate
 from jaxtl.commands import export as export_command
 from jaxtl.config import validation
 from jaxtl.convert_weights import timm as timm_tool
+from jaxtl.core import tasks
 from jaxtl.core.errors import ConfigError, TransferError
-from jaxtl.engine import transfer
+from jaxtl.engine import build, steps, transfer
 from jaxtl.engine.steps import TrainState
 from jaxtl.models import create_model, lora
 from jaxtl.training import loop as train
@@ -190,3 +191,23 @@ def test_lora_settings_that_cannot_work_are_refused_before_a_run(tmp_path, overr
                                                "model.init": str(tmp_path), **overrides})
     with pytest.raises(ConfigError, match=message):
         validation.validate(config)
+
+
+def test_the_abstract_build_of_a_lora_run_has_adapters_and_their_optimizer_state_only(tmp_path):
+    """The path `jaxtl.commands.plan` takes: shapes only, model.init not read."""
+    config = tiny_config(tmp_path, "eyepacs", {
+        "model.arch": ARCH, "model.init": str(tmp_path / "not-read"), "train.adapter": "lora",
+        "lora.rank": RANK, "optim.name": "adamw"})
+    task = tasks.multiclass(["a", "b", "c"])
+    transform = build.image_transform(config, augment=False)
+    built = build.build_steps(config, task, mesh=steps.make_mesh(jax.devices()[:1]),
+                              train_transform=transform, eval_transform=transform,
+                              steps_per_epoch=10, total_steps=20, weights=None, abstract=True)
+    assert steps.is_abstract(built.state) and isinstance(built.model, lora.LoraModel)
+    qkv = built.state.params["backbone"]["blocks_5"]["attn"]["qkv"]
+    assert (qkv["lora_a"].shape, qkv["lora_b"].shape) == ((EMBED, RANK), (RANK, 3 * EMBED))
+    record = build.parameter_record(built.state)
+    adapters = DEPTH * (EMBED * RANK + RANK * 3 * EMBED + EMBED * RANK + RANK * EMBED)
+    assert record["trainable"] == adapters + EMBED * 3 + 3
+    assert 8 * record["trainable"] <= record["optimizer_state_bytes"] \
+        <= 8 * record["trainable"] + 64
