@@ -197,10 +197,11 @@ def _merged_lora_run(path: str | pathlib.Path, state_dir: pathlib.Path,
                      trained: dict[str, Any]) -> dict[str, Any]:
     """A LoRA run's saved adapters, head and statistics on its base, merged."""
     run_config = _run_config(path)
-    init = run_config["model"]["init"]
     meta_dir = state_dir.parent / "meta"
     meta = (ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(meta_dir)
             if meta_dir.is_dir() else {})
+    # the base's absolute path as the run resolved it; config.json holds it as it was typed
+    init = meta.get(checkpoints.BASE_KEY, {}).get("init") or run_config["model"]["init"]
     if not pathlib.Path(init).expanduser().exists():
         raise TransferError(f"{path} is a LoRA run on model.init={init}, which is not there "
                             f"any more: its adapters need that base")
