@@ -128,7 +128,7 @@ def init_adapters(key: jax.Array, params: Mapping[str, Any],
     zeros beside each target's kernel (float32)."""
     flat = dict(traverse_util.flatten_dict(dict(params)))
     shapes = tuple(sorted(targets.items()))
-    for (path, (_, fan_out)), a in zip(shapes, _draw_a(key, shapes, rank)):
+    for (path, (_, fan_out)), a in zip(shapes, _draw_a(key, shapes, rank), strict=True):
         flat[(*path, LORA_A)] = a
         flat[(*path, LORA_B)] = jnp.zeros((rank, fan_out), jnp.float32)
     return traverse_util.unflatten_dict(flat)

@@ -2,19 +2,17 @@
 kernels W + (alpha / rank) A B (written out with NumPy here), on a tiny ViT's attention and MLP
 and a ResNet's strided 1x1 convolutions; the initial adapters change nothing; only adapters
 and the head get gradients; targets that name nothing or a layer LoRA cannot adapt are refused.
-A LoRA run trained, resumed from its checkpoints, loaded and exported:
-tests/engine/test_lora_runs.py."""
+A LoRA run trained, loaded, evaluated and exported: tests/engine/test_lora_runs.py; its
+checkpoints restored onto the base: tests/workdir/test_checkpoints.py."""
 
 from __future__ import annotations
 
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
-
 from zoo_helpers import fast_jit, init_shapes, random_variables
 from zoo_helpers import images as random_images
 

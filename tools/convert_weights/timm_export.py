@@ -1,15 +1,17 @@
 """jaxtl variables -> a timm-named state dict: `timm_layout` in reverse (`python -m jaxtl.export`).
 
 Each jaxtl leaf is named back by the architecture's naming (`TimmCheckpoint.naming`, see
-`timm_layout`): under "nested" and "resnet" a module part `name_1_0` is `name.1.0` (the trailing
-numbers were nn.Sequential indices; Inception's `branch3x3dbl_1` and its kind are names) and ResNet's `downsample_conv`/`downsample_bn` are
-`downsample.0`/`.1`; under "flat" (DenseNet, VGG) every `_` was a `.`, except inside the
-multi-word names timm gives those models' modules (`FLAT_WORDS`). `head/fc` is the
-architecture's classifier. Leaves: `kernel` (kh, kw, I, O) -> `weight` (O, I, kh, kw), Dense
-`kernel` (I, O) -> `weight` (O, I) (the classifier of a family whose timm classifier is a 1x1
-convolution, `CONV_CLASSIFIER_FAMILIES`: (O, I, 1, 1)), `scale` -> `weight`, NF `gain` (O,) -> (O, 1, 1, 1),
+`timm_layout`): under "nested" and "resnet" a module part `name_1_0` is `name.1.0` (the
+trailing numbers were nn.Sequential indices; Inception's `branch3x3dbl_1` and its kind are
+names) and ResNet's `downsample_conv`/`downsample_bn` are `downsample.0`/`.1`; under "flat"
+(DenseNet, VGG) every `_` was a `.`, except inside the multi-word names timm gives those
+models' modules (`FLAT_WORDS`). `head/fc` is the architecture's classifier.
+
+Leaves: `kernel` (kh, kw, I, O) -> `weight` (O, I, kh, kw); Dense `kernel` (I, O) -> `weight`
+(O, I), or (O, I, 1, 1) for the classifier of a family whose timm classifier is a 1x1
+convolution (`CONV_CLASSIFIER_FAMILIES`); `scale` -> `weight`; NF `gain` (O,) -> (O, 1, 1, 1);
 batch_stats `mean`/`var` -> `running_mean`/`running_var` (with a `num_batches_tracked` of 0,
-which torch's BatchNorm keeps in its state dict), other names as they are.
+which torch's BatchNorm keeps in its state dict); other names as they are.
 
 Every name is checked by mapping it forward again with `timm_layout.jaxtl_leaf`: a name this
 module cannot invert fails instead of being written wrong.
