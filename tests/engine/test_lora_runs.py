@@ -184,6 +184,8 @@ def test_a_run_without_adapters_exports_as_it_is(tmp_path):
     ({"finetune.strategy": "linear_probe"}, r"train.adapter is 'lora' but finetune.strategy "
                                             r"is 'linear_probe'"),
     ({"model.init": ""}, r"train.adapter is 'lora' but model.init is empty"),
+    ({"finetune.stage_lr_multipliers": (1.0, 1.0, 1.0, 2.0)},  # small_cnn: 4 stages
+     r"train.adapter is 'lora' but finetune.stage_lr_multipliers is set"),
     ({"lora.targets": ()}, r"config.lora.targets is \(\); expected a non-empty tuple"),
 ])
 def test_lora_settings_that_cannot_work_are_refused_before_a_run(tmp_path, overrides, message):
