@@ -213,3 +213,31 @@ def test_the_abstract_build_of_a_lora_run_has_adapters_and_their_optimizer_state
     assert record["trainable"] == adapters + EMBED * 3 + 3
     assert 8 * record["trainable"] <= record["optimizer_state_bytes"] \
         <= 8 * record["trainable"] + 64
+
+
+def test_a_lora_state_with_its_optimizer_state_resumes_onto_the_base(tmp_path):
+    """The loop's save and restore of the latest checkpoint, on the state `build` makes (the
+    optimizer state of the adapters and head only), without training."""
+    import grain
+
+    base = write_base(tmp_path / "base")
+    config = tiny_config(tmp_path, "eyepacs", {
+        "model.arch": ARCH, "demo.arch": ARCH, "model.init": str(base),
+        "train.adapter": "lora", "lora.rank": RANK, "optim.name": "adamw"})
+    validation.validate(config)
+    run, state = build.build(config)
+    flat = traverse_util.flatten_dict(state.params)
+    moved = state.replace(step=state.step + 5, params=traverse_util.unflatten_dict(
+        {path: value + 1 if lora.is_trainable(path) else value for path, value in flat.items()}),
+        opt_state=jax.tree.map(lambda leaf: leaf + 2, state.opt_state))
+    iterator = grain.MapDataset.range(4).to_iter_dataset().__iter__()
+    saver = checkpoints.RunCheckpoints(tmp_path / "run", keep=1, best_metric="kappa",
+                                       base=run.base)
+    saver.save_latest(5, moved, iterator, {"epoch": 1})
+    saver.wait()
+    restored, _ = saver.restore_latest(state, iterator)  # as fresh as a new process's
+    saver.close()
+    assert run.base == transfer.base_reference(base)
+    for got, want in zip(jax.tree.leaves(restored), jax.tree.leaves(moved), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
