@@ -145,12 +145,19 @@ def with_lora(config: ml_collections.ConfigDict, model: Any, variables: dict[str
     return lora.LoraModel(model, settings), {**variables, "params": params}
 
 
-def parameter_record(state: steps.TrainState) -> dict[str, int]:
-    """The parameters a run trains and holds, and the bytes of its optimizer state."""
+def parameter_record(state: steps.TrainState, plan: optim.FinetunePlan,
+                     total_steps: int) -> dict[str, int]:
+    """The parameters a run trains (a LoRA run's adapters and head; else those of every stage
+    the fine-tuning plan trains at some step, and the head) and holds, and the bytes of its
+    optimizer state."""
     params = traverse_util.flatten_dict(dict(state.params))
-    adapted = lora.has_adapters(state.params)
+    never = optim.Frozen(tuple(stage for stage, start in zip(plan.stages, plan.start_steps,
+                                                              strict=True)
+                               if start is None or start >= total_steps))
+    trains = (lora.is_trainable if lora.has_adapters(state.params)
+              else lambda path: not never.contains(path))
     return {"trainable": sum(int(np.prod(np.shape(value))) for path, value in params.items()
-                             if not adapted or lora.is_trainable(path)),
+                             if trains(path)),
             "total": sum(int(np.prod(np.shape(value))) for value in params.values()),
             "optimizer_state_bytes": sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize
                                          for leaf in jax.tree.leaves(state.opt_state))}
@@ -244,7 +251,7 @@ def build(config: ml_collections.ConfigDict,
               model=built.model, plan=built.optimizer.plan, train_step=built.train_step,
               eval_step=built.eval_step, schedule=built.optimizer.schedule, stream=stream,
               eval_transform=eval_transform, total_steps=total_steps, loss_weights=weights,
-              parameters=parameter_record(built.state),
+              parameters=parameter_record(built.state, built.optimizer.plan, total_steps),
               base=(transfer.base_reference(config.model.init)
                     if config.train.adapter == "lora" else None))
     return run, built.state

@@ -208,7 +208,7 @@ def test_the_abstract_build_of_a_lora_run_has_adapters_and_their_optimizer_state
     assert steps.is_abstract(built.state) and isinstance(built.model, lora.LoraModel)
     qkv = built.state.params["backbone"]["blocks_5"]["attn"]["qkv"]
     assert (qkv["lora_a"].shape, qkv["lora_b"].shape) == ((EMBED, RANK), (RANK, 3 * EMBED))
-    record = build.parameter_record(built.state)
+    record = build.parameter_record(built.state, built.optimizer.plan, 20)
     adapters = DEPTH * (EMBED * RANK + RANK * 3 * EMBED + EMBED * RANK + RANK * EMBED)
     assert record["trainable"] == adapters + EMBED * 3 + 3
     assert 8 * record["trainable"] <= record["optimizer_state_bytes"] \
