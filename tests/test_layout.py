@@ -29,6 +29,9 @@ LAYERS = (
     ("jaxtl.report",),
 )
 SHARED_BY_PROGRAMS = "jaxtl.commands.cli"
+# Top-level programs: `python -m jaxtl.main`, and `python -m jaxtl.export`, which runs
+# jaxtl.commands.export (runpy, not an import).
+TOP_LEVEL_PROGRAMS = ("jaxtl.main", "jaxtl.export")
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -56,7 +59,7 @@ def graph() -> dict[str, frozenset[str]]:
 
 
 def is_program(module: str) -> bool:
-    return (module == "jaxtl.main" or module.endswith(".__main__")
+    return (module in TOP_LEVEL_PROGRAMS or module.endswith(".__main__")
             or (module.startswith("jaxtl.commands") and module != SHARED_BY_PROGRAMS))
 
 

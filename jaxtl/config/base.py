@@ -43,6 +43,7 @@ from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import BAD_IMAGE_POLICIES
 from jaxtl.metrics.segmentation import INSTANCE_METHODS
 from jaxtl.models.family import IMAGENET_MEAN, IMAGENET_STD
+from jaxtl.models.lora import ADAPTERS, DEFAULT_TARGETS
 
 LOSS_WEIGHTINGS = ("none", "balanced")  # train.class_weights, train.positive_weights
 SEED = number(0, 2**31 - 1, integer=True)
@@ -50,6 +51,16 @@ RESOLUTION = number(16, 4096, integer=True)
 POSITIVE_INTEGER = number(1, None, integer=True)
 BOOTSTRAP_SAMPLES = number(0, 100_000, integer=True)
 ARCHITECTURE = choice(*models.list_models())
+
+
+@allowing("a non-empty tuple of layer names, e.g. ('qkv', 'proj')")
+def layer_names(value: Any) -> str | None:
+    if (not isinstance(value, (tuple, list)) or not value
+            or not all(isinstance(v, str) and v for v in value) or len(set(value)) < len(value)):
+        return f"is {value!r}; expected a non-empty tuple of distinct layer names, e.g. " \
+               f"('qkv', 'proj')"
+    return None
+
 
 COMMON: dict[str, Section] = {
     TOP_LEVEL: {
@@ -251,6 +262,22 @@ COMMON: dict[str, Section] = {
         "mixup_switch_prob": Setting(0.5, number(0.0, 1.0),
                                      "with both alphas above 0: probability of cutmix rather "
                                      "than mixup for a batch"),
+        "adapter": Setting("none", choice(*ADAPTERS), "none: the fine-tuning strategy trains "
+                           "the model's own parameters; lora: low-rank adapters on the layers "
+                           "lora.targets names train with the head, the rest of model.init's "
+                           "backbone stays frozen (needs model.init and finetune.strategy=full)"),
+    },
+    "lora": {  # train.adapter=lora only (docs/fine-tuning.md, "LoRA")
+        "rank": Setting(8, POSITIVE_INTEGER, "rank r of each adapter: A (in, r), B (r, out)"),
+        "alpha": Setting(16.0, number(1e-8, None), "the adapters' output is scaled by "
+                         "alpha / rank"),
+        "dropout": Setting(0.0, number(0.0, 0.99), "dropout on the adapters' input in "
+                           "training"),
+        "targets": Setting(DEFAULT_TARGETS, layer_names, "names of the backbone layers that "
+                           "get adapters (Dense layers and 1x1 convolutions): a ViT's "
+                           "attention ('qkv', 'proj'), its MLP ('fc1', 'fc2'); a CNN's 1x1 "
+                           "convolutions by name (e.g. ResNet's 'conv1', 'conv3', "
+                           "'downsample_conv')"),
     },
     "eval": {
         "batch_size": Setting(64, POSITIVE_INTEGER, "global evaluation batch"),

@@ -137,6 +137,16 @@ def _optim_problems(config: ml_collections.ConfigDict) -> list[str]:
         problems.append(f"config.finetune.unfreeze_epochs is {finetune.unfreeze_epochs!r} but "
                         f"finetune.strategy is {strategy!r}; set it to () or use "
                         f"gradual_unfreeze")
+    if config.train.adapter == "lora" and strategy != "full":
+        problems.append(f"config.train.adapter is 'lora' but finetune.strategy is "
+                        f"{strategy!r}: LoRA trains the adapters and the head and freezes the "
+                        f"rest; set finetune.strategy=full")
+    if config.train.adapter == "lora" and finetune.stage_lr_multipliers:
+        problems.append("config.train.adapter is 'lora' but finetune.stage_lr_multipliers is "
+                        "set: the adapters and the head train at optim.lr; set it to ()")
+    if config.train.adapter == "lora" and not config.model.init:
+        problems.append("config.train.adapter is 'lora' but model.init is empty: LoRA adapts "
+                        "pretrained weights; set model.init to a converted checkpoint or a run")
     if not config.probe.c_values:
         problems.append("config.probe.c_values is (); give at least one C, e.g. (0.1, 1.0)")
     multipliers = finetune.stage_lr_multipliers

@@ -17,6 +17,8 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+import optax
+from flax import traverse_util
 
 from jaxtl import models, optim
 from jaxtl.config import validation as configuration
@@ -29,6 +31,7 @@ from jaxtl.data.records import DatasetSplits
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import ImageTransform
 from jaxtl.engine import steps, transfer
+from jaxtl.models import lora
 
 
 @dataclasses.dataclass
@@ -49,6 +52,9 @@ class Run:
     eval_transform: ImageTransform
     total_steps: int
     loss_weights: dict[str, float] | None  # per class or label (train.*_weights); None: all 1
+    # trainable parameters, all parameters, optimizer-state bytes (`parameter_record`)
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    base: dict[str, str] | None = None  # a LoRA run's frozen base (transfer.base_reference)
     # id(records) -> (records, feed): the evaluation feeds, kept between evaluations
     feeds: dict[int, tuple[Any, pipeline.EvalFeed]] = dataclasses.field(default_factory=dict)
     helpers: dict[str, Any] = dataclasses.field(default_factory=dict)  # see `compiled`
@@ -114,7 +120,57 @@ def build_model(config: ml_collections.ConfigDict, task: Task, mesh: jax.shardin
         variables = transfer.load_into(config.model.init, variables,
                                        in_channels=config.data.channels,
                                        cache_dir=cache_root(config))
+    if config.train.adapter == "lora":
+        return with_lora(config, model, variables, image_shape, mesh)
     return model, variables
+
+
+def with_lora(config: ml_collections.ConfigDict, model: Any, variables: dict[str, Any],
+              image_shape: tuple[int, int, int],
+              mesh: jax.sharding.Mesh) -> tuple[lora.LoraModel, dict[str, Any]]:
+    """`model` with LoRA adapters (`config.lora`) on `variables`: A random from `train.seed`,
+    B zeros (abstract variables: the adapters' shapes)."""
+    settings = lora.LoraSettings.from_config(config.lora)
+    images = jax.ShapeDtypeStruct((1, *image_shape), np.float32)
+    try:
+        targets = lora.find_targets(model, variables, images, settings.targets)
+    except lora.TargetError as error:
+        raise ConfigError(f"{error} ({config.model.arch})") from None
+    key = jax.random.fold_in(jax.random.PRNGKey(config.train.seed), 1)  # not init's keys
+    add = functools.partial(lora.init_adapters, key, targets=targets, rank=settings.rank)
+    if steps.is_abstract(variables):
+        sharding = steps.replicated(mesh)
+        params = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                                                sharding=sharding),
+                              jax.eval_shape(add, variables["params"]))
+    else:
+        params = add(variables["params"])
+    return lora.LoraModel(model, settings), {**variables, "params": params}
+
+
+def parameter_record(state: steps.TrainState, plan: optim.FinetunePlan,
+                     total_steps: int) -> dict[str, int]:
+    """The parameters a run trains (a LoRA run's adapters and head; else those of every stage
+    the fine-tuning plan trains at some step, and the head) and holds, and the bytes of its
+    optimizer state."""
+    params = traverse_util.flatten_dict(dict(state.params))
+    never = optim.Frozen(tuple(stage for stage, start in zip(plan.stages, plan.start_steps,
+                                                              strict=True)
+                               if start is None or start >= total_steps))
+    trains = (lora.is_trainable if lora.has_adapters(state.params)
+              else lambda path: not never.contains(path))
+    return {"trainable": sum(int(np.prod(np.shape(value))) for path, value in params.items()
+                             if trains(path)),
+            "total": sum(int(np.prod(np.shape(value))) for value in params.values()),
+            "optimizer_state_bytes": sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize
+                                         for leaf in jax.tree.leaves(state.opt_state))}
+
+
+def describe_parameters(record: dict[str, int]) -> str:
+    """The log line of `parameter_record`."""
+    return (f"{record['trainable']:,} of {record['total']:,} parameters train "
+            f"({record['trainable'] / max(record['total'], 1):.2%}); optimizer state "
+            f"{record['optimizer_state_bytes'] / 1e6:.2f} MB")
 
 
 def loss_weights(config: ml_collections.ConfigDict,
@@ -155,6 +211,9 @@ def build_steps(config: ml_collections.ConfigDict, task: Task, *, mesh: jax.shar
     a TPU topology's devices that are not here)."""
     optimizer = optim.make_optimizer(config, steps_per_epoch, total_steps)
     model, variables = build_model(config, task, mesh, abstract=abstract)
+    if config.train.adapter == "lora":  # only the adapters and the head get optimizer state
+        optimizer = dataclasses.replace(optimizer, tx=optax.multi_transform(
+            {lora.TRAINABLE: optimizer.tx, lora.FROZEN: optax.set_to_zero()}, lora.labels))
     state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
     augment = device_augment.from_config(config, train_transform.wire_dtype)
     compile_step = functools.cache(lambda frozen: steps.make_train_step(
@@ -196,5 +255,8 @@ def build(config: ml_collections.ConfigDict,
     run = Run(config=config, spec=spec, splits=splits, mesh=mesh, layout=layout,
               model=built.model, plan=built.optimizer.plan, train_step=built.train_step,
               eval_step=built.eval_step, schedule=built.optimizer.schedule, stream=stream,
-              eval_transform=eval_transform, total_steps=total_steps, loss_weights=weights)
+              eval_transform=eval_transform, total_steps=total_steps, loss_weights=weights,
+              parameters=parameter_record(built.state, built.optimizer.plan, total_steps),
+              base=(transfer.base_reference(config.model.init)
+                    if config.train.adapter == "lora" else None))
     return run, built.state

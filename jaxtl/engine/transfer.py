@@ -30,12 +30,18 @@ cannot survive there: NF-ResNet's ScaledStdConv2d compensates with its learnable
 (exact grey-image equivalence again, see `adapt_input_kernel`); BiT's StdConv2d has no gain,
 so its adapted filters keep the averaged spatial pattern but each filter's output is rescaled
 by the standardisation (the GroupNorm that follows BiT's stem absorbs most of it).
+
+A LoRA run (`train.adapter=lora`) saves only its adapters and head: loading it
+(`load_variables`, and so `load`, evaluation, explanations, features, a later `model.init`)
+reads its base from the run's `model.init`, refuses a base whose content changed since training
+(`base_reference`), and returns the merged plain model's variables (`jaxtl.models.lora.merge`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import pathlib
 from collections.abc import Collection, Iterator, Mapping
@@ -56,6 +62,8 @@ from jaxtl.data import loading
 from jaxtl.data.cache import cache_root, default_cache_root
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.engine import hub
+from jaxtl.models import lora
+from jaxtl.workdir import checkpoints
 from jaxtl.workdir import files as rundir
 
 HEAD = "head"
@@ -221,13 +229,63 @@ def checkpoint_state_dir(path: str | pathlib.Path) -> pathlib.Path:
 def load_variables(path: str | pathlib.Path,
                    cache_dir: str | pathlib.Path | None = None) -> dict[str, Any]:
     """{'params': ..., 'batch_stats': ...} of a converted checkpoint (a hub reference's in
-    `cache_dir`) or a saved run, as NumPy."""
+    `cache_dir`) or a saved run, as NumPy; a LoRA run's with its adapters merged into its
+    base."""
     path = local(path, cache_dir)
     if is_pretrained(path):
         return _read_pretrained_variables(path)
-    state = ocp.StandardCheckpointer().restore(checkpoint_state_dir(path))
-    return {name: jax.tree_util.tree_map(np.asarray, state[name]) for name in COLLECTIONS
-            if name in state}
+    state_dir = checkpoint_state_dir(path)
+    state = ocp.StandardCheckpointer().restore(state_dir)
+    variables = {name: jax.tree_util.tree_map(np.asarray, state[name]) for name in COLLECTIONS
+                 if name in state}
+    if lora.has_adapters(variables.get("params", {})):
+        variables = _merged_lora_run(path, state_dir, variables)
+    return variables
+
+
+def base_reference(path: str | pathlib.Path) -> dict[str, str]:
+    """{'init': path, 'sha256': ...}: what a LoRA run's frozen base is, by content: the SHA-256
+    of a converted checkpoint's variables file (a hub reference's, converted), or of a run
+    checkpoint's files (each one's name, then its bytes, in name order)."""
+    path = local(path).resolve()
+    digest = hashlib.sha256()
+    if is_pretrained(path):
+        _hash_file(digest, path / VARIABLES_FILE)
+    else:
+        root = checkpoint_state_dir(path)
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            digest.update(str(file.relative_to(root)).encode() + b"\0")
+            _hash_file(digest, file)
+    return {"init": str(path), "sha256": digest.hexdigest()}
+
+
+def _hash_file(digest: Any, file: pathlib.Path) -> None:
+    with file.open("rb") as stream:
+        while chunk := stream.read(1 << 24):
+            digest.update(chunk)
+
+
+def _merged_lora_run(path: str | pathlib.Path, state_dir: pathlib.Path,
+                     trained: dict[str, Any]) -> dict[str, Any]:
+    """A LoRA run's saved adapters, head and statistics on its base, merged."""
+    run_config = _run_config(path)
+    meta_dir = state_dir.parent / "meta"
+    meta = (ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(meta_dir)
+            if meta_dir.is_dir() else {})
+    # the base's absolute path as the run resolved it; config.json holds it as it was typed
+    init = meta.get(checkpoints.BASE_KEY, {}).get("init") or run_config["model"]["init"]
+    if not pathlib.Path(init).expanduser().exists():
+        raise TransferError(f"{path} is a LoRA run on model.init={init}, which is not there "
+                            f"any more: its adapters need that base")
+    checkpoints.check_base(meta, base_reference(init), state_dir.parent)
+    base = load_variables(init)
+    params = {name: value for name, value in
+              traverse_util.flatten_dict(dict(base["params"])).items() if name[0] != HEAD}
+    params |= traverse_util.flatten_dict(dict(trained["params"]))
+    settings = lora.LoraSettings.from_config(run_config["lora"])
+    merged = lora.merge(traverse_util.unflatten_dict(params), settings.scale)
+    return {"params": jax.tree_util.tree_map(np.asarray, merged),
+            "batch_stats": trained.get("batch_stats", {})}
 
 
 def _run_config(path: pathlib.Path) -> dict[str, Any]:

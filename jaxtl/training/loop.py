@@ -42,11 +42,11 @@ from jaxtl.core.preemption import CheckpointInterval, StopRequest
 from jaxtl.data import loading, pipeline
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.engine import transfer
-from jaxtl.engine.build import Run, build
+from jaxtl.engine.build import Run, build, describe_parameters
 from jaxtl.metrics import headline
 from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.workdir import files as rundir
-from jaxtl.workdir.checkpoints import RunCheckpoints, abstract_like, remove_latest
+from jaxtl.workdir.checkpoints import RunCheckpoints, remove_latest
 from jaxtl.workdir.metrics_log import RunLog
 
 
@@ -141,8 +141,9 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
     if not run.plan.uniform:
         log.info("fine-tuning (%s): %s", config.finetune.strategy,
                  run.plan.describe(run.stream.steps_per_epoch))
+    log.info("%s", describe_parameters(run.parameters))
     checkpoints = RunCheckpoints(workdir, keep=config.train.keep_checkpoints,
-                                 best_metric=config.eval.best_metric)
+                                 best_metric=config.eval.best_metric, base=run.base)
     iterator = run.stream.iterator()
     stop = StopRequest()
     try:
@@ -180,6 +181,7 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
         # model.init's converted checkpoint (its source, input statistics, resolution); None
         # for a random start or a jaxtl run
         "pretrained": dataclasses.asdict(pretrained) if pretrained else None,
+        "parameters": run.parameters,  # trainable, total, optimizer_state_bytes
         **evaluators.for_task(run.splits.task).final_results(run, best_state, workdir),
         "skipped_training_images": skipped,  # image draws left out over all epochs
         "train_images_per_second": float(np.median(throughput)) if throughput else None,
@@ -253,7 +255,7 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
     evaluator = evaluators.for_task(run.splits.task)
     # --- Restore or start -------------------------------------------------------------------
     if checkpoints.latest_step() is not None:
-        state, meta = checkpoints.restore_latest(abstract_like(state), iterator)
+        state, meta = checkpoints.restore_latest(state, iterator)
         log.info("resumed from step %d (epoch %g) in %s", int(state.step), meta["epoch"],
                  workdir)
         log.truncate_after(int(state.step))

@@ -8,6 +8,11 @@ metric; it is what the final evaluation, `jaxtl.commands.evaluate`, `jaxtl.expla
 only (params, batch_stats): nothing resumes from it, so it needs no optimizer state (the
 optimizer's moments are as large as the params, or twice as large for Adam).
 
+A LoRA run (`train.adapter=lora`, jaxtl/models/lora.py) saves in both only what it trains: the
+adapters and the head (`lora.trainable`), the BatchNorm statistics and the optimizer state of
+those; the frozen backbone is `model.init`'s, named in each checkpoint's `meta` with a content
+hash (`base`), so that resuming or loading the run with another base is refused.
+
 A finished run keeps `best/` and removes `checkpoints/` (`remove_latest`) unless
 `train.keep_last_checkpoint` is set: the latest checkpoints exist to resume an unfinished run.
 """
@@ -22,11 +27,15 @@ from typing import Any
 import grain
 import jax
 import orbax.checkpoint as ocp
+from flax import traverse_util
 
+from jaxtl.core.errors import TransferError
+from jaxtl.models import lora
 from jaxtl.workdir.files import BEST_DIR, LATEST_DIR
 
 # What the best checkpoint keeps of the train state: the variables a model is applied with.
 MODEL_VARIABLES = ("params", "batch_stats")
+BASE_KEY = "base"  # meta: the frozen base of a LoRA run ({"init": path, "sha256": ...})
 
 
 def model_variables(state: Any) -> dict[str, Any]:
@@ -34,10 +43,43 @@ def model_variables(state: Any) -> dict[str, Any]:
     return {name: getattr(state, name) for name in MODEL_VARIABLES}
 
 
+def saved_part(state: Any) -> Any:
+    """What a checkpoint holds of `state`: all of it, or a LoRA run's trained parameters."""
+    if not lora.has_adapters(state.params):
+        return state
+    return state.replace(params=lora.trainable(state.params))
+
+
+def with_frozen(restored: Any, state: Any) -> Any:
+    """`restored` (a `saved_part`) with the frozen parameters of `state` put back."""
+    if not lora.has_adapters(state.params):
+        return restored
+    params = traverse_util.flatten_dict(dict(state.params))
+    params |= traverse_util.flatten_dict(dict(restored.params))
+    return restored.replace(params=traverse_util.unflatten_dict(params))
+
+
+def check_base(meta: dict[str, Any], base: dict[str, Any] | None, where: pathlib.Path) -> None:
+    """Refuses a checkpoint trained on another frozen base than `base` (the one loaded now)."""
+    saved = meta.get(BASE_KEY)
+    if saved is None or base is None or saved.get("sha256") == base.get("sha256"):
+        return
+    raise TransferError(
+        f"{where} was trained with LoRA on model.init={saved.get('init')} (sha256 "
+        f"{str(saved.get('sha256'))[:12]}...), but those weights have changed (now "
+        f"{str(base.get('sha256'))[:12]}...): restore the original base weights, or start a "
+        f"new run")
+
+
 class RunCheckpoints:
-    def __init__(self, workdir: str | pathlib.Path, *, keep: int, best_metric: str):
+    def __init__(self, workdir: str | pathlib.Path, *, keep: int, best_metric: str,
+                 base: dict[str, Any] | None = None):
+        """`base`: the frozen base a LoRA run adapts (its `model.init` and content hash),
+        recorded in every checkpoint's meta and checked on restoring."""
         workdir = pathlib.Path(workdir).resolve()
+        self.workdir = workdir
         self.best_metric = best_metric
+        self.base = base
         self.latest = ocp.CheckpointManager(
             workdir / LATEST_DIR, item_names=("state", "data", "meta"),
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
@@ -55,19 +97,25 @@ class RunCheckpoints:
     def save_latest(self, step: int, state: Any, data_iterator: grain.DatasetIterator,
                     meta: dict[str, Any]) -> None:
         self.latest.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
+            state=ocp.args.StandardSave(saved_part(state)),
             data=grain.checkpoint.CheckpointSave(data_iterator),
-            meta=ocp.args.JsonSave(meta)))
+            meta=ocp.args.JsonSave(self._with_base(meta))))
 
-    def restore_latest(self, abstract_state: Any,
+    def _with_base(self, meta: dict[str, Any]) -> dict[str, Any]:
+        return meta if self.base is None else {**meta, BASE_KEY: self.base}
+
+    def restore_latest(self, state: Any,
                        data_iterator: grain.DatasetIterator) -> tuple[Any, dict[str, Any]]:
-        """Restores into `data_iterator` in place; returns the state and the metadata."""
+        """Restores into `data_iterator` in place; returns the state and the metadata.
+        `state`: the run's fresh state, or its shapes (`abstract_like`); a LoRA run's must
+        be the state itself, whose frozen base the checkpoint does not hold."""
         step = self.latest.latest_step()
         restored = self.latest.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
+            state=ocp.args.StandardRestore(abstract_like(saved_part(state))),
             data=grain.checkpoint.CheckpointRestore(data_iterator),
             meta=ocp.args.JsonRestore()))
-        return restored.state, restored.meta
+        check_base(restored.meta, self.base, self.workdir)
+        return with_frozen(restored.state, state), restored.meta
 
     def best_value(self) -> float | None:
         self.best.wait_until_finished()
@@ -89,7 +137,8 @@ class RunCheckpoints:
         if previous is not None and not self.score(meta) > previous:
             return False
         self.best.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(model_variables(state)), meta=ocp.args.JsonSave(meta)),
+            state=ocp.args.StandardSave(model_variables(saved_part(state))),
+            meta=ocp.args.JsonSave(self._with_base(meta))),
                        metrics={self.best_metric: self.score(meta)})
         return True
 
@@ -99,11 +148,12 @@ class RunCheckpoints:
         restores too."""
         step = self.best.best_step()
         saved = self.best.item_metadata(step)["state"].keys()
-        abstract = abstract_like({name: getattr(state, name) for name in saved})
+        abstract = abstract_like({name: getattr(saved_part(state), name) for name in saved})
         restored = self.best.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        check_base(restored.meta, self.base, self.workdir)
         variables = {name: restored.state[name] for name in MODEL_VARIABLES}
-        return state.replace(**variables), restored.meta
+        return with_frozen(state.replace(**variables), state), restored.meta
 
     def wait(self) -> None:
         self.latest.wait_until_finished()

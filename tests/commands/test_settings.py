@@ -42,7 +42,7 @@ def test_sections_are_headed_in_declaration_order():
     text = listing.as_text(listing.by_section(listing.rows(config_of("eyepacs"))))
     headings = [line for line in text.splitlines() if line.startswith("[")]
     assert headings == ["[dataset]", "[data]", "[model]", "[optim]", "[finetune]", "[train]",
-                        "[eval]", "[probe]", "[seg]", "[demo]", "[eyepacs]"]
+                        "[lora]", "[eval]", "[probe]", "[seg]", "[demo]", "[eyepacs]"]
 
 
 def test_one_section_and_its_allowed_values():

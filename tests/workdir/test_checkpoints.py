@@ -1,12 +1,14 @@
 """The best checkpoint keeps the model's variables only; a finished run's latest checkpoints
-are removed whole."""
+are removed whole; a LoRA run's checkpoints keep what it trains and the hash of its base."""
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import pytest
 
+from jaxtl.core.errors import TransferError
 from jaxtl.engine import transfer
 from jaxtl.engine.steps import TrainState
 from jaxtl.workdir import checkpoints
@@ -73,3 +75,51 @@ def test_remove_latest_removes_the_folder_and_counts_its_bytes(tmp_path):
     assert checkpoints.remove_latest(tmp_path) == 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == [rundir.BEST_DIR]  # nothing aside
     assert not rundir.has_checkpoints(tmp_path)
+
+
+def lora_state(value: float) -> TrainState:
+    """A LoRA run's state: a frozen kernel, its adapters and the head."""
+    params = {"backbone": {"qkv": {"kernel": jnp.full((4, 6), 100 + value),
+                                   "lora_a": jnp.full((4, 2), value),
+                                   "lora_b": jnp.full((2, 6), -value)}},
+              "head": {"fc": {"bias": jnp.full((3,), 2 * value)}}}
+    return TrainState(step=jnp.asarray(3), params=params, batch_stats={},
+                      opt_state={"mu": jnp.full((3,), 10 * value)},
+                      rng=jnp.zeros((2,), jnp.uint32))
+
+
+def test_lora_checkpoints_hold_the_adapters_and_head_and_restore_onto_the_frozen_base(tmp_path):
+    import grain
+
+    base = {"init": "/weights/vit", "sha256": "ab" * 32}
+    iterator = grain.MapDataset.range(8).to_iter_dataset().__iter__()
+    saver = checkpoints.RunCheckpoints(tmp_path, keep=2, best_metric="kappa", base=base)
+    saver.save_latest(3, lora_state(1.0), iterator, meta(0.5))
+    assert saver.save_if_best(3, lora_state(1.0), meta(0.5))
+    saver.wait()
+    saver.close()
+    for folder in (rundir.LATEST_DIR, rundir.BEST_DIR):
+        saved = ocp.StandardCheckpointer().restore(tmp_path / folder / "3" / "state")
+        assert "kernel" not in saved["params"]["backbone"]["qkv"]
+        assert set(saved["params"]["backbone"]["qkv"]) == {"lora_a", "lora_b"}
+
+    reader = checkpoints.RunCheckpoints(tmp_path, keep=2, best_metric="kappa", base=base)
+    fresh = lora_state(7.0)  # the new process's state: the base as model.init gives it
+    latest, latest_meta = reader.restore_latest(fresh, iterator)
+    best, _ = reader.restore_best(fresh)
+    reader.close()
+    for restored in (latest, best):
+        qkv = restored.params["backbone"]["qkv"]
+        np.testing.assert_array_equal(qkv["kernel"], np.full((4, 6), 107.0))  # the base's
+        np.testing.assert_array_equal(qkv["lora_a"], np.full((4, 2), 1.0))  # the saved
+        np.testing.assert_array_equal(restored.params["head"]["fc"]["bias"], np.full(3, 2.0))
+    np.testing.assert_array_equal(latest.opt_state["mu"], np.full(3, 10.0))
+    assert latest_meta["base"] == base
+
+    changed = checkpoints.RunCheckpoints(tmp_path, keep=2, best_metric="kappa",
+                                         base={**base, "sha256": "cd" * 32})
+    with pytest.raises(TransferError, match=r"trained with LoRA on model.init=/weights/vit "
+                                            r"\(sha256 abababababab\.\.\.\), but those weights "
+                                            r"have changed"):
+        changed.restore_latest(fresh, iterator)
+    changed.close()
