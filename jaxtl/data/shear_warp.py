@@ -30,8 +30,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jaxtl.data.transforms import WARP_QUANTUM
-
+# A warp's coefficients are rounded to this grid (jaxtl.data.transforms._warp_coordinates and
+# here), so that both ways of warping sample from exactly the same coordinates.
+WARP_QUANTUM = 2.0**-12
 MAX_DEGREES = 45.0  # beyond this, the shears' ranges (tan(a/2), sin a) make the sums too long
 
 
@@ -124,7 +125,7 @@ def shear_warp(images: Any, warps: Any, *, max_degrees: float, dtype: Any = None
         col_weights = resampling_matrix(sign * k * cols + start[1], width)
         return row_weights, col_weights, cos, sin
 
-    # on the grid the gather rounds warps to (transforms.WARP_QUANTUM), so crops agree exactly
+    # on the grid the gather rounds warps to, so crops agree exactly
     warps = jnp.round(warps.astype(jnp.float32) / WARP_QUANTUM) * WARP_QUANTUM
     row_weights, col_weights, cos, sin = jax.vmap(axis_aligned)(warps)
     dtype = jnp.float32 if dtype is None else dtype

@@ -51,8 +51,10 @@ from PIL import Image
 from scipy import ndimage
 
 from jaxtl.core.errors import UnreadableImage
+from jaxtl.data import shear_warp
 from jaxtl.data.decoders import Decoder, ImageFileDecoder
 from jaxtl.data.records import DataError, Record
+from jaxtl.data.shear_warp import WARP_QUANTUM
 
 
 def wire_dtype(decoder: Decoder) -> str:
@@ -275,7 +277,6 @@ def _canvas_start(start: float, side: float, length: float, resolution: int) -> 
 IDENTITY_WARP = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
 
 
-WARP_QUANTUM = 2.0**-12  # a warp's coefficients are rounded to this grid (_warp_coordinates)
 
 
 def _warp_coordinates(xp: Any, shape: tuple[int, ...], warp: Any) -> tuple[Any, Any, Any]:
@@ -330,7 +331,6 @@ def warp_batch(images: Any, warps: Any, max_rotation: float = 180.0) -> Any:
     import jax
     import jax.numpy as jnp
 
-    from jaxtl.data import shear_warp
 
     on_tpu = (functools.partial(shear_warp.shear_warp, max_degrees=max_rotation,
                                 dtype=jnp.bfloat16)

@@ -12,7 +12,8 @@ import pytest
 from scipy import ndimage
 
 from jaxtl.data import shear_warp
-from jaxtl.data.transforms import WARP_QUANTUM, bilinear_warp, sampling_map
+from jaxtl.data.shear_warp import WARP_QUANTUM
+from jaxtl.data.transforms import bilinear_warp, sampling_map
 
 SIDE = 32
 
