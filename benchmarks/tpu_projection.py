@@ -64,13 +64,15 @@ def abstract(tree: Any, sharding: NamedSharding) -> Any:
 
 
 def jaxtl_step(arch: str, mesh: Mesh, batch_size: int, resolution: int,
-               warp: bool) -> tuple[Any, tuple[Any, Any]]:
+               warp: bool, rotate_degrees: float | None = None) -> tuple[Any, tuple[Any, Any]]:
     """jaxtl's train step for `arch`, built by `jaxtl.engine.build.build_steps` as a run builds
     it (abstract: shapes only), and the abstract (state, batch) to lower it with."""
     config = load_config("configs/eyepacs.py")
     config.model.arch, config.model.dtype = arch, "bfloat16"
     config.data.resolution, config.data.batch_size = resolution, batch_size
     config.data.augment = "crop,flip,rotate" if warp else "none"
+    if rotate_degrees is not None:  # EyePACS rotates fundus photographs by up to 180 degrees
+        config.data.rotate_degrees = rotate_degrees
     task = tasks.multiclass([str(i) for i in range(NUM_CLASSES)])
     train_transform = build.image_transform(config, augment=True)
     built = build.build_steps(config, task, mesh=mesh, train_transform=train_transform,
@@ -211,6 +213,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--warp", choices=("on", "off"), default="on",
                         help="on: the training augmentation's warp inside the step")
+    parser.add_argument("--rotate_degrees", type=float, default=None,
+                        help="the warp's largest rotation (default: the EyePACS config's, 180; "
+                             "up to 45 TPUs warp without gathers, jaxtl.data.shear_warp)")
     parser.add_argument("--steps", default="jaxtl,reference",
                         help="which steps to compile, in one process: jaxtl, reference "
                              "(the flax examples' ResNet-50) or both")
@@ -231,8 +236,11 @@ def main() -> None:
     which = args.steps.split(",")
     if "jaxtl" in which:
         step, step_args = jaxtl_step(args.arch, mesh, batch_size, args.resolution,
-                                     args.warp == "on")
-        rows["jaxtl"] = {"step": "jaxtl", "arch": args.arch, "warp": args.warp, **common,
+                                     args.warp == "on", args.rotate_degrees)
+        rotation = (args.rotate_degrees if args.rotate_degrees is not None
+                    else load_config("configs/eyepacs.py").data.rotate_degrees)
+        rows["jaxtl"] = {"step": "jaxtl", "arch": args.arch, "warp": args.warp,
+                         "rotate_degrees": rotation, **common,
                          **(costs := compiled_costs(step, step_args)),
                          **roofline(costs, chip, args.per_chip)}
     if "reference" in which:
