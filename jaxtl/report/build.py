@@ -126,6 +126,16 @@ def _study_section(doc: Document, sweep_dir: pathlib.Path, study: select.Study,
                    f"The same per {label} ({', '.join(panels)}): one panel each, best "
                    f"validation configuration per point within the panel.")
 
+    trainable = {row.get(figures.TRAINABLE) for row in study.rows} - {None}
+    if len(trainable) > 1:  # runs that train different parts of their models
+        png, _ = figures.metric_vs_trainable(study)
+        doc.figure(f"{slug}_trainable.png", png,
+                   f"{metric_name} against the parameters each run trained (log scale; "
+                   f"`parameters.trainable` in results.json: the head and the stages its "
+                   f"fine-tuning strategy trains, or the LoRA adapters and the head), one "
+                   f"colour per model and one marker per way of adapting it, every run a "
+                   f"point with its {level} interval.")
+
     chosen = select.chosen_runs(study, chosen_names)
     curves, scaled = [], {}
     for row in chosen:

@@ -101,6 +101,51 @@ def metric_vs_size(study: select.Study, panels: Mapping[str, Sequence[select.Row
     return to_png(figure), drawn
 
 
+TRAINABLE = "parameters.trainable"  # the sweep table's column (jaxtl.sweep.table)
+
+
+def adaptation(row: select.Row) -> str:
+    """How a run adapted its model: 'LoRA r8', 'linear probe', 'full', ... (the marker)."""
+    if row.get("train.adapter") == "lora":
+        return f"LoRA r{row.get('lora.rank')}"
+    strategy = str(row.get("finetune.strategy") or "full")
+    return strategy.replace("_", " ")
+
+
+def metric_vs_trainable(study: select.Study) -> tuple[bytes, dict[str, list]]:
+    """The metric against the parameters each run trained (log x): one colour per model,
+    one marker per adaptation (full fine-tuning, linear probe, LoRA, ...), each run a point
+    with its confidence interval where it has one."""
+    figure = Figure(figsize=PANEL, layout="constrained")
+    ax = figure.subplots()
+    markers = dict(zip(sorted({adaptation(row) for row in study.rows}), "osD^vP*X"))
+    colours: dict[str, Any] = {}
+    drawn: dict[str, list] = {}
+    for row in study.rows:
+        y, x = select.value(row, study.split, study.metric), row.get(TRAINABLE)
+        if y is None or not isinstance(x, (int, float)) or x <= 0:
+            continue
+        arch, how = str(row.get("model.arch")), adaptation(row)
+        ci = select.interval(row, study.split, study.metric)
+        handle = ax.errorbar([x], [y], yerr=None if ci is None else [[y - ci[0]], [ci[1] - y]],
+                             fmt=markers[how], color=colours.get(arch), capsize=2,
+                             markersize=5)
+        colours.setdefault(arch, handle.lines[0].get_color())
+        drawn.setdefault(f"{arch}, {how}", []).append((x, y, ci, row.get("run")))
+    for arch, colour in colours.items():
+        ax.plot([], [], "o", color=colour, label=arch)
+    for how, marker in markers.items():
+        ax.plot([], [], marker, color="grey", label=how)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_ylabel(f"{study.split} {study.metric}")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(study.title, fontsize=10)
+    if drawn:
+        ax.legend(fontsize=7)
+    return to_png(figure), drawn
+
+
 def binary_view(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """(targets, scores, what) for one ROC/PR curve of a run's predictions.
 

@@ -25,7 +25,8 @@ ALL = -1  # data.train_per_class that keeps every training image
 SIZE_KEY = "data.train_per_class"
 SOURCE_KEY = "pretrain"
 NO_PRETRAINING = "none"  # the pretraining source of runs from random initialisation
-HYPERPARAMETER_PREFIXES = ("dataset", "data.", "model.", "optim.", "train.", "eval.")
+HYPERPARAMETER_PREFIXES = ("dataset", "data.", "model.", "optim.", "train.", "eval.", "finetune.",
+                           "lora.")
 # Settings that do not change what a run computes, or that the pretraining source stands for.
 IGNORED_KEYS = ("data.cache_dir", "data.num_workers", "data.prefetch_batches",
                 "train.log_every_steps", "model.init")

@@ -41,7 +41,7 @@ IDENTITY = ("run", "role", "status", "error", "pretrain", "optimizer", "needs", 
             "demo", "dataset", "jaxtl_version", "git_commit", "git_dirty", "best_epoch", "stop_epoch",
             "epochs", "steps", "wall_seconds", "cpu_seconds", "wall_seconds_last_session",
             "train_images_per_second", "attempts")
-METRIC_PREFIXES = ("val.", "test.", "last_val.", "split_sizes.")
+METRIC_PREFIXES = ("val.", "test.", "last_val.", "split_sizes.", "parameters.")
 _LOG_FIELDS = ("step", "split", "demo", "epoch")
 
 
@@ -109,6 +109,9 @@ def run_row(workdir: pathlib.Path) -> dict[str, Any]:
         row["train_images_per_second"] = results.get("train_images_per_second")
         row |= metric_columns("split_sizes.", results.get("split_sizes") or {})
         row |= {f"task.{key}": value for key, value in (results.get("task") or {}).items()}
+        # trainable, total, optimizer_state_bytes (LoRA, linear probes, frozen stages)
+        row |= {f"parameters.{key}": value
+                for key, value in (results.get("parameters") or {}).items()}
         for split in ("val", "test"):
             row |= metric_columns(f"{split}.", results.get(split) or {})
     log = read_log(workdir)

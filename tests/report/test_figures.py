@@ -47,3 +47,29 @@ def test_multilabel_temperatures_rescale_each_label():
     logits = np.random.default_rng(1).normal(size=(40, 2)) * 3
     rescaled = figures.temperature_scaled(results_of(task, [2.0, None]), task.scores(logits))
     np.testing.assert_allclose(rescaled, task.scores(logits / [2.0, 1.0]), rtol=1e-9)
+
+
+def test_the_trainable_parameters_figure_draws_every_run_at_its_count():
+    from jaxtl.report import select
+
+    def row(name, arch, trainable, kappa, **config):
+        return {"run": name, "status": "done", "dataset": "eyepacs", "role": "grid",
+                "eval.best_metric": "kappa", "model.arch": arch, "test.kappa": kappa,
+                "test.kappa.ci_low": kappa - 0.05, "test.kappa.ci_high": kappa + 0.05,
+                "val.kappa": kappa, figures.TRAINABLE: trainable, **config}
+
+    rows = [row("cnn-full", "resnet50", 23_518_277, 0.71, **{"finetune.strategy": "full"}),
+            row("vit-probe", "vit_base_patch16_224", 3_845, 0.52,
+                **{"finetune.strategy": "linear_probe"}),
+            row("vit-lora", "vit_base_patch16_224", 446_213, 0.66,
+                **{"finetune.strategy": "full", "train.adapter": "lora", "lora.rank": 8}),
+            row("broken", "resnet50", None, 0.9)]  # no count: not drawn
+    [study] = select.studies(rows)
+    png, drawn = figures.metric_vs_trainable(study)
+    assert png.startswith(b"\x89PNG")
+    assert drawn == {
+        "resnet50, full": [(23_518_277, 0.71, pytest.approx((0.66, 0.76)), "cnn-full")],
+        "vit_base_patch16_224, linear probe": [(3_845, 0.52, pytest.approx((0.47, 0.57)),
+                                                "vit-probe")],
+        "vit_base_patch16_224, LoRA r8": [(446_213, 0.66, pytest.approx((0.61, 0.71)),
+                                           "vit-lora")]}

@@ -400,6 +400,7 @@ def fake_run_folder(root: pathlib.Path, name: str, kappa: float) -> pathlib.Path
         "demo": True, "dataset": "eyepacs", "jaxtl_version": "0.1.0", "git_commit": "abc",
         "git_dirty": False, "best_epoch": 2, "epochs": 3, "steps": 30,
         "split_sizes": {"train": 50, "val": 20, "test": 20},
+        "parameters": {"trainable": 1205, "total": 11177538, "optimizer_state_bytes": 4820},
         "val": {"kappa": kappa, "kappa_ci": [kappa - 0.1, kappa + 0.1], "count": 20},
         "test": {"kappa": kappa - 0.05, "confusion_matrix": [[3, 1], [0, 4]]},
         "train_images_per_second": 42.0, "wall_seconds_this_session": 12.5, "config": config}))
@@ -433,6 +434,7 @@ def test_table_rows_hold_config_metrics_epochs_and_provenance(tmp_path):
     assert (a["best_epoch"], a["stop_epoch"]) == (2, 3)
     assert (a["demo"], a["git_commit"], a["jaxtl_version"]) == (True, "abc", "0.1.0")
     assert (a["wall_seconds"], a["train_images_per_second"]) == (20.0, 42.0)
+    assert (a["parameters.trainable"], a["parameters.total"]) == (1205, 11177538)
     c = rows[2]
     assert (c["status"], c["error"], c["optim.lr"], c["demo"]) == ("failed", "boom", 0.1, True)
     assert table.read(tmp_path) == [{key: row.get(key) for key in table.columns(rows)}
