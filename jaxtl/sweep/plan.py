@@ -128,10 +128,19 @@ def _cached_name_value(key: str, value: Any, value_repr: str) -> str:
     return _name_value(key, value)
 
 
+def _inner_config(spec: str) -> str | None:
+    """The config file a recipe's argument names (configs/recipes/x.py:configs/eyepacs.py ->
+    configs/eyepacs.py), else None."""
+    arg = split_spec(spec)[1]
+    return arg if arg and split_spec(arg)[0].endswith(".py") else None
+
+
 def _name_value(key: str, value: Any) -> str:
     if key == CONFIG_KEY:
         path, arg = split_spec(str(value))
-        text = pathlib.Path(path).stem + (f"-{arg}" if arg else "")
+        inner = _inner_config(str(value))  # a recipe: its name, then its dataset config's
+        text = pathlib.Path(path).stem + (f"-{_name_value(key, inner)}" if inner
+                                          else f"-{arg}" if arg else "")
     elif isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, float):
@@ -318,6 +327,9 @@ def _uncached_matches(key: str, value: Any, wanted: str) -> bool:
     if key == INIT_KEY and wanted.startswith(RUN_PREFIX):
         return wanted[len(RUN_PREFIX):] == name_value(key, value)
     if key == CONFIG_KEY:
+        inner = _inner_config(str(value))  # a recipe's runs: selected by their dataset too
+        if inner is not None and _uncached_matches(key, inner, wanted):
+            return True
         return pathlib.Path(split_spec(wanted)[0]).resolve() == \
             pathlib.Path(split_spec(str(value))[0]).resolve()
     try:

@@ -625,3 +625,25 @@ def test_parallel_runs_get_their_own_gpus_or_an_equal_share_of_each():
 def test_the_gpus_are_those_cuda_visible_devices_names():
     assert runner.visible_gpus({"CUDA_VISIBLE_DEVICES": "2,5"}) == ["2", "5"]
     assert runner.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+
+
+def test_the_foundation_sweep_compares_three_models_adapted_three_ways(tmp_path):
+    sweep = plan.load_sweep("configs/sweeps/foundation.py:eyepacs=/data/eyepacs,weights=/w")
+    runs = plan.plan(sweep, tmp_path / "foundation", ["config=eyepacs"])
+    assert len(runs) == 3 * 3 * 3 * 3  # models x adaptations x sizes x seeds
+    assert {run.effective["data.root"] for run in runs} == {"/data/eyepacs"}
+    ways = {(run.effective["model.arch"], run.effective["model.init"],
+             run.effective["finetune.strategy"], run.effective["train.adapter"])
+            for run in runs}
+    assert ways == {(arch, f"/w/{folder}", strategy, adapter)
+                    for arch, folder in (("resnet50", "resnet50"),
+                                         ("vit_base_patch16_224", "vit_base_patch16_224"),
+                                         ("vit_large_patch16_224_avg", "retfound"))
+                    for strategy, adapter in (("linear_probe", "none"), ("full", "lora"),
+                                              ("full", "none"))}
+    lora_cnn = [run for run in runs if run.effective["train.adapter"] == "lora"
+                and run.effective["model.arch"] == "resnet50"]
+    assert lora_cnn and all(tuple(run.effective["lora.targets"]) == ("conv1", "conv3")
+                            and run.effective["model.drop_path"] == 0.0 for run in lora_cnn)
+    names = {run.name.split(",")[0] for run in runs}
+    assert names == {"config=linear_probe-eyepacs", "config=retfound-eyepacs"}
