@@ -6,7 +6,7 @@ with its overrides and validated, the program's own early checks; no data read, 
 compiled) and must exit 0. `--check` reads no data and no run folder, so the pages may name
 folders that earlier commands write (runs/eyepacs-demo, RUN_A). The weight converters take
 `--check` too, except where the converter needs torch and timm, which jaxtl does not install
-(`make_golden`): there every flag the command passes must be one the module defines. The
+(`make_golden`, `make_library_golden`): there every flag the command passes must be one the module defines. The
 benchmark scripts (`python benchmarks/NAME.py`) are parsed with `--help`,
 and every flag a documented benchmark command passes must be one its help lists.
 """
@@ -127,13 +127,15 @@ def uses_cli(script: pathlib.Path) -> bool:
     return "cli.run(" in script.read_text()
 
 
-NEEDS_TORCH = ("No module named 'timm'", "No module named 'torch'")
+NEEDS_TORCH = ("No module named 'timm'", "No module named 'torch'",
+               "No module named 'open_clip'", "No module named 'transformers'")
 
 
 def defined_flags(module: str) -> set[str]:
-    """The absl flags a module defines, read from its source."""
+    """The absl (or argparse) flags a module defines, read from its source."""
     source = (REPO / "tools" / "convert_weights" / (module.split(".")[-1] + ".py")).read_text()
-    return set(re.findall(r"DEFINE_\w+\(\s*\"([\w-]+)\"", source))
+    return set(re.findall(r"DEFINE_\w+\(\s*\"([\w-]+)\"", source)) | set(
+        re.findall(r"add_argument\(\s*\"--([\w-]+)\"", source))
 
 
 def passes(words: list[str], run) -> bool:
