@@ -84,6 +84,8 @@ def converted(init: str, cache_dir: str | os.PathLike, format_version: int) -> p
             continue
         for name in layout.weight_files:
             if (weights := _fetch(reference, name)) is not None:
+                for extra in layout.extra_files:  # beside the weights in the snapshot, if any
+                    _fetch(reference, extra)
                 return _convert_once(reference, layout, config, weights,
                                      pathlib.Path(cache_dir), format_version)
         command = layout.command(reference.repo, config, layout.weight_files[0])

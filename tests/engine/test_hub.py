@@ -277,3 +277,27 @@ def test_broken_files_stop_the_program_with_one_line(tmp_path, timm_state):
         assert len(lines) == 1, run.stderr[-2000:]
         assert re.match("error: " + pattern, lines[0]), lines[0]
     assert not any(path.name.startswith("run_") for path in tmp_path.iterdir())
+
+
+def test_a_transformers_repository_converts_with_its_preprocessing(tmp_path, offline_hub):
+    """A ViTModel repository (Phikon's layout): config.json names its model_type, the weights
+    are in transformers' names, preprocessor_config.json gives the mean and std."""
+    from jaxtl.convert_weights import synthetic_layouts
+
+    golden = Golden(REPO / "tests" / "tools" / "golden")
+    meta = json.loads((REPO / "tests" / "tools" / "golden" / "libraries.json").read_text())
+    trunk = {name: value for name, value in golden.state_dict(ARCH).items()
+             if not name.startswith("head.")}
+    processor = {"image_mean": list(MEAN), "image_std": list(STD)}
+    write_hub_cache(offline_hub, {
+        "config.json": json.dumps(meta["configs"]["hf_vit"]).encode(),
+        "preprocessor_config.json": json.dumps(processor).encode(),
+        "model.safetensors": safetensors_bytes(synthetic_layouts.hf_from_timm(trunk, "vit"),
+                                               tmp_path)})
+    info = transfer.read_info(transfer.local(INIT, tmp_path / "cache"))
+    assert (info.arch, info.num_classes, info.mean, info.std) == (ARCH, 0, MEAN, STD)
+    assert info.source["library"] == "transformers"
+    variables = transfer.load_variables(transfer.local(INIT, tmp_path / "cache"))
+    np.testing.assert_array_equal(
+        variables["params"]["backbone"]["patch_embed"]["proj"]["kernel"],
+        trunk["patch_embed.proj.weight"].transpose(2, 3, 1, 0))
