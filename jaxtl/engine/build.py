@@ -104,7 +104,8 @@ def build_model(config: ml_collections.ConfigDict, task: Task, mesh: jax.shardin
     else:
         model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
                                     head=config.model.head, dropout=config.model.dropout,
-                                    drop_path=config.model.drop_path, dtype=config.model.dtype)
+                                    drop_path=config.model.drop_path, dtype=config.model.dtype,
+                                    remat=config.model.remat)
     image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
     variables = steps.init_variables(model, seed=config.train.seed, image_shape=image_shape,
                                      mesh=mesh, abstract=abstract)
@@ -132,6 +133,27 @@ def loss_weights(config: ml_collections.ConfigDict,
     return {name: float(w) for name, w in zip(task.names, weights)}
 
 
+def check_training_options(config: ml_collections.ConfigDict, task: Task,
+                           devices: int) -> None:
+    """Refuses the combinations of train.ema_decay, eval.select, train.accumulation_steps and
+    model.remat that cannot run, each with what to change."""
+    k = config.train.accumulation_steps
+    if config.eval.select == "ema" and not config.train.ema_decay:
+        raise ConfigError("config.eval.select is 'ema', but train.ema_decay is 0 (no moving "
+                          "average): set train.ema_decay (e.g. 0.9999) or eval.select=raw")
+    if k > 1 and task.kind == tasks.SEGMENTATION:
+        raise ConfigError(f"config.train.accumulation_steps is {k}, but a segmentation "
+                          f"task's soft Dice loss is over the whole batch and does not split "
+                          f"into micro-batches: set train.accumulation_steps=1")
+    if config.data.batch_size % (k * devices):
+        raise ConfigError(f"config.data.batch_size={config.data.batch_size} must be a multiple "
+                          f"of train.accumulation_steps x devices = {k} x {devices}: each "
+                          f"device runs its share of the batch in {k} equal micro-batches")
+    if config.model.remat and task.kind == tasks.SEGMENTATION:
+        raise ConfigError("config.model.remat applies to classification models (the vit and "
+                          "convnext families), not a segmentation UNet: set model.remat=False")
+
+
 @dataclasses.dataclass(frozen=True)
 class Steps:
     """A run's model, optimizer, initial state and steps: what needs no data."""
@@ -150,14 +172,18 @@ def build_steps(config: ml_collections.ConfigDict, task: Task, *, mesh: jax.shar
     """The model, optimizer, fresh state and jitted steps of a run over `mesh`; `abstract`:
     the state as shapes with the mesh's shardings, nothing computed or placed (the mesh may be
     a TPU topology's devices that are not here)."""
+    check_training_options(config, task, mesh.size)
     optimizer = optim.make_optimizer(config, steps_per_epoch, total_steps)
     model, variables = build_model(config, task, mesh, abstract=abstract)
-    state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
+    state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh,
+                            ema=config.train.ema_decay > 0)
     compile_step = functools.cache(lambda frozen: steps.make_train_step(
         model, optimizer.tx, mesh, task=task,
         label_smoothing=config.train.label_smoothing, frozen=frozen,
         loss_weights=tuple(weights.values()) if weights else None,
-        normalisation=train_transform.normalisation))
+        normalisation=train_transform.normalisation,
+        accumulation_steps=config.train.accumulation_steps,
+        ema_decay=config.train.ema_decay))
     return Steps(model=model, optimizer=optimizer, state=state,
                  train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
                  eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation))
