@@ -133,25 +133,15 @@ def loss_weights(config: ml_collections.ConfigDict,
     return {name: float(w) for name, w in zip(task.names, weights)}
 
 
-def check_training_options(config: ml_collections.ConfigDict, task: Task,
-                           devices: int) -> None:
-    """Refuses the combinations of train.ema_decay, eval.select, train.accumulation_steps and
-    model.remat that cannot run, each with what to change."""
+def check_accumulation(config: ml_collections.ConfigDict, devices: int) -> None:
+    """Refuses a batch that does not split into train.accumulation_steps equal micro-batches on
+    every device (the other rules of the fine-tuning options are checked with the config,
+    jaxtl.config.validation)."""
     k = config.train.accumulation_steps
-    if config.eval.select == "ema" and not config.train.ema_decay:
-        raise ConfigError("config.eval.select is 'ema', but train.ema_decay is 0 (no moving "
-                          "average): set train.ema_decay (e.g. 0.9999) or eval.select=raw")
-    if k > 1 and task.kind == tasks.SEGMENTATION:
-        raise ConfigError(f"config.train.accumulation_steps is {k}, but a segmentation "
-                          f"task's soft Dice loss is over the whole batch and does not split "
-                          f"into micro-batches: set train.accumulation_steps=1")
     if config.data.batch_size % (k * devices):
         raise ConfigError(f"config.data.batch_size={config.data.batch_size} must be a multiple "
                           f"of train.accumulation_steps x devices = {k} x {devices}: each "
                           f"device runs its share of the batch in {k} equal micro-batches")
-    if config.model.remat and task.kind == tasks.SEGMENTATION:
-        raise ConfigError("config.model.remat applies to classification models (the vit and "
-                          "convnext families), not a segmentation UNet: set model.remat=False")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +162,7 @@ def build_steps(config: ml_collections.ConfigDict, task: Task, *, mesh: jax.shar
     """The model, optimizer, fresh state and jitted steps of a run over `mesh`; `abstract`:
     the state as shapes with the mesh's shardings, nothing computed or placed (the mesh may be
     a TPU topology's devices that are not here)."""
-    check_training_options(config, task, mesh.size)
+    check_accumulation(config, mesh.size)
     optimizer = optim.make_optimizer(config, steps_per_epoch, total_steps)
     model, variables = build_model(config, task, mesh, abstract=abstract)
     state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh,

@@ -154,3 +154,34 @@ def test_remat_keeps_less_for_the_backward_pass():
     block_input = 8 * 17 * 64 * 4  # (images, tokens, width) float32
     assert kept[False] - kept[True] > 20 * block_input  # six blocks' activations and more
     assert kept[True] < 0.5 * kept[False]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"eval.select": "ema"}, "train.ema_decay is 0"),
+    ({"train.accumulation_steps": 3}, "multiple of train.accumulation_steps=3"),
+    ({"model.remat": True}, "small_cnn has no rematerialised blocks"),
+    ({"train.ema_decay": 1.0}, "1 excluded"),
+])
+def test_options_that_cannot_run_are_refused_with_the_config(tmp_path, overrides, message):
+    from conftest import tiny_config
+
+    from jaxtl.config import validation
+    from jaxtl.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        validation.validate(tiny_config(tmp_path, overrides=overrides))
+    validation.validate(tiny_config(tmp_path, overrides={
+        "model.arch": "test_vit", "model.remat": True, "train.ema_decay": 0.5,
+        "eval.select": "ema", "train.accumulation_steps": 4}))
+
+
+def test_a_batch_that_does_not_split_over_the_devices_is_refused(tmp_path):
+    from conftest import tiny_config
+
+    from jaxtl.core.errors import ConfigError
+    from jaxtl.engine.build import check_accumulation
+
+    config = tiny_config(tmp_path, overrides={"train.accumulation_steps": 4})  # batch 8
+    check_accumulation(config, devices=2)
+    with pytest.raises(ConfigError, match="4 x 4"):
+        check_accumulation(config, devices=4)
