@@ -34,8 +34,8 @@ from absl import logging
 
 from jaxtl import __version__, evaluators, optim
 from jaxtl.config import demo_settings as demo
-from jaxtl.config.base import SELECTED_WEIGHTS
 from jaxtl.config import validation as configuration
+from jaxtl.config.base import SELECTED_WEIGHTS
 from jaxtl.core import progress as progress_lines
 from jaxtl.core import provenance, tasks
 from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableImage

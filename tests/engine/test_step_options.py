@@ -3,6 +3,8 @@ moving average (EMA) and rematerialised blocks, each checked against what it mus
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -125,9 +127,9 @@ def test_remat_gives_the_same_outputs_and_gradients():
                                 rngs={"dropout": jax.random.PRNGKey(1)})
         return jnp.sum(logits ** 2), logits
 
-    (value, logits), grads = jax.jit(jax.value_and_grad(
+    (_, logits), grads = jax.jit(jax.value_and_grad(
         lambda p: loss(plain, p), has_aux=True))(variables["params"])
-    (value_r, logits_r), grads_r = jax.jit(jax.value_and_grad(
+    (_, logits_r), grads_r = jax.jit(jax.value_and_grad(
         lambda p: loss(remat, p), has_aux=True))(variables["params"])
     np.testing.assert_allclose(logits_r, logits, rtol=1e-6, atol=1e-6)
     for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_r)):
@@ -143,8 +145,8 @@ def test_remat_keeps_less_for_the_backward_pass():
     kept = {}
     for remat in (False, True):
         model = models.create_model("test_vit", num_outputs=3, remat=remat)
-        params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), images[:1],
-                                                   train=False))["params"]
+        params = jax.eval_shape(functools.partial(model.init, jax.random.PRNGKey(0),
+                                                  images[:1], train=False))["params"]
 
         def loss(p, model=model):
             return jnp.sum(model.apply({"params": p}, images, train=True)[0])
