@@ -17,6 +17,10 @@ What can stop a run, and what it leaves (README "When things go wrong"):
 - kill -9 or a crash: the next run resumes from the latest checkpoint (at most
   `train.checkpoint_every_steps` steps or `train.checkpoint_every_minutes` minutes old).
 A resumed run is bitwise the run that was not interrupted: same batches, parameters, results.
+
+With a moving average of the parameters (train.ema_decay > 0) every validation scores the raw
+weights and the average (`validation`); eval.select names the weights whose metric selects the
+best checkpoint and stops early, and the best checkpoint keeps those weights.
 """
 
 from __future__ import annotations
