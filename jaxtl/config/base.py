@@ -51,6 +51,17 @@ RESOLUTION = number(16, 4096, integer=True)
 POSITIVE_INTEGER = number(1, None, integer=True)
 BOOTSTRAP_SAMPLES = number(0, 100_000, integer=True)
 ARCHITECTURE = choice(*models.list_models())
+SELECTED_WEIGHTS = ("raw", "ema")  # eval.select
+
+
+@allowing("a number in 0 .. 1, 1 excluded")
+def ema_decay_rule(value: Any) -> str | None:
+    """train.ema_decay: 0 <= d < 1 (1 would never move the average from the initial weights)."""
+    problem = number(0.0, 1.0)(value)
+    if problem is None and value == 1:
+        return f"is {value!r}; expected a number in 0 .. 1, 1 excluded (1 never moves the average)"
+    return problem
+
 
 
 @allowing("a non-empty tuple of layer names, e.g. ('qkv', 'proj')")
@@ -151,6 +162,10 @@ COMMON: dict[str, Section] = {
                         "(or its checkpoint folder); empty: random. A converted checkpoint's "
                         "mean and std become data.mean and data.std unless the config sets "
                         "them"),
+        "remat": Setting(False, boolean, "rematerialise each backbone block (vit and convnext "
+                         "families): its activations are recomputed in the backward pass "
+                         "instead of kept, less device memory for about a third more compute; "
+                         "same outputs and gradients"),
     },
     "optim": {
         "name": Setting("sgd", choice(*optim.OPTIMIZERS), "the optimizer"),
@@ -262,6 +277,18 @@ COMMON: dict[str, Section] = {
         "mixup_switch_prob": Setting(0.5, number(0.0, 1.0),
                                      "with both alphas above 0: probability of cutmix rather "
                                      "than mixup for a batch"),
+        "ema_decay": Setting(0.0, ema_decay_rule, "exponential moving average of the parameters, "
+                             "ema = d ema + (1 - d) params after every optimizer step (0: off); "
+                             "the EMA model uses the raw model's BatchNorm statistics; "
+                             "evaluated beside the raw weights (metrics.jsonl ema_*), saved in "
+                             "the checkpoints; eval.select picks which one is kept as best"),
+        "accumulation_steps": Setting(1, POSITIVE_INTEGER, "gradient accumulation: each "
+                                      "update splits data.batch_size into this many "
+                                      "micro-batches run one after the other (less device "
+                                      "memory) and updates once with the whole batch's "
+                                      "gradient; BatchNorm statistics are then per "
+                                      "micro-batch; data.batch_size must be a multiple of "
+                                      "this x the devices; classification only"),
         "adapter": Setting("none", choice(*ADAPTERS), "none: the fine-tuning strategy trains "
                            "the model's own parameters; lora: low-rank adapters on the layers "
                            "lora.targets names train with the head, the rest of model.init's "
@@ -286,6 +313,10 @@ COMMON: dict[str, Section] = {
         "bootstrap_samples": Setting(1000, BOOTSTRAP_SAMPLES,
                                      "patient resamples for the 95% CIs of final metrics"),
         "bootstrap_seed": Setting(0, SEED, "which resamples"),
+        "select": Setting("raw", choice(*SELECTED_WEIGHTS), "with train.ema_decay > 0: "
+                          "whose validation metric selects the best checkpoint (and early "
+                          "stopping), and so which weights best/ keeps and the final val and "
+                          "test use: raw | ema (the moving average)"),
         "temperature_scaling": Setting(True, boolean, "classification: fit one temperature "
                                        "per task head on the validation logits (minimum "
                                        "log-loss; Guo et al. 2017), report val and test "

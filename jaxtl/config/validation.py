@@ -19,6 +19,7 @@ from jaxtl.core.errors import ConfigError
 from jaxtl.core.settings import AUGMENTATIONS, DTYPES, parse_augment, unknown_setting
 from jaxtl.data import registry
 from jaxtl.data.registry import DatasetSpec
+from jaxtl.models.registry import has_remat
 
 __all__ = ["AUGMENTATIONS", "DTYPES", "LOSS_WEIGHTINGS", "dataset_spec", "flatten",
            "parse_augment", "to_json", "validate"]
@@ -101,6 +102,7 @@ def validate(config: ml_collections.ConfigDict,
     if not problems:
         problems += _optim_problems(config)
         problems += _device_augment_problems(config, spec)
+        problems += _training_option_problems(config, spec)
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))
     return spec
@@ -174,6 +176,33 @@ def _device_augment_problems(config: ml_collections.ConfigDict,
                  f"is {config.data.channels}: RandAugment's colour ops take grey (1) or RGB (3) "
                  f"images; set it to ''")]
     return []
+
+
+def _training_option_problems(config: ml_collections.ConfigDict,
+                              spec: DatasetSpec) -> list[str]:
+    """train.ema_decay, eval.select, train.accumulation_steps and model.remat: the
+    combinations that cannot run (the batch's split over the devices is checked when the
+    steps are built, jaxtl.engine.build)."""
+    problems = []
+    k = config.train.accumulation_steps
+    if config.eval.select == "ema" and not config.train.ema_decay:
+        problems.append("config.eval.select is 'ema', but train.ema_decay is 0 (no moving "
+                        "average): set train.ema_decay (e.g. 0.9999) or eval.select=raw")
+    if k > 1 and spec.segmentation:
+        problems.append(f"config.train.accumulation_steps is {k}, but a segmentation task's "
+                        f"soft Dice loss is over the whole batch and does not split into "
+                        f"micro-batches: set it to 1")
+    if config.data.batch_size % k:
+        problems.append(f"config.data.batch_size={config.data.batch_size} must be a multiple "
+                        f"of train.accumulation_steps={k} (the micro-batches are equal)")
+    if config.model.remat and spec.segmentation:
+        problems.append("config.model.remat is True, but a segmentation UNet's backbone is "
+                        "not rematerialised: set it to False")
+    elif config.model.remat and not has_remat(config.model.arch):
+        problems.append(f"config.model.remat is True, but {config.model.arch} has no "
+                        f"rematerialised blocks: set it to False or use a vit or convnext "
+                        f"architecture")
+    return problems
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

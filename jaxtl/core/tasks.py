@@ -208,17 +208,28 @@ class Task:
             count += counted.astype(jnp.float32)
         return total, count
 
-    def mean_loss(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
-                  loss_weights: Sequence[float] | None = None,
-                  valid: jax.Array | None = None, mix: Mix | None = None) -> jax.Array:
-        """The weighted mean over the counted entries; examples where `valid` is False (a
-        skipped image's blank stand-in) count for nothing. `mix`: see `loss_terms`."""
+    def summed_loss(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
+                    loss_weights: Sequence[float] | None = None,
+                    valid: jax.Array | None = None,
+                    mix: Mix | None = None) -> tuple[jax.Array, jax.Array]:
+        """(weighted loss, counted weight), each summed over the batch: `mean_loss` is their
+        ratio, and gradient accumulation adds them up over micro-batches. Examples where
+        `valid` is False (a skipped image's blank stand-in) count for nothing. `mix`: see
+        `loss_terms` (a mixed pair counts where both its images are valid)."""
         total, count = self.loss_terms(logits, labels, label_smoothing, loss_weights, mix)
         if mix is not None:
             valid = mix.valid if valid is None else valid & mix.valid
         if valid is not None:
             total, count = jnp.where(valid, total, 0.0), jnp.where(valid, count, 0.0)
-        return total.sum() / jnp.maximum(count.sum(), 1e-12)
+        return total.sum(), count.sum()
+
+    def mean_loss(self, logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
+                  loss_weights: Sequence[float] | None = None,
+                  valid: jax.Array | None = None, mix: Mix | None = None) -> jax.Array:
+        """The weighted mean over the counted entries (`summed_loss`)."""
+        total, count = self.summed_loss(logits, labels, label_smoothing, loss_weights, valid,
+                                        mix)
+        return total / jnp.maximum(count, 1e-12)
 
     # --- scoring (NumPy, on the host) --------------------------------------------------------
     def scores(self, logits: np.ndarray) -> np.ndarray:

@@ -112,7 +112,8 @@ def build_model(config: ml_collections.ConfigDict, task: Task, mesh: jax.shardin
         model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
                                     head=config.model.head, dropout=config.model.dropout,
                                     drop_path=config.model.drop_path, dtype=config.model.dtype,
-                                    head_init_std=config.model.head_init_std)
+                                    head_init_std=config.model.head_init_std,
+                                    remat=config.model.remat)
     image_shape = (config.data.resolution, config.data.resolution, config.data.channels)
     variables = steps.init_variables(model, seed=config.train.seed, image_shape=image_shape,
                                      mesh=mesh, abstract=abstract)
@@ -191,6 +192,17 @@ def loss_weights(config: ml_collections.ConfigDict,
     return {name: float(w) for name, w in zip(task.names, weights)}
 
 
+def check_accumulation(config: ml_collections.ConfigDict, devices: int) -> None:
+    """Refuses a batch that does not split into train.accumulation_steps equal micro-batches on
+    every device (the other rules of the fine-tuning options are checked with the config,
+    jaxtl.config.validation)."""
+    k = config.train.accumulation_steps
+    if config.data.batch_size % (k * devices):
+        raise ConfigError(f"config.data.batch_size={config.data.batch_size} must be a multiple "
+                          f"of train.accumulation_steps x devices = {k} x {devices}: each "
+                          f"device runs its share of the batch in {k} equal micro-batches")
+
+
 @dataclasses.dataclass(frozen=True)
 class Steps:
     """A run's model, optimizer, initial state and steps: what needs no data."""
@@ -209,19 +221,23 @@ def build_steps(config: ml_collections.ConfigDict, task: Task, *, mesh: jax.shar
     """The model, optimizer, fresh state and jitted steps of a run over `mesh`; `abstract`:
     the state as shapes with the mesh's shardings, nothing computed or placed (the mesh may be
     a TPU topology's devices that are not here)."""
+    check_accumulation(config, mesh.size)
     optimizer = optim.make_optimizer(config, steps_per_epoch, total_steps)
     model, variables = build_model(config, task, mesh, abstract=abstract)
     if config.train.adapter == "lora":  # only the adapters and the head get optimizer state
         optimizer = dataclasses.replace(optimizer, tx=optax.multi_transform(
             {lora.TRAINABLE: optimizer.tx, lora.FROZEN: optax.set_to_zero()}, lora.labels))
-    state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh)
+    state = steps.new_state(optimizer.tx, variables, seed=config.train.seed, mesh=mesh,
+                            ema=config.train.ema_decay > 0)
     augment = device_augment.from_config(config, train_transform.wire_dtype)
     compile_step = functools.cache(lambda frozen: steps.make_train_step(
         model, optimizer.tx, mesh, task=task,
         label_smoothing=config.train.label_smoothing, frozen=frozen,
         loss_weights=tuple(weights.values()) if weights else None,
         normalisation=train_transform.normalisation,
-        max_rotation=train_transform.max_rotation, augment=augment))
+        max_rotation=train_transform.max_rotation, augment=augment,
+        accumulation_steps=config.train.accumulation_steps,
+        ema_decay=config.train.ema_decay))
     return Steps(model=model, optimizer=optimizer, state=state,
                  train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
                  eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation))

@@ -10,10 +10,17 @@ through their warps (crop, flip and rotation: jaxtl.data.transforms.warp_batch).
 step's device augmentations (RandAugment, random erasing, mixup/cutmix:
 jaxtl.data.device_augment) follow the warp, drawn from the step's own key; evaluation never
 sees them.
+
+Two options of the train step (issue 27, fine-tuning large models): gradient accumulation
+(`accumulation_steps` k: the batch runs as k micro-batches under `jax.lax.scan`, their summed
+losses and counts added up, so that the update is the whole batch's; BatchNorm statistics are
+those of each micro-batch in turn) and an exponential moving average of the parameters
+(`ema_decay`: the state is an `EmaTrainState`, whose `ema_params` follow each update).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -69,6 +76,30 @@ class TrainState:
     rng: jax.Array  # raw uint32 key data: dropout keys are fold_in(rng, step)
 
 
+@flax.struct.dataclass
+class EmaTrainState(TrainState):
+    """A train state with an exponential moving average of the parameters (train.ema_decay >
+    0); without one the state stays a `TrainState`, so its checkpoints are as before."""
+
+    ema_params: Any
+
+
+def has_ema(state: TrainState) -> bool:
+    return isinstance(state, EmaTrainState)
+
+
+def ema_weights(state: EmaTrainState) -> TrainState:
+    """The state with the moving average as its parameters (and the raw model's BatchNorm
+    statistics): what evaluation applies to score the EMA model."""
+    return TrainState(step=state.step, params=state.ema_params, batch_stats=state.batch_stats,
+                      opt_state=state.opt_state, rng=state.rng)
+
+
+def updated_ema(ema: Any, params: Any, decay: float) -> Any:
+    """One step of the moving average: decay * ema + (1 - decay) * params."""
+    return jax.tree.map(lambda average, new: decay * average + (1.0 - decay) * new, ema, params)
+
+
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh on the 'data' axis over `devices` (None: every device of this process's
     backend; a TPU topology's devices for a deviceless compile, jaxtl.engine.projection)."""
@@ -114,23 +145,32 @@ def init_variables(model: nn.Module, *, seed: int, image_shape: tuple[int, int, 
 
 
 def new_state(tx: optax.GradientTransformation, variables: dict[str, Any], *, seed: int,
-              mesh: Mesh) -> TrainState:
-    """Step 0 of training from `variables`: a fresh optimizer state, the RNG from `seed`.
-    Abstract `variables` (shapes, as `init_variables(..., abstract=True)` gives) make an
-    abstract state: the shapes, dtypes and shardings the train step is compiled for."""
+              mesh: Mesh, ema: bool = False) -> TrainState:
+    """Step 0 of training from `variables`: a fresh optimizer state, the RNG from `seed`;
+    `ema`: an `EmaTrainState` whose average starts at the parameters. Abstract `variables`
+    (shapes, as `init_variables(..., abstract=True)` gives) make an abstract state: the shapes,
+    dtypes and shardings the train step is compiled for."""
     abstract = is_abstract(variables)
 
     def fresh(params: Any) -> dict[str, Any]:
-        return {"step": jnp.zeros((), jnp.int32), "opt_state": tx.init(params),
+        rest = {"step": jnp.zeros((), jnp.int32), "opt_state": tx.init(params),
                 # the third key, beside init's two
                 "rng": jax.random.split(jax.random.PRNGKey(seed), 3)[2]}
+        if ema:  # a copy: the train step donates the state, params and average apart
+            rest["ema_params"] = jax.tree.map(jnp.copy, params)
+        return rest
 
     if not abstract:
         variables = jax.device_put(variables, replicated(mesh))
     rest = _replicated_result(fresh, mesh, variables["params"], abstract=abstract)
-    return TrainState(step=rest["step"], params=variables["params"],
-                      batch_stats=variables.get("batch_stats", {}),
-                      opt_state=rest["opt_state"], rng=rest["rng"])
+    state = TrainState(step=rest["step"], params=variables["params"],
+                       batch_stats=variables.get("batch_stats", {}),
+                       opt_state=rest["opt_state"], rng=rest["rng"])
+    if not ema:
+        return state
+    return EmaTrainState(**{field.name: getattr(state, field.name)
+                            for field in dataclasses.fields(TrainState)},
+                         ema_params=rest["ema_params"])
 
 
 def init_state(model: nn.Module, tx: optax.GradientTransformation, *, seed: int,
@@ -147,7 +187,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                     task: Task, label_smoothing: float = 0.0, frozen: Frozen = NOTHING_FROZEN,
                     loss_weights: tuple[float, ...] | None = None,
                     normalisation: Normalise | None = None, max_rotation: float = 180.0,
-                    augment: DeviceAugment | None = None,
+                    augment: DeviceAugment | None = None, accumulation_steps: int = 1,
+                    ema_decay: float = 0.0,
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """One optimizer step on the task's loss: the mean over the counted (image, label)
     entries of the global batch (see jaxtl.core.tasks), weighted by `loss_weights` (per class or
@@ -160,40 +201,129 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
     `max_rotation`: the largest rotation of the batch's warps, in degrees
     (`ImageTransform.max_rotation`; it chooses how TPUs warp, see `warp_batch`). `augment`:
     RandAugment, random erasing and mixup/cutmix on the device (jaxtl.data.device_augment;
-    None: none)."""
-    def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
-        dropout_key = jax.random.fold_in(state.rng, state.step)
-        images, mix = augmented(batch, normalisation, augment, dropout_key, max_rotation)
+    None: none), drawn on the whole batch before any split into micro-batches.
+    `accumulation_steps` k > 1: the batch runs as k micro-batches, one after the other, with
+    the same update (`accumulated_gradients`; classification tasks, a batch a multiple of k x
+    devices). `ema_decay` > 0: the state is an `EmaTrainState` whose average follows every
+    update (`updated_ema`)."""
+    def apply(params: Any, batch_stats: Any, images: jax.Array, dropout_key: jax.Array):
+        """(logits, new batch_stats) of the model in training mode on model-ready `images`."""
+        with frozen.inference_mode():
+            (logits, _), updates = model.apply(
+                {"params": frozen.stop_gradient(params), "batch_stats": batch_stats},
+                images, train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+        return logits, updates.get("batch_stats", {})
 
+    def whole_batch_gradients(state: TrainState, batch: Batch, mix: Mix | None,
+                              dropout_key: jax.Array):
         def loss_fn(params):
-            with frozen.inference_mode():
-                (logits, _), updates = model.apply(
-                    {"params": frozen.stop_gradient(params), "batch_stats": state.batch_stats},
-                    images, train=True, rngs={"dropout": dropout_key},
-                    mutable=["batch_stats"])
+            logits, batch_stats = apply(params, state.batch_stats, batch["image"], dropout_key)
             loss = task.mean_loss(logits, batch["label"], label_smoothing, loss_weights,
                                   batch.get("valid"), mix)
-            return loss, (logits, updates.get("batch_stats", {}))
+            return loss, (logits, batch_stats)
 
         (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                                  opt_state=opt_state)
-        grad_norm = optax.tree.norm(grads)
-        metrics = {"loss": loss, "grad_norm": grad_norm,
-                   "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
-        valid = batch.get("valid", jnp.ones(batch["image"].shape[0], bool))
-        metrics["skipped_images"] = jnp.sum(~valid)
-        if not task.multilabel and logits.ndim == 2:  # one class per image (not per pixel)
-            correct = (jnp.argmax(logits, -1) == batch["label"]) & valid
-            metrics["accuracy"] = jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
-        return new_state, metrics
+        return loss, grads, logits, batch_stats
+
+    def accumulated_gradients(state: TrainState, batch: Batch, mix: Mix | None,
+                              dropout_key: jax.Array):
+        if mix is not None:  # a mixed pair's partner rides along with each micro-batch
+            batch = {**batch, MIX_LABELS: mix.labels, MIX_VALID: mix.valid}
+
+        def summed_loss_fn(params, batch_stats, micro, key):
+            logits, batch_stats = apply(params, batch_stats, micro["image"], key)
+            micro_mix = (None if mix is None
+                         else Mix(mix.lam, micro[MIX_LABELS], micro[MIX_VALID]))
+            total, count = task.summed_loss(logits, micro["label"], label_smoothing,
+                                            loss_weights, micro.get("valid"), micro_mix)
+            return total, (count, logits, batch_stats)
+
+        def micro_step(carry, inputs):
+            grads, total, count, batch_stats = carry
+            index, micro = inputs
+            (micro_total, (micro_count, logits, batch_stats)), micro_grads = jax.value_and_grad(
+                summed_loss_fn, has_aux=True)(state.params, batch_stats, micro,
+                                              jax.random.fold_in(dropout_key, index))
+            grads = jax.tree.map(jnp.add, grads, micro_grads)
+            return (grads, total + micro_total, count + micro_count, batch_stats), logits
+
+        zero = jnp.zeros((), jnp.float32)
+        start = (jax.tree.map(jnp.zeros_like, state.params), zero, zero, state.batch_stats)
+        micro = micro_batches(batch, accumulation_steps, mesh)
+        (grads, total, count, batch_stats), logits = jax.lax.scan(
+            micro_step, start, (jnp.arange(accumulation_steps), micro))
+        scale = 1.0 / jnp.maximum(count, 1e-12)
+        grads = jax.tree.map(lambda grad: grad * scale, grads)
+        return total * scale, grads, whole_batch(logits), batch_stats
+
+    gradients = whole_batch_gradients if accumulation_steps == 1 else accumulated_gradients
+
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+        dropout_key = jax.random.fold_in(state.rng, state.step)
+        images, mix = augmented(batch, normalisation, augment, dropout_key, max_rotation)
+        inputs = {key: value for key, value in batch.items() if key != "warp"} | {
+            "image": images}
+        loss, grads, logits, batch_stats = gradients(state, inputs, mix, dropout_key)
+        new_state = apply_gradients(tx, state, grads, batch_stats, ema_decay)
+        return new_state, train_metrics(task, loss, grads, logits, batch)
 
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(step, in_shardings=(replicated(mesh), data),
                    out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
+
+
+# the partner labels and validity of a mixed batch, split into micro-batches beside the batch
+MIX_LABELS, MIX_VALID = "mix_labels", "mix_valid"
+
+
+def micro_batches(batch: Batch, k: int, mesh: Mesh) -> Batch:
+    """The batch as k micro-batches (k, B / k, ...): micro-batch j holds rows j, j + k, j + 2k,
+    ..., so that each device's rows split into k micro-batches of its own (no data moves
+    between devices when the batch is sharded on 'data' in B / devices consecutive rows)."""
+    sharding = NamedSharding(mesh, PartitionSpec(None, "data"))
+
+    def split(x: jax.Array) -> jax.Array:
+        micro = jnp.swapaxes(x.reshape(x.shape[0] // k, k, *x.shape[1:]), 0, 1)
+        return jax.lax.with_sharding_constraint(micro, sharding)
+
+    return jax.tree.map(split, batch)
+
+
+def whole_batch(micro: jax.Array) -> jax.Array:
+    """The inverse of `micro_batches` for one array: (k, B / k, ...) -> (B, ...)."""
+    return jnp.swapaxes(micro, 0, 1).reshape(-1, *micro.shape[2:])
+
+
+def apply_gradients(tx: optax.GradientTransformation, state: TrainState, grads: Any,
+                    batch_stats: Any, ema_decay: float) -> TrainState:
+    """The state after one optimizer update with `grads` (and the moving average after it,
+    when `ema_decay` > 0)."""
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                              opt_state=opt_state)
+    if ema_decay:
+        if not has_ema(state):
+            raise ValueError("ema_decay > 0 needs an EmaTrainState (new_state(..., ema=True))")
+        new_state = new_state.replace(ema_params=updated_ema(state.ema_params, params,
+                                                             ema_decay))
+    return new_state
+
+
+def train_metrics(task: Task, loss: jax.Array, grads: Any, logits: jax.Array,
+                  batch: Batch) -> dict[str, jax.Array]:
+    """The train step's metrics: loss, gradient norm, whether both are finite, skipped images
+    and (one class per image) the accuracy over the valid images."""
+    grad_norm = optax.tree.norm(grads)
+    metrics = {"loss": loss, "grad_norm": grad_norm,
+               "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
+    valid = batch.get("valid", jnp.ones(batch["image"].shape[0], bool))
+    metrics["skipped_images"] = jnp.sum(~valid)
+    if not task.multilabel and logits.ndim == 2:  # one class per image (not per pixel)
+        correct = (jnp.argmax(logits, -1) == batch["label"]) & valid
+        metrics["accuracy"] = jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
+    return metrics
 
 
 def make_eval_step(model: nn.Module, mesh: Mesh, normalisation: Normalise | None = None,

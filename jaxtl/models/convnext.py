@@ -22,8 +22,16 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxtl.models.drop_path import block_rates, drop_path
-from jaxtl.models.family import INCEPTION_MEAN, INCEPTION_STD, Architecture, Stage, TimmCheckpoint, any_of
+from jaxtl.models.family import (
+    INCEPTION_MEAN,
+    INCEPTION_STD,
+    Architecture,
+    Stage,
+    TimmCheckpoint,
+    any_of,
+)
 from jaxtl.models.layers import Dtype
+from jaxtl.models.remat import remat_block
 from jaxtl.models.std_layers import Conv2d
 from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
@@ -90,6 +98,7 @@ class ConvNeXtStage(nn.Module):
     index: int
     rates: Sequence[float]
     dtype: Dtype
+    remat: bool = False  # each block recomputed in the backward pass (same variables)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -98,8 +107,9 @@ class ConvNeXtStage(nn.Module):
             x = _layer_norm(c.norm_eps, self.dtype, "downsample_0")(x)
             x = Conv2d(c.dims[self.index], 2, stride=2, padding=0, use_bias=True,
                        dtype=self.dtype, kernel_init=_init, name="downsample_1")(x)
+        block = remat_block(Block) if self.remat else Block
         for j, rate in enumerate(self.rates):
-            x = Block(c, rate, self.dtype, name=f"blocks_{j}")(x, train)
+            x = block(c, rate, self.dtype, name=f"blocks_{j}")(x, train)
         return x
 
 
@@ -120,6 +130,7 @@ class ConvNeXt(nn.Module):
     config: ConvNeXtConfig
     drop_path: float = 0.0
     dtype: Dtype = jnp.float32
+    remat: bool = False  # each block recomputed in the backward pass (same variables)
 
     min_input_size = 32  # stride 4 stem and three stride-2 downsamplings, none padded
 
@@ -140,7 +151,8 @@ class ConvNeXt(nn.Module):
         rates = block_rates(self.drop_path, sum(c.depths))
         start = 0
         for i, depth in enumerate(c.depths):
-            x = ConvNeXtStage(c, i, rates[start:start + depth], self.dtype, name=f"stages_{i}")(x, train)
+            x = ConvNeXtStage(c, i, rates[start:start + depth], self.dtype, self.remat,
+                              name=f"stages_{i}")(x, train)
             x = tap(self, features, stage_name(i), x)
             start += depth
         pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
@@ -156,8 +168,9 @@ def stages(num_stages: int) -> tuple[Stage, ...]:
 
 
 def _architecture(config: ConvNeXtConfig, timm: TimmCheckpoint) -> Architecture:
-    def factory(dtype: Dtype = jnp.float32, drop_path: float = 0.0) -> ConvNeXt:
-        return ConvNeXt(config, drop_path=drop_path, dtype=dtype)
+    def factory(dtype: Dtype = jnp.float32, drop_path: float = 0.0,
+                remat: bool = False) -> ConvNeXt:
+        return ConvNeXt(config, drop_path=drop_path, dtype=dtype, remat=remat)
 
     return Architecture(factory, stages(len(config.depths)), timm,
                         gradcam_stage=stage_name(len(config.depths) - 1))

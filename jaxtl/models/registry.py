@@ -143,6 +143,11 @@ def has_drop_path(name: str) -> bool:
     return "drop_path" in inspect.signature(_architecture(name).factory).parameters
 
 
+def has_remat(name: str) -> bool:
+    """Whether architecture `name` can rematerialise its blocks (its factory takes `remat`)."""
+    return "remat" in inspect.signature(_architecture(name).factory).parameters
+
+
 def create_backbone(name: str, *, dtype: str | Dtype = "float32") -> Any:
     """The backbone `name` alone (pooled features), computing in `dtype`: what a `Classifier`
     and a segmentation model (jaxtl/models/unet.py) put their heads on."""
@@ -158,11 +163,13 @@ def create_model(
     dtype: str | Dtype = "float32",
     drop_path: float = 0.0,
     head_init_std: float = 0.0,
+    remat: bool = False,
 ) -> Classifier:
     """Backbone `name` (see `list_models()`) computing in `dtype`, with classifier head `head`
     (see HEADS), which computes in float32, and stochastic depth at rate `drop_path` (families
     whose factory takes `drop_path`; timm's `drop_path_rate`); `head_init_std`: the head's
-    initial kernel scale (`heads.Head.init_std`)."""
+    initial kernel scale (`heads.Head.init_std`); `remat`: each block rematerialised in the
+    backward pass (families whose factory takes `remat`)."""
     architecture = _architecture(name)
     if num_outputs < 1:
         raise ValueError(f"num_outputs must be positive, got {num_outputs}")
@@ -174,6 +181,12 @@ def create_model(
                               f"or pick a family that has it: "
                               f"{', '.join(f for f, m in families().items() if has_drop_path(m[0]))}")
         extra["drop_path"] = drop_path
+    if remat:
+        if not has_remat(name):
+            raise ConfigError(f"model.remat: {name} cannot rematerialise its blocks; set it to "
+                              f"False or pick a family that can: "
+                              f"{', '.join(f for f, m in families().items() if has_remat(m[0]))}")
+        extra["remat"] = True
     return Classifier(
         backbone=architecture.factory(dtype=compute_dtype, **extra),
         head=make_head(head, num_outputs=num_outputs, dropout=dropout,

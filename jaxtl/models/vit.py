@@ -55,6 +55,7 @@ from jaxtl.models.family import (
     any_of,
 )
 from jaxtl.models.layers import Dtype
+from jaxtl.models.remat import remat_block
 from jaxtl.models.std_layers import Conv2d
 from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
 
@@ -268,6 +269,7 @@ class VisionTransformer(nn.Module):
     config: ViTConfig
     drop_path: float = 0.0
     dtype: Dtype = jnp.float32
+    remat: bool = False  # each block recomputed in the backward pass (same variables)
 
     @property
     def min_input_size(self) -> int:
@@ -309,8 +311,9 @@ class VisionTransformer(nn.Module):
             tokens = _layer_norm(self.dtype, "norm_pre")(tokens)
         tap(self, features, STEM, self._grid(tokens, h, w))
         rates = block_rates(self.drop_path, c.depth)
+        block = remat_block(Block) if self.remat else Block
         for i in range(c.depth):
-            tokens = Block(c.num_heads, c.mlp_hidden, c.qkv_bias, c.init_values, c.swiglu,
+            tokens = block(c.num_heads, c.mlp_hidden, c.qkv_bias, c.init_values, c.swiglu,
                            rates[i], self.dtype, name=f"blocks_{i}")(tokens, train)
             if i <= c.gradcam_block:
                 grid_tokens = tap(self, features, block_name(i), self._grid(tokens, h, w))
@@ -363,8 +366,9 @@ def stages(depth: int) -> tuple[Stage, ...]:
 
 
 def _architecture(config: ViTConfig, timm: TimmCheckpoint) -> Architecture:
-    def factory(dtype: Dtype = jnp.float32, drop_path: float = 0.0) -> VisionTransformer:
-        return VisionTransformer(config, drop_path=drop_path, dtype=dtype)
+    def factory(dtype: Dtype = jnp.float32, drop_path: float = 0.0,
+                remat: bool = False) -> VisionTransformer:
+        return VisionTransformer(config, drop_path=drop_path, dtype=dtype, remat=remat)
 
     return Architecture(factory, stages(config.depth), timm,
                         gradcam_stage=block_name(config.gradcam_block))

@@ -17,6 +17,10 @@ What can stop a run, and what it leaves (README "When things go wrong"):
 - kill -9 or a crash: the next run resumes from the latest checkpoint (at most
   `train.checkpoint_every_steps` steps or `train.checkpoint_every_minutes` minutes old).
 A resumed run is bitwise the run that was not interrupted: same batches, parameters, results.
+
+With a moving average of the parameters (train.ema_decay > 0) every validation scores the raw
+weights and the average (`validation`); eval.select names the weights whose metric selects the
+best checkpoint and stops early, and the best checkpoint keeps those weights.
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ from absl import logging
 from jaxtl import __version__, evaluators, optim
 from jaxtl.config import demo_settings as demo
 from jaxtl.config import validation as configuration
+from jaxtl.config.base import SELECTED_WEIGHTS
 from jaxtl.core import progress as progress_lines
 from jaxtl.core import provenance, tasks
 from jaxtl.core.errors import DataError, NonFiniteError, Preempted, UnreadableImage
 from jaxtl.core.preemption import CheckpointInterval, StopRequest
 from jaxtl.data import loading, pipeline
 from jaxtl.data.registry import DatasetSpec
-from jaxtl.engine import transfer
+from jaxtl.engine import steps, transfer
 from jaxtl.engine.build import Run, build, describe_parameters
 from jaxtl.metrics import headline
 from jaxtl.optim.early_stopping import EarlyStopping
@@ -246,6 +251,41 @@ def _reported(config: ml_collections.ConfigDict, spec: DatasetSpec) -> list[str]
     return list(dict.fromkeys([config.eval.best_metric, *spec.metrics, "loss"]))
 
 
+RAW, EMA = SELECTED_WEIGHTS  # eval.select: the trained weights, their moving average
+
+
+def validation(run: Run, evaluator: evaluators.Evaluator,
+               state: Any) -> dict[str, dict[str, Any]]:
+    """The validation metrics of the raw weights and, with train.ema_decay > 0, of their
+    moving average (with the raw model's BatchNorm statistics), by weights."""
+    scored = {RAW: evaluator.score_split(run, state, run.splits.val)}
+    if steps.has_ema(state):
+        scored[EMA] = evaluator.score_split(run, steps.ema_weights(state), run.splits.val)
+    return scored
+
+
+def selected_metrics(scored: dict[str, dict[str, Any]], select: str) -> dict[str, Any]:
+    """The checkpoint metadata of an evaluation: `val`, the metrics of the weights that
+    eval.select names (what selects the best checkpoint and stops early), and `val_<other>`
+    for the other weights."""
+    return {"val": scored[select],
+            **{f"val_{weights}": metrics for weights, metrics in scored.items()
+               if weights != select}}
+
+
+def logged_metrics(scored: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """metrics.jsonl's validation row: the raw weights' metrics as they are, the moving
+    average's prefixed `ema_` (ema_kappa, ema_loss, ...)."""
+    return {**scored[RAW], **{f"{EMA}_{name}": value
+                             for name, value in scored.get(EMA, {}).items()}}
+
+
+def selected_weights(state: Any, select: str) -> Any:
+    """The state whose `params` are the weights eval.select names: what the best checkpoint
+    keeps, so the final evaluation and every later use of best/ see them."""
+    return steps.ema_weights(state) if select == EMA else state
+
+
 def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop: StopRequest,
           log: RunLog, workdir: pathlib.Path) -> tuple[Any, EarlyStopping, int, int, list]:
     config = run.config
@@ -311,10 +351,14 @@ def _loop(run: Run, state: Any, checkpoints: RunCheckpoints, iterator: Any, stop
             last = step == run.total_steps
             meta["epoch"] = epoch
             if epoch % config.train.eval_every_epochs == 0 or last:
-                meta["val"] = evaluator.score_split(run, state, run.splits.val)
-                log.write(step, "val", {"epoch": epoch, **meta["val"]})
-                log.info("epoch %d: val %s", epoch, summary(meta["val"], reported))
-                if checkpoints.save_if_best(step, state, meta):
+                scored = validation(run, evaluator, state)
+                meta |= selected_metrics(scored, config.eval.select)
+                log.write(step, "val", {"epoch": epoch, **logged_metrics(scored)})
+                for weights, metrics in scored.items():
+                    log.info("epoch %d: val %s%s", epoch, "" if weights == RAW else
+                             f"({weights}) ", summary(metrics, reported))
+                if checkpoints.save_if_best(step, selected_weights(state, config.eval.select),
+                                            meta):
                     log.info("epoch %d is the best so far", epoch)
                 if stopper.update(epoch, meta["val"][config.eval.best_metric]):
                     log.info("early stopping after epoch %d: %s has not risen by more than %g "

@@ -1,12 +1,16 @@
 """Orbax checkpoints of a run: the latest few for resuming, and the best one by validation.
 
-`<workdir>/checkpoints/<step>/` holds `state` (params, batch_stats, optimizer state, step, RNG),
-`data` (the Grain iterator's position, one file per host) and `meta` (epoch, metrics).
+`<workdir>/checkpoints/<step>/` holds `state` (params, batch_stats, optimizer state, step, RNG,
+and with train.ema_decay > 0 the parameters' moving average `ema_params`), `data` (the Grain
+iterator's position, one file per host) and `meta` (epoch, metrics).
 `<workdir>/best/<step>/` holds `state` and `meta` of the checkpoint with the best validation
 metric; it is what the final evaluation, `jaxtl.commands.evaluate`, `jaxtl.explain`,
 `jaxtl.commands.features` and later transfer runs use. Its `state` is the model's variables
 only (params, batch_stats): nothing resumes from it, so it needs no optimizer state (the
-optimizer's moments are as large as the params, or twice as large for Adam).
+optimizer's moments are as large as the params, or twice as large for Adam). With a moving
+average, its `params` are the weights eval.select names (the training loop passes the state
+with the average as its params for `ema`), and `meta["val"]` is their score
+(`meta["val_raw"]` / `meta["val_ema"]`: the other weights').
 
 A LoRA run (`train.adapter=lora`, jaxtl/models/lora.py) saves in both only what it trains: the
 adapters and the head (`lora.trainable`), the BatchNorm statistics and the optimizer state of

@@ -8,11 +8,11 @@ import math
 import pytest
 from programs import run_programs
 
-from jaxtl.optim import schedules
 from jaxtl.config import demo_settings, validation
 from jaxtl.config.files import load_config, load_module
 from jaxtl.config.recipes import recipe_config
 from jaxtl.core.errors import ConfigError
+from jaxtl.optim import schedules
 
 RETFOUND = "configs/recipes/retfound.py"
 RECIPES = (RETFOUND, "configs/recipes/linear_probe.py")
