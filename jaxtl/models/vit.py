@@ -122,8 +122,8 @@ def _torch_bicubic_1d(n_in: int, n_out: int) -> np.ndarray:
     for i in range(n_out):
         x = (i + 0.5) * n_in / n_out - 0.5
         left = math.floor(x)
-        for tap in range(left - 1, left + 3):
-            weights[i, min(max(tap, 0), n_in - 1)] += cubic(x - tap)
+        for pixel in range(left - 1, left + 3):
+            weights[i, min(max(pixel, 0), n_in - 1)] += cubic(x - pixel)
     return weights
 
 
