@@ -183,7 +183,8 @@ def test_offline_without_the_files_says_which_is_missing_and_how_to_convert(
     with pytest.raises(TransferError) as nothing:
         transfer.local(INIT, tmp_path / "cache")
     assert str(nothing.value).startswith(
-        f"model.init={INIT}: config.json is not in the Hugging Face cache")
+        f"model.init={INIT}: config.json or open_clip_config.json is not in the Hugging Face "
+        f"cache")
     assert ("HF_HUB_OFFLINE=1 allows no download" in str(nothing.value)
             and f"python -m jaxtl.convert_weights.timm --arch {ARCH} --weights model.safetensors "
                 "--out DIR, then --config.model.init=DIR" in str(nothing.value))
@@ -199,7 +200,11 @@ def test_a_repository_in_another_layout_is_refused_naming_those_jaxtl_converts(
                                   .encode()})
     with pytest.raises(TransferError, match=rf"^model.init={INIT}: its config.json is not in a "
                                             r"layout jaxtl converts \(timm: config.json \+ "
-                                            r"model.safetensors or pytorch_model.bin\)$"):
+                                            r"model.safetensors or pytorch_model.bin, "
+                                            r"transformers: config.json \+ model.safetensors, "
+                                            r"open_clip: open_clip_config.json \+ "
+                                            r"open_clip_model.safetensors or "
+                                            r"open_clip_pytorch_model.bin\)$"):
         transfer.local(INIT, tmp_path / "cache")
 
 
@@ -266,7 +271,8 @@ def test_broken_files_stop_the_program_with_one_line(tmp_path, timm_state):
          r"checkpoint is damaged"),
         (rf"model.init={INIT}: .*/model.safetensors links to a file that is not there \(an "
          r"interrupted download\): download it again"),
-        (r"model.init=hf-hub:timm/other: config.json is not in the Hugging Face cache \(.*\) and "
+        (r"model.init=hf-hub:timm/other: config.json or open_clip_config.json is not in the "
+         r"Hugging Face cache \(.*\) and "
          r"HF_HUB_OFFLINE=1 allows no download: .* python -m jaxtl.convert_weights.timm --arch "
          r"ARCH --weights model.safetensors --out DIR"),
         rf"--weights {pth} is truncated or damaged \(a PyTorch archive without its end",
