@@ -35,13 +35,18 @@ STEP_KEYS = ("dataset", "data.task", "data.channels", "data.resolution", "data.b
              "model.dtype", "optim.name", "optim.nesterov", "optim.weight_decay_mask",
              "optim.clip_grad_norm", "finetune.strategy", "finetune.freeze_stages",
              "train.label_smoothing", "train.class_weights", "train.positive_weights",
-             "seg.decoder_channels", "seg.ce_weight", "seg.dice_weight")
+             "seg.decoder_channels", "seg.ce_weight", "seg.dice_weight",
+             # the device augmentations, the fine-tuning options for large models and LoRA
+             "data.randaugment", "data.random_erasing", "train.mixup_alpha",
+             "train.cutmix_alpha", "model.remat", "train.accumulation_steps", "train.ema_decay",
+             "train.adapter", "lora.rank", "lora.targets")
 
 
 # data settings that change the pixels or how they are fed, not which records a split holds
 NOT_SPLIT_KEYS = ("data.batch_size", "data.resolution", "data.augment", "data.crop_scale_min",
                   "data.rotate_degrees", "data.mean", "data.std", "data.num_workers",
-                  "data.prefetch_batches", "data.bad_images", "data.prepared")
+                  "data.prefetch_batches", "data.bad_images", "data.prepared",
+                  "data.randaugment", "data.random_erasing")
 DEMO_DATA_KEYS = ("demo.seed", "demo.num_patients", "demo.image_size")  # what the demo data is
 
 
