@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from jaxtl import models
 from jaxtl.models.taps import STEM, attention
-from jaxtl.models.vit import ViTConfig, VisionTransformer
+from jaxtl.models.vit import VisionTransformer, ViTConfig
 
 
 def with_attention(model: nn.Module, arch: str) -> nn.Module:
