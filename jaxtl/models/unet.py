@@ -49,6 +49,7 @@ from jaxtl.models.vit import VisionTransformer, block_name
 
 DECODER_CHANNELS = (256, 128, 64, 32, 16)  # per level from the deepest up (the last repeats)
 PYRAMID_LEVELS = 4  # a plain backbone's skips: blocks and pyramid levels (module doc)
+PYRAMID_NORM_EPS = 1e-6  # ViTDet's LayerNorm between the two transposed convolutions
 
 
 def is_plain(arch: str) -> bool:
@@ -109,8 +110,9 @@ class ViTPyramid(nn.Module):
         fine, middle, same, coarse = (m.astype(self.dtype) for m in maps)
         width = fine.shape[-1]
         fine = self._up(fine, width // 2, "up4_0")
-        fine = nn.gelu(nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, param_dtype=jnp.float32,
-                                    name="up4_norm")(fine), approximate=False)
+        fine = nn.LayerNorm(epsilon=PYRAMID_NORM_EPS, dtype=self.dtype,
+                            param_dtype=jnp.float32, name="up4_norm")(fine)
+        fine = nn.gelu(fine, approximate=False)
         fine = self._up(fine, width // 4, "up4_1")
         middle = self._up(middle, middle.shape[-1] // 2, "up2")
         coarse = nn.max_pool(coarse, (2, 2), strides=(2, 2), padding="SAME")

@@ -12,7 +12,14 @@ import pytest
 from scipy.special import erf
 
 from jaxtl import models
-from jaxtl.models.unet import UNet, ViTPyramid, encoder_stages, is_plain, pyramid_blocks
+from jaxtl.models.unet import (
+    PYRAMID_NORM_EPS,
+    UNet,
+    ViTPyramid,
+    encoder_stages,
+    is_plain,
+    pyramid_blocks,
+)
 
 
 def _shapes(arch: str, size: int):
@@ -86,7 +93,8 @@ def test_pyramid_operators_match_their_formulas():
 
     hidden = deconv(maps[0][0], p["up4_0"])
     mean, var = hidden.mean(-1, keepdims=True), hidden.var(-1, keepdims=True)
-    hidden = (hidden - mean) / np.sqrt(var + 1e-6) * p["up4_norm"]["scale"] + p["up4_norm"]["bias"]
+    norm = p["up4_norm"]
+    hidden = (hidden - mean) / np.sqrt(var + PYRAMID_NORM_EPS) * norm["scale"] + norm["bias"]
     hidden = 0.5 * hidden * (1 + erf(hidden / np.sqrt(2)))
     np.testing.assert_allclose(fine[0], deconv(hidden, p["up4_1"]), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(middle[0], deconv(maps[1][0], p["up2"]), rtol=1e-4, atol=1e-4)
