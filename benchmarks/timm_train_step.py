@@ -10,7 +10,10 @@ Prints one JSON line. The step matches jaxtl's train step on the EyePACS config
 with a `num_classes` linear classifier in training mode (BatchNorm statistics updated), mean
 softmax cross-entropy, SGD with Nesterov momentum 0.9 and coupled weight decay 1e-4. One
 untimed warm-up step comes first, as jaxtl's compiling step. `small_cnn` is jaxtl's own
-baseline, not a timm model: its PyTorch twin is defined here.
+baseline, not a timm model: its PyTorch twin is defined here. `--timm_kwargs` (a JSON object)
+passes the `timm.create_model` arguments that give timm's model jaxtl's layout (the
+architecture's `TimmCheckpoint.timm_kwargs`: a ViT's `dynamic_img_size`, `global_pool="avg"`),
+as benchmarks/train_step_vs_timm.py does for every architecture.
 """
 
 from __future__ import annotations
@@ -43,10 +46,10 @@ class SmallCNN(nn.Module):
         return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
-def create(arch: str, num_classes: int) -> nn.Module:
+def create(arch: str, num_classes: int, kwargs: dict | None = None) -> nn.Module:
     if arch == "small_cnn":
         return SmallCNN(num_classes)
-    return timm.create_model(arch, pretrained=False, num_classes=num_classes)
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes, **(kwargs or {}))
 
 
 def main() -> None:
@@ -56,13 +59,15 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
     parser.add_argument("--num_classes", type=int, default=5, help="EyePACS grades")
+    parser.add_argument("--timm_kwargs", default="{}",
+                        help="JSON object of further timm.create_model arguments")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch intra-op threads (default: all cores, as XLA:CPU uses)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    model = create(args.arch, args.num_classes).train()
+    model = create(args.arch, args.num_classes, json.loads(args.timm_kwargs)).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
                                 weight_decay=1e-4)
     images = torch.randn(args.batch_size, 3, args.resolution, args.resolution)
@@ -83,6 +88,7 @@ def main() -> None:
     print(json.dumps({
         "framework": "timm", "arch": args.arch, "resolution": args.resolution,
         "batch_size": args.batch_size, "dtype": "float32", "timed_steps": args.steps,
+        "timm_kwargs": json.loads(args.timm_kwargs),
         "warmup_seconds": warmup_seconds,
         "train_images_per_second": args.steps * args.batch_size / seconds,
         "train_step_seconds": seconds / args.steps,

@@ -3,12 +3,18 @@
     python benchmarks/train_step_vs_timm.py --timm_python /path/to/timm-venv/bin/python \
         --out benchmarks/results/train_step_224_cpu.jsonl [--archs resnet18,resnet50] [--steps 2]
     python benchmarks/train_step_vs_timm.py --table benchmarks/results/train_step_224_cpu.jsonl
+    python benchmarks/train_step_vs_timm.py --timm_python /path/to/timm-venv/bin/python \
+        --archs vit_base_patch16_224,convnext_tiny --batch_size 4 --steps 2 \
+        --out benchmarks/results/train_step_vit_convnext_224_b4_cpu.jsonl
 
 For each architecture it runs `python -m jaxtl.commands.bench` (train step only) and
 `benchmarks/timm_train_step.py` one after the other, each in a fresh process, and alternates
 which of the two goes first, so that a slow spell of a shared machine hits both sides alike.
 Both sides: 224 px, batch 32, float32, 5 classes, SGD with Nesterov momentum, softmax
-cross-entropy, all CPU cores. Every result is appended to --out as one JSON line as soon as
+cross-entropy, all CPU cores. timm's side builds the architecture's timm twin: the name and
+`timm.create_model` arguments of its `TimmCheckpoint` (`models.timm_checkpoint`: e.g. a ViT's
+`dynamic_img_size`/`dynamic_img_pad`, which jaxtl's ViTs always have; `vit_base_patch16_224_avg`
+is timm's `vit_base_patch16_224` with `global_pool="avg"`). Every result is appended to --out as one JSON line as soon as
 it is measured. --table prints the Markdown table of a results file (ratio = jaxtl / timm).
 """
 
@@ -33,11 +39,24 @@ def jaxtl_command(arch: str, resolution: int, batch_size: int, steps: int) -> li
             f"--config.demo.batch_size={batch_size}", "--config.demo.num_workers=0"]
 
 
+def timm_twin(arch: str) -> tuple[str, dict]:
+    """timm's name and `create_model` arguments for jaxtl's `arch` (small_cnn: itself; its
+    twin is defined in timm_train_step.py)."""
+    sys.path.insert(0, str(REPO))
+    from jaxtl.models import timm_checkpoint
+
+    checkpoint = timm_checkpoint(arch)
+    if checkpoint is None:
+        return arch, {}
+    return checkpoint.model_name(arch), dict(checkpoint.timm_kwargs)
+
+
 def timm_command(python: str, arch: str, resolution: int, batch_size: int,
                  steps: int) -> list[str]:
-    return [python, str(REPO / "benchmarks" / "timm_train_step.py"), "--arch", arch,
+    name, kwargs = timm_twin(arch)
+    return [python, str(REPO / "benchmarks" / "timm_train_step.py"), "--arch", name,
             "--resolution", str(resolution), "--batch_size", str(batch_size),
-            "--steps", str(steps)]
+            "--steps", str(steps), "--timm_kwargs", json.dumps(kwargs)]
 
 
 def run(command: list[str], timeout: float) -> dict:

@@ -1,5 +1,5 @@
 """python -m jaxtl.explain --workdir RUN [--split test] [--images N | --ids ID ...]
-    [--method gradcam|integrated_gradients] [--target CLASS_OR_LABEL ...] [--stage NAME]
+    [--method gradcam|integrated_gradients|rollout] [--target CLASS_OR_LABEL ...] [--stage NAME]
 
 Explains the run's best checkpoint on a split: writes, under RUN/explain/<split>_<method>/, the
 attribution map of every explained image and target (maps.npz), an overlay PNG each
@@ -28,7 +28,8 @@ def define_flags() -> cli.Options:
                                        "(default: all)."),
         "ids": flags.DEFINE_multi_string("ids", [], "Explain these image ids (repeat or "
                                          "separate with commas)."),
-        "method": flags.DEFINE_enum("method", "gradcam", list(METHODS), "Attribution method."),
+        "method": flags.DEFINE_enum("method", "gradcam", list(METHODS), "Attribution method "
+                                    "(rollout: attention rollout, Vision Transformers only)."),
         "target": flags.DEFINE_multi_string(
             "target", [], "Multiclass: 'predicted' (default), 'label' (the true class) or a "
             "class name or index. Multilabel: label names or indices (default: every label)."),

@@ -41,11 +41,11 @@ from jaxtl.data.regions import Box, Regions
 from jaxtl.engine import steps, transfer
 from jaxtl.engine.build import image_transform
 from jaxtl.evaluators.per_example import outputs
-from jaxtl.explain import attribution, gallery, localisation
+from jaxtl.explain import attribution, gallery, localisation, rollout
 from jaxtl.workdir import files as rundir
 
-GRADCAM, INTEGRATED_GRADIENTS = "gradcam", "integrated_gradients"
-METHODS = (GRADCAM, INTEGRATED_GRADIENTS)
+GRADCAM, INTEGRATED_GRADIENTS, ROLLOUT = "gradcam", "integrated_gradients", "rollout"
+METHODS = (GRADCAM, INTEGRATED_GRADIENTS, ROLLOUT)
 LABEL_VALUES = {POSITIVE: "positive", NEGATIVE: "negative", MASKED: "masked",
                 UNCERTAIN: "uncertain"}
 
@@ -111,6 +111,8 @@ def _step(model: Any, request: Request, targets: attribution.Targets, stage: str
         out: dict[str, jax.Array] = {}
         if request.method == GRADCAM:
             maps, logits = attribution.gradcam(model, variables, images, stage, targets, labels)
+        elif request.method == ROLLOUT:
+            maps, logits = rollout.rollout(model, variables, images, targets.count)
         else:
             result = attribution.integrated_gradients(model, variables, images, targets,
                                                       labels, request.ig_steps)
@@ -202,6 +204,11 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
     model = models.create_model(config.model.arch, num_outputs=task.num_outputs,
                                 head=config.model.head, dropout=config.model.dropout,
                                 dtype=config.model.dtype)
+    if request.method == ROLLOUT:
+        try:
+            model = rollout.with_attention(model, config.model.arch)
+        except ValueError as error:
+            raise UserError(f"--method rollout: {error}") from None
     variables = jax.device_put(transfer.load_variables(workdir), steps.replicated(mesh))
     resolution, channels = config.data.resolution, config.data.channels
     if stage is not None:
@@ -233,6 +240,8 @@ def explain(workdir: str | pathlib.Path, request: Request = Request()) -> dict[s
     }
     if stage is not None:
         summary |= {"stage": stage}
+    elif request.method == ROLLOUT:
+        summary |= {"rollout": _rollout_row(model)}
     else:
         summary |= {"ig_steps": request.ig_steps, "ig_baseline": "zero input (data.mean)",
                     **_completeness(result)}
@@ -258,6 +267,12 @@ def _readable(records: Sequence[Record], out: dict[str, np.ndarray]
                         len(unreadable), ", ".join(unreadable[:10]))
     kept = [record for record, ok in zip(records, valid) if ok]
     return kept, {key: value[valid] for key, value in out.items()}, unreadable
+
+
+def _rollout_row(model: Any) -> str:
+    """Which row of the rollout the maps are (jaxtl/explain/rollout.py)."""
+    pool = getattr(model, models.BACKBONE).config.global_pool
+    return "class token" if pool == "token" else "mean of the patch tokens (global_pool=avg)"
 
 
 def _completeness(result: Explained) -> dict[str, float]:
@@ -349,11 +364,15 @@ def _fmt(value: Any) -> str:
 
 
 def _notes(summary: dict[str, Any], regions: Regions | None, geometry: bool) -> list[str]:
-    how = (f"Grad-CAM at the feature {summary['stage']} (a "
-           f"{summary['map_size'][0]} x {summary['map_size'][1]} map)"
-           if summary["method"] == GRADCAM else
-           f"integrated gradients, {summary['ig_steps']} trapezoidal steps from the "
-           f"{summary['ig_baseline']} baseline")
+    grid = f"a {summary['map_size'][0]} x {summary['map_size'][1]} map"
+    if summary["method"] == GRADCAM:
+        how = f"Grad-CAM at the feature {summary['stage']} ({grid})"
+    elif summary["method"] == ROLLOUT:
+        how = (f"attention rollout over every block, the {summary['rollout']} row over the "
+               f"patch tokens ({grid}; the same map for every target)")
+    else:
+        how = (f"integrated gradients, {summary['ig_steps']} trapezoidal steps from the "
+               f"{summary['ig_baseline']} baseline")
     notes = [f"Run {summary['run']} ({summary['arch']}, {summary['resolution']} px"
              f"{', DEMO data' if summary['demo'] else ''}): {how}. Left: the input as the "
              f"model sees it; right: the map over it, the centre of its maximal cell as a white "

@@ -14,7 +14,10 @@ jitted step leaves unused. Names (`feature_names`):
     BatchNormAct2d module (`norm5`, `bn2`) gives and pytorch-grad-cam users target. Grad-CAM
     explains it by default (`models.gradcam_feature`); the stage's name keeps the value before
     the activation (the UNet's skip);
-  * PRE_LOGITS: the pooled features (N, C) float32, the head's input.
+  * PRE_LOGITS: the pooled features (N, C) float32, the head's input;
+  * `attention(i)` (`attention<i>`), only from a Vision Transformer built with
+    `attention_features=True` (jaxtl/models/vit.py): block i's attention weights (N, heads,
+    T, T), for attention rollout; no map, and not among `models.feature_names`.
 A `Classifier` adds LOGITS.
 
 `tap` records a value and, when the caller passes a perturbation for its name (the
@@ -34,6 +37,7 @@ import jax
 STEM, PRE_LOGITS, LOGITS = "stem", "pre_logits", "logits"
 PERTURBATIONS = "perturbations"
 ACTIVATED_SUFFIX = "_act"
+ATTENTION_PREFIX = "attention"
 
 Features = dict[str, jax.Array]
 
@@ -51,6 +55,11 @@ def activated(stage: str) -> str:
     """The name of `stage`'s output after its activation, where the stage's own feature is
     taken before it (see the module doc)."""
     return stage + ACTIVATED_SUFFIX
+
+
+def attention(block: int) -> str:
+    """The name of block `block`'s attention weights (see the module doc)."""
+    return f"{ATTENTION_PREFIX}{block}"
 
 
 def perturbations(backbone: str, deltas: dict[str, jax.Array]) -> dict[str, Any]:

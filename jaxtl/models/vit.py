@@ -30,6 +30,12 @@ tokens are pooled; where the class token is, the patch tokens after the last blo
 the logits (zero gradient), so the default is the grid before the last block (the last block's
 input, as pytorch-grad-cam's `blocks[-1].norm1` target on timm's ViTs) and the last block's
 feature is the class token it leaves (N, D), the part of its output the head reads.
+
+With `attention_features=True` (attention rollout, jaxtl/explain/rollout.py, asks for it) the
+backbone also returns `attention<i>` (`taps.attention(i)`): block i's attention weights
+(N, heads, T, T) over all T tokens (class and register tokens first, then the patches in
+row-major order), softmax rows in the compute dtype. Off by default, so a train step never
+carries them.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from jaxtl.models.family import (
 from jaxtl.models.layers import Dtype
 from jaxtl.models.remat import remat_block
 from jaxtl.models.std_layers import Conv2d
-from jaxtl.models.taps import PRE_LOGITS, STEM, Features, tap
+from jaxtl.models.taps import PRE_LOGITS, STEM, Features, attention, tap
 
 LAYER_NORM_EPS = 1e-6  # timm's ViT: partial(nn.LayerNorm, eps=1e-6)
 STEM_MODULES = ("patch_embed", "cls_token", "reg_token", "pos_embed", "norm_pre")
@@ -162,7 +168,8 @@ class Attention(nn.Module):
     dtype: Dtype
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """(output (N, T, D), attention weights (N, heads, T queries, T keys))."""
         n, t, d = x.shape
         head_dim = d // self.num_heads
         qkv = _dense(3 * d, self.dtype, "qkv", self.qkv_bias)(x)
@@ -170,7 +177,7 @@ class Attention(nn.Module):
         logits = jnp.einsum("nqhc,nkhc->nhqk", q * jnp.asarray(head_dim**-0.5, q.dtype), k)
         weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(self.dtype)
         out = jnp.einsum("nhqk,nkhc->nqhc", weights, v).reshape(n, t, d)
-        return _dense(d, self.dtype, "proj")(out)
+        return _dense(d, self.dtype, "proj")(out), weights
 
 
 class Mlp(nn.Module):
@@ -198,18 +205,21 @@ class Block(nn.Module):
     swiglu: bool
     drop_path: float
     dtype: Dtype
+    with_attention: bool = False  # return (output, attention weights) instead of the output
 
     def _scaled(self, y: jnp.ndarray, name: str) -> jnp.ndarray:
         return LayerScale(self.init_values, name=name)(y) if self.init_values else y
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-        y = Attention(self.num_heads, self.qkv_bias, self.dtype, name="attn")(
+    def __call__(self, x: jnp.ndarray, train: bool
+                 ) -> jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]:
+        y, weights = Attention(self.num_heads, self.qkv_bias, self.dtype, name="attn")(
             _layer_norm(self.dtype, "norm1")(x))
         x = x + drop_path(self, self._scaled(y, "ls1"), self.drop_path, train)
         y = Mlp(self.mlp_hidden, self.swiglu, self.dtype, name="mlp")(
             _layer_norm(self.dtype, "norm2")(x))
-        return x + drop_path(self, self._scaled(y, "ls2"), self.drop_path, train)
+        x = x + drop_path(self, self._scaled(y, "ls2"), self.drop_path, train)
+        return (x, weights) if self.with_attention else x
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,6 +280,7 @@ class VisionTransformer(nn.Module):
     drop_path: float = 0.0
     dtype: Dtype = jnp.float32
     remat: bool = False  # each block recomputed in the backward pass (same variables)
+    attention_features: bool = False  # also return every block's attention weights (doc)
 
     @property
     def min_input_size(self) -> int:
@@ -314,7 +325,11 @@ class VisionTransformer(nn.Module):
         block = remat_block(Block) if self.remat else Block
         for i in range(c.depth):
             tokens = block(c.num_heads, c.mlp_hidden, c.qkv_bias, c.init_values, c.swiglu,
-                           rates[i], self.dtype, name=f"blocks_{i}")(tokens, train)
+                           rates[i], self.dtype, self.attention_features,
+                           name=f"blocks_{i}")(tokens, train)
+            if self.attention_features:
+                tokens, weights = tokens
+                tap(self, features, attention(i), weights)
             if i <= c.gradcam_block:
                 grid_tokens = tap(self, features, block_name(i), self._grid(tokens, h, w))
                 tokens = jnp.concatenate([tokens[:, :c.num_prefix_tokens],

@@ -143,5 +143,8 @@ def test_user_errors(explained, tmp_path):
     with pytest.raises(UserError, match="--stage is 'layer4'; small_cnn returns the feature "
                                         "maps stem, block1, block2, block3, block4, block4_act"):
         explain(workdir, Request(stage="layer4"))
+    with pytest.raises(UserError, match="^--method rollout: attention rollout needs a Vision "
+                                        "Transformer; small_cnn has no attention layers"):
+        explain(workdir, Request(method="rollout"))
     with pytest.raises(UserError, match="--images N or --ids, not both"):
         explain(workdir, Request(ids=("nobody_left",), images=2))
