@@ -1,12 +1,13 @@
 """What each way of fine-tuning a ViT costs: full fine-tuning, LoRA, rematerialisation and
-gradient accumulation of ViT-B/16 at 224 px, on this machine's CPU, in one run.
+gradient accumulation of a ViT at 224 px (ViT-B/16 on this machine's CPU; benchmarks/gpu.sh:
+ViT-L/16 on a GPU), in one run.
 
-    python benchmarks/finetune_memory.py [--arch vit_base_patch16_224] [--batch_size 16] \
-        [--steps 3] [--out benchmarks/results/finetune_memory_cpu.jsonl]
+    python benchmarks/finetune_memory.py --arch vit_base_patch16_224 --batch_size 8 \
+        --steps 2 --out benchmarks/results/finetune_memory_cpu.jsonl
 
 Each variant is jaxtl's own train step (jaxtl.engine.build.build_steps from the EyePACS
-config with the variant's keys: AdamW, float32, 5 classes, no augmentation), compiled for one
-CPU device. Per variant: XLA's compiled memory analysis (arguments: the state and the batch;
+config with the variant's keys: AdamW, `--dtype` (float32), 5 classes, no augmentation),
+compiled for one device. Per variant: XLA's compiled memory analysis (arguments: the state and the batch;
 temporaries: activations and what the backward pass keeps; the peak is their sum with the
 outputs that do not reuse the donated state), the optimizer state's bytes, the trainable
 parameters, and the median time of `--steps` steps after one warm-up step. Ratios are against
@@ -42,9 +43,9 @@ VARIANTS = {
 }
 
 
-def variant_config(arch: str, batch_size: int, settings: dict[str, Any]):
+def variant_config(arch: str, batch_size: int, dtype: str, settings: dict[str, Any]):
     config = load_config("configs/eyepacs.py")
-    config.model.arch, config.data.resolution = arch, 224
+    config.model.arch, config.data.resolution, config.model.dtype = arch, 224, dtype
     config.data.batch_size, config.data.augment = batch_size, "none"
     config.optim.name, config.optim.lr, config.optim.weight_decay = "adamw", 1e-4, 0.05
     for key, value in settings.items():
@@ -53,9 +54,9 @@ def variant_config(arch: str, batch_size: int, settings: dict[str, Any]):
     return config
 
 
-def measure(arch: str, batch_size: int, step_count: int, name: str,
+def measure(arch: str, batch_size: int, dtype: str, step_count: int, name: str,
             settings: dict[str, Any]) -> dict[str, Any]:
-    config = variant_config(arch, batch_size, settings)
+    config = variant_config(arch, batch_size, dtype, settings)
     task = tasks.multiclass([str(c) for c in range(5)])
     mesh = steps.make_mesh(jax.devices()[:1])
     transform = build.image_transform(config, augment=False)
@@ -81,7 +82,8 @@ def measure(arch: str, batch_size: int, step_count: int, name: str,
         times.append(time.perf_counter() - started)
     peak = (memory.argument_size_in_bytes + memory.output_size_in_bytes
             - memory.alias_size_in_bytes + memory.temp_size_in_bytes)
-    return {"variant": name, "arch": arch, "batch_size": batch_size, "settings": settings,
+    return {"variant": name, "arch": arch, "batch_size": batch_size, "dtype": dtype,
+            "settings": settings,
             "platform": jax.devices()[0].platform, "compile_seconds": round(compile_seconds, 1),
             "step_seconds": round(statistics.median(times[1:]), 3),
             "argument_bytes": memory.argument_size_in_bytes,
@@ -95,13 +97,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arch", default="vit_base_patch16_224")
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--dtype", default="float32", help="model.dtype: float32, bfloat16")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     rows = []
     for name in args.variants.split(","):
-        rows.append(measure(args.arch, args.batch_size, args.steps, name, VARIANTS[name]))
+        rows.append(measure(args.arch, args.batch_size, args.dtype, args.steps, name,
+                            VARIANTS[name]))
         full = rows[0]
         for key in ("peak_bytes", "temp_bytes", "optimizer_state_bytes", "step_seconds"):
             rows[-1][f"{key}_over_full"] = round(rows[-1][key] / full[key], 3) if full[key] \

@@ -3,7 +3,9 @@
 # channels-last, torch.compile) for resnet50, densenet121, efficientnet_b0, ViT-B/16
 # (vit_base_patch16_224) and ConvNeXt-T (convnext_tiny) at 224 px, on the first GPU, model
 # FLOP utilisation from XLA's cost analysis, and the prepared-data / synthetic ratio of training
-# fed by the Grain pipeline. One JSON line per measurement in $OUT.
+# fed by the Grain pipeline, and a ViT-L/16 fine-tune at 224 px, batch 16 (full, rematerialised,
+# LoRA: memory and step time, benchmarks/finetune_memory.py). One JSON line per measurement in
+# $OUT.
 #
 #   pip install -e '.[cuda]'                       # jaxtl with jax[cuda12]
 #   TIMM_PYTHON=/path/to/torch-venv/bin/python bash benchmarks/gpu.sh
@@ -38,4 +40,8 @@ python benchmarks/end_to_end.py --config configs/eyepacs.py \
   --config.demo.image_size=256 --config.demo.num_patients=2000 --config.model.dtype=bfloat16 \
   --config.data.cache_dir="${TMPDIR:-/tmp}/jaxtl-gpu-bench" \
   --workers "$(nproc)" --steps "$STEPS" --rounds 3 --out "$OUT"
+# ViT-L/16 (RETFound's size) fine-tuned at 224 px, batch 16, bfloat16: does it fit a 24 GB GPU
+# with remat, and what do LoRA and remat cost and save against full fine-tuning?
+python benchmarks/finetune_memory.py --arch vit_large_patch16_224 --batch_size 16 \
+  --dtype bfloat16 --steps "$STEPS" --variants full,remat,lora --out "$OUT"
 echo "results appended to $OUT"
