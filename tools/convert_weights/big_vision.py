@@ -31,7 +31,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jaxtl.commands import cli
 from jaxtl.models.vit import ViTConfig
 
 from . import foreign
@@ -171,19 +170,6 @@ def convert(weights: str, out: str, *, arch: str | None = None, mean=None, std=N
         extra={"library": "big_vision", "name": path.stem})
 
 
-def define_flags() -> cli.Options:
-    from absl import flags
-
-    return {"weights": flags.DEFINE_string("weights", None, "big_vision / AugReg ViT .npz"),
-            **foreign.input_flags("the arrays' shapes describe")}
-
-
-def main(argv: list[str], options: cli.Options) -> None:
-    del argv
-    convert(options["weights"].value, options["out"].value, arch=options["arch"].value,
-            mean=options["mean"].value, std=options["std"].value,
-            resolution=options["resolution"].value)
-
-
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("weights", "out"))
+    foreign.run_converter(convert, "big_vision / AugReg ViT .npz",
+                          "the arrays' shapes describe")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from absl import flags
@@ -64,3 +64,21 @@ def input_flags(what: str) -> cli.Options:
         "resolution": flags.DEFINE_integer("resolution", None, "input resolution the weights "
                                            "were trained at (default: the checkpoint's)"),
     }
+
+
+def run_converter(convert: Callable[..., pathlib.Path], weights_help: str,
+                  arch_source: str) -> None:
+    """The command line of a converter `convert(weights, out, *, arch, mean, std, resolution)`:
+    --weights (`weights_help`), --out and `input_flags(arch_source)`, as a jaxtl program."""
+
+    def define_flags() -> cli.Options:
+        return {"weights": flags.DEFINE_string("weights", None, weights_help),
+                **input_flags(arch_source)}
+
+    def main(argv: list[str], options: cli.Options) -> None:
+        del argv
+        convert(options["weights"].value, options["out"].value, arch=options["arch"].value,
+                mean=options["mean"].value, std=options["std"].value,
+                resolution=options["resolution"].value)
+
+    cli.run(main, define_flags, required=("weights", "out"))

@@ -38,7 +38,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jaxtl.commands import cli
 from jaxtl.models.vit import LAYER_NORM_EPS, ViTConfig
 
 from . import foreign
@@ -189,20 +188,6 @@ def convert(weights: str, out: str, *, arch: str | None = None, mean=None, std=N
                "layer_norm_eps": (CONFIG_DEFAULTS[hf["model_type"]] | hf)["layer_norm_eps"]})
 
 
-def define_flags() -> cli.Options:
-    from absl import flags
-
-    return {"weights": flags.DEFINE_string("weights", None, "downloaded Hugging Face model "
-                                           "folder (config.json + model.safetensors)"),
-            **foreign.input_flags("config.json describes")}
-
-
-def main(argv: list[str], options: cli.Options) -> None:
-    del argv
-    convert(options["weights"].value, options["out"].value, arch=options["arch"].value,
-            mean=options["mean"].value, std=options["std"].value,
-            resolution=options["resolution"].value)
-
-
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("weights", "out"))
+    foreign.run_converter(convert, "downloaded Hugging Face model folder (config.json + "
+                          "model.safetensors)", "config.json describes")

@@ -28,8 +28,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jaxtl.commands import cli
-
 from . import foreign
 from .errors import ConversionError
 from .reading import read_weights
@@ -88,20 +86,6 @@ def convert(weights: str, out: str, *, arch: str | None = None, mean=None, std=N
                "dropped": "text tower, logit_scale, visual.head (image-text projection)"})
 
 
-def define_flags() -> cli.Options:
-    from absl import flags
-
-    return {"weights": flags.DEFINE_string("weights", None, "open_clip state dict "
-                                           "(open_clip_pytorch_model.bin or .safetensors)"),
-            **foreign.input_flags(f"{CONFIG_FILE}'s vision_cfg.timm_model_name names")}
-
-
-def main(argv: list[str], options: cli.Options) -> None:
-    del argv
-    convert(options["weights"].value, options["out"].value, arch=options["arch"].value,
-            mean=options["mean"].value, std=options["std"].value,
-            resolution=options["resolution"].value)
-
-
 if __name__ == "__main__":
-    cli.run(main, define_flags, required=("weights", "out"))
+    foreign.run_converter(convert, "open_clip state dict (open_clip_pytorch_model.bin or "
+                          ".safetensors)", f"{CONFIG_FILE}'s vision_cfg.timm_model_name names")
