@@ -23,7 +23,7 @@ per model (docs/models.md has each conversion command): `resnet50`, `vit_base_pa
 
 from __future__ import annotations
 
-from jaxtl.sweep import Sweep, SweepError, axis, product, seeds
+from jaxtl.sweep import Sweep, axis, named_paths, product, seeds
 
 # dataset -> (domain foundation model's folder under weights/, its architecture)
 DOMAIN_MODELS = {
@@ -39,15 +39,8 @@ SEEDS = (0, 1, 2)
 
 
 def parse_arg(arg: str | None) -> dict[str, str]:
-    """'eyepacs=/data/e,weights=/w' -> {'eyepacs': '/data/e', 'weights': '/w'}."""
-    paths: dict[str, str] = {}
-    for item in filter(None, (arg or "").split(",")):
-        name, sep, path = item.partition("=")
-        if not sep or name not in (*DOMAIN_MODELS, "weights"):
-            raise SweepError(f"foundation.py argument {item!r}: expected name=path with a name "
-                             f"among {', '.join((*DOMAIN_MODELS, 'weights'))}")
-        paths[name] = path
-    return paths
+    """'eyepacs=/data/e,...' -> {'eyepacs': '/data/e', ...}."""
+    return named_paths(arg, (*DOMAIN_MODELS, "weights"), "foundation.py")
 
 
 def adaptations(dataset: str, arch: str) -> list[dict]:

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 from jaxtl.data.chest.spec import GREY_MEAN, GREY_STD
 from jaxtl.models.family import IMAGENET_MEAN, IMAGENET_STD
-from jaxtl.sweep import Sweep, SweepError, axis, product
+from jaxtl.sweep import Sweep, axis, named_paths, product
 
 
 class DatasetAxes(NamedTuple):
@@ -82,15 +82,8 @@ PATCH_SOURCE = "consep-types-{model.arch}"
 
 
 def parse_arg(arg: str | None) -> dict[str, str]:
-    """'eyepacs=/data/e,imagenet=/w' -> {'eyepacs': '/data/e', 'imagenet': '/w'}."""
-    paths: dict[str, str] = {}
-    for item in filter(None, (arg or "").split(",")):
-        name, sep, path = item.partition("=")
-        if not sep or name not in (*DATASETS, "imagenet"):
-            raise SweepError(f"study.py argument {item!r}: expected name=path with a name among "
-                             f"{', '.join((*DATASETS, 'imagenet'))}")
-        paths[name] = path
-    return paths
+    """'eyepacs=/data/e,...' -> {'eyepacs': '/data/e', ...}."""
+    return named_paths(arg, (*DATASETS, "imagenet"), "study.py")
 
 
 def get_sweep(arg: str | None = None) -> Sweep:

@@ -55,6 +55,19 @@ def seeds(values: Sequence[int]) -> list[Overrides]:
     return [dict.fromkeys(SEED_KEYS, run["seed"]) for run in axis("seed", values)]
 
 
+def named_paths(arg: str | None, names: Sequence[str], sweep_file: str) -> dict[str, str]:
+    """A sweep file's argument 'a=/path,b=/other' -> {'a': '/path', 'b': '/other'}, every name
+    one of `names` (data roots, checkpoint folders); SweepError naming `sweep_file` otherwise."""
+    paths: dict[str, str] = {}
+    for item in filter(None, (arg or "").split(",")):
+        name, sep, path = item.partition("=")
+        if not sep or name not in names:
+            raise SweepError(f"{sweep_file} argument {item!r}: expected name=path with a name "
+                             f"among {', '.join(names)}")
+        paths[name] = path
+    return paths
+
+
 def product(*grids: Sequence[Mapping[str, Any]]) -> list[Overrides]:
     """Every combination of one entry of each grid, in order (the last grid varies fastest)."""
     combined: list[Overrides] = [{}]
