@@ -175,18 +175,16 @@ def create_model(
         raise ValueError(f"num_outputs must be positive, got {num_outputs}")
     compute_dtype = resolve_dtype(dtype)
     extra = {}
-    if drop_path:
-        if not has_drop_path(name):
-            raise ConfigError(f"model.drop_path: {name} has no stochastic depth; set it to 0 "
-                              f"or pick a family that has it: "
-                              f"{', '.join(f for f, m in families().items() if has_drop_path(m[0]))}")
-        extra["drop_path"] = drop_path
-    if remat:
-        if not has_remat(name):
-            raise ConfigError(f"model.remat: {name} cannot rematerialise its blocks; set it to "
-                              f"False or pick a family that can: "
-                              f"{', '.join(f for f, m in families().items() if has_remat(m[0]))}")
-        extra["remat"] = True
+    for key, value, has, lacks, off in (
+            ("drop_path", drop_path, has_drop_path, "has no stochastic depth", "0"),
+            ("remat", remat, has_remat, "cannot rematerialise its blocks", "False")):
+        if not value:
+            continue
+        if not has(name):
+            raise ConfigError(f"model.{key}: {name} {lacks}; set it to {off} or pick a family "
+                              f"that can: "
+                              f"{', '.join(f for f, m in families().items() if has(m[0]))}")
+        extra[key] = value
     return Classifier(
         backbone=architecture.factory(dtype=compute_dtype, **extra),
         head=make_head(head, num_outputs=num_outputs, dropout=dropout,

@@ -95,16 +95,24 @@ def gelu(x: jnp.ndarray) -> jnp.ndarray:
     return nn.gelu(x, approximate=False)
 
 
-def resample_positions(pos: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
-    """(1, h*w, D) position embeddings on a square grid -> (1, grid[0]*grid[1], D), bicubic with
-    antialiasing as timm's `resample_abs_pos_embed` (torch `F.interpolate(mode="bicubic",
-    antialias=True)`), in float32."""
+def _square_grid(pos: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray | None:
+    """(1, h*w, D) position embeddings as a float32 (h, h, D) square, or None when that square
+    is `grid` already (nothing to resample)."""
     side = round(pos.shape[1] ** 0.5)
     if side * side != pos.shape[1]:
         raise ValueError(f"{pos.shape[1]} position embeddings are no square grid")
     if (side, side) == tuple(grid):
+        return None
+    return pos.reshape(side, side, -1).astype(jnp.float32)
+
+
+def resample_positions(pos: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
+    """(1, h*w, D) position embeddings on a square grid -> (1, grid[0]*grid[1], D), bicubic with
+    antialiasing as timm's `resample_abs_pos_embed` (torch `F.interpolate(mode="bicubic",
+    antialias=True)`), in float32."""
+    square = _square_grid(pos, grid)
+    if square is None:
         return pos
-    square = pos.reshape(side, side, -1).astype(jnp.float32)
     resized = jax.image.resize(square, (*grid, square.shape[-1]), "bicubic", antialias=True)
     return resized.reshape(1, grid[0] * grid[1], -1)
 
@@ -135,12 +143,10 @@ def _torch_bicubic_1d(n_in: int, n_out: int) -> np.ndarray:
 
 def resample_positions_dinov2(pos: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
     """As `resample_positions`, with DINOv2's / Hugging Face's plain bicubic (module doc)."""
-    side = round(pos.shape[1] ** 0.5)
-    if side * side != pos.shape[1]:
-        raise ValueError(f"{pos.shape[1]} position embeddings are no square grid")
-    if (side, side) == tuple(grid):
+    square = _square_grid(pos, grid)
+    if square is None:
         return pos
-    square = pos.reshape(side, side, -1).astype(jnp.float32)
+    side = square.shape[0]
     rows = jnp.asarray(_torch_bicubic_1d(side, grid[0]), jnp.float32)
     cols = jnp.asarray(_torch_bicubic_1d(side, grid[1]), jnp.float32)
     resized = jnp.einsum("ai,bj,ijc->abc", rows, cols, square,
