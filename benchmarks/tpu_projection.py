@@ -64,15 +64,14 @@ def abstract(tree: Any, sharding: NamedSharding) -> Any:
 
 
 def jaxtl_step(arch: str, mesh: Mesh, batch_size: int, resolution: int,
-               warp: bool, rotate_degrees: float | None = None) -> tuple[Any, tuple[Any, Any]]:
+               warp: bool, rotate_degrees: float) -> tuple[Any, tuple[Any, Any]]:
     """jaxtl's train step for `arch`, built by `jaxtl.engine.build.build_steps` as a run builds
     it (abstract: shapes only), and the abstract (state, batch) to lower it with."""
     config = load_config("configs/eyepacs.py")
     config.model.arch, config.model.dtype = arch, "bfloat16"
     config.data.resolution, config.data.batch_size = resolution, batch_size
     config.data.augment = "crop,flip,rotate" if warp else "none"
-    if rotate_degrees is not None:  # EyePACS rotates fundus photographs by up to 180 degrees
-        config.data.rotate_degrees = rotate_degrees
+    config.data.rotate_degrees = rotate_degrees
     task = tasks.multiclass([str(i) for i in range(NUM_CLASSES)])
     train_transform = build.image_transform(config, augment=True)
     built = build.build_steps(config, task, mesh=mesh, train_transform=train_transform,
@@ -235,10 +234,11 @@ def main() -> None:
     rows = {}
     which = args.steps.split(",")
     if "jaxtl" in which:
-        step, step_args = jaxtl_step(args.arch, mesh, batch_size, args.resolution,
-                                     args.warp == "on", args.rotate_degrees)
+        # EyePACS rotates fundus photographs by up to 180 degrees
         rotation = (args.rotate_degrees if args.rotate_degrees is not None
                     else load_config("configs/eyepacs.py").data.rotate_degrees)
+        step, step_args = jaxtl_step(args.arch, mesh, batch_size, args.resolution,
+                                     args.warp == "on", rotation)
         rows["jaxtl"] = {"step": "jaxtl", "arch": args.arch, "warp": args.warp,
                          "rotate_degrees": rotation, **common,
                          **(costs := compiled_costs(step, step_args)),

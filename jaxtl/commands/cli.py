@@ -116,11 +116,12 @@ def parse_problem(error: BaseException, argv: Sequence[str]) -> str:
     """One line saying why the command line `argv` did not parse."""
     # ml_collections re-raises a config file's exception as text, its traceback included:
     # the file's own one-line error is the last line
-    for text in (str(_user_error_in(error) or ""), str(error)):
+    cause = _user_error_in(error)
+    for text in (str(cause or ""), str(error)):
         last_line = text.strip().splitlines()[-1] if text.strip() else ""
         if match := _RAISED_USER_ERROR.match(last_line):
             return match.group(1)
-    if (cause := _user_error_in(error)) is not None:
+    if cause is not None:
         return str(cause)
     if unknown := _unknown_overrides(argv):
         return "; ".join(f"{arg}: {problem}" for arg, problem in unknown)

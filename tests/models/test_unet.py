@@ -15,8 +15,9 @@ from jaxtl.engine import transfer
 from jaxtl.models.unet import UNet, encoder_stages
 
 
-def shapes_of(arch: str, size: int, classes: int = 3) -> tuple[tuple, list[tuple]]:
-    """(logits shape, skip shapes) of a UNet on `arch`, traced without computing."""
+def traced(arch: str, size: int, classes: int = 3) -> tuple[tuple, list[tuple], dict]:
+    """(logits shape, skip shapes, variables' shapes) of a UNet on `arch`, traced without
+    computing."""
     model = models.create_unet(arch, num_outputs=classes, decoder_channels=(8,))
     images = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
     variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
@@ -24,7 +25,12 @@ def shapes_of(arch: str, size: int, classes: int = 3) -> tuple[tuple, list[tuple
     skips = jax.eval_shape(lambda v, x: model.apply(v, x, train=False,
                                                     method=UNet.encoder_features),
                            variables, images)
-    return logits.shape, [s.shape for s in skips]
+    return logits.shape, [s.shape for s in skips], variables
+
+
+def shapes_of(arch: str, size: int, classes: int = 3) -> tuple[tuple, list[tuple]]:
+    """(logits shape, skip shapes) of a UNet on `arch`, traced without computing."""
+    return traced(arch, size, classes)[:2]
 
 
 def test_resnet_skips_are_the_stage_outputs_one_per_grid():

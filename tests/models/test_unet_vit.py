@@ -10,28 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.special import erf
+from test_unet import traced
 
-from jaxtl import models
 from jaxtl.models.unet import (
     PYRAMID_NORM_EPS,
-    UNet,
     ViTPyramid,
     encoder_stages,
     is_plain,
     pyramid_blocks,
 )
-
-
-def _shapes(arch: str, size: int):
-    """(logits, encoder skips, decoder pyramid levels) shapes of a UNet on `arch`, traced."""
-    model = models.create_unet(arch, num_outputs=3, decoder_channels=(8,))
-    images = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
-    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), images)
-    logits, _ = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, images)
-    skips = jax.eval_shape(lambda v, x: model.apply(v, x, train=False,
-                                                    method=UNet.encoder_features),
-                           variables, images)
-    return logits.shape, [s.shape for s in skips], variables
 
 
 @pytest.mark.parametrize("arch,blocks", [
@@ -46,7 +33,7 @@ def test_vit_skips_are_four_evenly_spaced_blocks(arch, blocks):
 
 
 def test_test_vit_unet_gives_a_pyramid_at_strides_4_to_32():
-    logits, skips, variables = _shapes("test_vit", 64)
+    logits, skips, variables = traced("test_vit", 64)
     assert logits == (2, 64, 64, 3)
     assert skips == [(2, 4, 4, 64)] * 4  # patch grids of 16 px patches, 64 channels
     pyramid = variables["params"]["head"]["pyramid"]
@@ -62,7 +49,7 @@ def test_test_vit_unet_gives_a_pyramid_at_strides_4_to_32():
 
 def test_convnext_skips_are_its_stages_at_strides_4_to_32():
     assert not is_plain("test_convnext")
-    logits, skips, variables = _shapes("test_convnext", 64)
+    logits, skips, variables = traced("test_convnext", 64)
     assert logits == (2, 64, 64, 3)
     assert [s[1] for s in skips] == [16, 8, 4, 2]  # stem and stage0 share 1/4: stage0 kept
     assert "pyramid" not in variables["params"]["head"]

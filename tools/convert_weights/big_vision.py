@@ -120,13 +120,9 @@ def timm_state(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             state[f"blocks.{index}.{blocks[module]}.{leaf}"] = value
         else:
             state[key] = value
-    for (index, leaf), parts in qkv.items():
-        if set(parts) != {"query", "key", "value"}:
-            raise ConversionError(f"encoder block {index} has {', '.join(sorted(parts))} {leaf} "
-                                  f"but not all of query, key and value")
-        state[f"blocks.{index}.attn.qkv.{'weight' if leaf == 'kernel' else 'bias'}"] = (
-            np.concatenate([parts["query"], parts["key"], parts["value"]], axis=0))
-    return state
+    return state | foreign.fused_qkv(
+        qkv, lambda index: f"encoder block {index}",
+        lambda leaf: "weight" if leaf == "kernel" else "bias")
 
 
 def vit_config(state: Mapping[str, np.ndarray], num_heads: int) -> ViTConfig:

@@ -66,6 +66,24 @@ def input_flags(what: str) -> cli.Options:
     }
 
 
+def fused_qkv(qkv: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
+              where: Callable[[str], str],
+              timm_leaf: Callable[[str], str] = lambda leaf: leaf) -> dict[str, np.ndarray]:
+    """timm's fused `blocks.N.attn.qkv.<leaf>` arrays from a checkpoint's separate query, key
+    and value ones: `qkv` maps (block index, the checkpoint's leaf name) to {'query': ...,
+    'key': ..., 'value': ...}, already in timm's (out, in) orientation; `where(index)` names the
+    block in the checkpoint's own terms for the error when one of the three is missing;
+    `timm_leaf`: the checkpoint's leaf name -> timm's ('weight', 'bias')."""
+    fused = {}
+    for (index, leaf), parts in qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise ConversionError(f"{where(index)} has {', '.join(sorted(parts))} {leaf} but "
+                                  f"not all of query, key and value")
+        fused[f"blocks.{index}.attn.qkv.{timm_leaf(leaf)}"] = np.concatenate(
+            [parts["query"], parts["key"], parts["value"]], axis=0)
+    return fused
+
+
 def run_converter(convert: Callable[..., pathlib.Path], weights_help: str,
                   arch_source: str) -> None:
     """The command line of a converter `convert(weights, out, *, arch, mean, std, resolution)`:

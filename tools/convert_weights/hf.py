@@ -138,14 +138,8 @@ def timm_state(hf_state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             state[f"blocks.{index}.{_BLOCK[module]}.{leaf}"] = value
         else:
             state[key] = value
-    for (index, leaf), parts in qkv.items():
-        if set(parts) != {"query", "key", "value"}:
-            raise ConversionError(f"encoder.layer.{index}.attention.attention has "
-                                  f"{', '.join(sorted(parts))} {leaf} but not all of query, key "
-                                  f"and value")
-        state[f"blocks.{index}.attn.qkv.{leaf}"] = np.concatenate(
-            [parts["query"], parts["key"], parts["value"]], axis=0)
-    return state
+    return state | foreign.fused_qkv(
+        qkv, lambda index: f"encoder.layer.{index}.attention.attention")
 
 
 def input_stats(folder: pathlib.Path, mean, std) -> tuple[list | None, list | None]:
