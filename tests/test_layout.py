@@ -1,10 +1,12 @@
 """The layout of docs/ARCHITECTURE.md holds: packages in layers, imports only downward, no cycle.
 
-Every `import` in jaxtl's source (at any depth, lazy imports inside functions too) is read with
-`ast`. A module may import its own package and the packages of lower layers, never a package
-of its own layer or above. Programs (`jaxtl.commands`, `jaxtl.main` and every `__main__`) sit
-on top: they may import any library module, and of the programs only `jaxtl.commands.cli`, the
-shape every program shares.
+Every `import` in jaxtl's source and in the converters' (tools/convert_weights/, installed as
+`jaxtl.convert_weights`) is read with `ast`: at any depth, lazy imports inside functions and
+relative imports too. A module may import its own package and the packages of lower layers,
+never a package of its own layer or above. Programs (`jaxtl.commands`, `jaxtl.main`, every
+`__main__` and the converters) sit on top: they may import any library module, and of the
+programs only `jaxtl.commands.cli`, the shape every program shares (the converters also import
+each other: one package of programs).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ LAYERS = (
     ("jaxtl.optim",),
     ("jaxtl.config",),
     ("jaxtl.workdir",),
+    ("jaxtl.conversion",),
     ("jaxtl.engine",),
     ("jaxtl.evaluators",),
     ("jaxtl.training", "jaxtl.explain", "jaxtl.sweep"),
@@ -32,34 +35,61 @@ SHARED_BY_PROGRAMS = "jaxtl.commands.cli"
 # Top-level programs: `python -m jaxtl.main`, and `python -m jaxtl.export`, which runs
 # jaxtl.commands.export (runpy, not an import).
 TOP_LEVEL_PROGRAMS = ("jaxtl.main", "jaxtl.export")
+CONVERTERS = "jaxtl.convert_weights"  # tools/convert_weights/, programs over jaxtl.conversion
 
 
-def module_name(path: pathlib.Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def converters_folder() -> pathlib.Path:
+    """tools/convert_weights/: as installed (or linked in a checkout) beside jaxtl's modules,
+    else in the checkout that holds jaxtl."""
+    installed = PACKAGE / CONVERTERS.rpartition(".")[2]
+    for folder in (installed, PACKAGE.parent / "tools" / installed.name):
+        if (folder / "__init__.py").is_file():
+            return folder
+    raise AssertionError(f"no {CONVERTERS} beside {PACKAGE} nor tools/convert_weights/ in the "
+                         f"checkout: the converters cannot be checked")
 
 
-def imports_of(path: pathlib.Path, modules: set[str]) -> set[str]:
+@functools.cache
+def sources() -> dict[str, pathlib.Path]:
+    """Every module of jaxtl and of the converters, by its name."""
+    converters = converters_folder()
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        if converters.resolve() not in path.resolve().parents:  # an installed copy: below
+            parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    for path in converters.glob("*.py"):
+        found[CONVERTERS if path.stem == "__init__" else f"{CONVERTERS}.{path.stem}"] = path
+    return found
+
+
+def imports_of(name: str, path: pathlib.Path, modules: set[str]) -> set[str]:
     """The jaxtl modules a file imports: `from a.b import c` imports the module a.b.c when
-    there is one, else (c is a name in it) the module a.b."""
+    there is one, else (c is a name in it) the module a.b; `from .x import c` is read from
+    the file's own package."""
+    package = name if path.stem == "__init__" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found |= {f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules
-                      else node.module for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1]
+            module = (".".join([*base, node.module] if node.module else base)
+                      if node.level else node.module)
+            found |= {f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules
+                      else module for alias in node.names}
     return found & modules
 
 
 @functools.cache
 def graph() -> dict[str, frozenset[str]]:
-    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
-    return {name: frozenset(imports_of(path, set(paths))) for name, path in paths.items()}
+    paths = sources()
+    return {name: frozenset(imports_of(name, path, set(paths))) for name, path in paths.items()}
 
 
 def is_program(module: str) -> bool:
     return (module in TOP_LEVEL_PROGRAMS or module.endswith(".__main__")
+            or package_of(module) == CONVERTERS
             or (module.startswith("jaxtl.commands") and module != SHARED_BY_PROGRAMS))
 
 
@@ -86,7 +116,8 @@ def test_imports_go_down_only():
     for module, imported in graph().items():
         for name in imported:
             if is_program(module):
-                if is_program(name):
+                converters = package_of(module) == package_of(name) == CONVERTERS
+                if is_program(name) and not converters:
                     wrong.append(f"program {module} imports program {name}")
                 continue
             own = package_of(name) == package_of(module)
@@ -118,9 +149,9 @@ def test_no_import_cycle():
 
 def test_no_two_modules_differ_only_by_a_suffix():
     """`compare` beside `comparison`, `run` beside `rundir`: names that say too little."""
-    stems = sorted({path.stem for path in PACKAGE.rglob("*.py") if path.stem != "__init__"}
+    stems = sorted({path.stem for path in sources().values() if path.stem != "__init__"}
                    | {path.name for path in PACKAGE.rglob("*") if path.is_dir()
-                      and path.name != "__pycache__"})
+                      and path.name != "__pycache__"} | {converters_folder().name})
     close = [(a, b) for a in stems for b in stems
              if a != b and b.startswith(a) and b[len(a):] in ("s", "ing", "ion", "dir", "log",
                                                               "_rules", "_files", "uration")]

@@ -4,12 +4,13 @@
 
 (also `python -m jaxtl.commands.export`). The run's best checkpoint (a LoRA run's adapters
 merged into its base, `jaxtl.engine.transfer.load_variables`) is written to --out as
-  * a jaxtl pretrained folder (`pretrained.json` + `variables.safetensors`), which
-    `--config.model.init` and `jaxtl.engine.transfer.load` accept, and
+  * a jaxtl pretrained folder (`pretrained.json` + `variables.safetensors`:
+    `jaxtl.workdir.pretrained`), which `--config.model.init` and `jaxtl.engine.transfer.load`
+    accept, and
   * `model.safetensors`, the same weights in timm's names and layouts (the inverse of
-    `python -m jaxtl.convert_weights.timm`), for architectures with a timm counterpart and the
-    linear head timm has: `timm.create_model(NAME, num_classes=N,
-    pretrained_cfg_overlay=dict(file="model.safetensors"), pretrained=True)`.
+    `python -m jaxtl.convert_weights.timm`: `jaxtl.conversion.timm_export`), for architectures
+    with a timm counterpart and the linear head timm has: `timm.create_model(NAME,
+    num_classes=N, pretrained_cfg_overlay=dict(file="model.safetensors"), pretrained=True)`.
 Runs without adapters export the same way.
 """
 
@@ -23,10 +24,11 @@ from absl import flags
 
 from jaxtl import models
 from jaxtl.commands import cli
-from jaxtl.convert_weights.timm_export import timm_state_dict
+from jaxtl.conversion.timm_export import timm_state_dict
 from jaxtl.core.errors import UserError
 from jaxtl.engine import transfer
 from jaxtl.workdir import files as rundir
+from jaxtl.workdir import pretrained
 
 TIMM_FILE = "model.safetensors"
 
@@ -57,14 +59,14 @@ def export(workdir: str | pathlib.Path, out: str | pathlib.Path) -> list[pathlib
         raise UserError(f"{workdir} holds no classifier (a segmentation run's UNet?): export "
                         f"writes classification models")
     arch, data = config["model"]["arch"], config["data"]
-    info = transfer.PretrainedInfo(
+    info = pretrained.PretrainedInfo(
         arch=arch, num_classes=int(head["fc"]["bias"].shape[0]),
         in_channels=int(data["channels"]), resolution=int(data["resolution"]),
         mean=tuple(data["mean"]), std=tuple(data["std"]), head=config["model"]["head"],
         source={"kind": "jaxtl-run", "run": str(workdir),
                 "adapter": config["train"].get("adapter", "none"),
                 "exporter": "jaxtl.export"})
-    written = [transfer.save_pretrained(out, info, variables) / transfer.VARIABLES_FILE]
+    written = [pretrained.save_pretrained(out, info, variables) / pretrained.VARIABLES_FILE]
     if models.timm_checkpoint(arch) is not None and info.head == "linear":
         from safetensors.numpy import save_file
 

@@ -4,14 +4,13 @@ Face hub, converted once.
 The repository's files come through `huggingface_hub` into its cache (`$HF_HOME/hub`, laid out
 as `models--ORG--NAME/snapshots/<commit>/<file>`, links into `blobs/`); with `HF_HUB_OFFLINE=1`
 only that cache is read. The repository's layout says which converter applies
-(`jaxtl.convert_weights.hub.LAYOUTS`: timm's `config.json` + `model.safetensors` or
-`pytorch_model.bin`). The converted checkpoint goes into jaxtl's cache folder
-(`<cache>/hf-hub/`), keyed by repository, commit, weights file and that file's hash, so a
-second run reuses it; it is written atomically, so no run reads it half-written.
+(`jaxtl.conversion.hub_layouts.LAYOUTS`: timm's `config.json` + `model.safetensors` or
+`pytorch_model.bin`, transformers', open_clip's). The converted checkpoint goes into jaxtl's
+cache folder (`<cache>/hf-hub/`, `jaxtl.workdir.pretrained.HUB_CACHE_SUBDIR`), keyed by
+repository, commit, weights file and that file's hash, so a second run reuses it; it is
+written atomically, so no run reads it half-written.
 
-The converters (tools/convert_weights/, installed as `jaxtl.convert_weights`) sit above the
-engine (they import `jaxtl.engine.transfer`): `converted` imports them when it runs, only for a
-hub reference. `huggingface_hub` is imported there too: it reads `HF_HOME` and
+`huggingface_hub` is imported only when a hub reference is fetched: it reads `HF_HOME` and
 `HF_HUB_OFFLINE` when imported.
 """
 
@@ -27,12 +26,13 @@ from typing import Any
 
 from absl import logging
 
+from jaxtl.conversion.hub_layouts import LAYOUTS, HubLayout
 from jaxtl.core import atomic
 from jaxtl.core.errors import TransferError, UserError
-from jaxtl.data.cache import KEY_LENGTH, keyed_path
+from jaxtl.data.cache import keyed_path
+from jaxtl.workdir.pretrained import HUB_CACHE_SUBDIR
 
 PREFIX = "hf-hub:"
-CACHE_SUBDIR = "hf-hub"  # in jaxtl's cache folder: <ORG>--<NAME>-<key>
 _REPO = re.compile(r"[\w.-]+/[\w.-]+")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -46,12 +46,6 @@ class Reference:
 
     def __str__(self) -> str:
         return f"{PREFIX}{self.repo}" + (f"@{self.revision}" if self.revision else "")
-
-
-def is_converted_here(folder: pathlib.Path) -> bool:
-    """A folder `converted` wrote (so deleting it makes the next run convert again)."""
-    return (folder.parent.name == CACHE_SUBDIR
-            and re.fullmatch(rf".+--.+-[0-9a-f]{{{KEY_LENGTH}}}", folder.name) is not None)
 
 
 def is_reference(init: Any) -> bool:
@@ -70,11 +64,9 @@ def converted(init: str, cache_dir: str | os.PathLike, format_version: int) -> p
     """The jaxtl checkpoint folder of hub reference `init`, converted into `cache_dir` on
     first use (`format_version`: the checkpoint format's, part of the cache key). Every failure
     is a TransferError of one line naming the file and what to do."""
-    from jaxtl.convert_weights import hub as layouts
-
     reference = parse(init)
     unrecognised = []
-    for layout in layouts.LAYOUTS:
+    for layout in LAYOUTS:
         config_file = _fetch(reference, layout.config_file)
         if config_file is None:
             continue
@@ -93,15 +85,15 @@ def converted(init: str, cache_dir: str | os.PathLike, format_version: int) -> p
     if unrecognised:
         raise TransferError(
             f"model.init={reference}: its {' and '.join(sorted(set(unrecognised)))} is not in a "
-            f"layout jaxtl converts ({', '.join(_describe(layout) for layout in layouts.LAYOUTS)})")
+            f"layout jaxtl converts ({', '.join(_describe(layout) for layout in LAYOUTS)})")
     # No layout's config file: say how the first layout (timm's) converts a local copy.
-    first = layouts.LAYOUTS[0]
-    config_files = " or ".join(sorted({layout.config_file for layout in layouts.LAYOUTS}))
+    first = LAYOUTS[0]
+    config_files = " or ".join(sorted({layout.config_file for layout in LAYOUTS}))
     raise TransferError(_missing(reference, config_files,
                                  first.command(reference.repo, {}, first.weight_files[0])))
 
 
-def _describe(layout: Any) -> str:
+def _describe(layout: HubLayout) -> str:
     return f"{layout.library}: {layout.config_file} + {' or '.join(layout.weight_files)}"
 
 
@@ -198,13 +190,13 @@ def _missing(reference: Reference, files: str, command: str) -> str:
             f"or convert a local copy: {command}, then --config.model.init=DIR")
 
 
-def _convert_once(reference: Reference, layout: Any, config: dict, weights: pathlib.Path,
+def _convert_once(reference: Reference, layout: HubLayout, config: dict, weights: pathlib.Path,
                   cache_dir: pathlib.Path, format_version: int) -> pathlib.Path:
     commit = weights.parent.name  # snapshots/<commit>/<file>
     description = {"repo": reference.repo, "commit": commit, "file": weights.name,
                    "file_hash": _file_hash(weights), "library": layout.library,
                    "format_version": format_version}
-    target = keyed_path(cache_dir, CACHE_SUBDIR, description,
+    target = keyed_path(cache_dir, HUB_CACHE_SUBDIR, description,
                         prefix=reference.repo.replace("/", "--") + "-")
     if target.exists():
         return target

@@ -39,12 +39,10 @@ reads its base from the run's `model.init`, refuses a base whose content changed
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import json
 import pathlib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import jax
@@ -56,153 +54,34 @@ from absl import logging
 from flax import traverse_util
 
 from jaxtl.config.base import base_config
-from jaxtl.core import atomic
 from jaxtl.core.errors import TransferError
 from jaxtl.data import loading
 from jaxtl.data.cache import cache_root, default_cache_root
 from jaxtl.data.registry import DatasetSpec
 from jaxtl.engine import hub
 from jaxtl.models import lora
-from jaxtl.workdir import checkpoints
+from jaxtl.workdir import checkpoints, pretrained
 from jaxtl.workdir import files as rundir
 
 HEAD = "head"
-COLLECTIONS = ("params", "batch_stats")
-PRETRAINED_FILE = "pretrained.json"
-VARIABLES_FILE = "variables.safetensors"
-FORMAT = "jaxtl-pretrained"
-FORMAT_VERSION = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class PretrainedInfo:
-    """`pretrained.json`: what a converted checkpoint holds and what input it expects.
-
-    `mean`/`std` (per channel, on the 0..1 pixel scale) and `resolution` are the input the
-    weights were trained with: set `data.mean`, `data.std` (and ideally `data.resolution`) to
-    them when fine-tuning. `source` records where the weights came from (file, sha256, kind).
-    """
-
-    arch: str
-    num_classes: int
-    in_channels: int
-    resolution: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    source: dict[str, Any]
-    head: str = "linear"
-
-    def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
-                           **dataclasses.asdict(self)}, indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, where: pathlib.Path) -> PretrainedInfo:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise TransferError(f"{where} is not valid JSON ({error}): the checkpoint is "
-                                f"damaged; {_convert_again(where.parent)}") from None
-        if not isinstance(data, dict):
-            raise TransferError(f"{where} holds no JSON object: the checkpoint is damaged; "
-                                f"{_convert_again(where.parent)}")
-        if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
-            raise TransferError(f"{where} is not a {FORMAT} v{FORMAT_VERSION} file (format "
-                                f"{data.get('format')!r} v{data.get('format_version')!r}); "
-                                f"convert the weights again with jaxtl.convert_weights")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(fields - set(data) - {"head"})
-        if missing:
-            raise TransferError(f"{where} lacks {', '.join(missing)}")
-        values = {k: v for k, v in data.items() if k in fields}
-        return cls(**values | {"mean": tuple(values["mean"]), "std": tuple(values["std"])})
-
-
-def _convert_again(folder: pathlib.Path) -> str:
-    """What to do about a damaged converted checkpoint `folder`."""
-    if hub.is_converted_here(folder):
-        return f"delete {folder}: the next run converts it again"
-    return (f"convert the weights again into {folder} (python -m jaxtl.convert_weights.timm "
-            f"or .bit)")
-
-
-# --- Converted checkpoints -------------------------------------------------------------------
-
-def save_pretrained(directory: str | pathlib.Path, info: PretrainedInfo,
-                    variables: Mapping[str, Any]) -> pathlib.Path:
-    """Writes `pretrained.json` + `variables.safetensors` (float32, '/'-joined names)."""
-    from safetensors.numpy import save_file
-
-    directory = pathlib.Path(directory).expanduser()
-    directory.mkdir(parents=True, exist_ok=True)
-    flat = {f"{collection}/{name}": np.ascontiguousarray(np.asarray(value, np.float32))
-            for collection in COLLECTIONS if collection in variables
-            for name, value in traverse_util.flatten_dict(variables[collection], sep="/").items()}
-    save_file(flat, directory / VARIABLES_FILE, metadata={"format": FORMAT})
-    atomic.write_text(directory / PRETRAINED_FILE, info.to_json())
-    return directory
-
+# --- Converted checkpoints (their format: jaxtl.workdir.pretrained) ---------------------------
 
 def local(path: str | pathlib.Path, cache_dir: str | pathlib.Path | None = None) -> pathlib.Path:
     """The folder of `model.init` value `path`: itself, or for a hub reference (hf-hub:ORG/NAME)
     its converted checkpoint in jaxtl's cache (`cache_dir`, default `$JAXTL_CACHE` or
     ~/.cache/jaxtl), converted on first use."""
     if hub.is_reference(path):
-        return hub.converted(str(path), cache_dir or default_cache_root(), FORMAT_VERSION)
+        return hub.converted(str(path), cache_dir or default_cache_root(),
+                             pretrained.FORMAT_VERSION)
     return pathlib.Path(path).expanduser()
 
 
 def is_pretrained(path: str | pathlib.Path) -> bool:
     """A converted checkpoint (a hub reference is one once converted)."""
-    return hub.is_reference(path) or (pathlib.Path(path).expanduser() / PRETRAINED_FILE).is_file()
-
-
-def read_info(path: str | pathlib.Path,
-              cache_dir: str | pathlib.Path | None = None) -> PretrainedInfo:
-    file = local(path, cache_dir) / PRETRAINED_FILE
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise TransferError(f"{file} cannot be read ({error}); "
-                            f"{_convert_again(file.parent)}") from None
-    return PretrainedInfo.from_json(text, file)
-
-
-@contextlib.contextmanager
-def _variables_file(path: pathlib.Path) -> Iterator[pathlib.Path]:
-    """`path`'s variables file, any failure to read it inside the block made one line."""
-    from safetensors import SafetensorError
-
-    file = path / VARIABLES_FILE
-    if not file.is_file():
-        raise TransferError(f"{path} has {PRETRAINED_FILE} but no {VARIABLES_FILE}: the "
-                            f"conversion did not finish; {_convert_again(path)}")
-    try:
-        yield file
-    except (SafetensorError, OSError, ValueError) as error:
-        raise TransferError(f"{file} cannot be read ({_first_line(error)}): it is truncated or "
-                            f"damaged (an interrupted copy?); {_convert_again(path)}") from None
-
-
-def _check_variables(path: pathlib.Path) -> None:
-    """The variables file is there and whole (its header read, its size checked against it)."""
-    from safetensors import safe_open
-
-    with _variables_file(path) as file, safe_open(file, framework="np"):
-        pass
-
-
-def _read_pretrained_variables(path: pathlib.Path) -> dict[str, Any]:
-    from safetensors.numpy import load_file
-
-    with _variables_file(path) as file:
-        tensors = load_file(file)
-    flat: dict[str, dict[str, np.ndarray]] = {}
-    for name, value in tensors.items():
-        collection, rest = name.split("/", 1)
-        flat.setdefault(collection, {})[rest] = value
-    return {collection: traverse_util.unflatten_dict(leaves, sep="/")
-            for collection, leaves in flat.items()}
+    return (hub.is_reference(path)
+            or (pathlib.Path(path).expanduser() / pretrained.PRETRAINED_FILE).is_file())
 
 
 # --- jaxtl runs ------------------------------------------------------------------------------
@@ -217,11 +96,13 @@ def checkpoint_state_dir(path: str | pathlib.Path) -> pathlib.Path:
                        key=lambda p: int(p.name))
         if steps and (steps[-1] / "state").is_dir():
             return steps[-1] / "state"
-    if (path / VARIABLES_FILE).is_file():
-        raise TransferError(f"model.init={path} has {VARIABLES_FILE} but no {PRETRAINED_FILE}: "
-                            f"the conversion did not finish; {_convert_again(path)}")
+    if (path / pretrained.VARIABLES_FILE).is_file():
+        raise TransferError(f"model.init={path} has {pretrained.VARIABLES_FILE} but no "
+                            f"{pretrained.PRETRAINED_FILE}: the conversion did not finish; "
+                            f"{pretrained.convert_again(path)}")
     raise TransferError(f"model.init={path} is neither a converted pretrained checkpoint "
-                        f"(a folder with {PRETRAINED_FILE}) nor a jaxtl workdir or checkpoint: "
+                        f"(a folder with {pretrained.PRETRAINED_FILE}) nor a jaxtl workdir or "
+                        f"checkpoint: "
                         f"expected {rundir.BEST_DIR}/<step>/state or {rundir.LATEST_DIR}/<step>/"
                         f"state inside it")
 
@@ -233,11 +114,11 @@ def load_variables(path: str | pathlib.Path,
     base."""
     path = local(path, cache_dir)
     if is_pretrained(path):
-        return _read_pretrained_variables(path)
+        return pretrained.read_variables(path)
     state_dir = checkpoint_state_dir(path)
     state = ocp.StandardCheckpointer().restore(state_dir)
-    variables = {name: jax.tree_util.tree_map(np.asarray, state[name]) for name in COLLECTIONS
-                 if name in state}
+    variables = {name: jax.tree_util.tree_map(np.asarray, state[name])
+                 for name in pretrained.COLLECTIONS if name in state}
     if lora.has_adapters(variables.get("params", {})):
         variables = _merged_lora_run(path, state_dir, variables)
     return variables
@@ -250,7 +131,7 @@ def base_reference(path: str | pathlib.Path) -> dict[str, str]:
     path = local(path).resolve()
     digest = hashlib.sha256()
     if is_pretrained(path):
-        _hash_file(digest, path / VARIABLES_FILE)
+        _hash_file(digest, path / pretrained.VARIABLES_FILE)
     else:
         root = checkpoint_state_dir(path)
         for file in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -313,7 +194,7 @@ def load(path: str | pathlib.Path, dtype: str = "float32", in_channels: int | No
     path = local(path, cache_dir)
     variables = load_variables(path)
     if is_pretrained(path):
-        info = read_info(path)
+        info = pretrained.read_info(path)
         module = models.create_model(info.arch, num_outputs=info.num_classes, head=info.head,
                                      dtype=dtype)
         size, channels = max(info.resolution, 75), info.in_channels
@@ -408,7 +289,7 @@ def _merge(what: str, source: Mapping[str, Any], target: Mapping[str, Any], *,
     merged: dict[str, dict[str, Any]] = {}
     missing, unexpected, misshaped, adapted = [], [], [], []
     adapted_gains: dict[str, np.ndarray] = {}
-    for collection in COLLECTIONS:
+    for collection in pretrained.COLLECTIONS:
         new = traverse_util.flatten_dict(dict(target.get(collection, {})), sep="/")
         old = traverse_util.flatten_dict(dict(source.get(collection, {})), sep="/")
 
@@ -454,17 +335,14 @@ def _mismatch_text(missing: list[str], unexpected: list[str], misshaped: list[st
                                           ("mis-shaped", misshaped)) if names)
 
 
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-
-
 # --- The input a checkpoint expects ------------------------------------------------------------
 
 STATISTICS = ("mean", "std")  # data.mean, data.std: taken from a converted checkpoint
 
 
 def take_preprocessing(config: ml_collections.ConfigDict, set_by_user: Collection[str] = (),
-                       spec: DatasetSpec | None = None) -> tuple[PretrainedInfo | None, list[str]]:
+                       spec: DatasetSpec | None = None
+                       ) -> tuple[pretrained.PretrainedInfo | None, list[str]]:
     """A run from a converted checkpoint (`model.init`): its `pretrained.json` and the log lines
     saying what the run takes from it. data.mean and data.std become the checkpoint's unless
     the config sets them (on the command line, `set_by_user`, or to a value other than the
@@ -479,8 +357,8 @@ def take_preprocessing(config: ml_collections.ConfigDict, set_by_user: Collectio
         checkpoint_state_dir(init)  # a jaxtl run, or the one line saying what the folder lacks
         return None, []
     folder = local(init, cache_root(config))
-    info = read_info(folder)
-    _check_variables(folder)
+    info = pretrained.read_info(folder)
+    pretrained.check_variables(folder)
     if info.arch != config.model.arch:
         demo = " (a demo run: --config.demo.arch)" if loading.is_demo(config, spec) else ""
         raise TransferError(f"model.init={init} holds {info.arch} weights, but model.arch is "
@@ -513,7 +391,7 @@ def take_preprocessing(config: ml_collections.ConfigDict, set_by_user: Collectio
     return info, notes
 
 
-def _origin(info: PretrainedInfo) -> str:
+def _origin(info: pretrained.PretrainedInfo) -> str:
     source = info.source
     name = source.get("hub") or source.get("file") or "?"
     return f"{source.get('library') or source.get('kind', '?')} {name}"

@@ -53,6 +53,7 @@ from jaxtl.optim.early_stopping import EarlyStopping
 from jaxtl.workdir import files as rundir
 from jaxtl.workdir.checkpoints import RunCheckpoints, remove_latest
 from jaxtl.workdir.metrics_log import RunLog
+from jaxtl.workdir.pretrained import PretrainedInfo
 
 
 def summary(metrics: dict[str, Any], names: Sequence[str]) -> str:
@@ -127,7 +128,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
 def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathlib.Path,
            notes: list[str], started: float, writer: bool,
-           pretrained: transfer.PretrainedInfo | None) -> dict:
+           pretrained: PretrainedInfo | None) -> dict:
     # --- Setup ------------------------------------------------------------------------------
     is_demo = loading.is_demo(config, spec)
     log = RunLog(workdir, demo=is_demo, enabled=writer)

@@ -48,9 +48,9 @@ import torchvision
 from absl import flags
 
 from jaxtl.commands import cli
+from jaxtl.conversion.timm_layout import timm_checkpoint
 
 from . import synthetic, timm_reference
-from .timm_layout import timm_checkpoint
 from .verify import golden_architectures, row_name, settings
 
 SCALE_LOW, SCALE_HIGH = 0.3, 1.5  # range searched for each architecture's norm_scale

@@ -37,14 +37,15 @@ from absl import app, flags
 
 from jaxtl import models
 from jaxtl.commands import cli
+from jaxtl.conversion import bit as bit_conversion
+from jaxtl.conversion import timm as timm_conversion
+from jaxtl.conversion.errors import ConversionError
+from jaxtl.conversion.reading import read_weights
+from jaxtl.conversion.timm_layout import convertible_architectures, timm_checkpoint
 from jaxtl.engine import transfer
+from jaxtl.workdir import pretrained
 
-from . import bit as bit_tool
 from . import synthetic
-from . import timm as timm_tool
-from .errors import ConversionError
-from .reading import read_weights
-from .timm_layout import convertible_architectures, timm_checkpoint
 
 TOLERANCE = 1e-4
 PARITY_RESOLUTION = 512
@@ -135,7 +136,7 @@ class Golden:
     def converted(self, arch: str, tmp: pathlib.Path) -> pathlib.Path:
         """The synthetic timm checkpoint of `arch` through the timm converter."""
         weights = self.timm_checkpoint(arch, tmp)
-        out = timm_tool.convert(arch, str(weights), str(tmp / f"{arch}-jaxtl"))
+        out = timm_conversion.convert(arch, str(weights), str(tmp / f"{arch}-jaxtl"))
         weights.unlink()  # VGG16's is 0.5 GB
         return out
 
@@ -146,7 +147,7 @@ class Golden:
             raise ConversionError("bit_npz: the regenerated .npz differs from timm's")
         path = tmp / "BiT-M-R50x1.npz"
         np.savez(path, **npz)
-        return bit_tool.convert(str(path), str(tmp / "bit-jaxtl"))
+        return bit_conversion.convert(str(path), str(tmp / "bit-jaxtl"))
 
     def row(self, runner: JaxtlRunner, arch: str, resolution: int, channels: int,
             name: str | None = None) -> Row:
@@ -172,7 +173,7 @@ def golden_rows(golden: Golden, archs: list[str], tmp: pathlib.Path,
                                       arch=BIT_ROW)
     if "densenet121" in archs:
         weights = golden.timm_checkpoint("torchvision_densenet121", tmp)
-        runner = JaxtlRunner(timm_tool.convert("densenet121", str(weights),
+        runner = JaxtlRunner(timm_conversion.convert("densenet121", str(weights),
                                                str(tmp / "tv-jaxtl")), jit=jit)
         name = "torchvision_densenet121/r224_c1"
         yield dataclasses.replace(golden.row(runner, "densenet121", 224, 1, name),
@@ -226,8 +227,8 @@ def write_markdown(path: pathlib.Path, rows: list[Row], tolerance: float) -> Non
 # --- A user's checkpoint against live timm ---------------------------------------------------
 
 def live_rows(arch: str, weights: str, timm_python: str, tmp: pathlib.Path) -> list[Row]:
-    converted = timm_tool.convert(arch, weights, str(tmp / "jaxtl"))
-    info = transfer.read_info(converted)
+    converted = timm_conversion.convert(arch, weights, str(tmp / "jaxtl"))
+    info = pretrained.read_info(converted)
     rows = [(res, ch) for res in (info.resolution, PARITY_RESOLUTION)
             for ch in sorted({info.in_channels, 1}, reverse=True)]
     inputs = {f"r{res}_c{ch}": synthetic.synthetic_input(res, ch) for res, ch in rows}

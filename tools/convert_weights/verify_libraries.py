@@ -7,7 +7,7 @@
 `make_library_golden --real_sizes DIR` writes RAD-DINO's and Phikon's full-size layouts with
 synthetic weights (each a transformers model folder) and transformers' outputs
 (`outputs.npz`, `rows.json`) into DIR, outside the repository (the weights are 350 MB each).
-This converts every folder with `jaxtl.convert_weights.hf` and prints, per model and
+This converts every folder with `jaxtl.conversion.hf` and prints, per model and
 resolution, the largest difference of the pooled features and of the token grid after the
 second-last block: the full-size rows of docs/parity.md, measured once. The test-size rows
 are checked in CI (tests/tools/test_library_converters.py, which uses `backbone_features`).
@@ -26,18 +26,20 @@ from absl import flags
 
 from jaxtl import models
 from jaxtl.commands import cli
+from jaxtl.conversion import hf
 from jaxtl.engine import transfer
 from jaxtl.models.taps import PRE_LOGITS
 from jaxtl.models.vit import VisionTransformer, block_name
+from jaxtl.workdir import pretrained
 
-from . import hf, synthetic
+from . import synthetic
 
 
 def backbone_features(converted: pathlib.Path, resolution: int, jit=jax.jit,
                       config_change: dict | None = None) -> tuple:
     """(pooled, features) of a converted ViT backbone for synthetic_input(resolution, 3);
     `config_change` replaces fields of its ViTConfig (e.g. another `pos_interp`)."""
-    info = transfer.read_info(converted)
+    info = pretrained.read_info(converted)
     backbone = models.create_backbone(info.arch)
     if config_change:
         backbone = VisionTransformer(dataclasses.replace(backbone.config, **config_change))
@@ -54,7 +56,7 @@ def differences(converted: pathlib.Path, resolution: int, pooled: np.ndarray,
     pooled_diff = float(np.abs(np.asarray(features[PRE_LOGITS]) - pooled).max())
     if grid is None:
         return pooled_diff, None
-    depth = models.create_backbone(transfer.read_info(converted).arch).config.depth
+    depth = models.create_backbone(pretrained.read_info(converted).arch).config.depth
     got = np.asarray(features[block_name(depth - 2)])
     if got.shape != grid.shape:
         raise ValueError(f"grid {got.shape}, the library's {grid.shape}")
@@ -75,7 +77,7 @@ def main(argv: list[str], options: cli.Options) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in sorted({row.split("/")[0] for row in rows}):
             converted = hf.convert(str(folder / name), str(pathlib.Path(tmp) / name))
-            arch = transfer.read_info(converted).arch
+            arch = pretrained.read_info(converted).arch
             for row, stats in rows.items():
                 if not row.startswith(name + "/"):
                     continue

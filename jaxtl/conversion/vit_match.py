@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from jaxtl import models
+from jaxtl.conversion.errors import ConversionError
 from jaxtl.models.vit import VisionTransformer, ViTConfig
-
-from .errors import ConversionError
 
 
 def _comparable(config: ViTConfig) -> ViTConfig:

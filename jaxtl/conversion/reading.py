@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConversionError
+from jaxtl.conversion.errors import ConversionError
 
 TORCH_SUFFIXES = (".pth", ".bin", ".pt")
 # Keys under which training scripts nest the state dict (timm's own `clean_state_dict` order).

@@ -26,10 +26,9 @@ import numpy as np
 from flax import traverse_util
 
 from jaxtl import models
+from jaxtl.conversion.errors import ConversionError
+from jaxtl.conversion.timm_layout import jaxtl_leaf, timm_checkpoint
 from jaxtl.models import HEAD
-
-from .errors import ConversionError
-from .timm_layout import jaxtl_leaf, timm_checkpoint
 
 BACKBONE = "backbone"
 # timm module names of the "flat" families that hold an underscore themselves (VGG's head).

@@ -14,7 +14,7 @@ import dataclasses
 import pathlib
 from collections.abc import Callable
 
-from . import hf, open_clip, timm
+from jaxtl.conversion import hf, open_clip, timm
 
 
 @dataclasses.dataclass(frozen=True)

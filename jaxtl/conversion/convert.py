@@ -22,11 +22,10 @@ import numpy as np
 from flax import traverse_util
 
 from jaxtl import __version__, models
-from jaxtl.engine.transfer import PretrainedInfo
+from jaxtl.conversion.errors import ConversionError
+from jaxtl.conversion.timm_layout import convert_state_dict, timm_checkpoint
 from jaxtl.models import HEAD
-
-from .errors import ConversionError
-from .timm_layout import convert_state_dict, timm_checkpoint
+from jaxtl.workdir.pretrained import PretrainedInfo
 
 
 def file_sha256(path: str | pathlib.Path) -> str:

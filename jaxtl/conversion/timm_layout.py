@@ -27,9 +27,8 @@ import numpy as np
 from flax import traverse_util
 
 from jaxtl import models
+from jaxtl.conversion.errors import ConversionError
 from jaxtl.models import TimmCheckpoint
-
-from .errors import ConversionError
 
 DROPPED_LEAVES = ("num_batches_tracked",)
 # torchvision checkpoints saved before 0.3 name DenseNet layers `norm.1`, `conv.2`, ...;
