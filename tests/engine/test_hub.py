@@ -23,12 +23,13 @@ import pytest
 from conftest import REPO
 from programs import run_programs
 
+from jaxtl.conversion import timm as timm_conversion
+from jaxtl.conversion.errors import ConversionError
 from jaxtl.convert_weights import synthetic
-from jaxtl.convert_weights import timm as timm_tool
-from jaxtl.convert_weights.errors import ConversionError
 from jaxtl.convert_weights.verify import Golden
 from jaxtl.core.errors import TransferError
 from jaxtl.engine import hub, transfer
+from jaxtl.workdir import pretrained
 
 ARCH = "test_vit"
 REPO_ID = "timm/test_vit.r160_in1k"
@@ -93,8 +94,8 @@ def test_a_hub_model_converts_once_into_jaxtls_cache(tmp_path, offline_hub, timm
                                                      monkeypatch):
     write_hub_cache(offline_hub, timm_repo_files(timm_state, tmp_path))
     folder = transfer.local(INIT, tmp_path / "cache")
-    assert folder.parent == tmp_path / "cache" / hub.CACHE_SUBDIR
-    info = transfer.read_info(folder)
+    assert folder.parent == tmp_path / "cache" / pretrained.HUB_CACHE_SUBDIR
+    info = pretrained.read_info(folder)
     assert (info.arch, info.resolution, info.mean, info.std) == (ARCH, RESOLUTION, MEAN, STD)
     assert info.source["hub"] == REPO_ID and info.source["revision"] == COMMIT
     assert info.source["library"] == "timm" and info.source["file"] == "model.safetensors"
@@ -111,7 +112,7 @@ def test_a_hub_model_converts_once_into_jaxtls_cache(tmp_path, offline_hub, timm
     def no_second_conversion(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(timm_tool, "convert", no_second_conversion)
+    monkeypatch.setattr(timm_conversion, "convert", no_second_conversion)
     assert transfer.local(INIT, tmp_path / "cache") == folder
     assert transfer.local(f"{INIT}@{COMMIT}", tmp_path / "cache") == folder
 
@@ -124,7 +125,7 @@ def test_another_commit_of_the_repository_is_another_converted_folder(tmp_path, 
     newer = {name: value * 1.5 for name, value in timm_state.items()}
     write_hub_cache(offline_hub, timm_repo_files(newer, tmp_path), commit="f" * 40)
     second = transfer.local(INIT, tmp_path / "cache")
-    assert second != first and transfer.read_info(second).source["revision"] == "f" * 40
+    assert second != first and pretrained.read_info(second).source["revision"] == "f" * 40
     np.testing.assert_allclose(transfer.load_variables(second)["params"]["head"]["fc"]["bias"],
                                timm_state["head.bias"] * 1.5)
 
@@ -133,7 +134,7 @@ def test_a_damaged_converted_folder_is_deleted_and_converted_again(tmp_path, off
                                                                    timm_state):
     write_hub_cache(offline_hub, timm_repo_files(timm_state, tmp_path))
     folder = transfer.local(INIT, tmp_path / "cache")
-    variables = folder / transfer.VARIABLES_FILE
+    variables = folder / pretrained.VARIABLES_FILE
     variables.write_bytes(variables.read_bytes()[:1000])
     with pytest.raises(TransferError, match=rf"{variables} cannot be read .*: it is truncated or "
                                             rf"damaged .*; delete {folder}: the next run converts "
@@ -146,7 +147,7 @@ def test_a_damaged_converted_folder_is_deleted_and_converted_again(tmp_path, off
     # a folder of the user's own, even one called pretrained/, is converted again by hand
     own = tmp_path / "pretrained" / "resnet50"
     own.mkdir(parents=True)
-    (own / transfer.VARIABLES_FILE).write_bytes(b"")
+    (own / pretrained.VARIABLES_FILE).write_bytes(b"")
     with pytest.raises(TransferError, match=rf"; convert the weights again into {own} "):
         transfer.load_variables(own)
 
@@ -156,18 +157,19 @@ def test_a_broken_config_json_beside_the_weights_is_named(tmp_path, timm_state):
     (tmp_path / "config.json").write_text('{"architecture": "test_vit", "pretrained_cfg": {')
     with pytest.raises(ConversionError, match=rf"^{tmp_path / 'config.json'} \(beside --weights\) "
                                               r"is not valid JSON \(.*\): download it again"):
-        timm_tool.convert(ARCH, str(tmp_path / "model.safetensors"), str(tmp_path / "out"))
+        timm_conversion.convert(ARCH, str(tmp_path / "model.safetensors"), str(tmp_path / "out"))
 
 
 def test_timm_architectures_map_to_jaxtls_or_are_refused_in_one_line():
-    assert timm_tool.hub_arch({"architecture": "resnet50"}) == "resnet50"
-    assert timm_tool.hub_arch({"architecture": "vit_base_patch16_224"}) == "vit_base_patch16_224"
-    assert timm_tool.hub_arch({"architecture": "vit_base_patch16_224",
-                               "model_args": {"global_pool": "avg"}}) == \
+    assert timm_conversion.hub_arch({"architecture": "resnet50"}) == "resnet50"
+    assert (timm_conversion.hub_arch({"architecture": "vit_base_patch16_224"})
+            == "vit_base_patch16_224")
+    assert timm_conversion.hub_arch({"architecture": "vit_base_patch16_224",
+                                     "model_args": {"global_pool": "avg"}}) == \
         "vit_base_patch16_224_avg"
     with pytest.raises(ConversionError, match=r"^timm's swin_tiny_patch4_window7_224 is not an "
                                               r"architecture jaxtl has; convertible: .*resnet50"):
-        timm_tool.hub_arch({"architecture": "swin_tiny_patch4_window7_224"})
+        timm_conversion.hub_arch({"architecture": "swin_tiny_patch4_window7_224"})
 
 
 def test_references_that_are_not_repositories_are_refused():
@@ -232,19 +234,19 @@ def test_broken_files_stop_the_program_with_one_line(tmp_path, timm_state):
     hf_home = tmp_path / "hf"
     write_hub_cache(hf_home, {"config.json": json.dumps(TIMM_CONFIG).encode(),
                               "model.safetensors": None})
-    good = timm_tool.convert(ARCH, str(Golden(REPO / "tests" / "tools" / "golden")
-                                       .timm_checkpoint(ARCH, tmp_path)), str(tmp_path / "good"))
+    checkpoint = Golden(REPO / "tests" / "tools" / "golden").timm_checkpoint(ARCH, tmp_path)
+    good = timm_conversion.convert(ARCH, str(checkpoint), str(tmp_path / "good"))
     damaged = {}
     for name in ("truncated", "no_info", "no_variables", "not_json"):
         damaged[name] = tmp_path / name
         damaged[name].mkdir()
         for file in good.iterdir():
             (damaged[name] / file.name).write_bytes(file.read_bytes())
-    variables = damaged["truncated"] / transfer.VARIABLES_FILE
+    variables = damaged["truncated"] / pretrained.VARIABLES_FILE
     variables.write_bytes(variables.read_bytes()[:5])
-    (damaged["no_info"] / transfer.PRETRAINED_FILE).unlink()
-    (damaged["no_variables"] / transfer.VARIABLES_FILE).unlink()
-    (damaged["not_json"] / transfer.PRETRAINED_FILE).write_text('{"format": "jaxtl-pre')
+    (damaged["no_info"] / pretrained.PRETRAINED_FILE).unlink()
+    (damaged["no_variables"] / pretrained.VARIABLES_FILE).unlink()
+    (damaged["not_json"] / pretrained.PRETRAINED_FILE).write_text('{"format": "jaxtl-pre')
     pth = tmp_path / "cut.pth"
     with zipfile.ZipFile(pth, "w") as archive:  # torch.save's layout, cut before its end
         archive.writestr("cut/data.pkl", b"\x80\x02" + bytes(200))
@@ -267,7 +269,7 @@ def test_broken_files_stop_the_program_with_one_line(tmp_path, timm_state):
          r"conversion did not finish"),
         (rf"{damaged['no_variables']} has pretrained.json but no variables.safetensors: the "
          r"conversion did not finish"),
-        (rf"{damaged['not_json'] / transfer.PRETRAINED_FILE} is not valid JSON \(.*\): the "
+        (rf"{damaged['not_json'] / pretrained.PRETRAINED_FILE} is not valid JSON \(.*\): the "
          r"checkpoint is damaged"),
         (rf"model.init={INIT}: .*/model.safetensors links to a file that is not there \(an "
          r"interrupted download\): download it again"),
@@ -300,7 +302,7 @@ def test_a_transformers_repository_converts_with_its_preprocessing(tmp_path, off
         "preprocessor_config.json": json.dumps(processor).encode(),
         "model.safetensors": safetensors_bytes(synthetic_layouts.hf_from_timm(trunk, "vit"),
                                                tmp_path)})
-    info = transfer.read_info(transfer.local(INIT, tmp_path / "cache"))
+    info = pretrained.read_info(transfer.local(INIT, tmp_path / "cache"))
     assert (info.arch, info.num_classes, info.mean, info.std) == (ARCH, 0, MEAN, STD)
     assert info.source["library"] == "transformers"
     variables = transfer.load_variables(transfer.local(INIT, tmp_path / "cache"))

@@ -21,14 +21,14 @@ from flax import traverse_util
 from jaxtl.commands import evaluate
 from jaxtl.commands import export as export_command
 from jaxtl.config import validation
-from jaxtl.convert_weights import timm as timm_tool
+from jaxtl.conversion import timm as timm_conversion
 from jaxtl.core import tasks
 from jaxtl.core.errors import ConfigError, TransferError
 from jaxtl.engine import build, steps, transfer
 from jaxtl.engine.steps import TrainState
 from jaxtl.models import create_model, lora
 from jaxtl.training import loop as train
-from jaxtl.workdir import checkpoints
+from jaxtl.workdir import checkpoints, pretrained
 from jaxtl.workdir import files as rundir
 
 ARCH, EMBED, DEPTH, CLASSES = "test_vit", 64, 6, 5  # test_vit: 64 wide, 6 blocks; EyePACS: 5
@@ -39,9 +39,9 @@ def write_base(folder: pathlib.Path, seed: int = 0) -> pathlib.Path:
     """A converted-checkpoint folder of random test_vit weights with a 7-class head."""
     model = create_model(ARCH, num_outputs=7)
     variables = model.init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)), train=False)
-    info = transfer.PretrainedInfo(arch=ARCH, num_classes=7, in_channels=3, resolution=32,
-                                   mean=(0.5,) * 3, std=(0.25,) * 3, source={"kind": "test"})
-    return transfer.save_pretrained(folder, info, variables)
+    info = pretrained.PretrainedInfo(arch=ARCH, num_classes=7, in_channels=3, resolution=32,
+                                     mean=(0.5,) * 3, std=(0.25,) * 3, source={"kind": "test"})
+    return pretrained.save_pretrained(folder, info, variables)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_the_checkpoint_holds_what_trains_and_the_base_by_hash(lora_run):
     assert all(name.startswith("head/") or name.endswith(("lora_a", "lora_b"))
                for name in saved)
     assert len(saved) == 2 + 2 * 2 * DEPTH
-    digest = hashlib.sha256((base / transfer.VARIABLES_FILE).read_bytes()).hexdigest()
+    digest = hashlib.sha256((base / pretrained.VARIABLES_FILE).read_bytes()).hexdigest()
     assert meta["base"] == {"init": str(base.resolve()), "sha256": digest}
 
 
@@ -107,7 +107,7 @@ def test_loading_the_run_merges_its_adapters_into_its_base(lora_run):
     from safetensors.numpy import load_file
 
     flat = {tuple(name.split("/")[1:]): value for name, value in
-            load_file(base / transfer.VARIABLES_FILE).items() if name.startswith("params/")}
+            load_file(base / pretrained.VARIABLES_FILE).items() if name.startswith("params/")}
     flat = {path: value for path, value in flat.items() if path[0] != "head"}
     trained = traverse_util.flatten_dict(state["params"])
     flat |= {path: value for path, value in trained.items() if path[0] == "head"}
@@ -136,28 +136,28 @@ def test_export_writes_a_pretrained_folder_and_timm_weights_that_convert_back(lo
                                                                               tmp_path):
     run, _, _ = lora_run
     written = export_command.export(run, tmp_path / "out")
-    assert [path.name for path in written] == [transfer.VARIABLES_FILE,
+    assert [path.name for path in written] == [pretrained.VARIABLES_FILE,
                                                export_command.TIMM_FILE]
-    info = transfer.read_info(tmp_path / "out")
+    info = pretrained.read_info(tmp_path / "out")
     assert (info.arch, info.num_classes, info.source["adapter"]) == (ARCH, CLASSES, "lora")
     expected = logits_of(run)
     np.testing.assert_array_equal(logits_of(tmp_path / "out"), expected)
-    timm_tool.convert(ARCH, str(tmp_path / "out" / export_command.TIMM_FILE),
-                      str(tmp_path / "back"))
+    timm_conversion.convert(ARCH, str(tmp_path / "out" / export_command.TIMM_FILE),
+                            str(tmp_path / "back"))
     np.testing.assert_allclose(logits_of(tmp_path / "back"), expected, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_a_changed_base_is_refused(lora_run):
     run, base, _ = lora_run
-    original = (base / transfer.VARIABLES_FILE).read_bytes()
+    original = (base / pretrained.VARIABLES_FILE).read_bytes()
     try:
         write_base(base, seed=1)
         with pytest.raises(TransferError, match=r"trained with LoRA on model.init=.*those "
                                                 r"weights have changed"):
             transfer.load_variables(run)
     finally:
-        (base / transfer.VARIABLES_FILE).write_bytes(original)
+        (base / pretrained.VARIABLES_FILE).write_bytes(original)
     transfer.load_variables(run)
 
 
@@ -177,7 +177,7 @@ def test_a_run_without_adapters_exports_as_it_is(tmp_path):
     for path, value in traverse_util.flatten_dict(variables["params"]).items():
         np.testing.assert_array_equal(traverse_util.flatten_dict(exported["params"])[path],
                                       value)
-    assert transfer.read_info(tmp_path / "out").source["adapter"] == "none"
+    assert pretrained.read_info(tmp_path / "out").source["adapter"] == "none"
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -21,6 +21,7 @@ from jaxtl.engine.build import build
 from jaxtl.models.std_layers import ScaledStdConv2d, StdConv2d
 from jaxtl.training import loop as train
 from jaxtl.workdir import files as rundir
+from jaxtl.workdir import pretrained
 
 
 def conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -84,10 +85,10 @@ def small_checkpoint(tmp_path, arch="resnet18", num_classes=7, channels=3):
     # Non-trivial statistics so that a lost or misplaced leaf changes the logits.
     variables = jax.tree_util.tree_map(
         lambda v: v + 0.05 * jax.random.normal(jax.random.key(1), v.shape), variables)
-    info = transfer.PretrainedInfo(arch=arch, num_classes=num_classes, in_channels=channels,
-                                   resolution=32, mean=(0.5,) * channels, std=(0.25,) * channels,
-                                   source={"kind": "test"})
-    return transfer.save_pretrained(tmp_path / "ckpt", info, variables), model, variables
+    info = pretrained.PretrainedInfo(arch=arch, num_classes=num_classes, in_channels=channels,
+                                     resolution=32, mean=(0.5,) * channels, std=(0.25,) * channels,
+                                     source={"kind": "test"})
+    return pretrained.save_pretrained(tmp_path / "ckpt", info, variables), model, variables
 
 
 def test_pretrained_round_trip_gives_the_same_logits(tmp_path):
@@ -97,10 +98,10 @@ def test_pretrained_round_trip_gives_the_same_logits(tmp_path):
     apply = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])  # the same module twice
     assert loaded_model == model
     np.testing.assert_array_equal(apply(loaded, x), apply(variables, x))
-    meta = json.loads((path / transfer.PRETRAINED_FILE).read_text())
-    assert meta["format"] == transfer.FORMAT and meta["arch"] == "resnet18"
+    meta = json.loads((path / pretrained.PRETRAINED_FILE).read_text())
+    assert meta["format"] == pretrained.FORMAT and meta["arch"] == "resnet18"
     assert meta["num_classes"] == 7 and meta["mean"] == [0.5] * 3
-    assert transfer.read_info(path).std == (0.25,) * 3
+    assert pretrained.read_info(path).std == (0.25,) * 3
 
 
 def test_load_with_fewer_channels_equals_the_rgb_model_on_grey(tmp_path):
@@ -147,12 +148,12 @@ def test_load_into_another_architecture_lists_missing_and_unexpected(tmp_path):
 
 def test_damaged_or_foreign_checkpoints_fail_with_a_message(tmp_path):
     path, _, _ = small_checkpoint(tmp_path)
-    meta = json.loads((path / transfer.PRETRAINED_FILE).read_text())
-    (path / transfer.PRETRAINED_FILE).write_text(json.dumps(meta | {"arch": "resnet34"}))
+    meta = json.loads((path / pretrained.PRETRAINED_FILE).read_text())
+    (path / pretrained.PRETRAINED_FILE).write_text(json.dumps(meta | {"arch": "resnet34"}))
     with pytest.raises(TransferError, match=r"does not fit model: missing \(\d+\): "
                                             r"params/backbone/layer1_2"):
         transfer.load(path)
-    (path / transfer.PRETRAINED_FILE).write_text(json.dumps(meta | {"format": "other"}))
+    (path / pretrained.PRETRAINED_FILE).write_text(json.dumps(meta | {"format": "other"}))
     with pytest.raises(TransferError, match="is not a jaxtl-pretrained v1 file"):
         transfer.load(path)
     with pytest.raises(TransferError, match="neither a converted pretrained checkpoint"):
@@ -203,11 +204,11 @@ def converted_small_cnn(tmp_path, channels=3, resolution=64, arch="small_cnn"):
     variables = {name: {"backbone": jax.tree_util.tree_map(
         lambda leaf: 1.0 + 0.05 * rng.standard_normal(leaf.shape, np.float32), tree["backbone"])}
         for name, tree in shapes.items()}  # near 1: BatchNorm variances too
-    info = transfer.PretrainedInfo(arch=arch, num_classes=0, in_channels=channels,
-                                   resolution=resolution, mean=CKPT_MEAN[:channels],
-                                   std=CKPT_STD[:channels],
-                                   source={"kind": "timm", "file": "w.safetensors"})
-    return transfer.save_pretrained(tmp_path / "ckpt", info, variables)
+    info = pretrained.PretrainedInfo(arch=arch, num_classes=0, in_channels=channels,
+                                     resolution=resolution, mean=CKPT_MEAN[:channels],
+                                     std=CKPT_STD[:channels],
+                                     source={"kind": "timm", "file": "w.safetensors"})
+    return pretrained.save_pretrained(tmp_path / "ckpt", info, variables)
 
 
 def test_a_run_from_a_converted_checkpoint_takes_its_mean_and_std(tmp_path):
@@ -215,7 +216,7 @@ def test_a_run_from_a_converted_checkpoint_takes_its_mean_and_std(tmp_path):
     config = tiny_config(tmp_path, overrides={"model.init": str(path)})
     info, notes = transfer.take_preprocessing(config)
     assert (config.data.mean, config.data.std) == (CKPT_MEAN, CKPT_STD)
-    assert info == transfer.read_info(path)
+    assert info == pretrained.read_info(path)
     assert notes == [
         (f"model.init={path} (timm w.safetensors): data.mean {CKPT_MEAN} and data.std "
          f"{CKPT_STD} from the checkpoint"),
@@ -259,7 +260,7 @@ def test_a_run_records_the_checkpoint_and_normalises_with_its_statistics(tmp_pat
     train.train_and_evaluate(config, tmp_path / "workdir")
     results = rundir.read_results(tmp_path / "workdir")
     assert results["pretrained"] == json.loads(
-        json.dumps(dataclasses.asdict(transfer.read_info(path))))
+        json.dumps(dataclasses.asdict(pretrained.read_info(path))))
     saved = json.loads((tmp_path / "workdir" / rundir.CONFIG_FILE).read_text())
     assert (tuple(saved["data"]["mean"]), tuple(saved["data"]["std"])) == (CKPT_MEAN, CKPT_STD)
     # the same command resumes: the checkpoint's statistics again, so the same config

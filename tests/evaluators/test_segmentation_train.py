@@ -17,6 +17,7 @@ from jaxtl.engine import transfer
 from jaxtl.metrics import segmentation as seg
 from jaxtl.training import loop as train
 from jaxtl.workdir import files as rundir
+from jaxtl.workdir import pretrained
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +36,10 @@ def pretrained_small_cnn(folder):
         return (1.0 + 0.1 * np.abs(rng.normal(size=leaf.shape))).astype(np.float32)
 
     variables = jax.tree_util.tree_map_with_path(draw, shapes)
-    info = transfer.PretrainedInfo(arch="small_cnn", num_classes=7, in_channels=3,
-                                   resolution=32, mean=(0.5,) * 3, std=(0.25,) * 3,
-                                   source={"kind": "test"})
-    return transfer.save_pretrained(folder, info, variables), variables
+    info = pretrained.PretrainedInfo(arch="small_cnn", num_classes=7, in_channels=3,
+                                     resolution=32, mean=(0.5,) * 3, std=(0.25,) * 3,
+                                     source={"kind": "test"})
+    return pretrained.save_pretrained(folder, info, variables), variables
 
 
 def test_tiny_segmentation_run_from_a_checkpoint_with_a_frozen_encoder(tmp_path):

@@ -13,6 +13,7 @@ from zoo_helpers import init_shapes, random_variables
 from jaxtl import models
 from jaxtl.engine import transfer
 from jaxtl.models.unet import UNet, encoder_stages
+from jaxtl.workdir import pretrained
 
 
 def traced(arch: str, size: int, classes: int = 3) -> tuple[tuple, list[tuple], dict]:
@@ -62,10 +63,10 @@ def test_encoder_loaded_from_a_classifier_checkpoint_computes_its_stage_outputs(
     classifier = models.create_model("resnet18", num_outputs=5)
     images = jnp.asarray(np.random.default_rng(0).normal(size=(2, 48, 48, 3)), jnp.float32)
     variables = random_variables(init_shapes(classifier, 48), seed=1)
-    info = transfer.PretrainedInfo(arch="resnet18", num_classes=5, in_channels=3,
-                                   resolution=48, mean=(0.5,) * 3, std=(0.25,) * 3,
-                                   source={"kind": "test"})
-    path = transfer.save_pretrained(tmp_path / "ckpt", info, variables)
+    info = pretrained.PretrainedInfo(arch="resnet18", num_classes=5, in_channels=3,
+                                     resolution=48, mean=(0.5,) * 3, std=(0.25,) * 3,
+                                     source={"kind": "test"})
+    path = pretrained.save_pretrained(tmp_path / "ckpt", info, variables)
 
     unet = models.create_unet("resnet18", num_outputs=4, decoder_channels=(16, 8))
     fresh = random_variables(init_shapes(unet, 48), seed=2)

@@ -27,12 +27,12 @@ import numpy as np
 import pytest
 
 from jaxtl import models
-from jaxtl.convert_weights import bit as bit_tool
+from jaxtl.conversion import bit as bit_conversion
+from jaxtl.conversion import timm as timm_conversion
+from jaxtl.conversion.errors import ConversionError
+from jaxtl.conversion.reading import read_weights
+from jaxtl.conversion.timm_layout import convert_state_dict, convertible_architectures
 from jaxtl.convert_weights import synthetic
-from jaxtl.convert_weights import timm as timm_tool
-from jaxtl.convert_weights.errors import ConversionError
-from jaxtl.convert_weights.reading import read_weights
-from jaxtl.convert_weights.timm_layout import convert_state_dict, convertible_architectures
 from jaxtl.convert_weights.verify import (
     PARITY_RESOLUTION,
     SMALL_RESOLUTION,
@@ -44,6 +44,7 @@ from jaxtl.convert_weights.verify import (
     settings,
 )
 from jaxtl.engine import transfer
+from jaxtl.workdir import pretrained
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "tools" / "golden"
@@ -121,7 +122,7 @@ def test_bit_npz_converter_gives_timms_logits(golden, tmp_path):
     runner = JaxtlRunner(golden.converted_bit_npz(tmp_path), jit=fast_jit)
     row = golden.row(runner, "resnetv2_50x1_bit", 224, 3, "bit_npz/r224_c3")
     assert row.max_abs_diff <= TOLERANCE, row
-    info = transfer.read_info(tmp_path / "bit-jaxtl")
+    info = pretrained.read_info(tmp_path / "bit-jaxtl")
     assert (info.arch, info.num_classes, info.mean, info.source["kind"]) == (
         "resnetv2_50x1_bit", 1000, (0.5, 0.5, 0.5), "bit_npz")
 
@@ -130,9 +131,9 @@ def test_torchvision_densenet_with_a_grey_stem_converts(golden, tmp_path):
     """torchvision layout, 1-channel conv0 and 18 outputs, as torchxrayvision's DenseNet121;
     then adapted to 3 channels it gives the same logits for a grey image on R, G and B."""
     weights = golden.timm_checkpoint("torchvision_densenet121", tmp_path)
-    converted = timm_tool.convert("densenet121", str(weights), str(tmp_path / "xrv"),
-                                  mean=[0.5], std=[1 / 2048])
-    info = transfer.read_info(converted)
+    converted = timm_conversion.convert("densenet121", str(weights), str(tmp_path / "xrv"),
+                                        mean=[0.5], std=[1 / 2048])
+    info = pretrained.read_info(converted)
     assert (info.in_channels, info.num_classes, info.std) == (1, 18, (1 / 2048,))
     runner = JaxtlRunner(converted, jit=fast_jit)
     x = synthetic.synthetic_input(224, 1)
@@ -179,7 +180,7 @@ def resnet18_state(golden) -> dict[str, np.ndarray]:
 
 
 def expected_resnet18(num_classes: int = 1000, channels: int = 3):
-    from jaxtl.convert_weights.convert import expected_variables
+    from jaxtl.conversion.convert import expected_variables
 
     return expected_variables("resnet18", num_classes, channels)
 
@@ -206,10 +207,11 @@ def test_wrong_architecture_is_named(resnet18_state, tmp_path):
     save_file(resnet18_state, tmp_path / "r18.safetensors")
     with pytest.raises(ConversionError, match=r"do not fit resnet34: missing \(80\): "
                                               r"batch_stats/backbone/layer1_2/bn1/mean"):
-        timm_tool.convert("resnet34", str(tmp_path / "r18.safetensors"), str(tmp_path / "out"))
+        timm_conversion.convert("resnet34", str(tmp_path / "r18.safetensors"),
+                                str(tmp_path / "out"))
     with pytest.raises(ConversionError, match="have no conv_stem.weight"):
-        timm_tool.convert("efficientnet_b0", str(tmp_path / "r18.safetensors"),
-                          str(tmp_path / "out"))
+        timm_conversion.convert("efficientnet_b0", str(tmp_path / "r18.safetensors"),
+                                str(tmp_path / "out"))
 
 
 def test_names_layouts_and_metadata_of_a_converted_checkpoint(resnet18_state, tmp_path):
@@ -219,8 +221,9 @@ def test_names_layouts_and_metadata_of_a_converted_checkpoint(resnet18_state, tm
     save_file(state, tmp_path / "model.safetensors")
     (tmp_path / "config.json").write_text(json.dumps({"pretrained_cfg": {
         "input_size": [3, 288, 288], "mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}}))
-    out = timm_tool.convert("resnet18", str(tmp_path / "model.safetensors"), str(tmp_path / "j"))
-    info = transfer.read_info(out)
+    out = timm_conversion.convert("resnet18", str(tmp_path / "model.safetensors"),
+                                  str(tmp_path / "j"))
+    info = pretrained.read_info(out)
     assert (info.resolution, info.mean, info.std) == (288, (0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
     assert info.source["file"] == "model.safetensors" and len(info.source["sha256"]) == 64
     variables = transfer.load_variables(out)
@@ -242,19 +245,19 @@ def test_checkpoints_without_a_head_and_mae_pretraining_files(golden, tmp_path):
     fc_norm the identity."""
     from safetensors.numpy import save_file
 
-    from jaxtl.convert_weights.reading import unwrap_state_dict
+    from jaxtl.conversion.reading import unwrap_state_dict
     from jaxtl.models import registry
     from jaxtl.models.vit import ViTConfig
     from jaxtl.models.vit import _architecture as vit_architecture
 
     state = golden.state_dict("test_vit")
-    full = timm_tool.convert("test_vit", str(golden.timm_checkpoint("test_vit", tmp_path)),
-                             str(tmp_path / "full"))
+    full = timm_conversion.convert("test_vit", str(golden.timm_checkpoint("test_vit", tmp_path)),
+                                   str(tmp_path / "full"))
     headless = {k: v for k, v in state.items() if not k.startswith("head.")}
     save_file(headless, tmp_path / "headless.safetensors")
-    out = timm_tool.convert("test_vit", str(tmp_path / "headless.safetensors"),
-                            str(tmp_path / "headless"))
-    assert transfer.read_info(out).num_classes == 0
+    out = timm_conversion.convert("test_vit", str(tmp_path / "headless.safetensors"),
+                                  str(tmp_path / "headless"))
+    assert pretrained.read_info(out).num_classes == 0
     backbone = transfer.load_variables(out)["params"]
     assert set(backbone) == {"backbone"}
     np.testing.assert_equal(backbone["backbone"],
@@ -267,7 +270,7 @@ def test_checkpoints_without_a_head_and_mae_pretraining_files(golden, tmp_path):
                            models.timm_checkpoint("test_vit"))
     registry.register("test_vit_avg", avg, family="vit_test")
     try:
-        from jaxtl.convert_weights.convert import convert_timm_state
+        from jaxtl.conversion.convert import convert_timm_state
 
         info, variables = convert_timm_state("test_vit_avg", unwrapped, source={})
     finally:
@@ -296,10 +299,10 @@ def test_bit_npz_of_another_size_or_with_extra_names_is_refused(golden, tmp_path
     extra = npz | {"resnet/block1/unit01/a/group_norm/moving_mean": np.zeros(64, np.float32)}
     with pytest.raises(ConversionError, match=r"unexpected \(1\): block1/unit01/a/group_norm/"
                                               r"moving_mean"):
-        bit_tool.convert_bit(extra)
+        bit_conversion.convert_bit(extra)
     fewer = {k: v for k, v in npz.items() if "block4/unit03" not in k}
     with pytest.raises(ConversionError, match=r"\(3, 4, 6, 2\) units per block"):
-        bit_tool.convert_bit(fewer)
+        bit_conversion.convert_bit(fewer)
 
 
 @pytest.mark.slow
@@ -312,7 +315,7 @@ def test_command_line_converter_writes_a_checkpoint(resnet18_state, tmp_path):
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "resnet18: 1000 classes, 3 input channel(s), 224 px" in done.stdout
-    assert transfer.read_info(tmp_path / "out").arch == "resnet18"
+    assert pretrained.read_info(tmp_path / "out").arch == "resnet18"
     done = subprocess.run(command[:-2] + ["--arch", "vgg16", "--out", str(tmp_path / "bad")],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith(

@@ -18,15 +18,16 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from jaxtl.convert_weights import big_vision as big_vision_tool
-from jaxtl.convert_weights import hf as hf_tool
-from jaxtl.convert_weights import open_clip as open_clip_tool
+from jaxtl.conversion import big_vision as big_vision_conversion
+from jaxtl.conversion import hf as hf_conversion
+from jaxtl.conversion import open_clip as open_clip_conversion
+from jaxtl.conversion.errors import ConversionError
 from jaxtl.convert_weights import synthetic, synthetic_layouts
-from jaxtl.convert_weights.errors import ConversionError
 from jaxtl.convert_weights.verify import TOLERANCE, Golden, JaxtlRunner
 from jaxtl.convert_weights.verify_libraries import backbone_features, differences
 from jaxtl.engine import transfer
 from jaxtl.models.taps import PRE_LOGITS
+from jaxtl.workdir import pretrained
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "tools" / "golden"
@@ -81,8 +82,8 @@ def test_hf_vit_phikon_layout_gives_transformers_features(golden, library, tmp_p
     meta, _ = library
     weights = synthetic_layouts.hf_from_timm(vit_trunk(golden), "vit")
     folder = hf_folder(tmp_path, "hf_vit", weights, meta)
-    converted = hf_tool.convert(str(folder), str(tmp_path / "out"))
-    info = transfer.read_info(converted)
+    converted = hf_conversion.convert(str(folder), str(tmp_path / "out"))
+    info = pretrained.read_info(converted)
     assert (info.arch, info.num_classes, info.resolution, info.mean) == (
         "test_vit", 0, 160, tuple(IMAGENET["image_mean"]))
     assert (info.source["kind"], info.source["library"], info.source["layer_norm_eps"]) == (
@@ -99,8 +100,8 @@ def test_hf_dinov2_rad_dino_layout_gives_transformers_features(library, resoluti
                                            meta["norm_scales"]["hf_dinov2"])
     folder = hf_folder(tmp_path, "hf_dinov2", synthetic_layouts.hf_from_timm(state, "dinov2"),
                        meta)
-    converted = hf_tool.convert(str(folder / "model.safetensors"), str(tmp_path / "out"))
-    info = transfer.read_info(converted)
+    converted = hf_conversion.convert(str(folder / "model.safetensors"), str(tmp_path / "out"))
+    info = pretrained.read_info(converted)
     assert (info.arch, info.num_classes, info.resolution) == ("test_vit_patch14_dinov2", 0, 112)
     assert_matches(converted, "hf_dinov2", resolution, library)
     if resolution != 112:
@@ -120,9 +121,9 @@ def test_open_clip_timm_tower_gives_the_trunks_features(golden, library, tmp_pat
     assert "visual.head.proj.weight" in weights and "logit_scale" in weights
     save_file(checked(weights, "open_clip", meta), tmp_path / "open_clip_model.safetensors")
     (tmp_path / "open_clip_config.json").write_text(json.dumps(meta["configs"]["open_clip"]))
-    converted = open_clip_tool.convert(str(tmp_path / "open_clip_model.safetensors"),
-                                       str(tmp_path / "out"))
-    info = transfer.read_info(converted)
+    converted = open_clip_conversion.convert(str(tmp_path / "open_clip_model.safetensors"),
+                                             str(tmp_path / "out"))
+    info = pretrained.read_info(converted)
     preprocess = meta["configs"]["open_clip"]["preprocess_cfg"]
     assert (info.arch, info.num_classes, info.resolution, info.mean, info.std) == (
         "test_vit", 0, 160, tuple(preprocess["mean"]), tuple(preprocess["std"]))
@@ -138,8 +139,8 @@ def test_big_vision_npz_gives_timms_logits(golden, library, kind, tmp_path):
     npz = synthetic_layouts.big_vision_from_timm(golden.state_dict("test_vit"), 2,
                                                  big_vision=kind == "big_vision_npz")
     np.savez(tmp_path / "ViT-test.npz", **checked(npz, kind, meta))
-    converted = big_vision_tool.convert(str(tmp_path / "ViT-test.npz"), str(tmp_path / "out"))
-    info = transfer.read_info(converted)
+    converted = big_vision_conversion.convert(str(tmp_path / "ViT-test.npz"), str(tmp_path / "out"))
+    info = pretrained.read_info(converted)
     assert (info.arch, info.num_classes, info.resolution, info.mean) == (
         "test_vit", 1000, 160, (0.5, 0.5, 0.5))
     got = JaxtlRunner(converted, jit=fast_jit).logits(synthetic.synthetic_input(160, 3))
@@ -156,20 +157,20 @@ def test_hf_config_that_fits_no_architecture_is_refused(library, tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ConversionError, match=r"does not fit --arch vit_small_patch16_224: "
                                               r"embed_dim 64 \(architecture: 384\)"):
-        hf_tool.convert(str(folder), str(tmp_path / "out"), arch="vit_small_patch16_224")
+        hf_conversion.convert(str(folder), str(tmp_path / "out"), arch="vit_small_patch16_224")
     (folder / "config.json").write_text(json.dumps(config | {"num_hidden_layers": 5}))
     with pytest.raises(ConversionError, match="no jaxtl ViT has its layout"):
-        hf_tool.convert(str(folder), str(tmp_path / "out"))
+        hf_conversion.convert(str(folder), str(tmp_path / "out"))
     for change, message in (({"model_type": "dinov2_with_registers"}, "model_type"),
                             ({"hidden_act": "gelu_new"}, "exact GELU"),
                             ({"layer_norm_eps": 1e-5}, "larger eps")):
         (folder / "config.json").write_text(json.dumps(config | change))
         with pytest.raises(ConversionError, match=message):
-            hf_tool.convert(str(folder), str(tmp_path / "out"))
+            hf_conversion.convert(str(folder), str(tmp_path / "out"))
     dinov2 = meta["configs"]["hf_dinov2"] | {"use_swiglu_ffn": True}
     (folder / "config.json").write_text(json.dumps(dinov2))
     with pytest.raises(ConversionError, match="SwiGLU"):
-        hf_tool.convert(str(folder), str(tmp_path / "out"))
+        hf_conversion.convert(str(folder), str(tmp_path / "out"))
 
 
 def test_hf_folder_without_statistics_or_weights_is_refused(golden, library, tmp_path):
@@ -177,10 +178,10 @@ def test_hf_folder_without_statistics_or_weights_is_refused(golden, library, tmp
     weights = synthetic_layouts.hf_from_timm(vit_trunk(golden), "vit")
     folder = hf_folder(tmp_path, "hf_vit", weights, meta, processor=None)
     with pytest.raises(ConversionError, match="no preprocessor_config.json .* give --mean"):
-        hf_tool.convert(str(folder), str(tmp_path / "out"))
+        hf_conversion.convert(str(folder), str(tmp_path / "out"))
     (folder / "model.safetensors").unlink()
     with pytest.raises(ConversionError, match="holds none of model.safetensors"):
-        hf_tool.convert(str(folder), str(tmp_path / "out"), mean=[0.5] * 3, std=[0.5] * 3)
+        hf_conversion.convert(str(folder), str(tmp_path / "out"), mean=[0.5] * 3, std=[0.5] * 3)
 
 
 def test_dinov2_image_classifier_is_refused(library, tmp_path):
@@ -193,7 +194,7 @@ def test_dinov2_image_classifier_is_refused(library, tmp_path):
         "classifier.weight": np.zeros((5, 128), np.float32)}
     save_file(weights, folder / "model.safetensors")
     with pytest.raises(ConversionError, match="Dinov2ForImageClassification"):
-        hf_tool.convert(str(folder), str(tmp_path / "out"))
+        hf_conversion.convert(str(folder), str(tmp_path / "out"))
 
 
 def test_hf_attention_without_all_three_projections_is_refused(golden):
@@ -201,13 +202,14 @@ def test_hf_attention_without_all_three_projections_is_refused(golden):
     del weights["encoder.layer.3.attention.attention.key.bias"]
     with pytest.raises(ConversionError, match=r"encoder.layer.3.attention.attention has "
                                               r"query, value bias but not all"):
-        hf_tool.timm_state(weights)
+        hf_conversion.timm_state(weights)
 
 
 def test_open_clip_without_a_timm_tower_or_with_avg_pooling_is_refused(library, tmp_path):
     meta, _ = library
     with pytest.raises(ConversionError, match="OpenAI-style image tower"):
-        open_clip_tool.trunk_state({"visual.conv1.weight": np.zeros((8, 3, 4, 4), np.float32)})
+        open_clip_conversion.trunk_state(
+            {"visual.conv1.weight": np.zeros((8, 3, 4, 4), np.float32)})
     save_file({"visual.trunk.cls_token": np.zeros((1, 1, 64), np.float32)},
               tmp_path / "clip.safetensors")
     config = meta["configs"]["open_clip"]
@@ -215,7 +217,7 @@ def test_open_clip_without_a_timm_tower_or_with_avg_pooling_is_refused(library, 
         "vision_cfg": config["model_cfg"]["vision_cfg"] | {"timm_pool": "avg"}}}
     (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
     with pytest.raises(ConversionError, match="timm_pool 'avg'"):
-        open_clip_tool.convert(str(tmp_path / "clip.safetensors"), str(tmp_path / "out"))
+        open_clip_conversion.convert(str(tmp_path / "clip.safetensors"), str(tmp_path / "out"))
 
 
 def test_big_vision_npz_layouts_jaxtl_lacks_are_refused(golden):
@@ -225,10 +227,10 @@ def test_big_vision_npz_layouts_jaxtl_lacks_are_refused(golden):
                            ({"Transformer/encoderblock/LayerNorm_0/scale": np.zeros((6, 64))},
                             "stacked")):
         with pytest.raises(ConversionError, match=message):
-            big_vision_tool.timm_state(npz | extra)
+            big_vision_conversion.timm_state(npz | extra)
     without_cls = {k: v for k, v in npz.items() if k != "cls"}
     with pytest.raises(ConversionError, match="no class token"):
-        big_vision_tool.timm_state(without_cls)
+        big_vision_conversion.timm_state(without_cls)
 
 
 def test_parity_page_lists_the_library_rows_within_tolerance(library):
@@ -246,7 +248,7 @@ def test_parity_page_lists_the_library_rows_within_tolerance(library):
 def test_published_configs_pick_the_zoo_architectures():
     """The layouts of RAD-DINO's and Phikon's config.json (their size keys, written out here)
     and BiomedCLIP's vision_cfg name the architectures docs/models.md gives for them."""
-    from jaxtl.convert_weights.vit_match import pick_architecture, vit_architectures
+    from jaxtl.conversion.vit_match import pick_architecture, vit_architectures
 
     rad_dino = {"model_type": "dinov2", "hidden_size": 768, "num_hidden_layers": 12,
                 "num_attention_heads": 12, "mlp_ratio": 4, "patch_size": 14, "image_size": 518,
@@ -255,9 +257,9 @@ def test_published_configs_pick_the_zoo_architectures():
     phikon = {"model_type": "vit", "hidden_size": 768, "num_hidden_layers": 12,
               "num_attention_heads": 12, "intermediate_size": 3072, "patch_size": 16,
               "image_size": 224, "layer_norm_eps": 1e-12, "qkv_bias": True}
-    assert pick_architecture(hf_tool.vit_config(rad_dino), None, "rad-dino") == \
+    assert pick_architecture(hf_conversion.vit_config(rad_dino), None, "rad-dino") == \
         "vit_base_patch14_dinov2"
-    assert pick_architecture(hf_tool.vit_config(phikon), None, "phikon") == \
+    assert pick_architecture(hf_conversion.vit_config(phikon), None, "phikon") == \
         "vit_base_patch16_224"
     assert vit_architectures()["vit_base_patch16_224"].img_size == 224  # BiomedCLIP's trunk
 

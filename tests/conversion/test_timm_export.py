@@ -1,4 +1,4 @@
-"""`jaxtl.convert_weights.timm_export`, the timm layout in reverse: for every architecture
+"""`jaxtl.conversion.timm_export`, the timm layout in reverse: for every architecture
 with golden timm files, the state dict timm saved (its names and torch shapes, the golden
 manifests) converted to jaxtl and written back is timm's again, name for name and shape for
 shape, values unchanged. A run exported and converted back: tests/engine/test_lora_runs.py."""
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from jaxtl.convert_weights.errors import ConversionError
-from jaxtl.convert_weights.timm_export import timm_entries, timm_state_dict
-from jaxtl.convert_weights.timm_layout import convertible_architectures, jaxtl_leaf
+from jaxtl.conversion.errors import ConversionError
+from jaxtl.conversion.timm_export import timm_entries, timm_state_dict
+from jaxtl.conversion.timm_layout import convertible_architectures, jaxtl_leaf
 
-GOLDEN = pathlib.Path(__file__).parent / "golden"
+GOLDEN = pathlib.Path(__file__).parents[1] / "tools" / "golden"
 with gzip.open(GOLDEN / "manifests.json.gz", "rt") as _file:
     MANIFESTS = {arch: manifest for arch, manifest in json.load(_file).items()
                  if arch in convertible_architectures()}  # not torchvision's legacy names
