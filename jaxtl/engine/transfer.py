@@ -2,7 +2,7 @@
 
 `--config.model.init=PATH` accepts
   * a converted pretrained checkpoint: a folder with `pretrained.json` + `variables.safetensors`
-    (written by `python -m jaxtl.convert_weights.timm|bit`),
+    (`jaxtl.workdir.pretrained`, written by `python -m jaxtl.convert_weights.timm|bit|...`),
   * a model of the Hugging Face hub, `hf-hub:ORG/NAME` (converted once into jaxtl's cache:
     `jaxtl.engine.hub`), or
   * a jaxtl run: its workdir (the best, else the latest checkpoint), or one step folder.

@@ -71,7 +71,7 @@ class TimmCheckpoint:
     others. `jaxtl.convert_weights.make_golden` checks these facts against timm.
     """
 
-    # How a timm state-dict key becomes a jaxtl variable path (jaxtl.convert_weights.timm_layout).
+    # How a timm state-dict key becomes a jaxtl variable path (jaxtl.conversion.timm_layout).
     naming: Literal["nested", "flat", "resnet"]
     first_conv: str  # timm module of the first convolution (its input channels)
     classifier: str  # timm module of the classifier, jaxtl's `head/fc`

@@ -1,6 +1,6 @@
 """Vision Transformers as timm's `VisionTransformer`, with timm's parameter names and counts.
 
-Variables, under timm's state-dict names ("nested" naming, jaxtl.convert_weights.timm_layout):
+Variables, under timm's state-dict names ("nested" naming, jaxtl.conversion.timm_layout):
 `patch_embed/proj` (a patch x patch convolution, stride patch), `cls_token` (1, 1, D),
 `reg_token` (1, R, D), `pos_embed` (1, L, D), `norm_pre`, `blocks_i/{norm1, attn/qkv, attn/proj,
 ls1/gamma, norm2, mlp/fc1, mlp/fc2 (SwiGLU: mlp/fc1_g, mlp/fc1_x, mlp/fc2), ls2/gamma}`, `norm`
