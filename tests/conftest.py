@@ -39,31 +39,6 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 compile_cache.enable(TEST_CACHE_ROOT)  # keeps that folder, caches every program
 
-# Compilation dominates the tiny runs of the tests on a 2-core CPU: with XLA's backend
-# optimisation off (LLVM -O0) and its CPU fusion emitters off, a tiny run's CPU time halves
-# (measured on tests/training/test_loop.py + tests/engine/test_lora_runs.py with empty caches:
-# 118 -> 60 CPU seconds), while its small programs run no slower to matter. This process and
-# every program a test starts inherit it; tests of speed, and the README's demo commands run as
-# a user runs them, take `without_fast_compile()`.
-FAST_COMPILE = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
-
-
-def xla_flags(*flags_: str, base: str | None = None) -> str:
-    """XLA_FLAGS of `base` (default: this process's) followed by `flags_`."""
-    current = os.environ.get("XLA_FLAGS", "") if base is None else base
-    return " ".join([*current.split(), *(flag for flag in flags_ if flag not in current.split())])
-
-
-def without_fast_compile(env: dict[str, str] | None = None) -> dict[str, str]:
-    """A copy of `env` (default: this process's environment) with XLA's full optimisation."""
-    env = dict(os.environ if env is None else env)
-    kept = [flag for flag in env.get("XLA_FLAGS", "").split() if flag not in FAST_COMPILE]
-    env.pop("XLA_FLAGS", None)
-    return env | ({"XLA_FLAGS": " ".join(kept)} if kept else {})
-
-
-os.environ["XLA_FLAGS"] = xla_flags(*FAST_COMPILE)  # before JAX starts its CPU backend
-
 
 @pytest.fixture
 def eyepacs_root(tmp_path: pathlib.Path) -> pathlib.Path:

@@ -8,15 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import without_fast_compile
 
 pytestmark = pytest.mark.slow
 
 
 def run_demo(config_file, tmp_path, *overrides):
-    # as a user runs it: XLA optimises fully (the demo trains for minutes, the tests' tiny runs
-    # for seconds)
-    env = without_fast_compile() | {"JAXTL_CACHE": str(tmp_path / "cache")}
+    env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"))
     result = subprocess.run(
         [sys.executable, "-m", "jaxtl.main", "--config", config_file,
          "--workdir", str(tmp_path / "run"), *overrides],

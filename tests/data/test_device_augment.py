@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import xla_flags
 from PIL import Image, ImageEnhance, ImageOps
 from scipy import stats
 
@@ -451,7 +450,7 @@ def test_one_and_four_devices_draw_the_same_augmentations():
     import subprocess
     import sys
 
-    env = dict(os.environ, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=4"),
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
                JAX_PLATFORMS="cpu", PYTHONPATH=str(pathlib.Path(__file__).parents[2]))
     result = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
                             text=True, timeout=300, check=False)

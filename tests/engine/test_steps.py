@@ -9,13 +9,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import xla_flags
 
 SCRIPT = pathlib.Path(__file__).with_name("sharded_losses.py")
 
 
 def losses_with(devices: int) -> dict:
-    env = dict(os.environ, XLA_FLAGS=xla_flags(f"--xla_force_host_platform_device_count={devices}"),
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
                JAX_PLATFORMS="cpu", PYTHONPATH=str(SCRIPT.parent.parent))  # this checkout
     result = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True,
                             text=True, timeout=300, cwd=SCRIPT.parent.parent)

@@ -1,7 +1,7 @@
 """Trains each named architecture on tiny demo data, selected by `config.demo.arch` alone.
 
-Used by test_config_selection.py, in one subprocess for all of them (with the tests' XLA_FLAGS,
-conftest.FAST_COMPILE: compilation dominates these tiny runs on a CPU):
+Used by test_config_selection.py, in a subprocess so that XLA_FLAGS can lower XLA's compile
+effort (compilation dominates these tiny runs on a CPU):
 
     python tests/models/train_by_config.py OUT_DIR ARCH [ARCH ...]
 

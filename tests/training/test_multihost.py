@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-from conftest import FAST_COMPILE, xla_flags
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +25,8 @@ def free_port() -> int:
 
 def test_two_processes_train_and_evaluate_exactly(tmp_path):
     port = free_port()
-    # one CPU device per process (the mesh spans both processes): no device-count flag
-    env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu",
-               XLA_FLAGS=xla_flags(*FAST_COMPILE, base=""))
+    env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)  # one CPU device per process: the mesh spans both processes
     command = [sys.executable, "-m", "jaxtl.main", "--config", "configs/eyepacs.py",
                "--workdir", str(tmp_path / "run"), f"--coordinator_address=127.0.0.1:{port}",
                "--num_processes=2", "--config.demo.num_patients=40",
