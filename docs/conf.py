@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from sphinx import addnodes
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's jaxtl, whatever is installed
 
@@ -135,9 +137,26 @@ def write_generated_pages(app) -> None:
             path.write_text(text)
 
 
+API_PAGES = ("api", "_autosummary/")  # the API reference: its index page and a page per module
+
+
+def api_modules_off_the_sidebar(app, env) -> None:
+    """The sidebar lists the guide's pages and the API reference's index, not its ~170 module
+    pages: furo draws the whole navigation tree into every page, and with every module in it
+    that tree took half of the build's time. Each module page stays in the site's toctree (so
+    no page is an orphan, and prev/next links run through them) and is linked from the
+    tables of the API page and its package's page."""
+    del app
+    for docname, toc in env.tocs.items():
+        if docname.startswith(API_PAGES):
+            for toctree in list(toc.findall(addnodes.toctree)):
+                toctree.parent.remove(toctree)
+
+
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", docstring_as_written)
     app.connect("builder-inited", write_generated_pages)
+    app.connect("env-updated", api_modules_off_the_sidebar)
 
 
 html_theme = "furo"
