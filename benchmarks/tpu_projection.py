@@ -214,7 +214,7 @@ def main() -> None:
                         help="on: the training augmentation's warp inside the step")
     parser.add_argument("--rotate_degrees", type=float, default=None,
                         help="the warp's largest rotation (default: the EyePACS config's, 180; "
-                             "up to 45 TPUs warp without gathers, jaxtl.data.shear_warp)")
+                             "TPUs warp any rotation without gathers, jaxtl.data.shear_warp)")
     parser.add_argument("--steps", default="jaxtl,reference",
                         help="which steps to compile, in one process: jaxtl, reference "
                              "(the flax examples' ResNet-50) or both")
