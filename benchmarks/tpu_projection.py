@@ -7,8 +7,8 @@ here (deviceless XLA:TPU compilation), and what the compiler's counts project.
 
 jaxtl's side is the step `python -m jaxtl.main` trains with, built by the same code
 (jaxtl.engine.build.build_steps with `abstract=True`: SGD with Nesterov momentum and the EyePACS
-config's optimizer, softmax cross-entropy, BatchNorm statistics over the global batch,
-`model.dtype=bfloat16`), its state abstract (nothing materialised) and its batch
+config's optimizer, softmax cross-entropy, BatchNorm statistics over the global batch or
+each chip's images (`--batch_norm_scope`, model.batch_norm_scope), `model.dtype=bfloat16`), its state abstract (nothing materialised) and its batch
 (jaxtl.engine.projection.abstract_batch) the uint8 canvases and warps of the
 training augmentation (crop, flip, rotation; `--warp off`: finished uint8 pixels), sharded on
 the topology's chips. `--reference` also compiles the flax examples' ImageNet ResNet-50 v1.5 step
@@ -46,6 +46,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtl.config.files import load_config
 from jaxtl.core import chips, tasks
 from jaxtl.engine import build, projection
+from jaxtl.models.layers import BATCH_NORM_SCOPES
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
 from results_line import report
@@ -64,7 +65,8 @@ def abstract(tree: Any, sharding: NamedSharding) -> Any:
 
 
 def jaxtl_step(arch: str, mesh: Mesh, batch_size: int, resolution: int,
-               warp: bool, rotate_degrees: float) -> tuple[Any, tuple[Any, Any]]:
+               warp: bool, rotate_degrees: float, batch_norm_scope: str
+               ) -> tuple[Any, tuple[Any, Any]]:
     """jaxtl's train step for `arch`, built by `jaxtl.engine.build.build_steps` as a run builds
     it (abstract: shapes only), and the abstract (state, batch) to lower it with."""
     config = load_config("configs/eyepacs.py")
@@ -72,6 +74,7 @@ def jaxtl_step(arch: str, mesh: Mesh, batch_size: int, resolution: int,
     config.data.resolution, config.data.batch_size = resolution, batch_size
     config.data.augment = "crop,flip,rotate" if warp else "none"
     config.data.rotate_degrees = rotate_degrees
+    config.model.batch_norm_scope = batch_norm_scope
     task = tasks.multiclass([str(i) for i in range(NUM_CLASSES)])
     train_transform = build.image_transform(config, augment=True)
     built = build.build_steps(config, task, mesh=mesh, train_transform=train_transform,
@@ -215,6 +218,9 @@ def main() -> None:
     parser.add_argument("--rotate_degrees", type=float, default=None,
                         help="the warp's largest rotation (default: the EyePACS config's, 180; "
                              "TPUs warp any rotation without gathers, jaxtl.data.shear_warp)")
+    parser.add_argument("--batch_norm_scope", choices=BATCH_NORM_SCOPES, default="global",
+                        help="jaxtl's model.batch_norm_scope: BatchNorm statistics over the "
+                             "global batch or each chip's images")
     parser.add_argument("--steps", default="jaxtl,reference",
                         help="which steps to compile, in one process: jaxtl, reference "
                              "(the flax examples' ResNet-50) or both")
@@ -238,9 +244,10 @@ def main() -> None:
         rotation = (args.rotate_degrees if args.rotate_degrees is not None
                     else load_config("configs/eyepacs.py").data.rotate_degrees)
         step, step_args = jaxtl_step(args.arch, mesh, batch_size, args.resolution,
-                                     args.warp == "on", rotation)
+                                     args.warp == "on", rotation, args.batch_norm_scope)
         rows["jaxtl"] = {"step": "jaxtl", "arch": args.arch, "warp": args.warp,
-                         "rotate_degrees": rotation, **common,
+                         "rotate_degrees": rotation,
+                         "batch_norm_scope": args.batch_norm_scope, **common,
                          **(costs := compiled_costs(step, step_args)),
                          **roofline(costs, chip, args.per_chip)}
     if "reference" in which:
