@@ -17,8 +17,9 @@ per-device BatchNorm statistics under a data-parallel map, gradients averaged ov
 bfloat16 images already normalised on the host), written here from its description; both steps
 see the same classes, batch and topology.
 
-Per chip and step, from `compiled.cost_analysis()` and `compiled.memory_analysis()`: FLOPs and
-bytes accessed; a roofline lower bound of the step time, max(FLOPs / peak bf16 FLOP/s, bytes /
+Per chip and step, from `compiled.cost_analysis()` and `compiled.memory_analysis()` (per device,
+times the devices of a chip: a v4 chip's two TensorCores are two devices): FLOPs and bytes
+accessed; a roofline lower bound of the step time, max(FLOPs / peak bf16 FLOP/s, bytes /
 HBM bandwidth) (XLA's own `optimal_seconds` comes out negative for whole training steps), the
 images/s per chip it allows, and the model FLOP utilisation at that speed. These are
 projections from the compiler's counts, not measurements on a TPU. Prints and appends one JSON
@@ -40,7 +41,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.experimental import topologies
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxtl.config.files import load_config
@@ -53,11 +53,6 @@ from results_line import report
 
 NUM_CLASSES = 1000  # both steps: the flax example's ImageNet head
 RESNET50_TRAIN_GFLOP_224 = 3 * 4.11 * 2  # forward 4.11 GMAC at 224 px, backward twice that
-
-
-def topology_mesh(topology: str) -> Mesh:
-    description = topologies.get_topology_desc(platform="tpu", topology_name=topology)
-    return Mesh(np.asarray(description.devices), ("data",))
 
 
 def abstract(tree: Any, sharding: NamedSharding) -> Any:
@@ -176,8 +171,9 @@ def reference_step(mesh: Mesh, batch_size: int, resolution: int
     return step, (state, images, labels)
 
 
-def compiled_costs(step: Any, args: tuple[Any, ...]) -> dict[str, Any]:
-    """The compiler's counts of one step, per chip."""
+def compiled_costs(step: Any, args: tuple[Any, ...], devices_per_chip: int) -> dict[str, Any]:
+    """The compiler's counts of one step, per chip (its figures are per device: a v4 chip's
+    two TensorCores are two devices, both on the chip's HBM)."""
     start = time.perf_counter()
     compiled = step.lower(*args).compile()
     seconds = time.perf_counter() - start
@@ -185,10 +181,12 @@ def compiled_costs(step: Any, args: tuple[Any, ...]) -> dict[str, Any]:
     cost = cost[0] if isinstance(cost, list) else cost
     memory = compiled.memory_analysis()
     hlo = compiled.as_text()
-    return {"compile_seconds": round(seconds, 1), "flops": float(cost["flops"]),
-            "bytes_accessed": float(cost["bytes accessed"]),
-            "memory_bytes": (memory.argument_size_in_bytes + memory.output_size_in_bytes
-                             - memory.alias_size_in_bytes + memory.temp_size_in_bytes),
+    return {"compile_seconds": round(seconds, 1),
+            "flops": devices_per_chip * float(cost["flops"]),
+            "bytes_accessed": devices_per_chip * float(cost["bytes accessed"]),
+            "memory_bytes": devices_per_chip * (
+                memory.argument_size_in_bytes + memory.output_size_in_bytes
+                - memory.alias_size_in_bytes + memory.temp_size_in_bytes),
             "all_reduces": len(re.findall(r"= [^=]*\ball-reduce(?:-start)?\(", hlo))}
 
 
@@ -228,13 +226,14 @@ def main() -> None:
     args = parser.parse_args()
     topology = chips.parse_topology(args.topology)  # the chip table's one home
     chip = topology.chip
-    mesh = topology_mesh(args.topology)
-    if mesh.size != topology.chips:
-        raise SystemExit(f"{args.topology}: {mesh.size} devices for {topology.chips} chips (two "
-                         f"TensorCores a chip); this script counts one device a chip, use "
-                         f"python -m jaxtl.commands.plan for such topologies")
-    batch_size = args.per_chip * mesh.size
-    common = {"topology": args.topology, "chips": mesh.size, "per_chip": args.per_chip,
+    devices = projection.topology_devices(topology)
+    mesh = Mesh(np.asarray(devices), ("data",))
+    per_chip_devices = projection.devices_per_chip(devices)  # 2 on v4 (no megacore)
+    if args.per_chip % per_chip_devices:
+        raise SystemExit(f"--per_chip {args.per_chip}: a multiple of the {per_chip_devices} "
+                         f"devices of a {args.topology} chip")
+    batch_size = args.per_chip * topology.chips
+    common = {"topology": args.topology, "chips": topology.chips, "per_chip": args.per_chip,
               "resolution": args.resolution, "dtype": "bfloat16", "projection": "xla_roofline",
               "jax": jax.__version__}
     rows = {}
@@ -248,12 +247,12 @@ def main() -> None:
         rows["jaxtl"] = {"step": "jaxtl", "arch": args.arch, "warp": args.warp,
                          "rotate_degrees": rotation,
                          "batch_norm_scope": args.batch_norm_scope, **common,
-                         **(costs := compiled_costs(step, step_args)),
+                         **(costs := compiled_costs(step, step_args, per_chip_devices)),
                          **roofline(costs, chip, args.per_chip)}
     if "reference" in which:
         step, step_args = reference_step(mesh, batch_size, args.resolution)
         rows["reference"] = {"step": "flax_examples_imagenet", "arch": "resnet50", **common,
-                             **(costs := compiled_costs(step, step_args)),
+                             **(costs := compiled_costs(step, step_args, per_chip_devices)),
                              **roofline(costs, chip, args.per_chip)}
     if len(rows) == 2:
         rows["jaxtl"]["step_time_over_reference"] = round(
