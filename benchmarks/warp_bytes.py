@@ -29,12 +29,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import topologies
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxtl.core import chips
 from jaxtl.data import shear_warp
 from jaxtl.data.transforms import bilinear_warp
+from jaxtl.engine import projection
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
 from results_line import report
@@ -72,9 +72,9 @@ def main() -> None:
     parser.add_argument("--ways", default=",".join(WAYS))
     parser.add_argument("--out", default="")
     args = parser.parse_args()
-    chip = chips.parse_topology(args.topology).chip
-    devices = topologies.get_topology_desc(platform="tpu", topology_name=args.topology).devices
-    mesh = Mesh(np.asarray(devices), ("data",))
+    topology = chips.parse_topology(args.topology)
+    chip = topology.chip
+    mesh = Mesh(np.asarray(projection.topology_devices(topology)), ("data",))
     data = NamedSharding(mesh, PartitionSpec("data"))
     batch = args.per_chip * mesh.size
     side = args.resolution

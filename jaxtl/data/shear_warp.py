@@ -21,10 +21,12 @@ of a ResNet-50 step (benchmarks/README.md). Here the same warp is computed witho
     wherever it looks (`Stages`). Quarter turns need square canvases.
   * Rot(r) = U L U with U = [[1, -tan(r/2)], [0, 1]] and L = [[1, 0], [sin r, 1]] (Paeth's
     three shears). Each shear moves every column (or row) by its own fractional amount with
-    linear interpolation (`shear`): a select of the copy shifted by the shift's whole multiple
-    of a step, then a sum over that step's integer shifts d of the statically shifted copy
-    weighted by max(0, 1 - |d - rest|), each one pass; each stage keeps only what the next
-    reads.
+    linear interpolation (`shear`): a sum over the integer shifts d of the statically shifted
+    copy weighted by max(0, 1 - |d - shift|), one pass, on one padded grid (small rotations:
+    up to `DIRECT_TERMS` shifts); for larger ones, a select of the copy shifted by the shift's
+    whole multiple of a step, then that sum over the step's shifts, each stage keeping only
+    what the next reads (at 224 px, +-45 degrees: 8.3 GB per v5e chip for 128 images, where
+    the one-pass sums' temporaries outgrow its memory; benchmarks/warp_bytes.py).
 
 Against bilinear sampling of the rotated canvas (the gather, `bilinear_warp`), crops, flips and
 quarter turns give the same pixels (a rotation of 0 is three identity shears), and other
@@ -43,6 +45,8 @@ from typing import Any
 # A warp's coefficients are rounded to this grid (jaxtl.data.transforms._warp_coordinates and
 # here), so that both ways of warping sample from exactly the same coordinates.
 WARP_QUANTUM = 2.0**-12
+# a shear sums up to this many shifted copies in one pass (10 degrees at 224 px: 51)
+DIRECT_TERMS = 64
 MAX_DEGREES = 45.0  # the shears' bound; beyond it a quarter turn takes the rest of a rotation
 
 
@@ -110,12 +114,10 @@ def shear(planes: Any, shifts: Any, *, axis: int, reach: int, start: int = 0,
     for x in start .. start + length - 1 (default: the planes' own), linearly interpolated,
     zero beyond the planes.
 
-    Two passes of about sqrt(2 reach) statically shifted copies each: a select of the copy
-    moved by the shift's multiple of `step`, then the weighted sum of the `step` + 1 copies
-    that hold the rest. One weighted sum of all 2 reach + 1 copies would be one pass, but
-    XLA:TPU counts it as reading each copy: 3.3 times the bytes of two passes for 10 degree
-    rotations at 224 pixels, and at 45 degrees its temporaries outgrow a chip's memory
-    (benchmarks/warp_bytes.py)."""
+    Up to `DIRECT_TERMS` whole shifts, one weighted sum of the statically shifted copies;
+    beyond, two passes of about sqrt(2 reach) copies each: a select of the copy moved by the
+    shift's multiple of `step`, then the weighted sum of the `step` + 1 copies that hold the
+    rest (one sum of hundreds of copies outgrows a chip's memory in XLA:TPU's temporaries)."""
     import jax
     import jax.numpy as jnp
 
@@ -142,6 +144,9 @@ def shear(planes: Any, shifts: Any, *, axis: int, reach: int, start: int = 0,
             out = term if out is None else out + term
         return out
 
+    if 2 * reach + 1 <= DIRECT_TERMS:
+        read = padded_reader(start - reach, start + length - 1 + reach)
+        return weighted_sum(lambda d: read(start + d, length), range(-reach, reach + 1), shifts)
     step = math.ceil(math.sqrt(2 * reach + 1))
     coarse = jnp.floor(shifts / step)  # shift = step * coarse + fine, 0 <= fine < step
     fine = shifts - step * coarse
@@ -185,9 +190,18 @@ def shear_warp(images: Any, warps: Any, *, max_degrees: float, dtype: Any = None
         raise ValueError(f"rotations beyond {MAX_DEGREES} degrees turn the canvas by quarters, "
                          f"which needs a square canvas, not {height}x{width}")
     stages = shear_ranges(min(max_degrees, MAX_DEGREES), height, width)
+    half = (max(height, width) - 1) / 2.0
+    reach = lambda slope, margin: math.ceil(slope * (half + margin)) + 1  # of a shear
+    # J's rows, J1's columns and rows, J2's columns, J3's rows beyond the output, in pixels:
+    # small rotations shear one grid padded by the largest margin (measured fewest bytes,
+    # benchmarks/warp_bytes.py); larger ones shrink the grid stage by stage (`Stages`)
+    uniform = stages.rows_0
+    margins = ((uniform,) * 5 if 2 * reach(stages.sin, uniform) + 1 <= DIRECT_TERMS
+               else (stages.rows_0, stages.cols_1, stages.rows_2, 0, 0))
+    rows_0, cols_1, rows_2, cols_2, rows_3 = margins
     centre = jnp.array([(height - 1) / 2.0, (width - 1) / 2.0], jnp.float32)
-    rows = jnp.arange(-stages.rows_0, height + stages.rows_0, dtype=jnp.float32)  # J's grid
-    cols = jnp.arange(-stages.cols_1, width + stages.cols_1, dtype=jnp.float32)
+    rows = jnp.arange(-rows_0, height + rows_0, dtype=jnp.float32)  # J's grid
+    cols = jnp.arange(-cols_1, width + cols_1, dtype=jnp.float32)
 
     def axis_aligned(warp: Any) -> tuple[Any, Any, Any, Any, Any]:
         k, sign, cos, sin, offset = decompose(warp)
@@ -220,20 +234,19 @@ def shear_warp(images: Any, warps: Any, *, max_degrees: float, dtype: Any = None
     grid = jnp.einsum("bchw,bjw->bchj", planes, col_weights.astype(dtype))
     grid = jnp.einsum("bih,bchj->bcij", row_weights.astype(dtype), grid)  # J, padded grid
     # Rot(r) = U L U, applied last to first: output(d) = J(U L U d) about the centre; each
-    # shear keeps only what the next one reads (`Stages`).
+    # shear keeps what the next one reads.
     tan_half = jnp.where(jnp.abs(cos + 1.0) > 1e-6, sin / (1.0 + cos), 0.0)[:, None]
-    rows_0, cols_1, rows_2 = stages.rows_0, stages.cols_1, stages.rows_2
-    centred_cols = cols - centre[1]  # J0's and J1's columns
+    centred_cols = cols - centre[1]  # J's and J1's columns
     centred_rows = jnp.arange(-rows_2, height + rows_2, dtype=jnp.float32) - centre[0]  # J1's
-    reach = lambda slope, extent: math.ceil(slope * extent) + 1
-    half = (max(height, width) - 1) / 2.0
-    # J1(y) = J(U y): rows -rows_2 .. of J0's -rows_0 ..
+    # J1(y) = J(U y): rows -rows_2 .. of J's -rows_0 ..
     grid = shear(grid, -tan_half * centred_cols, axis=2, start=rows_0 - rows_2,
-                 length=height + 2 * rows_2, reach=reach(stages.tan_half, half + cols_1))
-    # J2(z) = J1(L z): columns 0 .. of J1's -cols_1 ..
-    grid = shear(grid, sin[:, None] * centred_rows, axis=3, start=cols_1, length=width,
-                 reach=reach(stages.sin, half + rows_2))
-    # J3(w) = J2(U w): rows 0 .. of J2's -rows_2 ..
-    grid = shear(grid, -tan_half * (centred_cols[cols_1:cols_1 + width]), axis=2,
-                 start=rows_2, length=height, reach=reach(stages.tan_half, half))
+                 length=height + 2 * rows_2, reach=reach(stages.tan_half, cols_1))
+    # J2(z) = J1(L z): columns -cols_2 .. of J1's -cols_1 ..
+    grid = shear(grid, sin[:, None] * centred_rows, axis=3, start=cols_1 - cols_2,
+                 length=width + 2 * cols_2, reach=reach(stages.sin, rows_2))
+    # J3(w) = J2(U w): rows -rows_3 .. of J2's -rows_2 ..
+    grid = shear(grid, -tan_half * centred_cols[cols_1 - cols_2:cols_1 + width + cols_2],
+                 axis=2, start=rows_2 - rows_3, length=height + 2 * rows_3,
+                 reach=reach(stages.tan_half, cols_2))
+    grid = grid[:, :, rows_3:rows_3 + height, cols_2:cols_2 + width]
     return jnp.moveaxis(grid, 1, -1).astype(jnp.float32)
