@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import pathlib
 import re
 import sys
@@ -187,7 +188,30 @@ def compiled_costs(step: Any, args: tuple[Any, ...], devices_per_chip: int) -> d
             "memory_bytes": devices_per_chip * (
                 memory.argument_size_in_bytes + memory.output_size_in_bytes
                 - memory.alias_size_in_bytes + memory.temp_size_in_bytes),
-            "all_reduces": len(re.findall(r"= [^=]*\ball-reduce(?:-start)?\(", hlo))}
+            "all_reduces": len(re.findall(r"= [^=]*\ball-reduce(?:-start)?\(", hlo)),
+            "hlo_ops": hlo_ops(hlo)}
+
+
+# an instruction with an array result: dtype, dimensions, the op and the rest of the line
+_INSTRUCTION = re.compile(r"%[\w.\-]+ = (\w+)\[([\d,]*)\]\S* ([\w\-]+)\((.*)$", re.MULTILINE)
+_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "s8": 1, "u8": 1, "pred": 1}
+_KINDS = ("convolution", "dot", "concatenate", "transpose", "copy", "reduce-window",
+          "select-and-scatter", "gather", "scatter")
+
+
+def hlo_ops(hlo: str) -> dict[str, list[float]]:
+    """Per op kind of the compiled HLO (inside fusions too): [count, GB of results]; grouped
+    convolutions (depthwise: feature_group_count > 1) apart from the rest."""
+    found = {kind: [0, 0.0] for kind in (*_KINDS, "grouped_convolution")}
+    for dtype, dims, op, rest in _INSTRUCTION.findall(hlo):
+        if op not in found:
+            continue
+        if op == "convolution" and re.search(r"feature_group_count=(\d+)", rest):
+            op = "grouped_convolution"
+        size = _BYTES.get(dtype, 4) * math.prod(int(d) for d in dims.split(",") if d)
+        found[op][0] += 1
+        found[op][1] += size / 1e9
+    return {kind: [count, round(gb, 3)] for kind, (count, gb) in found.items() if count}
 
 
 def roofline(costs: dict[str, Any], chip: chips.ChipKind, images_per_chip: int) -> dict[str, Any]:
