@@ -31,6 +31,16 @@ class NormalisedMeans(nn.Module):
         return logits, logits
 
 
+class MeansThroughDense(nn.Module):
+    """No BatchNorm: the spatial means through a dense layer (its gradients must be the
+    whole batch's under either scope)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array]:
+        logits = nn.Dense(3)(jnp.mean(x, axis=(1, 2)))
+        return logits, logits
+
+
 def batch() -> dict[str, np.ndarray]:
     """Eight 4x4 images of three channels; the second half shifted and scaled."""
     rng = np.random.default_rng(0)
@@ -56,6 +66,11 @@ def main() -> None:
         results[scope] = {"loss": float(metrics["loss"]),
                           "mean": np.asarray(stats["mean"]).tolist(),
                           "var": np.asarray(stats["var"]).tolist()}
+        dense = MeansThroughDense()
+        state = steps.init_state(dense, tx, seed=0, image_shape=(4, 4, 3), mesh=mesh)
+        step = steps.make_train_step(dense, tx, mesh, task=task, batch_norm_scope=scope)
+        state, _ = step(state, on_device)
+        results[scope]["dense_kernel"] = np.asarray(state.params["Dense_0"]["kernel"]).tolist()
     print(json.dumps(results))
 
 

@@ -73,6 +73,31 @@ def test_the_scopes_differ_on_this_batch(two_devices):
                            rtol=1e-2)
 
 
+def test_without_batchnorm_both_scopes_take_the_whole_batchs_gradient_step(two_devices):
+    """A dense layer on the images' channel means, one SGD step of 0.1 (no momentum) from
+    the same initial kernel: the gradient of the mean softmax cross-entropy over all eight images
+    (numpy), under either scope (the per-device forward's gradients are summed over the
+    devices)."""
+    import jax
+
+    from batch_norm_scopes import MeansThroughDense
+
+    images, labels = batch()["image"], batch()["label"]
+    features = images.mean(axis=(1, 2)).astype(np.float64)
+    params = MeansThroughDense().init(jax.random.split(jax.random.PRNGKey(0), 3)[0],
+                                      np.zeros((1, 4, 4, 3), np.float32), train=False)
+    kernel = np.asarray(params["params"]["Dense_0"]["kernel"], np.float64)
+    bias = np.asarray(params["params"]["Dense_0"]["bias"], np.float64)
+    logits = features @ kernel + bias
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    probabilities[np.arange(8), labels] -= 1.0
+    gradient = features.T @ probabilities / 8
+    for scope in BATCH_NORM_SCOPES:
+        np.testing.assert_allclose(two_devices[scope]["dense_kernel"], kernel - 0.1 * gradient,
+                                   rtol=1e-5, atol=1e-6)
+
+
 def test_an_unknown_scope_is_refused():
     config = base_config("eyepacs")
     config.model.batch_norm_scope = "host"
