@@ -9,6 +9,7 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -19,7 +20,7 @@ from jaxtl.models.layers import BATCH_NORM_SCOPES
 
 SCRIPT = pathlib.Path(__file__).with_name("batch_norm_scopes.py")
 sys.path.insert(0, str(SCRIPT.parent))
-from batch_norm_scopes import batch
+from batch_norm_scopes import MeansThroughDense, batch
 
 EPSILON, MOMENTUM = 1e-5, 0.9
 
@@ -78,10 +79,6 @@ def test_without_batchnorm_both_scopes_take_the_whole_batchs_gradient_step(two_d
     the same initial kernel: the gradient of the mean softmax cross-entropy over all eight images
     (numpy), under either scope (the per-device forward's gradients are summed over the
     devices)."""
-    import jax
-
-    from batch_norm_scopes import MeansThroughDense
-
     images, labels = batch()["image"], batch()["label"]
     features = images.mean(axis=(1, 2)).astype(np.float64)
     params = MeansThroughDense().init(jax.random.split(jax.random.PRNGKey(0), 3)[0],
