@@ -7,8 +7,8 @@ here (deviceless XLA:TPU compilation), and what the compiler's counts project.
 
 jaxtl's side is the step `python -m jaxtl.main` trains with, built by the same code
 (jaxtl.engine.build.build_steps with `abstract=True`: SGD with Nesterov momentum and the EyePACS
-config's optimizer, softmax cross-entropy, BatchNorm statistics over the global batch,
-`model.dtype=bfloat16`), its state abstract (nothing materialised) and its batch
+config's optimizer, softmax cross-entropy, BatchNorm statistics over the global batch or
+each chip's images (`--batch_norm_scope`, model.batch_norm_scope), `model.dtype=bfloat16`), its state abstract (nothing materialised) and its batch
 (jaxtl.engine.projection.abstract_batch) the uint8 canvases and warps of the
 training augmentation (crop, flip, rotation; `--warp off`: finished uint8 pixels), sharded on
 the topology's chips. `--reference` also compiles the flax examples' ImageNet ResNet-50 v1.5 step
@@ -17,8 +17,9 @@ per-device BatchNorm statistics under a data-parallel map, gradients averaged ov
 bfloat16 images already normalised on the host), written here from its description; both steps
 see the same classes, batch and topology.
 
-Per chip and step, from `compiled.cost_analysis()` and `compiled.memory_analysis()`: FLOPs and
-bytes accessed; a roofline lower bound of the step time, max(FLOPs / peak bf16 FLOP/s, bytes /
+Per chip and step, from `compiled.cost_analysis()` and `compiled.memory_analysis()` (per device,
+times the devices of a chip: a v4 chip's two TensorCores are two devices): FLOPs and bytes
+accessed; a roofline lower bound of the step time, max(FLOPs / peak bf16 FLOP/s, bytes /
 HBM bandwidth) (XLA's own `optimal_seconds` comes out negative for whole training steps), the
 images/s per chip it allows, and the model FLOP utilisation at that speed. These are
 projections from the compiler's counts, not measurements on a TPU. Prints and appends one JSON
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import pathlib
 import re
 import sys
@@ -40,12 +42,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.experimental import topologies
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxtl.config.files import load_config
 from jaxtl.core import chips, tasks
 from jaxtl.engine import build, projection
+from jaxtl.models.layers import BATCH_NORM_SCOPES
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))  # run as a script or with -m
 from results_line import report
@@ -54,17 +56,13 @@ NUM_CLASSES = 1000  # both steps: the flax example's ImageNet head
 RESNET50_TRAIN_GFLOP_224 = 3 * 4.11 * 2  # forward 4.11 GMAC at 224 px, backward twice that
 
 
-def topology_mesh(topology: str) -> Mesh:
-    description = topologies.get_topology_desc(platform="tpu", topology_name=topology)
-    return Mesh(np.asarray(description.devices), ("data",))
-
-
 def abstract(tree: Any, sharding: NamedSharding) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
 
 
 def jaxtl_step(arch: str, mesh: Mesh, batch_size: int, resolution: int,
-               warp: bool, rotate_degrees: float) -> tuple[Any, tuple[Any, Any]]:
+               warp: bool, rotate_degrees: float, batch_norm_scope: str
+               ) -> tuple[Any, tuple[Any, Any]]:
     """jaxtl's train step for `arch`, built by `jaxtl.engine.build.build_steps` as a run builds
     it (abstract: shapes only), and the abstract (state, batch) to lower it with."""
     config = load_config("configs/eyepacs.py")
@@ -72,6 +70,7 @@ def jaxtl_step(arch: str, mesh: Mesh, batch_size: int, resolution: int,
     config.data.resolution, config.data.batch_size = resolution, batch_size
     config.data.augment = "crop,flip,rotate" if warp else "none"
     config.data.rotate_degrees = rotate_degrees
+    config.model.batch_norm_scope = batch_norm_scope
     task = tasks.multiclass([str(i) for i in range(NUM_CLASSES)])
     train_transform = build.image_transform(config, augment=True)
     built = build.build_steps(config, task, mesh=mesh, train_transform=train_transform,
@@ -173,8 +172,9 @@ def reference_step(mesh: Mesh, batch_size: int, resolution: int
     return step, (state, images, labels)
 
 
-def compiled_costs(step: Any, args: tuple[Any, ...]) -> dict[str, Any]:
-    """The compiler's counts of one step, per chip."""
+def compiled_costs(step: Any, args: tuple[Any, ...], devices_per_chip: int) -> dict[str, Any]:
+    """The compiler's counts of one step, per chip (its figures are per device: a v4 chip's
+    two TensorCores are two devices, both on the chip's HBM)."""
     start = time.perf_counter()
     compiled = step.lower(*args).compile()
     seconds = time.perf_counter() - start
@@ -182,11 +182,36 @@ def compiled_costs(step: Any, args: tuple[Any, ...]) -> dict[str, Any]:
     cost = cost[0] if isinstance(cost, list) else cost
     memory = compiled.memory_analysis()
     hlo = compiled.as_text()
-    return {"compile_seconds": round(seconds, 1), "flops": float(cost["flops"]),
-            "bytes_accessed": float(cost["bytes accessed"]),
-            "memory_bytes": (memory.argument_size_in_bytes + memory.output_size_in_bytes
-                             - memory.alias_size_in_bytes + memory.temp_size_in_bytes),
-            "all_reduces": len(re.findall(r"= [^=]*\ball-reduce(?:-start)?\(", hlo))}
+    return {"compile_seconds": round(seconds, 1),
+            "flops": devices_per_chip * float(cost["flops"]),
+            "bytes_accessed": devices_per_chip * float(cost["bytes accessed"]),
+            "memory_bytes": devices_per_chip * (
+                memory.argument_size_in_bytes + memory.output_size_in_bytes
+                - memory.alias_size_in_bytes + memory.temp_size_in_bytes),
+            "all_reduces": len(re.findall(r"= [^=]*\ball-reduce(?:-start)?\(", hlo)),
+            "hlo_ops": hlo_ops(hlo)}
+
+
+# an instruction with an array result: dtype, dimensions, the op and the rest of the line
+_INSTRUCTION = re.compile(r"%[\w.\-]+ = (\w+)\[([\d,]*)\]\S* ([\w\-]+)\((.*)$", re.MULTILINE)
+_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "s8": 1, "u8": 1, "pred": 1}
+_KINDS = ("convolution", "dot", "concatenate", "transpose", "copy", "reduce-window",
+          "select-and-scatter", "gather", "scatter")
+
+
+def hlo_ops(hlo: str) -> dict[str, list[float]]:
+    """Per op kind of the compiled HLO (inside fusions too): [count, GB of results]; grouped
+    convolutions (depthwise: feature_group_count > 1) apart from the rest."""
+    found = {kind: [0, 0.0] for kind in (*_KINDS, "grouped_convolution")}
+    for dtype, dims, op, rest in _INSTRUCTION.findall(hlo):
+        if op not in found:
+            continue
+        if op == "convolution" and re.search(r"feature_group_count=(\d+)", rest):
+            op = "grouped_convolution"
+        size = _BYTES.get(dtype, 4) * math.prod(int(d) for d in dims.split(",") if d)
+        found[op][0] += 1
+        found[op][1] += size / 1e9
+    return {kind: [count, round(gb, 3)] for kind, (count, gb) in found.items() if count}
 
 
 def roofline(costs: dict[str, Any], chip: chips.ChipKind, images_per_chip: int) -> dict[str, Any]:
@@ -214,7 +239,10 @@ def main() -> None:
                         help="on: the training augmentation's warp inside the step")
     parser.add_argument("--rotate_degrees", type=float, default=None,
                         help="the warp's largest rotation (default: the EyePACS config's, 180; "
-                             "up to 45 TPUs warp without gathers, jaxtl.data.shear_warp)")
+                             "TPUs warp any rotation without gathers, jaxtl.data.shear_warp)")
+    parser.add_argument("--batch_norm_scope", choices=BATCH_NORM_SCOPES, default="global",
+                        help="jaxtl's model.batch_norm_scope: BatchNorm statistics over the "
+                             "global batch or each chip's images")
     parser.add_argument("--steps", default="jaxtl,reference",
                         help="which steps to compile, in one process: jaxtl, reference "
                              "(the flax examples' ResNet-50) or both")
@@ -222,13 +250,14 @@ def main() -> None:
     args = parser.parse_args()
     topology = chips.parse_topology(args.topology)  # the chip table's one home
     chip = topology.chip
-    mesh = topology_mesh(args.topology)
-    if mesh.size != topology.chips:
-        raise SystemExit(f"{args.topology}: {mesh.size} devices for {topology.chips} chips (two "
-                         f"TensorCores a chip); this script counts one device a chip, use "
-                         f"python -m jaxtl.commands.plan for such topologies")
-    batch_size = args.per_chip * mesh.size
-    common = {"topology": args.topology, "chips": mesh.size, "per_chip": args.per_chip,
+    devices = projection.topology_devices(topology)
+    mesh = Mesh(np.asarray(devices), ("data",))
+    per_chip_devices = projection.devices_per_chip(devices)  # 2 on v4 (no megacore)
+    if args.per_chip % per_chip_devices:
+        raise SystemExit(f"--per_chip {args.per_chip}: a multiple of the {per_chip_devices} "
+                         f"devices of a {args.topology} chip")
+    batch_size = args.per_chip * topology.chips
+    common = {"topology": args.topology, "chips": topology.chips, "per_chip": args.per_chip,
               "resolution": args.resolution, "dtype": "bfloat16", "projection": "xla_roofline",
               "jax": jax.__version__}
     rows = {}
@@ -238,15 +267,16 @@ def main() -> None:
         rotation = (args.rotate_degrees if args.rotate_degrees is not None
                     else load_config("configs/eyepacs.py").data.rotate_degrees)
         step, step_args = jaxtl_step(args.arch, mesh, batch_size, args.resolution,
-                                     args.warp == "on", rotation)
+                                     args.warp == "on", rotation, args.batch_norm_scope)
         rows["jaxtl"] = {"step": "jaxtl", "arch": args.arch, "warp": args.warp,
-                         "rotate_degrees": rotation, **common,
-                         **(costs := compiled_costs(step, step_args)),
+                         "rotate_degrees": rotation,
+                         "batch_norm_scope": args.batch_norm_scope, **common,
+                         **(costs := compiled_costs(step, step_args, per_chip_devices)),
                          **roofline(costs, chip, args.per_chip)}
     if "reference" in which:
         step, step_args = reference_step(mesh, batch_size, args.resolution)
         rows["reference"] = {"step": "flax_examples_imagenet", "arch": "resnet50", **common,
-                             **(costs := compiled_costs(step, step_args)),
+                             **(costs := compiled_costs(step, step_args, per_chip_devices)),
                              **roofline(costs, chip, args.per_chip)}
     if len(rows) == 2:
         rows["jaxtl"]["step_time_over_reference"] = round(

@@ -43,6 +43,7 @@ from jaxtl.data.registry import DatasetSpec
 from jaxtl.data.transforms import BAD_IMAGE_POLICIES
 from jaxtl.metrics.segmentation import INSTANCE_METHODS
 from jaxtl.models.family import IMAGENET_MEAN, IMAGENET_STD
+from jaxtl.models.layers import BATCH_NORM_SCOPES
 from jaxtl.models.lora import ADAPTERS, DEFAULT_TARGETS
 
 LOSS_WEIGHTINGS = ("none", "balanced")  # train.class_weights, train.positive_weights
@@ -162,6 +163,13 @@ COMMON: dict[str, Section] = {
                         "(or its checkpoint folder); empty: random. A converted checkpoint's "
                         "mean and std become data.mean and data.std unless the config sets "
                         "them"),
+        "batch_norm_scope": Setting("global", choice(*BATCH_NORM_SCOPES),
+                                    "what a training BatchNorm's statistics are over: "
+                                    "'global', the whole batch (the same numbers on 1 or N "
+                                    "devices, an all-reduce per layer and pass); 'device', "
+                                    "each device's shard of it, as the flax ImageNet example "
+                                    "and big_vision (the running averages are then averaged "
+                                    "over the devices once per step; docs/tpu.md)"),
         "remat": Setting(False, boolean, "rematerialise each backbone block (vit and convnext "
                          "families): its activations are recomputed in the backward pass "
                          "instead of kept, less device memory for about a third more compute; "

@@ -304,7 +304,9 @@ def apply_ops(images: Any, ops: Any, applied: Any, magnitudes: Any, signs: Any, 
     warps = jax.vmap(lambda op, argument: geometric_warp(op, argument, height, width))(
         ops, arguments)
     background = jnp.asarray(fill, jnp.float32)
-    moved = jnp.clip(jnp.floor(warp_batch(images - background, warps) + background), 0, 255)
+    # any affine map (shears too): gathered, not the crop/flip/rotation warp
+    moved = jnp.clip(jnp.floor(warp_batch(images - background, warps, max_rotation=None)
+                               + background), 0, 255)
     geometric = jnp.isin(ops, jnp.asarray([OPS.index(name) for name in GEOMETRIC]))
     chosen = jnp.where(geometric[:, None, None, None], moved, coloured)
     return jnp.where(applied[:, None, None, None], chosen, images)

@@ -310,32 +310,30 @@ def warp_on_host(canvas: np.ndarray, warp: np.ndarray) -> np.ndarray:
     return out * inside[..., None]
 
 
-def warp_batch(images: Any, warps: Any, max_rotation: float = 180.0) -> Any:
+def warp_batch(images: Any, warps: Any, max_rotation: float | None = None) -> Any:
     """On the device, inside a jitted step: (B, H, W, C) canvases sampled through their
     (B, 2, 3) warps (see `warp_on_host`) -> float32 (B, H, W, C); `max_rotation`: the largest
-    rotation the warps hold, in degrees (`ImageTransform.max_rotation`).
+    rotation the warps hold, in degrees (`ImageTransform.max_rotation`), or None for warps that
+    are any affine map.
 
     On CPUs and GPUs each output pixel's four canvas neighbours are gathered in the wire dtype
     (a pixel's channels together), then interpolated in float32. XLA:TPU's cost model charges a
     gather per index, which made the warp cost more memory traffic than the rest of a ResNet-50
-    step (benchmarks/README.md), so on TPUs the warp is computed without gathers, in bfloat16
-    (jaxtl.data.shear_warp: matmuls and shears; crops and flips give the same pixels but for
-    bfloat16's rounding, rotations interpolate three times) when its rotations stay within `shear_warp.MAX_DEGREES`, and
-    otherwise gathered from the canvases' channel planes (B, C, H * W), not from pixels whose
-    3 channels TPUs pad to 128 lanes. The shears decompose a warp as scale, mirror and
-    rotation: a `max_rotation` up to `shear_warp.MAX_DEGREES` promises warps of that kind (the
-    crop, flip and rotate maps of `sampling_map`); other affine maps (RandAugment's shears,
-    jaxtl.data.device_augment) keep the default 180, which gathers."""
+    step (benchmarks/README.md), so on TPUs the warps of `sampling_map` (crop, flip, rotation by
+    any angle; a `max_rotation` promises warps of that kind) are computed without gathers, in
+    bfloat16 (jaxtl.data.shear_warp: matmuls, a quarter turn and shears; crops, flips and
+    quarter turns give the same pixels but for bfloat16's rounding, other rotations interpolate
+    three times). Other affine maps (`max_rotation=None`: RandAugment's shears,
+    jaxtl.data.device_augment) are gathered from the canvases' channel planes (B, C, H * W),
+    not from pixels whose 3 channels TPUs pad to 128 lanes."""
     import functools
 
     import jax
     import jax.numpy as jnp
 
-
-    on_tpu = (functools.partial(shear_warp.shear_warp, max_degrees=max_rotation,
-                                dtype=jnp.bfloat16)
-              if max_rotation <= shear_warp.MAX_DEGREES
-              else functools.partial(bilinear_warp, channel_planes=True))
+    on_tpu = (functools.partial(bilinear_warp, channel_planes=True) if max_rotation is None
+              else functools.partial(shear_warp.shear_warp, max_degrees=max_rotation,
+                                     dtype=jnp.bfloat16))
     return jax.lax.platform_dependent(
         images, warps, tpu=on_tpu, default=functools.partial(bilinear_warp, channel_planes=False))
 

@@ -237,7 +237,7 @@ def build_steps(config: ml_collections.ConfigDict, task: Task, *, mesh: jax.shar
         normalisation=train_transform.normalisation,
         max_rotation=train_transform.max_rotation, augment=augment,
         accumulation_steps=config.train.accumulation_steps,
-        ema_decay=config.train.ema_decay))
+        ema_decay=config.train.ema_decay, batch_norm_scope=config.model.batch_norm_scope))
     return Steps(model=model, optimizer=optimizer, state=state,
                  train_step=lambda step: compile_step(optimizer.plan.frozen_at(step)),
                  eval_step=steps.make_eval_step(model, mesh, eval_transform.normalisation))

@@ -2,7 +2,8 @@
 
 The batch is sharded on the mesh's 'data' axis and the train state is replicated; under
 `jax.jit` the loss, gradients and BatchNorm statistics are computed over the global batch, so
-one device and N devices compute the same numbers. The train step donates the old state.
+one device and N devices compute the same numbers (`model.batch_norm_scope=device`: BatchNorm
+statistics over each device's shard instead, `per_device`). The train step donates the old state.
 Images arrive in their wire dtype (uint8 for 8-bit data) and are normalised inside the steps
 (`normalisation`, jaxtl.data.transforms.Normalisation), so a quarter of float32's bytes cross
 to the device. A training batch with a `warp` holds canvases that the step first samples
@@ -188,7 +189,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
                     loss_weights: tuple[float, ...] | None = None,
                     normalisation: Normalise | None = None, max_rotation: float = 180.0,
                     augment: DeviceAugment | None = None, accumulation_steps: int = 1,
-                    ema_decay: float = 0.0,
+                    ema_decay: float = 0.0, batch_norm_scope: str = "global",
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """One optimizer step on the task's loss: the mean over the counted (image, label)
     entries of the global batch (see jaxtl.core.tasks), weighted by `loss_weights` (per class or
@@ -205,14 +206,18 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
     `accumulation_steps` k > 1: the batch runs as k micro-batches, one after the other, with
     the same update (`accumulated_gradients`; classification tasks, a batch a multiple of k x
     devices). `ema_decay` > 0: the state is an `EmaTrainState` whose average follows every
-    update (`updated_ema`)."""
-    def apply(params: Any, batch_stats: Any, images: jax.Array, dropout_key: jax.Array):
+    update (`updated_ema`). `batch_norm_scope` (model.batch_norm_scope): "global", BatchNorm
+    statistics over the whole (micro-)batch; "device", over each device's shard of it
+    (`per_device`)."""
+    def forward(params: Any, batch_stats: Any, images: jax.Array, dropout_key: jax.Array):
         """(logits, new batch_stats) of the model in training mode on model-ready `images`."""
         with frozen.inference_mode():
             (logits, _), updates = model.apply(
                 {"params": frozen.stop_gradient(params), "batch_stats": batch_stats},
                 images, train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"])
         return logits, updates.get("batch_stats", {})
+
+    apply = forward if batch_norm_scope == "global" else per_device(forward, mesh)
 
     def whole_batch_gradients(state: TrainState, batch: Batch, mix: Mix | None,
                               dropout_key: jax.Array):
@@ -271,6 +276,27 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, mesh: Me
     data = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(step, in_shardings=(replicated(mesh), data),
                    out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
+
+
+def per_device(forward: Callable[..., tuple[jax.Array, Any]], mesh: Mesh
+               ) -> Callable[..., tuple[jax.Array, Any]]:
+    """`forward(params, batch_stats, images, dropout_key)` on each device's shard of the
+    images (a shard_map over 'data'): BatchNorm normalises with each shard's own statistics, as
+    the flax ImageNet example's pmap and big_vision do, with no all-reduce per layer. The
+    logits stay sharded, the loss and gradients are the whole batch's (the gradient of the
+    replicated parameters is summed over the devices by shard_map's transpose); the updated
+    running averages are averaged over the devices (one all-reduce, flax's `sync_batch_stats`)
+    so that the state stays replicated. Each device draws its own dropout."""
+    replicated_spec, data = PartitionSpec(), PartitionSpec("data")
+
+    def local(params: Any, batch_stats: Any, images: jax.Array, dropout_key: jax.Array):
+        key = jax.random.fold_in(dropout_key, jax.lax.axis_index("data"))
+        logits, batch_stats = forward(params, batch_stats, images, key)
+        return logits, jax.lax.pmean(batch_stats, "data")
+
+    return jax.shard_map(local, mesh=mesh,
+                         in_specs=(replicated_spec, replicated_spec, data, replicated_spec),
+                         out_specs=(data, replicated_spec))
 
 
 # the partner labels and validity of a mixed batch, split into micro-batches beside the batch

@@ -41,6 +41,11 @@ def conv2d(
     )
 
 
+# model.batch_norm_scope: a training BatchNorm's statistics over the global batch, or over each
+# device's shard of it (the flax ImageNet example's and big_vision's; jaxtl.engine.steps)
+BATCH_NORM_SCOPES = ("global", "device")
+
+
 def batch_norm(
     train: bool,
     *,

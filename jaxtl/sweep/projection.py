@@ -39,7 +39,7 @@ STEP_KEYS = ("dataset", "data.task", "data.channels", "data.resolution", "data.b
              # the device augmentations, the fine-tuning options for large models and LoRA
              "data.randaugment", "data.random_erasing", "train.mixup_alpha",
              "train.cutmix_alpha", "model.remat", "train.accumulation_steps", "train.ema_decay",
-             "train.adapter", "lora.rank", "lora.targets")
+             "train.adapter", "lora.rank", "lora.targets", "model.batch_norm_scope")
 
 
 # data settings that change the pixels or how they are fed, not which records a split holds
