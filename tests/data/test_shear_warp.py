@@ -52,15 +52,15 @@ def test_crops_and_flips_are_the_bilinear_warps_pixels():
                                atol=1e-3)
 
 
-def test_a_rotated_linear_ramp_is_exact():
+def assert_ramp_warps_exactly(warps: tuple[tuple, ...], max_rotation: float) -> None:
     """Bilinear interpolation and each linear shear reproduce a linear function, so the warped
     ramp is the ramp at the warp's coordinates, wherever those lie inside the canvas."""
     rows, cols = np.meshgrid(np.arange(SIDE), np.arange(SIDE), indexing="ij")
     ramp = 30 + 2 * rows + cols  # whole numbers, within uint8
     canvases = np.repeat(ramp[None, ..., None], 3, -1).astype(np.uint8)
-    for args in ((5, 7, 38, True, 12.0), (2, 3, 44, False, -30.0), (4, 1, 40, False, 30.0)):
+    for args in warps:
         w = warp(*args)
-        out = sheared(canvases, w[None], 30.0)[0, ..., 1]
+        out = sheared(canvases, w[None], max_rotation)[0, ..., 1]
         w = np.round(w / WARP_QUANTUM) * WARP_QUANTUM  # as both warps round it
         sample_rows = w[0, 0] * rows + w[0, 1] * cols + w[0, 2]
         sample_cols = w[1, 0] * rows + w[1, 1] * cols + w[1, 2]
@@ -69,6 +69,11 @@ def test_a_rotated_linear_ramp_is_exact():
         assert inside.sum() > SIDE * SIDE / 3
         np.testing.assert_allclose(out[inside], (30 + 2 * sample_rows + sample_cols)[inside],
                                    atol=2e-3)
+
+
+def test_a_rotated_linear_ramp_is_exact():
+    assert_ramp_warps_exactly(((5, 7, 38, True, 12.0), (2, 3, 44, False, -30.0),
+                               (4, 1, 40, False, 30.0)), 30.0)
 
 
 def test_rotations_stay_close_to_bilinear_sampling_away_from_the_edges():
@@ -132,20 +137,8 @@ def test_quarter_turns_are_the_bilinear_warps_pixels():
 
 
 def test_a_linear_ramp_rotated_beyond_45_degrees_is_exact():
-    rows, cols = np.meshgrid(np.arange(SIDE), np.arange(SIDE), indexing="ij")
-    ramp = 30 + 2 * rows + cols
-    canvases = np.repeat(ramp[None, ..., None], 3, -1).astype(np.uint8)
-    for args in ((5, 7, 38, True, 120.0), (2, 3, 44, False, -150.0), (4, 1, 40, False, 70.0)):
-        w = warp(*args)
-        out = sheared(canvases, w[None], 180.0)[0, ..., 1]
-        w = np.round(w / WARP_QUANTUM) * WARP_QUANTUM
-        sample_rows = w[0, 0] * rows + w[0, 1] * cols + w[0, 2]
-        sample_cols = w[1, 0] * rows + w[1, 1] * cols + w[1, 2]
-        inside = ((sample_rows > 2) & (sample_rows < SIDE - 3) & (sample_cols > 2)
-                  & (sample_cols < SIDE - 3))
-        assert inside.sum() > SIDE * SIDE / 3
-        np.testing.assert_allclose(out[inside], (30 + 2 * sample_rows + sample_cols)[inside],
-                                   atol=2e-3)
+    assert_ramp_warps_exactly(((5, 7, 38, True, 120.0), (2, 3, 44, False, -150.0),
+                               (4, 1, 40, False, 70.0)), 180.0)
 
 
 def test_a_rotation_is_its_nearest_quarter_turn_and_a_residual_within_45_degrees():
