@@ -122,11 +122,13 @@ def resnet18_train_conv_flops(side: int) -> float:
     return 3 * 2 * macs
 
 
-@pytest.fixture(scope="module", params=["v5e:2x4", "v4:2x2x1"])
-def compiled_resnet18(request, tmp_path_factory):
-    topology = chips.parse_topology(request.param)
-    config = tiny_config(tmp_path_factory.mktemp("plan"), "eyepacs", {
-        "model.arch": "resnet18", "data.resolution": RESOLUTION, "model.dtype": "bfloat16"})
+def compiled_train_step(topology_name: str, arch: str, folder):
+    """(topology, devices per chip, abstract state, abstract batch, figures) of `arch`'s
+    bfloat16 train step at RESOLUTION px, with EyePACS's augmentation, compiled for the
+    topology's chips without them."""
+    topology = chips.parse_topology(topology_name)
+    config = tiny_config(folder, "eyepacs", {
+        "model.arch": arch, "data.resolution": RESOLUTION, "model.dtype": "bfloat16"})
     spec = validation.validate(config)
     task = tasks.multiclass([str(c) for c in range(CLASSES)])
     devices = projection.topology_devices(topology)
@@ -141,6 +143,11 @@ def compiled_resnet18(request, tmp_path_factory):
     figures = projection.compile_figures(built.train_step(0), (built.state, batch), per_chip,
                                          PER_CHIP)
     return topology, per_chip, built.state, batch, figures
+
+
+@pytest.fixture(scope="module", params=["v5e:2x4", "v4:2x2x1"])
+def compiled_resnet18(request, tmp_path_factory):
+    return compiled_train_step(request.param, "resnet18", tmp_path_factory.mktemp("plan"))
 
 
 @needs_libtpu
@@ -214,3 +221,22 @@ def test_a_float32_matmul_is_found_and_a_bfloat16_one_is_not():
         compiled = jax.jit(jnp.matmul).lower(shape, shape).compile()
         found[np.dtype(dtype).name] = projection.float32_contractions(compiled.as_text())
     assert len(found["float32"]) == 1 and found["bfloat16"] == []
+
+
+@needs_libtpu
+def test_a_tiny_vits_step_compiles_in_bfloat16_with_no_collective_per_layer(tmp_path):
+    """The ViT family on a v5e-8 (one topology: the ResNet-18 above covers v4's two devices
+    a chip)."""
+    topology, _, _, _, figures = compiled_train_step("v5e:2x4", "test_vit", tmp_path)
+    assert figures.images == PER_CHIP
+    assert figures.memory_bytes < 0.1 * topology.chip.hbm_bytes
+    # float32 contractions: the head's (forward and its two gradients) and the resampling of
+    # the float32 position embeddings to this resolution's patch grid (models/vit.py), forward
+    # and backward; every matmul of the blocks runs in bfloat16
+    float32 = projection.float32_contractions(figures.hlo)
+    head = [line for line in float32 if "/head/" in line]
+    assert len(head) == 3
+    assert all("_resize" in line for line in float32 if line not in head), float32
+    # no BatchNorm: no all-reduce per layer (ResNet-18 above: 36), only the loss and metrics'
+    # and the gradients' (which XLA:TPU combines into one or a few)
+    assert 2 <= figures.all_reduces <= 4, figures.all_reduces
