@@ -3,6 +3,7 @@ this sandbox PYTHONPATH=$PWD:/work/tpusite), and the abstract inputs they are co
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 
@@ -14,6 +15,7 @@ from conftest import tiny_config
 
 from jaxtl.config import validation
 from jaxtl.core import chips, tasks
+from jaxtl.data.transforms import warp_batch
 from jaxtl.engine import build, projection, steps
 
 needs_libtpu = pytest.mark.skipif(importlib.util.find_spec("libtpu") is None,
@@ -122,19 +124,25 @@ def resnet18_train_conv_flops(side: int) -> float:
     return 3 * 2 * macs
 
 
+def training_setup(folder, arch: str):
+    """The tiny EyePACS config of `arch` at RESOLUTION px in bfloat16, and its training
+    transform (crop, flip, rotations up to 180 degrees: warps on the device)."""
+    config = tiny_config(folder, "eyepacs", {
+        "model.arch": arch, "data.resolution": RESOLUTION, "model.dtype": "bfloat16"})
+    return config, build.image_transform(config, augment=True,
+                                         spec=validation.validate(config))
+
+
 def compiled_train_step(topology_name: str, arch: str, folder):
     """(topology, devices per chip, abstract state, abstract batch, figures) of `arch`'s
     bfloat16 train step at RESOLUTION px, with EyePACS's augmentation, compiled for the
     topology's chips without them."""
     topology = chips.parse_topology(topology_name)
-    config = tiny_config(folder, "eyepacs", {
-        "model.arch": arch, "data.resolution": RESOLUTION, "model.dtype": "bfloat16"})
-    spec = validation.validate(config)
+    config, transform = training_setup(folder, arch)
     task = tasks.multiclass([str(c) for c in range(CLASSES)])
     devices = projection.topology_devices(topology)
     mesh = steps.make_mesh(devices)
     per_chip = projection.devices_per_chip(devices)
-    transform = build.image_transform(config, augment=True, spec=spec)
     built = build.build_steps(config, task, mesh=mesh, train_transform=transform,
                               eval_transform=transform, steps_per_epoch=10, total_steps=100,
                               weights=None, abstract=True)
@@ -179,10 +187,18 @@ def test_memory_per_chip_holds_the_state_and_the_batch_and_fits(compiled_resnet1
 
 
 @needs_libtpu
-def test_flops_per_image_are_resnet18s_convolutions(compiled_resnet18):
-    _, _, _, _, figures = compiled_resnet18
+def test_flops_per_image_are_resnet18s_convolutions_and_the_warps(compiled_resnet18,
+                                                                  tmp_path):
+    _, per_chip, _, batch, figures = compiled_resnet18
+    # On TPUs the warp samples the canvases with matmuls and shears (jaxtl.data.shear_warp),
+    # which count as FLOPs too: the warp compiled alone for the same batch.
+    _, transform = training_setup(tmp_path, "resnet18")
+    warp = projection.compile_figures(
+        jax.jit(functools.partial(warp_batch, max_rotation=transform.max_rotation)),
+        (batch["image"], batch["warp"]), per_chip, PER_CHIP)
+    assert warp.flops > 0
     assert figures.flops / figures.images == pytest.approx(
-        resnet18_train_conv_flops(RESOLUTION), rel=0.03)
+        resnet18_train_conv_flops(RESOLUTION) + warp.flops / warp.images, rel=0.03)
 
 
 @needs_libtpu
