@@ -31,13 +31,15 @@ def read_json(path: pathlib.Path) -> dict:
 
 def write_checkpoint(arch: str, state: Mapping[str, np.ndarray], out: str, *,
                      weights: pathlib.Path, kind: str, converter: str,
-                     resolution: int, mean: Sequence[float] | None,
-                     std: Sequence[float] | None, extra: dict | None = None) -> pathlib.Path:
-    """`state` (timm names) converted for `arch` and saved to `out`; prints a summary line."""
+                     resolution: int | None, mean: Sequence[float] | None,
+                     std: Sequence[float] | None, extra: dict | None = None,
+                     ignore: Sequence[str] = ()) -> pathlib.Path:
+    """`state` (timm names) converted for `arch` and saved to `out`; prints a summary line.
+    `ignore`: state-dict entries that are not weights."""
     info, variables = convert_timm_state(
         arch, state, resolution=resolution,
         mean=[float(v) for v in mean] if mean else None,
-        std=[float(v) for v in std] if std else None,
+        std=[float(v) for v in std] if std else None, ignore=tuple(ignore),
         source={"kind": kind, "file": weights.name, "sha256": file_sha256(weights),
                 "converter": converter, **(extra or {})})
     target = save_pretrained(out, info, variables)

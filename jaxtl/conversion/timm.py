@@ -28,11 +28,10 @@ import json
 import pathlib
 
 from jaxtl import models
-from jaxtl.conversion.convert import convert_timm_state, file_sha256
+from jaxtl.conversion import foreign
 from jaxtl.conversion.errors import ConversionError
 from jaxtl.conversion.reading import read_weights
 from jaxtl.conversion.timm_layout import convertible_architectures
-from jaxtl.workdir.pretrained import save_pretrained
 
 # timm's arguments that let a ViT take any input size: they change no weight, and jaxtl's
 # models take any size anyway, so a hub config.json without them still fits.
@@ -105,14 +104,6 @@ def convert(arch: str, weights: str, out: str, *, mean=None, std=None, resolutio
         mean = mean or hub.get("mean")
         std = std or hub.get("std")
         resolution = resolution or (hub.get("input_size") or [None, None])[1]
-    info, variables = convert_timm_state(
-        arch, state, mean=[float(v) for v in mean] if mean else None,
-        std=[float(v) for v in std] if std else None, resolution=resolution,
-        ignore=tuple(ignore),
-        source={"kind": "timm", "file": path.name, "sha256": file_sha256(path),
-                "converter": "jaxtl.convert_weights.timm", **(source or {})})
-    target = save_pretrained(out, info, variables)
-    classes = f"{info.num_classes} classes" if info.num_classes else "no classifier (backbone only)"
-    print(f"{arch}: {classes}, {info.in_channels} input channel(s), "
-          f"{info.resolution} px, mean {info.mean}, std {info.std} -> {target}")
-    return target
+    return foreign.write_checkpoint(
+        arch, state, out, weights=path, kind="timm", converter="jaxtl.convert_weights.timm",
+        resolution=resolution, mean=mean, std=std, extra=source, ignore=ignore)
