@@ -75,6 +75,31 @@ def check_base(meta: dict[str, Any], base: dict[str, Any] | None, where: pathlib
         f"new run")
 
 
+def barriers(manager: str) -> ocp.options.MultiprocessingOptions:
+    """Names a manager's barriers between hosts apart from the other manager's: Orbax names a
+    save's barriers by its step, and the latest and the best checkpoint of an epoch share
+    it, so the two managers' asynchronous saves of one step met at the same barrier and the
+    hosts waited for each other forever."""
+    return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=manager)
+
+
+class LoopDecidesWhenToSave(ocp.CheckpointManager):
+    """An Orbax manager that leaves JAX's preemption sync point to the training loop.
+
+    The sync point protocol (`multihost_utils.reached_preemption_sync_point`) reports each
+    host's last step number when a SIGTERM arrives and agrees on the largest plus one, so it
+    needs one caller whose step only rises: `jaxtl.core.preemption.StopRequest`, at every
+    step. Orbax's own manager calls it too, from `save` and from the thread that finishes an
+    asynchronous save with the step saved earlier; a host's reported step could then fall
+    behind the step it had reached, the hosts stopped at different steps and the first to
+    save waited for the other forever.
+    """
+
+    def reached_preemption(self, step: int) -> bool:
+        del step
+        return False
+
+
 class RunCheckpoints:
     def __init__(self, workdir: str | pathlib.Path, *, keep: int, best_metric: str,
                  base: dict[str, Any] | None = None):
@@ -84,15 +109,17 @@ class RunCheckpoints:
         self.workdir = workdir
         self.best_metric = best_metric
         self.base = base
-        self.latest = ocp.CheckpointManager(
+        self.latest = LoopDecidesWhenToSave(
             workdir / LATEST_DIR, item_names=("state", "data", "meta"),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=True, multiprocessing_options=barriers(LATEST_DIR)))
         # Handlers named up front: restore_best reads which variables `state` holds first.
-        self.best = ocp.CheckpointManager(
+        self.best = LoopDecidesWhenToSave(
             workdir / BEST_DIR, item_handlers={"state": ocp.StandardCheckpointHandler(),
                                                "meta": ocp.JsonCheckpointHandler()},
             options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, create=True, best_fn=lambda metrics: metrics[best_metric],
+                max_to_keep=1, create=True, multiprocessing_options=barriers(BEST_DIR),
+                best_fn=lambda metrics: metrics[best_metric],
                 best_mode="max", keep_checkpoints_without_metrics=False))
 
     def latest_step(self) -> int | None:

@@ -23,6 +23,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def finish(processes: list[subprocess.Popen], timeout: float = 600) -> list[tuple[str, str]]:
+    """Both hosts' output; a host still running after `timeout` fails the test with what both
+    hosts said, the other host's too (it is what tells why the two disagree)."""
+    deadline = time.time() + timeout
+    try:
+        return [p.communicate(timeout=max(1.0, deadline - time.time())) for p in processes]
+    except subprocess.TimeoutExpired:
+        for p in processes:
+            p.kill()
+        said = [p.communicate()[1] for p in processes]
+        pytest.fail("a host did not finish in time:\n" + "\n".join(
+            f"--- host {i} ---\n{stderr[-4000:]}" for i, stderr in enumerate(said)))
+
+
 def test_two_processes_train_and_evaluate_exactly(tmp_path):
     port = free_port()
     env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
@@ -49,7 +63,7 @@ def test_two_processes_train_and_evaluate_exactly(tmp_path):
         assert time.time() < deadline and all(p.poll() is None for p in processes)
         time.sleep(0.1)
     processes[1].send_signal(signal.SIGTERM)
-    outputs = [p.communicate(timeout=600) for p in processes]
+    outputs = finish(processes)
     steps = set()
     for process, (_, stderr) in zip(processes, outputs):
         assert process.returncode == 143, stderr[-3000:]
@@ -66,7 +80,7 @@ def test_two_processes_train_and_evaluate_exactly(tmp_path):
         assert logged or index == 1  # the first host logs the run; the second may say nothing
 
     processes = start()  # the same commands resume
-    outputs = [p.communicate(timeout=600) for p in processes]
+    outputs = finish(processes)
     for process, (_, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
     assert "resumed from step" in outputs[0][1]

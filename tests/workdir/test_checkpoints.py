@@ -123,3 +123,23 @@ def test_lora_checkpoints_hold_the_adapters_and_head_and_restore_onto_the_frozen
                                             r"have changed"):
         changed.restore_latest(fresh, iterator)
     changed.close()
+
+
+def test_saving_leaves_the_preemption_sync_point_to_the_training_loop(tmp_path, monkeypatch):
+    """JAX's sync point protocol needs every host's reported step to only rise: Orbax asking
+    it from `save` and its finishing thread (with older steps) let two hosts stop at
+    different steps, and the first to save waited forever."""
+    from jax.experimental import multihost_utils
+    asked = []
+    monkeypatch.setattr(multihost_utils, "reached_preemption_sync_point",
+                        lambda step: asked.append(step) or False)
+    import grain
+    iterator = iter(grain.MapDataset.range(8).to_iter_dataset())
+    saver = checkpoints.RunCheckpoints(tmp_path, keep=2, best_metric="kappa")
+    for step in (3, 6):
+        assert saver.save_if_best(step, state_of(float(step)), meta(step / 10))
+        saver.save_latest(step, state_of(float(step)), iterator, meta(step / 10))
+    saver.wait()
+    saver.close()
+    assert asked == []
+    assert sorted(p.name for p in (tmp_path / rundir.LATEST_DIR).iterdir()) == ["3", "6"]
