@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 
 from jaxtl import models
 from jaxtl.conversion import foreign
@@ -36,6 +37,11 @@ from jaxtl.conversion.timm_layout import convertible_architectures
 # timm's arguments that let a ViT take any input size: they change no weight, and jaxtl's
 # models take any size anyway, so a hub config.json without them still fits.
 INPUT_SIZE_ARGS = ("dynamic_img_size", "dynamic_img_pad")
+# The classifier's size is no layout: jaxtl's head replaces it (UNI's config.json says 0).
+NOT_LAYOUT_ARGS = (*INPUT_SIZE_ARGS, "num_classes")
+# Arguments a timm name states (vit_large_patch16_224: patch_size 16, img_size 224): a
+# config.json repeating them (UNI's does) asks for nothing else.
+NAMED_ARGS = {"patch_size": r"patch(\d+)", "img_size": r"_(\d+)$"}
 
 
 def hub_config(weights: pathlib.Path) -> dict:
@@ -63,8 +69,12 @@ def hub_arch(config: dict) -> str:
     ConversionError if jaxtl has none."""
     name, args = config["architecture"], config.get("model_args") or {}
 
+    named = {key: int(found[1]) for key, pattern in NAMED_ARGS.items()
+             if (found := re.search(pattern, name))}
+
     def layout(kwargs: dict) -> dict:
-        return {key: value for key, value in kwargs.items() if key not in INPUT_SIZE_ARGS}
+        return {key: value for key, value in kwargs.items()
+                if key not in NOT_LAYOUT_ARGS and named.get(key, object()) != value}
 
     fitting = [arch for arch in convertible_architectures()
                if (checkpoint := models.timm_checkpoint(arch)).model_name(arch) == name

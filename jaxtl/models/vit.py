@@ -432,9 +432,22 @@ ARCHITECTURES = {
         ViTConfig(16, depth=24, global_pool="avg", **_LARGE),
         _timm(tag="augreg_in21k_ft_in1k", timm_name="vit_large_patch16_224",
               timm_kwargs=(*_DYNAMIC, *_AVG), golden=False)),
+    # UNI's layout (pathology; timm's vit_large_patch16_224 with LayerScale, as its model card
+    # creates it): class token, final norm, LayerScale starting at 1e-5.
+    "vit_large_patch16_224_ls": _architecture(
+        ViTConfig(16, depth=24, init_values=1e-5, **_LARGE),
+        _timm(tag="augreg_in21k_ft_in1k", timm_name="vit_large_patch16_224",
+              timm_kwargs=(*_DYNAMIC, ("init_values", 1e-5)))),
     "vit_small_patch14_reg4_dinov2": _architecture(
         ViTConfig(depth=12, **_SMALL, **_DINOV2),
         _timm(resolution=518, tag="lvd142m", mean=IMAGENET_MEAN, std=IMAGENET_STD)),
+    # RETFound-Green's layout: the same network with its position embeddings stored on the
+    # 28x28 grid of 392 px (timm's img_size=392, as its repository creates it).
+    "vit_small_patch14_reg4_dinov2_392": _architecture(
+        ViTConfig(depth=12, **_SMALL, **{**_DINOV2, "img_size": 392}),
+        _timm(resolution=392, tag="lvd142m", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+              timm_name="vit_small_patch14_reg4_dinov2",
+              timm_kwargs=(*_DYNAMIC, ("img_size", 392)))),
     "vit_base_patch14_reg4_dinov2": _architecture(
         ViTConfig(depth=12, **_BASE, **_DINOV2),
         _timm(resolution=518, tag="lvd142m", mean=IMAGENET_MEAN, std=IMAGENET_STD,

@@ -167,6 +167,15 @@ def test_timm_architectures_map_to_jaxtls_or_are_refused_in_one_line():
     assert timm_conversion.hub_arch({"architecture": "vit_base_patch16_224",
                                      "model_args": {"global_pool": "avg"}}) == \
         "vit_base_patch16_224_avg"
+    # UNI's config.json (MahmoodLab/UNI): LayerScale, and arguments the name or the head state
+    uni = {"img_size": 224, "patch_size": 16, "init_values": 1e-5, "num_classes": 0,
+           "dynamic_img_size": True}
+    assert timm_conversion.hub_arch({"architecture": "vit_large_patch16_224",
+                                     "model_args": uni}) == "vit_large_patch16_224_ls"
+    with pytest.raises(ConversionError, match=r"^timm's vit_large_patch16_224 with .*'patch_size"
+                                              r"': 14.* is not an architecture jaxtl has"):
+        timm_conversion.hub_arch({"architecture": "vit_large_patch16_224",
+                                  "model_args": {**uni, "patch_size": 14}})
     with pytest.raises(ConversionError, match=r"^timm's swin_tiny_patch4_window7_224 is not an "
                                               r"architecture jaxtl has; convertible: .*resnet50"):
         timm_conversion.hub_arch({"architecture": "swin_tiny_patch4_window7_224"})

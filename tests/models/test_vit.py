@@ -21,8 +21,13 @@ from jaxtl.models.vit import ViTConfig, resample_positions, resample_positions_d
 TIMM_PARAMETERS = {"test_vit": 371_240, "vit_tiny_patch16_224": 5_717_416,
                    "vit_small_patch16_224": 22_050_664, "vit_base_patch16_224": 86_567_656,
                    "vit_large_patch16_224": 304_326_632,
+                   # timm's vit_large_patch16_224(init_values=1e-5): UNI's layout
+                   "vit_large_patch16_224_ls": 304_375_784,
                    # timm's default for it has no classifier (num_classes=0): 22_057_344
                    "vit_small_patch14_reg4_dinov2": 22_057_344 + 384 * 1000 + 1000,
+                   # the same with img_size=392 (RETFound-Green): 28x28 position embeddings
+                   "vit_small_patch14_reg4_dinov2_392": 22_057_344 + 384 * 1000 + 1000
+                   - (37 * 37 - 28 * 28) * 384,
                    "vit_base_patch14_dinov2": 87_348_712,
                    # timm's vit_base_patch14_dinov2(embed_dim=64, depth=6, num_heads=2,
                    # mlp_ratio=3, img_size=112)

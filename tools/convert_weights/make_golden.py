@@ -77,7 +77,10 @@ def check_pretrained_cfg(arch: str) -> None:
     """The architecture's `TimmCheckpoint` must state what timm's default pretrained config says."""
     cfg = build(arch).pretrained_cfg
     checkpoint = timm_checkpoint(arch)
-    found = (cfg["input_size"][1], tuple(cfg["mean"]), tuple(cfg["std"]), cfg["first_conv"],
+    # timm's pretrained config keeps the input of the tag's weights; an architecture built
+    # with another img_size (RETFound-Green's 392 px) takes that one
+    resolution = dict(checkpoint.timm_kwargs).get("img_size", cfg["input_size"][1])
+    found = (resolution, tuple(cfg["mean"]), tuple(cfg["std"]), cfg["first_conv"],
              cfg["classifier"], cfg["tag"])
     wanted = (checkpoint.resolution, checkpoint.mean, checkpoint.std, checkpoint.first_conv,
               checkpoint.classifier, checkpoint.tag)
