@@ -1,7 +1,13 @@
 """Real processes killed at random moments resume into exactly the run that was not
 interrupted: kill -9 (with 2 Grain worker processes, against the reference run that decoded in
 the main process) and SIGTERM (a checkpoint at the next step, exit code 143; resumed without
-workers). Parameters and predictions are compared bit for bit."""
+workers). Parameters and predictions are compared bit for bit.
+
+The run has on every training option that carries state or random draws across a resume and
+that small_cnn takes: RandAugment, random erasing, mixup and cutmix with label smoothing, the
+parameters' moving average, gradient accumulation and layer-wise rate decay. The options of the
+transformer families (stochastic depth, rematerialisation, LoRA) resume bitwise in
+tests/models/test_vit_runs.py and tests/engine/test_lora_runs.py."""
 
 from __future__ import annotations
 
@@ -30,7 +36,11 @@ ARGS = ["--config", "configs/eyepacs.py", "--config.demo.num_patients=40",
         "--config.demo.batch_size=8", "--config.eval.batch_size=8", "--config.demo.epochs=2",
         "--config.demo.arch=small_cnn", "--config.demo.bootstrap_samples=10",
         "--config.train.log_every_steps=1", "--config.train.checkpoint_every_steps=2",
-        "--config.train.keep_last_checkpoint=true"]  # the last checkpoints are compared
+        "--config.train.keep_last_checkpoint=true",  # the last checkpoints are compared
+        "--config.data.randaugment=rand-m9-mstd0.5-inc1", "--config.data.random_erasing=0.25",
+        "--config.train.mixup_alpha=0.8", "--config.train.cutmix_alpha=1.0",
+        "--config.train.label_smoothing=0.1", "--config.train.ema_decay=0.8",
+        "--config.train.accumulation_steps=2", "--config.optim.layer_decay=0.75"]
 
 
 def command(workdir: pathlib.Path, workers: int) -> list[str]:

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import tiny_config
+from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
 from flax import traverse_util
 
 from jaxtl.commands import evaluate
@@ -44,17 +44,38 @@ def write_base(folder: pathlib.Path, seed: int = 0) -> pathlib.Path:
     return pretrained.save_pretrained(folder, info, variables)
 
 
+def lora_config(folder: pathlib.Path, base: pathlib.Path):
+    return tiny_config(folder, "eyepacs", {
+        "model.arch": ARCH, "demo.arch": ARCH, "model.init": str(base),
+        "train.adapter": "lora", "lora.rank": RANK, "lora.alpha": 8.0,
+        "optim.name": "adamw", "optim.lr": 1e-3})
+
+
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path, dict]:
     tmp = tmp_path_factory.mktemp("lora")
     base = write_base(tmp / "base")
-    config = tiny_config(tmp, "eyepacs", {
-        "model.arch": ARCH, "demo.arch": ARCH, "model.init": str(base),
-        "train.adapter": "lora", "lora.rank": RANK, "lora.alpha": 8.0,
-        "optim.name": "adamw", "optim.lr": 1e-3})
-    results = train.train_and_evaluate(config, tmp / "run",
+    results = train.train_and_evaluate(lora_config(tmp, base), tmp / "run",
                                        set_by_user={"model.arch", "model.init"})
     return tmp / "run", base, results
+
+
+def train_losses(run: pathlib.Path) -> list[float]:
+    return [r["loss"] for r in map(json.loads, (run / rundir.METRICS_FILE).read_text()
+                                   .splitlines()) if r["split"] == "train"]
+
+
+@pytest.mark.slow
+def test_a_lora_run_stopped_at_its_first_checkpoint_resumes_bitwise(lora_run, tmp_path,
+                                                                     monkeypatch):
+    """Its checkpoint holds the adapters and the head only: the frozen base comes back from
+    model.init, and the rest of the run is the uninterrupted one's."""
+    run, base, results = lora_run
+    resumed = stopped_at_first_checkpoint_then_resumed(lora_config(tmp_path, base),
+                                                       tmp_path / "resumed", monkeypatch)
+    assert len(train_losses(run)) == results["steps"] >= 2
+    np.testing.assert_array_equal(train_losses(tmp_path / "resumed"), train_losses(run))
+    assert resumed["val"] == results["val"] and resumed["test"] == results["test"]
 
 
 def best_state(run: pathlib.Path) -> tuple[dict, dict]:

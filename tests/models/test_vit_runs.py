@@ -1,5 +1,5 @@
-"""A tiny ViT (timm's test_vit) trains from the demo config alone with stochastic depth,
-resumes bitwise after a stop at its first checkpoint, and is explained by Grad-CAM on its token
+"""A tiny ViT (timm's test_vit) trains from the demo config alone with stochastic depth and
+each block rematerialised, resumes bitwise after a stop at its first checkpoint, and is explained by Grad-CAM on its token
 grid (the registry's default feature)."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from jaxtl.training import loop as train
 @pytest.mark.slow
 def test_tiny_vit_trains_resumes_bitwise_and_explains(tmp_path, monkeypatch):
     config = tiny_config(tmp_path, "eyepacs", {"demo.arch": "test_vit", "model.arch": "test_vit",
-                                               "model.drop_path": 0.1, "demo.epochs": 2})
+                                               "model.drop_path": 0.1, "model.remat": True,
+                                               "demo.epochs": 2})
     whole = train.train_and_evaluate(config, tmp_path / "whole")
     resumed = stopped_at_first_checkpoint_then_resumed(config, tmp_path / "resumed", monkeypatch)
 
