@@ -7,29 +7,25 @@ The run has on every training option that carries state or random draws across a
 that small_cnn takes: RandAugment, random erasing, mixup and cutmix with label smoothing, the
 parameters' moving average, gradient accumulation and layer-wise rate decay. The options of the
 transformer families (stochastic depth, rematerialisation, LoRA) resume bitwise in
-tests/models/test_vit_runs.py and tests/engine/test_lora_runs.py."""
+tests/training/test_converted_families.py and tests/engine/test_lora_runs.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
 import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+from interrupted_runs import assert_same_run, finish, interrupt, steps_logged
 from programs import other_libraries_info
 
-from jaxtl.engine import transfer
 from jaxtl.workdir import files as rundir
 
 pytestmark = pytest.mark.slow
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 # small_cnn on 40 demo patients at 32 px: 2 epochs of 8 steps, a checkpoint every 2 steps.
 ARGS = ["--config", "configs/eyepacs.py", "--config.demo.num_patients=40",
         "--config.demo.image_size=48", "--config.demo.resolution=32",
@@ -50,63 +46,6 @@ def command(workdir: pathlib.Path, workers: int) -> list[str]:
 
 def environment(cache: pathlib.Path) -> dict[str, str]:
     return dict(os.environ, JAXTL_CACHE=str(cache))
-
-
-def steps_logged(workdir: pathlib.Path) -> int:
-    path = workdir / rundir.METRICS_FILE
-    if not path.is_file():
-        return 0
-    return sum('"split": "train"' in line for line in path.read_text().splitlines())
-
-
-def interrupt(args: list[str], env: dict[str, str], workdir: pathlib.Path, after_step: int,
-              delay: float, sig: int) -> subprocess.CompletedProcess:
-    """Starts the run and sends `sig` `delay` seconds after it has logged `after_step` steps
-    (or lets it end, if it ends first)."""
-    process = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 600
-    while process.poll() is None and steps_logged(workdir) < after_step:
-        assert time.time() < deadline, "the run made no progress"
-        time.sleep(0.05)
-    time.sleep(delay)
-    if process.poll() is None:
-        process.send_signal(sig)
-    _, stderr = process.communicate(timeout=600)
-    return subprocess.CompletedProcess(args, process.returncode, "", stderr)
-
-
-def finish(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def assert_same_run(workdir: pathlib.Path, reference: pathlib.Path) -> None:
-    """The same best parameters and statistics, the same last checkpoint, the same
-    predictions and metrics, bit for bit."""
-    def leaves(variables):
-        return [np.asarray(leaf) for leaf in
-                __import__("jax").tree_util.tree_leaves(variables)]
-
-    for ours, theirs in zip(leaves(transfer.load_variables(workdir)),
-                            leaves(transfer.load_variables(reference))):
-        np.testing.assert_array_equal(ours, theirs)
-    last = max(int(p.name) for p in (reference / rundir.LATEST_DIR).iterdir())
-    for ours, theirs in zip(
-            leaves(transfer.load_variables(workdir / rundir.LATEST_DIR / str(last))),
-            leaves(transfer.load_variables(reference / rundir.LATEST_DIR / str(last)))):
-        np.testing.assert_array_equal(ours, theirs)
-    for split in ("val", "test"):
-        with np.load(rundir.predictions_file(workdir, split)) as ours, \
-                np.load(rundir.predictions_file(reference, split)) as theirs:
-            for key in ("labels", "scores", "image_ids"):
-                np.testing.assert_array_equal(ours[key], theirs[key])
-    ours, theirs = (json.loads((folder / rundir.RESULTS_FILE).read_text())
-                    for folder in (workdir, reference))
-    for key in ("val", "test", "best_epoch", "steps"):
-        assert ours[key] == theirs[key], key
 
 
 @pytest.fixture(scope="module")

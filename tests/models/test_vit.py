@@ -1,7 +1,8 @@
 """The ViT family: timm's parameter counts, position-embedding resampling against a slow
 definition of torch's antialiased bicubic, the Grad-CAM default of class-token models, minimum
 input size and stochastic depth. Parity of the logits with timm: tests/tools/test_convert_weights.py.
-A tiny ViT trained from the demo config and resumed: tests/models/test_vit_runs.py."""
+A tiny ViT trained from a converted checkpoint, killed, resumed and explained:
+tests/training/test_converted_families.py."""
 
 from __future__ import annotations
 
