@@ -28,7 +28,9 @@ Progress is a bar on a terminal and plain periodic lines in a file or pipe (jaxt
 
 from __future__ import annotations
 
+import faulthandler
 import re
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,6 +40,9 @@ from ml_collections import config_flags
 
 from jaxtl.core import logs, platforms
 from jaxtl.core.errors import Stop, UserError
+
+# Every program prints every thread's Python stack on stderr when it gets this signal.
+STACKS_SIGNAL = "SIGUSR1"
 
 Options = Mapping[str, flags.FlagHolder]
 Check = Callable[[list[str], Options], str]
@@ -185,6 +190,8 @@ def run(main: Callable[[list[str], Options], int | None],
     """
     logs.quiet_others()
     platforms.skip_absent_tpu()  # before anything starts a JAX backend
+    if hasattr(signal, STACKS_SIGNAL):  # `kill -USR1 PID`: where a stuck program is
+        faulthandler.register(getattr(signal, STACKS_SIGNAL), all_threads=True)
     options = define_flags()
     checking = flags.DEFINE_bool(CHECK_FLAG, False, "Check the command line and the config, "
                                  "print 'ok: ...' and exit; reads no data, compiles nothing.")

@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
+from jaxtl.commands import cli
 from jaxtl.config import demo_settings as demo
 from jaxtl.core import compile_cache, provenance
 from jaxtl.core.errors import ConfigError
@@ -523,11 +525,22 @@ def read_or_empty(path: pathlib.Path) -> str:
     return path.read_text(errors="replace") if path.is_file() else ""
 
 
-def wait_for(condition, seconds: float = 300.0) -> None:
+def wait_for(condition, seconds: float = 300.0, what=lambda: "") -> None:
+    """Waits until `condition()`; `what()`: what to show if it never comes."""
     deadline = time.time() + seconds
     while not condition():
-        assert time.time() < deadline, "timed out"
+        assert time.time() < deadline, f"timed out after {seconds:.0f} s\n{what()}"
         time.sleep(0.1)
+
+
+def where_the_run_is(workdir: pathlib.Path) -> str:
+    """The run's log, with its threads' stacks if a process still holds its lock."""
+    lock = workdir / rundir.LOCK_FILE
+    if lock.is_file():
+        os.kill(json.loads(lock.read_text())["pid"], getattr(signal, cli.STACKS_SIGNAL))
+        time.sleep(2)
+    return (f"lock held: {lock.is_file()}; the run's log:\n"
+            + read_or_empty(workdir / rundir.SWEEP_LOG_FILE)[-6000:])
 
 
 TINY_SWEEP = """
@@ -567,7 +580,8 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     killed.kill()
     killed.wait()
     wait_for(lambda: "stopped by SIGTERM" in read_or_empty(pre / rundir.SWEEP_LOG_FILE)
-             and not (pre / rundir.LOCK_FILE).exists())
+             and not (pre / rundir.LOCK_FILE).exists(),
+             what=lambda: where_the_run_is(pre))
     first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
