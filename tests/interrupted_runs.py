@@ -26,9 +26,9 @@ def steps_logged(workdir: pathlib.Path) -> int:
 
 
 def interrupt(args: list[str], env: dict[str, str], workdir: pathlib.Path, after_step: int,
-              delay: float, sig: int) -> subprocess.CompletedProcess:
+              delay: float, sig: int, repeat: bool = False) -> subprocess.CompletedProcess:
     """Starts the run and sends `sig` `delay` seconds after it has logged `after_step` steps
-    (or lets it end, if it ends first)."""
+    (or lets it end, if it ends first); with `repeat`, again every 20 ms until it ends."""
     process = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 600
@@ -38,6 +38,10 @@ def interrupt(args: list[str], env: dict[str, str], workdir: pathlib.Path, after
     time.sleep(delay)
     if process.poll() is None:
         process.send_signal(sig)
+    while repeat and process.poll() is None:
+        time.sleep(0.02)
+        if process.poll() is None:
+            process.send_signal(sig)
     _, stderr = process.communicate(timeout=600)
     return subprocess.CompletedProcess(args, process.returncode, "", stderr)
 

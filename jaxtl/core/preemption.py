@@ -64,9 +64,13 @@ class StopRequest:
         return self.signalled
 
     def release(self) -> None:
-        """Gives SIGTERM back to the handler it had before."""
+        """Gives SIGTERM back to the handler it had before; after a stop was asked for, the
+        process (which has saved and is exiting) ignores SIGTERM from then on. Schedulers
+        repeat it, and PR_SET_PDEATHSIG sends one each time a thread of the dying parent exits
+        (the child passes to the next thread), so a sweep killed with kill -9 sends a run
+        several; Python's own handler would go at interpreter exit, SIG_IGN stays."""
         if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN if self.signalled else self._previous)
             self._previous = None
 
 

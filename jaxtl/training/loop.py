@@ -162,9 +162,9 @@ def _train(config: ml_collections.ConfigDict, spec: DatasetSpec, workdir: pathli
     except OSError as error:
         raise rundir.unwritable(workdir, error) from None
     finally:
-        stop.release()
         pipeline.close(iterator)
         _finish_saving(checkpoints)
+        stop.release()
 
     # --- Final evaluation of the best checkpoint --------------------------------------------
     best_state, best_meta = checkpoints.restore_best(state)

@@ -102,14 +102,18 @@ def test_kill_9_at_random_moments_then_resume_is_the_uninterrupted_run(tmp_path,
 
 def test_sigterm_saves_the_next_step_and_resumes_into_the_uninterrupted_run(
         tmp_path, cache, reference):
+    """SIGTERM repeated every 20 ms until the run has exited, as schedulers repeat it and as a
+    sweep killed with kill -9 sends it (PR_SET_PDEATHSIG: one for each of the sweep's threads
+    as they exit): the first asks for the checkpoint, the others wait for it."""
     workdir = tmp_path / "run"
     args, env = command(workdir, 0), environment(cache)
-    stopped = interrupt(args, env, workdir, 3, 0.0, signal.SIGTERM)
+    stopped = interrupt(args, env, workdir, 3, 0.0, signal.SIGTERM, repeat=True)
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     line = [text for text in stopped.stderr.splitlines() if text.startswith("error: ")]
     assert len(line) == 1 and "stopped by SIGTERM after step" in line[0], stopped.stderr[-2000:]
     step = int(line[0].split("after step ")[1].split()[0])
     assert (workdir / rundir.LATEST_DIR / str(step)).is_dir()  # saved at that very step
+    assert not (workdir / rundir.LOCK_FILE).exists()
     assert "Traceback" not in stopped.stderr
     finish(args, env)
     assert_same_run(workdir, reference)
