@@ -5,9 +5,10 @@ workers). Parameters and predictions are compared bit for bit.
 
 The run has on every training option that carries state or random draws across a resume and
 that small_cnn takes: RandAugment, random erasing, mixup and cutmix with label smoothing, the
-parameters' moving average, gradient accumulation and layer-wise rate decay. The options of the
-transformer families (stochastic depth, rematerialisation, LoRA) resume bitwise in
-tests/training/test_converted_families.py and tests/engine/test_lora_runs.py."""
+parameters' moving average (selecting the best epoch by it), gradient accumulation and
+layer-wise rate decay. The options of the transformer families (stochastic depth,
+rematerialisation, LoRA) resume bitwise in tests/training/test_converted_families.py and
+tests/engine/test_lora_runs.py."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ ARGS = ["--config", "configs/eyepacs.py", "--config.demo.num_patients=40",
         "--config.data.randaugment=rand-m9-mstd0.5-inc1", "--config.data.random_erasing=0.25",
         "--config.train.mixup_alpha=0.8", "--config.train.cutmix_alpha=1.0",
         "--config.train.label_smoothing=0.1", "--config.train.ema_decay=0.8",
+        "--config.eval.select=ema",
         "--config.train.accumulation_steps=2", "--config.optim.layer_decay=0.75"]
 
 
@@ -85,7 +87,7 @@ def test_kill_9_at_random_moments_then_resume_is_the_uninterrupted_run(tmp_path,
     # With worker processes: their input position is restored too, and the reference run
     # decodes in the main process, so the two ways of reading give the same batches. Resuming
     # without workers is the SIGTERM test's.
-    workers, kills = 2, 3
+    workers, kills = 2, 2
     rng = np.random.default_rng(workers)
     workdir = tmp_path / "run"
     args, env = command(workdir, workers), environment(cache)

@@ -392,33 +392,8 @@ def test_the_step_augmentation_is_seeded_by_the_key_only():
     np.testing.assert_array_equal(np.asarray(mix.valid), [True, False, True, True])
 
 
-# --- a run with every device augmentation ------------------------------------------------------
-
-ALL_ON = {"data.randaugment": "rand-m9-mstd0.5-inc1", "data.random_erasing": 0.25,
-          "train.mixup_alpha": 0.8, "train.cutmix_alpha": 1.0, "train.label_smoothing": 0.1,
-          "train.checkpoint_every_steps": 3, "train.keep_last_checkpoint": True}
-
-
-@pytest.mark.slow
-def test_a_run_with_every_augmentation_trains_and_resumes_bitwise(tmp_path, monkeypatch):
-    """Stopped mid-epoch and resumed, the run draws the same augmentations at every step as
-    the uninterrupted run: the same losses, to the bit."""
-    from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
-
-    from jaxtl.training import loop as train
-
-    def losses(workdir):
-        import json
-
-        lines = (workdir / "metrics.jsonl").read_text().splitlines()
-        return [(r["step"], r["loss"]) for r in map(json.loads, lines) if r["split"] == "train"]
-
-    config = tiny_config(tmp_path, overrides=ALL_ON)
-    train.train_and_evaluate(config, tmp_path / "uninterrupted")
-    stopped_at_first_checkpoint_then_resumed(config, tmp_path / "resumed", monkeypatch)
-    uninterrupted = losses(tmp_path / "uninterrupted")
-    assert len(uninterrupted) > 3 and all(np.isfinite(loss) for _, loss in uninterrupted)
-    assert losses(tmp_path / "resumed") == uninterrupted
+# A run with every device augmentation on resumes bitwise after kill -9 and SIGTERM:
+# tests/core/test_preemption.py.
 
 
 SHARDED = """

@@ -5,12 +5,14 @@ with a config error that names the key, below it. End-to-end training through
 `jaxtl.training.loop.train_and_evaluate` (what `python -m jaxtl.main` calls), selected only by
 `config.demo.arch`, runs for the cheapest member of every family (tests/models/zoo_costs.py)
 whose cost the CI machine can carry by the rules stated in zoo_costs.py, except the demo's own
-architecture (resnet18), which the README's demo command trains (tests/test_demo_commands.py).
+architecture (resnet18), which the README's demo command trains (tests/test_demo_commands.py),
+and small_cnn, which every tiny demo run of the tests selects by `config.demo.arch`.
 The deeper members of a family run the same code with more blocks or wider layers, and the loop
-is the same for every family, so the families trained cover every kind of variables and random
-streams it carries (batch statistics, dropout streams, neither). The others (vgg16: 134 M parameters to initialise
-and checkpoint; densenet121, inception_v3, resnetv2: train steps that compile for 30-50 s) run
-their forward and backward passes in test_zoo.py or their family's own tests.
+is the same for every family, so the runs of the tests cover every kind of variables and random
+streams it carries (zoo_costs.py: batch statistics; a dropout stream and no batch statistics).
+The others (vgg16: 134 M parameters to initialise and checkpoint; efficientnet, nfnet,
+densenet121, inception_v3, resnetv2: train steps that cost 30-60 s of CPU) run their training-mode
+forward and backward passes in test_zoo.py or their family's own tests.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import config_of
+from conftest import TINY, config_of
 from zoo_costs import cheapest_member, too_costly_to_train
 
 from jaxtl.config import demo_settings as demo
@@ -107,11 +109,12 @@ def test_command_line_reports_a_too_small_resolution_before_any_work(tmp_path):
 
 
 def trained_here() -> list[str]:
-    """The cheapest member of each family, unless even that is too slow for CI or it is the
-    demo's own architecture: the README's demo command trains that one by config alone
-    (tests/test_demo_commands.py)."""
+    """The cheapest member of each family, unless even that is too slow for CI or it is trained
+    by config alone elsewhere: the demo's own architecture by the README's demo command
+    (tests/test_demo_commands.py), the tiny runs' (conftest.TINY) by every tiny demo run."""
+    elsewhere = {COMMON["demo"]["arch"].default, TINY["demo.arch"]}
     return [arch for arch in map(cheapest_member, families())
-            if not too_costly_to_train(arch) and arch != COMMON["demo"]["arch"].default]
+            if not too_costly_to_train(arch) and arch not in elsewhere]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
-from zoo_costs import cheapest_member, too_costly_to_compile
+from zoo_costs import cheapest_member, cost, too_costly_to_compile, traced_cost
 from zoo_helpers import (
     assert_finite_logits_and_every_gradient_nonzero,
     images,
@@ -41,6 +41,11 @@ from jaxtl.models import (
 )
 
 FLOAT32 = jnp.dtype(jnp.float32)
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_cost_table_row_is_the_traced_models(arch):
+    assert cost(arch) == traced_cost(arch), "python tests/models/zoo_costs.py writes the table anew"
 
 
 @pytest.mark.parametrize("arch", list_models())

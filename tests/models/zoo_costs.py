@@ -3,7 +3,9 @@
 The zoo tests (test_zoo.py) and the end-to-end training by config (test_config_selection.py)
 run the cheapest member of each family (`cheapest_member`): the deeper or wider members repeat
 the same code. Two numbers, read from the traced `init` (no compilation), tell what a model
-costs on the shared 2-core CI machine:
+costs on the shared 2-core CI machine (kept in zoo_costs.json, as tracing all architectures takes
+half a minute in every test process that collects them; test_zoo.py checks the table against the
+traced models and `python tests/models/zoo_costs.py` writes it anew):
   * its program's length (`Cost.equations`): compiling a backward pass takes time in proportion;
   * its parameters (`Cost.parameters`): initialising, optimising and checkpointing them.
 Measured there, CPU seconds for two demo training steps (tests/models/train_by_config.py, one
@@ -18,19 +20,29 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+import pathlib
+import sys
 
 import jax
-from zoo_helpers import traced_init
 
-from jaxtl.models import families
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # zoo_helpers, when run as a script
+from zoo_helpers import traced_init  # noqa: E402
+
+from jaxtl.models import families, list_models  # noqa: E402
+
+COST_TABLE = pathlib.Path(__file__).with_name("zoo_costs.json")
 
 MAX_EQUATIONS_TO_COMPILE = 4_000  # backward passes compiled in the tests: inception_v3 yes, densenet121 no
 MAX_PARAMETERS_TO_TRAIN = 50_000_000  # trained end to end by config: ResNet-50-sized yes, vgg16 no
-# Trained end to end by config: efficientnet yes, resnetv2 (BiT) and inception no. The loop is the
-# same for every family; what differs is the variables and random streams it carries, and the
-# families below the bound cover every kind: batch statistics (small_cnn, resnet18), dropout and
-# drop-connect streams (efficientnet), none of either (nf_resnet50, as BiT).
-MAX_EQUATIONS_TO_TRAIN = 3_000
+# Trained end to end by config: the tiny ViT and ConvNeXt yes, efficientnet, nfnet, resnetv2 (BiT)
+# and inception no (their train steps cost 30-60 s of CPU each on CI). The loop is the same for
+# every family; what differs is the variables and random streams it carries, and the runs of
+# the tests cover every kind: batch statistics (small_cnn, resnet18), a dropout stream and no
+# batch statistics (the ViT and ConvNeXt, with stochastic depth in
+# tests/training/test_converted_families.py). test_zoo.py runs the others' training-mode
+# forward and backward passes (dropout and drop-connect included).
+MAX_EQUATIONS_TO_TRAIN = 2_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,11 +63,24 @@ def _equations(jaxpr) -> int:
     return count
 
 
-@functools.cache
-def cost(arch: str) -> Cost:
+def traced_cost(arch: str) -> Cost:
+    """`arch`'s cost, from its traced `init`."""
     traced = traced_init(arch)
     return Cost(sum(leaf.size for leaf in jax.tree.leaves(traced.variables["params"])),
                 _equations(traced.jaxpr))
+
+
+@functools.cache
+def _table() -> dict[str, Cost]:
+    rows = json.loads(COST_TABLE.read_text()) if COST_TABLE.exists() else {}
+    return {arch: Cost(**row) for arch, row in rows.items()}
+
+
+def cost(arch: str) -> Cost:
+    """`arch`'s cost, as zoo_costs.json records it."""
+    if arch not in _table():
+        raise KeyError(f"{arch} has no row in {COST_TABLE}: run python {__file__}")
+    return _table()[arch]
 
 
 def cheapest_member(family: str) -> str:
@@ -90,3 +115,10 @@ def too_costly_to_train(arch: str) -> str | None:
                 f"kind of variables and random streams the loop handles; test_zoo.py or its "
                 f"family's tests run its forward and backward pass")
     return None
+
+
+if __name__ == "__main__":
+    rows = [f"{json.dumps(arch)}: {json.dumps(dataclasses.asdict(traced_cost(arch)))}"
+            for arch in list_models()]
+    COST_TABLE.write_text("{\n" + ",\n".join(rows) + "\n}\n")
+    print(f"wrote {COST_TABLE}")

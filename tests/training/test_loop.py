@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import stopped_at_first_checkpoint_then_resumed, tiny_config
+from conftest import tiny_config
 from html_pages import html_figures
 from layouts.eyepacs import eyepacs_labels, write_eyepacs
 
@@ -89,17 +89,8 @@ def test_the_report_of_a_finished_run_shows_its_figures(finished_run):
     assert f"| test | {kappa:.3f} [{low:.3f}, {high:.3f}] |" in paths["markdown"].read_text()
 
 
-def test_resume_after_interruption_continues_the_same_run(finished_run, tmp_path, monkeypatch):
-    config = tiny_config(tmp_path, overrides={"train.keep_last_checkpoint": True})
-    config.data.cache_dir = finished_run[1].data.cache_dir  # the same demo data
-    results = stopped_at_first_checkpoint_then_resumed(config, tmp_path / "workdir", monkeypatch)
-    assert (tmp_path / "workdir" / rundir.LATEST_DIR / str(results["steps"])).is_dir()  # kept
-
-    uninterrupted = [r for r in read_metrics(finished_run[0] / "workdir") if r["split"] == "train"]
-    resumed = [r for r in read_metrics(tmp_path / "workdir") if r["split"] == "train"]
-    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
-    np.testing.assert_allclose([r["loss"] for r in resumed],
-                               [r["loss"] for r in uninterrupted], rtol=1e-5)
+# Resuming after an interruption: real processes killed with kill -9 and SIGTERM resume
+# bitwise into the uninterrupted run (tests/core/test_preemption.py).
 
 
 def test_a_finished_run_is_not_trained_again(finished_run):
