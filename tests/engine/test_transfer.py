@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 from jax import lax
+from random_weights import random_variables
 
 from jaxtl import models
 from jaxtl.config import demo_settings as demo
@@ -82,19 +83,8 @@ def small_checkpoint(tmp_path, arch="resnet18", num_classes=7, channels=3):
     model = models.create_model(arch, num_outputs=num_classes)
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, channels)),
                                                train=False))
-    # Every leaf drawn (NumPy: jax.random would compile for each leaf's shape), statistics
-    # included, so that a lost or misplaced leaf changes the logits: He-normal kernels, scales
-    # and variances near 1, biases and means near 0.
-    rng = np.random.default_rng(1)
-
-    def draw(path, leaf):
-        noise = rng.standard_normal(leaf.shape, np.float32)
-        name = jax.tree_util.keystr(path)
-        if name.endswith("['kernel']"):
-            return noise * np.float32(np.sqrt(2.0 / np.prod(leaf.shape[:-1])))
-        return (1.0 if name.endswith(("['scale']", "['var']")) else 0.0) + 0.05 * noise
-
-    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    # every leaf, statistics included, so that a lost or misplaced leaf changes the logits
+    variables = random_variables(shapes, seed=1, noise=0.05)
     info = pretrained.PretrainedInfo(arch=arch, num_classes=num_classes, in_channels=channels,
                                      resolution=32, mean=(0.5,) * channels, std=(0.25,) * channels,
                                      source={"kind": "test"})

@@ -8,6 +8,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from random_weights import leaf_name, random_variables  # noqa: F401 (the zoo tests' helpers)
 
 from jaxtl.models import create_model, min_input_size
 
@@ -17,11 +18,6 @@ fast_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimizatio
 fast_jit_no_fusion = functools.partial(
     jax.jit, compiler_options={"xla_backend_optimization_level": 0,
                                "xla_cpu_use_fusion_emitters": False})
-
-
-def leaf_name(path) -> str:
-    """'backbone/conv1/kernel' for a pytree key path."""
-    return jax.tree_util.keystr(path, simple=True, separator="/")
 
 
 def op_dtypes(jaxpr, names=("conv_general_dilated", "dot_general")) -> set:
@@ -78,25 +74,6 @@ def init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):
     h, w = (size, size) if isinstance(size, int) else size
     x = jnp.zeros((1, h, w, channels), jnp.float32)
     return jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-
-
-def random_variables(shapes, seed: int = 0):
-    """Concrete variables for `shapes` from NumPy (a real `init` of a whole network costs many
-    seconds of compilation on a CPU; each family's tests check what its `init` produces):
-    He-normal (fan-in) kernels, norm scales, NF gains, LayerScale gammas and BatchNorm running
-    variances 1 (every residual branch live, unlike after `init`), biases and running means 0."""
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        name = leaf_name(path)
-        if name.endswith("kernel"):
-            std = np.sqrt(2.0 / np.prod(leaf.shape[:-1]))
-            return rng.normal(0.0, std, leaf.shape).astype(np.float32)
-        if name.endswith(("scale", "gain", "var", "gamma")):
-            return np.ones(leaf.shape, np.float32)
-        return np.zeros(leaf.shape, np.float32)
-
-    return jax.device_put(jax.tree_util.tree_map_with_path(fill, shapes))
 
 
 def timm_key_to_jaxtl(key: str, shape: tuple[int, ...],
