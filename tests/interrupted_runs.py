@@ -1,6 +1,7 @@
 """Training runs as real processes, interrupted and finished, compared bit for bit: what the
 kill -9 and SIGTERM tests share (tests/core/test_preemption.py,
-tests/training/test_converted_families.py)."""
+tests/training/test_converted_families.py). With a `Launcher` (tests/forked_runs.py) a run is
+a process forked from one that imported jaxtl already; without, a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+from forked_runs import ForkedProgram, Launcher
 
 from jaxtl.engine import transfer
 from jaxtl.workdir import files as rundir
@@ -25,12 +27,21 @@ def steps_logged(workdir: pathlib.Path) -> int:
     return sum('"split": "train"' in line for line in path.read_text().splitlines())
 
 
+def start(args: list[str], env: dict[str, str],
+          launcher: Launcher | None) -> ForkedProgram | subprocess.Popen:
+    """The run as a process: forked by `launcher`, or a fresh interpreter."""
+    if launcher is not None:
+        return launcher.start(args, env)
+    return subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
 def interrupt(args: list[str], env: dict[str, str], workdir: pathlib.Path, after_step: int,
-              delay: float, sig: int, repeat: bool = False) -> subprocess.CompletedProcess:
+              delay: float, sig: int, repeat: bool = False,
+              launcher: Launcher | None = None) -> subprocess.CompletedProcess:
     """Starts the run and sends `sig` `delay` seconds after it has logged `after_step` steps
     (or lets it end, if it ends first); with `repeat`, again every 20 ms until it ends."""
-    process = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = start(args, env, launcher)
     deadline = time.time() + 600
     while process.poll() is None and steps_logged(workdir) < after_step:
         assert time.time() < deadline, "the run made no progress"
@@ -46,9 +57,13 @@ def interrupt(args: list[str], env: dict[str, str], workdir: pathlib.Path, after
     return subprocess.CompletedProcess(args, process.returncode, "", stderr)
 
 
-def finish(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True,
-                            timeout=900)
+def finish(args: list[str], env: dict[str, str],
+           launcher: Launcher | None = None) -> subprocess.CompletedProcess:
+    if launcher is not None:
+        result = launcher.run(args, env, timeout=900)
+    else:
+        result = subprocess.run(args, check=False, env=env, cwd=REPO, capture_output=True,
+                                text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -78,12 +93,12 @@ def assert_same_run(workdir: pathlib.Path, reference: pathlib.Path) -> None:
         assert ours[key] == theirs[key], key
 
 
-def killed_after_first_checkpoint(args: list[str], env: dict[str, str],
-                                  workdir: pathlib.Path) -> subprocess.CompletedProcess:
+def killed_after_first_checkpoint(args: list[str], env: dict[str, str], workdir: pathlib.Path,
+                                  launcher: Launcher | None = None
+                                  ) -> subprocess.CompletedProcess:
     """Starts the run and kills it (SIGKILL) as soon as its first latest checkpoint is
     complete (Orbax renames its temporary folder to the step's number when it is)."""
-    process = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = start(args, env, launcher)
     latest = workdir / rundir.LATEST_DIR
     deadline = time.time() + 600
     while process.poll() is None and not (

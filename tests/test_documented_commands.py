@@ -18,8 +18,7 @@ import re
 import shlex
 
 import pytest
-
-from tests.programs import REPO, run_programs
+from programs import REPO, ProgramRun, run_programs
 
 PAGES = (REPO / "README.md", REPO / "benchmarks" / "README.md",
          *sorted((REPO / "docs").rglob("*.md")))
@@ -30,6 +29,7 @@ PROGRAM = re.compile(r"python -m (jaxtl[\w.]*)")
 BENCHMARK = re.compile(r"python (benchmarks/\w+\.py)")
 ENDS = {"&&", "||", ";", "|", ">", "2>", ">>", "&", "done"}
 LOOP = re.compile(r"for (\w+) in ([^;]+);")
+CHECKOUT = {"PYTHONPATH": str(REPO)}  # this checkout's jaxtl and benchmarks/, for each program
 
 
 def code_blocks(text: str) -> list[str]:
@@ -152,10 +152,9 @@ def test_every_documented_program_command_passes_its_check():
     commands = documented(PROGRAM)
     scripts = [(page, words) for page, words in documented(BENCHMARK)
                if uses_cli(REPO / words[1])]
-    runs = run_programs([(words[2], [*words[3:], "--check"]) for _, words in commands]
+    runs = run_programs([(words[2], [*words[3:], "--check"], CHECKOUT) for _, words in commands]
                         + [(words[1].removesuffix(".py").replace("/", "."),
-                            [*words[2:], "--check"]) for _, words in scripts],
-                        env={"PYTHONPATH": str(REPO)})  # this checkout's jaxtl and benchmarks/
+                            [*words[2:], "--check"], CHECKOUT) for _, words in scripts])
     commands += scripts
     failed = [f"{page}: {run.command}\n  exit {run.returncode}: "
               f"{(run.stderr.strip() or run.stdout.strip())[-600:]}"
@@ -163,18 +162,24 @@ def test_every_documented_program_command_passes_its_check():
     assert not failed, "\n".join(failed)
 
 
+@pytest.fixture(scope="module")
+def benchmark_help() -> dict[str, ProgramRun]:
+    """`python benchmarks/NAME.py --help` of every documented benchmark script that is no
+    jaxtl program (those run with --check above), by script, run together."""
+    scripts = sorted({words[1] for _, words in documented(BENCHMARK)
+                      if (REPO / words[1]).is_file() and not uses_cli(REPO / words[1])})
+    runs = run_programs([(str(REPO / script), ["--help"]) for script in scripts], timeout=300)
+    return dict(zip(scripts, runs, strict=True))
+
+
 @pytest.mark.parametrize("page,words", documented(BENCHMARK),
                          ids=lambda value: value if isinstance(value, str) else "")
-def test_documented_benchmark_commands_parse(page, words):
-    import subprocess
-    import sys
-
+def test_documented_benchmark_commands_parse(page, words, benchmark_help):
     script = REPO / words[1]
     assert script.is_file(), f"{page}: {words[1]} does not exist"
     if uses_cli(script):
         return  # run with --check with the programs
-    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
-                            text=True, timeout=300, cwd=REPO)
+    result = benchmark_help[words[1]]
     assert result.returncode == 0, f"{page}: {' '.join(words)} --help\n{result.stderr[-2000:]}"
     unknown = [word.split("=")[0] for word in words[2:]
                if word.startswith("--") and word.split("=")[0] not in result.stdout]
@@ -203,8 +208,8 @@ def test_check_refuses_what_the_program_would_refuse(tmp_path):
     ]
     good = ("jaxtl.main", ["--config", "configs/eyepacs.py", "--workdir", str(workdir)])
     commands = [(module, argv) for module, argv, _ in bad] + [good]
-    runs = run_programs([(module, [*argv, "--check"]) for module, argv in commands],
-                        env={"PYTHONPATH": str(REPO)}, timeout=300)
+    runs = run_programs([(module, [*argv, "--check"], CHECKOUT) for module, argv in commands],
+                        timeout=300)
     for (module, argv, expected), run in zip(bad, runs):
         assert run.returncode == 2, (module, argv, run.stdout, run.stderr)
         assert expected in run.stderr and not run.traceback, (module, argv, run.stderr)

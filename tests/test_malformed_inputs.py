@@ -206,8 +206,8 @@ CONFIG_CASES = [  # (config file, overrides, what the one line must say)
     ("eyepacs", ["--config.model.dropout=1.5"], "config.model.dropout is 1.5"),
     ("eyepacs", ["--config.data.augment=crop,blur"], "config.data.augment is 'crop,blur'"),
     ("eyepacs", ["--config.data.channels=2"], "config.data.channels is 2; EyePACS"),
-    ("eyepacs", ["--config.data.mean=(0.5,)"], "config.data.mean and config.data.std must "
-                                                "have one value per channel"),
+    ("eyepacs", ["--config.data.mean=(0.5,)"], ("config.data.mean and config.data.std must "
+                                                 "have one value per channel")),
     ("eyepacs", ["--config.data.val_fraction=0.6", "--config.data.test_fraction=0.5"],
      "config.data.val_fraction + config.data.test_fraction must be below 1"),
     ("eyepacs", ["--config.data.batch_size=0"], "config.data.batch_size is 0"),
@@ -274,6 +274,8 @@ def runs(tmp_path_factory):
             "--out", str(base / "converted")]), "weights.safetensors"),
         ("bit converter input", ("jaxtl.convert_weights.bit", [
             "--weights", str(base / "bit.npz"), "--out", str(base / "converted")]), "bit.npz"),
+        ("explain a folder that is no run", ("jaxtl.explain", [f"--workdir={eyepacs}"]),
+         f"error: {eyepacs} is not a jaxtl run folder"),
     ]
     # sweep files: one that is not there, one that sets a key no config has
     bad_sweep = base / "bad_sweep.py"

@@ -76,9 +76,10 @@ def product(*grids: Sequence[Mapping[str, Any]]) -> list[Overrides]:
             raise SweepError("product() got an empty grid: the product would have no runs")
         next_combined = []
         for left in combined:
+            left_keys = left.keys()
             for right in grid:
-                shared = sorted(set(left) & set(right))
-                if shared:
+                if not left_keys.isdisjoint(right):
+                    shared = sorted(left_keys & right.keys())
                     raise SweepError(f"product() sets {', '.join(shared)} in two of its grids; "
                                      f"set each key in one grid only")
                 next_combined.append({**left, **right})
@@ -105,6 +106,10 @@ class Sweep:
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     sources: Mapping[str, Sequence[Mapping[str, Any]]] = dataclasses.field(default_factory=dict)
     description: str = ""
+    # What planning derives from the grid alone (its keys, its runs' folder names), kept for
+    # the next plan of the same sweep: each --only slice of a million-run grid names them all.
+    derived: dict[str, Any] = dataclasses.field(default_factory=dict, init=False, repr=False,
+                                                compare=False)
 
     def __post_init__(self) -> None:
         if not self.grid:

@@ -7,11 +7,13 @@ launched: a typo in a sweep file fails at once for all runs, not one run after a
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import functools
 import hashlib
 import itertools
 import json
+import operator
 import pathlib
 import re
 import sys
@@ -41,6 +43,7 @@ NAME_ALIASES = {"data.train_per_class": "n", "data.resolution": "res", "data.bat
 UNNAMED_KEYS = (*registry.LOCATION_KEYS, "data.prepared")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=,-]+")
+_MISSING = object()  # a key a run does not set
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,20 +93,25 @@ def load_sweep(spec: str) -> Sweep:
 
 
 class ConfigLoader:
-    """Base configs by file spec; each call returns a fresh copy."""
+    """Base configs by file spec, each built once (`get_config(arg)`); each call returns a
+    fresh copy."""
 
     def __init__(self) -> None:
         self._modules: dict[str, Any] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
 
     def load(self, spec: str, needed_by: str) -> ml_collections.ConfigDict:
-        path, arg = split_spec(spec)
-        if path not in self._modules:
-            if not pathlib.Path(path).is_file():
-                raise SweepError(f"run {needed_by} uses config {path}, which does not exist; "
-                                 f"fix the sweep file, or leave those runs out with --only")
-            self._modules[path] = load_module(path)
-        config = self._modules[path].get_config(arg)
-        return ml_collections.ConfigDict(config.to_dict())  # a copy the run may change
+        if spec not in self._configs:
+            path, arg = split_spec(spec)
+            if path not in self._modules:
+                if not pathlib.Path(path).is_file():
+                    raise SweepError(f"run {needed_by} uses config {path}, which does not "
+                                     f"exist; fix the sweep file, or leave those runs out "
+                                     f"with --only")
+                self._modules[path] = load_module(path)
+            self._configs[spec] = self._modules[path].get_config(arg).to_dict()
+        # a copy the run may change, lists and all
+        return ml_collections.ConfigDict(copy.deepcopy(self._configs[spec]))
 
 
 # --- Names ------------------------------------------------------------------------------------
@@ -160,22 +168,36 @@ def _name_value(key: str, value: Any) -> str:
     return text.strip("-.") or "empty"
 
 
+class NameParts:
+    """The "key=value" text of each (key, id(value)) of the runs named so far, for naming many
+    runs whose values are shared objects (a grid's axes: a million runs share a few hundred
+    values). It holds each value too, so that no id is reused while it lives."""
+
+    def __init__(self) -> None:
+        self.texts: dict[tuple[str, int], str] = {}  # "" for a key never in folder names
+        self._held: list[Any] = []
+
+    def add(self, own: Mapping[str, Any], keys: Mapping[str, str]) -> None:
+        for key, value in own.items():
+            if (key, id(value)) not in self.texts:
+                self._held.append(value)
+                self.texts[key, id(value)] = ("" if key in UNNAMED_KEYS
+                                              else f"{keys[key]}={name_value(key, value)}")
+
+
 def run_name(own: Mapping[str, Any], keys: Mapping[str, str],
-             parts: dict[tuple[str, int], tuple[Any, str | None]] | None = None) -> str:
-    """The folder name of a run with overrides `own`. `parts`: a cache of "key=value" texts by
-    (key, id(value)) for naming many runs whose values are shared objects (a grid's axes); it
-    holds each value too, so that no id is reused while the cache lives."""
+             parts: NameParts | None = None) -> str:
+    """The folder name of a run with overrides `own`; `parts` caches the texts of its values
+    across many runs."""
     if parts is None:
-        parts = {}
-    texts = []
-    for key, value in own.items():
-        cached = parts.get((key, id(value)))
-        if cached is None:
-            text = None if key in UNNAMED_KEYS else f"{keys[key]}={name_value(key, value)}"
-            cached = parts[key, id(value)] = (value, text)
-        if cached[1] is not None:
-            texts.append(cached[1])
-    name = ",".join(texts) or "base"
+        parts = NameParts()
+    texts = parts.texts
+    try:  # one pass in C over the run's items, the common case of a grid's many runs
+        name = ",".join(filter(None, map(texts.__getitem__, zip(own, map(id, own.values())))))
+    except KeyError:
+        parts.add(own, keys)
+        name = ",".join(filter(None, map(texts.__getitem__, zip(own, map(id, own.values())))))
+    name = name or "base"
     if len(name) > MAX_NAME_LENGTH:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]
         name = name[:MAX_NAME_LENGTH - 11] + "-" + digest
@@ -339,44 +361,40 @@ def _uncached_matches(key: str, value: Any, wanted: str) -> bool:
 
 
 def _select(grid: Sequence[Mapping[str, Any]], names: Sequence[str], sources: list[PlannedRun],
-            filters: dict[str, list[str]]) -> tuple[list[int], list[str]]:
-    """The indices of the grid runs (named `names`) the filters keep, and the source names they
-    select by run=NAME."""
+            filters: dict[str, list[str]], keys: Sequence[str]) -> tuple[list[int], list[str]]:
+    """The indices of the grid runs (named `names`, setting `keys`) the filters keep, and the
+    source names they select by run=NAME."""
     if not filters:
         return list(range(len(grid))), []
-    known = set(itertools.chain.from_iterable(grid))
+    known = set(keys)
     unknown = [key for key in filters if key != "run" and key not in known]
     if unknown:
         raise SweepError(f"--only {', '.join(unknown)}: no run of the sweep sets "
                          f"{'it' if len(unknown) == 1 else 'them'}; keys you can filter on: "
                          f"run, {', '.join(sorted(known))}")
     wanted_names = set(filters.get("run", []))
-    unknown_names = [name for name in filters.get("run", [])
-                     if name not in set(names) | {run.name for run in sources}]
+    all_names = set(names) | {run.name for run in sources} if wanted_names else set()
+    unknown_names = [name for name in filters.get("run", []) if name not in all_names]
     if unknown_names:
         raise SweepError(f"--only run={unknown_names[0]}: the sweep has no run of that name; "
                          f"python -m jaxtl.sweep ... --dry-run lists them")
     source_names = [run.name for run in sources if run.name in wanted_names]
-    key_filters = {key: values for key, values in filters.items() if key != "run"}
-    # Whether a value passes its key's filter, by (key, id(value)): a grid's runs share their
-    # axes' value objects; each value is held so that its id is not reused.
-    verdicts: dict[tuple[str, int], tuple[Any, bool]] = {}
-
-    def kept_by_filters(own: Mapping[str, Any]) -> bool:
-        for key, values in key_filters.items():
-            if key not in own:
-                return False
-            value = own[key]
-            verdict = verdicts.get((key, id(value)))
-            if verdict is None:
-                verdict = verdicts[key, id(value)] = (
-                    value, any(_matches(key, value, wanted) for wanted in values))
-            if not verdict[1]:
-                return False
-        return True
-
-    kept = [index for index, own in enumerate(grid)
-            if (not wanted_names or names[index] in wanted_names) and kept_by_filters(own)]
+    kept: Sequence[int] = range(len(grid))
+    if wanted_names:
+        kept = [index for index, name in enumerate(names) if name in wanted_names]
+    # One key at a time over the runs the previous keys kept, each run's value looked up in C;
+    # a value's verdict is found once per distinct object (a grid's runs share their axes'
+    # value objects, which `found` holds while their ids are used).
+    for key, values in filters.items():
+        if key == "run":
+            continue
+        found = list(map(operator.methodcaller("get", key, _MISSING),
+                         map(grid.__getitem__, kept)))
+        verdicts = {ident: value is not _MISSING
+                    and any(_matches(key, value, wanted) for wanted in values)
+                    for ident, value in dict(zip(map(id, found), found)).items()}
+        kept = list(itertools.compress(kept, map(verdicts.__getitem__, map(id, found))))
+    kept = list(kept)
     if not kept and not source_names:
         raise SweepError(f"--only {' '.join(f'{k}={v}' for k, vs in filters.items() for v in vs)}"
                          f" selects no run; python -m jaxtl.sweep ... --dry-run lists them all")
@@ -405,14 +423,29 @@ def _ordered(runs: dict[str, PlannedRun]) -> list[PlannedRun]:
     return order
 
 
+def grid_keys(sweep: Sweep) -> list[str]:
+    """The keys the runs of the sweep's grid set, in order of appearance."""
+    if "keys" not in sweep.derived:
+        sweep.derived["keys"] = list(dict.fromkeys(itertools.chain.from_iterable(sweep.grid)))
+    return sweep.derived["keys"]
+
+
+def grid_names(sweep: Sweep) -> list[str]:
+    """The folder names of the runs of the sweep's grid, checked to be unique."""
+    if "names" not in sweep.derived:
+        keys = short_keys(grid_keys(sweep))
+        parts = NameParts()  # "key=value" texts, built once
+        names = [run_name(own, keys, parts) for own in sweep.grid]
+        _check_unique(names, "grid")
+        sweep.derived["names"] = names
+    return sweep.derived["names"]
+
+
 def plan(sweep: Sweep, sweep_dir: pathlib.Path, only: Sequence[str] = ()) -> list[PlannedRun]:
     """The runs to do, dependencies first. Raises SweepError / ConfigError for any problem."""
     sweep_dir = pathlib.Path(sweep_dir).resolve()
     loader = ConfigLoader()
-    keys = short_keys(itertools.chain.from_iterable(sweep.grid))
-    parts: dict[tuple[str, int], tuple[Any, str | None]] = {}  # "key=value" texts, built once
-    names = [run_name(own, keys, parts) for own in sweep.grid]
-    _check_unique(names, "grid")
+    names = grid_names(sweep)
 
     sources: list[PlannedRun] = []
     unavailable: list[str] = []  # sources that cannot be built: an error only where needed
@@ -431,9 +464,10 @@ def plan(sweep: Sweep, sweep_dir: pathlib.Path, only: Sequence[str] = ()) -> lis
     source_run_names = {run.name for run in sources}
     # The grid's names are unique already: a clash is between sources or with a grid run.
     _check_unique([run.name for run in sources]
-                  + [name for name in names if name in source_run_names], "source and grid")
+                  + list(source_run_names.intersection(names)), "source and grid")
 
-    kept, source_names = _select(sweep.grid, names, sources, parse_only(only))
+    kept, source_names = _select(sweep.grid, names, sources, parse_only(only),
+                                 grid_keys(sweep))
     selected = [_Candidate(names[index], GRID, str(sweep.grid[index].get(CONFIG_KEY, sweep.config)),
                            dict(sweep.grid[index])) for index in kept]
     runs = {run.name: resolve(run, sweep, sweep_dir, loader) for run in selected}
@@ -460,12 +494,12 @@ def plan(sweep: Sweep, sweep_dir: pathlib.Path, only: Sequence[str] = ()) -> lis
 
 
 def _check_unique(names: list[str], what: str) -> None:
-    seen, clashes = set(), set()
-    for name in names:
-        (clashes if name in seen else seen).add(name)
-    if clashes:
+    unique = set(names)
+    if len(unique) < len(names):
+        seen: set[str] = set()
+        clashes = {name for name in names if name in seen or seen.add(name)}
         raise SweepError(f"two {what} runs share a folder name ({', '.join(sorted(clashes))}): "
                          f"each run needs overrides that tell it apart")
-    reserved = [name for name in names if name in RESERVED_NAMES]
-    if reserved:
+    if not unique.isdisjoint(RESERVED_NAMES):
+        reserved = [name for name in names if name in RESERVED_NAMES]
         raise SweepError(f"run name {reserved[0]!r} is reserved for the sweep's own files")

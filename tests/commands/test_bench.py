@@ -63,11 +63,10 @@ def test_the_documented_bench_follows_the_demo_settings_in_under_two_minutes(tmp
 
 @pytest.mark.slow
 def test_bench_takes_any_architecture_and_can_skip_the_pipeline(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "jaxtl.commands.bench", "--config", "configs/eyepacs.py",
-         "--steps", "1", "--pipeline_batches", "0", f"--config.data.cache_dir={tmp_path}",
-         *SMALL_DEMO_DATA, "--config.demo.arch=small_cnn", "--config.demo.resolution=16",
-         "--config.demo.batch_size=2"], capture_output=True, text=True, timeout=600)
+    (result,) = run_programs([("jaxtl.commands.bench", [
+        "--config", "configs/eyepacs.py", "--steps", "1", "--pipeline_batches", "0",
+        f"--config.data.cache_dir={tmp_path}", *SMALL_DEMO_DATA, "--config.demo.arch=small_cnn",
+        "--config.demo.resolution=16", "--config.demo.batch_size=2"])], timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = _figures(result.stdout)
     assert figures["arch"] == "small_cnn" and figures["timed_steps"] == 1

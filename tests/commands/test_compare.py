@@ -4,11 +4,9 @@ metrics, and the program's table and errors."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from programs import run_programs
 from scipy.special import expit
 
 from jaxtl.core import tasks
@@ -88,12 +86,11 @@ def test_the_program_prints_the_table_and_one_line_errors(tmp_path):
     a = write_run(tmp_path / "init=pre,n=10,seed=0", 2.0)[0]
     a2 = write_run(tmp_path / "init=pre,n=10,seed=1", 2.0)[0]
     b = write_run(tmp_path / "init=none,n=10,seed=0", 0.5)[0]
-    command = [sys.executable, "-m", "jaxtl.commands.compare", f"{a}:{a2}", str(b), "--samples", "50",
-               "--metrics", "mean_ap,auroc/y"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    argv = [f"{a}:{a2}", str(b), "--samples", "50", "--metrics", "mean_ap,auroc/y"]
+    done, failed = run_programs([("jaxtl.commands.compare", argv),
+                                 ("jaxtl.commands.compare", [argv[0], str(tmp_path / "missing")])])
+    assert done.returncode == 0, done.stderr[-3000:]
     assert "A - B" in done.stdout and "auroc/y" in done.stdout
     assert f"{CLUSTERED_DELONG} ({N // 2} patients" in done.stdout
     assert f"A: {a}, {a2}\nB: {b}\n" in done.stdout
-    failed = subprocess.run(command[:4] + [str(tmp_path / "missing")], capture_output=True,
-                            text=True, check=False)
     assert failed.returncode == 2 and failed.stderr.startswith("error: ")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 from conftest import tiny_config
+from programs import run_programs
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 from sklearn.pipeline import make_pipeline
@@ -141,10 +139,9 @@ def test_a_label_with_one_class_gets_its_smoothed_prior_and_absent_classes_get_n
 
 
 def test_command_line_reports_a_bad_config_in_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "jaxtl.commands.features", "--config", "configs/eyepacs.py",
-         "--workdir", str(tmp_path / "w"), "--config.probe.c_values=()"],
-        capture_output=True, text=True, timeout=300, cwd=pathlib.Path(__file__).parents[2])
+    (result,) = run_programs([("jaxtl.commands.features", [
+        "--config", "configs/eyepacs.py", "--workdir", str(tmp_path / "w"),
+        "--config.probe.c_values=()"])], timeout=300)
     assert result.returncode == 2
     assert "config.probe.c_values is (); give at least one C" in result.stderr
 

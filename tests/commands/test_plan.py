@@ -6,8 +6,7 @@ import importlib.util
 import json
 
 import pytest
-
-from tests.programs import run_programs
+from programs import run_programs
 
 DEMO = ["--config", "configs/eyepacs.py", "--config.demo.arch=small_cnn",
         "--config.demo.resolution=16", "--config.demo.batch_size=16",

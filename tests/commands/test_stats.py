@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from conftest import config_of
 from layouts.chest import chexpert_row, write_chexpert
+from programs import run_programs
 
 from jaxtl.commands import stats
 from jaxtl.data import loading
@@ -36,11 +35,10 @@ def test_counts_per_split_and_label_by_hand(tmp_path):
 
 
 def test_command_prints_json_for_the_demo_data(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "jaxtl.commands.stats", "--config", "configs/cxr14.py", "--json",
-         f"--config.data.cache_dir={tmp_path}", "--config.demo.num_patients=30",
-         "--config.demo.image_size=32", "--config.data.task=all"],
-        capture_output=True, text=True, timeout=300)
+    (result,) = run_programs([("jaxtl.commands.stats", [
+        "--config", "configs/cxr14.py", "--json", f"--config.data.cache_dir={tmp_path}",
+        "--config.demo.num_patients=30", "--config.demo.image_size=32",
+        "--config.data.task=all"])], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     output = json.loads(result.stdout)
     assert output["demo"] is True and len(output["label_names"]) == 14
@@ -50,9 +48,8 @@ def test_command_prints_json_for_the_demo_data(tmp_path):
 
 
 def test_command_reports_a_bad_root_in_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "jaxtl.commands.stats", "--config", "configs/chexpert.py",
-         f"--config.data.root={tmp_path / 'nowhere'}"],
-        capture_output=True, text=True, timeout=120)
+    (result,) = run_programs([("jaxtl.commands.stats", [
+        "--config", "configs/chexpert.py", f"--config.data.root={tmp_path / 'nowhere'}"])],
+        timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: CheXpert root")

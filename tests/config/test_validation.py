@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from conftest import config_of
 from programs import run_programs
@@ -95,10 +92,10 @@ def test_parse_augment():
 
 
 def run_main(tmp_path, *overrides):
-    return subprocess.run(
-        [sys.executable, "-m", "jaxtl.main", "--config", "configs/eyepacs.py",
-         "--workdir", str(tmp_path / "run"), *overrides],
-        capture_output=True, text=True, timeout=120)
+    (run,) = run_programs([("jaxtl.main", ["--config", "configs/eyepacs.py",
+                                           "--workdir", str(tmp_path / "run"), *overrides])],
+                          timeout=120)
+    return run
 
 
 def test_command_line_bad_value_fails_before_anything_runs(tmp_path):

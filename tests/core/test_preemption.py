@@ -1,7 +1,9 @@
 """Real processes killed at random moments resume into exactly the run that was not
 interrupted: kill -9 (with 2 Grain worker processes, against the reference run that decoded in
 the main process) and SIGTERM (a checkpoint at the next step, exit code 143; resumed without
-workers). Parameters and predictions are compared bit for bit.
+workers). Parameters and predictions are compared bit for bit. The interrupted runs are processes
+forked from one that imported jaxtl once (tests/forked_runs.py); the reference run, whose
+printed lines are checked, is a fresh interpreter.
 
 The run has on every training option that carries state or random draws across a resume and
 that small_cnn takes: RandAugment, random erasing, mixup and cutmix with label smoothing, the
@@ -20,6 +22,7 @@ import sys
 
 import numpy as np
 import pytest
+from forked_runs import Launcher
 from interrupted_runs import assert_same_run, finish, interrupt, steps_logged
 from programs import other_libraries_info
 
@@ -56,6 +59,12 @@ def cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def launcher(cache):
+    with Launcher(environment(cache)) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
 def reference_run(tmp_path_factory, cache):
     """The run that is never interrupted (no worker processes), and what it printed (piped)."""
     workdir = tmp_path_factory.mktemp("reference") / "run"
@@ -83,7 +92,7 @@ def test_a_piped_run_prints_plain_lines_and_no_other_librarys_info(reference_run
 
 
 def test_kill_9_at_random_moments_then_resume_is_the_uninterrupted_run(tmp_path, cache,
-                                                                      reference):
+                                                                      reference, launcher):
     # With worker processes: their input position is restored too, and the reference run
     # decodes in the main process, so the two ways of reading give the same batches. Resuming
     # without workers is the SIGTERM test's.
@@ -94,22 +103,23 @@ def test_kill_9_at_random_moments_then_resume_is_the_uninterrupted_run(tmp_path,
     for _ in range(kills):
         reached = steps_logged(workdir)
         killed = interrupt(args, env, workdir, reached + 1, rng.uniform(0.0, 1.0),
-                           signal.SIGKILL)
+                           signal.SIGKILL, launcher=launcher)
         assert killed.returncode in (-signal.SIGKILL, 0), killed.stderr[-3000:]
-    finished = finish(args, env)
+    finished = finish(args, env, launcher)
     assert_same_run(workdir, reference)
     # with worker processes too, the run's evaluation passes and its end leave no shared memory
     assert "leaked shared_memory" not in finished.stderr
 
 
 def test_sigterm_saves_the_next_step_and_resumes_into_the_uninterrupted_run(
-        tmp_path, cache, reference):
+        tmp_path, cache, reference, launcher):
     """SIGTERM repeated every 20 ms until the run has exited, as schedulers repeat it and as a
     sweep killed with kill -9 sends it (PR_SET_PDEATHSIG: one for each of the sweep's threads
     as they exit): the first asks for the checkpoint, the others wait for it."""
     workdir = tmp_path / "run"
     args, env = command(workdir, 0), environment(cache)
-    stopped = interrupt(args, env, workdir, 3, 0.0, signal.SIGTERM, repeat=True)
+    stopped = interrupt(args, env, workdir, 3, 0.0, signal.SIGTERM, repeat=True,
+                        launcher=launcher)
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     line = [text for text in stopped.stderr.splitlines() if text.startswith("error: ")]
     assert len(line) == 1 and "stopped by SIGTERM after step" in line[0], stopped.stderr[-2000:]
@@ -117,5 +127,5 @@ def test_sigterm_saves_the_next_step_and_resumes_into_the_uninterrupted_run(
     assert (workdir / rundir.LATEST_DIR / str(step)).is_dir()  # saved at that very step
     assert not (workdir / rundir.LOCK_FILE).exists()
     assert "Traceback" not in stopped.stderr
-    finish(args, env)
+    finish(args, env, launcher)
     assert_same_run(workdir, reference)

@@ -1,6 +1,8 @@
-"""Prints the losses of a few train steps as JSON; run under different device counts.
+"""Prints, as JSON, the losses of a few train steps on a mesh of one device and on one of four;
+run with four devices (one process compiles both: a second process would import JAX and jaxtl
+again for the same answer).
 
-Used by test_steps.py: XLA_FLAGS=--xla_force_host_platform_device_count=N python sharded_losses.py
+Used by test_steps.py: XLA_FLAGS=--xla_force_host_platform_device_count=4 python sharded_losses.py
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from jaxtl.data import pipeline
 from jaxtl.engine import steps
 
 
-def main() -> None:
+def losses_on(devices: list[jax.Device]) -> dict:
+    """A few train steps of small_cnn on a mesh of `devices`, from the same seed and batches."""
     config = load_config(str(pathlib.Path(__file__).parents[2] / "configs" / "eyepacs.py"))
     config.model.arch = "small_cnn"  # convolutions and BatchNorm, compiled in seconds
     config.optim.lr, config.optim.schedule = 0.05, "flat"
     model = models.create_model("small_cnn", num_outputs=5, head="mlp_128", dropout=0.0)
     tx = optim.make_optimizer(config, steps_per_epoch=10, total_steps=100).tx
-    mesh = steps.make_mesh()
+    mesh = steps.make_mesh(devices)
     layout = pipeline.Layout.from_mesh(mesh)
     state = steps.init_state(model, tx, seed=0, image_shape=(32, 32, 3), mesh=mesh)
     task = tasks.multiclass([str(grade) for grade in range(5)])
@@ -39,10 +42,13 @@ def main() -> None:
         state, metrics = train_step(state, batch)
         losses.append(float(metrics["loss"]))
     shards = {str(s.device) for s in batch["image"].addressable_shards}
-    print(json.dumps({"devices": len(jax.devices()), "losses": losses,
-                      "batch_shards": len(shards),
-                      "bn_mean": float(np.asarray(jax.tree_util.tree_leaves(
-                          state.batch_stats)[0]).sum())}))
+    return {"devices": mesh.devices.size, "losses": losses, "batch_shards": len(shards),
+            "bn_mean": float(np.asarray(jax.tree_util.tree_leaves(state.batch_stats)[0]).sum())}
+
+
+def main() -> None:
+    print(json.dumps({"process_devices": len(jax.devices()),
+                      "one": losses_on(jax.devices()[:1]), "four": losses_on(jax.devices()[:4])}))
 
 
 if __name__ == "__main__":

@@ -45,10 +45,12 @@ def write_base(folder: pathlib.Path, seed: int = 0) -> pathlib.Path:
 
 
 def lora_config(folder: pathlib.Path, base: pathlib.Path):
+    """One epoch of 8 steps, a checkpoint every 2: the stopped run resumes mid-epoch."""
     return tiny_config(folder, "eyepacs", {
         "model.arch": ARCH, "demo.arch": ARCH, "model.init": str(base),
         "train.adapter": "lora", "lora.rank": RANK, "lora.alpha": 8.0,
-        "optim.name": "adamw", "optim.lr": 1e-3})
+        "optim.name": "adamw", "optim.lr": 1e-3, "demo.epochs": 1,
+        "train.checkpoint_every_steps": 2})
 
 
 @pytest.fixture(scope="module")
@@ -202,8 +204,8 @@ def test_a_run_without_adapters_exports_as_it_is(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"finetune.strategy": "linear_probe"}, r"train.adapter is 'lora' but finetune.strategy "
-                                            r"is 'linear_probe'"),
+    ({"finetune.strategy": "linear_probe"}, (r"train.adapter is 'lora' but finetune.strategy "
+                                             r"is 'linear_probe'")),
     ({"model.init": ""}, r"train.adapter is 'lora' but model.init is empty"),
     ({"finetune.stage_lr_multipliers": (1.0, 1.0, 1.0, 2.0)},  # small_cnn: 4 stages
      r"train.adapter is 'lora' but finetune.stage_lr_multipliers is set"),

@@ -77,7 +77,7 @@ def test_largest_true_finds_the_boundary_as_a_scan_would(last_true):
 
 
 def test_all_reduce_and_float32_contraction_counts_of_hlo_text():
-    hlo = "\n".join([
+    lines = [
         "  %a = bf16[8,4]{1,0} parameter(0)",
         "  %b = bf16[4,2]{1,0} parameter(1)",
         "  %c = f32[4,2]{1,0} parameter(2)",
@@ -87,7 +87,8 @@ def test_all_reduce_and_float32_contraction_counts_of_hlo_text():
         "  %all-reduce.4 = (f32[64]{0}, f32[64]{0}) all-reduce(%x, %y), channel_id=2",
         "  %all-reduce-start.5 = f32[8]{0} all-reduce-start(%z), channel_id=3",
         "  %all-reduce-done.5 = f32[8]{0} all-reduce-done(%all-reduce-start.5)",
-        "  %g = f32[64]{0} get-tuple-element(%all-reduce.4), index=0"])
+        "  %g = f32[64]{0} get-tuple-element(%all-reduce.4), index=0"]
+    hlo = "\n".join(lines)
     assert projection.all_reduces(hlo) == 2
     found = projection.float32_contractions(hlo)
     assert [line.split(" = ")[0] for line in found] == ["%convolution.2", "%dot.3"]
@@ -153,16 +154,36 @@ def compiled_train_step(topology_name: str, arch: str, folder):
     return topology, per_chip, built.state, batch, figures
 
 
-@pytest.fixture(scope="module", params=["v5e:2x4", "v4:2x2x1"])
-def compiled_resnet18(request, tmp_path_factory):
-    return compiled_train_step(request.param, "resnet18", tmp_path_factory.mktemp("plan"))
+# Each compile for a topology costs tens of seconds (more than the rest of this module): ResNet-18
+# on v5e (one device a chip), the tiny ViT on v4 (two TensorCores a chip, so every per-chip
+# figure is twice the per-device one), each compiled once for all the tests below.
+@pytest.fixture(scope="module")
+def compiled_resnet18(tmp_path_factory):
+    return compiled_train_step("v5e:2x4", "resnet18", tmp_path_factory.mktemp("plan"))
+
+
+@pytest.fixture(scope="module")
+def compiled_vit(tmp_path_factory):
+    return compiled_train_step("v4:2x2x1", "test_vit", tmp_path_factory.mktemp("plan"))
 
 
 @needs_libtpu
-def test_the_train_step_compiles_for_the_topologys_chips(compiled_resnet18):
-    topology, per_chip, _, _, figures = compiled_resnet18
-    assert per_chip == {"v5e": 1, "v4": 2}[topology.chip.name]  # v4: two TensorCores a chip
+@pytest.mark.parametrize(("compiled", "chip", "devices_a_chip"),
+                         [("compiled_resnet18", "v5e", 1), ("compiled_vit", "v4", 2)])
+def test_the_train_step_compiles_for_the_topologys_chips(request, compiled, chip,
+                                                          devices_a_chip):
+    topology, per_chip, state, batch, figures = request.getfixturevalue(compiled)
+    assert topology.chip.name == chip and per_chip == devices_a_chip
     assert figures.images == PER_CHIP and figures.hlo
+    # what fits any model's step, per chip (ResNet-18's exact sizes: the test below)
+    state_bytes = per_chip * projection.per_device_bytes(state)
+    batch_bytes = per_chip * projection.per_device_bytes(batch)
+    assert batch_bytes == PER_CHIP * (RESOLUTION ** 2 * 3 + 4 + 1 + 6 * 4)  # uint8, label,
+    # valid, warp
+    assert state_bytes + batch_bytes <= figures.argument_bytes
+    assert figures.alias_bytes >= 0.95 * state_bytes  # the old state is donated
+    assert figures.argument_bytes + figures.temp_bytes <= figures.memory_bytes
+    assert figures.memory_bytes < 0.1 * topology.chip.hbm_bytes
 
 
 @needs_libtpu
@@ -199,6 +220,25 @@ def test_flops_per_image_are_resnet18s_convolutions_and_the_warps(compiled_resne
     assert warp.flops > 0
     assert figures.flops / figures.images == pytest.approx(
         resnet18_train_conv_flops(RESOLUTION) + warp.flops / warp.images, rel=0.03)
+
+
+@needs_libtpu
+def test_flops_per_image_count_every_device_of_the_chip():
+    """The compiler's FLOPs are per device: a v4 chip's two TensorCores each take half the
+    chip's images, so per image the chip does what one device does (here a matmul of each
+    image's 256 features, 2 x 256 x 128 FLOPs, as ResNet-18's convolutions above on v5e)."""
+    for name in ("v5e:2x4", "v4:2x2x1"):
+        topology = chips.parse_topology(name)
+        devices = projection.topology_devices(topology)
+        mesh = steps.make_mesh(devices)
+        images = jax.ShapeDtypeStruct((PER_CHIP * topology.chips, 256), jnp.bfloat16,
+                                      sharding=jax.sharding.NamedSharding(
+                                          mesh, jax.sharding.PartitionSpec("data")))
+        weights = jax.ShapeDtypeStruct((256, 128), jnp.bfloat16,
+                                       sharding=steps.replicated(mesh))
+        figures = projection.compile_figures(jax.jit(jnp.matmul), (images, weights),
+                                             projection.devices_per_chip(devices), PER_CHIP)
+        assert figures.flops / figures.images == 2 * 256 * 128, name
 
 
 @needs_libtpu
@@ -240,11 +280,8 @@ def test_a_float32_matmul_is_found_and_a_bfloat16_one_is_not():
 
 
 @needs_libtpu
-def test_a_tiny_vits_step_compiles_in_bfloat16_with_no_collective_per_layer(tmp_path):
-    # one topology: the ResNet-18 step above runs both (one and two devices a chip)
-    topology, per_chip, _, _, figures = compiled_train_step("v5e:2x4", "test_vit", tmp_path)
-    assert figures.images == PER_CHIP and per_chip == 1
-    assert figures.memory_bytes < 0.1 * topology.chip.hbm_bytes
+def test_a_tiny_vits_step_compiles_in_bfloat16_with_no_collective_per_layer(compiled_vit):
+    *_, figures = compiled_vit
     # float32 contractions: the head's (forward and its two gradients) and the resampling of
     # the float32 position embeddings to this resolution's patch grid (models/vit.py), forward
     # and backward; every matmul of the blocks runs in bfloat16

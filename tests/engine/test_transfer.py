@@ -91,8 +91,21 @@ def small_checkpoint(tmp_path, arch="resnet18", num_classes=7, channels=3):
     return pretrained.save_pretrained(tmp_path / "ckpt", info, variables), model, variables
 
 
-def test_pretrained_round_trip_gives_the_same_logits(tmp_path):
-    path, model, variables = small_checkpoint(tmp_path)
+@pytest.fixture(scope="module")
+def resnet18_checkpoint(tmp_path_factory):
+    """small_checkpoint's ResNet-18, written once for the tests that only read it."""
+    return small_checkpoint(tmp_path_factory.mktemp("resnet18"))
+
+
+def fresh_variables(model, channels: int, seed: int = 0):
+    """`model`'s variables for 32 px images of `channels` channels, drawn with NumPy (an eager
+    `init` of ResNet-18 costs seconds; what load_into keeps or replaces is all that counts)."""
+    return random_variables(jax.eval_shape(lambda: model.init(
+        jax.random.key(0), jnp.zeros((1, 32, 32, channels)), train=False)), seed=seed)
+
+
+def test_pretrained_round_trip_gives_the_same_logits(resnet18_checkpoint):
+    path, model, variables = resnet18_checkpoint
     loaded_model, loaded = transfer.load(path)
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 32, 32, 3)), jnp.float32)
     apply = jax.jit(lambda v, x: model.apply(v, x, train=False)[0])  # the same module twice
@@ -104,8 +117,8 @@ def test_pretrained_round_trip_gives_the_same_logits(tmp_path):
     assert pretrained.read_info(path).std == (0.25,) * 3
 
 
-def test_load_with_fewer_channels_equals_the_rgb_model_on_grey(tmp_path):
-    path, model, variables = small_checkpoint(tmp_path)
+def test_load_with_fewer_channels_equals_the_rgb_model_on_grey(resnet18_checkpoint):
+    path, model, variables = resnet18_checkpoint
     grey_model, grey_variables = transfer.load(path, in_channels=1)
     g = jnp.asarray(grey(1, size=32))
     np.testing.assert_allclose(grey_model.apply(grey_variables, g, train=False)[0],
@@ -113,10 +126,10 @@ def test_load_with_fewer_channels_equals_the_rgb_model_on_grey(tmp_path):
                                rtol=1e-4, atol=1e-4)
 
 
-def test_load_into_drops_the_head_and_adapts_the_first_conv(tmp_path):
-    path, _, saved = small_checkpoint(tmp_path)
-    model = models.create_model("resnet18", num_outputs=2, head="mlp_128")
-    fresh = model.init(jax.random.key(5), jnp.zeros((1, 32, 32, 10)), train=False)
+def test_load_into_drops_the_head_and_adapts_the_first_conv(resnet18_checkpoint):
+    path, _, saved = resnet18_checkpoint
+    fresh = fresh_variables(models.create_model("resnet18", num_outputs=2, head="mlp_128"), 10,
+                            seed=5)
     merged = transfer.load_into(path, fresh, in_channels=10)
     backbone = saved["params"]["backbone"]
     expected, _ = transfer.adapt_input_kernel(np.asarray(backbone["conv1"]["kernel"]), 10)
@@ -129,10 +142,9 @@ def test_load_into_drops_the_head_and_adapts_the_first_conv(tmp_path):
                                   fresh["params"]["head"]["hidden_0"]["kernel"])
 
 
-def test_load_into_without_in_channels_reports_the_channel_mismatch(tmp_path):
-    path, _, _ = small_checkpoint(tmp_path)
-    fresh = models.create_model("resnet18", num_outputs=2).init(
-        jax.random.key(0), jnp.zeros((1, 32, 32, 1)), train=False)
+def test_load_into_without_in_channels_reports_the_channel_mismatch(resnet18_checkpoint):
+    path, _, _ = resnet18_checkpoint
+    fresh = fresh_variables(models.create_model("resnet18", num_outputs=2), 1)
     with pytest.raises(TransferError, match=r"mis-shaped \(1\): params/backbone/conv1/kernel "
                                             r"\(7, 7, 3, 64\) -> \(7, 7, 1, 64\)"):
         transfer.load_into(path, fresh)
@@ -140,8 +152,7 @@ def test_load_into_without_in_channels_reports_the_channel_mismatch(tmp_path):
 
 def test_load_into_another_architecture_lists_missing_and_unexpected(tmp_path):
     path, _, _ = small_checkpoint(tmp_path, arch="resnet34")
-    fresh = models.create_model("resnet18", num_outputs=2).init(
-        jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+    fresh = fresh_variables(models.create_model("resnet18", num_outputs=2), 3)
     with pytest.raises(TransferError, match=r"unexpected \(\d+\): params/backbone/layer1_2"):
         transfer.load_into(path, fresh, in_channels=3)
 

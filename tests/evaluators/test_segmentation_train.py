@@ -22,6 +22,12 @@ from jaxtl.workdir import pretrained
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory):
+    """One CoNSeP demo dataset (written once) for the module's runs."""
+    return tmp_path_factory.mktemp("demo")
+
+
 def pretrained_small_cnn(folder):
     """A converted-checkpoint folder of a small_cnn classifier, its variables drawn with NumPy."""
     model = models.create_model("small_cnn", num_outputs=7)
@@ -42,9 +48,9 @@ def pretrained_small_cnn(folder):
     return pretrained.save_pretrained(folder, info, variables), variables
 
 
-def test_tiny_segmentation_run_from_a_checkpoint_with_a_frozen_encoder(tmp_path):
+def test_tiny_segmentation_run_from_a_checkpoint_with_a_frozen_encoder(tmp_path, demo_cache):
     checkpoint, start = pretrained_small_cnn(tmp_path / "ckpt")
-    config = tiny_config(tmp_path, "consep_seg", {"finetune.strategy": "linear_probe",
+    config = tiny_config(demo_cache, "consep_seg", {"finetune.strategy": "linear_probe",
                                                   "model.init": str(checkpoint)})
     workdir = tmp_path / "run"
     results = train.train_and_evaluate(config, workdir)
@@ -102,13 +108,13 @@ def _at(tree, path):
 
 
 @pytest.mark.parametrize("arch", ["test_vit", "test_convnext"])
-def test_vit_and_convnext_encoders_train_and_learn_a_little(tmp_path, arch):
+def test_vit_and_convnext_encoders_train_and_learn_a_little(tmp_path, demo_cache, arch):
     """configs/consep_seg.py with model.arch test_vit (a pyramid from four blocks) or
     test_convnext (its stage maps), from random weights: six steps on 32 px crops lower the
     training loss, and the whole tiles are scored."""
     import json
 
-    config = tiny_config(tmp_path, "consep_seg", {"model.arch": arch, "demo.arch": arch,
+    config = tiny_config(demo_cache, "consep_seg", {"model.arch": arch, "demo.arch": arch,
                                                   "consep_seg.crops_per_tile": 8,
                                                   "train.log_every_steps": 1})
     results = train.train_and_evaluate(config, tmp_path / "run")

@@ -39,7 +39,8 @@ def explained(tmp_path_factory):
     assert not (workdir / rundir.LATEST_DIR).exists()  # explained from best/ alone
     command = subprocess.run([sys.executable, "-m", "jaxtl.explain", f"--workdir={workdir}",
                               "--split=train",
-                              f"--images={IMAGES}"], capture_output=True, text=True, timeout=300)
+                              f"--images={IMAGES}"], capture_output=True, text=True, timeout=300,
+                             check=False)
     assert command.returncode == 0, command.stderr[-2000:]
     return workdir, config, command.stdout
 
@@ -128,14 +129,10 @@ def test_integrated_gradients_of_named_images(explained):
     assert json.loads((folder / "localisation.json").read_text())["images"] == 2
 
 
-def test_user_errors(explained, tmp_path):
+def test_user_errors(explained):
+    # `python -m jaxtl.explain --workdir` of a folder that is no run: exit 2, one line, no
+    # traceback (a case of tests/test_malformed_inputs.py, with the other programs' inputs)
     workdir, _, _ = explained
-    command = subprocess.run([sys.executable, "-m", "jaxtl.explain", f"--workdir={tmp_path}"],
-                             capture_output=True, text=True, timeout=120)
-    assert command.returncode == 2
-    assert command.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path} is not a jaxtl "
-                                                              f"run folder")
-    assert "Traceback" not in command.stderr
     with pytest.raises(UserError, match="'Grade 9' is not one of the task's classes"):
         explain(workdir, Request(targets=("Grade 9",)))
     with pytest.raises(UserError, match="not in the test split: nobody_left"):

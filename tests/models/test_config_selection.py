@@ -26,11 +26,12 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY, config_of
+from programs import run_programs
 from zoo_costs import cheapest_member, too_costly_to_train
 
 from jaxtl.config import demo_settings as demo
-from jaxtl.config.base import COMMON
 from jaxtl.config import validation as configuration
+from jaxtl.config.base import COMMON
 from jaxtl.core.errors import ConfigError
 from jaxtl.models import families, list_models, min_input_size
 
@@ -95,12 +96,11 @@ def test_too_small_data_resolution_with_a_root_is_a_config_error():
 
 
 def test_command_line_reports_a_too_small_resolution_before_any_work(tmp_path):
-    env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"))
-    result = subprocess.run(
-        [sys.executable, "-m", "jaxtl.main", "--config", "configs/eyepacs.py",
-         "--workdir", str(tmp_path / "run"), "--config.demo.arch=inception_v3",
-         "--config.demo.resolution=64"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # as `python -m jaxtl.main` runs it, forked from a process that imported jaxtl once
+    [result] = run_programs([(
+        "jaxtl.main", ["--config", "configs/eyepacs.py", "--workdir", str(tmp_path / "run"),
+                       "--config.demo.arch=inception_v3", "--config.demo.resolution=64"],
+        {"JAXTL_CACHE": str(tmp_path / "cache")})], timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "config.demo.resolution is 64; inception_v3 (config.demo.arch) needs at least 75 px" \
         in result.stderr
@@ -124,7 +124,8 @@ def trained_runs(tmp_path_factory) -> Path:
     env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip(),
                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                         os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, str(SCRIPT), str(root), *trained_here()], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, str(SCRIPT), str(root), *trained_here()], check=False,
+                            cwd=REPO_ROOT,
                             env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-5000:]
     return root

@@ -35,7 +35,7 @@ from jaxtl.models.heads import make_head
 from jaxtl.models.nfnet import NormFreeResNet
 from jaxtl.models.resnetv2 import ResNetV2
 from jaxtl.models.vgg import VGG
-from jaxtl.models.vit import LAYER_NORM_EPS, ViTConfig, VisionTransformer
+from jaxtl.models.vit import LAYER_NORM_EPS, VisionTransformer, ViTConfig
 
 
 @pytest.mark.parametrize("arch", [members[0] for members in families().values()])
@@ -153,8 +153,9 @@ def test_every_family_has_a_case():
 
 def _expected(activations, logits_of):
     """Grad-CAM written out: (2, 3, h, w) from the feature (2, h, w, K) and the map from it to
-    the logits."""
-    weights = jax.vmap(jax.jacrev(logits_of))(activations).mean((2, 3))  # (2, 3, K)
+    the logits. (The Jacobian compiled as one program: run op by op, it compiled dozens of
+    kernels, half of these tests' time.)"""
+    weights = fast_jit(jax.vmap(jax.jacrev(logits_of)))(activations).mean((2, 3))  # (2, 3, K)
     return np.maximum(np.einsum("bhwk,btk->bthw", activations, weights), 0.0)
 
 
@@ -197,7 +198,8 @@ def test_gradcam_equals_an_independent_computation(family):
         return tail(a, backbone) @ head["kernel"] + head["bias"]
 
     # the layers after the default feature, as written here, are the model's
-    np.testing.assert_allclose(jax.vmap(logits_of)(activations), logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fast_jit(jax.vmap(logits_of))(activations), logits, rtol=1e-4,
+                               atol=1e-4)
     _assert_close(maps, _expected(activations, logits_of))
     if family not in NO_ACTIVATION:
         # the pre-activation choice, by the stage's name: the activation is part of what follows

@@ -1,12 +1,18 @@
 """What every architecture of the zoo must do, whatever its family.
 
-Abstract checks (traced, never compiled) run for every registered architecture; the forward and
-backward pass is compiled and run for the cheapest member of each family (zoo_costs.py): the
-other members run the same code with more blocks or wider layers. Inputs: two images at the
+Abstract checks (traced, never compiled) run for every registered architecture, reading one
+traced `init` per architecture (zoo_helpers.traced_init, cached per test process); the bfloat16
+and input-channel checks, which trace it twice more, run for the members of each family that
+bring a kind of layer (DTYPE_CHECKED). The forward and backward pass is compiled and run for the
+cheapest member of each family (zoo_costs.py), the deep ones with one block per stage (SHRUNK):
+the other members run the same code with more blocks or wider layers. Inputs: two images at the
 architecture's smallest size, at least 32 px (`zoo_size`).
 """
 
 from __future__ import annotations
+
+import itertools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +45,27 @@ from jaxtl.models import (
     list_models,
     stages_of,
 )
+from jaxtl.models.vgg import VGG16_CFG
+from jaxtl.optim.stages import stage_of
 
 FLOAT32 = jnp.dtype(jnp.float32)
+
+# The members whose bfloat16 and grey-image `init`s and bfloat16 training-mode forward are traced
+# (two more traces each, ~1.7 s per architecture on CI): in each family, in order of cost, every
+# member with a kind of variable (`variable_kinds`) no cheaper member has, and tf_efficientnet_b0
+# ('SAME' padding); the others repeat these members' layers with other depths and widths
+# (test_dtype_checked_members_have_every_kind_of_variable checks it).
+DTYPE_CHECKED = ("resnet18", "resnet50", "vgg16", "vgg16_bn", "densenet121", "small_cnn",
+                 "efficientnet_b0", "tf_efficientnet_b0", "inception_v3", "nf_resnet50",
+                 "resnetv2_50x1_bit", "test_vit_patch14_dinov2", "test_vit",
+                 "vit_small_patch14_reg4_dinov2_392", "vit_base_patch16_224_avg", "test_convnext")
+
+
+def variable_kinds(arch: str) -> set[tuple[str, object]]:
+    """`arch`'s variables with every number in their names replaced by '#' (a deeper member
+    repeats its blocks: the same kinds), with a kernel's spatial shape or a variable's rank."""
+    return {(re.sub(r"\d+", "#", name), shape[:-2] if len(shape) == 4 else len(shape))
+            for name, shape in shapes_by_name(traced_init(arch).variables).items()}
 
 
 @pytest.mark.parametrize("arch", list_models())
@@ -56,7 +81,16 @@ def test_float32_compute(arch):
     assert traced.logits.shape == (2, 1000) and traced.logits.dtype == FLOAT32
 
 
-@pytest.mark.parametrize("arch", list_models())
+def test_dtype_checked_members_have_every_kind_of_variable():
+    for family, members in families().items():
+        checked = [arch for arch in members if arch in DTYPE_CHECKED]
+        assert checked, family
+        covered = set().union(*map(variable_kinds, checked))
+        for arch in members:
+            assert variable_kinds(arch) <= covered, (arch, variable_kinds(arch) - covered)
+
+
+@pytest.mark.parametrize("arch", DTYPE_CHECKED)
 def test_bfloat16_compute(arch):
     """The backbone's convolutions run in bfloat16, in training mode too; the head's matmul,
     the variables, updated batch statistics and logits stay float32. (On grey images:
@@ -78,7 +112,7 @@ def test_bfloat16_compute(arch):
         {FLOAT32} if "batch_stats" in traced.variables else set())
 
 
-@pytest.mark.parametrize("arch", list_models())
+@pytest.mark.parametrize("arch", DTYPE_CHECKED)
 def test_any_number_of_input_channels(arch):
     """Only the first convolution's kernel depends on the number of input channels: grey images
     here, against RGB (12 channels in test_forward_backward, compiled and run)."""
@@ -108,7 +142,7 @@ def test_every_named_feature_with_the_shape_its_stage_implies(arch):
         assert features[name].ndim == 4 and features[name].shape[0] == 2, name
         assert features[name].dtype == FLOAT32, name
         grids.append(features[name].shape[1:3])
-    assert all(a[0] >= b[0] and a[1] >= b[1] for a, b in zip(grids, grids[1:])), grids
+    assert all(a[0] >= b[0] and a[1] >= b[1] for a, b in itertools.pairwise(grids)), grids
     assert grids[0][0] <= size and grids[-1][0] >= 1
     num_features = create_backbone(arch).num_features
     assert features[PRE_LOGITS].shape == (2, num_features)
@@ -118,6 +152,23 @@ def test_every_named_feature_with_the_shape_its_stage_implies(arch):
     else:  # VGG: the stages after the Grad-CAM stage are no maps
         assert all(features[name].ndim == 2 for name in stages[stages.index(
             gradcam_stage(arch).name) + 1:])
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_stages_cover_every_backbone_variable_once_in_forward_order(arch):
+    """Every registered backbone is cut into stages (`stages_of`) that cover it exactly, in
+    forward order (here rather than in tests/optim/test_stages.py: it reads the traced `init`)."""
+    stages = stages_of(arch)
+    traced = traced_init(arch)
+    for collection in traced.variables.values():
+        for path in traverse_util.flatten_dict(collection.get("backbone", {})):
+            stage_of(stages, "/".join(path))  # raises unless exactly one stage matches
+    # every module the backbone calls (Dropout and pooling layers without variables too)
+    # belongs to a stage, and the stages are first entered in the order they are listed
+    first_call: dict[str, int] = {}
+    for index, path in enumerate(traced.backbone_calls):
+        first_call.setdefault(stage_of(stages, "/".join(path)), index)
+    assert list(first_call) == [stage.name for stage in stages]
 
 
 def test_pooled_features_are_the_last_map_averaged_and_feed_the_head():
@@ -140,6 +191,15 @@ def test_pooled_features_are_the_last_map_averaged_and_feed_the_head():
 # are collected, from the traced inits the dtype and channel tests above read anyway.
 COMPILED_HERE = [arch for arch in map(cheapest_member, families())
                  if too_costly_to_compile(arch) is None]
+# Of these, the registered backbones compiled here with one block per stage (nf_resnet50,
+# resnetv2_50x1_bit, tf_efficientnet_b0: every kind of block they have, at a fraction of the
+# 10-15 s each took to compile on CI in full) or an eighth of the width (vgg16: 138 M
+# parameters to draw and differentiate, 2 M so); the rest of their configuration as registered.
+SHRUNK = {"nf_resnet50": {"depths": (1, 1, 1, 1)}, "resnetv2_50x1_bit": {"layers": (1, 1, 1, 1)},
+          "tf_efficientnet_b0": {"depth": 0.1},
+          "vgg16": {"cfg": tuple(c // 8 if isinstance(c, int) else c for c in VGG16_CFG),
+                    "hidden": 512}}
+assert set(SHRUNK) <= set(COMPILED_HERE), set(SHRUNK) - set(COMPILED_HERE)
 
 
 @pytest.mark.parametrize("arch", COMPILED_HERE)
@@ -148,6 +208,7 @@ def test_forward_backward(arch):
     finite logits, a finite and non-zero gradient for every parameter, and the statistics of
     every BatchNorm layer updated."""
     model = create_model(arch, num_outputs=5)
+    model = model.clone(backbone=model.backbone.clone(**SHRUNK.get(arch, {})))
     variables = random_variables(init_shapes(model, zoo_size(arch), channels=12))
     grads, (logits, state) = train_mode_gradients(
         model, variables, images(size=zoo_size(arch), channels=12, seed=5), jnp.array([1, 3]))

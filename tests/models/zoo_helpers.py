@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,19 +55,31 @@ class TracedInit:
     logits: jax.ShapeDtypeStruct
     variables: dict  # of ShapeDtypeStructs
     features: dict  # the model's named features (jaxtl/models/taps.py), as ShapeDtypeStructs
+    # the paths (below `backbone`) of the backbone's modules, in the order their `__call__` ran
+    backbone_calls: tuple[tuple[str, ...], ...]
 
 
 @functools.cache
 def traced_init(arch: str, dtype: str = "float32", channels: int = 3) -> TracedInit:
     """`init_with_output` of `arch` with timm's ImageNet head (1000 outputs), computing in
     `dtype`, on two `channels`-channel images of `zoo_size`; traced (never compiled) once per
-    session and setting, as several tests read its program, variables and compute dtypes."""
+    session and setting, as several tests read its program, variables, compute dtypes and
+    module calls (tracing every architecture costs about a second each on CI)."""
     model = create_model(arch, num_outputs=1000, dtype=dtype)
     x = jax.ShapeDtypeStruct((2, zoo_size(arch), zoo_size(arch), channels), jnp.float32)
-    traced, ((logits, features), variables) = jax.make_jaxpr(
-        lambda x: model.init_with_output(jax.random.key(0), x, train=False),
-        return_shape=True)(x)
-    return TracedInit(traced.jaxpr, logits, variables, features)
+    calls: list[tuple[str, ...]] = []
+
+    def record(next_fun, args, kwargs, context):
+        path = context.module.path
+        if context.method_name == "__call__" and len(path) > 1 and path[0] == "backbone":
+            calls.append(path[1:])
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        traced, ((logits, features), variables) = jax.make_jaxpr(
+            lambda x: model.init_with_output(jax.random.key(0), x, train=False),
+            return_shape=True)(x)
+    return TracedInit(traced.jaxpr, logits, variables, features, tuple(calls))
 
 
 def init_shapes(model, size: int | tuple[int, int] = 32, channels: int = 3):

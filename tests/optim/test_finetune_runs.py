@@ -27,15 +27,15 @@ SMALL_CNN = {"demo.arch": "small_cnn", "model.arch": "small_cnn", "demo.bootstra
 
 
 def initial_and_final(config, workdir):
-    """The run's fine-tuning plan, the variables it starts from (rebuilt from its seed) and
-    those of its latest checkpoint."""
+    """The run as built from the config (its fine-tuning plan: `run.plan`), the variables it
+    starts from (rebuilt from its seed) and those of its latest checkpoint."""
     run, initial = build(config)
     latest = checkpoint.RunCheckpoints(workdir, keep=2, best_metric=config.eval.best_metric)
     iterator = run.stream.iterator()
     final, _ = latest.restore_latest(abstract_like(initial), iterator)
     pipeline.close(iterator)
     latest.close()
-    return run.plan, initial, final
+    return run, initial, final
 
 
 def by_stage(state, plan):
@@ -65,7 +65,8 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r["split"] == "val"] == [1, 2]
 
-    plan, initial, final = initial_and_final(config, workdir)
+    run, initial, final = initial_and_final(config, workdir)
+    plan = run.plan
     assert int(final.step) == 2 * results["steps"] // 4
     before, after = by_stage(initial, plan), by_stage(final, plan)
     assert before == after and len(before) == 4  # all four blocks, params and statistics
@@ -73,7 +74,6 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
     assert not np.array_equal(head_before, np.asarray(final.params["head"]["fc"]["kernel"]))
 
     # the first step's loss: label-smoothed cross-entropy of the backbone in inference mode
-    run, _ = build(config)
     iterator = run.stream.iterator()
     batch = next(iterator)
     pipeline.close(iterator)
@@ -83,7 +83,7 @@ def test_early_stopping_with_a_linear_probe_keeps_the_backbone_bit_for_bit(tmp_p
                                 images, train=False)
     targets = optax.smooth_labels(jax.nn.one_hot(batch["label"], 5), 0.2)
     first_loss = float(optax.softmax_cross_entropy(logits, targets).mean())
-    assert [r["loss"] for r in records if r["split"] == "train"][0] == pytest.approx(
+    assert next(r["loss"] for r in records if r["split"] == "train") == pytest.approx(
         first_loss, rel=1e-5)
 
     # the same command again: the run is over, nothing is trained any more
@@ -99,7 +99,8 @@ def test_gradual_unfreezing_trains_stages_from_their_epoch_and_resumes_exactly(
         "finetune.strategy": "gradual_unfreeze", "finetune.unfreeze_epochs": (1,),
         "finetune.stage_lr_multipliers": (1.0, 1.0, 1.0, 0.5)})
     results = train.train_and_evaluate(config, tmp_path / "whole")
-    plan, initial, final = initial_and_final(config, tmp_path / "whole")
+    run, initial, final = initial_and_final(config, tmp_path / "whole")
+    plan = run.plan
     before, after = by_stage(initial, plan), by_stage(final, plan)
     for stage in ("block1", "block2", "block3"):
         assert before[stage] == after[stage]

@@ -56,6 +56,9 @@ def test_optimizer_and_schedule_train_a_demo_run_from_the_config(tmp_path, demo_
     config.demo.num_patients = 20
     config.demo.epochs = EPOCHS
     config.demo.bootstrap_samples = 0
+    # the schedule is checked on the training steps' logged rates: validate and save once, at
+    # the end (three validations and checkpoint saves fewer per run)
+    config.train.eval_every_epochs = config.train.checkpoint_every_epochs = EPOCHS
     config.optim.name = name
     config.optim.lr = OPTIMIZERS[name]
     config.optim.schedule = schedule

@@ -1,49 +1,16 @@
-"""Every registered backbone is cut into stages that cover it exactly, in forward order."""
+"""Stages of the backbones, by name and path.
+
+That every registered backbone is cut into stages that cover it exactly, in forward order, is
+checked in tests/models/test_zoo.py (test_stages_cover_every_backbone_variable_once_in_forward_order),
+which reads the traced `init` of every architecture that its other tests trace anyway."""
 
 from __future__ import annotations
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import pytest
-from flax import traverse_util
 
-from jaxtl import models
 from jaxtl.core.errors import ConfigError
 from jaxtl.models import stages_of
 from jaxtl.optim.stages import stage_of
-
-
-def trace_backbone(arch: str) -> tuple[dict, list[tuple[str, ...]]]:
-    """Abstract variables of the model and the paths of the backbone modules in call order."""
-    model = models.create_model(arch, num_outputs=3)
-    calls: list[tuple[str, ...]] = []
-
-    def record(next_fun, args, kwargs, context):
-        path = context.module.path
-        if context.method_name == "__call__" and len(path) > 1 and path[0] == "backbone":
-            calls.append(path[1:])
-        return next_fun(*args, **kwargs)
-
-    with nn.intercept_methods(record):  # 75 px: the smallest input inception_v3 takes
-        variables = jax.eval_shape(lambda: model.init(
-            {"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 75, 75, 3)), train=False))
-    return variables, calls
-
-
-@pytest.mark.parametrize("arch", models.list_models())
-def test_stages_cover_every_backbone_variable_once_in_forward_order(arch):
-    stages = stages_of(arch)
-    variables, calls = trace_backbone(arch)
-    for collection in variables.values():
-        for path in traverse_util.flatten_dict(collection.get("backbone", {})):
-            stage_of(stages, "/".join(path))  # raises unless exactly one stage matches
-    # every module the backbone calls (Dropout and pooling layers without variables too)
-    # belongs to a stage, and the stages are first entered in the order they are listed
-    first_call: dict[str, int] = {}
-    for index, path in enumerate(calls):
-        first_call.setdefault(stage_of(stages, "/".join(path)), index)
-    assert list(first_call) == [stage.name for stage in stages]
 
 
 def test_stage_names_of_a_few_families():

@@ -13,11 +13,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from operator import itemgetter
 
 import numpy as np
 import pytest
 from absl import flags
 from ml_collections import config_flags
+from programs import run_programs
 
 from jaxtl.commands import cli
 from jaxtl.config import demo_settings as demo
@@ -95,7 +97,7 @@ def test_plan_orders_sources_first_and_points_model_init_at_their_workdirs(tmp_p
     by_name = {run.name: run for run in runs}
     fine_tune = by_name["arch=small_cnn,init=pre,n=20"]
     assert fine_tune.needs == ("pre-small_cnn",)
-    assert fine_tune.overrides["model.init"] == str((tmp_path / "sweep" / "pre-small_cnn"))
+    assert fine_tune.overrides["model.init"] == str(tmp_path / "sweep" / "pre-small_cnn")
     assert fine_tune.pretrain == "pre"
     assert fine_tune.effective["model.arch"] == "small_cnn"  # the demo applies demo.arch
     scratch = by_name["arch=resnet18,init=none,n=5"]
@@ -244,12 +246,12 @@ def test_sweep_files_in_the_repository_plan(tmp_path):
     assert len(grid) == len(sources) * len(sizes) * 3
     study = plan.load_sweep("configs/sweeps/study.py:eyepacs=/data/eyepacs,chexpert=/data/cx,"
                             "consep=/data/consep")
-    study_grid = list(study.grid)  # a million runs: walked once here
-    keys = set().union(*(own.keys() for own in study_grid))
+    keys = set(plan.grid_keys(study))  # the keys of its million runs, found once for all plans
     assert keys >= {"config", "data.resolution", "data.task", "data.train_per_class",
                     "model.arch", "model.head", "optim.name", "optim.lr", "optim.schedule",
                     "data.batch_size", "model.init", "data.augment", "consep.split"}
-    datasets = {pathlib.Path(config).stem for config in {own["config"] for own in study_grid}}
+    configs = set(map(itemgetter("config"), study.grid))
+    datasets = {pathlib.Path(config).stem for config in configs}
     assert datasets == {"eyepacs", "chexpert", "cxr14", "consep", "bigearthnet", "consep_seg"}
     runs = plan.plan(study, tmp_path / "study",
                      ["config=eyepacs", "model.arch=resnet50", "data.train_per_class=100",
@@ -557,15 +559,20 @@ return Sweep(
 
 
 @pytest.mark.slow
-def test_tiny_sweep_end_to_end_then_report(tmp_path):
+def test_tiny_sweep_end_to_end_on_both_launchers_then_report(tmp_path):
+    """One tiny sweep: killed while its source trains, resumed through submitit's local
+    executor as job arrays (the source's first), finished by the local launcher, then
+    reported. (tests/sweep/test_slurm.py has the job arrays' other tests.)"""
     write_sweep(tmp_path, TINY_SWEEP.format(cache=tmp_path / "cache"))
     command = [sys.executable, "-m", "jaxtl.sweep", "--config", str(tmp_path / "sweep_file.py"),
                "--workdir", str(tmp_path / "runs")]
+    slurm = [*command, "--launcher", "slurm", "--submitit_cluster", "local",
+             "--slurm_gpus", "0", "--slurm_cpus", "1"]
     # the runs put their compilation cache in their own cache folder, not in the tests' shared one
     env = {key: value for key, value in os.environ.items()
            if key != "JAX_COMPILATION_CACHE_DIR"}
     # kill -9 the sweep while its first run trains: the run saves a checkpoint and stops
-    # (SIGTERM from its dying parent), and the same command resumes it
+    # (SIGTERM from its dying parent), and the same sweep resumes it
     output = tmp_path / "killed_sweep.log"
     with output.open("w") as sink:
         killed = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink,
@@ -582,10 +589,26 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     wait_for(lambda: "stopped by SIGTERM" in read_or_empty(pre / rundir.SWEEP_LOG_FILE)
              and not (pre / rundir.LOCK_FILE).exists(),
              what=lambda: where_the_run_is(pre))
+
+    # --launcher slurm: the fine-tuning run and the source it starts from, two arrays
+    arrays = subprocess.run([*slurm, "--only", "model.init=run:pre"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=900, check=False)
+    assert arrays.returncode == 0, arrays.stdout[-3000:] + arrays.stderr[-3000:]
+    assert "[sweep] 0 finished, 2 to submit to local" in arrays.stdout
+    rows = table.read(tmp_path / "runs")
+    assert [(r["run"], r["status"]) for r in rows] == [("init=pre,n=4", "done"), ("pre", "done")]
+    source = runner.read_status(pre)
+    tuned = runner.read_status(tmp_path / "runs" / "init=pre,n=4")
+    assert tuned["started"] >= source["finished"]  # the source's array ran first
+    assert source["job_id"] != tuned["job_id"]  # one job per run
+    assert source["attempts"] == 2  # the killed attempt, then its job's
+    assert "resumed from step" in (pre / rundir.SWEEP_LOG_FILE).read_text()
+
+    # the local launcher: skips the finished runs, runs the last one
     first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=600)
+                           timeout=600, check=False)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "[sweep] 3/3 done, 0 failed, 0 remaining" in first.stdout
+    assert "[sweep] 3/3 done (2 already finished), 0 failed, 0 remaining" in first.stdout
     # the summary at the end: printed, and written as Markdown beside results.csv
     summary = (tmp_path / "runs" / table.SUMMARY_MD).read_text()
     assert "3 runs: 3 done, 0 failed" in summary
@@ -594,13 +617,14 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
     assert re.search(r"^ *run +status +metric +test \[95% CI\] +val \[95% CI\]", first.stdout,
                      re.MULTILINE)
     assert runner.read_status(pre)["attempts"] == 2
-    assert "resumed from step" in (pre / rundir.SWEEP_LOG_FILE).read_text()
     rows = table.read(tmp_path / "runs")
     assert [(r["run"], r["status"], r["pretrain"]) for r in rows] == [
         ("init=none,n=4", "done", "none"), ("init=pre,n=4", "done", "pre"),
         ("pre", "done", "none")]
     fine_tuned = rows[1]
     assert fine_tuned["model.init"] == str(tmp_path / "runs" / "pre")
+    assert json.loads((tmp_path / "runs" / "init=pre,n=4" / "results.json").read_text())[
+        "config"]["model"]["init"] == str(pre)
     assert fine_tuned["demo"] is True and fine_tuned["git_commit"]
     assert fine_tuned["val.count"] == fine_tuned["split_sizes.val"]
     assert fine_tuned["data.train_per_class"] == 4 and "test.kappa" in fine_tuned
@@ -612,12 +636,11 @@ def test_tiny_sweep_end_to_end_then_report(tmp_path):
         assert len(saved["names"]) == saved["scores"].shape[1] == 5
     assert list((tmp_path / "cache" / "jax-compilation").iterdir())
 
-    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=120)
-    assert again.returncode == 0 and "3/3 done (3 already finished)" in again.stdout
+    again = subprocess.run(slurm, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert again.returncode == 0 and "[sweep] 3 finished, 0 to submit" in again.stdout
 
-    report = subprocess.run([sys.executable, "-m", "jaxtl.report", str(tmp_path / "runs")],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    (report,) = run_programs([("jaxtl.report", [str(tmp_path / "runs")])], timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "runs" / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "init=pre,n=4" in html

@@ -19,12 +19,12 @@ import gzip
 import json
 import pathlib
 import re
-import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
+from programs import run_programs
 
 from jaxtl import models
 from jaxtl.conversion import bit as bit_conversion
@@ -182,7 +182,7 @@ def test_ci_rows_cover_every_stem_and_golden_every_row(golden):
 
 def test_parity_table_in_the_docs_has_every_row_within_tolerance(golden):
     text = PARITY_DOC.read_text()
-    rows = re.findall(r"^\| ([\w .,()-]+?) \| (\d+) \| (\d) \| ([\d.e+-]+) \|", text, re.M)
+    rows = re.findall(r"^\| ([\w .,()-]+?) \| (\d+) \| (\d) \| ([\d.e+-]+) \|", text, re.MULTILINE)
     table = {(arch, int(res), int(ch)): float(diff) for arch, res, ch, diff in rows}
     archs = golden_architectures()
     for arch in archs:
@@ -330,16 +330,18 @@ def test_command_line_converter_writes_a_checkpoint(resnet18_state, tmp_path):
     from safetensors.numpy import save_file
 
     save_file(resnet18_state, tmp_path / "r18.safetensors")
-    command = [sys.executable, "-m", "jaxtl.convert_weights.timm", "--arch", "resnet18",
-               "--weights", str(tmp_path / "r18.safetensors"), "--out", str(tmp_path / "out")]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    argv = ["--arch", "resnet18", "--weights", str(tmp_path / "r18.safetensors"),
+            "--out", str(tmp_path / "out")]
+    # both as `python -m` runs them, forked from one process that imported jaxtl once
+    done, refused = run_programs([
+        ("jaxtl.convert_weights.timm", argv),
+        ("jaxtl.convert_weights.timm", argv[:-2] + ["--arch", "vgg16", "--out",
+                                                    str(tmp_path / "bad")])])
     assert done.returncode == 0, done.stderr
     assert "resnet18: 1000 classes, 3 input channel(s), 224 px" in done.stdout
     assert pretrained.read_info(tmp_path / "out").arch == "resnet18"
-    done = subprocess.run(command[:-2] + ["--arch", "vgg16", "--out", str(tmp_path / "bad")],
-                          cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 2 and done.stderr.startswith(
-        "error: the weights have no features.0.weight")
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        "error: the weights have no features.0.weight"), refused.stderr
 
 
 def test_timm_reference_runs_without_jax_or_this_package():

@@ -104,7 +104,10 @@ def test_skip_leaves_unreadable_images_out_of_training_and_evaluation(tmp_path, 
 
 def test_error_stops_at_the_image_and_the_same_command_says_so_at_once(tmp_path, spoiled):
     root, bad = spoiled
-    config = tiny_config(tmp_path, overrides={**SMALL, "data.root": str(root)})
+    # one epoch: every training image is drawn in it (the resumed run meets the bad one too);
+    # a run on data.root otherwise trains the config's 30 epochs
+    config = tiny_config(tmp_path, overrides={**SMALL, "data.root": str(root),
+                                              "train.epochs": 1})
     with pytest.raises(UnreadableImage, match=rf"{bad['train'].image_id}.jpeg cannot be read as "
                        rf"an image .*train split.*python -m jaxtl.commands.verify"):
         train.train_and_evaluate(config.copy_and_resolve_references(), tmp_path / "run")

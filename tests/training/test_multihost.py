@@ -46,7 +46,9 @@ def test_two_processes_train_and_evaluate_exactly(tmp_path):
                "--num_processes=2", "--config.demo.num_patients=40",
                "--config.demo.image_size=48", "--config.demo.resolution=32",
                "--config.demo.batch_size=8", "--config.eval.batch_size=6",
-               "--config.demo.epochs=2", "--config.demo.bootstrap_samples=10",
+               # one epoch of 8 steps, each logged: SIGTERM comes after the first
+               "--config.demo.epochs=1", "--config.train.log_every_steps=1",
+               "--config.demo.bootstrap_samples=10",
                "--config.demo.arch=small_cnn",  # BatchNorm statistics over both hosts too
                "--config.train.keep_last_checkpoint=true"]  # its data state is checked
 

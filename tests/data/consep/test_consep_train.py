@@ -13,8 +13,14 @@ from jaxtl.training import loop as train
 pytestmark = pytest.mark.slow
 
 
-def test_grey_patches_train_on_a_random_split(tmp_path):
-    config = tiny_config(tmp_path, "consep", {"consep.split": "random"})
+@pytest.fixture(scope="module")
+def demo_cache(tmp_path_factory):
+    """One CoNSeP demo dataset (written once) for the module's tests."""
+    return tmp_path_factory.mktemp("demo")
+
+
+def test_grey_patches_train_on_a_random_split(tmp_path, demo_cache):
+    config = tiny_config(demo_cache, "consep", {"consep.split": "random"})
     config.data.channels, config.data.mean, config.data.std = 1, (0.5,), (0.25,)
     config.data.task = "type4"
     results = train.train_and_evaluate(config, tmp_path / "run")
@@ -24,9 +30,9 @@ def test_grey_patches_train_on_a_random_split(tmp_path):
     assert results["test"]["macro_f1_ci"] is not None
 
 
-def test_split_modes_as_the_stats_tool_reports_them(tmp_path):
+def test_split_modes_as_the_stats_tool_reports_them(demo_cache):
     tiles = stats.dataset_stats(loading.sampled_splits(
-        tiny_config(tmp_path, "consep"), loading.data_root(tiny_config(tmp_path, "consep"))))
+        tiny_config(demo_cache, "consep"), loading.data_root(tiny_config(demo_cache, "consep"))))
     assert tiles["shared_patients"] == {"train/val": 0, "train/test": 0, "val/test": 0}
     table = stats.format_table(tiles)
     assert f"test: {tiles['splits']['test']['images']} patches, 3 tiles" in table
@@ -34,8 +40,8 @@ def test_split_modes_as_the_stats_tool_reports_them(tmp_path):
     assert tiles["splits"]["test"]["patients"] == 3  # the demo's Test/ tiles
     assert sum(tiles["splits"]["test"]["classes"].values()) == tiles["splits"]["test"]["images"]
     random = stats.dataset_stats(loading.sampled_splits(
-        tiny_config(tmp_path, "consep", {"consep.split": "random"}),
-        loading.data_root(tiny_config(tmp_path, "consep", {"consep.split": "random"}))))
+        tiny_config(demo_cache, "consep", {"consep.split": "random"}),
+        loading.data_root(tiny_config(demo_cache, "consep", {"consep.split": "random"}))))
     assert random["shared_patients"]["train/test"] >= 8  # (nearly) every tile on both sides
     assert (sum(s["images"] for s in random["splits"].values())
             == sum(s["images"] for s in tiles["splits"].values()))
