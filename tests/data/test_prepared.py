@@ -113,7 +113,7 @@ def eyepacs_prepared(tmp_path_factory):
 def test_a_run_trains_and_evaluates_from_prepared_data(eyepacs_prepared, tmp_path):
     folder, out = eyepacs_prepared
     results = train.train_and_evaluate(tiny_config(folder, "eyepacs", {
-        "data.prepared": str(out), "demo.epochs": 1, "demo.bootstrap_samples": 20}), tmp_path)
+        "data.prepared": str(out), "demo.epochs": 1, "demo.bootstrap_samples": 2}), tmp_path)
     raw = loading.load_splits(demo_config(folder, "eyepacs"))
     assert results["split_sizes"] == {split: len(raw.split(split)) for split in SPLITS}
     saved = np.load(tmp_path / "predictions_test.npz")

@@ -175,12 +175,14 @@ def test_damaged_or_foreign_checkpoints_fail_with_a_message(tmp_path):
 def test_runs_chain_across_tasks_and_channels(tmp_path):
     """EyePACS (RGB, 5 grades) -> ChestX-ray14 (grey, multi-label), as CXR14 -> CheXpert ->
     EyePACS would chain: the second run starts from the first run's backbone."""
-    first = tiny_config(tmp_path / "a")
+    # no bootstrap intervals (scikit-learn rescoring each split): this test reads none
+    first = tiny_config(tmp_path / "a", overrides={"demo.bootstrap_samples": 0})
     first.demo.epochs = 1
     train.train_and_evaluate(first, tmp_path / "a" / "workdir")
     saved = transfer.load_variables(tmp_path / "a" / "workdir")
 
-    second = tiny_config(tmp_path / "b", "cxr14")  # small_cnn, as the first
+    second = tiny_config(tmp_path / "b", "cxr14",  # small_cnn, as the first
+                         {"demo.bootstrap_samples": 0})
     second.model.init = str(tmp_path / "a" / "workdir")
     demo.apply(second)
     configuration.validate(second)
@@ -267,7 +269,9 @@ def test_other_channels_keep_the_configs_statistics_and_another_arch_is_refused(
 @pytest.mark.slow
 def test_a_run_records_the_checkpoint_and_normalises_with_its_statistics(tmp_path):
     path = converted_small_cnn(tmp_path)
-    config = tiny_config(tmp_path, overrides={"model.init": str(path), "demo.epochs": 1})
+    # no bootstrap intervals (scikit-learn rescoring each split): this test reads none
+    run_settings = {"model.init": str(path), "demo.epochs": 1, "demo.bootstrap_samples": 0}
+    config = tiny_config(tmp_path, overrides=run_settings)
     train.train_and_evaluate(config, tmp_path / "workdir")
     results = rundir.read_results(tmp_path / "workdir")
     assert results["pretrained"] == json.loads(
@@ -275,6 +279,5 @@ def test_a_run_records_the_checkpoint_and_normalises_with_its_statistics(tmp_pat
     saved = json.loads((tmp_path / "workdir" / rundir.CONFIG_FILE).read_text())
     assert (tuple(saved["data"]["mean"]), tuple(saved["data"]["std"])) == (CKPT_MEAN, CKPT_STD)
     # the same command resumes: the checkpoint's statistics again, so the same config
-    assert train.train_and_evaluate(tiny_config(tmp_path, overrides={
-        "model.init": str(path), "demo.epochs": 1}), tmp_path / "workdir")["pretrained"] \
-        == results["pretrained"]
+    assert train.train_and_evaluate(tiny_config(tmp_path, overrides=run_settings),
+                                    tmp_path / "workdir")["pretrained"] == results["pretrained"]

@@ -4,28 +4,53 @@ the pooled Dice and the per-tile mean Dice (HoVer-Net's) that results.json repor
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny_config
 from html_pages import html_figures
 
 from jaxtl import models, report
 from jaxtl.data import loading, registry
 from jaxtl.engine import transfer
 from jaxtl.metrics import segmentation as seg
-from jaxtl.training import loop as train
 from jaxtl.workdir import files as rundir
 from jaxtl.workdir import pretrained
 
 pytestmark = pytest.mark.slow
 
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = pathlib.Path(__file__).with_name("train_segmentation_runs.py")
+# XLA's cheapest compilation (as tests/models/test_config_selection.py): the same training
+# losses to the last digit, measured, in half the time of these compile-bound runs.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+ENCODER_ARCHS = ("test_vit", "test_convnext")
+
 
 @pytest.fixture(scope="module")
-def demo_cache(tmp_path_factory):
-    """One CoNSeP demo dataset (written once) for the module's runs."""
-    return tmp_path_factory.mktemp("demo")
+def segmentation_runs(tmp_path_factory) -> tuple[pathlib.Path, dict]:
+    """The module's three runs on one CoNSeP demo dataset, trained by one subprocess: the
+    frozen encoder from a converted checkpoint ("frozen") and each of ENCODER_ARCHS from random
+    weights. Returns their folder and the checkpoint's variables."""
+    root = tmp_path_factory.mktemp("segmentation")
+    checkpoint, start = pretrained_small_cnn(root / "ckpt")
+    runs = {"frozen": {"finetune.strategy": "linear_probe", "model.init": str(checkpoint)},
+            **{arch: {"model.arch": arch, "demo.arch": arch, "consep_seg.crops_per_tile": 8,
+                      "train.log_every_steps": 1} for arch in ENCODER_ARCHS}}
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip(),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                        os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, str(SCRIPT), str(root), json.dumps(runs)],
+                            check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=1200)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return root, start
 
 
 def pretrained_small_cnn(folder):
@@ -48,12 +73,11 @@ def pretrained_small_cnn(folder):
     return pretrained.save_pretrained(folder, info, variables), variables
 
 
-def test_tiny_segmentation_run_from_a_checkpoint_with_a_frozen_encoder(tmp_path, demo_cache):
-    checkpoint, start = pretrained_small_cnn(tmp_path / "ckpt")
-    config = tiny_config(demo_cache, "consep_seg", {"finetune.strategy": "linear_probe",
-                                                  "model.init": str(checkpoint)})
-    workdir = tmp_path / "run"
-    results = train.train_and_evaluate(config, workdir)
+def test_tiny_segmentation_run_from_a_checkpoint_with_a_frozen_encoder(tmp_path,
+                                                                        segmentation_runs):
+    root, start = segmentation_runs
+    workdir = root / "frozen"
+    results = rundir.read_results(workdir)
 
     assert results["task"]["kind"] == "segmentation"
     assert results["task"]["names"][0] == "background"
@@ -107,21 +131,17 @@ def _at(tree, path):
     return tree
 
 
-@pytest.mark.parametrize("arch", ["test_vit", "test_convnext"])
-def test_vit_and_convnext_encoders_train_and_learn_a_little(tmp_path, demo_cache, arch):
+@pytest.mark.parametrize("arch", ENCODER_ARCHS)
+def test_vit_and_convnext_encoders_train_and_learn_a_little(segmentation_runs, arch):
     """configs/consep_seg.py with model.arch test_vit (a pyramid from four blocks) or
     test_convnext (its stage maps), from random weights: six steps on 32 px crops lower the
     training loss, and the whole tiles are scored."""
-    import json
-
-    config = tiny_config(demo_cache, "consep_seg", {"model.arch": arch, "demo.arch": arch,
-                                                  "consep_seg.crops_per_tile": 8,
-                                                  "train.log_every_steps": 1})
-    results = train.train_and_evaluate(config, tmp_path / "run")
-    losses = [row["loss"] for row in map(json.loads, (tmp_path / "run" / "metrics.jsonl")
+    workdir = segmentation_runs[0] / arch
+    results = rundir.read_results(workdir)
+    losses = [row["loss"] for row in map(json.loads, (workdir / "metrics.jsonl")
                                          .read_text().splitlines()) if row["split"] == "train"]
     assert results["steps"] == len(losses) >= 5
     assert losses[-1] < losses[0] - 0.05
     assert results["test"]["count"] == 3 and 0.0 <= results["test"]["dice_nuclei"] <= 1.0
-    with np.load(rundir.segmentation_file(tmp_path / "run", "test")) as saved:
+    with np.load(rundir.segmentation_file(workdir, "test")) as saved:
         assert all(mask.shape == (96, 96) for mask in saved.values())  # the demo's tiles

@@ -12,14 +12,22 @@ architecture's smallest size, at least 32 px (`zoo_size`).
 from __future__ import annotations
 
 import itertools
-import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
-from zoo_costs import cheapest_member, cost, too_costly_to_compile, traced_cost
+from zoo_costs import (
+    cheapest_member,
+    cost,
+    dtype_checked,
+    members_by_cost,
+    too_costly_to_compile,
+    traced_cost,
+    traced_dtype_checked,
+    variable_kinds,
+)
 from zoo_helpers import (
     assert_finite_logits_and_every_gradient_nonzero,
     images,
@@ -51,21 +59,10 @@ from jaxtl.optim.stages import stage_of
 FLOAT32 = jnp.dtype(jnp.float32)
 
 # The members whose bfloat16 and grey-image `init`s and bfloat16 training-mode forward are traced
-# (two more traces each, ~1.7 s per architecture on CI): in each family, in order of cost, every
-# member with a kind of variable (`variable_kinds`) no cheaper member has, and tf_efficientnet_b0
-# ('SAME' padding); the others repeat these members' layers with other depths and widths
-# (test_dtype_checked_members_have_every_kind_of_variable checks it).
-DTYPE_CHECKED = ("resnet18", "resnet50", "vgg16", "vgg16_bn", "densenet121", "small_cnn",
-                 "efficientnet_b0", "tf_efficientnet_b0", "inception_v3", "nf_resnet50",
-                 "resnetv2_50x1_bit", "test_vit_patch14_dinov2", "test_vit",
-                 "vit_small_patch14_reg4_dinov2_392", "vit_base_patch16_224_avg", "test_convnext")
-
-
-def variable_kinds(arch: str) -> set[tuple[str, object]]:
-    """`arch`'s variables with every number in their names replaced by '#' (a deeper member
-    repeats its blocks: the same kinds), with a kernel's spatial shape or a variable's rank."""
-    return {(re.sub(r"\d+", "#", name), shape[:-2] if len(shape) == 4 else len(shape))
-            for name, shape in shapes_by_name(traced_init(arch).variables).items()}
+# (two more traces each, ~1.7 s per architecture on CI): those zoo_costs.json marks, in each
+# family every member with a kind of variable no cheaper member has (zoo_costs.py); the others
+# repeat these members' layers with other depths and widths.
+DTYPE_CHECKED = [arch for arch in list_models() if dtype_checked(arch)]
 
 
 @pytest.mark.parametrize("arch", list_models())
@@ -81,13 +78,13 @@ def test_float32_compute(arch):
     assert traced.logits.shape == (2, 1000) and traced.logits.dtype == FLOAT32
 
 
-def test_dtype_checked_members_have_every_kind_of_variable():
-    for family, members in families().items():
-        checked = [arch for arch in members if arch in DTYPE_CHECKED]
-        assert checked, family
-        covered = set().union(*map(variable_kinds, checked))
-        for arch in members:
-            assert variable_kinds(arch) <= covered, (arch, variable_kinds(arch) - covered)
+@pytest.mark.parametrize("family", sorted(families()))
+def test_dtype_checked_members_are_those_bringing_a_kind_of_variable(family):
+    checked = [arch for arch in members_by_cost(family) if arch in DTYPE_CHECKED]
+    assert checked == traced_dtype_checked(family), "python tests/models/zoo_costs.py"
+    covered = set().union(*map(variable_kinds, checked))
+    for arch in families()[family]:
+        assert variable_kinds(arch) <= covered, (arch, variable_kinds(arch) - covered)
 
 
 @pytest.mark.parametrize("arch", DTYPE_CHECKED)

@@ -8,6 +8,10 @@ half a minute in every test process that collects them; test_zoo.py checks the t
 traced models and `python tests/models/zoo_costs.py` writes it anew):
   * its program's length (`Cost.equations`): compiling a backward pass takes time in proportion;
   * its parameters (`Cost.parameters`): initialising, optimising and checkpointing them.
+The table also marks the members whose bfloat16 and grey-image traces test_zoo.py checks
+(`dtype_checked`): in each family, in order of cost, every member with a kind of variable
+(`variable_kinds`) that no cheaper marked member has; the others repeat the marked members'
+layers at other depths and widths.
 Measured there, CPU seconds for two demo training steps (tests/models/train_by_config.py, one
 architecture per process, about 6 s of it imports and demo data), with the cost (parameters with
 timm's 1000-class head, equations): small_cnn 7 (0.6 M, 212), resnet18 15 (11.7 M, 823),
@@ -22,14 +26,17 @@ import dataclasses
 import functools
 import json
 import pathlib
+import re
 import sys
+from collections.abc import Callable
 
 import jax
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))  # zoo_helpers, when run as a script
-from zoo_helpers import traced_init  # noqa: E402
+# zoo_helpers (and tests/random_weights.py, which it imports), when run as a script
+sys.path[:0] = [str(pathlib.Path(__file__).parent), str(pathlib.Path(__file__).parents[1])]
+from zoo_helpers import shapes_by_name, traced_init
 
-from jaxtl.models import families, list_models  # noqa: E402
+from jaxtl.models import families, list_models
 
 COST_TABLE = pathlib.Path(__file__).with_name("zoo_costs.json")
 
@@ -63,6 +70,33 @@ def _equations(jaxpr) -> int:
     return count
 
 
+def variable_kinds(arch: str) -> frozenset[tuple[str, object]]:
+    """`arch`'s variables with every number in their names replaced by '#' (a deeper member
+    repeats its blocks: the same kinds), with a kernel's spatial shape or a variable's rank."""
+    return frozenset((re.sub(r"\d+", "#", name), shape[:-2] if len(shape) == 4 else len(shape))
+                     for name, shape in shapes_by_name(traced_init(arch).variables).items())
+
+
+def members_by_cost(family: str, cost_of: Callable[[str], Cost] | None = None) -> list[str]:
+    """`family`'s members, cheapest first (of equal cost, the one registered last first), by
+    `cost_of` (default: the table's `cost`)."""
+    cost_of = cost_of or cost
+    members = families()[family]
+    return sorted(members, key=lambda arch: (*dataclasses.astuple(cost_of(arch)),
+                                             -members.index(arch)))
+
+
+def traced_dtype_checked(family: str, cost_of: Callable[[str], Cost] | None = None) -> list[str]:
+    """The members of `family` that bring a kind of variable no cheaper one has, from their
+    traces (cheaper: by `cost_of`, default the table's)."""
+    chosen, covered = [], frozenset()
+    for arch in members_by_cost(family, cost_of):
+        if not variable_kinds(arch) <= covered:
+            chosen.append(arch)
+            covered |= variable_kinds(arch)
+    return chosen
+
+
 def traced_cost(arch: str) -> Cost:
     """`arch`'s cost, from its traced `init`."""
     traced = traced_init(arch)
@@ -70,17 +104,29 @@ def traced_cost(arch: str) -> Cost:
                 _equations(traced.jaxpr))
 
 
+DTYPE_CHECKED = "dtype_checked"  # the table's column marking `traced_dtype_checked` members
+
+
 @functools.cache
-def _table() -> dict[str, Cost]:
-    rows = json.loads(COST_TABLE.read_text()) if COST_TABLE.exists() else {}
-    return {arch: Cost(**row) for arch, row in rows.items()}
+def _rows() -> dict[str, dict]:
+    return json.loads(COST_TABLE.read_text()) if COST_TABLE.exists() else {}
+
+
+def _row(arch: str) -> dict:
+    if arch not in _rows():
+        raise KeyError(f"{arch} has no row in {COST_TABLE}: run python {__file__}")
+    return _rows()[arch]
 
 
 def cost(arch: str) -> Cost:
     """`arch`'s cost, as zoo_costs.json records it."""
-    if arch not in _table():
-        raise KeyError(f"{arch} has no row in {COST_TABLE}: run python {__file__}")
-    return _table()[arch]
+    row = _row(arch)
+    return Cost(**{field.name: row[field.name] for field in dataclasses.fields(Cost)})
+
+
+def dtype_checked(arch: str) -> bool:
+    """Whether zoo_costs.json marks `arch` as one whose dtype traces test_zoo.py checks."""
+    return _row(arch)[DTYPE_CHECKED]
 
 
 def cheapest_member(family: str) -> str:
@@ -88,7 +134,7 @@ def cheapest_member(family: str) -> str:
     cheap members the one registered last (tf_efficientnet_b0 over efficientnet_b0: they differ
     in padding only, and the TF flavour's 'SAME' padding is what the family's own tests run
     least)."""
-    return min(reversed(families()[family]), key=lambda arch: dataclasses.astuple(cost(arch)))
+    return members_by_cost(family)[0]
 
 
 def too_costly_to_compile(arch: str) -> str | None:
@@ -118,7 +164,11 @@ def too_costly_to_train(arch: str) -> str | None:
 
 
 if __name__ == "__main__":
-    rows = [f"{json.dumps(arch)}: {json.dumps(dataclasses.asdict(traced_cost(arch)))}"
+    costs = {arch: traced_cost(arch) for arch in list_models()}
+    checked = {arch for family in families()
+               for arch in traced_dtype_checked(family, costs.__getitem__)}
+    rows = [f"{json.dumps(arch)}: "
+            f"{json.dumps({**dataclasses.asdict(costs[arch]), DTYPE_CHECKED: arch in checked})}"
             for arch in list_models()]
     COST_TABLE.write_text("{\n" + ",\n".join(rows) + "\n}\n")
     print(f"wrote {COST_TABLE}")

@@ -490,7 +490,8 @@ def test_second_process_takes_compiled_programs_from_the_persistent_cache(tmp_pa
 
     def probe() -> tuple[int, int]:
         result = subprocess.run([sys.executable, "-c", CACHE_PROBE, str(tmp_path)], cwd=REPO,
-                                env=env, capture_output=True, text=True, timeout=120)
+                                env=env, capture_output=True, text=True, timeout=120,
+                                check=False)
         assert result.returncode == 0, result.stderr[-2000:]
         hits, misses = result.stdout.split()
         return int(hits), int(misses)
@@ -507,7 +508,7 @@ def test_a_process_started_with_the_cache_environment_caches_even_its_fastest_pr
     script = ("import jax, jax.numpy as jnp; "
               "jax.jit(lambda x: x + 1)(jnp.ones(3)).block_until_ready()")
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     # JAX's defaults skip a program compiled in under a second: this one is cached all the same
     assert [path.name for path in (tmp_path / "programs").iterdir()
@@ -516,7 +517,7 @@ def test_a_process_started_with_the_cache_environment_caches_even_its_fastest_pr
 
 def test_git_commit_is_the_checkouts_head_and_none_outside_git(tmp_path, monkeypatch):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip()
+                          text=True, check=False).stdout.strip()
     assert provenance.git_commit()["git_commit"] == head
     monkeypatch.setattr(provenance, "_PACKAGE_ROOT", tmp_path)
     assert provenance.git_commit() == {"git_commit": None, "git_dirty": None}
@@ -564,13 +565,15 @@ def test_tiny_sweep_end_to_end_on_both_launchers_then_report(tmp_path):
     executor as job arrays (the source's first), finished by the local launcher, then
     reported. (tests/sweep/test_slurm.py has the job arrays' other tests.)"""
     write_sweep(tmp_path, TINY_SWEEP.format(cache=tmp_path / "cache"))
-    command = [sys.executable, "-m", "jaxtl.sweep", "--config", str(tmp_path / "sweep_file.py"),
-               "--workdir", str(tmp_path / "runs")]
-    slurm = [*command, "--launcher", "slurm", "--submitit_cluster", "local",
+    sweep_args = ["--config", str(tmp_path / "sweep_file.py"), "--workdir", str(tmp_path / "runs")]
+    command = [sys.executable, "-m", "jaxtl.sweep", *sweep_args]
+    slurm = [*sweep_args, "--launcher", "slurm", "--submitit_cluster", "local",
              "--slurm_gpus", "0", "--slurm_cpus", "1"]
     # the runs put their compilation cache in their own cache folder, not in the tests' shared one
+    # (an empty JAX_COMPILATION_CACHE_DIR is no folder chosen, as an absent one)
     env = {key: value for key, value in os.environ.items()
            if key != "JAX_COMPILATION_CACHE_DIR"}
+    own_cache = {"JAX_COMPILATION_CACHE_DIR": ""}
     # kill -9 the sweep while its first run trains: the run saves a checkpoint and stops
     # (SIGTERM from its dying parent), and the same sweep resumes it
     output = tmp_path / "killed_sweep.log"
@@ -591,8 +594,10 @@ def test_tiny_sweep_end_to_end_on_both_launchers_then_report(tmp_path):
              what=lambda: where_the_run_is(pre))
 
     # --launcher slurm: the fine-tuning run and the source it starts from, two arrays
-    arrays = subprocess.run([*slurm, "--only", "model.init=run:pre"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=900, check=False)
+    # the sweep commands from here on: children of one program runner (one jaxtl import), each
+    # run still a process of its own
+    (arrays,) = run_programs([("jaxtl.sweep", [*slurm, "--only", "model.init=run:pre"],
+                               own_cache)], timeout=900)
     assert arrays.returncode == 0, arrays.stdout[-3000:] + arrays.stderr[-3000:]
     assert "[sweep] 0 finished, 2 to submit to local" in arrays.stdout
     rows = table.read(tmp_path / "runs")
@@ -605,8 +610,7 @@ def test_tiny_sweep_end_to_end_on_both_launchers_then_report(tmp_path):
     assert "resumed from step" in (pre / rundir.SWEEP_LOG_FILE).read_text()
 
     # the local launcher: skips the finished runs, runs the last one
-    first = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=600, check=False)
+    (first,) = run_programs([("jaxtl.sweep", sweep_args, own_cache)], timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "[sweep] 3/3 done (2 already finished), 0 failed, 0 remaining" in first.stdout
     # the summary at the end: printed, and written as Markdown beside results.csv
@@ -636,11 +640,9 @@ def test_tiny_sweep_end_to_end_on_both_launchers_then_report(tmp_path):
         assert len(saved["names"]) == saved["scores"].shape[1] == 5
     assert list((tmp_path / "cache" / "jax-compilation").iterdir())
 
-    again = subprocess.run(slurm, cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=300, check=False)
+    again, report = run_programs([("jaxtl.sweep", slurm, own_cache),
+                                  ("jaxtl.report", [str(tmp_path / "runs")])], timeout=600)
     assert again.returncode == 0 and "[sweep] 3 finished, 0 to submit" in again.stdout
-
-    (report,) = run_programs([("jaxtl.report", [str(tmp_path / "runs")])], timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "runs" / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5 and "init=pre,n=4" in html

@@ -20,7 +20,9 @@ def demo_cache(tmp_path_factory):
 
 
 def test_grey_patches_train_on_a_random_split(tmp_path, demo_cache):
-    config = tiny_config(demo_cache, "consep", {"consep.split": "random"})
+    # 2 bootstrap resamples, not 20: macro_f1_ci only needs to be there
+    config = tiny_config(demo_cache, "consep", {"consep.split": "random",
+                                                "demo.bootstrap_samples": 2})
     config.data.channels, config.data.mean, config.data.std = 1, (0.5,), (0.25,)
     config.data.task = "type4"
     results = train.train_and_evaluate(config, tmp_path / "run")
