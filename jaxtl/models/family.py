@@ -46,7 +46,7 @@ class Stage:
     `pattern` is matched (re.match) against the path of a variable or module inside the
     backbone, joined with '/' and ending in '/', e.g. `layer1_0/conv1/kernel/` or `layer1_0/bn1/`.
     An architecture's stages follow its resolution stages, as timm's `group_matcher` does, and
-    every backbone variable belongs to exactly one of them (tests/optim/test_stages.py).
+    every backbone variable belongs to exactly one of them (tests/models/test_zoo.py).
     """
 
     name: str
