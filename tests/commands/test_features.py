@@ -110,7 +110,7 @@ def test_multilabel_probe_fits_each_label_on_its_counted_entries():
 
 
 def test_hierarchical_child_is_fitted_where_its_parent_is_positive():
-    rng, x = synthetic(seed=1)
+    _, x = synthetic(seed=1)
     parent = (x[:, 0] > 0).astype(int)
     child = (x[:, 1] > 0).astype(int)
     task = tasks.multilabel(["parent", "child"], parents=[-1, 0])
@@ -123,7 +123,7 @@ def test_hierarchical_child_is_fitted_where_its_parent_is_positive():
 
 
 def test_a_label_with_one_class_gets_its_smoothed_prior_and_absent_classes_get_no_mass():
-    rng, x = synthetic(seed=2)
+    _, x = synthetic(seed=2)
     all_negative = np.zeros(len(x), np.int32)
     task = tasks.multilabel(["rare"])
     probe = fit_probe(task, SplitFeatures(x, all_negative[:, None]), c=1.0, max_iter=1000)
