@@ -35,8 +35,7 @@ def test_the_documented_bench_follows_the_demo_settings_in_under_two_minutes(tmp
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0, result.stderr[-3000:]
     # Its CPU time (all threads): the work, whatever else the machine runs; the wall time of a
-    # test on a shared machine is not (measured: this test and the next, 36 s of CPU together in
-    # 158 s of wall time, on a 2-core machine shared with six other jobs).
+    # test on a shared machine is not.
     cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert cpu_seconds < 120, cpu_seconds
     demo = config_of("eyepacs").demo
