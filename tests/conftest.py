@@ -20,6 +20,28 @@ from layouts import eyepacs
 from jaxtl.config.files import load_config
 from jaxtl.core import compile_cache, platforms
 
+# XLA's cheapest compile effort in every test process and every program the tests start (through
+# the environment): the tests' programs are small and compiled once, so compiling dominates their
+# CPU time, and at this effort it takes about half as long; the same computation, its float sums
+# in another order where XLA fuses them otherwise. Two tests take XLA's default (`fast=False`):
+# the EyePACS demo, which trains long enough for the run time to dominate, and the bitwise
+# equality of one and four devices' augmentations, which holds at the default effort (at the
+# cheapest the sharded program rounds a few values in the last bit differently). Set before
+# JAX's backend starts.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+# what the user ran pytest with (pytest-xdist's workers inherit the flags set below)
+_USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE, "").strip()
+
+
+def xla_flags(device_count: int | None = None, *, fast: bool = True) -> str:
+    """XLA_FLAGS for a program the tests start: FAST_COMPILE unless `fast` is False, and
+    `device_count` CPU devices."""
+    devices = f" --xla_force_host_platform_device_count={device_count}" if device_count else ""
+    return f"{_USER_XLA_FLAGS} {FAST_COMPILE if fast else ''}{devices}".strip()
+
+
+os.environ["XLA_FLAGS"] = xla_flags()
+
 # With libtpu installed (the test extra, for tests/engine/test_projection.py) and no TPU here,
 # JAX uses the other platforms instead of probing for a TPU (and printing libtpu's warnings)
 # in this process and every program the tests start.

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import xla_flags
 from PIL import Image, ImageEnhance, ImageOps
 from scipy import stats
 
@@ -418,7 +419,7 @@ def test_one_and_four_devices_draw_the_same_augmentations_seeded_by_the_key_only
     import subprocess
     import sys
 
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    env = dict(os.environ, XLA_FLAGS=xla_flags(4, fast=False),
                JAX_PLATFORMS="cpu", PYTHONPATH=str(pathlib.Path(__file__).parents[2]))
     result = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True,
                             text=True, timeout=300, check=False)

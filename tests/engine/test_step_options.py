@@ -55,9 +55,10 @@ def test_accumulated_micro_batches_give_the_whole_batchs_update():
     (start, whole, one), (_, accumulated, four) = results[1], results[4]
     for a, b, s in zip(jax.tree.leaves(whole), jax.tree.leaves(accumulated),
                        jax.tree.leaves(start)):
-        # the update itself; float32 sums in another order differ by a part in 10^5 of the
-        # largest update (a mean of the micro-batches' means would be off by 10% or more)
-        np.testing.assert_allclose(b - s, a - s, rtol=2e-4, atol=1e-5 * np.abs(a - s).max())
+        # the update itself; float32 sums in another order (as XLA fuses them) differ by a few
+        # parts in 10^5 of the largest update (a mean of the micro-batches' means would be off
+        # by 10% or more)
+        np.testing.assert_allclose(b - s, a - s, rtol=2e-4, atol=1e-4 * np.abs(a - s).max())
     assert four["loss"] == pytest.approx(float(one["loss"]), rel=1e-5)
     assert four["grad_norm"] == pytest.approx(float(one["grad_norm"]), rel=1e-4)
     assert float(one["grad_norm"]) > 0 and int(four["skipped_images"]) == 1

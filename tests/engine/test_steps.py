@@ -9,12 +9,13 @@ import subprocess
 import sys
 
 import pytest
+from conftest import xla_flags
 
 SCRIPT = pathlib.Path(__file__).with_name("sharded_losses.py")
 
 
 def losses_on_one_and_four_devices() -> dict:
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    env = dict(os.environ, XLA_FLAGS=xla_flags(4),
                JAX_PLATFORMS="cpu", PYTHONPATH=str(SCRIPT.parent.parent))  # this checkout
     result = subprocess.run([sys.executable, str(SCRIPT)], check=False, env=env,
                             capture_output=True, text=True, timeout=300,

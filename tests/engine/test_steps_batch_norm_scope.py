@@ -12,6 +12,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from conftest import xla_flags
 
 from jaxtl.config.base import base_config
 from jaxtl.config.validation import validate
@@ -46,7 +47,7 @@ def expected(groups: list[np.ndarray], labels: np.ndarray) -> dict:
 
 @pytest.fixture(scope="module")
 def two_devices() -> dict:
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    env = dict(os.environ, XLA_FLAGS=xla_flags(2),
                JAX_PLATFORMS="cpu", PYTHONPATH=str(SCRIPT.parents[2]))  # this checkout
     result = subprocess.run([sys.executable, str(SCRIPT)], check=False, env=env,
                             capture_output=True, text=True, timeout=300, cwd=SCRIPT.parents[2])

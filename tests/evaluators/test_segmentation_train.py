@@ -5,37 +5,31 @@ the pooled Dice and the per-tile mean Dice (HoVer-Net's) that results.json repor
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import tiny_config
 from html_pages import html_figures
 
 from jaxtl import models, report
 from jaxtl.data import loading, registry
 from jaxtl.engine import transfer
 from jaxtl.metrics import segmentation as seg
+from jaxtl.training import loop as train
 from jaxtl.workdir import files as rundir
 from jaxtl.workdir import pretrained
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCRIPT = pathlib.Path(__file__).with_name("train_segmentation_runs.py")
-# XLA's cheapest compilation (as tests/models/test_config_selection.py): the same training
-# losses to the last digit, measured, in half the time of these compile-bound runs.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 ENCODER_ARCHS = ("test_vit", "test_convnext")
 
 
 @pytest.fixture(scope="module")
 def segmentation_runs(tmp_path_factory) -> tuple[pathlib.Path, dict]:
-    """The module's three runs on one CoNSeP demo dataset, trained by one subprocess: the
+    """The module's three runs on one CoNSeP demo dataset, trained in this process: the
     frozen encoder from a converted checkpoint ("frozen") and each of ENCODER_ARCHS from random
     weights. Returns their folder and the checkpoint's variables."""
     root = tmp_path_factory.mktemp("segmentation")
@@ -43,13 +37,8 @@ def segmentation_runs(tmp_path_factory) -> tuple[pathlib.Path, dict]:
     runs = {"frozen": {"finetune.strategy": "linear_probe", "model.init": str(checkpoint)},
             **{arch: {"model.arch": arch, "demo.arch": arch, "consep_seg.crops_per_tile": 8,
                       "train.log_every_steps": 1} for arch in ENCODER_ARCHS}}
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip(),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                        os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, str(SCRIPT), str(root), json.dumps(runs)],
-                            check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                            timeout=1200)
-    assert result.returncode == 0, result.stderr[-5000:]
+    for name, overrides in runs.items():
+        train.train_and_evaluate(tiny_config(root, "consep_seg", overrides), root / name)
     return root, start
 
 

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY, config_of
+from conftest import TINY, config_of, tiny_config
 from programs import run_programs
 from zoo_costs import cheapest_member, too_costly_to_train
 
@@ -35,12 +32,8 @@ from jaxtl.config.base import COMMON
 from jaxtl.core.errors import ConfigError
 from jaxtl.models import families, list_models, min_input_size
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FLOOR = 16  # configuration: data.resolution and demo.resolution start at 16 px
 
-SCRIPT = Path(__file__).with_name("train_by_config.py")
-# XLA's cheapest compilation: about half the CPU time of these runs, the same computation.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 
 
 def smallest_resolution(arch: str) -> int:
@@ -117,17 +110,23 @@ def trained_here() -> list[str]:
             if not too_costly_to_train(arch) and arch not in elsewhere]
 
 
+def tiny_demo_config(folder: Path, arch: str):
+    """Two train steps of batch 8 on 20 tiny demo images at the architecture's smallest input,
+    the architecture chosen by `config.demo.arch` alone."""
+    return tiny_config(folder, overrides={
+        "demo.num_patients": 10, "demo.image_size": 32, "demo.arch": arch, "demo.epochs": 1,
+        "demo.resolution": smallest_resolution(arch)})
+
+
 @pytest.fixture(scope="module")
 def trained_runs(tmp_path_factory) -> Path:
-    """One workdir per architecture of `trained_here()`, all trained by one subprocess."""
+    """One workdir per architecture of `trained_here()`, trained as `python -m jaxtl.main`
+    trains (`train_and_evaluate`)."""
+    from jaxtl.training import loop as train
+
     root = tmp_path_factory.mktemp("trained_by_config")
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip(),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                        os.environ.get("PYTHONPATH")])))
-    result = subprocess.run([sys.executable, str(SCRIPT), str(root), *trained_here()], check=False,
-                            cwd=REPO_ROOT,
-                            env=env, capture_output=True, text=True, timeout=1800)
-    assert result.returncode == 0, result.stderr[-5000:]
+    for arch in trained_here():
+        train.train_and_evaluate(tiny_demo_config(root, arch), root / arch)
     return root
 
 

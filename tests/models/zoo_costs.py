@@ -12,8 +12,9 @@ The table also marks the members whose bfloat16 and grey-image traces test_zoo.p
 (`dtype_checked`): in each family, in order of cost, every member with a kind of variable
 (`variable_kinds`) that no cheaper marked member has; the others repeat the marked members'
 layers at other depths and widths.
-Measured there, CPU seconds for two demo training steps (tests/models/train_by_config.py, one
-architecture per process, about 6 s of it imports and demo data), with the cost (parameters with
+Measured there, CPU seconds for two demo training steps (test_config_selection.py's tiny demo
+run, one architecture per process at XLA's default compile effort, about 6 s of it imports and
+demo data), with the cost (parameters with
 timm's 1000-class head, equations): small_cnn 7 (0.6 M, 212), resnet18 15 (11.7 M, 823),
 tf_efficientnet_b0 31 (5.3 M, 2,727), resnetv2_50x1_bit 33 (25.5 M, 3,124), nf_resnet50 35
 (25.6 M, 2,424), inception_v3 46 (23.8 M, 3,649); densenet121 58 (8.0 M, 4,807: every layer

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import xla_flags
 
 from jaxtl.optim.cool_momentum import CoolMomentumState, alpha_for, cool_momentum, rho_at
 
@@ -201,7 +202,7 @@ def test_sharded_parameters_and_orbax_checkpoint_follow_the_published_formula(tm
     """Parameters split over 4 devices, state saved and restored with Orbax at step 17:
     the trajectory is the NumPy one, and parameters and velocity stay sharded alike."""
     root = SHARDED_SCRIPT.parents[2]  # import this checkout's jaxtl, whatever is installed
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    env = dict(os.environ, XLA_FLAGS=xla_flags(4),
                JAX_PLATFORMS="cpu",
                PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run([sys.executable, str(SHARDED_SCRIPT), str(tmp_path)], env=env,

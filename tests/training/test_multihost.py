@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from conftest import xla_flags
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ def finish(processes: list[subprocess.Popen], timeout: float = 600) -> list[tupl
 def test_two_processes_train_and_evaluate_exactly(tmp_path):
     port = free_port()
     env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)  # one CPU device per process: the mesh spans both processes
+    env["XLA_FLAGS"] = xla_flags()  # one CPU device per process: the mesh spans both processes
     command = [sys.executable, "-m", "jaxtl.main", "--config", "configs/eyepacs.py",
                "--workdir", str(tmp_path / "run"), f"--coordinator_address=127.0.0.1:{port}",
                "--num_processes=2", "--config.demo.num_patients=40",
