@@ -23,11 +23,12 @@ from jaxtl.core import compile_cache, platforms
 # XLA's cheapest compile effort in every test process and every program the tests start (through
 # the environment): the tests' programs are small and compiled once, so compiling dominates their
 # CPU time, and at this effort it takes about half as long; the same computation, its float sums
-# in another order where XLA fuses them otherwise. Two tests take XLA's default (`fast=False`):
-# the EyePACS demo, which trains long enough for the run time to dominate, and the bitwise
-# equality of one and four devices' augmentations, which holds at the default effort (at the
-# cheapest the sharded program rounds a few values in the last bit differently). Set before
-# JAX's backend starts.
+# in another order where XLA fuses them otherwise. Programs that run long enough for their run
+# time to dominate take XLA's default (`xla_flags(fast=False)`): the demo commands, and the
+# preemption runs (RandAugment, mixup and accumulation over many steps ran at half speed at the
+# cheapest effort, measured); so does the bitwise equality of one and four devices'
+# augmentations, which holds at the default effort (at the cheapest the sharded program rounds
+# a few values in the last bit differently). Set before JAX's backend starts.
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 # what the user ran pytest with (pytest-xdist's workers inherit the flags set below)
 _USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "").replace(FAST_COMPILE, "").strip()

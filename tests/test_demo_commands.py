@@ -13,9 +13,10 @@ from conftest import xla_flags
 pytestmark = pytest.mark.slow
 
 
-def run_demo(config_file, tmp_path, *overrides, fast_compile=True):
-    env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"),
-               XLA_FLAGS=xla_flags(fast=fast_compile))
+def run_demo(config_file, tmp_path, *overrides):
+    # at XLA's default compile effort, as the README's commands run: their training steps take
+    # longer than compiling them
+    env = dict(os.environ, JAXTL_CACHE=str(tmp_path / "cache"), XLA_FLAGS=xla_flags(fast=False))
     result = subprocess.run(
         [sys.executable, "-m", "jaxtl.main", "--config", config_file,
          "--workdir", str(tmp_path / "run"), *overrides],
@@ -43,10 +44,7 @@ def run_demo(config_file, tmp_path, *overrides, fast_compile=True):
 # measured with the documented commands, 4 epochs.
 class TestEyePACSDemo:
     def test_demo_command_trains_to_kappa_above_0_6_and_says_demo(self, tmp_path):
-        # at XLA's default compile effort, as the README's command runs: 80 train steps of
-        # ResNet18 take longer than compiling them
-        results = run_demo("configs/eyepacs.py", tmp_path, "--config.demo.epochs=2",
-                           fast_compile=False)
+        results = run_demo("configs/eyepacs.py", tmp_path, "--config.demo.epochs=2")
         assert results["epochs_trained"] == 2, results["epochs_trained"]
         assert results["config"]["model"]["arch"] == "resnet18"
         assert results["val"]["kappa"] >= 0.6, results["val"]

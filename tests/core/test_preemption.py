@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import xla_flags
 from forked_runs import Launcher
 from interrupted_runs import assert_same_run, finish, interrupt, steps_logged
 from programs import other_libraries_info
@@ -50,7 +51,9 @@ def command(workdir: pathlib.Path, workers: int) -> list[str]:
 
 
 def environment(cache: pathlib.Path) -> dict[str, str]:
-    return dict(os.environ, JAXTL_CACHE=str(cache))
+    # XLA's default compile effort: these runs' steps (RandAugment, mixup, accumulation) take
+    # longer than compiling them (conftest.py)
+    return dict(os.environ, JAXTL_CACHE=str(cache), XLA_FLAGS=xla_flags(fast=False))
 
 
 @pytest.fixture(scope="module")
