@@ -31,6 +31,7 @@ from jaxtl.config import validation as configuration
 from jaxtl.config.base import COMMON
 from jaxtl.core.errors import ConfigError
 from jaxtl.models import families, list_models, min_input_size
+from jaxtl.training import loop as train
 
 CONFIG_FLOOR = 16  # configuration: data.resolution and demo.resolution start at 16 px
 
@@ -122,8 +123,6 @@ def tiny_demo_config(folder: Path, arch: str):
 def trained_runs(tmp_path_factory) -> Path:
     """One workdir per architecture of `trained_here()`, trained as `python -m jaxtl.main`
     trains (`train_and_evaluate`)."""
-    from jaxtl.training import loop as train
-
     root = tmp_path_factory.mktemp("trained_by_config")
     for arch in trained_here():
         train.train_and_evaluate(tiny_demo_config(root, arch), root / arch)
