@@ -44,8 +44,10 @@ def run_demo(config_file, tmp_path, *overrides):
 # CI runs one of the two. The README's figures are measured with the documented commands
 # (ResNet18, 4 epochs); ResNet18's layers are checked in tests/models and against timm in
 # tests/tools/test_convert_weights.py.
+# (20 bootstrap resamples, not the demo's 200: no test here reads the intervals, which took
+# 8-11 s of each run; tests/metrics checks them)
 SMALL_CNN_ONE_EPOCH = ("--config.demo.epochs=1", "--config.demo.arch=small_cnn",
-                       "--config.demo.resolution=64")
+                       "--config.demo.resolution=64", "--config.demo.bootstrap_samples=20")
 
 
 class TestEyePACSDemo:
