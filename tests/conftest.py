@@ -72,8 +72,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # Shared by every tiny run: no worker processes, small batches, small_cnn at 32 px (its
 # convolutions and BatchNorm compile in a third of ResNet18's time; a test about a particular
 # architecture sets its own), 20 bootstrap resamples on demo data and on a data.root alike
-# (the demo's 200 took a third of a tiny run, scikit-learn's checks per resample; the 1000 of
-# a run on data.root 17 of the 26 s of tests/training/test_loop_failures.py's skip test).
+# (scikit-learn's checks per resample: the demo's 200 took a third of a tiny run, and a
+# data.root's default 1000 took 17 of the 26 s of test_loop_failures.py's skip test).
 TINY = {"data.num_workers": 0, "data.batch_size": 8, "eval.batch_size": 8,
         "data.resolution": 32, "model.arch": "small_cnn", "demo.arch": "small_cnn",
         "demo.resolution": 32, "demo.batch_size": 8, "demo.bootstrap_samples": 20,

@@ -46,13 +46,13 @@ def run_demo(config_file, tmp_path, *overrides):
 # tests/tools/test_convert_weights.py.
 # (20 bootstrap resamples, not the demo's 200: no test here reads the intervals, which took
 # 8-11 s of each run; tests/metrics checks them)
-SMALL_CNN_ONE_EPOCH = ("--config.demo.epochs=1", "--config.demo.arch=small_cnn",
-                       "--config.demo.resolution=64", "--config.demo.bootstrap_samples=20")
+QUICK_DEMO = ("--config.demo.epochs=1", "--config.demo.arch=small_cnn",
+              "--config.demo.resolution=64", "--config.demo.bootstrap_samples=20")
 
 
 class TestEyePACSDemo:
     def test_demo_command_trains_to_kappa_above_0_6_and_says_demo(self, tmp_path):
-        results = run_demo("configs/eyepacs.py", tmp_path, *SMALL_CNN_ONE_EPOCH)
+        results = run_demo("configs/eyepacs.py", tmp_path, *QUICK_DEMO)
         assert results["epochs_trained"] == 1, results["epochs_trained"]
         assert results["config"]["model"]["arch"] == "small_cnn"
         assert results["val"]["kappa"] >= 0.6, results["val"]
@@ -63,7 +63,7 @@ class TestEyePACSDemo:
 
 class TestChestDemos:
     def test_chest_demo_learns_lung_opacity_in_one_epoch(self, tmp_path):
-        results = run_demo("configs/chexpert.py", tmp_path, *SMALL_CNN_ONE_EPOCH)
+        results = run_demo("configs/chexpert.py", tmp_path, *QUICK_DEMO)
         assert results["task"]["names"] == ["Lung Opacity"]
         assert results["epochs_trained"] == 1, results["epochs_trained"]
         assert results["config"]["model"]["arch"] == "small_cnn"

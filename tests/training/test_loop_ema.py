@@ -31,7 +31,7 @@ def read_metrics(workdir):
     return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_ema_and_accumulation_score_both_weights_and_select_the_average(tmp_path):
+def test_ema_scores_both_weights_and_selects_the_average(tmp_path):
     config = tiny_config(tmp_path, overrides=OPTIONS)
     whole = train.train_and_evaluate(config, tmp_path / "whole")
 
