@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from sklearn.metrics import brier_score_loss
 
 from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
 
@@ -77,6 +76,8 @@ def brier_score(probabilities: np.ndarray, outcome: np.ndarray,
                 weight: np.ndarray | None = None) -> float | None:
     """Binary Brier score: the (weighted) mean of (probability - outcome)^2; None without
     entries."""
+    from sklearn.metrics import brier_score_loss  # at first use (metrics/classification.py)
+
     probabilities = np.asarray(probabilities, np.float64)
     if len(probabilities) == 0:
         return None
@@ -87,6 +88,8 @@ def brier_score(probabilities: np.ndarray, outcome: np.ndarray,
 def task_brier(task: Task, labels: np.ndarray, scores: np.ndarray) -> dict:
     """{"brier": ...} of a task's scores (see the module docstring): one number for a softmax
     task; per label, with "mean_brier", for a multi-label task."""
+    from sklearn.metrics import brier_score_loss  # at first use (metrics/classification.py)
+
     labels, scores = np.asarray(labels), np.asarray(scores, np.float64)
     if not task.multilabel:
         if len(labels) == 0:

@@ -18,6 +18,10 @@ P(positive) per label), which the run folder keeps in `predictions_<split>.npz`:
 `metric_function` gives the same numbers from those files (`jaxtl.report.paired_runs`).
 With `bootstrap_samples > 0`, every scalar metric and every per-label metric gets a 95%
 percentile interval `<name>_ci: [low, high]` from resampling patients (`bootstrap.py`).
+
+scikit-learn is imported where a metric is computed, not with the module: its import takes
+about 2 s, which every jaxtl process would pay otherwise (a `--check`, each Grain worker
+process, which imports the program's main module again).
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from typing import Any
 
 import numpy as np
 from scipy.special import log_softmax
-from sklearn import metrics as skm
 
 from jaxtl.core.errors import NonFiniteError
 from jaxtl.core.tasks import NEGATIVE, POSITIVE, Task
@@ -74,6 +77,8 @@ def metric_function(task: Task, labels: np.ndarray, scores: np.ndarray,
 # --- multiclass -------------------------------------------------------------------------------
 def _multiclass(task: Task, labels: np.ndarray, scores: np.ndarray,
                 wanted: Callable[..., bool]) -> Compute:
+    from sklearn import metrics as skm  # at first use: see the module docstring
+
     classes = list(range(len(task.names)))
     predictions = np.argmax(scores, axis=-1)
     confidence = scores[np.arange(len(labels)), predictions]
@@ -103,6 +108,8 @@ def _multiclass(task: Task, labels: np.ndarray, scores: np.ndarray,
 
 def _kappa(labels: np.ndarray, predictions: np.ndarray, classes: list[int],
            weight: np.ndarray | None) -> float:
+    from sklearn import metrics as skm  # at first use: see the module docstring
+
     # sklearn returns nan when both raters use one class only; no agreement beyond chance is 0.
     used = np.ones(len(labels), bool) if weight is None else weight > 0
     if len(np.unique(np.concatenate([labels[used], predictions[used]]))) < 2:
@@ -114,6 +121,8 @@ def _kappa(labels: np.ndarray, predictions: np.ndarray, classes: list[int],
 # --- multilabel -------------------------------------------------------------------------------
 def _multilabel(task: Task, labels: np.ndarray, scores: np.ndarray,
                 wanted: Callable[..., bool]) -> Compute:
+    from sklearn import metrics as skm  # at first use: see the module docstring
+
     counted = (labels == POSITIVE) | (labels == NEGATIVE)
     positive = labels == POSITIVE
     predicted = scores >= 0.5

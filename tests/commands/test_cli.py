@@ -1,5 +1,6 @@
 """What every program shares (jaxtl/commands/cli.py): `kill -USR1 PID` prints every thread's
-Python stack of a running program on its stderr, and it goes on running."""
+Python stack of a running program on its stderr, and it goes on running; a program starts
+without the libraries only some of its work needs."""
 
 from __future__ import annotations
 
@@ -39,3 +40,15 @@ def test_the_stacks_signal_prints_every_threads_stack_and_the_program_goes_on():
     assert stdout == "still running\n"
     assert "Current thread" in stderr and "in main" in stderr
     assert "in waiting_in_a_thread" in stderr  # the other thread's stack too
+
+
+def test_the_training_program_starts_without_scikit_learn():
+    """scikit-learn (with SciPy's statistics and pandas, about 2 s) is imported where a metric
+    is computed (jaxtl/metrics/classification.py): not by a `--check`, nor by each Grain worker
+    process, which imports the program's main module again."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, jaxtl.main; "
+         "print(sorted({name.split('.')[0] for name in sys.modules}))"],
+        capture_output=True, text=True, check=True).stdout
+    for library in ("sklearn", "pandas"):
+        assert f"'{library}'" not in loaded, loaded
