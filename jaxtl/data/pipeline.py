@@ -9,7 +9,9 @@ Workers: `data.num_workers` processes per host (-1: one per core available to th
 `worker_count`), each reading ahead with `READ_THREADS` threads and a buffer of
 `READ_AHEAD_BATCHES` batches, so that prepared data (jaxtl.data.prepared) stream without
 stalls. Evaluation (`EvalFeed`) keeps its workers between evaluations: a split's batches repeat
-pass after pass from one iterator.
+pass after pass from one iterator. It starts no more workers than a pass has batches: each
+worker process costs seconds to start (it imports JAX and jaxtl), and one with no batch of its
+own would only wait.
 """
 
 from __future__ import annotations
@@ -194,8 +196,8 @@ class EvalFeed:
                    .map(EvalExample(transform, label_shape, skip_bad_images))
                    .batch(local_batch, drop_remainder=False)
                    .repeat(passes))
-        self._dataset = _on_device(_workers(_read_ahead(dataset), num_workers), layout,
-                                   prefetch)
+        workers = min(worker_count(num_workers), self.batches_per_pass)
+        self._dataset = _on_device(_workers(_read_ahead(dataset), workers), layout, prefetch)
         self._iterator: Any = None
 
     def batches(self) -> Iterator[dict[str, jax.Array]]:

@@ -228,6 +228,26 @@ def test_an_evaluation_feed_keeps_its_workers_from_pass_to_pass(records, layout)
     assert not {p.pid for p in multiprocessing.active_children()} & workers[0]
 
 
+def test_an_evaluation_feed_starts_no_more_workers_than_a_pass_has_batches(records, layout,
+                                                                           monkeypatch):
+    import multiprocessing.process
+
+    started = []
+    start = multiprocessing.process.BaseProcess.start
+
+    def counted(process):
+        started.append(process)
+        start(process)
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", counted)
+    feed = pipeline.EvalFeed(records[:4], TRANSFORM, global_batch=4, layout=layout,
+                             num_workers=2, prefetch=1)
+    (batch,) = [jax.device_get(b) for b in feed.batches()]
+    feed.close()
+    assert feed.batches_per_pass == 1 and len(started) == 1, started
+    assert sorted(batch["index"][batch["mask"]]) == [0, 1, 2, 3]
+
+
 def test_workers_default_to_the_cores_available():
     import os
 
