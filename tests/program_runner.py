@@ -10,9 +10,10 @@ import runpy
 import sys
 import tempfile
 
+import sklearn.metrics  # noqa: F401 - what a run's evaluation imports (jaxtl.metrics)
+
 import jaxtl.config.validation  # imported once here, shared by every child
 import jaxtl.training.loop  # noqa: F401
-import sklearn.metrics  # noqa: F401 - what a run's evaluation imports (jaxtl.metrics)
 
 
 def run_child(module: str, argv: list[str], env: dict[str, str], out: int, err: int) -> None:

@@ -46,9 +46,8 @@ def test_the_training_program_starts_without_scikit_learn():
     """scikit-learn (with SciPy's statistics and pandas, about 2 s) is imported where a metric
     is computed (jaxtl/metrics/classification.py): not by a `--check`, nor by each Grain worker
     process, which imports the program's main module again."""
-    loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, jaxtl.main; "
-         "print(sorted({name.split('.')[0] for name in sys.modules}))"],
-        capture_output=True, text=True, check=True).stdout
+    script = "import sys, jaxtl.main; print(sorted({name.split('.')[0] for name in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True).stdout
     for library in ("sklearn", "pandas"):
         assert f"'{library}'" not in loaded, loaded
