@@ -22,6 +22,12 @@ from sphinx import addnodes
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's jaxtl, whatever is installed
 
+# jaxtl imports scikit-learn at its first metric, which here may fall inside an autodoc import
+# while torch is mocked (autodoc_mock_imports below): SciPy's statistics, imported by
+# scikit-learn, then take the mock for torch (array_api_compat's issubclass raises TypeError).
+# Imported first, before any mock.
+import sklearn.metrics  # noqa: F401
+
 import jaxtl  # noqa: E402
 
 project = "jaxtl"
